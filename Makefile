@@ -1,0 +1,47 @@
+# Two commands: `make demo` and `make test`. Everything else here is their set-up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+KERNEL := $(VENV)/share/jupyter/kernels/runbook/kernel.json
+
+.PHONY: setup system docker test lint rules-check demo format clean
+
+setup: system $(STAMP) $(KERNEL)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+$(KERNEL): $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name runbook --display-name "Python (runbook)"
+
+system:
+	@bash scripts/install-system.sh
+
+docker: system
+	@bash scripts/ensure-docker.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+rules-check: system $(STAMP)
+	$(PY) -m runbook_lib.deploy check
+
+test: setup docker lint rules-check
+	$(VENV)/bin/pytest -q
+
+demo: setup
+	$(VENV)/bin/runbook demo
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	-bash scripts/stop-monitoring.sh
+	rm -rf $(VENV) .state
