@@ -112,3 +112,27 @@ MODES: dict[str, Profile] = {
 
 def error_tools(profile: Profile) -> frozenset[str]:
     return profile.error_tools if profile.error_tools is not None else _ALL
+
+
+# The alert each fault mode makes fire (None: no alert by design, e.g. the real disk is large).
+EXPECTED_ALERT: dict[str, str | None] = {
+    "normal": None,
+    "high": None,
+    "errors": "GgenMcpHighErrorRate",
+    "errors:invalid_input": "GgenMcpHighErrorRate",
+    "errors:database": "GgenMcpHighErrorRate",
+    "errors:third_party": "GgenMcpHighErrorRate",
+    "errors:libreoffice": "GgenMcpHighErrorRate",
+    "latency:cpu": "GgenMcpHighLatency",
+    "latency:slow_db": "GgenMcpHighLatency",
+    "latency:cache_thrash": "GgenMcpHighLatency",
+    "latency:libreoffice": "GgenMcpHighLatency",
+    "memory_leak": "GgenMcpMemoryCritical",
+    "cache_too_small": "GgenMcpLowCacheHitRate",
+    "soffice_leak": "GgenMcpHighLibreOfficeProcessCount",
+    "fork_leak": "GgenMcpHighActiveForks",
+    "fd_leak": "GgenMcpFileDescriptorExhaustion",
+    "crash": "GgenMcpServiceDown",
+    "port_conflict": "GgenMcpServiceDown",
+    "disk_fill": None,
+}

@@ -1,0 +1,40 @@
+"""Alertmanager's version-4 webhook payload. Unknown keys are ignored: newer Alertmanagers
+add fields, and an alert must not be refused for that."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Alert(_Model):
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime  # noqa: N815 - Alertmanager's field names
+    endsAt: datetime | None = None  # noqa: N815
+    generatorURL: str = ""  # noqa: N815
+    fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "")
+
+
+class WebhookPayload(_Model):
+    version: Literal["4"]
+    groupKey: str  # noqa: N815
+    truncatedAlerts: int = 0  # noqa: N815
+    status: Literal["firing", "resolved"]
+    receiver: str
+    groupLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    commonLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    externalURL: str = ""  # noqa: N815
+    alerts: list[Alert] = Field(min_length=1)

@@ -1,0 +1,136 @@
+"""The `runbook` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from runbook_lib import stack
+from runbook_lib.config import Settings
+
+
+def _stack_start(args: argparse.Namespace) -> int:
+    opts = stack.StackOptions(
+        state_dir=args.state_dir,
+        profile=args.profile,
+        receiver=args.receiver,
+        any_free_port=args.any_free_port,
+        memory_limit_bytes=args.memory_limit_bytes,
+    )
+    info = stack.start(opts)
+    print(f"Local stack started ({info.profile} profile), state in {info.state_dir}")
+    for name, url in info.urls.items():
+        if name != "runbook" or info.receiver:
+            print(f"  {name:<14} {url}")
+    print(f"  simulator log  {info.sim_log}")
+    print("Faults: scripts/load-test.sh MODE; stop: scripts/stop-monitoring.sh")
+    return 0
+
+
+def _stack_stop(args: argparse.Namespace) -> int:
+    stopped = stack.stop(args.state_dir)
+    for rec in stopped:
+        print(f"stopped {rec.name} (pid {rec.pid})")
+    if not stopped:
+        print(f"nothing was running under {args.state_dir.resolve()}")
+    return 0
+
+
+def _stack_status(args: argparse.Namespace) -> int:
+    info = stack.StackInfo.load(args.state_dir.resolve())
+    print(json.dumps(info.urls, indent=2))
+    return 0
+
+
+def _sim_mode(args: argparse.Namespace) -> int:
+    info = stack.StackInfo.load(args.state_dir.resolve())
+    result = stack.set_mode(info, args.mode)
+    print(f"GGEN MCP simulator: {result['previous']} -> {result['mode']}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from runbook_lib.server import Inbox, create_app
+
+    settings = Settings()
+    token = Path(args.token_file).read_text().strip() if args.token_file else settings.token()
+    inbox = Inbox(args.inbox or settings.state_dir / "inbox.jsonl")
+    uvicorn.run(create_app(inbox, token), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from runbook_lib import demo
+
+    return demo.run(args.state_dir, mode=args.mode, timeout=args.timeout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = Settings()
+    ap = argparse.ArgumentParser(prog="runbook", description="Executable GGEN MCP runbooks.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            default=settings.state_dir,
+            help="where the local stack keeps its data (RUNBOOK_STATE_DIR)",
+        )
+        return p
+
+    st = sub.add_parser("stack", help="the local monitoring stack")
+    st_sub = st.add_subparsers(dest="action", required=True)
+    p = with_state(st_sub.add_parser("start", help="start Prometheus, Alertmanager, ..."))
+    p.add_argument("--profile", choices=["fast", "production"], default="fast")
+    p.add_argument("--receiver", action="store_true", help="also start the webhook receiver")
+    p.add_argument(
+        "--any-free-port",
+        action="store_true",
+        help="do not try the conventional ports (9090, 9093, ...)",
+    )
+    p.add_argument("--memory-limit-bytes", type=int, default=settings.memory_limit_bytes)
+    p.set_defaults(func=_stack_start)
+    with_state(st_sub.add_parser("stop", help="stop what `start` started")).set_defaults(
+        func=_stack_stop
+    )
+    with_state(st_sub.add_parser("status", help="print the URLs")).set_defaults(func=_stack_status)
+
+    sim = sub.add_parser("sim", help="the GGEN MCP simulator of the local stack")
+    sim_sub = sim.add_subparsers(dest="action", required=True)
+    p = with_state(sim_sub.add_parser("mode", help="switch the fault mode"))
+    p.add_argument("mode")
+    p.set_defaults(func=_sim_mode)
+
+    p = sub.add_parser("serve", help="webhook receiver")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--inbox", type=Path)
+    p.add_argument("--token-file")
+    p.set_defaults(func=_serve)
+
+    p = with_state(sub.add_parser("demo", help="the whole chain on a local stack"))
+    p.add_argument("--mode", default="errors", help="simulator fault to inject")
+    p.add_argument("--timeout", type=float, default=240.0)
+    p.set_defaults(func=_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except stack.StackError as exc:
+        print(f"runbook: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
