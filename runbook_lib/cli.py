@@ -66,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from runbook_lib import demo
 
-    return demo.run(args.state_dir, mode=args.mode, timeout=args.timeout)
+    return demo.run(args.state_dir, mode=args.mode, timeout=args.timeout, keep=args.keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_state(sub.add_parser("demo", help="the whole chain on a local stack"))
     p.add_argument("--mode", default="errors", help="simulator fault to inject")
     p.add_argument("--timeout", type=float, default=240.0)
+    p.add_argument("--keep", action="store_true", help="keep the stack up until Ctrl-C")
     p.set_defaults(func=_demo)
     return ap
 

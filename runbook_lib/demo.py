@@ -83,7 +83,13 @@ def wait_delivered(inbox: Inbox, alertname: str, timeout: float) -> Alert:
     raise DemoError(f"Alertmanager did not deliver {alertname} within {timeout:.0f}s")
 
 
-def run(state_dir: Path, mode: str = "errors", timeout: float = 240.0, say: Say = print) -> int:
+def run(
+    state_dir: Path,
+    mode: str = "errors",
+    timeout: float = 240.0,
+    keep: bool = False,
+    say: Say = print,
+) -> int:
     alertname = EXPECTED_ALERT.get(mode)
     if alertname is None:
         raise DemoError(
@@ -118,6 +124,9 @@ def run(state_dir: Path, mode: str = "errors", timeout: float = 240.0, say: Say 
         alert = wait_delivered(Inbox(Path(info.state_dir) / "inbox.jsonl"), alertname, 60)
         delivered = time.monotonic() - fault_at
         _report(say, info, alert, fired, delivered)
+        if keep:
+            say("The stack keeps running so you can look at the URLs above; Ctrl-C stops it.")
+            signal.pause()
         return 0
     finally:
         say("Stopping everything the demo started ...")
@@ -135,9 +144,16 @@ def _report(say: Say, info: stack.StackInfo, alert: Alert, fired: float, deliver
     say(f"  summary   {alert.annotations.get('summary', '')}")
     say(f"  runbook   {alert.annotations.get('runbook', '')}")
     say(f"  timing    fault -> firing {fired:.0f}s, fault -> webhook delivered {delivered:.0f}s")
-    say(f"  webhook   fingerprint {alert.fingerprint}, startsAt {alert.startsAt.isoformat()}")
-    say(f"  see       {u['prometheus']}/alerts   {u['alertmanager']}/#/alerts")
-    say(f"  inbox     {info.state_dir}/inbox.jsonl")
+    say(
+        f"  webhook   accepted with the bearer token; fingerprint {alert.fingerprint}, "
+        f"startsAt {alert.startsAt.isoformat()}"
+    )
+    say(f"  payload   {info.state_dir}/inbox.jsonl")
+    say(f"  sim log   {info.sim_log}")
+    say(
+        f"  pages     {u['prometheus']}/alerts  {u['alertmanager']}/#/alerts  (while running; "
+        "`runbook demo --keep` keeps them up)"
+    )
     say("")
 
 

@@ -97,7 +97,7 @@ def start(opts: StackOptions) -> StackInfo:
     state = opts.state_dir.resolve()
     if (state / "stack.json").exists() and pids.records(state / "pids"):
         raise StackError(f"a stack is already running under {state}; stop it first")
-    state.mkdir(parents=True, exist_ok=True)
+    _fresh(state)
     ports = choose_ports(opts.ports, any_free=opts.any_free_port)
     token_file = state / "webhook-token"
     if not token_file.exists():
@@ -136,6 +136,20 @@ def start(opts: StackOptions) -> StackInfo:
         raise
     (state / "stack.json").write_text(json.dumps(asdict(info), indent=2))
     return info
+
+
+RUN_DATA = ("prometheus", "alertmanager", "config", "logs", "sim", "inbox.jsonl", "stack.json")
+
+
+def _fresh(state: Path) -> None:
+    """Each start begins with empty data: old samples must not fire or resolve new alerts."""
+    state.mkdir(parents=True, exist_ok=True)
+    for name in RUN_DATA:
+        path = state / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def urls(ports: dict[str, int]) -> dict[str, str]:

@@ -80,7 +80,8 @@ class Simulator:
         if self._stop.is_set():
             return
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self.cpu.active.clear()
         self.procs.close()
         self.fds.release()

@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import psutil
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from runbook_lib.sim.modes import COMPONENTS, ERROR_TYPES, TOOLS
+
+# The contract has no *_created series; the real service exposes none.
+disable_created_metrics()
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
 
