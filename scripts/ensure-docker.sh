@@ -3,7 +3,7 @@
 set -euo pipefail
 docker_ok() { docker info >/dev/null 2>&1 || curl -sf --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1; }
 docker_ok && exit 0
-if [ "$(id -u)" -ne 0 ]; then
+if [ "$EUID" -ne 0 ]; then
   echo "No Docker engine answers and dockerd needs root: start it, then rerun." >&2
   exit 1
 fi

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Install the Debian packages whose binaries are missing; as non-root, say which and fail.
 set -euo pipefail
-declare -A pkg_for=(
-  [prometheus]=prometheus
-  [promtool]=prometheus
-  [prometheus-alertmanager]=prometheus-alertmanager
-  [amtool]=prometheus-alertmanager
-  [prometheus-node-exporter]=prometheus-node-exporter
-  [dockerd]=docker.io
+packages=(docker.io prometheus prometheus-alertmanager prometheus-node-exporter)
+declare -A binaries=(
+  [docker.io]="dockerd"
+  [prometheus]="prometheus promtool"
+  [prometheus-alertmanager]="prometheus-alertmanager amtool"
+  [prometheus-node-exporter]="prometheus-node-exporter"
 )
 missing=()
-for bin in "${!pkg_for[@]}"; do
-  command -v "$bin" >/dev/null 2>&1 || missing+=("${pkg_for[$bin]}")
+for pkg in "${packages[@]}"; do
+  for bin in ${binaries[$pkg]}; do
+    if ! command -v "$bin" >/dev/null 2>&1; then
+      missing+=("$pkg")
+      break
+    fi
+  done
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
-mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-if [ "$(id -u)" -ne 0 ]; then
+if [ "$EUID" -ne 0 ]; then
   echo "Missing Debian packages. Install them as root, then rerun:" >&2
   echo "  apt-get install -y ${missing[*]}" >&2
   exit 1
@@ -23,4 +26,4 @@ fi
 echo "Installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,91 @@
+"""The runbook's Common Commands as shipped: start, load-test, stop; and `runbook demo`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+
+from runbook_lib import pids
+from runbook_lib.config import ROOT
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.stack
+SCRIPTS = ROOT / "scripts"
+
+
+def run(cmd: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def alive(state: Path) -> list[pids.PidRecord]:
+    recs = pids.records(state / "pids") + pids.records(state / "sim" / "pids")
+    return [r for r in recs if (p := r.process()) is not None and p.status() != "zombie"]
+
+
+def test_scripts_soffice_leak_then_stop_leaves_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, "RUNBOOK_STATE_DIR": str(tmp_path)}
+    out = run([str(SCRIPTS / "start-monitoring.sh"), "--any-free-port"], env)
+    assert out.returncode == 0, out.stderr
+    assert "prometheus" in out.stdout and "http://127.0.0.1:" in out.stdout
+    out = run([str(SCRIPTS / "load-test.sh"), "soffice_leak"], env)
+    assert out.returncode == 0 and "normal -> soffice_leak" in out.stdout
+
+    def soffice_in_ps():
+        ps = run(["ps", "-eo", "pid=,comm="], env).stdout.split("\n")
+        return [line for line in ps if line.strip().endswith(" soffice")]
+
+    wait_for(lambda: len(soffice_in_ps()) > 5, 20, "soffice processes in ps")
+    started = alive(tmp_path)
+    assert {"prometheus", "alertmanager", "node-exporter", "ggen-mcp"} <= {r.name for r in started}
+    out = run([str(SCRIPTS / "stop-monitoring.sh")], env)
+    assert out.returncode == 0, out.stderr
+    assert alive(tmp_path) == []
+    for rec in started:
+        assert rec.process() is None or rec.process().status() == psutil.STATUS_ZOMBIE
+
+
+def test_load_test_refuses_unknown_mode(tmp_path: Path) -> None:
+    env = {**os.environ, "RUNBOOK_STATE_DIR": str(tmp_path)}
+    out = run([str(SCRIPTS / "load-test.sh"), "errors"], env)
+    assert out.returncode == 1 and "no stack is running" in out.stderr
+
+
+def test_demo_fires_delivers_and_cleans_up(tmp_path: Path) -> None:
+    runbook = shutil.which("runbook") or str(ROOT / ".venv" / "bin" / "runbook")
+    out = run([runbook, "demo", "--state-dir", str(tmp_path)], dict(os.environ), timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ALERT     GgenMcpHighErrorRate  severity=critical" in out.stdout
+    assert "accepted with the bearer token" in out.stdout
+    assert "Stopped 5 processes." in out.stdout
+    assert alive(tmp_path) == []
+
+
+def test_install_system_as_non_root_names_the_packages(tmp_path: Path) -> None:
+    """With the binaries missing and no root, the script says what to install and fails."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root to drop to an unprivileged user")
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    out = subprocess.run(
+        [
+            shutil.which("setpriv"),
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            shutil.which("bash"),
+            str(SCRIPTS / "install-system.sh"),
+        ],
+        env={"PATH": str(empty)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 1
+    assert (
+        "apt-get install -y docker.io prometheus prometheus-alertmanager prometheus-node-exporter"
+    ) in out.stderr
