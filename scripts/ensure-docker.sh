@@ -8,7 +8,7 @@ if [ "$EUID" -ne 0 ]; then
   exit 1
 fi
 echo "Starting dockerd (log: /var/log/dockerd-runbook.log)"
-nohup dockerd >/var/log/dockerd-runbook.log 2>&1 &
+setsid nohup dockerd >/var/log/dockerd-runbook.log 2>&1 </dev/null &
 for _ in $(seq 60); do
   docker_ok && exit 0
   sleep 0.5
