@@ -1,0 +1,134 @@
+"""Matplotlib charts in one style: thresholds, the alert's start and firing window, the peak.
+
+Each chart stays small (about 100 KB as PNG) so the HTML record remains light.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from datetime import datetime
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from runbook_lib.panels import PanelData, Scope, fetch
+from runbook_lib.prom import Prom
+
+OVERVIEW = ("error_rate", "latency", "cache_hit_rate", "memory")
+STYLE = {
+    "figure.dpi": 90,
+    "savefig.dpi": 90,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+}
+WARN, CRIT, ALERT, FIRING = "#e69f00", "#d62728", "#7f3fbf", "#f2e6ff"
+
+
+def draw(
+    data: PanelData,
+    ax: Axes,
+    alert_start: datetime | None = None,
+    alert_end: datetime | None = None,
+) -> Axes:
+    """One panel on `ax`. A panel without data says why instead of drawing nothing."""
+    p = data.panel
+    ax.set_title(p.title)
+    if not data.ok:
+        ax.text(
+            0.5,
+            0.5,
+            f"no data\n{data.gap()[:140]}",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="gray",
+            wrap=True,
+        )
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return ax
+    for series, f in data.frame.groupby("series", sort=True):
+        f = f.sort_values("timestamp")
+        ax.plot(f["timestamp"], f["value"], linewidth=1.4, label=str(series) or p.title)
+    for value, color, label in ((p.warn, WARN, "warning"), (p.crit, CRIT, "critical")):
+        if value is not None:
+            ax.axhline(value, color=color, linestyle="--", linewidth=1, label=f"{label} {value:g}")
+    if alert_start is not None:
+        start = pd.Timestamp(alert_start)
+        end = pd.Timestamp(alert_end) if alert_end else data.frame["timestamp"].max()
+        ax.axvspan(start, max(end, start), color=FIRING, alpha=0.6, zorder=0)
+        ax.axvline(start, color=ALERT, linewidth=1.2, label="alert fired")
+    peak = data.peak()
+    if peak is not None:
+        ts, value = peak
+        ax.annotate(
+            f"{'min' if p.below_is_bad else 'peak'} {value:.3g} {p.unit}",
+            (ts, value),
+            xytext=(6, 6),
+            textcoords="offset points",
+            fontsize=8,
+            arrowprops={"arrowstyle": "-", "color": "gray"},
+        )
+    ax.set_ylabel(p.unit)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    handles, _ = ax.get_legend_handles_labels()
+    if len(handles) > 1:
+        ax.legend(loc="upper left", ncols=2)
+    return ax
+
+
+def panel_figure(
+    data: PanelData, alert_start: datetime | None = None, alert_end: datetime | None = None
+) -> Figure:
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        draw(data, ax, alert_start, alert_end)
+        fig.tight_layout()
+    return fig
+
+
+def chart(
+    prom: Prom,
+    name: str,
+    scope: Scope,
+    start: datetime,
+    end: datetime,
+    alert_start: datetime | None = None,
+    alert_end: datetime | None = None,
+) -> Figure:
+    """Fetch and draw one named panel (see `panels.PANELS`)."""
+    return panel_figure(fetch(prom, name, scope, start, end), alert_start, alert_end)
+
+
+def overview(
+    prom: Prom,
+    scope: Scope,
+    start: datetime,
+    end: datetime,
+    alert_start: datetime | None = None,
+    alert_end: datetime | None = None,
+) -> Figure:
+    """The four-panel overview: error rate, latency, cache hit rate, memory trend."""
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, 2, figsize=(11, 6.2), sharex=False)
+        for name, ax in zip(OVERVIEW, axes.flat, strict=True):
+            draw(fetch(prom, name, scope, start, end), ax, alert_start, alert_end)
+        fig.tight_layout()
+    return fig
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
