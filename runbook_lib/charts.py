@@ -45,18 +45,20 @@ def draw(
     p = data.panel
     ax.set_title(p.title)
     if not data.ok:
+        why = textwrap.fill(data.gap()[:200], 48)
         ax.text(
             0.5,
             0.5,
-            f"no data\n{data.gap()[:140]}",
+            f"no data\n{why}",
             ha="center",
             va="center",
             transform=ax.transAxes,
             color="gray",
-            wrap=True,
+            fontsize=8,
         )
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.spines[:].set_visible(False)
         return ax
     for series, f in data.frame.groupby("series", sort=True):
         f = f.sort_values("timestamp")
