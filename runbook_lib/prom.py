@@ -110,7 +110,7 @@ class Prom:
             return _failed(
                 query,
                 Failure.UNREACHABLE,
-                f"Prometheus at {self.url} is unreachable: {_short(exc)}",
+                f"Prometheus at {self.url} is unreachable ({_why(exc)})",
                 step,
             )
         except PrometheusApiClientException as exc:

@@ -104,3 +104,20 @@ def named(name: str) -> list[psutil.Process]:
         if p.info["name"] == name:
             out.append(p)
     return out
+
+
+@pytest.fixture(scope="session")
+def scenario_set(tmp_path_factory: pytest.TempPathFactory):
+    """Every cause's scenario for two seeds, plus healthy baselines, backfilled into one
+    Prometheus (each scenario on its own `instance`); yields (prometheus, scenarios, dir)."""
+    from runbook_lib.scenarios import ScenarioPrometheus, all_scenarios, backfill
+
+    work = tmp_path_factory.mktemp("scenarios")
+    scenarios = all_scenarios(seeds=(0, 1))
+    backfill(scenarios, work / "data", work / "work")
+    (work / "work" / "scenarios.om.txt").unlink()  # large; the blocks hold the data now
+    prom = ScenarioPrometheus(work / "data", work / "prometheus.log").start()
+    try:
+        yield prom, scenarios, work
+    finally:
+        prom.stop()
