@@ -38,3 +38,32 @@ class WebhookPayload(_Model):
     commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
     externalURL: str = ""  # noqa: N815
     alerts: list[Alert] = Field(min_length=1)
+
+
+# Alert -> runbook notebook (DESIGN.md's routing table); any other alert name -> triage.
+ROUTES: dict[str, str] = {
+    "GgenMcpServiceDown": "service_down",
+    "GgenMcpNoSuccessfulRequests": "service_down",
+    "GgenMcpHighErrorRate": "high_error_rate",
+    "GgenMcpElevatedErrorRate": "high_error_rate",
+    "GgenMcpErrorRateSLOViolation": "high_error_rate",
+    "GgenMcpAvailabilitySLOViolation": "high_error_rate",
+    "GgenMcpHighLatency": "high_latency",
+    "GgenMcpElevatedLatency": "high_latency",
+    "GgenMcpLatencySLOViolation": "high_latency",
+    "GgenMcpMemoryCritical": "memory",
+    "GgenMcpElevatedMemoryUsage": "memory",
+    "GgenMcpIncreasingHeapUsage": "memory",
+    "GgenMcpLowCacheHitRate": "cache_hit_rate",
+    "GgenMcpCacheEvictionRateIncreased": "cache_hit_rate",
+    "GgenMcpHighLibreOfficeProcessCount": "libreoffice_leak",
+    "GgenMcpHighActiveForks": "fork_leak",
+    "GgenMcpFileDescriptorExhaustion": "fd_leak",
+    "GgenMcpHighDiskUsage": "disk_usage",
+}
+RUNBOOKS = (*dict.fromkeys(ROUTES.values()), "triage")
+
+
+def route(alertname: str) -> str:
+    """The runbook notebook for an alert name; unknown names go to triage."""
+    return ROUTES.get(alertname, "triage")

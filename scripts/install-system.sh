@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages whose binaries are missing; as non-root, say which and fail.
 set -euo pipefail
-packages=(docker.io prometheus prometheus-alertmanager prometheus-node-exporter)
+packages=(docker.io prometheus prometheus-alertmanager prometheus-node-exporter busybox-static)
 declare -A binaries=(
   [docker.io]="dockerd"
   [prometheus]="prometheus promtool"
   [prometheus-alertmanager]="prometheus-alertmanager amtool"
   [prometheus-node-exporter]="prometheus-node-exporter"
+  [busybox-static]="busybox"
 )
 missing=()
 for pkg in "${packages[@]}"; do
