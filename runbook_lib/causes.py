@@ -199,10 +199,7 @@ def cpu_saturation(ev: Evidence) -> list[Fact]:
             ev,
             "cpu",
             lambda v: v >= 0.8,
-            lambda v: (
-                f"the process used {v:.2f} CPU cores over the last "
-                f"{ev.signals.window} (threshold 0.8)"
-            ),
+            lambda v: f"the process used {v:.2f} CPU cores over the last 5m (threshold 0.8)",
             3,
             required=True,
         ),

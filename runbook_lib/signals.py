@@ -53,7 +53,7 @@ def _queries(s: Scope, w: str) -> dict[str, tuple[str, str | None]]:
         "errors_by_tool": (f"sum by (tool) (increase({N.errors}{sel}[{w}]))", "tool"),
         "p95": (quantile_q(s, 0.95), None),
         "p95_by_tool": (quantile_q(s, 0.95, by="tool"), "tool"),
-        "cpu": (f"max(rate({N.cpu}{sel}[{w}]))", None),
+        "cpu": (f"max(rate({N.cpu}{sel}[5m]))", None),
         "memory_percent": (memory_percent_q(s), None),
         "memory_percent_peak": (
             f"100 * max(max_over_time({N.rss}{sel}[{w}])) / {s.memory_limit_bytes:.0f}",

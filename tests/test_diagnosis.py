@@ -1,0 +1,226 @@
+"""The diagnosis on every scenario of the library (two seeds each), on the healthy
+baseline, without Prometheus, and with live host and container evidence."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from runbook_lib import diagnosis, host_snapshot, investigate
+from runbook_lib.diagnosis import Fact, judge
+from runbook_lib.panels import Scope
+from runbook_lib.scenarios import CATALOG, build
+from runbook_lib.signals import Signals
+from runbook_lib.sim.faults import ProcessFaults
+
+
+# The routing table of DESIGN.md: runbook -> its "Common Causes".
+DESIGN_CAUSES = {
+    "service_down": {"process_crashed", "port_in_use", "oom_killed", "dependency_unavailable"},
+    "high_error_rate": {
+        "invalid_input",
+        "database_connection",
+        "third_party_api",
+        "libreoffice_failure",
+    },
+    "high_latency": {
+        "cpu_saturation",
+        "memory_pressure",
+        "slow_database_queries",
+        "cache_thrashing",
+        "libreoffice_bottleneck",
+    },
+    "memory": {
+        "memory_leak",
+        "cache_too_large",
+        "large_payloads",
+        "too_many_libreoffice_processes",
+    },
+    "cache_hit_rate": {
+        "cache_too_small",
+        "poor_cache_keys",
+        "high_request_variance",
+        "ttl_too_short",
+    },
+    "libreoffice_leak": {"orphaned_processes", "zombie_processes", "hung_processes"},
+    "fork_leak": {"orphaned_processes", "zombie_processes", "hung_processes"},
+    "fd_leak": {"fd_leak", "fd_limit_too_low"},
+    "disk_usage": {"log_files_growing", "prometheus_data_growing", "temp_files_not_cleaned"},
+}
+
+
+def test_rules_cover_the_routing_table() -> None:
+    assert {rb: set(cs) for rb, cs in diagnosis.RULES.items()} == DESIGN_CAUSES
+
+
+def gather(prom_url: str, sc, tmp: Path) -> diagnosis.Evidence:
+    log = sc.write_logs(tmp / f"{sc.instance}.log")
+    snap = sc.write_host(tmp / f"{sc.instance}.json")
+    return investigate.gather(
+        investigate.Inputs(
+            prom_url,
+            Scope(sc.instance, node_instance=sc.instance + "-node"),
+            sc.at,
+            log_source=str(log),
+            host_snapshot=str(snap or ""),
+        )
+    )
+
+
+def test_every_cause_is_found_first_on_its_scenarios(scenario_set, tmp_path: Path) -> None:
+    prom, scenarios, _ = scenario_set
+    wrong = []
+    for sc in (s for s in scenarios if s.cause):
+        verdicts = diagnosis.diagnose(sc.runbook, gather(prom.url, sc, tmp_path))
+        _, top = diagnosis.summary(verdicts)
+        if top != sc.cause:
+            wrong.append(
+                f"{sc.name}: top={top} "
+                + ", ".join(f"{v.cause}={v.verdict}/{v.score}" for v in verdicts)
+            )
+    covered = {(s.runbook, s.cause) for s in scenarios if s.cause}
+    assert covered == set(CATALOG) == {(rb, c) for rb, cs in DESIGN_CAUSES.items() for c in cs}
+    assert wrong == []
+
+
+def test_healthy_baseline_has_no_likely_cause(scenario_set, tmp_path: Path) -> None:
+    prom, scenarios, _ = scenario_set
+    for sc in (s for s in scenarios if s.cause is None):
+        ev = gather(prom.url, sc, tmp_path)
+        for runbook in diagnosis.RULES:
+            likely = [v.cause for v in diagnosis.diagnose(runbook, ev) if v.verdict == "likely"]
+            assert likely == [], f"{sc.name} {runbook}: {likely}"
+
+
+def test_evidence_lines_carry_checkable_figures(scenario_set, tmp_path: Path) -> None:
+    prom, scenarios, _ = scenario_set
+    sc = next(s for s in scenarios if s.name == "high_error_rate/invalid_input/s1")
+    [top, *_] = diagnosis.diagnose("high_error_rate", gather(prom.url, sc, tmp_path))
+    assert top.cause == "invalid_input" and top.verdict == "likely"
+    assert any(
+        "validation and parse errors are" in e and "% of errors over the last 15m" in e
+        for e in top.evidence
+    )
+    summary, first = diagnosis.summary([top])
+    assert first == "invalid_input" and set(summary[0]) == {
+        "cause",
+        "verdict",
+        "score",
+        "evidence",
+        "missing",
+    }
+
+
+def test_without_prometheus_every_metric_cause_is_unknown_with_the_reason() -> None:
+    from datetime import UTC, datetime
+
+    ev = investigate.gather(investigate.Inputs("http://127.0.0.1:1", Scope("x"), datetime.now(UTC)))
+    assert ev.signals.values == {} and ev.signals.missing
+    for runbook in diagnosis.RULES:
+        for v in diagnosis.diagnose(runbook, ev):
+            assert v.verdict == "unknown", (runbook, v)
+            assert v.missing and any(
+                "unreachable" in m or "host" in m or "log" in m for m in v.missing
+            )
+
+
+def test_scenarios_vary_in_magnitude_and_timing() -> None:
+    a, b = (
+        build("high_error_rate", "invalid_input", 0),
+        build("high_error_rate", "invalid_input", 1),
+    )
+    assert a.timeline.onset - a.alert_at.timestamp() != b.timeline.onset - b.alert_at.timestamp()
+    assert a.timeline.errors[-1].ratio.max() != pytest.approx(b.timeline.errors[-1].ratio.max())
+    again = build("high_error_rate", "invalid_input", 0)
+    assert (again.timeline.errors[-1].ratio == a.timeline.errors[-1].ratio).all()
+
+
+def test_judge_rules() -> None:
+    sign = Fact(True, "sign", 2)
+    assert judge("c", [Fact(None, "gate", 0, True, "why"), sign]).verdict == "unknown"
+    assert judge("c", [Fact(False, "gate", 0, True), sign]).verdict == "ruled_out"
+    assert judge("c", [sign, Fact(False, "other", 2)]).score == 0.5
+    only_exclusion = judge("c", [Fact(True, "not the other cause", 1, sign=False)])
+    assert only_exclusion.verdict == "possible" and only_exclusion.score == 0.5
+    assert judge("c", [Fact(None, "x", 1, missing="no data")]).missing == ["no data"]
+
+
+# ------------------------------------------------------------------------ live evidence
+
+
+@pytest.fixture
+def faults(tmp_path: Path):
+    f = ProcessFaults(tmp_path / "bin", tmp_path / "pids", lifetime_s=120)
+    yield f
+    f.close()
+
+
+def test_live_zombie_soffice_processes_are_judged_from_the_host(faults, monkeypatch) -> None:
+    for _ in range(4):
+        faults.spawn("soffice", "zombie")
+    import time
+
+    time.sleep(0.5)
+    snap = host_snapshot.take(names=("soffice",))
+    zombies = [p for p in snap["processes"] if p["status"] == "zombie"]
+    assert len(zombies) >= 4
+    ev = diagnosis.Evidence(Signals(), host=snap)
+    verdicts = {v.cause: v for v in diagnosis.diagnose("libreoffice_leak", ev)}
+    assert verdicts["zombie_processes"].verdict in ("likely", "possible")
+    assert verdicts["zombie_processes"].score > verdicts["hung_processes"].score
+    assert any("zombie" in e for e in verdicts["zombie_processes"].evidence)
+
+
+def test_live_port_holder_is_named_for_eaddrinuse() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import socket,time; s=socket.socket(); "
+                f"s.bind(('127.0.0.1',{port})); s.listen(); print('ok', flush=True); time.sleep(30)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        holder.stdout.readline()
+        snap = host_snapshot.take(service_port=port, names=())
+        assert snap["listeners"][0]["pid"] == holder.pid
+        snap["service_pid"] = 1  # the service itself is not running: someone else holds it
+        ev = diagnosis.Evidence(Signals(values={"up_min": 0.0}), host=snap)
+        v = {v.cause: v for v in diagnosis.diagnose("service_down", ev)}["port_in_use"]
+        assert v.verdict == "likely" and str(holder.pid) in " ".join(v.evidence)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_live_container_state_decides_crash_versus_oom() -> None:
+    from runbook_lib import containers, images
+
+    tag = images.busybox_image()
+    client, err = containers.client()
+    assert client is not None, err
+    name = f"runbook-diag-{uuid.uuid4().hex[:8]}"
+    c = client.containers.run(tag, ["sh", "-c", "echo FATAL boom; exit 2"], name=name, detach=True)
+    try:
+        c.wait(timeout=30)
+        state = containers.state(name)
+        ev = diagnosis.Evidence(
+            Signals(values={"up_min": 0.0, "memory_percent_peak": 40.0}), container=state
+        )
+        v = {v.cause: v for v in diagnosis.diagnose("service_down", ev)}
+        assert v["process_crashed"].verdict == "likely"
+        assert "exit code 2" in " ".join(v["process_crashed"].evidence)
+        assert v["oom_killed"].verdict == "ruled_out"
+    finally:
+        c.remove(force=True)
