@@ -69,6 +69,15 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args.state_dir, mode=args.mode, timeout=args.timeout, keep=args.keep)
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from runbook_lib import doctor
+
+    url = args.prometheus_url or Settings().prometheus_url or "http://127.0.0.1:9090"
+    report = doctor.run(url, Settings().output_dir)
+    print(doctor.render(report))
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = Settings()
     ap = argparse.ArgumentParser(prog="runbook", description="Executable GGEN MCP runbooks.")
@@ -112,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inbox", type=Path)
     p.add_argument("--token-file")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("doctor", help="preflight: what is reachable, which metrics exist")
+    p.add_argument("--prometheus-url", help="default: RUNBOOK_PROMETHEUS_URL or :9090")
+    p.set_defaults(func=_doctor)
 
     p = with_state(sub.add_parser("demo", help="the whole chain on a local stack"))
     p.add_argument("--mode", default="errors", help="simulator fault to inject")

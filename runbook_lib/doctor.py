@@ -14,7 +14,7 @@ from pathlib import Path
 from runbook_lib.alerts import RUNBOOKS
 from runbook_lib.names import NAMES
 from runbook_lib.panels import PANELS, Scope
-from runbook_lib.prom import Prom
+from runbook_lib.prom import Failure, Prom
 
 OVERVIEW = ("error_rate", "latency", "cache_hit_rate", "memory")
 RUNBOOK_PANELS: dict[str, tuple[str, ...]] = {
@@ -59,10 +59,15 @@ class Report:
         return not self.blind_runbooks and all(c.ok for c in self.checks if c.name != "docker")
 
 
-def run(prometheus_url: str, output_dir: Path, docker_base_url: str | None = None) -> Report:
+def run(
+    prometheus_url: str,
+    output_dir: Path,
+    docker_base_url: str | None = None,
+    at: datetime | None = None,
+) -> Report:
     report = Report()
     prom = Prom(prometheus_url, timeout=5)
-    present = _present_metrics(prom)
+    present = _present_metrics(prom, at or datetime.now(UTC))
     if present is None:
         report.checks.append(Check("prometheus", False, f"{prometheus_url} does not answer"))
         report.blind_runbooks = list(RUNBOOKS)
@@ -75,13 +80,13 @@ def run(prometheus_url: str, output_dir: Path, docker_base_url: str | None = Non
     return report
 
 
-def _present_metrics(prom: Prom) -> set[str] | None:
+def _present_metrics(prom: Prom, at: datetime) -> set[str] | None:
     res = prom.instant(
         'group by (__name__) ({__name__=~"ggen_mcp_.*|process_.*|nodejs_.*|'
         'node_filesystem_.*|up"})',
-        datetime.now(UTC),
+        at,
     )
-    if res.failure is not None and res.failure.value == "unreachable":
+    if res.failure is Failure.UNREACHABLE:
         return None
     names = set(res.frame["__name__"]) if "__name__" in res.frame else set()
     return names | {n.removesuffix("_bucket") for n in names if n.endswith("_bucket")}
