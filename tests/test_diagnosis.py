@@ -18,7 +18,6 @@ from runbook_lib.scenarios import CATALOG, build
 from runbook_lib.signals import Signals
 from runbook_lib.sim.faults import ProcessFaults
 
-
 # The routing table of DESIGN.md: runbook -> its "Common Causes".
 DESIGN_CAUSES = {
     "service_down": {"process_crashed", "port_in_use", "oom_killed", "dependency_unavailable"},
@@ -160,7 +159,7 @@ def faults(tmp_path: Path):
     f.close()
 
 
-def test_live_zombie_soffice_processes_are_judged_from_the_host(faults, monkeypatch) -> None:
+def test_live_zombie_soffice_processes_are_judged_from_the_host(faults) -> None:
     for _ in range(4):
         faults.spawn("soffice", "zombie")
     import time

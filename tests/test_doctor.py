@@ -35,9 +35,19 @@ def test_a_missing_metric_names_the_panels_and_runbooks_it_blinds() -> None:
 def test_unreachable_prometheus_blinds_every_runbook_and_exits_nonzero(tmp_path: Path) -> None:
     report = doctor.run("http://127.0.0.1:1", tmp_path)
     assert not report.ok and report.blind_runbooks == list(RUNBOOKS)
-    out = subprocess.run([sys.executable, "-m", "runbook_lib.cli", "doctor",
-                          "--prometheus-url", "http://127.0.0.1:1"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runbook_lib.cli",
+            "doctor",
+            "--prometheus-url",
+            "http://127.0.0.1:1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert "FAIL prometheus" in out.stdout and "BLIND runbooks: service_down" in out.stdout
 
