@@ -291,4 +291,27 @@ def down(ev: Evidence, required: bool = True) -> Fact:
     )
 
 
+COLORS = {"likely": "#d62728", "possible": "#e69f00", "ruled_out": "#2ca02c", "unknown": "#7f7f7f"}
+
+
+def to_html(verdicts: list[Verdict]) -> str:
+    """The diagnosis table as HTML: verdict coloured, evidence as a list per cause."""
+    import html
+
+    rows = []
+    for v in verdicts:
+        items = "".join(f"<li>{html.escape(e)}</li>" for e in v.evidence)
+        items += "".join(f"<li style='color:#7f7f7f'>? {html.escape(m)}</li>" for m in v.missing)
+        rows.append(
+            f"<tr><td><b>{html.escape(v.cause)}</b></td>"
+            f"<td style='color:white;background:{COLORS[v.verdict]};text-align:center'>"
+            f"{v.verdict.replace('_', ' ')}</td><td>{v.score:.2f}</td>"
+            f"<td style='text-align:left'><ul style='margin:0'>{items}</ul></td></tr>"
+        )
+    return (
+        "<table><thead><tr><th>cause</th><th>verdict</th><th>score</th><th>evidence</th>"
+        "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
 from runbook_lib import causes as _causes  # noqa: E402,F401  (registers the rules)
