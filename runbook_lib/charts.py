@@ -122,10 +122,23 @@ def overview(
     alert_end: datetime | None = None,
 ) -> Figure:
     """The four-panel overview: error rate, latency, cache hit rate, memory trend."""
+    return grid([fetch(prom, name, scope, start, end) for name in OVERVIEW], alert_start, alert_end)
+
+
+def grid(
+    datas: list[PanelData],
+    alert_start: datetime | None = None,
+    alert_end: datetime | None = None,
+    ncols: int = 2,
+) -> Figure:
+    """Several already-fetched panels side by side, two per row."""
+    rows = -(-len(datas) // ncols)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(2, 2, figsize=(11, 6.2), sharex=False)
-        for name, ax in zip(OVERVIEW, axes.flat, strict=True):
-            draw(fetch(prom, name, scope, start, end), ax, alert_start, alert_end)
+        fig, axes = plt.subplots(rows, ncols, figsize=(11, 3.1 * rows), squeeze=False)
+        for ax in axes.flat[len(datas) :]:
+            ax.set_visible(False)
+        for data, ax in zip(datas, axes.flat, strict=False):
+            draw(data, ax, alert_start, alert_end)
         fig.tight_layout()
     return fig
 
