@@ -78,6 +78,78 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"runbook: {what} {item!r} is not KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _param_value(text: str) -> object:
+    """--param values: JSON when they parse (true, 15, [..]), else the plain string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _list(args: argparse.Namespace) -> int:
+    from runbook_lib.alerts import ROUTES
+
+    width = max(map(len, ROUTES))
+    for alert, runbook in ROUTES.items():
+        print(f"{alert:<{width}}  notebooks/{runbook}.ipynb")
+    print(f"{'(any other alert)':<{width}}  notebooks/triage.ipynb")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from runbook_lib import runner
+
+    settings = Settings()
+    extra = {k: _param_value(v) for k, v in _pairs(args.param, "--param").items()}
+    params = runner.alert_params(
+        args.alertname,
+        _pairs(args.label, "--label"),
+        at=args.at,
+        annotations=_pairs(args.annotation, "--annotation"),
+        prometheus_url=args.prometheus_url or settings.prometheus_url,
+        extra=extra,
+    )
+    out = runner.run(
+        params, Path(args.output or settings.output_dir), progress=True, timeout=args.timeout
+    )
+    summ = json.loads((out / "summary.json").read_text())
+    print(out)
+    return 0 if summ["status"] == "completed" else 1
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from runbook_lib import record
+
+    summ = record.summary(Path(args.record))
+    if args.json:
+        print(json.dumps(summ, indent=1))
+        return 0
+    print(
+        f"{summ['alert']} ({summ.get('severity') or 'no severity'}) -> {summ['runbook']}: "
+        f"{summ['status']}"
+    )
+    print(f"  top cause: {summ.get('top_cause') or 'none likely'}")
+    for d in summ.get("diagnosis", [])[:3]:
+        print(f"  {d['verdict']:<9} {d['score']:.2f} {d['cause']}")
+        for line in d["evidence"][:3]:
+            print(f"      {line}")
+    for gap in summ.get("data_gaps", []):
+        print(f"  gap: {gap}")
+    if summ.get("error"):
+        print(f"  error: {summ['error']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = Settings()
     ap = argparse.ArgumentParser(prog="runbook", description="Executable GGEN MCP runbooks.")
@@ -121,6 +193,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inbox", type=Path)
     p.add_argument("--token-file")
     p.set_defaults(func=_serve)
+
+    sub.add_parser("list", help="alerts -> notebooks").set_defaults(func=_list)
+
+    p = sub.add_parser("run", help="run one runbook now; prints the record directory")
+    p.add_argument("alertname")
+    p.add_argument("--label", action="append", default=[], metavar="K=V")
+    p.add_argument("--annotation", action="append", default=[], metavar="K=V")
+    p.add_argument("--prometheus-url")
+    p.add_argument("--at", help="evaluation time, ISO 8601 (default: now)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="any notebook parameter; JSON values are parsed",
+    )
+    p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--timeout", type=float, default=600, help="per-cell timeout, seconds")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("summary", help="print a record's summary")
+    p.add_argument("record")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_summary)
 
     p = sub.add_parser("doctor", help="preflight: what is reachable, which metrics exist")
     p.add_argument("--prometheus-url", help="default: RUNBOOK_PROMETHEUS_URL or :9090")

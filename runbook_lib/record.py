@@ -1,0 +1,63 @@
+"""Incident records: a directory per run under outputs/, holding the executed notebook
+(`record.ipynb`), its HTML (`record.html`), a report view without code (`report.html`) and
+`summary.json`. The summary is recoverable from the executed notebook alone."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+from nbconvert import HTMLExporter
+
+SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe(text: str, limit: int) -> str:
+    """A path component from any label value: no separators, no dots at the start."""
+    cleaned = SAFE.sub("_", text).strip("._-")[:limit]
+    return cleaned or "unnamed"
+
+
+def record_name(at: datetime, alert: str, fingerprint: str) -> str:
+    return f"{at:%Y%m%dT%H%M%SZ}-{safe(alert, 60)}-{safe(fingerprint, 12)}"
+
+
+def summary_from_notebook(nb: nbformat.NotebookNode) -> dict | None:
+    """The summary the notebook displayed, or None if it never got there."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("metadata", {}).get("runbook_summary"):
+                return dict(out["data"]["application/json"])
+    return None
+
+
+def error_of(nb: nbformat.NotebookNode) -> str | None:
+    """The first error a cell raised, as 'Name: message'."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"{out.get('ename')}: {out.get('evalue')}"
+    return None
+
+
+def summary(record: Path) -> dict:
+    """The summary of a record: from summary.json, else from record.ipynb."""
+    record = Path(record)
+    if (record / "summary.json").exists():
+        return json.loads((record / "summary.json").read_text())
+    nb = nbformat.read(record / "record.ipynb", as_version=4)
+    found = summary_from_notebook(nb)
+    if found is None:
+        raise ValueError(f"{record}: the notebook has no summary output (failed run?)")
+    return found
+
+
+def write_html(record: Path) -> None:
+    nb = nbformat.read(record / "record.ipynb", as_version=4)
+    full = HTMLExporter()
+    (record / "record.html").write_text(full.from_notebook_node(nb)[0], encoding="utf-8")
+    report = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    (record / "report.html").write_text(report.from_notebook_node(nb)[0], encoding="utf-8")
