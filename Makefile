@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/runbook/kernel.json
 
-.PHONY: setup system docker test lint rules-check demo format clean
+.PHONY: setup system docker test lint rules-check demo format clean notebooks golden
 
 setup: system $(STAMP) $(KERNEL)
 
@@ -33,7 +33,7 @@ rules-check: system $(STAMP)
 	$(PY) -m runbook_lib.deploy check
 
 test: setup docker lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --nbval --nbval-sanitize-with tests/golden/sanitize.cfg
 
 demo: setup
 	$(VENV)/bin/runbook demo
@@ -45,3 +45,9 @@ format: $(STAMP)
 clean:
 	-bash scripts/stop-monitoring.sh
 	rm -rf $(VENV) .state
+
+notebooks: $(STAMP)
+	$(PY) -m runbook_lib.notebooks
+
+golden: setup
+	$(PY) -m tests.golden.golden

@@ -692,6 +692,14 @@ STEPS = {
 # ---------------------------------------------------------------------------- helpers
 
 
+def _show(fig) -> None:
+    """Display a figure once: closed afterwards, so the inline backend does not repeat it."""
+    import matplotlib.pyplot as plt
+
+    display(fig)
+    plt.close(fig)
+
+
 def _e(text: object) -> str:
     """Alert text into Markdown without it becoming markup."""
     return (

@@ -56,7 +56,7 @@ SPECS: dict[str, Spec] = {
             ),
             ("**Network.** The health endpoint and who listens on the service port.", "network"),
         ],
-        charts=("up", "request_rate", "component_health"),
+        charts=("request_rate", "component_health"),
         mitigations=(
             ("Restart the container (the runbook's first resolution step).", "restart_container"),
         ),
@@ -79,7 +79,7 @@ SPECS: dict[str, Spec] = {
             ),
             ("**Which tools fail.** Errors by tool.", "failing_tools"),
         ],
-        charts=("errors_by_type", "errors_by_tool"),
+        charts=("request_rate", "component_health"),
     ),
     "high_latency": Spec(
         "High latency",
@@ -91,7 +91,7 @@ SPECS: dict[str, Spec] = {
             ("**System load.** CPU of the process; the host's load when live.", "system_load"),
             ("**Slow queries.** Database query time and 'slow query' log lines.", "slow_queries"),
         ],
-        charts=("latency_by_tool", "cpu", "cache_evictions"),
+        charts=("cache_evictions", "memory"),
     ),
     "memory": Spec(
         "Memory",
@@ -113,7 +113,7 @@ SPECS: dict[str, Spec] = {
                 "recent_changes",
             ),
         ],
-        charts=("heap", "cache_size", "libreoffice_processes"),
+        charts=("cache_size", "libreoffice_processes"),
         mitigations=(("Restart the container to free memory (temporary).", "restart_container"),),
     ),
     "cache_hit_rate": Spec(
@@ -134,7 +134,7 @@ SPECS: dict[str, Spec] = {
                 "access_patterns",
             ),
         ],
-        charts=("cache_size", "cache_evictions"),
+        charts=("request_rate", "latency_by_tool"),
         severity="warning",
     ),
     "libreoffice_leak": Spec(
@@ -147,7 +147,7 @@ SPECS: dict[str, Spec] = {
                 "process_counts",
             )
         ],
-        charts=("libreoffice_processes", "memory"),
+        charts=("memory",),
         severity="warning",
         mitigations=(
             (
@@ -168,7 +168,7 @@ SPECS: dict[str, Spec] = {
                 "process_counts",
             )
         ],
-        charts=("active_forks", "memory"),
+        charts=("memory",),
         severity="warning",
         mitigations=(
             ("Restart the container: zombies go with their parent.", "restart_container"),
@@ -183,7 +183,7 @@ SPECS: dict[str, Spec] = {
             ("**Descriptors against the limit**, and per process when live.", "fds"),
             ("**'Too many open files' in the logs.**", "service_logs"),
         ],
-        charts=("descriptors", "error_rate"),
+        charts=("error_rate",),
         mitigations=(
             ("Restart the container to release descriptors (temporary).", "restart_container"),
         ),
@@ -197,7 +197,7 @@ SPECS: dict[str, Spec] = {
             ("**Large directories.**", "large_dirs"),
             ("**Temp files** (`ggen-mcp-*`) and how many are older than a day.", "temp_files"),
         ],
-        charts=("disk",),
+        charts=(),
         severity="warning",
         mitigations=(("Delete `ggen-mcp-*` temp files older than a day.", "clean_temp_files"),),
     ),
@@ -210,7 +210,7 @@ SPECS: dict[str, Spec] = {
             ("**Service logs**, matched to the known symptoms.", "service_logs"),
             ("**System resources.**", "system_resources"),
         ],
-        charts=("up", "request_rate", "cpu"),
+        charts=("request_rate", "cpu"),
         severity="warning",
     ),
 }

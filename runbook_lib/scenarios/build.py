@@ -58,9 +58,12 @@ class Scenario:
             labels |= {"alertname": self.alert, "severity": SEVERITY.get(self.alert, "warning")}
         return labels
 
-    def write_logs(self, path: Path) -> Path:
-        """The service's JSON-lines log over the timeline, as the simulator writes it."""
+    def write_logs(self, path: Path, since: datetime | None = None) -> Path:
+        """The service's JSON-lines log over the timeline (from `since`), as the simulator
+        writes it."""
         rows = sorted(self.extras.logs + _error_lines(self), key=lambda r: r[0])
+        if since is not None:
+            rows = [r for r in rows if r[0] >= since.timestamp()]
         with open(path, "w", encoding="utf-8") as fh:
             for t, level, event, msg, fields in rows:
                 ts = datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
