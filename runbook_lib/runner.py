@@ -75,8 +75,11 @@ def run(
 ) -> Path:
     """Execute the routed notebook; returns the record directory."""
     runbook = runbook or route(params["alert_name"])
-    at = utc(params.get("at") or None)
-    name = record.record_name(at, params["alert_name"], params.get("fingerprint", ""))
+    try:
+        at = utc(params.get("at") or None)
+    except ValueError:  # the notebook will say what is wrong with it; name the record by now
+        at = utc(None)
+    name = record.record_name(at, str(params["alert_name"]), str(params.get("fingerprint", "")))
     output_dir.mkdir(parents=True, exist_ok=True)
     tmp = output_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()

@@ -1,0 +1,183 @@
+"""The committed notebooks: generated from the spec, clean, thin, with the contract's
+parameters; records of runs; `runbook run` on every scenario of the library."""
+
+from __future__ import annotations
+
+import ast
+import html
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from runbook_lib import record, runner
+from runbook_lib.alerts import ROUTES, RUNBOOKS, route
+from runbook_lib.notebooks import NOTEBOOK_DIR, SPECS, build
+
+CONTRACT_PARAMS = {
+    "alert_name",
+    "severity",
+    "labels",
+    "annotations",
+    "starts_at",
+    "ends_at",
+    "fingerprint",
+    "prometheus_url",
+    "at",
+    "lookback_minutes",
+    "live",
+    "log_file",
+    "container",
+    "allow_mitigation",
+}
+
+
+@pytest.mark.parametrize("runbook", RUNBOOKS)
+def test_committed_notebook_matches_spec_and_is_clean(runbook: str) -> None:
+    path = NOTEBOOK_DIR / f"{runbook}.ipynb"
+    committed = nbformat.read(path, as_version=4)
+    assert committed == build(runbook), "run `make notebooks` after editing the spec"
+    for cell in committed.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None
+
+
+@pytest.mark.parametrize("runbook", RUNBOOKS)
+def test_parameters_cell_defines_the_contract(runbook: str) -> None:
+    nb = nbformat.read(NOTEBOOK_DIR / f"{runbook}.ipynb", as_version=4)
+    [params] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert nb.cells.index(params) == 1 and nb.cells[0].cell_type == "markdown"
+    names = {
+        t.id
+        for node in ast.parse(params.source).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+    }
+    assert CONTRACT_PARAMS <= names
+    assert route(SPECS[runbook].alert) == runbook
+
+
+def test_code_cells_are_thin() -> None:
+    for runbook in RUNBOOKS:
+        nb = build(runbook)
+        for cell in nb.cells[3:]:
+            if cell.cell_type == "code":
+                assert len(cell.source.splitlines()) == 1, (runbook, cell.source)
+
+
+def test_every_routed_alert_has_its_notebook() -> None:
+    assert {route(a) for a in ROUTES} | {"triage"} == set(RUNBOOKS) == set(SPECS)
+    assert route("SomethingElse") == "triage"
+
+
+@pytest.mark.parametrize(
+    "alert,fp", [("../../etc/passwd", "x/y"), ('a"b;rm -rf /', "\n"), ("é" * 300, "..")]
+)
+def test_record_names_are_safe_paths(alert: str, fp: str) -> None:
+    from datetime import UTC, datetime
+
+    name = record.record_name(datetime(2026, 1, 1, tzinfo=UTC), alert, fp)
+    assert "/" not in name and "\n" not in name and not name.startswith(".")
+    assert len(name) < 100 and Path(name).name == name
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+def scenario_run(
+    prom_url: str, sc, tmp: Path, runbook: str | None = None, alert: str | None = None
+) -> dict:
+    log = sc.write_logs(tmp / f"{sc.instance}.log", since=sc.at - timedelta(minutes=20))
+    snap = sc.write_host(tmp / f"{sc.instance}.json")
+    labels = {k: v for k, v in sc.labels().items() if k != "alertname"}
+    params = runner.alert_params(
+        alert or sc.alert,
+        labels,
+        at=sc.at,
+        starts_at=sc.alert_at.isoformat(),
+        prometheus_url=prom_url,
+        extra={
+            "live": False,
+            "log_file": str(log),
+            "host_snapshot": str(snap or ""),
+            "node_instance": sc.instance + "-node",
+        },
+    )
+    rec = runner.run(params, tmp / "records", runbook=runbook)
+    return {**record.summary(rec), "record": str(rec)}
+
+
+def test_runbook_run_finds_every_cause_and_nothing_on_healthy(scenario_set, tmp_path) -> None:
+    prom, scenarios, _ = scenario_set
+    causes = [s for s in scenarios if s.cause and s.seed == 0]
+    base = next(s for s in scenarios if s.cause is None and s.seed == 0)
+    jobs = [(sc, None, None) for sc in causes]
+    jobs += [(base, rb, SPECS[rb].alert) for rb in RUNBOOKS]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(
+            pool.map(lambda j: (j, scenario_run(prom.url, j[0], tmp_path, j[1], j[2])), jobs)
+        )
+    wrong = []
+    for (sc, rb, _), summ in results:
+        assert summ["status"] == "completed", summ
+        expected = sc.cause if rb is None else None
+        if summ["top_cause"] != expected:
+            wrong.append(f"{sc.name} via {summ['runbook']}: {summ['top_cause']}")
+    assert wrong == []
+    assert len(results) == 32 + len(RUNBOOKS)
+
+
+def test_record_shows_charts_diagnosis_commands_and_message(scenario_set, tmp_path) -> None:
+    prom, scenarios, _ = scenario_set
+    sc = next(s for s in scenarios if s.name == "high_error_rate/invalid_input/s1")
+    summ = scenario_run(prom.url, sc, tmp_path)
+    rec = Path(summ["record"])
+    assert {p.name for p in rec.iterdir()} == {
+        "record.ipynb",
+        "record.html",
+        "report.html",
+        "summary.json",
+    }
+    assert summ["top_cause"] == "invalid_input" and summ["figures"]["error_rate_percent"] > 5
+    page = (rec / "report.html").read_text()
+    assert page.count("data:image/png;base64") >= 4  # the overview and the runbook's charts
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "validation and parse errors are" in text  # diagnosis evidence
+    assert "docker logs ggen-mcp-server 2>&1 | grep -A5 'validation error'" in text  # command
+    assert "INCIDENT: " in text and "Status: Investigating" in text and "Severity: Critical" in text
+    assert json.loads((rec / "summary.json").read_text()) == record.summary_from_notebook(
+        nbformat.read(rec / "record.ipynb", as_version=4)
+    )
+
+
+def test_unreachable_prometheus_still_writes_a_readable_record(tmp_path: Path) -> None:
+    params = runner.alert_params(
+        "GgenMcpHighLatency",
+        {"instance": "h:9464"},
+        prometheus_url="http://127.0.0.1:1",
+        extra={"live": False},
+    )
+    rec = runner.run(params, tmp_path)
+    summ = record.summary(rec)
+    assert summ["status"] == "completed"
+    assert any("unreachable" in g for g in summ["data_gaps"])
+    assert all(d["verdict"] == "unknown" for d in summ["diagnosis"])
+    assert "is unreachable (connection refused)" in (rec / "report.html").read_text()
+
+
+def test_a_failing_notebook_leaves_a_failed_record_with_the_error_on_top(tmp_path) -> None:
+    params = runner.alert_params(
+        "GgenMcpHighErrorRate", {"instance": "h:9464"}, prometheus_url="http://127.0.0.1:1"
+    )
+    params["at"] = "not-a-time"
+    rec = runner.run(params, tmp_path)
+    summ = record.summary(rec)
+    assert summ["status"] == "failed" and "ValueError" in summ["error"]
+    nb = nbformat.read(rec / "record.ipynb", as_version=4)
+    assert "Run failed" in nb.cells[0].source and "not-a-time" in nb.cells[0].source
+    assert (rec / "record.html").exists()
+    assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
