@@ -66,7 +66,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from runbook_lib import demo
 
-    return demo.run(args.state_dir, mode=args.mode, timeout=args.timeout, keep=args.keep)
+    return demo.run(
+        args.state_dir,
+        mode=args.mode,
+        timeout=args.timeout,
+        keep=args.keep,
+        output_dir=Path(args.output) if args.output else None,
+    )
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -223,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_doctor)
 
     p = with_state(sub.add_parser("demo", help="the whole chain on a local stack"))
-    p.add_argument("--mode", default="errors", help="simulator fault to inject")
+    p.add_argument("--mode", default="errors:invalid_input", help="simulator fault to inject")
+    p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
     p.add_argument("--timeout", type=float, default=240.0)
     p.add_argument("--keep", action="store_true", help="keep the stack up until Ctrl-C")
     p.set_defaults(func=_demo)

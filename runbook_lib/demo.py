@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from runbook_lib import stack
-from runbook_lib.alerts import Alert
+from runbook_lib.alerts import Alert, route
 from runbook_lib.server import Inbox
 from runbook_lib.sim.modes import EXPECTED_ALERT
 
@@ -85,10 +85,11 @@ def wait_delivered(inbox: Inbox, alertname: str, timeout: float) -> Alert:
 
 def run(
     state_dir: Path,
-    mode: str = "errors",
+    mode: str = "errors:invalid_input",
     timeout: float = 240.0,
     keep: bool = False,
     say: Say = print,
+    output_dir: Path | None = None,
 ) -> int:
     alertname = EXPECTED_ALERT.get(mode)
     if alertname is None:
@@ -98,7 +99,7 @@ def run(
         )
     signal.signal(signal.SIGTERM, _raise_interrupt)
     say(
-        "[1/5] Starting the local stack: GGEN MCP simulator, node exporter, Alertmanager, "
+        "[1/6] Starting the local stack: GGEN MCP simulator, node exporter, Alertmanager, "
         "Prometheus, runbook webhook receiver"
     )
     info = stack.start(
@@ -112,18 +113,21 @@ def run(
         for name, url in info.urls.items():
             say(f"      {name:<14} {url}")
         u = info.urls
-        say("[2/5] Waiting for Prometheus to scrape GGEN MCP (normal traffic)")
+        say("[2/6] Waiting for Prometheus to scrape GGEN MCP (normal traffic)")
         wait_scraped(u["prometheus"], 60)
         time.sleep(5)
-        say(f"[3/5] Fault: scripts/load-test.sh {mode}")
+        say(f"[3/6] Fault: scripts/load-test.sh {mode}")
         stack.set_mode(info, mode)
         fault_at = time.monotonic()
-        say(f"[4/5] Waiting for Prometheus to fire {alertname} (fast profile: short `for`)")
+        say(f"[4/6] Waiting for Prometheus to fire {alertname} (fast profile: short `for`)")
         fired = wait_firing(u["prometheus"], alertname, timeout, say)
-        say("[5/5] Waiting for Alertmanager to POST it to the runbook webhook")
+        say("[5/6] Waiting for Alertmanager to POST it to the runbook webhook")
         alert = wait_delivered(Inbox(Path(info.state_dir) / "inbox.jsonl"), alertname, 60)
         delivered = time.monotonic() - fault_at
         _report(say, info, alert, fired, delivered)
+        say(f"[6/6] Running the runbook notebooks/{route(alertname)}.ipynb for it (Papermill)")
+        rec = _investigate(info, alert, output_dir)
+        _report_record(say, rec, time.monotonic() - fault_at)
         if keep:
             say("The stack keeps running so you can look at the URLs above; Ctrl-C stops it.")
             signal.pause()
@@ -154,6 +158,44 @@ def _report(say: Say, info: stack.StackInfo, alert: Alert, fired: float, deliver
         f"  pages     {u['prometheus']}/alerts  {u['alertmanager']}/#/alerts  (while running; "
         "`runbook demo --keep` keeps them up)"
     )
+    say("")
+
+
+def _investigate(info: stack.StackInfo, alert: Alert, output_dir: Path | None) -> Path:
+    from runbook_lib import runner
+    from runbook_lib.config import Settings
+
+    params = runner.alert_params(
+        alert.name,
+        {k: v for k, v in alert.labels.items() if k != "alertname"},
+        annotations=alert.annotations,
+        starts_at=alert.startsAt.isoformat(),
+        fp=alert.fingerprint,
+        prometheus_url=info.urls["prometheus"],
+        extra={
+            "live": True,
+            "log_file": info.sim_log,
+            "temp_dir": info.temp_dir,
+            "alertmanager_url": info.urls["alertmanager"],
+        },
+    )
+    return runner.run(params, output_dir or Settings().output_dir, progress=True)
+
+
+def _report_record(say: Say, rec: Path, since_fault: float) -> None:
+    from runbook_lib import record
+
+    summ = record.summary(rec)
+    say("")
+    say(f"  RECORD    {rec}/report.html   ({summ['status']}, {since_fault:.0f}s after the fault)")
+    top = next((d for d in summ["diagnosis"] if d["cause"] == summ["top_cause"]), None)
+    if top:
+        say(f"  DIAGNOSIS {top['cause']} ({top['verdict']}, score {top['score']:.2f})")
+        for line in top["evidence"]:
+            say(f"            {line}")
+    else:
+        say("  DIAGNOSIS no cause is likely; see the record")
+    say(f"  summary   runbook summary {rec}")
     say("")
 
 

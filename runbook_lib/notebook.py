@@ -174,11 +174,11 @@ class Run:
                 }
             )
         display(pd.DataFrame(rows))
-        display(charts.grid([self.panel(n) for n in charts.OVERVIEW], self.starts_at, self.ends_at))
+        _show(charts.grid([self.panel(n) for n in charts.OVERVIEW], self.starts_at, self.ends_at))
 
     def charts(self, *names: str) -> None:
         """The runbook's own charts."""
-        display(
+        _show(
             charts.grid(
                 [self.panel(n) for n in names],
                 self.starts_at,

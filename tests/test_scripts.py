@@ -57,7 +57,11 @@ def test_load_test_refuses_unknown_mode(tmp_path: Path) -> None:
 
 def test_demo_fires_delivers_and_cleans_up(tmp_path: Path) -> None:
     runbook = shutil.which("runbook") or str(ROOT / ".venv" / "bin" / "runbook")
-    out = run([runbook, "demo", "--state-dir", str(tmp_path)], dict(os.environ), timeout=300)
+    out = run(
+        [runbook, "demo", "--state-dir", str(tmp_path), "--output", str(tmp_path / "out")],
+        dict(os.environ),
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ALERT     GgenMcpHighErrorRate  severity=critical" in out.stdout
     assert "accepted with the bearer token" in out.stdout
