@@ -90,29 +90,6 @@ def draw(
     return ax
 
 
-def panel_figure(
-    data: PanelData, alert_start: datetime | None = None, alert_end: datetime | None = None
-) -> Figure:
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(9, 3.2))
-        draw(data, ax, alert_start, alert_end)
-        fig.tight_layout()
-    return fig
-
-
-def chart(
-    prom: Prom,
-    name: str,
-    scope: Scope,
-    start: datetime,
-    end: datetime,
-    alert_start: datetime | None = None,
-    alert_end: datetime | None = None,
-) -> Figure:
-    """Fetch and draw one named panel (see `panels.PANELS`)."""
-    return panel_figure(fetch(prom, name, scope, start, end), alert_start, alert_end)
-
-
 def overview(
     prom: Prom,
     scope: Scope,

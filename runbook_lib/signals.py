@@ -23,7 +23,7 @@ from runbook_lib.panels import (
 )
 from runbook_lib.prom import Prom
 
-LONG = "60m"  # window for trends (leaks)
+TREND_WINDOW = timedelta(minutes=60)  # a leak shows as a steady climb over this
 TREND_STEP_S = 15.0  # one point per scrape: jumps between scrapes stay visible
 
 
@@ -71,7 +71,6 @@ def _queries(s: Scope, w: str) -> dict[str, tuple[str, str | None]]:
             f"(max(avg_over_time({N.cache_size}{sel}[5m])) > 0)",
             None,
         ),
-        "cache_size_max_long": (f"max(max_over_time({N.cache_size}{sel}[{LONG}]))", None),
         "cache_memory_share": (f"max({N.cache_memory}{sel}) / (max({N.rss}{sel}) > 0)", None),
         "slow_query_rate": (f"sum(rate({N.slow_queries}{sel}[{w}]))", None),
         "query_p95": (quantile_q(s, 0.95, w=w, metric=N.query.removesuffix("_total")), None),
@@ -108,7 +107,7 @@ def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) 
             out.missing[name] = res.reason
             continue
         out.values[name] = res.by(label) if label else res.last()
-    start = at - timedelta(minutes=60)
+    start = at - TREND_WINDOW
     for name, query in _range_queries(scope).items():
         res = prom.range(query, start, at, step=TREND_STEP_S)
         if res.ok and len(res.frame) >= 3:
