@@ -7,6 +7,7 @@ runbook (`runbook-source.md`), rephrased; every code cell is one call into `runb
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,7 +222,11 @@ PARAMETERS = """\
 # stack (scripts/start-monitoring.sh) when the notebook is opened in JupyterLab.
 alert_name = "{alert}"
 severity = "{severity}"
-labels = {{"alertname": "{alert}", "job": "ggen-mcp", "instance": "127.0.0.1:9464"}}
+labels = {{
+    "alertname": "{alert}",
+    "job": "ggen-mcp",
+    "instance": "127.0.0.1:9464",
+}}
 annotations = {{}}
 starts_at = ""  # ISO 8601; empty: the evaluation time
 ends_at = ""  # empty while firing
@@ -268,7 +273,7 @@ def build(runbook: str) -> nbformat.NotebookNode:
     if spec.charts:
         cells += [
             md("The series this runbook looks at most."),
-            code(f"run.charts({', '.join(repr(c) for c in spec.charts)})"),
+            code(f"run.charts({', '.join(json.dumps(c) for c in spec.charts)})"),
         ]
     cells.append(md("## Investigation\nThe runbook's steps, in its order."))
     for text, step in spec.steps:

@@ -7,6 +7,8 @@ import ast
 import html
 import json
 import re
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +46,19 @@ def test_committed_notebook_matches_spec_and_is_clean(runbook: str) -> None:
     for cell in committed.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None
+
+
+def test_generated_notebooks_are_ruff_format_clean(tmp_path: Path) -> None:
+    """`make test` runs `ruff format`; it must not rewrite what `make notebooks` wrote."""
+    for runbook in RUNBOOKS:
+        nbformat.write(build(runbook), tmp_path / f"{runbook}.ipynb")
+    ruff = Path(sys.executable).with_name("ruff")
+    done = subprocess.run(
+        [str(ruff), "format", "--check", "--no-cache", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("runbook", RUNBOOKS)
