@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -54,13 +55,68 @@ def _sim_mode(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from runbook_lib.server import Inbox, create_app
+    from runbook_lib.index import Index
+    from runbook_lib.server import create_app
+    from runbook_lib.workers import RunConfig
 
     settings = Settings()
     token = Path(args.token_file).read_text().strip() if args.token_file else settings.token()
-    inbox = Inbox(args.inbox or settings.state_dir / "inbox.jsonl")
-    uvicorn.run(create_app(inbox, token), host=args.host, port=args.port, log_level="warning")
+    output = Path(args.output or settings.output_dir)
+    config = RunConfig(
+        output_dir=output,
+        workers=args.workers,
+        cell_timeout=args.cell_timeout,
+        run_timeout=args.run_timeout,
+        prometheus_url=args.prometheus_url or settings.prometheus_url,
+        alertmanager_url=args.alertmanager_url or "",
+        params={k: _param_value(v) for k, v in _pairs(args.param, "--param").items()},
+    )
+    app = create_app(
+        Index(output / "index.sqlite"),
+        token,
+        run_config=None if args.no_workers else config,
+        verify_delay=args.verify_delay,
+    )
+    print(
+        f"runbook serve: http://{args.host}:{args.port}/alerts -> {output} "
+        f"({0 if args.no_workers else config.workers} workers)",
+        file=sys.stderr,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _incidents(args: argparse.Namespace) -> int:
+    from runbook_lib.index import Index
+
+    output = Path(args.output or Settings().output_dir)
+    path = output / "index.sqlite"
+    if not path.exists():
+        print(f"no incidents yet: {path} does not exist", file=sys.stderr)
+        if args.json:
+            print("[]")
+        return 0
+    rows = Index(path).incidents(args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=1, default=str))
+        return 0
+    for inc in rows:
+        print(_incident_line(inc))
+        for r in inc["runs"]:
+            state = r["status"] or r["state"]
+            cause = f"  top cause: {r['top_cause']}" if r["top_cause"] else ""
+            print(f"    {r['kind']:<13} {state:<10} {output / r['record']}{cause}")
+    return 0
+
+
+def _incident_line(inc: dict) -> str:
+    from datetime import UTC, datetime
+
+    received = datetime.fromtimestamp(inc["received_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"{received}Z  #{inc['id']:<4} {inc['alertname']}  {inc['severity'] or '-'}  "
+        f"{inc['status']}  instance={inc['labels'].get('instance', '-')}"
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -193,12 +249,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mode")
     p.set_defaults(func=_sim_mode)
 
-    p = sub.add_parser("serve", help="webhook receiver")
+    p = sub.add_parser("serve", help="webhook receiver and notebook workers")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--inbox", type=Path)
-    p.add_argument("--token-file")
+    p.add_argument("--token-file", help="default: RUNBOOK_WEBHOOK_TOKEN(_FILE)")
+    p.add_argument("--output", help="records directory and index (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--no-workers", action="store_true", help="only accept and queue alerts")
+    p.add_argument("--prometheus-url", help="for the notebooks (RUNBOOK_PROMETHEUS_URL)")
+    p.add_argument("--alertmanager-url")
+    p.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
+    p.add_argument("--run-timeout", type=float, default=900, help="seconds per run, in all")
+    p.add_argument(
+        "--verify-delay",
+        type=float,
+        default=300,
+        help="seconds after resolution to run the follow-up verification",
+    )
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("incidents", help="list incidents, newest first")
+    p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_incidents)
 
     sub.add_parser("list", help="alerts -> notebooks").set_defaults(func=_list)
 

@@ -9,24 +9,16 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from runbook_lib import stack
-from runbook_lib.alerts import Alert, route
-from runbook_lib.server import Inbox
+from runbook_lib.alerts import route
+from runbook_lib.index import Index
 from runbook_lib.sim.modes import EXPECTED_ALERT
 
 Say = Callable[[str], None]
-
-
-@dataclass
-class Delivery:
-    alert: Alert
-    fired_after_s: float
-    delivered_after_s: float
 
 
 class DemoError(stack.StackError):
@@ -72,15 +64,32 @@ def wait_firing(prom_url: str, alertname: str, timeout: float, say: Say) -> floa
     raise DemoError(f"{alertname} did not fire within {timeout:.0f}s (last state: {last})")
 
 
-def wait_delivered(inbox: Inbox, alertname: str, timeout: float) -> Alert:
+def wait_delivered(index: Index, alertname: str, timeout: float, known: set[int]) -> dict:
+    """The new incident the receiver filed for `alertname` (delivered, persisted, queued)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for payload in inbox.read():
-            for alert in payload.alerts:
-                if alert.name == alertname and alert.status == "firing":
-                    return alert
-        time.sleep(0.5)
+        for inc in index.incidents():
+            if inc["alertname"] == alertname and inc["id"] not in known:
+                return inc
+        time.sleep(0.3)
     raise DemoError(f"Alertmanager did not deliver {alertname} within {timeout:.0f}s")
+
+
+def wait_record(index: Index, incident_id: int, kind: str, timeout: float, say: Say) -> dict:
+    """The finished run of `kind` for the incident; reports when a worker picks it up."""
+    deadline, seen = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        [inc] = [i for i in index.incidents() if i["id"] == incident_id]
+        for r in inc["runs"]:
+            if r["kind"] != kind:
+                continue
+            if r["state"] != seen:
+                say(f"      {kind} run: {r['state']}")
+                seen = r["state"]
+            if r["state"] == "done":
+                return r
+        time.sleep(0.5)
+    raise DemoError(f"the {kind} run of incident {incident_id} did not finish in {timeout:.0f}s")
 
 
 def run(
@@ -100,12 +109,13 @@ def run(
     signal.signal(signal.SIGTERM, _raise_interrupt)
     say(
         "[1/6] Starting the local stack: GGEN MCP simulator, node exporter, Alertmanager, "
-        "Prometheus, runbook webhook receiver"
+        "Prometheus, runbook receiver with its notebook workers"
     )
     info = stack.start(
         stack.StackOptions(
             state_dir=state_dir,
             receiver=True,
+            output_dir=output_dir,
             memory_limit_bytes=512 << 20 if mode == "memory_leak" else None,
         )
     )
@@ -113,6 +123,8 @@ def run(
         for name, url in info.urls.items():
             say(f"      {name:<14} {url}")
         u = info.urls
+        index = Index(Path(info.output_dir) / "index.sqlite")
+        known = {i["id"] for i in index.incidents(1000)}
         say("[2/6] Waiting for Prometheus to scrape GGEN MCP (normal traffic)")
         wait_scraped(u["prometheus"], 60)
         time.sleep(5)
@@ -121,13 +133,14 @@ def run(
         fault_at = time.monotonic()
         say(f"[4/6] Waiting for Prometheus to fire {alertname} (fast profile: short `for`)")
         fired = wait_firing(u["prometheus"], alertname, timeout, say)
-        say("[5/6] Waiting for Alertmanager to POST it to the runbook webhook")
-        alert = wait_delivered(Inbox(Path(info.state_dir) / "inbox.jsonl"), alertname, 60)
+        say("[5/6] Waiting for Alertmanager to POST it to the runbook receiver")
+        inc = wait_delivered(index, alertname, 60, known)
         delivered = time.monotonic() - fault_at
-        _report(say, info, alert, fired, delivered)
-        say(f"[6/6] Running the runbook notebooks/{route(alertname)}.ipynb for it (Papermill)")
-        rec = _investigate(info, alert, output_dir)
-        _report_record(say, rec, time.monotonic() - fault_at)
+        _report(say, info, inc, fired, delivered)
+        say(f"[6/6] A worker runs notebooks/{route(alertname)}.ipynb for it (Papermill)")
+        run_row = wait_record(index, inc["id"], "investigation", 600, say)
+        rec = Path(info.output_dir) / run_row["record"]
+        _report_record(say, rec, time.monotonic() - fault_at, run_row)
         if keep:
             say("The stack keeps running so you can look at the URLs above; Ctrl-C stops it.")
             signal.pause()
@@ -138,61 +151,47 @@ def run(
         say(f"Stopped {len(stopped)} processes.")
 
 
-def _report(say: Say, info: stack.StackInfo, alert: Alert, fired: float, delivered: float) -> None:
+def _report(say: Say, info: stack.StackInfo, inc: dict, fired: float, delivered: float) -> None:
     u = info.urls
     say("")
     say(
-        f"  ALERT     {alert.name}  severity={alert.labels.get('severity')}  "
-        f"instance={alert.labels.get('instance')}"
+        f"  ALERT     {inc['alertname']}  severity={inc['severity']}  "
+        f"instance={inc['labels'].get('instance')}"
     )
-    say(f"  summary   {alert.annotations.get('summary', '')}")
-    say(f"  runbook   {alert.annotations.get('runbook', '')}")
-    say(f"  timing    fault -> firing {fired:.0f}s, fault -> webhook delivered {delivered:.0f}s")
+    say(f"  summary   {inc['annotations'].get('summary', '')}")
+    say(f"  timing    fault -> firing {fired:.0f}s, fault -> webhook accepted {delivered:.0f}s")
     say(
-        f"  webhook   accepted with the bearer token; fingerprint {alert.fingerprint}, "
-        f"startsAt {alert.startsAt.isoformat()}"
+        f"  webhook   accepted with the bearer token and queued as incident #{inc['id']} "
+        f"(fingerprint {inc['fingerprint']}, startsAt {inc['starts_at']})"
     )
-    say(f"  payload   {info.state_dir}/inbox.jsonl")
+    say(f"  index     {info.output_dir}/index.sqlite   (`runbook incidents` lists it)")
     say(f"  sim log   {info.sim_log}")
     say(
-        f"  pages     {u['prometheus']}/alerts  {u['alertmanager']}/#/alerts  (while running; "
-        "`runbook demo --keep` keeps them up)"
+        f"  pages     {u['prometheus']}/alerts  {u['alertmanager']}/#/alerts  "
+        f"{u['runbook']}/metrics  (while running; `runbook demo --keep` keeps them up)"
     )
     say("")
 
 
-def _investigate(info: stack.StackInfo, alert: Alert, output_dir: Path | None) -> Path:
-    from runbook_lib import runner
-    from runbook_lib.config import Settings
-
-    params = runner.alert_params(
-        alert.name,
-        {k: v for k, v in alert.labels.items() if k != "alertname"},
-        annotations=alert.annotations,
-        starts_at=alert.startsAt.isoformat(),
-        fp=alert.fingerprint,
-        prometheus_url=info.urls["prometheus"],
-        extra={
-            "live": True,
-            "log_file": info.sim_log,
-            "temp_dir": info.temp_dir,
-            "alertmanager_url": info.urls["alertmanager"],
-        },
-    )
-    return runner.run(params, output_dir or Settings().output_dir, progress=True)
-
-
-def _report_record(say: Say, rec: Path, since_fault: float) -> None:
+def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict) -> None:
     from runbook_lib import record
 
     summ = record.summary(rec)
+    alert_to_record = run_row["finished_at"] - run_row["enqueued_at"]
     say("")
-    say(f"  RECORD    {rec}/report.html   ({summ['status']}, {since_fault:.0f}s after the fault)")
+    say(f"  RECORD    {rec}/report.html")
+    say(f"            {rec}/record.html   (with the code)")
+    say(
+        f"  status    {summ['status']}; webhook accepted -> record written {alert_to_record:.0f}s; "
+        f"fault -> record {since_fault:.0f}s"
+    )
     top = next((d for d in summ["diagnosis"] if d["cause"] == summ["top_cause"]), None)
     if top:
         say(f"  DIAGNOSIS {top['cause']} ({top['verdict']}, score {top['score']:.2f})")
         for line in top["evidence"]:
             say(f"            {line}")
+    elif summ.get("error"):
+        say(f"  ERROR     {summ['error']}")
     else:
         say("  DIAGNOSIS no cause is likely; see the record")
     say(f"  summary   runbook summary {rec}")

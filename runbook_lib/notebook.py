@@ -345,7 +345,8 @@ class Run:
         """The runbook's post-resolution checks, answered by a query where one can."""
         from runbook_lib.postcheck import run_checks
 
-        display(pd.DataFrame(run_checks(self)))
+        self.post_check_rows = run_checks(self)
+        display(pd.DataFrame(self.post_check_rows)[["check", "status"]])
 
     # -- summary -----------------------------------------------------------------------
     def summary(self) -> dict:
@@ -365,6 +366,7 @@ class Run:
             "top_cause": top,
             "data_gaps": self.gaps,
             "actions": self.actions,
+            "post_checks": getattr(self, "post_check_rows", []),
         }
         display(
             {"application/json": out, "text/plain": json.dumps(out, indent=1)},

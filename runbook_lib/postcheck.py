@@ -94,17 +94,28 @@ def checks(runbook: str, s: Scope) -> list[Check]:
 
 
 def run_checks(run: Run) -> list[dict]:
+    """Each check with its status for people and `holds` (True, False, or None when a
+    person must judge it or Prometheus could not answer)."""
     rows = []
     for text, query in checks(run.runbook, run.scope):
         if query is None:
-            rows.append({"check": text, "status": "for a person"})
+            rows.append({"check": text, "status": "for a person", "holds": None})
             continue
         res = run.prom.instant(query, run.at)
+        holds: bool | None = None
         if res.failure is not None and res.failure.value == "unreachable":
             status = "cannot check: Prometheus unreachable"
         elif res.ok:
-            status = "✔ holds"
+            status, holds = "✔ holds", True
+        elif res.failure.value == "no_data":
+            status, holds = "✘ not yet", False
         else:
-            status = "✘ not yet" if res.failure.value == "no_data" else f"? {res.reason}"
-        rows.append({"check": text, "status": status})
+            status = f"? {res.reason}"
+        rows.append({"check": text, "status": status, "holds": holds})
     return rows
+
+
+def verified(rows: list[dict]) -> bool | None:
+    """True when every check a query answers holds; None when none could be answered."""
+    answered = [r["holds"] for r in rows if r.get("holds") is not None]
+    return all(answered) if answered else None

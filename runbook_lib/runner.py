@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -72,17 +73,27 @@ def run(
     start_timeout: float = 60,
     progress: bool = False,
     cwd: Path | None = None,
+    name: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Execute the routed notebook; returns the record directory."""
+    """Execute the routed notebook; returns the record directory.
+
+    With `name` the record's directory name is fixed (the queue fixes it when it accepts
+    the alert, so a re-run after a crash finds the record instead of making a second one);
+    an existing record of that name is kept and returned. `extra` goes into summary.json.
+    """
     runbook = runbook or route(params["alert_name"])
-    try:
-        at = utc(params.get("at") or None)
-    except ValueError:  # the notebook will say what is wrong with it; name the record by now
-        at = utc(None)
-    name = record.record_name(at, str(params["alert_name"]), str(params.get("fingerprint", "")))
-    output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    fixed = name is not None
+    if name is None:
+        try:
+            at = utc(params.get("at") or None)
+        except ValueError:  # the notebook will say what is wrong with it; name it by now
+            at = utc(None)
+        fp = str(params.get("fingerprint", ""))
+        name = record.record_name(at, str(params["alert_name"]), fp)
+    elif (output_dir / name).exists():
+        return output_dir / name
+    tmp = _tmp_dir(output_dir, name)
     out_nb = tmp / "record.ipynb"
     status, error = "completed", None
     try:
@@ -104,14 +115,57 @@ def run(
         status, error = "timed_out", f"{type(exc).__name__}: {exc}"
     except (DeadKernelError, RuntimeError) as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
-    _finish(tmp, out_nb, runbook, params, status, error)
-    final = _free_name(output_dir / name)
-    tmp.rename(final)
+    _finish(tmp, out_nb, runbook, params, status, error, extra)
+    return _publish(tmp, output_dir / name, fixed=fixed)
+
+
+def failure_record(
+    params: dict[str, Any],
+    output_dir: Path,
+    *,
+    runbook: str,
+    name: str,
+    status: str,
+    error: str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """A record for a run that never produced one (its process died or overran)."""
+    if (output_dir / name).exists():
+        return output_dir / name
+    tmp = _tmp_dir(output_dir, name)
+    _finish(tmp, tmp / "record.ipynb", runbook, params, status, error, extra)
+    return _publish(tmp, output_dir / name, fixed=True)
+
+
+def _tmp_dir(output_dir: Path, name: str) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    return tmp
+
+
+def _publish(tmp: Path, final: Path, *, fixed: bool) -> Path:
+    """Rename the finished record into place, never over another record. A fixed name
+    already taken means this run was done before: the first record stands."""
+    if not fixed:
+        final = _free_name(final)
+    try:
+        tmp.rename(final)  # atomic; fails if `final` exists and is not empty
+    except OSError:
+        if not fixed or not final.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
 def _finish(
-    tmp: Path, out_nb: Path, runbook: str, params: dict, status: str, error: str | None
+    tmp: Path,
+    out_nb: Path,
+    runbook: str,
+    params: dict,
+    status: str,
+    error: str | None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     if out_nb.exists():
         nb = nbformat.read(out_nb, as_version=4)
@@ -144,6 +198,7 @@ def _finish(
             "data_gaps": [],
             "error": error,
         }
+    summ.update(extra or {})
     (tmp / "summary.json").write_text(json.dumps(summ, indent=1, default=str))
     record.write_html(tmp)
 

@@ -1,58 +1,123 @@
-"""The runbook server's webhook receiver: authenticates Alertmanager, validates the payload,
-and persists it (fsync) before answering 2xx, so an accepted alert cannot be lost.
+"""`runbook serve`: the webhook receiver Alertmanager posts to, with its own metrics.
+
+An alert is answered 2xx only once it is in the index (committed, fsync'd), and no notebook
+runs inside a request: the worker pool picks the runs up from the index. Alertmanager
+retries on 5xx and timeouts and gives up on 4xx, so a payload we cannot read gets a 4xx
+that says which field is wrong, and anything we accepted is never lost.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import os
-import threading
-from pathlib import Path
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from runbook_lib.alerts import WebhookPayload
+from runbook_lib.index import Index, Job
+from runbook_lib.workers import Pool, RunConfig
 
 MAX_BODY_BYTES = 1 << 20
+DURATION_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900)
 
 
-class Inbox:
-    """Accepted webhook payloads, one JSON line each, durable once `append` returns."""
+@dataclass
+class Metrics:
+    registry: CollectorRegistry
+    received: Counter
+    duplicates: Counter
+    runs: Counter
+    duration: Histogram
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+    @classmethod
+    def create(cls, index: Index) -> Metrics:
+        reg = CollectorRegistry()
+        depth = Gauge("runbook_queue_depth", "Runs due and waiting for a worker.", registry=reg)
+        depth.set_function(lambda: index.queue_stats()[0])
+        oldest = Gauge(
+            "runbook_queue_oldest_age_seconds",
+            "How long the oldest due run has waited.",
+            registry=reg,
+        )
+        oldest.set_function(lambda: index.queue_stats()[1])
+        return cls(
+            registry=reg,
+            received=Counter(
+                "runbook_alerts_received",
+                "Alerts received, by alert status.",
+                ["status"],
+                registry=reg,
+            ),
+            duplicates=Counter(
+                "runbook_alerts_duplicate",
+                "Alerts received again (same fingerprint and startsAt), not run again.",
+                registry=reg,
+            ),
+            runs=Counter(
+                "runbook_runs",
+                "Runs finished, by runbook and outcome.",
+                ["runbook", "outcome"],
+                registry=reg,
+            ),
+            duration=Histogram(
+                "runbook_run_duration_seconds",
+                "Wall time of a run, from claim to record.",
+                ["runbook"],
+                buckets=DURATION_BUCKETS,
+                registry=reg,
+            ),
+        )
 
-    def append(self, payload: WebhookPayload) -> None:
-        line = payload.model_dump_json() + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def read(self) -> list[WebhookPayload]:
-        if not self.path.exists():
-            return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        return [WebhookPayload.model_validate_json(line) for line in lines if line.strip()]
+    def observe_run(self, job: Job, summary: dict, seconds: float) -> None:
+        self.runs.labels(job.runbook, summary.get("status", "failed")).inc()
+        self.duration.labels(job.runbook).observe(seconds)
 
 
-def create_app(inbox: Inbox, token: str) -> FastAPI:
+def create_app(
+    index: Index,
+    token: str,
+    *,
+    run_config: RunConfig | None = None,
+    verify_delay: float = 300.0,
+) -> FastAPI:
+    """The receiver; with `run_config` it also runs the worker pool while it serves."""
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
-    app = FastAPI(title="runbook server")
-    registry = CollectorRegistry()
-    received = Counter(
-        "runbook_alerts_received",
-        "Alerts received, by alert status.",
-        ["status"],
-        registry=registry,
-    )
+    metrics = Metrics.create(index)
+    pool = Pool(index, run_config, metrics.observe_run) if run_config else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if pool:
+            pool.start()
+            if pool.leftovers_killed:
+                print(
+                    f"runbook serve: killed {len(pool.leftovers_killed)} processes left by "
+                    "runs of an earlier server",
+                    file=sys.stderr,
+                )
+        yield
+        if pool:
+            pool.stop()
+
+    app = FastAPI(title="runbook server", lifespan=lifespan)
+    app.state.index, app.state.pool = index, pool
 
     @app.post("/alerts")
     async def alerts(request: Request, authorization: str = Header("")) -> dict:
@@ -61,27 +126,47 @@ def create_app(inbox: Inbox, token: str) -> FastAPI:
             raise HTTPException(
                 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
             )
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"body of {len(body)} bytes exceeds {MAX_BODY_BYTES}")
+        body = await _read_limited(request)
         try:
             payload = WebhookPayload.model_validate_json(body)
         except ValidationError as exc:
             raise HTTPException(422, _explain(exc)) from exc
-        inbox.append(payload)
-        for alert in payload.alerts:
-            received.labels(alert.status).inc()
-        return {"accepted": len(payload.alerts)}
+        try:
+            outcomes = await run_in_threadpool(index.accept, payload.alerts, verify_delay)
+        except sqlite3.Error as exc:  # 5xx: Alertmanager keeps the alert and retries
+            raise HTTPException(
+                503, f"could not persist the alerts in {index.path}: {exc}"
+            ) from exc
+        for alert, outcome in zip(payload.alerts, outcomes, strict=True):
+            metrics.received.labels(alert.status).inc()
+            if outcome.endswith("duplicate"):
+                metrics.duplicates.inc()
+        return {"accepted": len(payload.alerts), "outcomes": outcomes}
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok"}
+        depth, oldest = index.queue_stats()
+        return {"status": "ok", "queue_depth": depth, "oldest_queued_seconds": round(oldest, 1)}
 
     @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    def metrics_page() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _read_limited(request: Request) -> bytes:
+    """The body, refusing (413) past MAX_BODY_BYTES without reading it all into memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"body of {declared} bytes exceeds {MAX_BODY_BYTES}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HTTPException(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _explain(exc: ValidationError) -> list[dict]:

@@ -6,6 +6,7 @@ under one state directory. `stop` ends exactly the processes recorded there.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from runbook_lib import deploy, pids
+from runbook_lib.config import Settings
 
 DEFAULT_PORTS = {
     "prometheus": 9090,
@@ -70,6 +72,7 @@ class StackInfo:
     temp_dir: str
     receiver: bool
     urls: dict[str, str] = field(default_factory=dict)
+    output_dir: str = ""  # where the receiver files records
 
     @classmethod
     def load(cls, state_dir: Path) -> StackInfo:
@@ -87,6 +90,9 @@ class StackOptions:
     any_free_port: bool = False
     memory_limit_bytes: int | None = None
     receiver: bool = False
+    output_dir: Path | None = None  # the receiver's records; default RUNBOOK_OUTPUT_DIR
+    verify_delay: float = 300.0  # the receiver's follow-up delay after resolution
+    workers: int | None = None
     webhook_url: str | None = None
     sim_args: list[str] = field(default_factory=list)
     start_timeout: float = 30.0
@@ -126,6 +132,7 @@ def start(opts: StackOptions) -> StackInfo:
         temp_dir=str(state / "sim" / "tmp"),
         receiver=opts.receiver,
         urls=urls(ports),
+        output_dir=str((opts.output_dir or Settings().output_dir).resolve()),
     )
     try:
         for name, cmd, ready in _components(info, profile, opts):
@@ -138,7 +145,7 @@ def start(opts: StackOptions) -> StackInfo:
     return info
 
 
-RUN_DATA = ("prometheus", "alertmanager", "config", "logs", "sim", "inbox.jsonl", "stack.json")
+RUN_DATA = ("prometheus", "alertmanager", "config", "logs", "sim", "stack.json")
 
 
 def _fresh(state: Path) -> None:
@@ -238,10 +245,24 @@ def _components(info: StackInfo, profile: deploy.Profile, opts: StackOptions) ->
                     HOST,
                     "--port",
                     str(p["runbook"]),
-                    "--inbox",
-                    str(state / "inbox.jsonl"),
                     "--token-file",
                     info.token_file,
+                    "--output",
+                    info.output_dir,
+                    "--prometheus-url",
+                    u["prometheus"],
+                    "--alertmanager-url",
+                    u["alertmanager"],
+                    "--verify-delay",
+                    str(opts.verify_delay),
+                    "--workers",
+                    str(opts.workers or os.cpu_count() or 2),
+                    "--param",
+                    "live=true",
+                    "--param",
+                    f"log_file={info.sim_log}",
+                    "--param",
+                    f"temp_dir={info.temp_dir}",
                 ],
                 f"{u['runbook']}/health",
             )
