@@ -156,7 +156,7 @@ class Pool:
             return done
         if self._stop.is_set():
             return None  # stopped by the pool: recovered and run again on the next start
-        if proc.returncode and proc.returncode < 0:
+        if status == "failed" and proc.returncode and proc.returncode < 0:
             error = f"the run's process was killed by signal {-proc.returncode}"
         return self._failure(job, status, error or f"the run's process exited {proc.returncode}")
 

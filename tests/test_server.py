@@ -1,14 +1,17 @@
-"""The webhook receiver: auth, size limit, field-naming validation, durable inbox."""
+"""The webhook receiver: auth, size limit, field-naming validation, persisting each alert
+once in the index with its runs queued, resolution and hostile labels."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from runbook_lib.server import MAX_BODY_BYTES, Inbox, create_app
+from runbook_lib.index import Index
+from runbook_lib.server import MAX_BODY_BYTES, create_app
 
 TOKEN = "s3cret-token"
 
@@ -44,9 +47,9 @@ def payload(**alert_overrides: object) -> dict:
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> tuple[TestClient, Inbox]:
-    inbox = Inbox(tmp_path / "inbox.jsonl")
-    return TestClient(create_app(inbox, TOKEN)), inbox
+def client(tmp_path: Path) -> tuple[TestClient, Index]:
+    index = Index(tmp_path / "index.sqlite")
+    return TestClient(create_app(index, TOKEN, verify_delay=300)), index
 
 
 def post(client: TestClient, body: object, token: str | None = TOKEN):
@@ -56,26 +59,30 @@ def post(client: TestClient, body: object, token: str | None = TOKEN):
 
 
 def test_accepts_and_persists_a_v4_payload(client) -> None:
-    c, inbox = client
+    c, index = client
     resp = post(c, payload())
-    assert resp.status_code == 200 and resp.json() == {"accepted": 1}
-    [stored] = inbox.read()
-    assert stored.alerts[0].fingerprint == "4991cd65c78f4760"
-    assert stored.alerts[0].name == "GgenMcpHighErrorRate"
+    assert resp.status_code == 200 and resp.json() == {"accepted": 1, "outcomes": ["queued"]}
+    [inc] = index.incidents()
+    assert inc["fingerprint"] == "4991cd65c78f4760" and inc["runbook"] == "high_error_rate"
+    assert inc["alertname"] == "GgenMcpHighErrorRate" and inc["status"] == "firing"
+    [run] = inc["runs"]
+    assert run["kind"] == "investigation" and run["state"] == "queued"
+    assert run["record"] == "20261128T040000Z-GgenMcpHighErrorRate-4991cd65c78f"
+    assert index.queue_stats()[0] == 1
 
 
 @pytest.mark.parametrize("token", [None, "wrong", TOKEN + "x"])
 def test_refuses_without_the_right_token(client, token) -> None:
-    c, inbox = client
+    c, index = client
     assert post(c, payload(), token=token).status_code == 401
-    assert inbox.read() == []
+    assert index.incidents() == []
 
 
 def test_refuses_oversize_bodies(client) -> None:
-    c, inbox = client
+    c, index = client
     big = payload(annotations={"summary": "x" * (MAX_BODY_BYTES + 10)})
     assert post(c, big).status_code == 413
-    assert inbox.read() == []
+    assert index.incidents() == []
 
 
 @pytest.mark.parametrize(
@@ -89,13 +96,91 @@ def test_refuses_oversize_bodies(client) -> None:
     ],
 )
 def test_malformed_payload_names_the_field(client, mutate, field) -> None:
-    c, inbox = client
+    c, index = client
     body = payload()
     mutate(body)
     resp = post(c, body)
     assert resp.status_code == 422
     assert field in [d["field"] for d in resp.json()["detail"]]
-    assert inbox.read() == []
+    assert index.incidents() == []
+
+
+def test_a_streamed_oversize_body_without_length_is_refused(client) -> None:
+    c, index = client
+
+    def chunks():
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b" " * 65536
+
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert c.post("/alerts", content=chunks(), headers=headers).status_code == 413
+    assert index.incidents() == []
+
+
+def test_the_same_group_posted_five_times_queues_one_run(client) -> None:
+    c, index = client
+    group = payload()
+    group["alerts"].append({**group["alerts"][0], "fingerprint": "aaaa000011112222"})
+    outcomes = [post(c, group).json()["outcomes"] for _ in range(5)]
+    assert outcomes[0] == ["queued", "queued"]
+    assert all(o == ["duplicate", "duplicate"] for o in outcomes[1:])
+    incidents = index.incidents()
+    assert len(incidents) == 2 and all(len(i["runs"]) == 1 for i in incidents)
+    assert "runbook_alerts_duplicate_total 8.0" in c.get("/metrics").text
+
+
+def test_a_new_start_of_the_same_alert_is_a_new_incident(client) -> None:
+    c, index = client
+    post(c, payload())
+    assert post(c, payload(startsAt="2026-11-28T06:00:00Z")).json()["outcomes"] == ["queued"]
+    assert len(index.incidents()) == 2
+
+
+def test_resolved_marks_the_incident_and_schedules_verification(client) -> None:
+    c, index = client
+    post(c, payload())
+    resolved = payload(status="resolved", endsAt="2026-11-28T04:20:00Z")
+    assert post(c, resolved).json()["outcomes"] == ["resolved"]
+    assert post(c, resolved).json()["outcomes"] == ["resolved-duplicate"]
+    [inc] = index.incidents()
+    assert inc["status"] == "resolved" and inc["ends_at"].startswith("2026-11-28T04:20:00")
+    investigation, verification = inc["runs"]
+    assert verification["kind"] == "verification" and verification["state"] == "queued"
+    assert verification["record"] == investigation["record"] + "-verify"
+    assert verification["not_before"] == pytest.approx(inc["resolved_at"] + 300)
+    assert index.queue_stats()[0] == 1  # the verification is not due yet
+
+
+def test_a_resolved_alert_never_seen_firing_is_still_investigated(client) -> None:
+    c, index = client
+    assert post(c, payload(status="resolved")).json()["outcomes"] == ["resolved"]
+    [inc] = index.incidents()
+    assert [r["kind"] for r in inc["runs"]] == ["investigation", "verification"]
+
+
+HOSTILE = [
+    "quote\"s and 'single' and \\ backslash",
+    "../../etc/passwd",
+    "line1\nline2\r\n",
+    "$(rm -rf /); `id` | & ; > /tmp/x",
+    "x" * 5000,
+    "ünïcødé ✓ 火 \u2028",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_label_values_stay_data(client, value: str) -> None:
+    c, index = client
+    alert = payload(
+        labels={"alertname": value, "instance": value, "severity": "critical"},
+        fingerprint=value[:40],
+    )
+    assert post(c, alert).status_code == 200
+    [inc] = index.incidents()
+    assert inc["labels"]["instance"] == value and inc["runbook"] == "triage"
+    name = inc["runs"][0]["record"]
+    assert "/" not in name and "\n" not in name and not name.startswith(".")
+    assert len(name) < 120 and re.fullmatch(r"[A-Za-z0-9_.-]+", name)
 
 
 def test_not_json_is_a_clear_422(client) -> None:
@@ -113,6 +198,15 @@ def test_metrics_count_received_alerts(client) -> None:
     assert 'runbook_alerts_received_total{status="resolved"} 1.0' in text
 
 
+def test_health_and_metrics_report_the_queue(client) -> None:
+    c, _ = client
+    post(c, payload())
+    assert c.get("/health").json()["queue_depth"] == 1
+    text = c.get("/metrics").text
+    assert "runbook_queue_depth 1.0" in text
+    assert re.search(r"runbook_queue_oldest_age_seconds \d", text)
+
+
 def test_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs a token"):
-        create_app(Inbox(tmp_path / "i.jsonl"), "")
+        create_app(Index(tmp_path / "i.sqlite"), "")
