@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/runbook/kernel.json
 
-.PHONY: setup system docker test lint rules-check demo format clean notebooks golden
+.PHONY: setup system docker test lint rules-check demo format clean notebooks golden bench
 
 setup: system $(STAMP) $(KERNEL)
 
@@ -51,3 +51,6 @@ notebooks: $(STAMP)
 
 golden: setup
 	$(PY) -m tests.golden.golden
+
+bench: setup
+	$(PY) -m benchmarks.alert_to_record --alerts 20 --storm 200

@@ -76,6 +76,9 @@ def _serve(args: argparse.Namespace) -> int:
         token,
         run_config=None if args.no_workers else config,
         verify_delay=args.verify_delay,
+        viewer_token=os.environ.get("RUNBOOK_VIEWER_TOKEN", ""),
+        jupyter_url=os.environ.get("RUNBOOK_JUPYTER_URL", ""),
+        retention_days=args.retention_days,
     )
     print(
         f"runbook serve: http://{args.host}:{args.port}/alerts -> {output} "
@@ -86,10 +89,49 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postmortem(args: argparse.Namespace) -> int:
+    from runbook_lib import postmortem
+
+    try:
+        out = postmortem.write(args.records, Path(args.output) if args.output else None, True)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"runbook postmortem: {exc}", file=sys.stderr)
+        return 2
+    print(out / "postmortem.html")
+    print(out / "postmortem.md")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from runbook_lib import retention
+
+    output = Path(args.output or Settings().output_dir)
+    done = retention.prune(output, args.days, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(done.removed)} records ({done.freed_bytes / 2**20:.1f} MiB) older than "
+          f"{args.days:g} days; kept {len(done.kept_linked)} linked from a post-mortem")  # fmt: skip
+    for name in done.removed:
+        print(f"  {name}")
+    return 0
+
+
+def _message(output: Path, incident_id: int) -> int:
+    from runbook_lib.incident_view import incident_message
+
+    try:
+        print(incident_message(output / "index.sqlite", incident_id))
+    except LookupError as exc:
+        print(f"runbook incidents: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _incidents(args: argparse.Namespace) -> int:
     from runbook_lib.index import Index
 
     output = Path(args.output or Settings().output_dir)
+    if args.message is not None:
+        return _message(output, args.message)
     path = output / "index.sqlite"
     if not path.exists():
         print(f"no incidents yet: {path} does not exist", file=sys.stderr)
@@ -128,6 +170,7 @@ def _demo(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         keep=args.keep,
         output_dir=Path(args.output) if args.output else None,
+        prometheus_url=Settings().prometheus_url or None,
     )
 
 
@@ -169,10 +212,17 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from runbook_lib import runner
+    from runbook_lib import record, runner
 
     settings = Settings()
     extra = {k: _param_value(v) for k, v in _pairs(args.param, "--param").items()}
+    if args.from_record:
+        params = runner.replay_params(Path(args.from_record), **extra)
+        out = runner.run(params, Path(args.output or settings.output_dir), progress=True)
+        print(out)
+        return 0 if record.summary(out)["status"] == "completed" else 1
+    if not args.alertname:
+        raise SystemExit("runbook run: give ALERTNAME, or --from-record RECORD")
     params = runner.alert_params(
         args.alertname,
         _pairs(args.label, "--label"),
@@ -267,18 +317,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds after resolution to run the follow-up verification",
     )
     p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument(
+        "--retention-days",
+        type=float,
+        default=float(os.environ.get("RUNBOOK_RETENTION_DAYS", "0")),
+        help="remove records older than this, hourly (0: keep all; RUNBOOK_RETENTION_DAYS)",
+    )
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("incidents", help="list incidents, newest first")
     p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--message",
+        type=int,
+        metavar="ID",
+        help="print the runbook's communication message for incident ID, as it stands now",
+    )
     p.set_defaults(func=_incidents)
+
+    p = sub.add_parser("postmortem", help="a post-mortem draft from an incident's records")
+    p.add_argument("records", nargs="+", metavar="RECORD")
+    p.add_argument("--output", help="default: <records dir>/postmortem-<first record>")
+    p.set_defaults(func=_postmortem)
+
+    p = sub.add_parser("prune", help="remove records older than the retention")
+    p.add_argument("--days", type=float, required=True)
+    p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=_prune)
 
     sub.add_parser("list", help="alerts -> notebooks").set_defaults(func=_list)
 
     p = sub.add_parser("run", help="run one runbook now; prints the record directory")
-    p.add_argument("alertname")
+    p.add_argument("alertname", nargs="?")
+    p.add_argument(
+        "--from-record",
+        metavar="RECORD",
+        help="re-execute RECORD's runbook against its saved data instead of Prometheus",
+    )
     p.add_argument("--label", action="append", default=[], metavar="K=V")
     p.add_argument("--annotation", action="append", default=[], metavar="K=V")
     p.add_argument("--prometheus-url")

@@ -16,7 +16,7 @@ import httpx
 from runbook_lib import stack
 from runbook_lib.alerts import route
 from runbook_lib.index import Index
-from runbook_lib.sim.modes import EXPECTED_ALERT
+from runbook_lib.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
 
 Say = Callable[[str], None]
 
@@ -45,7 +45,10 @@ def wait_scraped(prom_url: str, timeout: float) -> None:
         if result and result[0]["value"][1] == "1":
             return
         time.sleep(0.5)
-    raise DemoError(f"Prometheus at {prom_url} has not scraped GGEN MCP within {timeout:.0f}s")
+    raise DemoError(
+        f"Prometheus at {prom_url} has not scraped GGEN MCP within {timeout:.0f}s "
+        "(job ggen-mcp must be in its scrape config)"
+    )
 
 
 def wait_firing(prom_url: str, alertname: str, timeout: float, say: Say) -> float:
@@ -99,7 +102,12 @@ def run(
     keep: bool = False,
     say: Say = print,
     output_dir: Path | None = None,
+    prometheus_url: str | None = None,
+    ports: dict[str, int] | None = None,
 ) -> int:
+    """The whole chain; with `prometheus_url` (RUNBOOK_PROMETHEUS_URL) that Prometheus is
+    used instead of starting one: it must scrape the simulator and alert to our
+    Alertmanager (STATE/config/prometheus.yml is the configuration it needs)."""
     alertname = EXPECTED_ALERT.get(mode)
     if alertname is None:
         raise DemoError(
@@ -109,19 +117,27 @@ def run(
     signal.signal(signal.SIGTERM, _raise_interrupt)
     say(
         "[1/6] Starting the local stack: GGEN MCP simulator, node exporter, Alertmanager, "
-        "Prometheus, runbook receiver with its notebook workers"
+        + ("" if prometheus_url else "Prometheus, ")
+        + "runbook receiver with its notebook workers"
     )
     info = stack.start(
         stack.StackOptions(
             state_dir=state_dir,
             receiver=True,
             output_dir=output_dir,
+            ports=ports,
+            prometheus_url=prometheus_url,
             memory_limit_bytes=512 << 20 if mode == "memory_leak" else None,
         )
     )
     try:
         for name, url in info.urls.items():
             say(f"      {name:<14} {url}")
+        if prometheus_url:
+            say(
+                f"      (Prometheus from RUNBOOK_PROMETHEUS_URL; it needs the scrape and alerting "
+                f"config of {info.state_dir}/config/prometheus.yml)"
+            )
         u = info.urls
         index = Index(Path(info.output_dir) / "index.sqlite")
         known = {i["id"] for i in index.incidents(1000)}
@@ -140,7 +156,7 @@ def run(
         say(f"[6/6] A worker runs notebooks/{route(alertname)}.ipynb for it (Papermill)")
         run_row = wait_record(index, inc["id"], "investigation", 600, say)
         rec = Path(info.output_dir) / run_row["record"]
-        _report_record(say, rec, time.monotonic() - fault_at, run_row)
+        _report_record(say, rec, time.monotonic() - fault_at, run_row, mode)
         if keep:
             say("The stack keeps running so you can look at the URLs above; Ctrl-C stops it.")
             signal.pause()
@@ -173,7 +189,7 @@ def _report(say: Say, info: stack.StackInfo, inc: dict, fired: float, delivered:
     say("")
 
 
-def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict) -> None:
+def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode: str) -> None:
     from runbook_lib import record
 
     summ = record.summary(rec)
@@ -190,6 +206,9 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict) -> No
         say(f"  DIAGNOSIS {top['cause']} ({top['verdict']}, score {top['score']:.2f})")
         for line in top["evidence"]:
             say(f"            {line}")
+        if expected := EXPECTED_CAUSES.get(mode):
+            mark = "✔ matches" if top["cause"] in expected else "✘ does not match"
+            say(f"            {mark} the injected fault ({mode}: {', '.join(sorted(expected))})")
     elif summ.get("error"):
         say(f"  ERROR     {summ['error']}")
     else:

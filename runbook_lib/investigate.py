@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from runbook_lib import host_snapshot, logs, signals
 from runbook_lib.diagnosis import Evidence, LogFacts
@@ -29,10 +30,11 @@ class Inputs:
     service_port: int | None = None
     temp_dir: str = "/tmp"
     watch_dirs: tuple[str, ...] = ()
+    prom: Any = None  # a client to use (recording or replaying) instead of prometheus_url
 
 
 def gather(inp: Inputs) -> Evidence:
-    prom = Prom(inp.prometheus_url)
+    prom = inp.prom or Prom(inp.prometheus_url)
     ev = Evidence(signals.collect(prom, inp.scope, inp.at, inp.lookback_minutes))
     start = inp.at - timedelta(minutes=inp.lookback_minutes)
     ev.logs, ev.logs_missing = read_logs(inp.log_source, start, inp.at)

@@ -13,6 +13,7 @@ import math
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,6 +46,8 @@ PARAMS = (
     "memory_limit_bytes",
     "temp_dir",
     "watch_dirs",
+    "snapshot_dir",
+    "replay_from",
 )
 ESCALATE_AFTER = timedelta(minutes=30)
 CHART_HISTORY = timedelta(minutes=45)
@@ -209,6 +212,7 @@ class Run:
             self.evidence = investigate.gather(
                 investigate.Inputs(
                     prometheus_url=self.prom.url,
+                    prom=self.prom,
                     scope=self.scope,
                     at=self.at,
                     lookback_minutes=int(self.p.get("lookback_minutes") or 15),
@@ -322,22 +326,19 @@ class Run:
 
     def message(self) -> None:
         """The runbook's communication template, filled in."""
+        from runbook_lib.communication import message, status_of
+
         ann = self.p.get("annotations") or {}
-        status = (
-            "Resolved"
-            if self.ends_at
-            else ("Mitigating" if any(a.get("done") for a in self.actions) else "Investigating")
-        )
-        sev = (self.p.get("severity") or "unknown").capitalize()
-        nxt = self.at + timedelta(minutes=30 if sev.lower() == "critical" else 60)
-        top = f" (likely cause: {self.top_cause.replace('_', ' ')})" if self.top_cause else ""
-        text = (
-            f"🚨 INCIDENT: {ann.get('summary') or self.p['alert_name']}{top}\n"
-            f"Severity: {sev}\n"
-            f"Start Time: {self.starts_at:%Y-%m-%d %H:%M} UTC\n"
-            f"Impact: {ann.get('impact') or 'under assessment'}\n"
-            f"Status: {status}\n"
-            f"Next Update: {nxt:%H:%M} UTC"
+        text = message(
+            alert=self.p["alert_name"],
+            severity=self.p.get("severity") or "",
+            starts_at=self.starts_at,
+            now=self.at,
+            status=status_of(bool(self.ends_at), any(a.get("done") for a in self.actions)),
+            summary=ann.get("summary", ""),
+            impact=ann.get("impact", ""),
+            top_cause=self.top_cause,
+            ends_at=self.ends_at,
         )
         display(Markdown(f"```\n{text}\n```"))
 
@@ -416,12 +417,22 @@ def start(runbook: str, namespace: dict[str, Any]) -> Run:
         starts_at,
         ends_at,
         scope,
-        Prom(p.get("prometheus_url") or "http://127.0.0.1:9090"),
+        _prometheus(p),
     )
     expected = route(p["alert_name"])
     if expected != runbook and runbook != "triage":
         run._gap(f"alert {p['alert_name']} routes to {expected}, not {runbook}")
     return run
+
+
+def _prometheus(p: dict[str, Any]) -> Any:
+    """Live Prometheus, recording its answers into the record; or a record's saved answers."""
+    from runbook_lib.snapshot import Recording, Replay
+
+    if p.get("replay_from"):
+        return Replay(Path(p["replay_from"]), url=p.get("prometheus_url") or "")
+    prom = Prom(p.get("prometheus_url") or "http://127.0.0.1:9090")
+    return Recording(prom, Path(p["snapshot_dir"])) if p.get("snapshot_dir") else prom
 
 
 # ---------------------------------------------------------------------------- steps

@@ -243,7 +243,9 @@ host_snapshot = ""  # a saved host snapshot (JSON) to judge instead of the live 
 node_instance = ""  # the node exporter's instance, for the disk panels
 memory_limit_bytes = 4294967296
 temp_dir = "/tmp"
-watch_dirs = []"""
+watch_dirs = []
+snapshot_dir = ""  # where to save every Prometheus answer (runs set it to the record's data/)
+replay_from = ""  # a record's data/ directory: answer queries from it, not from Prometheus"""
 
 
 def build(runbook: str) -> nbformat.NotebookNode:
@@ -320,6 +322,70 @@ def build(runbook: str) -> nbformat.NotebookNode:
     return nb
 
 
+POSTMORTEM_PARAMETERS = """\
+# Parameters: `runbook postmortem RECORD...` sets them.
+records = []  # the incident's record directories (investigation, re-runs, verification)
+output_dir = "."  # where the charts and postmortem.md are written"""
+
+
+def build_postmortem() -> nbformat.NotebookNode:
+    """The post-mortem draft: the runbook's template, filled from an incident's records."""
+    md, code = new_markdown_cell, new_code_cell
+    params = code(POSTMORTEM_PARAMETERS)
+    params.metadata["tags"] = ["parameters"]
+    sections = [
+        ("## Summary\nWhat happened, when, for how long, with what impact.", "show_summary"),
+        (
+            "## Timeline\nFrom the alert's start to the verification, from the records and "
+            "the runbook server's index.",
+            "show_timeline",
+        ),
+        (
+            "## Root cause\nThe diagnosis of the investigation, with its evidence.",
+            "show_root_cause",
+        ),
+        (
+            "## Key charts\nThe four-panel overview, redrawn from the data saved in the "
+            "records (not from Prometheus, which may have dropped it).",
+            "show_charts",
+        ),
+        (
+            "## Resolution\nThe runbook's commands as the run filled them, and what it did.",
+            "show_resolution",
+        ),  # fmt: skip
+        ("## Verification\nThe post-resolution checks of the follow-up run.", "show_verification"),
+    ]
+    cells = [
+        md(
+            "# Post-mortem draft\n\nWritten from the incident's records by "
+            "`runbook postmortem`. Fill in the lessons and action items at the end."
+        ),
+        params,
+        code("from runbook_lib import postmortem\n\npm = postmortem.Draft(records, output_dir)"),
+    ]
+    for text, method in sections:
+        cells += [md(text), code(f"pm.{method}()")]
+    cells += [
+        md(
+            "## Lessons learned\n### What went well\n\n### What went wrong\n\n"
+            "### Where we got lucky\n\n## Action items\n| action | owner | due |\n"
+            "|---|---|---|\n| | | |"
+        ),
+        md("The same draft as Markdown, for pasting into a document:"),
+        code("pm.write_markdown()"),
+    ]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"postmortem-{i:02d}"
+    return nb
+
+
 def write_all(directory: Path = NOTEBOOK_DIR) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     out = []
@@ -327,7 +393,9 @@ def write_all(directory: Path = NOTEBOOK_DIR) -> list[Path]:
         path = directory / f"{runbook}.ipynb"
         nbformat.write(build(runbook), path)
         out.append(path)
-    return out
+    path = directory / "postmortem.ipynb"
+    nbformat.write(build_postmortem(), path)
+    return [*out, path]
 
 
 if __name__ == "__main__":

@@ -55,9 +55,15 @@ def summary(record: Path) -> dict:
     return found
 
 
+def html(nb: nbformat.NotebookNode, *, code: bool = True) -> str:
+    """The notebook as one HTML page; without `code`, a report of the outputs only."""
+    if code:
+        return HTMLExporter().from_notebook_node(nb)[0]
+    report = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    return report.from_notebook_node(nb)[0]
+
+
 def write_html(record: Path) -> None:
     nb = nbformat.read(record / "record.ipynb", as_version=4)
-    full = HTMLExporter()
-    (record / "record.html").write_text(full.from_notebook_node(nb)[0], encoding="utf-8")
-    report = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    (record / "report.html").write_text(report.from_notebook_node(nb)[0], encoding="utf-8")
+    (record / "record.html").write_text(html(nb), encoding="utf-8")
+    (record / "report.html").write_text(html(nb, code=False), encoding="utf-8")

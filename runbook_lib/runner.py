@@ -95,6 +95,8 @@ def run(
         return output_dir / name
     tmp = _tmp_dir(output_dir, name)
     out_nb = tmp / "record.ipynb"
+    if not params.get("replay_from"):
+        params = {**params, "snapshot_dir": str(tmp / "data")}
     status, error = "completed", None
     try:
         papermill.execute_notebook(
@@ -117,6 +119,26 @@ def run(
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     _finish(tmp, out_nb, runbook, params, status, error, extra)
     return _publish(tmp, output_dir / name, fixed=fixed)
+
+
+def replay_params(rec: Path, **overrides: Any) -> dict[str, Any]:
+    """The parameters of a record's run, set to answer from its saved data."""
+    rec = Path(rec)
+    if not (rec / "data" / "queries.jsonl").exists():
+        raise FileNotFoundError(f"{rec} has no saved data (data/queries.jsonl) to replay")
+    nb = nbformat.read(rec / "record.ipynb", as_version=4)
+    params = dict(nb.metadata.get("papermill", {}).get("parameters", {}))
+    if not params.get("alert_name"):
+        raise ValueError(f"{rec}/record.ipynb holds no papermill parameters")
+    summ = record.summary(rec)
+    params.update(
+        at=summ.get("evaluated_at") or params.get("at", ""),
+        replay_from=str((rec / "data").resolve()),
+        snapshot_dir="",
+        live=False,
+        allow_mitigation=False,
+    )
+    return {**params, **overrides}
 
 
 def failure_record(

@@ -8,6 +8,7 @@ that says which field is wrong, and anything we accepted is never lost.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import sqlite3
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Header, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -29,6 +30,7 @@ from prometheus_client import (
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from runbook_lib import pages
 from runbook_lib.alerts import WebhookPayload
 from runbook_lib.index import Index, Job
 from runbook_lib.workers import Pool, RunConfig
@@ -95,8 +97,12 @@ def create_app(
     *,
     run_config: RunConfig | None = None,
     verify_delay: float = 300.0,
+    viewer_token: str = "",
+    jupyter_url: str = "",
+    retention_days: float = 0,
 ) -> FastAPI:
-    """The receiver; with `run_config` it also runs the worker pool while it serves."""
+    """The receiver and the incident pages; with `run_config` it also runs the worker pool
+    while it serves. The pages take the webhook token or the read-only `viewer_token`."""
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
     metrics = Metrics.create(index)
@@ -104,6 +110,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pruner = (
+            asyncio.create_task(_prune_hourly(index, retention_days)) if retention_days else None
+        )
         if pool:
             pool.start()
             if pool.leftovers_killed:
@@ -113,11 +122,19 @@ def create_app(
                     file=sys.stderr,
                 )
         yield
+        if pruner:
+            pruner.cancel()
         if pool:
             pool.stop()
 
     app = FastAPI(title="runbook server", lifespan=lifespan)
     app.state.index, app.state.pool = index, pool
+    tokens = [t for t in (token, viewer_token) if t]
+    app.include_router(pages.router(index.path, index.path.parent, tokens, jupyter_url))
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/incidents")
 
     @app.post("/alerts")
     async def alerts(request: Request, authorization: str = Header("")) -> dict:
@@ -153,6 +170,22 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _prune_hourly(index: Index, days: float) -> None:
+    """Retention while serving: records older than `days` go, post-mortem sources stay."""
+    from runbook_lib import retention
+
+    while True:
+        try:
+            done = await run_in_threadpool(retention.prune, index.path.parent, days)
+            if done.removed:
+                print(
+                    f"runbook serve: retention removed {len(done.removed)} records", file=sys.stderr
+                )
+        except OSError as exc:
+            print(f"runbook serve: retention failed: {exc}", file=sys.stderr)
+        await asyncio.sleep(3600)
 
 
 async def _read_limited(request: Request) -> bytes:

@@ -93,6 +93,7 @@ class StackOptions:
     output_dir: Path | None = None  # the receiver's records; default RUNBOOK_OUTPUT_DIR
     verify_delay: float = 300.0  # the receiver's follow-up delay after resolution
     workers: int | None = None
+    prometheus_url: str | None = None  # use this Prometheus instead of starting one
     webhook_url: str | None = None
     sim_args: list[str] = field(default_factory=list)
     start_timeout: float = 30.0
@@ -131,7 +132,7 @@ def start(opts: StackOptions) -> StackInfo:
         sim_log=str(state / "sim" / "ggen-mcp.log"),
         temp_dir=str(state / "sim" / "tmp"),
         receiver=opts.receiver,
-        urls=urls(ports),
+        urls=urls(ports, opts.prometheus_url),
         output_dir=str((opts.output_dir or Settings().output_dir).resolve()),
     )
     try:
@@ -159,9 +160,9 @@ def _fresh(state: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def urls(ports: dict[str, int]) -> dict[str, str]:
+def urls(ports: dict[str, int], prometheus_url: str | None = None) -> dict[str, str]:
     return {
-        "prometheus": f"http://{HOST}:{ports['prometheus']}",
+        "prometheus": (prometheus_url or f"http://{HOST}:{ports['prometheus']}").rstrip("/"),
         "alertmanager": f"http://{HOST}:{ports['alertmanager']}",
         "node_exporter": f"http://{HOST}:{ports['node_exporter']}/metrics",
         "ggen_mcp": f"http://{HOST}:{ports['ggen_mcp']}",
@@ -232,6 +233,8 @@ def _components(info: StackInfo, profile: deploy.Profile, opts: StackOptions) ->
             f"{u['prometheus']}/-/ready",
         ),
     ]
+    if opts.prometheus_url:  # someone else's Prometheus; its config is theirs
+        comps = [c for c in comps if c[0] != "prometheus"]
     if info.receiver:
         comps.append(
             (

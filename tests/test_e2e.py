@@ -4,13 +4,20 @@ cleared -> resolved -> follow-up verification record linked to the incident."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from runbook_lib import record, stack
+from runbook_lib import demo, deploy, record, stack
 from runbook_lib.index import Index
 from runbook_lib.prom import utc
 from runbook_lib.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
@@ -54,7 +61,19 @@ def run_of(inc: dict, kind: str) -> dict | None:
     return next((r for r in inc["runs"] if r["kind"] == kind and r["state"] == "done"), None)
 
 
-def test_fault_to_record_then_resolution_to_verification(served: stack.StackInfo) -> None:
+@dataclass
+class Incident:
+    info: stack.StackInfo
+    out: Path
+    inc: dict
+    resolved: dict
+    investigation: dict
+    verification: dict
+
+
+@pytest.fixture(scope="module")
+def e2e(served: stack.StackInfo) -> Incident:
+    """The whole life of one incident on the real stack, driven through the simulator."""
     alertname, out = EXPECTED_ALERT[MODE], Path(served.output_dir)
     index = Index(out / "index.sqlite")
     time.sleep(3)  # a few scrapes of normal traffic first
@@ -63,13 +82,6 @@ def test_fault_to_record_then_resolution_to_verification(served: stack.StackInfo
     investigation = wait(
         lambda: run_of(incident(index, alertname), "investigation"), 240, "the record"
     )
-    first = record.summary(out / investigation["record"])
-    assert first["status"] == "completed" and first["alert"] == alertname
-    verdicts = {d["cause"]: d["verdict"] for d in first["diagnosis"]}
-    assert first["top_cause"] in EXPECTED_CAUSES[MODE], first["diagnosis"][:3]
-    assert all(verdicts[c] == "likely" for c in EXPECTED_CAUSES[MODE]), verdicts
-    assert first["incident_id"] == inc["id"] and first["fingerprint"] == inc["fingerprint"]
-
     stack.set_mode(served, "normal")
     resolved = wait(
         lambda: (i := incident(index, alertname)) and i["status"] == "resolved" and i,
@@ -79,11 +91,175 @@ def test_fault_to_record_then_resolution_to_verification(served: stack.StackInfo
     verification = wait(
         lambda: run_of(incident(index, alertname), "verification"), 240, "the verification"
     )
-    follow = record.summary(out / verification["record"])
+    return Incident(served, out, inc, resolved, investigation, verification)
+
+
+def test_fault_to_record_then_resolution_to_verification(e2e: Incident) -> None:
+    out, inc, investigation = e2e.out, e2e.inc, e2e.investigation
+    first = record.summary(out / investigation["record"])
+    assert first["status"] == "completed" and first["alert"] == EXPECTED_ALERT[MODE]
+    verdicts = {d["cause"]: d["verdict"] for d in first["diagnosis"]}
+    assert first["top_cause"] in EXPECTED_CAUSES[MODE], first["diagnosis"][:3]
+    assert all(verdicts[c] == "likely" for c in EXPECTED_CAUSES[MODE]), verdicts
+    assert first["incident_id"] == inc["id"] and first["fingerprint"] == inc["fingerprint"]
+
+    follow = record.summary(out / e2e.verification["record"])
     assert follow["kind"] == "verification"
     assert follow["verification_of"] == investigation["record"]
     assert follow["incident_id"] == inc["id"]
-    assert utc(follow["ends_at"]) == utc(resolved["ends_at"])
+    assert utc(follow["ends_at"]) == utc(e2e.resolved["ends_at"])
     checks = {c["check"]: c["holds"] for c in follow["post_checks"]}
     assert checks["10 or fewer LibreOffice processes for 15 minutes"] is False  # the leak is in
-    assert verification["started_at"] >= resolved["resolved_at"] + 3  # waited the delay
+    assert e2e.verification["started_at"] >= e2e.resolved["resolved_at"] + 3  # waited the delay
+
+
+def test_postmortem_from_the_records_after_prometheus_is_gone(e2e: Incident) -> None:
+    stack.stop(Path(e2e.info.state_dir))  # Prometheus and all: only the records remain
+    records = [e2e.out / e2e.investigation["record"], e2e.out / e2e.verification["record"]]
+    runbook = str(Path(sys.executable).with_name("runbook"))
+    done = subprocess.run(
+        [runbook, "postmortem", *map(str, records)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    pm = e2e.out / f"postmortem-{records[0].name}"
+    md = (pm / "postmortem.md").read_text()
+    first = record.summary(records[0])
+    top = next(d for d in first["diagnosis"] if d["cause"] == first["top_cause"])
+    root = md.split("## Root cause", 1)[1].split("## Key charts", 1)[0]
+    assert f"**{first['top_cause']}** (likely" in root and top["evidence"][0] in root
+    timeline = md.split("## Timeline", 1)[1].split("## Root cause", 1)[0]
+    assert f"likely cause {first['top_cause']} ({records[0].name})" in timeline
+    assert "alert resolved" in timeline and f"({records[1].name})" in timeline
+    assert "webhook received" in timeline
+    assert "10 or fewer LibreOffice processes for 15 minutes: ✘ not yet" in md
+    pngs = sorted((pm / "charts").glob("*.png"))
+    assert len(pngs) == 2 and all(p.stat().st_size > 20_000 for p in pngs)
+    assert all(f"]({p.relative_to(pm)})" in md for p in pngs)
+    html = (pm / "postmortem.html").read_text()
+    assert html.count("data:image/png;base64") >= 2 and "(no saved data)" not in md
+    assert json.loads((pm / "postmortem.json").read_text())["records"] == [
+        str(r.resolve()) for r in records
+    ]
+
+
+def test_demo_uses_the_prometheus_it_is_given(tmp_path: Path) -> None:
+    """RUNBOOK_PROMETHEUS_URL: the demo starts no Prometheus of its own, leaves that one
+    running, and still gets from the fault to a record through it."""
+    ports = stack.choose_ports(any_free=True)
+    h = stack.HOST
+    profile = deploy.write_profile(
+        tmp_path / "theirs",
+        deploy.Targets(
+            ggen_mcp=f"{h}:{ports['ggen_mcp']}",
+            node_exporter=f"{h}:{ports['node_exporter']}",
+            runbook=f"{h}:{ports['runbook']}",
+            alertmanager=f"{h}:{ports['alertmanager']}",
+        ),
+        webhook_url="http://unused/",
+        token_file=tmp_path / "unused-token",
+    )
+    url = f"http://{h}:{ports['prometheus']}"
+    theirs = subprocess.Popen(
+        [
+            shutil.which("prometheus"),
+            f"--config.file={profile.prometheus_config}",
+            f"--storage.tsdb.path={tmp_path / 'theirs-data'}",
+            f"--web.listen-address={h}:{ports['prometheus']}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    lines: list[str] = []
+    try:
+        code = demo.run(
+            tmp_path / "state",
+            output_dir=tmp_path / "out",
+            prometheus_url=url,
+            ports=ports,
+            say=lines.append,
+        )
+        assert code == 0
+        assert theirs.poll() is None, "the demo must not stop a Prometheus it did not start"
+    finally:
+        theirs.terminate()
+        theirs.wait(30)
+    text = "\n".join(lines)
+    assert "Prometheus from RUNBOOK_PROMETHEUS_URL" in text
+    assert "Stopped 4 processes." in text  # simulator, node exporter, Alertmanager, receiver
+    [rec] = [d for d in (tmp_path / "out").iterdir() if "GgenMcpHighErrorRate" in d.name]
+    assert record.summary(rec)["top_cause"] == "invalid_input"
+
+
+@pytest.fixture
+def pages(e2e: Incident, tmp_path: Path) -> Iterator[str]:
+    """`runbook serve` over the end-to-end incident's records (pages only, no workers)."""
+    port = stack.free_port()
+    env = {**os.environ, "RUNBOOK_WEBHOOK_TOKEN": "hook-token", "RUNBOOK_VIEWER_TOKEN": "viewer"}
+    cmd = [str(Path(sys.executable).with_name("runbook")), "serve", "--port", str(port)]
+    cmd += ["--output", str(e2e.out), "--no-workers"]
+    proc = subprocess.Popen(cmd, env=env, stderr=open(tmp_path / "serve.log", "w"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait(lambda: _answers(f"{url}/health"), 30, "runbook serve")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_incident_pages_in_a_browser(e2e: Incident, pages: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    alertname = EXPECTED_ALERT[MODE]
+    top = record.summary(e2e.out / e2e.investigation["record"])["top_cause"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            assert page.goto(f"{pages}/incidents").status == 401  # no token, no pages
+            page.goto(f"{pages}/incidents?token=viewer")  # becomes a cookie
+            assert "token=" not in page.url
+            row = page.locator("#incidents tr", has_text=alertname)
+            assert row.count() == 1 and "resolved" in row.inner_text()
+            assert top in row.inner_text()
+            row.locator("a.incident").click()
+            page.wait_for_url(f"**/incidents/{e2e.inc['id']}")
+            assert page.inner_text("#top-cause") == top
+            assert page.locator("a.followup", has_text="verification").count() == 1
+            frame = page.frame_locator("#record")
+            frame.locator("img").first.wait_for(timeout=30_000)
+            sizes = frame.locator("img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
+            assert len(sizes) >= 3 and all(w > 200 for w in sizes)  # charts rendered
+            nb = page.request.get(page.locator("a[download]").get_attribute("href"))
+            assert nb.ok and json.loads(nb.body())["cells"]
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/records/..%2F..%2Fetc%2Fpasswd",
+        "/records/%2e%2e/%2e%2e/etc/passwd",
+        "/records/index.sqlite",
+        "/records/..%2Fserve.log",
+        "/records/%2Fetc%2Fpasswd",
+    ],
+)
+def test_incident_pages_refuse_paths_outside_the_records(pages: str, path: str) -> None:
+    with httpx.Client(base_url=pages, headers={"Authorization": "Bearer viewer"}) as c:
+        resp = c.get(path)
+        assert resp.status_code == 404 and "root:" not in resp.text
+        assert c.get("/incidents").status_code == 200  # the token itself was fine
+
+
+def test_the_viewer_token_cannot_post_alerts(pages: str) -> None:
+    resp = httpx.post(f"{pages}/alerts", json={}, headers={"Authorization": "Bearer viewer"})
+    assert resp.status_code == 401

@@ -156,6 +156,7 @@ def test_record_shows_charts_diagnosis_commands_and_message(scenario_set, tmp_pa
         "record.html",
         "report.html",
         "summary.json",
+        "data",
     }
     assert summ["top_cause"] == "invalid_input" and summ["figures"]["error_rate_percent"] > 5
     page = (rec / "report.html").read_text()
@@ -196,3 +197,34 @@ def test_a_failing_notebook_leaves_a_failed_record_with_the_error_on_top(tmp_pat
     assert "Run failed" in nb.cells[0].source and "not-a-time" in nb.cells[0].source
     assert (rec / "record.html").exists()
     assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_a_record_keeps_its_data_and_replays_without_prometheus(scenario_set, tmp_path) -> None:
+    """The record's data/ answers every query the run asked: re-executed against it, with
+    the Prometheus address pointing nowhere, the diagnosis and figures come out the same."""
+    prom, scenarios, _ = scenario_set
+    sc = next(s for s in scenarios if s.cause == "cache_too_small" and s.seed == 0)
+    first = scenario_run(prom.url, sc, tmp_path)
+    data = Path(first["record"]) / "data"
+    saved = [json.loads(line) for line in (data / "queries.jsonl").read_text().splitlines()]
+    assert len(saved) > 10 and all((data / e["file"]).exists() for e in saved)
+    params = runner.replay_params(Path(first["record"]), prometheus_url="http://127.0.0.1:1")
+    again = record.summary(runner.run(params, tmp_path / "replayed"))
+    assert again["status"] == "completed" and again["top_cause"] == "cache_too_small"
+    assert again["figures"] == first["figures"]
+    assert again["diagnosis"] == first["diagnosis"]
+    assert not [g for g in again["data_gaps"] if "unreachable" in g.lower()]
+    assert not (Path(runner.run(params, tmp_path / "r2")) / "data").exists()  # no new copy
+
+
+def test_replay_refuses_a_record_without_data(tmp_path) -> None:
+    rec = runner.failure_record(
+        runner.alert_params("GgenMcpHighErrorRate", {}),
+        tmp_path,
+        runbook="high_error_rate",
+        name="no-data",
+        status="failed",
+        error="x",
+    )
+    with pytest.raises(FileNotFoundError, match="no saved data"):
+        runner.replay_params(rec)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -64,7 +66,11 @@ def test_demo_fires_delivers_and_cleans_up(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ALERT     GgenMcpHighErrorRate  severity=critical" in out.stdout
-    assert "accepted with the bearer token" in out.stdout
+    assert "accepted with the bearer token and queued as incident" in out.stdout
+    assert "✔ matches the injected fault (errors:invalid_input" in out.stdout
+    [report] = re.findall(r"RECORD +(\S+)/report.html", out.stdout)
+    assert Path(report).parent == tmp_path / "out" and (Path(report) / "record.html").exists()
+    assert json.loads((Path(report) / "summary.json").read_text())["top_cause"] == "invalid_input"
     assert "Stopped 5 processes." in out.stdout
     assert alive(tmp_path) == []
 

@@ -1,0 +1,107 @@
+"""The incident's communication message as its state moves on, `runbook incidents`, and
+the retention policy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from runbook_lib import retention, runner
+from runbook_lib.alerts import Alert
+from runbook_lib.incident_view import incident_message
+from runbook_lib.index import Index
+
+NOW = datetime(2026, 11, 28, 4, 20, tzinfo=UTC)
+
+
+def alert(status: str = "firing", severity: str = "critical", **kw) -> Alert:
+    return Alert(
+        status=status,
+        labels={"alertname": "GgenMcpHighErrorRate", "severity": severity, "instance": "h:1"},
+        annotations={"summary": "Error rate 7.4% (> 5%)", "impact": "Users see failed requests"},
+        startsAt=datetime(2026, 11, 28, 4, tzinfo=UTC),
+        fingerprint="f1",
+        **kw,
+    )
+
+
+def test_the_message_follows_investigating_mitigating_resolved(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    index.accept([alert()], verify_delay=300)
+    msg = incident_message(index.path, 1, NOW)
+    assert msg.splitlines()[0] == "🚨 INCIDENT: Error rate 7.4% (> 5%)"
+    assert "Status: Investigating" in msg and "Next Update: 04:50 UTC" in msg  # critical: 30 min
+    assert "Start Time: 2026-11-28 04:00 UTC" in msg
+    assert "Impact: Users see failed requests" in msg
+
+    job = index.claim()
+    index.finish(job.run_id, {"status": "completed", "top_cause": "invalid_input"})
+    msg = incident_message(index.path, 1, NOW)
+    assert "(likely cause: invalid input)" in msg.splitlines()[0]
+    assert "Status: Mitigating" in msg
+
+    index.accept([alert("resolved", endsAt=datetime(2026, 11, 28, 4, 12, tzinfo=UTC))], 300)
+    msg = incident_message(index.path, 1, NOW)
+    assert "Status: Resolved" in msg and "Resolved: 2026-11-28 04:12 UTC" in msg
+    assert "Next Update" not in msg
+
+
+def test_a_warning_is_updated_hourly_and_unknown_ids_are_named(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    index.accept([alert(severity="warning")], verify_delay=300)
+    assert "Next Update: 05:20 UTC" in incident_message(index.path, 1, NOW)
+    with pytest.raises(LookupError, match="no incident 7"):
+        incident_message(index.path, 7, NOW)
+
+
+def test_runbook_incidents_lists_and_prints_the_message(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    index.accept([alert()], verify_delay=300)
+    runbook = [sys.executable, "-m", "runbook_lib.cli", "incidents", "--output", str(tmp_path)]
+    listed = subprocess.run(runbook, capture_output=True, text=True, check=True).stdout
+    assert "#1" in listed and "GgenMcpHighErrorRate" in listed and "investigation queued" in listed
+    rows = json.loads(subprocess.run([*runbook, "--json"], capture_output=True, text=True).stdout)
+    assert rows[0]["runs"][0]["state"] == "queued"
+    msg = subprocess.run([*runbook, "--message", "1"], capture_output=True, text=True)
+    assert msg.returncode == 0 and "Status: Investigating" in msg.stdout
+    missing = subprocess.run([*runbook, "--message", "9"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no incident 9" in missing.stderr
+
+
+def make_record(out: Path, name: str, age_days: float) -> Path:
+    params = runner.alert_params("GgenMcpHighErrorRate", {"instance": "h:1"})
+    rec = runner.failure_record(
+        params, out, runbook="high_error_rate", name=name, status="failed", error="x"
+    )
+    old = time.time() - age_days * 86400
+    os.utime(rec, (old, old))
+    return rec
+
+
+def test_retention_removes_old_records_but_keeps_those_a_postmortem_links(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    index.accept([alert()], verify_delay=0)
+    job = index.claim()
+    old = make_record(tmp_path, job.record, 40)
+    linked = make_record(tmp_path, "linked-record", 40)
+    fresh = make_record(tmp_path, "fresh-record", 1)
+    pm = tmp_path / "postmortem-linked-record"
+    pm.mkdir()
+    (pm / retention.POSTMORTEM_MANIFEST).write_text(json.dumps({"records": [str(linked)]}))
+
+    dry = retention.prune(tmp_path, 30, dry_run=True)
+    assert dry.removed == [old.name] and old.exists()
+    done = retention.prune(tmp_path, 30)
+    assert done.removed == [old.name] and done.kept_linked == ["linked-record"]
+    assert done.freed_bytes > 1000
+    assert not old.exists() and linked.exists() and fresh.exists() and pm.exists()
+    assert index.incidents() == []  # its only run's record is gone
+    with pytest.raises(ValueError, match="positive number of days"):
+        retention.prune(tmp_path, 0)
