@@ -68,7 +68,7 @@ DETAIL = """{% extends "base" %}{% block main %}
 <span class="{{ i.status }}">{{ i.status }}</span></h2>
 <p>{{ i.annotations.get('summary', '') }}</p>
 <p>Started {{ i.starts_at[:19].replace('T', ' ') }} UTC · {{ i.duration }} ·
-top cause: <b id="top-cause">{{ i.top_cause or 'none likely' }}</b> · status: {{ state }}</p>
+top cause: <b id="top-cause">{{ i.top_cause or 'none likely' }}</b> · communication status: {{ state }}</p>
 {% if rec %}<p class="links">
   <a href="/records/{{ rec | urlq }}/record.ipynb" download>Download notebook (.ipynb)</a>
   <a href="/records/{{ rec | urlq }}/record.html">Full record (with code)</a>

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from typing import Any
 
 import nbformat
 
-from runbook_lib import record
+from runbook_lib import record, runner
 from runbook_lib.prom import utc
 from runbook_lib.retention import POSTMORTEM_MANIFEST
 
@@ -305,6 +306,7 @@ def write(records: list[str | Path], output: Path | None = None, progress: bool 
     output = Path(output) if output else paths[0].parent / f"postmortem-{paths[0].name}"
     tmp = output.with_name(f".tmp-{output.name}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
+    ipc = Path(tempfile.mkdtemp(prefix="rbk-"))
     try:
         papermill.execute_notebook(
             str(NOTEBOOK),
@@ -313,6 +315,7 @@ def write(records: list[str | Path], output: Path | None = None, progress: bool 
             kernel_name="python3",
             progress_bar=progress,
             cwd=str(tmp),
+            config=runner.ipc_config(ipc),
         )
         nb = nbformat.read(tmp / "postmortem.ipynb", as_version=4)
         (tmp / "postmortem.html").write_text(record.html(nb, code=False), encoding="utf-8")
@@ -323,6 +326,7 @@ def write(records: list[str | Path], output: Path | None = None, progress: bool 
         tmp.rename(output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(ipc, ignore_errors=True)
     return output
 
 

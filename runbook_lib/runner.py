@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ import nbformat
 import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_markdown_cell, new_notebook
+from traitlets.config import Config
 
 from runbook_lib import record
 from runbook_lib.alerts import route
@@ -95,9 +97,10 @@ def run(
         return output_dir / name
     tmp = _tmp_dir(output_dir, name)
     out_nb = tmp / "record.ipynb"
-    if not params.get("replay_from"):
+    if not params.get("replay_from") and "snapshot_dir" not in params:
         params = {**params, "snapshot_dir": str(tmp / "data")}
     status, error = "completed", None
+    ipc = Path(tempfile.mkdtemp(prefix="rbk-"))
     try:
         papermill.execute_notebook(
             str(NOTEBOOKS / f"{runbook}.ipynb"),
@@ -108,6 +111,7 @@ def run(
             progress_bar=progress,
             cwd=str(cwd) if cwd else None,
             kernel_name="python3",
+            config=ipc_config(ipc),
         )
     except papermill.PapermillExecutionError as exc:
         status, error = "failed", f"{exc.ename}: {exc.evalue}"
@@ -117,8 +121,17 @@ def run(
         status, error = "timed_out", f"{type(exc).__name__}: {exc}"
     except (DeadKernelError, RuntimeError) as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        shutil.rmtree(ipc, ignore_errors=True)
     _finish(tmp, out_nb, runbook, params, status, error, extra)
     return _publish(tmp, output_dir / name, fixed=fixed)
+
+
+def ipc_config(directory: Path) -> Config:
+    """Kernel channels over Unix sockets in a private directory, not loopback TCP ports:
+    concurrent kernels cannot race for a port (a storm showed "Kernel died before replying
+    to kernel_info" once in 220 runs over TCP), and nothing listens on the network."""
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(directory / "k")}})
 
 
 def replay_params(rec: Path, **overrides: Any) -> dict[str, Any]:

@@ -237,7 +237,7 @@ def test_incident_pages_in_a_browser(e2e: Incident, pages: str) -> None:
             frame.locator("img").first.wait_for(timeout=30_000)
             sizes = frame.locator("img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
             assert len(sizes) >= 3 and all(w > 200 for w in sizes)  # charts rendered
-            nb = page.request.get(page.locator("a[download]").get_attribute("href"))
+            nb = page.request.get(pages + page.locator("a[download]").get_attribute("href"))
             assert nb.ok and json.loads(nb.body())["cells"]
         finally:
             browser.close()

@@ -43,6 +43,7 @@ def params(runbook: str) -> dict:
         "live": False,
         "log_file": f"data/{sc.instance}.log",
         "node_instance": sc.instance + "-node",
+        "snapshot_dir": "",  # nbval re-executes these: they must not write anywhere
     }
     if sc.extras.host is not None:
         extra["host_snapshot"] = f"data/{sc.instance}.json"
