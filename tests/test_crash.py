@@ -123,9 +123,10 @@ def test_kill9_mid_storm_then_restart_loses_and_doubles_nothing(server: Server) 
         120,
         "one run done and another in flight",
     )
-    in_flight = {r["record"] for r in runs(server.out) if r["state"] == "running"}
     killed = server.kill9()
     assert killed, "the kill must hit running workers"
+    in_flight = {r["record"] for r in runs(server.out) if r["state"] == "running"}
+    written = {d.name for d in server.out.iterdir()}  # a record renamed just before the kill
 
     server.start()
     assert [post(server.url, group(i))[0] for i in range(ALERTS)] == ["duplicate"] * ALERTS
@@ -138,7 +139,8 @@ def test_kill9_mid_storm_then_restart_loses_and_doubles_nothing(server: Server) 
     prints = [record.summary(d)["fingerprint"] for d in dirs]
     assert sorted(prints) == [f"{i:016x}" for i in range(ALERTS)]
     rerun = {r["record"]: r for r in final if r["record"] in in_flight}
-    assert rerun and all(r["attempts"] == 2 for r in rerun.values())
+    assert rerun and all(r["attempts"] == (1 if n in written else 2) for n, r in rerun.items())
+    assert any(r["attempts"] == 2 for r in rerun.values())  # some were really run again
     assert all(r["status"] == "completed" for r in final), json.dumps(final, indent=1)
     prefix = str((server.out / "index.sqlite").resolve())
     for p in psutil.process_iter():
