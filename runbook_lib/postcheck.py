@@ -16,10 +16,13 @@ Check = tuple[str, str | None]
 
 
 def checks(runbook: str, s: Scope) -> list[Check]:
+    """Gauges are read raw (`max_over_time(x[15m])` sees every sample); derived series use
+    subqueries at the evaluation interval (`[15m:]`), so a spike shorter than a minute
+    still fails the check (a `[15m:1m]` subquery would step over it)."""
     sel = s.sel()
     healthy = f"min_over_time({N.up}{sel}[5m]) == 1"
-    errors_ok = f"max_over_time(({error_rate_q(s)})[15m:1m]) < 1"
-    latency_ok = f"max_over_time(({quantile_q(s, 0.95)})[15m:1m]) < 5"
+    errors_ok = f"max_over_time(({error_rate_q(s)})[15m:]) < 1"
+    latency_ok = f"max_over_time(({quantile_q(s, 0.95)})[15m:]) < 5"
     table: dict[str, list[Check]] = {
         "service_down": [
             ("Service healthy for 5+ minutes", healthy),
@@ -43,39 +46,39 @@ def checks(runbook: str, s: Scope) -> list[Check]:
         "memory": [
             (
                 "Memory under 70% of the limit for 1+ hour",
-                f"max_over_time(({memory_percent_q(s)})[1h:1m]) < 70",
+                f"max_over_time(({memory_percent_q(s)})[1h:]) < 70",
             ),
             (
                 "Memory stable (grows under 10 MB/h)",
-                f"deriv(max({N.rss}{sel})[1h:1m]) * 3600 < 10e6",
+                f"deriv(max({N.rss}{sel})[1h:]) * 3600 < 10e6",
             ),
             ("Set up heap profiling; document root cause and fix", None),
         ],
         "cache_hit_rate": [
             (
                 "Cache hit rate above 60% for 1+ hour (ideal > 80%)",
-                f"min_over_time(({cache_hit_q(s)})[1h:1m]) > 60",
+                f"min_over_time(({cache_hit_q(s)})[1h:]) > 60",
             ),
             ("Document cache strategy changes", None),
         ],
         "libreoffice_leak": [
             (
                 "10 or fewer LibreOffice processes for 15 minutes",
-                f"max_over_time(max({N.libreoffice}{sel})[15m:1m]) <= 10",
+                f"max(max_over_time({N.libreoffice}{sel}[15m])) <= 10",
             ),
             ("Improve process cleanup, timeouts and reaping in code", None),
         ],
         "fork_leak": [
             (
                 "10 or fewer active forks for 15 minutes",
-                f"max_over_time(max({N.active_forks}{sel})[15m:1m]) <= 10",
+                f"max(max_over_time({N.active_forks}{sel}[15m])) <= 10",
             ),
             ("Check for missing wait() calls and cleanup on error paths", None),
         ],
         "fd_leak": [
             (
                 "Descriptors under 80% of the limit for 15 minutes",
-                f"max_over_time((max({N.open_fds}{sel}) / max({N.max_fds}{sel}))[15m:1m]) < 0.8",
+                f"max_over_time((max({N.open_fds}{sel}) / max({N.max_fds}{sel}))[15m:]) < 0.8",
             ),
             ("Close descriptors in finally blocks; add descriptor monitoring", None),
         ],
