@@ -310,16 +310,7 @@ def build(runbook: str) -> nbformat.NotebookNode:
         md("## Summary\nMachine-readable; `runbook summary RECORD --json` prints it."),
         code("summary = run.summary()"),
     ]
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.metadata["language_info"] = {"name": "python"}
-    for i, cell in enumerate(nb.cells):
-        cell.id = f"{runbook[:20]}-{i:02d}"
-    return nb
+    return _notebook(cells, runbook[:20])
 
 
 POSTMORTEM_PARAMETERS = """\
@@ -374,6 +365,11 @@ def build_postmortem() -> nbformat.NotebookNode:
         md("The same draft as Markdown, for pasting into a document:"),
         code("pm.write_markdown()"),
     ]
+    return _notebook(cells, "postmortem")
+
+
+def _notebook(cells: list, id_prefix: str) -> nbformat.NotebookNode:
+    """A notebook on the python3 kernel with stable cell ids (clean diffs on regeneration)."""
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -382,7 +378,7 @@ def build_postmortem() -> nbformat.NotebookNode:
     }
     nb.metadata["language_info"] = {"name": "python"}
     for i, cell in enumerate(nb.cells):
-        cell.id = f"postmortem-{i:02d}"
+        cell.id = f"{id_prefix}-{i:02d}"
     return nb
 
 

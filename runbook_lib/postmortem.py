@@ -88,11 +88,7 @@ class IncidentRecords:
             "starts_at": starts,
             "ends_at": ends,
             "duration": (ends - starts) if ends else None,
-            "impact": (
-                json.loads(inc["annotations"])
-                if isinstance(inc.get("annotations"), str)
-                else inc.get("annotations") or {}
-            ).get("impact", ""),  # fmt: skip
+            "impact": json.loads(inc.get("annotations") or "{}").get("impact", ""),
             "figures": s.get("figures") or {},
             "top_cause": s.get("top_cause"),
         }

@@ -113,12 +113,7 @@ def start(opts: StackOptions) -> StackInfo:
     webhook_url = opts.webhook_url or f"http://{HOST}:{ports['runbook']}/alerts"
     profile = deploy.write_profile(
         state / "config",
-        deploy.Targets(
-            ggen_mcp=f"{HOST}:{ports['ggen_mcp']}",
-            node_exporter=f"{HOST}:{ports['node_exporter']}",
-            runbook=f"{HOST}:{ports['runbook']}",
-            alertmanager=f"{HOST}:{ports['alertmanager']}",
-        ),
+        targets(ports),
         webhook_url=webhook_url,
         token_file=token_file,
         fast=opts.profile == "fast",
@@ -158,6 +153,16 @@ def _fresh(state: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+def targets(ports: dict[str, int]) -> deploy.Targets:
+    """What the Prometheus and Alertmanager profile point at, on loopback."""
+    return deploy.Targets(
+        ggen_mcp=f"{HOST}:{ports['ggen_mcp']}",
+        node_exporter=f"{HOST}:{ports['node_exporter']}",
+        runbook=f"{HOST}:{ports['runbook']}",
+        alertmanager=f"{HOST}:{ports['alertmanager']}",
+    )
 
 
 def urls(ports: dict[str, int], prometheus_url: str | None = None) -> dict[str, str]:

@@ -146,25 +146,19 @@ def test_demo_uses_the_prometheus_it_is_given(tmp_path: Path) -> None:
     """RUNBOOK_PROMETHEUS_URL: the demo starts no Prometheus of its own, leaves that one
     running, and still gets from the fault to a record through it."""
     ports = stack.choose_ports(any_free=True)
-    h = stack.HOST
     profile = deploy.write_profile(
         tmp_path / "theirs",
-        deploy.Targets(
-            ggen_mcp=f"{h}:{ports['ggen_mcp']}",
-            node_exporter=f"{h}:{ports['node_exporter']}",
-            runbook=f"{h}:{ports['runbook']}",
-            alertmanager=f"{h}:{ports['alertmanager']}",
-        ),
+        stack.targets(ports),
         webhook_url="http://unused/",
         token_file=tmp_path / "unused-token",
     )
-    url = f"http://{h}:{ports['prometheus']}"
+    url = f"http://{stack.HOST}:{ports['prometheus']}"
     theirs = subprocess.Popen(
         [
             shutil.which("prometheus"),
             f"--config.file={profile.prometheus_config}",
             f"--storage.tsdb.path={tmp_path / 'theirs-data'}",
-            f"--web.listen-address={h}:{ports['prometheus']}",
+            f"--web.listen-address={stack.HOST}:{ports['prometheus']}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
