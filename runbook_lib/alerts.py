@@ -3,24 +3,48 @@ add fields, and an alert must not be refused for that."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _in_utc(value: datetime) -> datetime:
+    """The instant in UTC; a time UTC cannot hold (year 1 at +05:00) is a bad field."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range once converted to UTC") from None
+
+
+def _rfc3339(value: object) -> object:
+    """Alertmanager sends RFC 3339 text; pydantic alone would read 0 or "0" as 1970."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339_DATE.match(value):
+        raise ValueError("expected an RFC 3339 time such as 2026-01-15T10:02:00Z")
+    return value
+
+
+RFC3339_DATE = re.compile(r"\d{4}-\d\d-\d\d[Tt ]")
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
+
+
 class Alert(_Model):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime  # noqa: N815 - Alertmanager's field names
-    endsAt: datetime | None = None  # noqa: N815
+    startsAt: Timestamp  # noqa: N815 - Alertmanager's field names
+    endsAt: Timestamp | None = None  # noqa: N815
     generatorURL: str = ""  # noqa: N815
-    fingerprint: str
+    fingerprint: str = Field(min_length=1)
 
     @property
     def name(self) -> str:

@@ -12,9 +12,11 @@ import hmac
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +25,9 @@ from runbook_lib import incident_view
 from runbook_lib.config import ROOT
 
 COOKIE = "runbook_token"
+MAX_HOURS = 24 * 366 * 10  # the list's time filter: ten years back at most
+# SQLite's integer range: a larger id is no incident, not a crash.
+IncidentId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]
 
 BASE = """<!doctype html><html><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>
@@ -118,7 +123,7 @@ def router(
         request: Request,
         alert: str = "",
         status: str = Query("", pattern="^(|firing|resolved)$"),
-        since_hours: int = 0,
+        since_hours: int = Query(0, ge=0, le=MAX_HOURS),
     ) -> Response:
         if redirect := guard(request):
             return redirect
@@ -127,7 +132,7 @@ def router(
         return HTMLResponse(ENV.get_template("list").render(title="Incidents", incidents=rows, f=f))
 
     @r.get("/incidents/{incident_id}", response_class=HTMLResponse)
-    def incident(request: Request, incident_id: int) -> Response:
+    def incident(request: Request, incident_id: IncidentId) -> Response:
         if redirect := guard(request):
             return redirect
         try:
@@ -148,7 +153,7 @@ def router(
         return HTMLResponse(page)
 
     @r.post("/incidents/{incident_id}/postmortem")
-    async def write_postmortem(request: Request, incident_id: int) -> Response:
+    async def write_postmortem(request: Request, incident_id: IncidentId) -> Response:
         guard(request)
         from runbook_lib import postmortem
 
@@ -162,8 +167,12 @@ def router(
     def record_file(request: Request, path: str) -> Response:
         if redirect := guard(request):
             return redirect
-        target = (out / path).resolve()
-        if not target.is_relative_to(out) or target == out or not target.is_file():
+        try:
+            target = (out / path).resolve()
+            found = target.is_relative_to(out) and target != out and target.is_file()
+        except (ValueError, OSError):  # a NUL byte, a name too long for the file system
+            found = False
+        if not found:
             raise HTTPException(404, f"no such record file: {path}")
         if target.name == "index.sqlite" or any(
             p.startswith(".") for p in target.relative_to(out).parts

@@ -78,6 +78,29 @@ def test_refuses_without_the_right_token(client, token) -> None:
     assert index.incidents() == []
 
 
+def test_the_viewer_token_opens_pages_but_cannot_post_alerts(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    c = TestClient(create_app(index, TOKEN, viewer_token="viewer-only"))
+    assert post(c, payload(), token="viewer-only").status_code == 401
+    assert index.incidents() == []
+    page = c.get("/incidents", headers={"Authorization": "Bearer viewer-only"})
+    assert page.status_code == 200 and "No incidents match." in page.text
+    assert c.get("/incidents", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_non_utf8_and_out_of_range_times_are_422_not_500(client) -> None:
+    c, index = client
+    assert post(c, b"\xff\xfe").status_code == 422
+    for starts in ("0001-01-01T00:00:00+05:00", "0", "yesterday"):
+        resp = post(c, payload(startsAt=starts))
+        assert resp.status_code == 422, starts
+        assert [d["field"] for d in resp.json()["detail"]] == ["alerts.0.startsAt"]
+    assert index.incidents() == []
+    resp = post(c, payload(startsAt="2026-11-28T09:30:00+05:30"))
+    assert resp.status_code == 200
+    assert index.incidents()[0]["starts_at"] == "2026-11-28T04:00:00+00:00"  # kept in UTC
+
+
 def test_refuses_oversize_bodies(client) -> None:
     c, index = client
     big = payload(annotations={"summary": "x" * (MAX_BODY_BYTES + 10)})
