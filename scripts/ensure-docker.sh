@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Start dockerd when no Docker engine answers (there is no systemd here).
 set -euo pipefail
-docker_ok() { docker info >/dev/null 2>&1 || curl -sf --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1; }
+docker_ok() { docker info >/dev/null 2>&1; }
 docker_ok && exit 0
+if ! command -v dockerd >/dev/null 2>&1; then
+  echo "dockerd is not installed: run 'make setup' (Debian package docker.io)." >&2
+  exit 1
+fi
 if [ "$EUID" -ne 0 ]; then
   echo "No Docker engine answers and dockerd needs root: start it, then rerun." >&2
   exit 1

@@ -1,23 +1,21 @@
 #!/usr/bin/env bash
-# Install the Debian packages whose binaries are missing; as non-root, say which and fail.
+# Install the Debian packages of scripts/system-packages.txt whose binaries (or files) are
+# missing; as non-root, say which and fail.
 set -euo pipefail
-packages=(docker.io prometheus prometheus-alertmanager prometheus-node-exporter busybox-static)
-declare -A binaries=(
-  [docker.io]="dockerd"
-  [prometheus]="prometheus promtool"
-  [prometheus-alertmanager]="prometheus-alertmanager amtool"
-  [prometheus-node-exporter]="prometheus-node-exporter"
-  [busybox-static]="busybox"
-)
+table="$(dirname "$0")/system-packages.txt"
 missing=()
-for pkg in "${packages[@]}"; do
-  for bin in ${binaries[$pkg]}; do
-    if ! command -v "$bin" >/dev/null 2>&1; then
-      missing+=("$pkg")
-      break
+while read -r pkg provides; do
+  case "$pkg" in ''|'#'*) continue ;; esac
+  for item in $provides; do
+    if [[ "$item" == /* ]]; then
+      [ -e "$item" ] && continue
+    elif command -v "$item" >/dev/null 2>&1; then
+      continue
     fi
+    missing+=("$pkg")
+    break
   done
-done
+done <"$table"
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$EUID" -ne 0 ]; then
   echo "Missing Debian packages. Install them as root, then rerun:" >&2

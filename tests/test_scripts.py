@@ -14,7 +14,7 @@ import pytest
 
 from runbook_lib import pids
 from runbook_lib.config import ROOT
-from tests.conftest import wait_for
+from tests.conftest import named, wait_for
 
 pytestmark = pytest.mark.stack
 SCRIPTS = ROOT / "scripts"
@@ -37,11 +37,7 @@ def test_scripts_soffice_leak_then_stop_leaves_nothing(tmp_path: Path) -> None:
     out = run([str(SCRIPTS / "load-test.sh"), "soffice_leak"], env)
     assert out.returncode == 0 and "normal -> soffice_leak" in out.stdout
 
-    def soffice_in_ps():
-        ps = run(["ps", "-eo", "pid=,comm="], env).stdout.split("\n")
-        return [line for line in ps if line.strip().endswith(" soffice")]
-
-    wait_for(lambda: len(soffice_in_ps()) > 5, 20, "soffice processes in ps")
+    wait_for(lambda: len(named("soffice")) > 5, 20, "soffice processes")
     started = alive(tmp_path)
     assert {"prometheus", "alertmanager", "node-exporter", "ggen-mcp"} <= {r.name for r in started}
     out = run([str(SCRIPTS / "stop-monitoring.sh")], env)
