@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/runbook/kernel.json
 
-.PHONY: setup system docker test lint rules-check demo format clean notebooks golden bench
+.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean notebooks golden bench
 
 setup: system $(STAMP) $(KERNEL)
 
@@ -34,6 +34,15 @@ rules-check: system $(STAMP)
 
 test: setup docker lint
 	$(VENV)/bin/pytest -q --nbval --nbval-sanitize-with tests/golden/sanitize.cfg
+
+# Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped).
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not stack"
+
+# Mutation testing of the core modules against the fast tier (minutes; not part of `make test`).
+mutation: setup
+	$(PY) -m pip install -q -e '.[test,mutation]'
+	$(PY) -m benchmarks.mutation
 
 demo: setup
 	$(VENV)/bin/runbook demo

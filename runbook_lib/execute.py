@@ -34,9 +34,6 @@ def die_with_parent(parent_pid: int) -> None:
 def main() -> int:
     spec = json.load(sys.stdin)
     die_with_parent(int(spec["parent_pid"]))
-    # jsonschema (via nbformat) imports rfc3987_syntax only for the `iri` format, which
-    # notebooks never use; building its grammar costs about 2.5 s of every run.
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     from runbook_lib import runner
 
     rec = runner.run(

@@ -1,7 +1,9 @@
-"""Shared fixtures: a real simulator process on a free loopback port."""
+"""Shared fixtures: a real simulator process on a free loopback port; the `stack` marker
+for tests that start real services, and a guard that keeps the fast tier honest."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +17,52 @@ import pytest
 
 from runbook_lib import pids
 from runbook_lib.stack import free_port
+
+# Fixtures that start Prometheus, Alertmanager, dockerd containers or a browser: a test using
+# one is a `stack` test wherever it lives (`make test-fast` runs `-m "not stack"`).
+SERVICE_FIXTURES = {"scenario_set", "engine", "e2e", "pages", "live_stack", "live"}
+# Programs a fast-tier test must not start, and the Docker engine it must not talk to.
+SERVICES = {"prometheus", "prometheus-alertmanager", "alertmanager", "dockerd", "chromium"}
+DOCKER_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
+_fast_test: list[str] = []  # the node id of the running unmarked test, if any
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        golden = str(item.fspath).endswith(".ipynb")  # nbval against a real Prometheus
+        if golden or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    fast = item.get_closest_marker("stack") is None
+    if fast:
+        _fast_test.append(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        if fast:
+            _fast_test.pop()
+
+
+def _guard(event: str, args: tuple) -> None:
+    """Fail a test without the `stack` marker that starts a service (in this process)."""
+    if not _fast_test:
+        return
+    what = None
+    if event == "subprocess.Popen":
+        argv = [args[1]] if isinstance(args[1], str | bytes) else list(args[1] or [""])
+        program = os.path.basename(os.fsdecode(args[0] or argv[0]))
+        what = program if program in SERVICES else None
+    elif event == "socket.connect" and isinstance(args[1], str) and args[1] in DOCKER_SOCKETS:
+        what = "the Docker engine"
+    if what:
+        raise RuntimeError(f"{_fast_test[-1]} starts {what}: mark it `stack` (or use a fixture "
+                           "in tests/conftest.py SERVICE_FIXTURES)")  # fmt: skip
+
+
+sys.addaudithook(_guard)
 
 
 @dataclass

@@ -12,6 +12,8 @@ import pytest
 
 from runbook_lib import containers, images
 
+pytestmark = pytest.mark.stack  # real services: see tests/conftest.py
+
 MIB = 1024 * 1024
 PREFIX = f"rbtest-{uuid.uuid4().hex[:8]}-"
 NOWHERE = "unix:///nonexistent.sock"

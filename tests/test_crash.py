@@ -23,6 +23,8 @@ from runbook_lib.workers import MARK
 
 from .conftest import free_port
 
+pytestmark = pytest.mark.stack  # real services: see tests/conftest.py
+
 TOKEN = "crash-test-token"
 ALERTS = 8
 

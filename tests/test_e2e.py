@@ -22,6 +22,8 @@ from runbook_lib.index import Index
 from runbook_lib.prom import utc
 from runbook_lib.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
 
+pytestmark = pytest.mark.stack  # real services: see tests/conftest.py
+
 MODE = "soffice_leak"
 
 
