@@ -14,7 +14,7 @@ import pytest
 from runbook_lib import diagnosis, host_snapshot, investigate
 from runbook_lib.diagnosis import Fact, judge
 from runbook_lib.panels import Scope
-from runbook_lib.scenarios import CATALOG, build
+from runbook_lib.scenarios import build
 from runbook_lib.signals import Signals
 from runbook_lib.sim.faults import ProcessFaults
 
@@ -83,7 +83,7 @@ def test_every_cause_is_found_first_on_its_scenarios(scenario_set, tmp_path: Pat
                 + ", ".join(f"{v.cause}={v.verdict}/{v.score}" for v in verdicts)
             )
     covered = {(s.runbook, s.cause) for s in scenarios if s.cause}
-    assert covered == set(CATALOG) == {(rb, c) for rb, cs in DESIGN_CAUSES.items() for c in cs}
+    assert covered == {(rb, c) for rb, cs in DESIGN_CAUSES.items() for c in cs}
     assert wrong == []
 
 
@@ -139,6 +139,18 @@ def test_scenarios_vary_in_magnitude_and_timing() -> None:
     assert (again.timeline.errors[-1].ratio == a.timeline.errors[-1].ratio).all()
 
 
+@pytest.mark.parametrize(
+    "held,of,verdict",
+    [(7, 10, "likely"), (13, 20, "possible"), (35, 100, "possible"), (34, 100, "ruled_out"),
+     (1, 10, "ruled_out"), (10, 10, "likely")],
+)  # fmt: skip
+def test_verdict_bands(held: int, of: int, verdict: str) -> None:
+    """likely from a score of 0.7, possible from 0.35, ruled out below."""
+    facts = [Fact(True, "sign", held), Fact(False, "against", of - held)]
+    assert judge("c", facts).verdict == verdict
+    assert judge("c", facts).score == round(held / of, 2)
+
+
 def test_judge_rules() -> None:
     sign = Fact(True, "sign", 2)
     assert judge("c", [Fact(None, "gate", 0, True, "why"), sign]).verdict == "unknown"
@@ -160,14 +172,15 @@ def faults(tmp_path: Path):
 
 
 def test_live_zombie_soffice_processes_are_judged_from_the_host(faults) -> None:
-    for _ in range(4):
-        faults.spawn("soffice", "zombie")
+    # Hold the Popen objects: one dropped is reaped by the next Popen (subprocess._cleanup),
+    # and the zombie with it.
+    zombies = [faults.spawn("soffice", "zombie") for _ in range(4)]
     import time
 
     time.sleep(0.5)
     snap = host_snapshot.take(names=("soffice",))
-    zombies = [p for p in snap["processes"] if p["status"] == "zombie"]
-    assert len(zombies) >= 4
+    ours = {pid for pid, _ in zombies}
+    assert {p["pid"] for p in snap["processes"] if p["status"] == "zombie"} >= ours
     ev = diagnosis.Evidence(Signals(), host=snap)
     verdicts = {v.cause: v for v in diagnosis.diagnose("libreoffice_leak", ev)}
     assert verdicts["zombie_processes"].verdict in ("likely", "possible")
@@ -203,6 +216,7 @@ def test_live_port_holder_is_named_for_eaddrinuse() -> None:
         holder.wait()
 
 
+@pytest.mark.stack  # the Docker engine
 def test_live_container_state_decides_crash_versus_oom() -> None:
     from runbook_lib import containers, images
 

@@ -32,6 +32,16 @@ def test_a_missing_metric_names_the_panels_and_runbooks_it_blinds() -> None:
     assert report.blind_runbooks == []  # memory is an overview panel: others remain
 
 
+def test_a_runbook_that_keeps_one_of_its_own_panels_is_not_blind() -> None:
+    report = doctor.Report()
+    doctor._blindness(report, {NAMES.errors})  # errors by type and tool go; health stays
+    assert report.blind_panels == {"high_error_rate": ["errors_by_type", "errors_by_tool"]}
+    assert report.blind_runbooks == []
+    report = doctor.Report()
+    doctor._blindness(report, {NAMES.errors, NAMES.health})
+    assert report.blind_runbooks == ["high_error_rate"]  # service_down keeps up and traffic
+
+
 def test_unreachable_prometheus_blinds_every_runbook_and_exits_nonzero(tmp_path: Path) -> None:
     report = doctor.run("http://127.0.0.1:1", tmp_path)
     assert not report.ok and report.blind_runbooks == list(RUNBOOKS)

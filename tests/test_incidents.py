@@ -105,3 +105,11 @@ def test_retention_removes_old_records_but_keeps_those_a_postmortem_links(tmp_pa
     assert index.incidents() == []  # its only run's record is gone
     with pytest.raises(ValueError, match="positive number of days"):
         retention.prune(tmp_path, 0)
+
+
+def test_retention_counts_days_not_hours(tmp_path: Path) -> None:
+    two_days = make_record(tmp_path, "two-days-old", 2)
+    four_days = make_record(tmp_path, "four-days-old", 4)
+    assert retention.prune(tmp_path, 3).removed == ["four-days-old"]
+    assert two_days.exists() and not four_days.exists()
+    assert retention.prune(tmp_path, 1.5).removed == ["two-days-old"]

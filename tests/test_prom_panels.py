@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pandas as pd
@@ -27,7 +28,8 @@ def test_range_query_gives_tidy_frame_with_bounded_points(scenario_set) -> None:
         "job",
         "value",
     ]
-    assert len(res.frame) <= 510 and res.step_s == choose_step(sc.start, sc.end)
+    span = (sc.end - sc.start).total_seconds()
+    assert len(res.frame) <= 501 and res.step_s == math.ceil(span / 500)
     assert str(res.frame["timestamp"].dt.tz) == "UTC"
     assert res.frame["timestamp"].min() >= sc.start.replace(microsecond=0)
 
@@ -51,11 +53,15 @@ def test_label_values_are_escaped_in_promql(scenario_set, hostile: str) -> None:
     assert res.failure is Failure.NO_DATA  # a query, correctly quoted, that matches nothing
 
 
-def test_choose_step_keeps_about_500_points() -> None:
-    sc = build("memory", "memory_leak", 0)
-    for hours in (0.1, 1, 6, 48):
-        step = choose_step(sc.at - timedelta(hours=hours), sc.at)
-        assert hours * 3600 / step <= 500
+@pytest.mark.parametrize(
+    "span_s,step_s",
+    [(0, 1), (300, 1), (500, 1), (501, 2), (900, 2), (3600, 8), (6 * 3600, 44), (86400, 173)],
+)
+def test_choose_step_keeps_at_most_500_points(span_s: int, step_s: float) -> None:
+    """Steps worked out by hand: ceil(span / 500), at least one second."""
+    end = build("memory", "memory_leak", 0).at
+    assert choose_step(end - timedelta(seconds=span_s), end) == step_s
+    assert choose_step(end - timedelta(hours=1), end, max_points=60) == 60.0
 
 
 def test_every_panel_has_data_unit_and_name(scenario_set) -> None:
