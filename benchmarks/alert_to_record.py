@@ -1,22 +1,29 @@
-"""Benchmark: how fast an alert becomes an incident record, alone and in a storm.
+"""Benchmark: how fast an alert becomes an incident record, alone and in a storm, and where
+the time goes.
 
-Starts the local stack (simulator, Prometheus, Alertmanager, receiver with its workers) in
-a private state directory, then:
+Starts the local stack (simulator, Prometheus, Alertmanager, receiver with its warm workers)
+in a private state directory, then:
 
 1. latency: N alerts posted one after another, each waiting for its record; webhook
-   accepted -> record.html written (the receiver's own timestamps), median and p95, next
-   to a plain `papermill` CLI run of the same notebook against the same Prometheus;
+   accepted -> record.html written (the receiver's own timestamps), median and p95, with
+   each phase of the run (queue wait, kernel acquisition, parameterize, every cell of the
+   notebook, export, publish) from the records' timings.json; next to a plain `papermill`
+   CLI run of the same notebook against the same Prometheus, in the same run;
 2. storm: M distinct alerts posted within 10 s from 8 threads; time until every record
-   exists, records per second, receiver peak RSS, webhook p99 response time, duplicates
-   and losses.
+   exists, records per second, webhook p99, duplicates and losses, and the peak memory of
+   the receiver with all its workers, zygotes and kernels (RSS summed, and PSS, which counts
+   pages shared copy-on-write once);
+3. kernels: Jupyter kernels on the machine before the stack starts and after it stops.
 
 Prints figures; asserts nothing about time. `make bench` runs it with the issue's sizes:
-    .venv/bin/python -m benchmarks.alert_to_record --alerts 20 --storm 200
+    .venv/bin/python -m benchmarks.alert_to_record --alerts 20 --storm 200 [--json]
+With --json the last line is one JSON object with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -24,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,6 +41,8 @@ import psutil
 from runbook_lib import pids, record, stack
 from runbook_lib.config import ROOT
 from runbook_lib.index import Index
+
+PHASES = ("queue", "kernel", "parameterize", "execute", "export", "publish")
 
 
 def group(i: int, instance: str, tag: str) -> dict:
@@ -72,28 +82,67 @@ class Receiver:
         return [r | {"received_at": i["received_at"], "fp": i["fingerprint"]}
                 for i in self.index.incidents(100_000) for r in i["runs"]]  # fmt: skip
 
+    def family(self) -> list[psutil.Process]:
+        """The receiver and everything under it: workers, zygotes, kernels."""
+        try:
+            return [self.proc, *self.proc.children(recursive=True)]
+        except psutil.Error:
+            return []
+
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def latency(rx: Receiver, instance: str, n: int) -> list[float]:
-    out = []
+def kernels() -> int:
+    """Jupyter kernels on this machine: started ones and ones forked from a zygote."""
+    n = 0
+    for p in psutil.process_iter(["cmdline", "ppid"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "ipykernel" in cmd:
+            n += 1
+        elif "runbook_lib.zygote" in cmd:
+            try:
+                parent = " ".join(psutil.Process(p.info["ppid"]).cmdline())
+            except psutil.Error:
+                continue
+            n += "runbook_lib.zygote" in parent  # a fork of the zygote is a kernel
+    return n
+
+
+def latency(rx: Receiver, instance: str, n: int) -> tuple[list[float], list[dict]]:
+    out, timings = [], []
     for i in range(n):
         rx.post(group(i, instance, "lat"))
         while True:
             done = [r for r in rx.runs() if r["fp"].startswith("lat") and r["state"] == "done"]
             if len(done) > i:
                 break
-            time.sleep(0.1)
+            time.sleep(0.02)
         run = max(done, key=lambda r: r["finished_at"])
-        html = Path(rx.index.path.parent) / run["record"] / "record.html"
-        out.append(html.stat().st_mtime - run["received_at"])
-        print(
-            f"  alert {i + 1:>3}/{n}: webhook accepted -> record.html {out[-1]:5.1f}s", flush=True
-        )
-    return out
+        rec = Path(rx.index.path.parent) / run["record"]
+        out.append((rec / "record.html").stat().st_mtime - run["received_at"])
+        if (rec / "timings.json").exists():
+            timings.append(json.loads((rec / "timings.json").read_text()))
+        print(f"  alert {i + 1:>3}/{n}: webhook accepted -> record.html {out[-1]:5.2f}s",
+              flush=True)  # fmt: skip
+    return out, timings
+
+
+def phase_table(timings: list[dict]) -> list[tuple[str, float, float]]:
+    """(phase or cell, median s, p95 s) over the runs."""
+    by: dict[str, list[float]] = defaultdict(list)
+    for t in timings:
+        for phase in PHASES:
+            if phase in t["phases"]:
+                by[phase].append(t["phases"][phase])
+        for cell in t["cells"]:
+            by[f"  cell {cell['cell']:>2} {cell['source'][:40]}"].append(cell["seconds"])
+    order = ["queue", "kernel", "parameterize", "execute"]
+    order += sorted(k for k in by if k.startswith("  cell"))
+    order += ["export", "publish"]
+    return [(k, statistics.median(by[k]), pct(by[k], 95)) for k in order if by.get(k)]
 
 
 def papermill_cli(info: stack.StackInfo, instance: str, work: Path) -> float:
@@ -107,58 +156,77 @@ def papermill_cli(info: stack.StackInfo, instance: str, work: Path) -> float:
     return time.perf_counter() - t
 
 
+class MemorySampler:
+    """Peak RSS (summed) and PSS of the receiver's whole process family, sampled."""
+
+    def __init__(self, rx: Receiver) -> None:
+        self.rx, self.rss, self.pss = rx, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = pss = 0
+            for p in self.rx.family():
+                try:
+                    mem = p.memory_full_info()
+                except psutil.Error:
+                    continue
+                rss, pss = rss + mem.rss, pss + mem.pss
+            self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def storm(rx: Receiver, instance: str, n: int) -> dict:
-    peak = [rx.proc.memory_info().rss]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak.append(rx.proc.memory_info().rss)
-            time.sleep(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     bodies = [group(i, instance, "st") for i in range(n)]
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(8) as pool:  # spread over 10 s, like Alertmanager flushing groups
-        futures = []
-        for i, body in enumerate(bodies):
-            futures.append(pool.submit(rx.post, body))
-            time.sleep(max(0.0, t0 + 10 * (i + 1) / n - time.perf_counter()))
-        responses = [f.result() for f in futures]
-    posted = time.perf_counter() - t0
-    print(f"  {n} alerts posted in {posted:.1f}s; waiting for the records ...", flush=True)
-    last = -1
-    while True:
-        runs = [r for r in rx.runs() if r["fp"].startswith("st")]
-        done = sum(r["state"] == "done" for r in runs)
-        if done != last and done % 20 == 0:
-            print(f"  {done}/{n} records after {time.perf_counter() - t0:.0f}s", flush=True)
-            last = done
-        if done >= n:
-            break
-        time.sleep(0.5)
-    total = time.perf_counter() - t0
-    stop.set()
-    sampler.join()
-    out_dir = rx.index.path.parent
+    with MemorySampler(rx) as mem:
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:  # spread over 10 s, like Alertmanager flushing
+            futures = []
+            for i, body in enumerate(bodies):
+                futures.append(pool.submit(rx.post, body))
+                time.sleep(max(0.0, t0 + 10 * (i + 1) / n - time.perf_counter()))
+            responses = [f.result() for f in futures]
+        posted = time.perf_counter() - t0
+        print(f"  {n} alerts posted in {posted:.1f}s; waiting for the records ...", flush=True)
+        last = -1
+        while True:
+            runs = [r for r in rx.runs() if r["fp"].startswith("st")]
+            done = sum(r["state"] == "done" for r in runs)
+            if done != last and done % 20 == 0:
+                print(f"  {done}/{n} records after {time.perf_counter() - t0:.0f}s", flush=True)
+                last = done
+            if done >= n:
+                break
+            time.sleep(0.2)
+        total = time.perf_counter() - t0
     per_fp: dict[str, int] = {}
-    for d in out_dir.iterdir():
+    for d in rx.index.path.parent.iterdir():
         if d.is_dir() and not d.name.startswith("."):
             fp = record.summary(d).get("fingerprint", "")
             if fp.startswith("st"):
                 per_fp[fp] = per_fp.get(fp, 0) + 1
     return {
-        "posted_s": posted,
-        "all_records_s": total,
-        "records_per_s": n / total,
-        "peak_rss_mb": max(peak) / 2**20,
+        "storm_alerts": n,
+        "storm_posted_s": posted,
+        "storm_all_records_s": total,
+        "storm_records_per_s": n / total,
         "webhook_p99_ms": pct(responses, 99) * 1000,
         "webhook_max_ms": max(responses) * 1000,
-        "duplicates": sum(c - 1 for c in per_fp.values() if c > 1),
-        "losses": n - len(per_fp),
-        "statuses": {s: sum(r["status"] == s for r in runs) for s in {r["status"] for r in runs}},
-    }
+        "storm_duplicates": sum(c - 1 for c in per_fp.values() if c > 1),
+        "storm_losses": n - len(per_fp),
+        "storm_statuses": {s: sum(r["status"] == s for r in runs) for s in {r["status"] for r in runs}},
+        "peak_rss_mb": mem.rss / 2**20,
+        "peak_pss_mb": mem.pss / 2**20,
+    }  # fmt: skip
 
 
 def main() -> int:
@@ -166,33 +234,51 @@ def main() -> int:
     ap.add_argument("--alerts", type=int, default=20, help="sequential alerts for latency")
     ap.add_argument("--storm", type=int, default=200, help="alerts in the storm (0: skip)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--plain-runs", type=int, default=3, help="plain papermill CLI runs")
+    ap.add_argument("--json", action="store_true", help="figures as JSON on the last line")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
+    kernels_before = kernels()
     print(f"Starting the local stack in {work} ({args.workers} workers) ...", flush=True)
     info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True,
                                           receiver=True, output_dir=work / "records",
                                           workers=args.workers))  # fmt: skip
+    figures: dict = {}
     try:
         rx = Receiver(info)
         instance = f"127.0.0.1:{info.ports['ggen_mcp']}"
-        time.sleep(20)  # some history for the charts
-        print(f"[1/2] Latency over {args.alerts} alerts, one at a time", flush=True)
-        lat = latency(rx, instance, args.alerts)
-        plain = [papermill_cli(info, instance, work) for _ in range(3)]
-        figures = {
-            "alert->record median s": statistics.median(lat),
-            "alert->record p95 s": pct(lat, 95),
-            "plain papermill CLI median s (3 runs)": statistics.median(plain),
+        time.sleep(20)  # some history for the charts, and the workers warm
+        print(f"[1/3] Latency over {args.alerts} alerts, one at a time", flush=True)
+        lat, timings = latency(rx, instance, args.alerts)
+        print(f"[2/3] Plain papermill CLI, {args.plain_runs} runs of the same notebook", flush=True)
+        plain = [papermill_cli(info, instance, work) for _ in range(args.plain_runs)]
+        figures |= {
+            "alert_to_record_p50_s": statistics.median(lat),
+            "alert_to_record_p95_s": pct(lat, 95),
+            "papermill_cli_p50_s": statistics.median(plain),
         }
+        figures["ratio_to_papermill_cli"] = figures["alert_to_record_p50_s"] / statistics.median(
+            plain
+        )
+        table = phase_table(timings)
         if args.storm:
-            print(f"[2/2] Storm of {args.storm} distinct alerts within 10 s", flush=True)
-            figures |= {f"storm {k}": v for k, v in storm(rx, instance, args.storm).items()}
+            print(f"[3/3] Storm of {args.storm} distinct alerts within 10 s", flush=True)
+            figures |= storm(rx, instance, args.storm)
     finally:
         stack.stop(work / "state")
+    time.sleep(1)
+    figures |= {"kernels_before": kernels_before, "kernels_left": kernels()}
+    print("\nWhere an alert's time goes (single alerts; seconds)")
+    print(f"  {'phase':<50} {'p50':>7} {'p95':>7}")
+    for name, p50, p95 in table:
+        print(f"  {name:<50} {p50:7.3f} {p95:7.3f}")
     print("\nFigures")
     for k, v in figures.items():
         print(f"  {k:<40} {v:.2f}" if isinstance(v, float) else f"  {k:<40} {v}")
     print(f"records and index: {work / 'records'}")
+    if args.json:
+        figures["phases"] = {name.strip(): [p50, p95] for name, p50, p95 in table}
+        print(json.dumps(figures))
     return 0
 
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runbook_lib.clock import utc
 from runbook_lib.communication import message, status_of
-from runbook_lib.prom import utc
 
 
 def load(index_path: Path, incident_id: int) -> dict[str, Any]:

@@ -81,6 +81,7 @@ class Job:
     labels: dict[str, str]
     annotations: dict[str, str]
     verification_of: str | None  # the investigation's record, for a verification
+    waited_s: float = 0.0  # from due to claimed: time spent in the queue
 
 
 class Index:
@@ -226,6 +227,7 @@ class Index:
             labels=json.loads(r["labels"]),
             annotations=json.loads(r["annotations"]),
             verification_of=first["record"] if r["kind"] == "verification" and first else None,
+            waited_s=max(0.0, (r["started_at"] or r["not_before"]) - r["not_before"]),
         )
 
     def finish(self, run_id: int, summary: dict[str, Any]) -> None:

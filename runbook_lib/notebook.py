@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, Image, Markdown, display
 
 from runbook_lib import charts, diagnosis, host, investigate, logs, panels
 from runbook_lib.alerts import route
@@ -706,10 +706,11 @@ STEPS = {
 
 
 def _show(fig) -> None:
-    """Display a figure once: closed afterwards, so the inline backend does not repeat it."""
+    """Display a figure once, drawn once: as the PNG the record keeps (the inline backend's
+    tight-bbox print would draw it twice), then closed so the backend does not repeat it."""
     import matplotlib.pyplot as plt
 
-    display(fig)
+    display(Image(data=charts.png_bytes(fig), format="png"))
     plt.close(fig)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import nbformat
 
-from runbook_lib import record, runner
+from runbook_lib import kernels, record
 from runbook_lib.prom import utc
 from runbook_lib.retention import POSTMORTEM_MANIFEST
 
@@ -311,7 +311,7 @@ def write(records: list[str | Path], output: Path | None = None, progress: bool 
             kernel_name="python3",
             progress_bar=progress,
             cwd=str(tmp),
-            config=runner.ipc_config(ipc),
+            config=kernels.ipc_config(ipc),
         )
         nb = nbformat.read(tmp / "postmortem.ipynb", as_version=4)
         (tmp / "postmortem.html").write_text(record.html(nb, code=False), encoding="utf-8")

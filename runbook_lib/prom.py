@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 import pandas as pd
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
+
+from runbook_lib.clock import utc  # noqa: F401  (the notebooks' modules import it from here)
 
 MAX_POINTS = 500
 
@@ -169,12 +171,3 @@ def _why(exc: BaseException) -> str:
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]
-
-
-def utc(value: str | datetime | None) -> datetime:
-    """An aware UTC datetime from ISO text (Z allowed), a datetime, or None (now)."""
-    if value is None or value == "":
-        return datetime.now(UTC)
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 import nbformat
@@ -55,15 +56,34 @@ def summary(record: Path) -> dict:
     return found
 
 
+class Exporters:
+    """The two HTML views of a record. Building an exporter loads its templates, so a
+    long-lived worker builds them once and reuses them for every record."""
+
+    @cached_property
+    def full(self) -> HTMLExporter:
+        return HTMLExporter()
+
+    @cached_property
+    def report(self) -> HTMLExporter:
+        return HTMLExporter(
+            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+        )
+
+    def html(self, nb: nbformat.NotebookNode, *, code: bool = True) -> str:
+        """The notebook as one HTML page; without `code`, a report of the outputs only."""
+        return (self.full if code else self.report).from_notebook_node(nb)[0]
+
+
 def html(nb: nbformat.NotebookNode, *, code: bool = True) -> str:
-    """The notebook as one HTML page; without `code`, a report of the outputs only."""
-    if code:
-        return HTMLExporter().from_notebook_node(nb)[0]
-    report = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    return report.from_notebook_node(nb)[0]
+    return Exporters().html(nb, code=code)
 
 
-def write_html(record: Path) -> None:
-    nb = nbformat.read(record / "record.ipynb", as_version=4)
-    (record / "record.html").write_text(html(nb), encoding="utf-8")
-    (record / "report.html").write_text(html(nb, code=False), encoding="utf-8")
+def write_html(
+    record: Path, nb: nbformat.NotebookNode | None = None, exporters: Exporters | None = None
+) -> None:
+    """record.html and report.html, from `nb` in memory (else from record.ipynb)."""
+    nb = nb if nb is not None else nbformat.read(record / "record.ipynb", as_version=4)
+    exporters = exporters or Exporters()
+    (record / "record.html").write_text(exporters.html(nb), encoding="utf-8")
+    (record / "report.html").write_text(exporters.html(nb, code=False), encoding="utf-8")

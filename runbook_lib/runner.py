@@ -1,34 +1,27 @@
-"""Run one runbook notebook with Papermill and file the result as an incident record.
+"""One runbook run now (`runbook run`, the golden notebooks, tests): the alert's parameters,
+a kernel started for it, the engine's execution and record, no pool.
 
-Alert fields reach the notebook only as Papermill parameters (data, never code). The
-record is written under a temporary name and renamed when complete, so a reader never sees
-half a record. A notebook that fails or times out still leaves a record, with the error at
-the top and `status` failed or timed_out.
+Alert fields reach the notebook only as Papermill parameters (data, never code).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
-import tempfile
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
-import papermill
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbformat.v4 import new_markdown_cell, new_notebook
-from traitlets.config import Config
+from nbformat.v4 import new_notebook
 
-from runbook_lib import record
+from runbook_lib import engine, kernels, record
 from runbook_lib.alerts import route
-from runbook_lib.config import ROOT
-from runbook_lib.prom import utc
+from runbook_lib.clock import utc
+from runbook_lib.engine import NOTEBOOKS  # noqa: F401  (where the runbooks live)
 
-NOTEBOOKS = ROOT / "notebooks"
+MARK_PREFIX = "runbook-run#"  # marks what a one-off run's kernel starts
 
 
 def fingerprint(labels: dict[str, str]) -> str:
@@ -78,60 +71,38 @@ def run(
     name: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Execute the routed notebook; returns the record directory.
+    """Execute the routed notebook in a kernel of its own; returns the record directory.
 
     With `name` the record's directory name is fixed (the queue fixes it when it accepts
     the alert, so a re-run after a crash finds the record instead of making a second one);
     an existing record of that name is kept and returned. `extra` goes into summary.json.
     """
-    runbook = runbook or route(params["alert_name"])
-    fixed = name is not None
-    if name is None:
-        try:
-            at = utc(params.get("at") or None)
-        except ValueError:  # the notebook will say what is wrong with it; name it by now
-            at = utc(None)
-        fp = str(params.get("fingerprint", ""))
-        name = record.record_name(at, str(params["alert_name"]), fp)
-    elif (output_dir / name).exists():
-        return output_dir / name
-    tmp = _tmp_dir(output_dir, name)
-    out_nb = tmp / "record.ipynb"
-    if not params.get("replay_from") and "snapshot_dir" not in params:
-        params = {**params, "snapshot_dir": str(tmp / "data")}
-    status, error = "completed", None
-    ipc = Path(tempfile.mkdtemp(prefix="rbk-"))
+    req = engine.Request(
+        params=params,
+        runbook=runbook or route(params["alert_name"]),
+        output_dir=Path(output_dir),
+        name=name,
+        extra=extra or {},
+        cell_timeout=timeout,
+        progress=progress,
+    )
+    if name is not None and (req.output_dir / name).exists():
+        return req.output_dir / name
+    started = time.monotonic()
     try:
-        papermill.execute_notebook(
-            str(NOTEBOOKS / f"{runbook}.ipynb"),
-            str(out_nb),
-            parameters=params,
-            execution_timeout=timeout,
-            start_timeout=start_timeout,
-            progress_bar=progress,
-            cwd=str(cwd) if cwd else None,
-            kernel_name="python3",
-            config=ipc_config(ipc),
-        )
-    except papermill.PapermillExecutionError as exc:
-        status, error = "failed", f"{exc.ename}: {exc.evalue}"
-        if exc.ename in ("CellTimeoutError", "TimeoutError"):
-            status = "timed_out"
-    except (CellTimeoutError, TimeoutError) as exc:
-        status, error = "timed_out", f"{type(exc).__name__}: {exc}"
-    except (DeadKernelError, RuntimeError) as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        kernel = kernels.start_fresh(f"{MARK_PREFIX}{uuid.uuid4().hex[:12]}", cwd, start_timeout)
+    except kernels.KernelError as exc:
+        return failure_record(params, req.output_dir, runbook=req.runbook,
+                              name=engine.record_name_for(req)[0], status="failed",
+                              error=str(exc), extra=req.extra)  # fmt: skip
+    try:
+        rec, timings = engine.Engine().run(req, kernel)
     finally:
-        shutil.rmtree(ipc, ignore_errors=True)
-    _finish(tmp, out_nb, runbook, params, status, error, extra)
-    return _publish(tmp, output_dir / name, fixed=fixed)
-
-
-def ipc_config(directory: Path) -> Config:
-    """Kernel channels over Unix sockets in a private directory, not loopback TCP ports:
-    concurrent kernels cannot race for a port (a storm showed "Kernel died before replying
-    to kernel_info" once in 220 runs over TCP), and nothing listens on the network."""
-    return Config({"KernelManager": {"transport": "ipc", "ip": str(directory / "k")}})
+        kernel.kill()
+    timings.phases = {"kernel": round(kernel.ready_s, 4), **timings.phases}
+    timings.phases["total"] = round(time.monotonic() - started, 4)
+    timings.write(rec)
+    return rec
 
 
 def replay_params(rec: Path, **overrides: Any) -> dict[str, Any]:
@@ -167,88 +138,7 @@ def failure_record(
     """A record for a run that never produced one (its process died or overran)."""
     if (output_dir / name).exists():
         return output_dir / name
-    tmp = _tmp_dir(output_dir, name)
-    _finish(tmp, tmp / "record.ipynb", runbook, params, status, error, extra)
-    return _publish(tmp, output_dir / name, fixed=True)
-
-
-def _tmp_dir(output_dir: Path, name: str) -> Path:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    return tmp
-
-
-def _publish(tmp: Path, final: Path, *, fixed: bool) -> Path:
-    """Rename the finished record into place, never over another record. A fixed name
-    already taken means this run was done before: the first record stands."""
-    if not fixed:
-        final = _free_name(final)
-    try:
-        tmp.rename(final)  # atomic; fails if `final` exists and is not empty
-    except OSError:
-        if not fixed or not final.exists():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def _finish(
-    tmp: Path,
-    out_nb: Path,
-    runbook: str,
-    params: dict,
-    status: str,
-    error: str | None,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    if out_nb.exists():
-        nb = nbformat.read(out_nb, as_version=4)
-    else:
-        nb = new_notebook(cells=[])
-    summ = record.summary_from_notebook(nb) if status == "completed" else None
-    if summ is None:
-        error = error or record.error_of(nb) or "the notebook stopped before its summary"
-        status = "failed" if status == "completed" else status
-        nb.cells.insert(
-            0,
-            new_markdown_cell(
-                f"<div style='background:#d62728;color:white;padding:8px'><b>Run {status}</b>: "
-                f"{_html(error)}</div>"
-            ),
-        )
-        nbformat.write(nb, out_nb)
-        summ = {
-            "alert": params["alert_name"],
-            "runbook": runbook,
-            "status": status,
-            "severity": params.get("severity", ""),
-            "starts_at": params.get("starts_at"),
-            "evaluated_at": params.get("at"),
-            "fingerprint": params.get("fingerprint", ""),
-            "labels": params.get("labels", {}),
-            "figures": {},
-            "diagnosis": [],
-            "top_cause": None,
-            "data_gaps": [],
-            "error": error,
-        }
-    summ.update(extra or {})
-    (tmp / "summary.json").write_text(json.dumps(summ, indent=1, default=str))
-    record.write_html(tmp)
-
-
-def _free_name(path: Path) -> Path:
-    if not path.exists():
-        return path
-    for i in range(2, 10_000):
-        candidate = path.with_name(f"{path.name}-{i}")
-        if not candidate.exists():
-            return candidate
-    raise FileExistsError(path)
-
-
-def _html(text: str) -> str:
-    import html
-
-    return html.escape(text)
+    req = engine.Request(params, runbook, output_dir, name, extra or {})
+    tmp = engine.tmp_dir(output_dir, name)
+    engine.finish(tmp, new_notebook(cells=[]), req, params, status, error)
+    return engine.publish(tmp, output_dir / name, fixed=True)

@@ -153,6 +153,8 @@ def create_app(
             raise HTTPException(
                 503, f"could not persist the alerts in {index.path}: {exc}"
             ) from exc
+        if pool and any(o in ("queued", "resolved") for o in outcomes):
+            pool.notify()
         for alert, outcome in zip(payload.alerts, outcomes, strict=True):
             metrics.received.labels(alert.status).inc()
             if outcome.endswith("duplicate"):

@@ -1,18 +1,21 @@
-"""A bounded pool of notebook workers draining the index's queue.
+"""A bounded pool of warm notebook workers draining the index's queue.
 
-Each worker thread claims a run, executes it in its own process (`runbook_lib.execute`)
-under a wall-clock limit, and files the outcome. Whatever happens to that process (it
-finishes, overruns, or dies), the run ends with exactly one record and nothing it started
-keeps running. On start the pool recovers from a crash of an earlier server: it kills what
-the earlier runs left behind, keeps records that were completed, and runs the rest again.
+Each slot keeps one long-lived worker process (`runbook_lib.warm_worker`) with a kernel
+already forked and warmed; a slot's thread claims the next due run, hands it to its worker
+and files the record the worker publishes. Whatever happens to a run (it finishes, overruns
+or its worker dies) it ends with exactly one record and nothing it started keeps running: the
+worker enforces the run's wall-clock limit, and the slot kills a worker that does not answer
+within that limit plus a grace period, files a `timed_out` or `failed` record, and starts a
+fresh worker. On start the pool recovers from a crash of an earlier server: it kills what the
+earlier runs left behind, keeps records that were completed, and runs the rest again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -22,13 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from runbook_lib import record, runner
+from runbook_lib.engine import NOTEBOOKS
 from runbook_lib.index import Index, Job
+from runbook_lib.lifetime import MARK, kill_group, sweep
 
-MARK = "RUNBOOK_RUN_MARK"
+__all__ = ["MARK", "Pool", "RunConfig"]
 MAX_ATTEMPTS = 3
+GRACE_S = 30.0  # past the run limit, a worker that does not answer is killed
+IDLE_POLL_S = 0.5  # how often an idle slot looks for due runs without being woken
 
 
 @dataclass(frozen=True)
@@ -43,36 +48,109 @@ class RunConfig:
     prometheus_url: str = ""
     alertmanager_url: str = ""
     params: dict[str, Any] = field(default_factory=dict)  # extra notebook parameters
+    notebook_dir: Path = NOTEBOOKS
 
 
 Observer = Callable[[Job, dict, float], None]
+
+
+class Slot:
+    """One worker process and the lines it answers, read by a thread of their own."""
+
+    def __init__(self, number: int, env: dict[str, str]) -> None:
+        self.number, self.env = number, env
+        self.proc: subprocess.Popen | None = None
+        self.replies: queue.Queue[str | None] = queue.Queue()
+
+    def ensure(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            self.replies = queue.Queue()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "runbook_lib.warm_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # its own group: worker and zygote die together
+                env=self.env,
+            )
+            threading.Thread(
+                target=_read_lines, args=(self.proc, self.replies), daemon=True
+            ).start()
+        return self.proc
+
+    def ask(self, spec: dict[str, Any], timeout: float) -> dict | None:
+        """Send a job; its reply, or None if the worker died or did not answer in time."""
+        proc = self.ensure()
+        try:
+            proc.stdin.write(json.dumps(spec) + "\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return None
+        try:
+            line = self.replies.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        return json.loads(line) if line else None
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        kill_group(self.proc.pid)
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+def _read_lines(proc: subprocess.Popen, out: queue.Queue) -> None:
+    for line in proc.stdout:
+        out.put(line)
+    out.put(None)  # end of file: the worker is gone
 
 
 class Pool:
     def __init__(self, index: Index, config: RunConfig, on_done: Observer | None = None) -> None:
         self.index, self.config, self.on_done = index, config, on_done
         self._stop = threading.Event()
+        self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
-        self._procs: dict[int, subprocess.Popen] = {}
-        self._lock = threading.Lock()
+        self.slots: list[Slot] = []
         self.leftovers_killed: list[int] = []
         # One mark per pool, so a sweep never touches another server's runs.
         self._mark_prefix = f"{self.index.path.resolve()}#"
 
     def start(self) -> None:
         self.recover()
+        env = {
+            **os.environ,
+            "RUNBOOK_PARENT_PID": str(os.getpid()),
+            "RUNBOOK_MARK_PREFIX": self._mark_prefix,
+            "RUNBOOK_NOTEBOOK_DIR": str(self.config.notebook_dir),
+            "RUNBOOK_START_TIMEOUT": str(self.config.start_timeout),
+        }
+        env.pop(MARK, None)
         for i in range(self.config.workers):
-            t = threading.Thread(target=self._loop, name=f"runbook-worker-{i}", daemon=True)
+            slot = Slot(i, env)
+            slot.ensure()  # warm up now, not when the first alert arrives
+            self.slots.append(slot)
+            t = threading.Thread(target=self._loop, args=(slot,), name=f"runbook-worker-{i}")
+            t.daemon = True
             t.start()
             self._threads.append(t)
+
+    def notify(self) -> None:
+        """New runs were queued: wake idle slots now rather than at their next poll."""
+        with self._wake:
+            self._wake.notify_all()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; end running runs (they go back to the queue for the next start)."""
         self._stop.set()
-        with self._lock:
-            procs = list(self._procs.values())
-        for proc in procs:
-            _kill_group(proc)
+        self.notify()
+        for slot in self.slots:
+            slot.kill()
         for t in self._threads:
             t.join(timeout)
         sweep(self._mark_prefix)
@@ -97,7 +175,7 @@ class Pool:
         return requeued
 
     # -- the work --------------------------------------------------------------------------
-    def _loop(self) -> None:
+    def _loop(self, slot: Slot) -> None:
         while not self._stop.is_set():
             try:
                 job = self.index.claim()
@@ -108,57 +186,50 @@ class Pool:
                 self._stop.wait(2)
                 continue
             if job is None:
-                self._stop.wait(0.5)
+                with self._wake:
+                    self._wake.wait(IDLE_POLL_S)
                 continue
             started = time.monotonic()
-            rec = self.execute(job)
+            rec = self.execute(slot, job)
             if rec is not None:
                 self._file(job, rec, time.monotonic() - started)
 
-    def execute(self, job: Job) -> Path | None:
-        """Run `job` in its own process; its record, or None when the pool is stopping."""
-        mark = f"{self._mark_prefix}{job.run_id}"
-        spec = {
-            "parent_pid": os.getpid(),
-            "params": self.params(job),
-            "output_dir": str(self.config.output_dir),
-            "runbook": job.runbook,
-            "record": job.record,
-            "cell_timeout": self.config.cell_timeout,
-            "start_timeout": self.config.start_timeout,
-            "extra": self.links(job),
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runbook_lib.execute"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            env={**os.environ, MARK: mark},
-        )
-        with self._lock:
-            self._procs[job.run_id] = proc
-        try:
-            _, err = proc.communicate(json.dumps(spec), timeout=self.config.run_timeout)
-            status, error = "failed", _tail(err)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.communicate()
-            status = "timed_out"
-            error = f"the run exceeded its {self.config.run_timeout:.0f}s limit and was stopped"
-        finally:
-            with self._lock:
-                self._procs.pop(job.run_id, None)
-            sweep(mark)  # the kernel and anything a cell started
+    def execute(self, slot: Slot, job: Job) -> Path | None:
+        """Run `job` on the slot's worker; its record, or None when the pool is stopping."""
+        reply = slot.ask(self.spec(job), self.config.run_timeout + GRACE_S)
+        if reply is not None:
+            return Path(reply["record"])
+        proc = slot.proc
+        died = proc is not None and proc.poll() is not None
+        slot.kill()  # not answering in time, or dead: either way a fresh worker next
         done = self.config.output_dir / job.record
         if done.exists():
             return done
         if self._stop.is_set():
             return None  # stopped by the pool: recovered and run again on the next start
-        if status == "failed" and proc.returncode and proc.returncode < 0:
-            error = f"the run's process was killed by signal {-proc.returncode}"
-        return self._failure(job, status, error or f"the run's process exited {proc.returncode}")
+        if died and proc.returncode and proc.returncode < 0:
+            return self._failure(
+                job, "failed", f"the worker process was killed by signal {-proc.returncode}"
+            )
+        if died:
+            return self._failure(job, "failed", f"the worker process exited {proc.returncode}")
+        limit = self.config.run_timeout + GRACE_S
+        return self._failure(
+            job, "timed_out", f"the worker did not answer within {limit:.0f}s and was stopped"
+        )
+
+    def spec(self, job: Job) -> dict[str, Any]:
+        """The job as the worker reads it."""
+        return {
+            "params": self.params(job),
+            "output_dir": str(self.config.output_dir),
+            "runbook": job.runbook,
+            "record": job.record,
+            "cell_timeout": self.config.cell_timeout,
+            "run_timeout": self.config.run_timeout,
+            "extra": self.links(job),
+            "queued_s": round(job.waited_s, 4),
+        }
 
     def params(self, job: Job) -> dict[str, Any]:
         """Papermill parameters: alert fields as data, never as code."""
@@ -204,36 +275,3 @@ class Pool:
         self.index.finish(job.run_id, summary)
         if self.on_done:
             self.on_done(job, summary, seconds)
-
-
-def sweep(mark_prefix: str) -> list[int]:
-    """Kill every process whose environment carries a run mark starting with the prefix."""
-    killed: list[psutil.Process] = []
-    me = os.getpid()
-    for proc in psutil.process_iter(["pid"]):
-        if proc.pid == me:
-            continue
-        try:
-            mark = proc.environ().get(MARK, "")
-        except (psutil.Error, OSError):
-            continue
-        if mark.startswith(mark_prefix):
-            try:
-                proc.kill()
-                killed.append(proc)
-            except psutil.Error:
-                pass
-    psutil.wait_procs(killed, timeout=5)
-    return [p.pid for p in killed]
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _tail(text: str, lines: int = 8) -> str:
-    kept = [line for line in (text or "").splitlines() if "without encryption" not in line]
-    return "\n".join(kept[-lines:])

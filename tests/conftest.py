@@ -106,7 +106,10 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, every: floa
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimProcess]:
+def sim(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SimProcess]:
+    """The simulator; `@pytest.mark.sim_max_fds(N)` sets its descriptor limit (default 512)."""
+    limit = request.node.get_closest_marker("sim_max_fds")
+    max_fds = str(limit.args[0]) if limit else "512"
     port = free_port()
     state = tmp_path / "sim"
     proc = subprocess.Popen(
@@ -122,7 +125,7 @@ def sim(tmp_path: Path) -> Iterator[SimProcess]:
             "--seed",
             "7",
             "--max-fds",
-            "512",
+            max_fds,
             "--leak-mb-per-s",
             "40",
         ],

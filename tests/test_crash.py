@@ -55,7 +55,7 @@ class Server:
         """SIGKILL the server and every worker process it started, at once."""
         assert self.proc is not None
         tree = psutil.Process(self.proc.pid).children(recursive=True)
-        workers = [p for p in tree if "runbook_lib.execute" in " ".join(p.cmdline())]
+        workers = [p for p in tree if "runbook_lib.warm_worker" in " ".join(p.cmdline())]
         for p in [psutil.Process(self.proc.pid), *workers]:
             p.send_signal(signal.SIGKILL)
         self.proc.wait(10)

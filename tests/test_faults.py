@@ -7,6 +7,7 @@ import json
 import time
 
 import psutil
+import pytest
 
 from runbook_lib import pids
 from tests.conftest import SimProcess, named, wait_for
@@ -59,16 +60,17 @@ def test_fork_leak_leaves_zombies_and_orphans(sim: SimProcess) -> None:
     assert orphans and all(p.ppid() != sim.proc.pid for p in orphans)
 
 
+@pytest.mark.sim_max_fds(160)  # the leak opens 60 a second: a small limit is reached soon
 def test_fd_leak_really_opens_descriptors(sim: SimProcess) -> None:
     before = psutil.Process(sim.proc.pid).num_fds()
     sim.set_mode("fd_leak")
     wait_for(
-        lambda: psutil.Process(sim.proc.pid).num_fds() > 0.8 * 512,
+        lambda: psutil.Process(sim.proc.pid).num_fds() > 0.8 * 160,
         30,
-        "open descriptors above 80% of the 512 limit",
+        "open descriptors above 80% of the 160 limit",
     )
-    assert sim.metric("process_max_fds") == 512
-    assert sim.metric("process_open_fds") > 0.8 * 512 > before
+    assert sim.metric("process_max_fds") == 160
+    assert sim.metric("process_open_fds") > 0.8 * 160 > before
     wait_for(
         lambda: "Too many open files" in sim.log.read_text(), 20, "'Too many open files' in the log"
     )

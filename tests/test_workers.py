@@ -4,6 +4,7 @@ kernel left, and recovery after a crash keeps finished records and re-runs the r
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nbformat
 import psutil
 import pytest
 
@@ -20,11 +22,11 @@ from runbook_lib.alerts import Alert
 from runbook_lib.index import Index
 from runbook_lib.workers import MARK, Pool, RunConfig
 
-from .conftest import free_port
+from .conftest import free_port, wait_for
 
 
-def alert(**labels: str) -> Alert:
-    labels = {"alertname": "GgenMcpHighErrorRate", "severity": "critical", **labels}
+def alert(alertname: str = "GgenMcpHighErrorRate", **labels: str) -> Alert:
+    labels = {"alertname": alertname, "severity": "critical", **labels}
     return Alert(
         status="firing",
         labels=labels,
@@ -97,7 +99,7 @@ def test_a_hanging_prometheus_ends_as_timed_out_with_no_kernel_left(
 ) -> None:
     index = Index(tmp_path / "index.sqlite")
     index.accept([alert(instance="h:1")], verify_delay=0)
-    cfg = RunConfig(output_dir=tmp_path, workers=1, prometheus_url=blackhole, cell_timeout=3)
+    cfg = RunConfig(output_dir=tmp_path, workers=1, prometheus_url=blackhole, cell_timeout=2)
     [run] = drain(Pool(index, cfg), index, 1, 120)
     summ = record.summary(tmp_path / run["record"])
     assert run["status"] == "timed_out" == summ["status"]
@@ -110,10 +112,10 @@ def test_a_hanging_prometheus_ends_as_timed_out_with_no_kernel_left(
 def test_a_run_over_its_wall_limit_is_killed_and_recorded(tmp_path: Path, blackhole: str) -> None:
     index = Index(tmp_path / "index.sqlite")
     index.accept([alert(instance="h:2")], verify_delay=0)
-    cfg = RunConfig(output_dir=tmp_path, workers=1, prometheus_url=blackhole, run_timeout=6)
+    cfg = RunConfig(output_dir=tmp_path, workers=1, prometheus_url=blackhole, run_timeout=3)
     [run] = drain(Pool(index, cfg), index, 1, 120)
     summ = record.summary(tmp_path / run["record"])
-    assert summ["status"] == "timed_out" and "6s limit" in summ["error"]
+    assert summ["status"] == "timed_out" and "3s limit" in summ["error"]
     assert summ["alert"] == "GgenMcpHighErrorRate" and summ["labels"]["instance"] == "h:2"
     assert not marked(str(index.path.resolve()))
 
@@ -144,3 +146,96 @@ def test_recovery_keeps_finished_records_reruns_the_rest_and_kills_leftovers(
     assert runs[first.record]["state"] == "done" and runs[first.record]["error"] == "kept"
     assert runs[second.record]["state"] == "queued"
     assert index.claim().run_id == second.run_id  # and it is claimed again, with attempt 2
+
+
+# -- warm kernels: one per run ------------------------------------------------------------
+PROBE = """import os, sys
+import runbook_lib.prom as prom
+from IPython.display import display
+seen = {"global": "LEAKED" in globals(), "patched": hasattr(prom.choose_step, "planted")}
+LEAKED = True  # a global the next run must not see
+def planted(*args, **kwargs):
+    return 1.0
+planted.planted = True
+prom.choose_step = planted  # a monkeypatched library function, likewise
+summary = {"alert": alert_name, "runbook": "triage", "status": "completed", "top_cause": None,
+           "seen": seen, "kernel": os.getpid(), "zygote": os.getppid(),
+           "modules_preloaded": "pandas" in sys.modules and "matplotlib" in sys.modules}
+display({"application/json": summary}, raw=True, metadata={"runbook_summary": True})
+"""
+
+
+def probe_notebooks(tmp_path: Path) -> Path:
+    """A notebook directory whose `triage` reports what it sees, then leaves a mess."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(
+        cells=[
+            new_code_cell('alert_name = "x"', metadata={"tags": ["parameters"]}),
+            new_code_cell(PROBE),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    nbformat.write(nb, d / "triage.ipynb")
+    return d
+
+
+def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    index = Index(out / "index.sqlite")
+    index.accept([alert(alertname="ProbeOne", instance="a")], verify_delay=0)
+    index.accept([alert(alertname="ProbeTwo", instance="b")], verify_delay=0)
+    cfg = RunConfig(output_dir=out, workers=1, notebook_dir=probe_notebooks(tmp_path))
+    done = drain(Pool(index, cfg), index, 2, 120)
+    first, second = (record.summary(out / r["record"]) for r in sorted(done, key=lambda r: r["id"]))
+    assert first["seen"] == second["seen"] == {"global": False, "patched": False}
+    assert first["zygote"] == second["zygote"]  # the same worker ran both ...
+    assert first["kernel"] != second["kernel"]  # ... each in a kernel of its own
+    assert first["modules_preloaded"] is True  # forked warm: the imports were already done
+    nb = nbformat.read(out / done[0]["record"] / "record.ipynb", as_version=4)
+    assert "injected-parameters" in nb.cells[1].metadata.tags  # a papermill record
+    assert nb.metadata.papermill.parameters.alert_name in ("ProbeOne", "ProbeTwo")
+    timings = json.loads((out / done[0]["record"] / "timings.json").read_text())
+    assert {"queue", "kernel", "parameterize", "execute", "export", "publish"} <= set(
+        timings["phases"]
+    )
+    assert [c["source"] for c in timings["cells"]] == [
+        'alert_name = "x"',
+        "# Parameters",
+        "import os, sys",
+    ]
+
+
+def test_a_kernel_that_dies_while_idle_is_replaced_without_losing_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    index = Index(out / "index.sqlite")
+    pool = Pool(index, RunConfig(output_dir=out, workers=1, notebook_dir=probe_notebooks(tmp_path)))
+    pool.start()
+    try:
+        worker = psutil.Process(pool.slots[0].proc.pid)
+
+        def idle_kernel() -> psutil.Process | None:
+            zygotes = [p for p in worker.children() if "runbook_lib.zygote" in p.cmdline()]
+            kids = zygotes[0].children() if zygotes else []
+            return kids[0] if kids else None
+
+        kernel = wait_for(idle_kernel, 60, "the worker's warm kernel")
+        kernel.kill()
+        index.accept([alert(alertname="AfterDeath", instance="c")], verify_delay=0)
+        pool.notify()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            runs = [r for i in index.incidents() for r in i["runs"] if r["state"] == "done"]
+            if runs:
+                break
+            time.sleep(0.2)
+        [run] = runs
+        summ = record.summary(out / run["record"])
+        assert run["status"] == "completed" and summ["kernel"] != kernel.pid
+    finally:
+        pool.stop()
