@@ -14,80 +14,20 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from runbook_lib import pages
 from runbook_lib.alerts import WebhookPayload
-from runbook_lib.index import Index, Job
+from runbook_lib.index import Index
+from runbook_lib.service_metrics import Metrics
 from runbook_lib.workers import Pool, RunConfig
 
 MAX_BODY_BYTES = 1 << 20
-DURATION_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900)
-
-
-@dataclass
-class Metrics:
-    registry: CollectorRegistry
-    received: Counter
-    duplicates: Counter
-    runs: Counter
-    duration: Histogram
-
-    @classmethod
-    def create(cls, index: Index) -> Metrics:
-        reg = CollectorRegistry()
-        depth = Gauge("runbook_queue_depth", "Runs due and waiting for a worker.", registry=reg)
-        depth.set_function(lambda: index.queue_stats()[0])
-        oldest = Gauge(
-            "runbook_queue_oldest_age_seconds",
-            "How long the oldest due run has waited.",
-            registry=reg,
-        )
-        oldest.set_function(lambda: index.queue_stats()[1])
-        return cls(
-            registry=reg,
-            received=Counter(
-                "runbook_alerts_received",
-                "Alerts received, by alert status.",
-                ["status"],
-                registry=reg,
-            ),
-            duplicates=Counter(
-                "runbook_alerts_duplicate",
-                "Alerts received again (same fingerprint and startsAt), not run again.",
-                registry=reg,
-            ),
-            runs=Counter(
-                "runbook_runs",
-                "Runs finished, by runbook and outcome.",
-                ["runbook", "outcome"],
-                registry=reg,
-            ),
-            duration=Histogram(
-                "runbook_run_duration_seconds",
-                "Wall time of a run, from claim to record.",
-                ["runbook"],
-                buckets=DURATION_BUCKETS,
-                registry=reg,
-            ),
-        )
-
-    def observe_run(self, job: Job, summary: dict, seconds: float) -> None:
-        self.runs.labels(job.runbook, summary.get("status", "failed")).inc()
-        self.duration.labels(job.runbook).observe(seconds)
 
 
 def create_app(

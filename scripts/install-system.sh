@@ -2,7 +2,7 @@
 # Install the Debian packages of scripts/system-packages.txt whose binaries (or files) are
 # missing; as non-root, say which and fail.
 set -euo pipefail
-table="$(dirname "$0")/system-packages.txt"
+table="${BASH_SOURCE[0]%/*}/system-packages.txt"
 missing=()
 while read -r pkg provides; do
   case "$pkg" in ''|'#'*) continue ;; esac

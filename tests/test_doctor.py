@@ -67,3 +67,92 @@ def test_unwritable_output_directory_is_reported(tmp_path: Path) -> None:
     blocker.write_text("x")
     check = doctor._writable(blocker / "sub")
     assert not check.ok and str(blocker) in check.detail
+
+
+def test_panel_metrics_are_the_contract_names_in_each_panels_queries() -> None:
+    # By hand, from the PromQL of each panel.
+    assert doctor.panel_metrics("errors_by_type") == {"ggen_mcp_errors_total"}
+    assert doctor.panel_metrics("latency") == {"ggen_mcp_request_duration_seconds"}
+    assert doctor.panel_metrics("cache_hit_rate") == {
+        "ggen_mcp_cache_hits_total",
+        "ggen_mcp_cache_misses_total",
+    }
+    assert doctor.panel_metrics("descriptors") == {"process_open_fds", "process_max_fds"}
+    assert doctor.panel_metrics("disk") == {
+        "node_filesystem_avail_bytes",
+        "node_filesystem_size_bytes",
+    }
+
+
+def test_the_report_is_ok_unless_a_check_other_than_docker_fails_or_a_runbook_is_blind() -> None:
+    fine = doctor.Report(
+        checks=[doctor.Check("prometheus", True, ""), doctor.Check("docker", False, "")]
+    )
+    assert fine.ok
+    assert not doctor.Report(checks=[doctor.Check("output directory", False, "")]).ok
+    assert not doctor.Report(blind_runbooks=["fd_leak"]).ok
+
+
+def test_render_lists_checks_then_what_is_missing_and_blind() -> None:
+    report = doctor.Report(
+        checks=[
+            doctor.Check("prometheus", True, "http://p answers"),
+            doctor.Check("docker", False, "down"),
+        ],
+        missing_metrics=["ggen_mcp_active_forks", "process_open_fds"],
+        blind_panels={"fork_leak": ["active_forks"]},
+        blind_runbooks=["fork_leak"],
+    )
+    assert doctor.render(report).splitlines() == [
+        "ok   prometheus        http://p answers",
+        "FAIL docker            down",
+        "missing metrics (2): ggen_mcp_active_forks, process_open_fds",
+        "  fork_leak: loses active_forks",
+        "BLIND runbooks: fork_leak",
+    ]
+
+
+def test_the_local_checks_name_what_they_found(tmp_path: Path) -> None:
+    kernel = doctor._kernel()
+    assert kernel.name == "jupyter kernel" and kernel.ok and "python3" in kernel.detail
+    docker = doctor._docker("unix:///nonexistent/docker.sock")
+    assert docker.name == "docker" and not docker.ok
+    assert docker.detail.endswith("(container checks will say so)")
+    ok = doctor._writable(tmp_path / "out")
+    assert ok.ok and ok.detail == f"{tmp_path / 'out'} is writable"
+
+
+def test_unreachable_prometheus_is_reported_first_and_names_the_url(tmp_path: Path) -> None:
+    report = doctor.run("http://127.0.0.1:1", tmp_path, docker_base_url="unix:///nonexistent.sock")
+    assert [c.name for c in report.checks] == [
+        "prometheus",
+        "docker",
+        "jupyter kernel",
+        "output directory",
+    ]
+    assert report.checks[0] == doctor.Check(
+        "prometheus", False, "http://127.0.0.1:1 does not answer"
+    )
+    assert report.missing_metrics == [] and report.blind_panels == {}
+
+
+def test_present_metrics_reads_names_and_histogram_bases(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from runbook_lib.prom import Prom
+    from tests.test_prom import BrokenPrometheus
+
+    fake = BrokenPrometheus()  # answers what a Prometheus holding these series would
+    try:
+        names = ["up", "ggen_mcp_request_duration_seconds_bucket", "process_open_fds"]
+        fake.answer(200, {"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"__name__": n}, "value": [0, "1"]} for n in names]}})  # fmt: skip
+        found = doctor._present_metrics(Prom(fake.url), datetime.now(UTC))
+        assert found == {*names, "ggen_mcp_request_duration_seconds"}
+        fake.answer(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
+        assert doctor._present_metrics(Prom(fake.url), datetime.now(UTC)) == set()
+        report = doctor.run(fake.url, tmp_path, docker_base_url="unix:///nonexistent.sock")
+        assert report.checks[0].ok and "ggen_mcp_active_forks" in report.missing_metrics
+        assert "fork_leak" in report.blind_runbooks
+    finally:
+        fake.server.shutdown()

@@ -21,13 +21,15 @@ from runbook_lib.index import Index
 NOW = datetime(2026, 11, 28, 4, 20, tzinfo=UTC)
 
 
-def alert(status: str = "firing", severity: str = "critical", **kw) -> Alert:
+def alert(
+    status: str = "firing", severity: str = "critical", fingerprint_suffix: str = "", **kw
+) -> Alert:
     return Alert(
         status=status,
         labels={"alertname": "GgenMcpHighErrorRate", "severity": severity, "instance": "h:1"},
         annotations={"summary": "Error rate 7.4% (> 5%)", "impact": "Users see failed requests"},
         startsAt=datetime(2026, 11, 28, 4, tzinfo=UTC),
-        fingerprint="f1",
+        fingerprint="f1" + fingerprint_suffix,
         **kw,
     )
 
@@ -113,3 +115,38 @@ def test_retention_counts_days_not_hours(tmp_path: Path) -> None:
     assert retention.prune(tmp_path, 3).removed == ["four-days-old"]
     assert two_days.exists() and not four_days.exists()
     assert retention.prune(tmp_path, 1.5).removed == ["two-days-old"]
+
+
+def test_what_counts_as_a_record_and_what_a_broken_manifest_does(tmp_path: Path) -> None:
+    make_record(tmp_path, "real", 10)
+    (tmp_path / "empty-dir").mkdir()
+    hidden = tmp_path / ".tmp-real-0001"
+    hidden.mkdir()
+    (hidden / "summary.json").write_text("{}")
+    (tmp_path / "a-file").write_text("x")
+    for name in ("empty-dir", ".tmp-real-0001"):
+        os.utime(tmp_path / name, (0, 0))
+    broken = tmp_path / "postmortem-broken"
+    broken.mkdir()
+    (broken / retention.POSTMORTEM_MANIFEST).write_text("{not json")
+    other = tmp_path / "postmortem-other"
+    other.mkdir()
+    (other / retention.POSTMORTEM_MANIFEST).write_text(json.dumps({"no": "records"}))
+    assert retention.linked(tmp_path) == set()
+    done = retention.prune(tmp_path, 1)
+    assert done.removed == ["real"] and done.kept_linked == []
+    assert (tmp_path / "empty-dir").exists() and hidden.exists() and (tmp_path / "a-file").exists()
+
+
+def test_freed_bytes_are_the_record_files_and_the_index_keeps_other_incidents(
+    tmp_path: Path,
+) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    index.accept([alert(), alert(fingerprint_suffix="2")], verify_delay=0)
+    first, second = index.claim(), index.claim()
+    old = make_record(tmp_path, first.record, 9)
+    size = sum(f.stat().st_size for f in old.rglob("*") if f.is_file())
+    make_record(tmp_path, second.record, 1)
+    done = retention.prune(tmp_path, 5)
+    assert done.freed_bytes == size
+    assert [i["fingerprint"] for i in index.incidents()] == ["f12"]

@@ -182,6 +182,7 @@ def test_record_shows_charts_diagnosis_commands_and_message(scenario_set, tmp_pa
         "record.html",
         "report.html",
         "summary.json",
+        "timings.json",
         "data",
     }
     assert summ["top_cause"] == "invalid_input" and summ["figures"]["error_rate_percent"] > 5

@@ -233,3 +233,76 @@ def test_health_and_metrics_report_the_queue(client) -> None:
 def test_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs a token"):
         create_app(Index(tmp_path / "i.sqlite"), "")
+
+
+def test_an_index_that_cannot_be_written_is_a_503_naming_it(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    c = TestClient(create_app(index, TOKEN))
+    (tmp_path / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    resp = post(c, payload())
+    assert resp.status_code == 503  # Alertmanager keeps the alert and retries
+    assert resp.json()["detail"].startswith(f"could not persist the alerts in {index.path}")
+
+
+def test_a_declared_oversize_body_is_refused_before_it_is_read(client) -> None:
+    c, index = client
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Length": str(MAX_BODY_BYTES + 1)}
+    resp = c.post("/alerts", content=b"{}", headers=headers)
+    assert resp.status_code == 413
+    assert resp.json()["detail"] == f"body of {MAX_BODY_BYTES + 1} bytes exceeds {MAX_BODY_BYTES}"
+    at_limit = payload(annotations={"summary": "x" * (MAX_BODY_BYTES - 1000)})
+    assert post(c, at_limit).status_code == 200
+
+
+def test_the_token_must_be_exactly_a_bearer_header(client) -> None:
+    c, _ = client
+    for header in (f"bearer {TOKEN}", f"Bearer  {TOKEN}", TOKEN, f"Basic {TOKEN}"):
+        resp = c.post("/alerts", content=json.dumps(payload()), headers={"Authorization": header})
+        assert resp.status_code == 401, header
+        assert resp.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_home_page_leads_to_the_incidents(client) -> None:
+    c, _ = client
+    resp = c.get("/", follow_redirects=False)
+    assert resp.status_code == 307 and resp.headers["location"] == "/incidents"
+
+
+def test_run_outcomes_and_durations_are_counted_by_runbook() -> None:
+    from prometheus_client import generate_latest
+
+    from runbook_lib.index import Job
+    from runbook_lib.service_metrics import Metrics
+
+    class NoQueue:
+        def queue_stats(self) -> tuple[int, float]:
+            return (3, 12.5)
+
+    m = Metrics.create(NoQueue())
+    job = Job(1, "investigation", "r", 1, 1, "A", "memory", "f", "s", None, {}, {}, None)
+    m.observe_run(job, {"status": "completed"}, 1.4)
+    m.observe_run(job, {}, 40.0)  # a summary without status counts as failed
+    text = generate_latest(m.registry).decode()
+    assert 'runbook_runs_total{outcome="completed",runbook="memory"} 1.0' in text
+    assert 'runbook_runs_total{outcome="failed",runbook="memory"} 1.0' in text
+    assert 'runbook_run_duration_seconds_bucket{le="2.0",runbook="memory"} 1.0' in text
+    assert 'runbook_run_duration_seconds_bucket{le="45.0",runbook="memory"} 2.0' in text
+    assert "runbook_queue_depth 3.0" in text and "runbook_queue_oldest_age_seconds 12.5" in text
+
+
+def test_explain_names_each_field_without_the_input() -> None:
+    from pydantic import ValidationError
+
+    from runbook_lib.alerts import WebhookPayload
+    from runbook_lib.server import _explain
+
+    with pytest.raises(ValidationError) as caught:
+        WebhookPayload.model_validate_json(b'{"version": "3", "alerts": [{"status": 1}]}')
+    problems = {p["field"]: p["problem"] for p in _explain(caught.value)}
+    assert problems["version"] == "Input should be '4'"
+    assert problems["alerts.0.status"] == "Input should be 'firing' or 'resolved'"
+    assert problems["groupKey"] == "Field required"
+    with pytest.raises(ValidationError) as caught:
+        WebhookPayload.model_validate_json(b"\xff")
+    [only] = _explain(caught.value)
+    assert only["field"] == "(body)" and "JSON" in only["problem"]

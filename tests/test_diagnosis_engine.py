@@ -1,0 +1,201 @@
+"""The diagnosis engine without Prometheus: how facts become verdicts, how verdicts are
+ordered, and what each fact helper says when its evidence is there, false or missing.
+Every expected score and sentence below is worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from runbook_lib import diagnosis as d
+from runbook_lib.containers import ContainerState
+from runbook_lib.diagnosis import Evidence, Fact, LogFacts, Verdict, judge
+from runbook_lib.signals import Signals
+
+
+def ev(values: dict | None = None, missing: dict | None = None, **kw) -> Evidence:
+    return Evidence(Signals(values=values or {}, missing=missing or {}, window="15m"), **kw)
+
+
+# -- judge ---------------------------------------------------------------------------------
+def test_a_required_fact_that_cannot_be_judged_makes_the_cause_unknown() -> None:
+    v = judge("c", [Fact(None, "gate", 1, True, "gate: no data"), Fact(True, "sign", 5)])
+    assert (v.verdict, v.score) == ("unknown", 0.0)
+    assert v.evidence == ["✔ sign"] and v.missing == ["gate: no data"]
+
+
+def test_a_required_fact_that_fails_rules_the_cause_out_whatever_else_holds() -> None:
+    v = judge("c", [Fact(False, "gate", 0, True), Fact(True, "sign", 9)])
+    assert (v.verdict, v.score, v.evidence) == ("ruled_out", 0.0, ["✘ gate", "✔ sign"])
+
+
+def test_facts_of_no_weight_judge_nothing() -> None:
+    v = judge("c", [Fact(True, "a", 0), Fact(False, "b", 0)])
+    assert (v.verdict, v.score) == ("unknown", 0.0)
+
+
+def test_exclusions_alone_make_a_cause_at_most_possible() -> None:
+    v = judge("c", [Fact(True, "not the other cause", 2, sign=False), Fact(None, "x", 1)])
+    assert (v.verdict, v.score) == ("possible", 0.5)
+    assert v.missing == ["no direct sign of this cause could be judged", "x"]
+    v = judge("c", [Fact(False, "not the other", 2, sign=False)])
+    assert (v.verdict, v.score) == ("ruled_out", 0.0)
+
+
+def test_the_score_is_the_weight_that_holds_over_the_weight_judged() -> None:
+    v = judge("c", [Fact(True, "a", 2), Fact(False, "b", 1), Fact(None, "c", 4, missing="c?")])
+    assert (v.verdict, v.score) == ("possible", 0.67)
+    assert v.evidence == ["✔ a", "✘ b"] and v.missing == ["c?"]
+
+
+# -- diagnose, summary, table ------------------------------------------------------------
+def test_verdicts_sort_by_score_then_verdict_then_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = {
+        "zeta": lambda e: [Fact(True, "z", 1)],  # likely 1.0
+        "alpha": lambda e: [Fact(True, "a", 1)],  # likely 1.0: same score, name decides
+        "middle": lambda e: [Fact(True, "m", 1), Fact(False, "m2", 1)],  # possible 0.5
+        "gone": lambda e: [Fact(False, "g", 1, True)],  # ruled out 0.0
+        "blind": lambda e: [Fact(None, "b", 1, True)],  # unknown 0.0: after ruled out
+    }
+    monkeypatch.setitem(d.RULES, "test_runbook", rules)
+    verdicts = d.diagnose("test_runbook", ev())
+    assert [v.cause for v in verdicts] == ["alpha", "zeta", "middle", "gone", "blind"]
+    rows, top = d.summary(verdicts)
+    assert top == "alpha" and rows[2] == {
+        "cause": "middle",
+        "verdict": "possible",
+        "score": 0.5,
+        "evidence": ["✔ m", "✘ m2"],
+        "missing": [],
+    }
+    assert d.diagnose("no_such_runbook", ev()) == []
+
+
+def test_no_likely_cause_means_no_top_cause() -> None:
+    rows, top = d.summary([Verdict("a", "possible", 0.6), Verdict("b", "unknown", 0.0)])
+    assert top is None and [r["cause"] for r in rows] == ["a", "b"]
+
+
+def test_the_table_lists_evidence_then_what_is_missing() -> None:
+    table = d.table([Verdict("leak", "likely", 0.8, ["✔ grows"], ["no logs"])])
+    assert table.to_dict("records") == [
+        {"cause": "leak", "verdict": "likely", "score": 0.8, "evidence": "✔ grows\n? no logs"}
+    ]
+
+
+def test_the_html_table_colours_each_verdict_and_escapes_text() -> None:
+    html = d.to_html(
+        [Verdict("a<b", "ruled_out", 0.0, ["x & y"]), Verdict("c", "unknown", 0.0, [], ["m"])]
+    )
+    assert "<b>a&lt;b</b>" in html and "<li>x &amp; y</li>" in html
+    assert "background:#2ca02c" in html and ">ruled out<" in html
+    assert "background:#7f7f7f" in html and "<li style='color:#7f7f7f'>? m</li>" in html
+    assert html.count("<tr>") == 3  # header and two causes
+
+
+def test_pct_and_share() -> None:
+    assert d.pct(0.125) == "12%" and d.pct(1) == "100%"
+    assert d.share({"a": 3.0, "b": 1.0}, {"a"}) == 0.75
+    assert d.share({"a": 0.0}, {"a"}) is None and d.share({}, {"a"}) is None
+    assert d.share(None, {"a"}) is None
+
+
+# -- fact helpers --------------------------------------------------------------------------
+def test_metric_holds_fails_or_says_why_it_is_missing() -> None:
+    def fact(e: Evidence) -> Fact:
+        return d.metric(e, "cpu", lambda v: v > 0.8, lambda v: f"cpu {v}", 2, what="CPU use")
+
+    assert fact(ev({"cpu": 0.9})) == Fact(True, "cpu 0.9", 2)
+    assert fact(ev({"cpu": 0.1})) == Fact(False, "cpu 0.1", 2)
+    unreachable = fact(ev(missing={"cpu": "Prometheus is unreachable"}))
+    assert unreachable == Fact(None, "CPU use", 2, False, "CPU use: Prometheus is unreachable")
+    assert fact(ev()).missing == "CPU use: no data"
+    assert d.metric(ev({"health": {}}), "health", bool, str).holds is None  # empty by-label
+
+
+def test_log_facts_need_logs_and_enough_lines() -> None:
+    logs = LogFacts(counts={"fatal": 2}, error_lines=4, shares={"fatal": 0.5}, source="f.log")
+    seen = d.log_seen(ev(logs=logs), "fatal", "a fatal error", 3, at_least=2)
+    assert seen == Fact(True, "2 log lines with a fatal error", 3)
+    assert d.log_seen(ev(logs=logs), "fatal", "x", at_least=3).holds is False
+    none = d.log_seen(ev(logs_missing="no log source was given"), "fatal", "a fatal error")
+    assert none.holds is None
+    assert none.missing == "log lines with a fatal error: no log source was given"
+    unsure = d.log_fact(ev(logs=logs), lambda lf: None, lambda lf: "", what="pattern")
+    assert unsure.holds is None and unsure.missing == "pattern: not enough log lines"
+
+
+def test_log_share_counts_the_patterns_against_the_error_lines() -> None:
+    logs = LogFacts(
+        counts={"db_timeout": 3, "connection_refused": 1},
+        error_lines=10,
+        shares={"db_timeout": 0.3, "connection_refused": 0.1},
+    )
+    f = d.log_share(ev(logs=logs), {"db_timeout", "connection_refused"}, "database trouble")
+    assert f == Fact(True, "4 log lines show database trouble (40% of 10 error lines)", 2.0)
+    assert d.log_share(ev(logs=logs), {"db_timeout"}, "x", min_share=0.31).holds is False
+    quiet = LogFacts(counts={}, error_lines=0, shares={})
+    assert d.log_share(ev(logs=quiet), {"db_timeout"}, "x").holds is False
+
+
+def test_host_facts_need_a_snapshot_holding_the_part() -> None:
+    def fact(e: Evidence) -> Fact:
+        return d.host_fact(
+            e,
+            lambda h: h["zombies"] > 2 if "zombies" in h else None,
+            lambda h: f"{h['zombies']} zombies",
+            3,
+            what="zombie processes",
+        )
+
+    assert fact(ev(host={"zombies": 5})) == Fact(True, "5 zombies", 3)
+    assert fact(ev(host={"zombies": 1})).holds is False
+    assert fact(ev(host={})).missing == "zombie processes: not in the host snapshot"
+    skipped = fact(ev(host_missing="replaying a past incident"))
+    assert skipped.missing == "zombie processes: replaying a past incident"
+
+
+def test_container_facts_need_a_container_that_could_be_inspected() -> None:
+    def fact(c: object) -> Fact:
+        return d.container_fact(
+            ev(container=c, container_missing="no container was given"),
+            lambda c: c.oom_killed,
+            lambda c: f"{c.name} OOMKilled={c.oom_killed}",
+            3,
+        )
+
+    oom = ContainerState("svc", exists=True, status="exited", oom_killed=True)
+    assert fact(oom) == Fact(True, "svc OOMKilled=True", 3)
+    assert fact(ContainerState("svc", exists=True, status="running")).holds is False
+    assert fact(None).missing == "container state: no container was given"
+    assert fact(ContainerState("svc", exists=False)).missing == "container state: not found"
+    down = ContainerState("svc", exists=True, error="engine unreachable")
+    assert fact(down).missing == "container state: engine unreachable"
+    known = ContainerState("svc", exists=True, status="exited", error="stats failed")
+    assert fact(known).holds is False  # a status was read: the error does not hide it
+
+
+def test_errors_share_claims_error_types() -> None:
+    by = {"invalid_input": 6.0, "parse_error": 2.0, "timeout": 2.0}
+    f = d.errors_share(ev({"errors_by_type": by}), {"invalid_input", "parse_error"}, "validation")
+    assert f == Fact(True, "validation are 80% of errors over the last 15m", 3.0, True)
+    low = d.errors_share(ev({"errors_by_type": by}), {"timeout"}, "timeouts", 1, False, 0.3)
+    assert low == Fact(False, "timeouts are 20% of errors over the last 15m", 1, False)
+    none = d.errors_share(ev(), {"timeout"}, "timeouts")
+    assert none.holds is None and none.required
+    assert none.missing == "timeouts share of errors: no errors in the window"
+    why = d.errors_share(ev(missing={"errors_by_type": "unreachable"}), {"x"}, "x")
+    assert why.missing == "x share of errors: unreachable"
+
+
+def test_unhealthy_and_down() -> None:
+    health = ev({"health": {"database": 0.0, "cache": 1.0}, "up_min": 0.0})
+    assert d.unhealthy(health, "database") == Fact(
+        True, "component database reports unhealthy", 2.0
+    )
+    assert d.unhealthy(health, "cache").text == "component cache reports healthy"
+    assert d.unhealthy(health, "queue").holds is False  # not reported: taken as healthy
+    assert d.down(health) == Fact(
+        True, "the service stopped answering scrapes in the window", 0.0, True
+    )
+    up = d.down(ev({"up_min": 1.0}), required=False)
+    assert up == Fact(False, "the service answered every scrape in the window", 0.0, False)
