@@ -6,14 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/runbook/kernel.json
 
-.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean notebooks golden bench
+.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean notebooks golden bench bench-distributed
 
 setup: system $(STAMP) $(KERNEL)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,distributed]'
 	touch $(STAMP)
 
 $(KERNEL): $(STAMP)
@@ -63,3 +63,6 @@ golden: setup
 
 bench: setup
 	$(PY) -m benchmarks.alert_to_record --alerts 20 --storm 200
+
+bench-distributed: setup
+	$(PY) -m benchmarks.distributed --storm 200

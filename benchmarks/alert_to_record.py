@@ -6,8 +6,8 @@ in a private state directory, then:
 
 1. latency: N alerts posted one after another, each waiting for its record; webhook
    accepted -> record.html written (the receiver's own timestamps), median and p95, with
-   each phase of the run (queue wait, kernel acquisition, parameterize, every cell of the
-   notebook, export, publish) from the records' timings.json; next to a plain `papermill`
+   each phase of the run (queue wait, hand-over to a worker, kernel acquisition,
+   parameterize, every cell of the notebook, export, publish) from the records' timings.json; next to a plain `papermill`
    CLI run of the same notebook against the same Prometheus, in the same run;
 2. storm: M distinct alerts posted within 10 s from 8 threads; time until every record
    exists, records per second, webhook p99, duplicates and losses, and the peak memory of
@@ -42,7 +42,7 @@ from runbook_lib import pids, record, stack
 from runbook_lib.config import ROOT
 from runbook_lib.index import Index
 
-PHASES = ("queue", "kernel", "parameterize", "execute", "export", "publish")
+PHASES = ("queue", "handoff", "kernel", "parameterize", "execute", "export", "publish")
 
 
 def group(i: int, instance: str, tag: str) -> dict:
@@ -139,7 +139,7 @@ def phase_table(timings: list[dict]) -> list[tuple[str, float, float]]:
                 by[phase].append(t["phases"][phase])
         for cell in t["cells"]:
             by[f"  cell {cell['cell']:>2} {cell['source'][:40]}"].append(cell["seconds"])
-    order = ["queue", "kernel", "parameterize", "execute"]
+    order = ["queue", "handoff", "kernel", "parameterize", "execute"]
     order += sorted(k for k in by if k.startswith("  cell"))
     order += ["export", "publish"]
     return [(k, statistics.median(by[k]), pct(by[k], 95)) for k in order if by.get(k)]

@@ -7,9 +7,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runbook_lib import stack
 from runbook_lib.config import Settings
+
+if TYPE_CHECKING:
+    from runbook_lib.workers import RunConfig
 
 
 def _stack_start(args: argparse.Namespace) -> int:
@@ -52,40 +56,73 @@ def _sim_mode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from runbook_lib.index import Index
-    from runbook_lib.server import create_app
+def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
     from runbook_lib.workers import RunConfig
 
     settings = Settings()
-    token = Path(args.token_file).read_text().strip() if args.token_file else settings.token()
-    output = Path(args.output or settings.output_dir)
-    config = RunConfig(
+    return RunConfig(
         output_dir=output,
-        workers=args.workers,
+        workers=getattr(args, "workers", None) or os.cpu_count() or 2,
         cell_timeout=args.cell_timeout,
         run_timeout=args.run_timeout,
         prometheus_url=args.prometheus_url or settings.prometheus_url,
         alertmanager_url=args.alertmanager_url or "",
         params={k: _param_value(v) for k, v in _pairs(args.param, "--param").items()},
+        **({"notebook_dir": Path(args.notebooks)} if getattr(args, "notebooks", None) else {}),
     )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from runbook_lib.index import Index
+    from runbook_lib.server import create_app
+
+    settings = Settings()
+    token = Path(args.token_file).read_text().strip() if args.token_file else settings.token()
+    output = Path(args.output or settings.output_dir)
+    config = _run_config(args, output)
+    dispatcher = None
+    if args.database or args.broker:
+        if not (args.database and args.broker):
+            raise SystemExit("runbook serve: distributed mode needs both --database and --broker")
+        from runbook_lib import distributed
+
+        index = Index(url=args.database)
+        app = distributed.make_app(distributed.settings_from(args, config))
+        dispatcher = distributed.CeleryDispatcher(app, index)
+    else:
+        index = Index(output / "index.sqlite")
+    embedded = dispatcher is None and not args.no_workers
     app = create_app(
-        Index(output / "index.sqlite"),
+        index,
         token,
-        run_config=None if args.no_workers else config,
+        run_config=config if embedded else None,
+        dispatcher=dispatcher,
+        records_dir=output,
         verify_delay=args.verify_delay,
         viewer_token=os.environ.get("RUNBOOK_VIEWER_TOKEN", ""),
         jupyter_url=os.environ.get("RUNBOOK_JUPYTER_URL", ""),
         retention_days=args.retention_days,
     )
-    print(
-        f"runbook serve: http://{args.host}:{args.port}/alerts -> {output} "
-        f"({0 if args.no_workers else config.workers} workers)",
-        file=sys.stderr,
-    )
+    mode = (f"{config.workers} workers" if embedded else
+            f"runs to {args.broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip
+    print(f"runbook serve: http://{args.host}:{args.port}/alerts -> {output} ({mode})",
+          file=sys.stderr)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from runbook_lib import distributed
+
+    output = Path(args.output or Settings().output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    config = _run_config(args, output)
+    settings = distributed.settings_from(args, config)
+    print(f"runbook worker: runs from {args.broker}, index {args.database.split('@')[-1]}, "
+          f"records -> {output} ({args.concurrency} warm processes)", file=sys.stderr)  # fmt: skip
+    distributed.run_worker(settings, args.concurrency, args.name)
     return 0
 
 
@@ -117,9 +154,13 @@ def _prune(args: argparse.Namespace) -> int:
 
 def _message(output: Path, incident_id: int) -> int:
     from runbook_lib.incident_view import incident_message
+    from runbook_lib.index import Index
 
+    path = output / "index.sqlite"
     try:
-        print(incident_message(output / "index.sqlite", incident_id))
+        if not path.exists():
+            raise LookupError(f"no incident {incident_id}: {path} does not exist")
+        print(incident_message(Index(path), incident_id))
     except LookupError as exc:
         print(f"runbook incidents: {exc}", file=sys.stderr)
         return 2
@@ -306,6 +347,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="records directory and index (RUNBOOK_OUTPUT_DIR)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     p.add_argument("--no-workers", action="store_true", help="only accept and queue alerts")
+    p.add_argument(
+        "--database",
+        default=os.environ.get("RUNBOOK_DATABASE_URL", ""),
+        help="distributed mode: the shared index, e.g. postgresql+psycopg://u:p@host/db "
+        "(RUNBOOK_DATABASE_URL); runs go to --broker instead of local workers",
+    )
+    p.add_argument(
+        "--broker",
+        default=os.environ.get("RUNBOOK_BROKER_URL", ""),
+        help="distributed mode: the Celery broker, e.g. redis://host:6379/0 (RUNBOOK_BROKER_URL)",
+    )
+    p.add_argument("--dispatch-grace", type=float, default=60.0,
+                   help="distributed: re-send a run's task when not started this many seconds "
+                   "after it was due")  # fmt: skip
+    p.add_argument("--sweep-every", type=float, default=15.0,
+                   help="distributed: seconds between sweeps for runs to send again")  # fmt: skip
+    p.add_argument("--lease-grace", type=float, default=30.0,
+                   help="distributed: the workers' --lease-grace")  # fmt: skip
+    p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
     p.add_argument("--prometheus-url", help="for the notebooks (RUNBOOK_PROMETHEUS_URL)")
     p.add_argument("--alertmanager-url")
     p.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
@@ -324,6 +384,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove records older than this, hourly (0: keep all; RUNBOOK_RETENTION_DAYS)",
     )
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser(
+        "worker", help="distributed mode: run notebooks for the runs on --broker (Celery)"
+    )
+    p.add_argument("--database", default=os.environ.get("RUNBOOK_DATABASE_URL", ""),
+                   required="RUNBOOK_DATABASE_URL" not in os.environ,
+                   help="the shared index (RUNBOOK_DATABASE_URL)")  # fmt: skip
+    p.add_argument("--broker", default=os.environ.get("RUNBOOK_BROKER_URL", ""),
+                   required="RUNBOOK_BROKER_URL" not in os.environ,
+                   help="the Celery broker (RUNBOOK_BROKER_URL)")  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=os.cpu_count() or 2,
+                   help="pool processes, each with a warm kernel")  # fmt: skip
+    p.add_argument("--name", default="", help="this worker's name in Celery")
+    p.add_argument("--output", help="the records directory all machines share (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--prometheus-url", help="for the notebooks (RUNBOOK_PROMETHEUS_URL)")
+    p.add_argument("--alertmanager-url")
+    p.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
+    p.add_argument("--run-timeout", type=float, default=900, help="seconds per run, in all")
+    p.add_argument("--verify-delay", type=float, default=300,
+                   help="the receivers' --verify-delay (the broker's visibility timeout)")  # fmt: skip
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
+    p.add_argument("--lease-grace", type=float, default=30.0,
+                   help="seconds past --run-timeout before another worker may take a run")  # fmt: skip
+    p.set_defaults(func=_worker)
 
     p = sub.add_parser("incidents", help="list incidents, newest first")
     p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")

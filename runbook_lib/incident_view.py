@@ -4,35 +4,17 @@ Shared by `runbook incidents` and the incident pages."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from runbook_lib.clock import utc
 from runbook_lib.communication import message, status_of
+from runbook_lib.index import Index
 
 
-def load(index_path: Path, incident_id: int) -> dict[str, Any]:
-    """One incident with its runs; LookupError naming the id when there is none."""
-    if not index_path.exists():
-        raise LookupError(f"no incident {incident_id}: {index_path} does not exist")
-    db = sqlite3.connect(index_path, timeout=30)
-    db.row_factory = sqlite3.Row
-    try:
-        row = db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-        if row is None:
-            raise LookupError(f"no incident {incident_id} in {index_path}")
-        inc = dict(row)
-        inc["runs"] = [
-            dict(r)
-            for r in db.execute(
-                "SELECT * FROM runs WHERE incident_id = ? ORDER BY id", (incident_id,)
-            )
-        ]
-    finally:
-        db.close()
-    return describe(inc)
+def load(index: Index, incident_id: int) -> dict[str, Any]:
+    """One incident with its runs, described; LookupError naming the id when there is none."""
+    return describe(index.incident(incident_id))
 
 
 def describe(inc: dict[str, Any]) -> dict[str, Any]:
@@ -59,8 +41,8 @@ def state(inc: dict[str, Any]) -> str:
     return status_of(inc["status"] == "resolved", bool(inv and inv["state"] == "done"))
 
 
-def incident_message(index_path: Path, incident_id: int, now: datetime | None = None) -> str:
-    inc = load(index_path, incident_id)
+def incident_message(index: Index, incident_id: int, now: datetime | None = None) -> str:
+    inc = load(index, incident_id)
     ann = inc["annotations"]
     return message(
         alert=inc["alertname"],

@@ -1,67 +1,41 @@
-"""The incident index, which is also the durable run queue (SQLite).
+"""The incident index, which is also the durable run queue: SQLite on one machine (the
+default), PostgreSQL when several receivers and workers share it. One SQLAlchemy Core
+implementation serves both; the schema comes from the Alembic migrations in
+`runbook_lib/migrations/`.
 
 An alert is accepted in one transaction that records the incident and enqueues its runs,
 so "persisted" and "queued" are the same commit: the receiver answers 2xx only after it.
-Incidents are keyed by Alertmanager's `fingerprint` + `startsAt`; each incident has at most
-one run of each kind (`investigation`, `verification`), which is what makes re-sent groups
-harmless. A run's record directory name is fixed when the run is enqueued, so a run done
-again after a crash finds its record instead of writing a second one.
+Incidents are keyed by Alertmanager's `fingerprint` + `startsAt`, a unique constraint, so
+two receivers accepting the same alert at the same moment make one incident; each incident
+has at most one run of each kind (`investigation`, `verification`), which is what makes
+re-sent groups harmless. A run's record directory name is fixed when the run is enqueued, so
+a run done again after a crash finds its record instead of writing a second one.
 
-The queue interface is `accept` / `claim` / `finish` / `recover`; a site that outgrows one
-machine can put the same calls in front of Huey on Redis or Celery.
+Embedded mode drains the queue with `claim` (the oldest due run). Distributed mode hands
+runs to Celery and a worker takes a given run with `start`, under a lease, so a task
+delivered twice runs once; `undispatched` finds accepted runs whose task was never sent or
+got lost, for the sweeper.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
 from runbook_lib import record
 from runbook_lib.alerts import Alert, route
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    starts_at TEXT NOT NULL,
-    alertname TEXT NOT NULL,
-    runbook TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    annotations TEXT NOT NULL,
-    generator_url TEXT NOT NULL,
-    status TEXT NOT NULL,
-    ends_at TEXT,
-    received_at REAL NOT NULL,
-    resolved_at REAL,
-    UNIQUE (fingerprint, starts_at)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    incident_id INTEGER NOT NULL REFERENCES incidents (id),
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,
-    record TEXT NOT NULL UNIQUE,
-    not_before REAL NOT NULL,
-    enqueued_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    status TEXT,
-    top_cause TEXT,
-    error TEXT,
-    UNIQUE (incident_id, kind)
-);
-CREATE INDEX IF NOT EXISTS runs_queued ON runs (state, not_before);
-"""
+from runbook_lib.migrations import schema
 
 KINDS = ("investigation", "verification")
+incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
 
 
 @dataclass(frozen=True)
@@ -84,35 +58,51 @@ class Job:
     waited_s: float = 0.0  # from due to claimed: time spent in the queue
 
 
-class Index:
-    """The incident index at `path` (created on first use)."""
+@dataclass(frozen=True)
+class Queued:
+    """A run the accept transaction created: what a dispatcher needs to send its task."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)  # idempotent; commits itself
-        finally:
-            db.close()
+    run_id: int
+    kind: str
+    not_before: float
+
+
+class Index:
+    """The incident index at a SQLite file `path`, or at a database `url`."""
+
+    def __init__(self, path: Path | str | None = None, *, url: str | None = None) -> None:
+        if url is None:
+            self.path = Path(path)  # type: ignore[arg-type]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{self.path}"
+        else:
+            self.path = Path(url.split("///", 1)[1]) if url.startswith("sqlite:///") else None
+        self.url = url
+        self.engine = _engine(url)
+        self.postgres = self.engine.dialect.name == "postgresql"
+        schema.upgrade(self.engine)
+
+    @property
+    def where(self) -> str:
+        """What to name in a message: the file, or the database without its password."""
+        return str(self.path) if self.path else self.engine.url.render_as_string(hide_password=True)
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, durable (fsync) when the block ends without error."""
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    def _tx(self) -> Iterator[Connection]:
+        """One write transaction, durable when the block ends without error (SQLite:
+        BEGIN IMMEDIATE and synchronous=FULL; PostgreSQL: its commit)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(readonly=True) as conn:
+            yield conn
+
+    def _insert(self, table: sa.Table):
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        return (postgresql if self.postgres else sqlite).insert(table)
 
     # -- the receiver's side ---------------------------------------------------------------
     def accept(
@@ -120,177 +110,330 @@ class Index:
     ) -> list[str]:
         """Record the alerts and enqueue their runs in one transaction; one outcome each:
         `queued`, `duplicate`, `resolved` or `resolved-duplicate`."""
-        now = time.time() if now is None else now
-        with self._tx() as db:
-            return [self._accept_one(db, a, verify_delay, now) for a in alerts]
+        return self.accept_runs(alerts, verify_delay, now)[0]
 
-    def _accept_one(self, db: sqlite3.Connection, a: Alert, delay: float, now: float) -> str:
+    def accept_runs(
+        self, alerts: list[Alert], verify_delay: float, now: float | None = None
+    ) -> tuple[list[str], list[Queued]]:
+        """`accept`, also returning the runs this transaction created (to dispatch)."""
+        now = time.time() if now is None else now
+        created: list[Queued] = []
+        with self._tx() as conn:
+            outcomes = [self._accept_one(conn, a, verify_delay, now, created) for a in alerts]
+        return outcomes, created
+
+    def _accept_one(
+        self, conn: Connection, a: Alert, delay: float, now: float, created: list[Queued]
+    ) -> str:
         starts = a.startsAt.isoformat()
-        row = db.execute(
-            "SELECT id, status FROM incidents WHERE fingerprint = ? AND starts_at = ?",
-            (a.fingerprint, starts),
-        ).fetchone()
-        if row is None:
-            cur = db.execute(
-                "INSERT INTO incidents (fingerprint, starts_at, alertname, runbook, severity,"
-                " labels, annotations, generator_url, status, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'firing', ?)",
-                (
-                    a.fingerprint,
-                    starts,
-                    a.name,
-                    route(a.name),
-                    a.labels.get("severity", ""),
-                    json.dumps(a.labels),
-                    json.dumps(a.annotations),
-                    a.generatorURL,
-                    now,
-                ),
+        key = (incidents_t.c.fingerprint == a.fingerprint) & (incidents_t.c.starts_at == starts)
+        new_id = conn.execute(
+            self._insert(incidents_t)
+            .values(
+                fingerprint=a.fingerprint,
+                starts_at=starts,
+                alertname=a.name,
+                runbook=route(a.name),
+                severity=a.labels.get("severity", ""),
+                labels=json.dumps(a.labels),
+                annotations=json.dumps(a.annotations),
+                generator_url=a.generatorURL,
+                status="firing",
+                received_at=now,
             )
-            incident, status = cur.lastrowid, "firing"
-        else:
-            incident, status = row["id"], row["status"]
+            .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at"])
+            .returning(incidents_t.c.id)
+        ).scalar()
+        row = conn.execute(
+            sa.select(incidents_t.c.id, incidents_t.c.status).where(key)
+        ).one()  # ours, or the one another receiver committed first
+        incident, status = row.id, ("firing" if new_id else row.status)
         # A resolved alert never seen firing still gets its investigation: none is lost.
-        new = self._enqueue(db, incident, a, "investigation", now)
+        new = self._enqueue(conn, incident, a, "investigation", now, created)
         if a.status == "firing":
             return "queued" if new else "duplicate"
         if status == "resolved":
             return "resolved-duplicate"
         ends = a.endsAt.isoformat() if a.endsAt else None
-        db.execute(
-            "UPDATE incidents SET status = 'resolved', ends_at = ?, resolved_at = ? WHERE id = ?",
-            (ends, now, incident),
+        done = conn.execute(
+            sa.update(incidents_t)
+            .where((incidents_t.c.id == incident) & (incidents_t.c.status != "resolved"))
+            .values(status="resolved", ends_at=ends, resolved_at=now)
         )
-        self._enqueue(db, incident, a, "verification", now + delay)
+        if done.rowcount == 0:  # another receiver resolved it in the meantime
+            return "resolved-duplicate"
+        self._enqueue(conn, incident, a, "verification", now + delay, created)
         return "resolved"
 
     def _enqueue(
-        self, db: sqlite3.Connection, incident: int, a: Alert, kind: str, not_before: float
+        self,
+        conn: Connection,
+        incident: int,
+        a: Alert,
+        kind: str,
+        not_before: float,
+        created: list[Queued],
     ) -> bool:
-        if db.execute(
-            "SELECT 1 FROM runs WHERE incident_id = ? AND kind = ?", (incident, kind)
-        ).fetchone():
-            return False
         name = record.record_name(a.startsAt, a.name, a.fingerprint)
         if kind == "verification":
             name += "-verify"
-        if db.execute("SELECT 1 FROM runs WHERE record = ?", (name,)).fetchone():
-            name += f"-i{incident}"
-        db.execute(
-            "INSERT INTO runs (incident_id, kind, state, record, not_before, enqueued_at)"
-            " VALUES (?, ?, 'queued', ?, ?, ?)",
-            (incident, kind, name, not_before, time.time()),
-        )
-        return True
+        for candidate in (name, f"{name}-i{incident}"):
+            values = dict(incident_id=incident, kind=kind, state="queued", record=candidate,
+                          not_before=not_before, enqueued_at=time.time())  # fmt: skip
+            run_id = conn.execute(
+                self._insert(runs_t)
+                .values(**values)
+                .on_conflict_do_nothing()
+                .returning(runs_t.c.id)
+            ).scalar()
+            if run_id is not None:
+                created.append(Queued(run_id, kind, not_before))
+                return True
+            mine = (runs_t.c.incident_id == incident) & (runs_t.c.kind == kind)
+            if conn.execute(sa.select(runs_t.c.id).where(mine)).first():
+                return False  # this incident has its run of this kind already
+            # else the record name belongs to another incident: try the suffixed name
+        raise RuntimeError(f"record names {name} and {name}-i{incident} are both taken")
 
     # -- the workers' side -----------------------------------------------------------------
     def claim(self, now: float | None = None) -> Job | None:
         """Take the oldest due queued run, marking it running; None when nothing is due."""
         now = time.time() if now is None else now
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT id FROM runs WHERE state = 'queued' AND not_before <= ?"
-                " ORDER BY not_before, id LIMIT 1",
-                (now,),
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute(
-                "UPDATE runs SET state = 'running', started_at = ?, attempts = attempts + 1"
-                " WHERE id = ?",
-                (now, row["id"]),
+        with self._tx() as conn:
+            pick = (
+                sa.select(runs_t.c.id)
+                .where((runs_t.c.state == "queued") & (runs_t.c.not_before <= now))
+                .order_by(runs_t.c.not_before, runs_t.c.id)
+                .limit(1)
             )
-            return self._job(db, row["id"])
+            if self.postgres:
+                pick = pick.with_for_update(skip_locked=True)
+            run_id = conn.execute(pick).scalar()
+            if run_id is None:
+                return None
+            self._mark_running(conn, run_id, now)
+            return self._job(conn, run_id)
 
-    def _job(self, db: sqlite3.Connection, run_id: int) -> Job:
-        r = db.execute(
-            "SELECT r.*, i.alertname, i.runbook, i.fingerprint, i.starts_at, i.ends_at,"
-            " i.labels, i.annotations FROM runs r JOIN incidents i ON i.id = r.incident_id"
-            " WHERE r.id = ?",
-            (run_id,),
-        ).fetchone()
-        first = db.execute(
-            "SELECT record FROM runs WHERE incident_id = ? AND kind = 'investigation'",
-            (r["incident_id"],),
-        ).fetchone()
-        return Job(
-            run_id=r["id"],
-            kind=r["kind"],
-            record=r["record"],
-            attempts=r["attempts"],
-            incident_id=r["incident_id"],
-            alertname=r["alertname"],
-            runbook=r["runbook"],
-            fingerprint=r["fingerprint"],
-            starts_at=r["starts_at"],
-            ends_at=r["ends_at"],
-            labels=json.loads(r["labels"]),
-            annotations=json.loads(r["annotations"]),
-            verification_of=first["record"] if r["kind"] == "verification" and first else None,
-            waited_s=max(0.0, (r["started_at"] or r["not_before"]) - r["not_before"]),
+    def start(self, run_id: int, lease_s: float, now: float | None = None) -> Job | None:
+        """Take run `run_id` for a worker: it must be queued, or running with its lease
+        (started more than `lease_s` ago) expired. None: done, or another worker has it."""
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            takeable = (runs_t.c.id == run_id) & (
+                (runs_t.c.state == "queued")
+                | ((runs_t.c.state == "running") & (runs_t.c.started_at < now - lease_s))
+            )
+            taken = conn.execute(
+                sa.update(runs_t)
+                .where(takeable)
+                .values(state="running", started_at=now, attempts=runs_t.c.attempts + 1)
+            )
+            return self._job(conn, run_id) if taken.rowcount else None
+
+    def _mark_running(self, conn: Connection, run_id: int, now: float) -> None:
+        conn.execute(
+            sa.update(runs_t)
+            .where(runs_t.c.id == run_id)
+            .values(state="running", started_at=now, attempts=runs_t.c.attempts + 1)
         )
 
-    def finish(self, run_id: int, summary: dict[str, Any]) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE runs SET state = 'done', finished_at = ?, status = ?, top_cause = ?,"
-                " error = ? WHERE id = ?",
-                (
-                    time.time(),
-                    summary.get("status"),
-                    summary.get("top_cause"),
-                    summary.get("error"),
-                    run_id,
-                ),
+    def _job(self, conn: Connection, run_id: int) -> Job:
+        r = conn.execute(
+            sa.select(runs_t, *_incident_cols()).join(incidents_t).where(runs_t.c.id == run_id)
+        ).one()
+        first = conn.execute(
+            sa.select(runs_t.c.record).where(
+                (runs_t.c.incident_id == r.incident_id) & (runs_t.c.kind == "investigation")
+            )
+        ).scalar()
+        return Job(
+            run_id=r.id,
+            kind=r.kind,
+            record=r.record,
+            attempts=r.attempts,
+            incident_id=r.incident_id,
+            alertname=r.alertname,
+            runbook=r.runbook,
+            fingerprint=r.fingerprint,
+            starts_at=r.starts_at,
+            ends_at=r.ends_at,
+            labels=json.loads(r.labels),
+            annotations=json.loads(r.annotations),
+            verification_of=first if r.kind == "verification" else None,
+            waited_s=max(0.0, (r.started_at or r.not_before) - r.not_before),
+        )
+
+    def job(self, run_id: int) -> Job:
+        """A run as its notebook needs it, whatever its state."""
+        with self._read() as conn:
+            return self._job(conn, run_id)
+
+    def finish(self, run_id: int, summary: dict[str, Any], location: str | None = None) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(runs_t)
+                .where(runs_t.c.id == run_id)
+                .values(
+                    state="done",
+                    finished_at=time.time(),
+                    status=summary.get("status"),
+                    top_cause=summary.get("top_cause"),
+                    error=summary.get("error"),
+                    **({"location": location} if location else {}),
+                )
             )
 
     def in_flight(self) -> list[Job]:
         """Runs marked running: after a crash, the ones no worker will finish."""
-        with self._tx() as db:
-            ids = [r["id"] for r in db.execute("SELECT id FROM runs WHERE state = 'running'")]
-            return [self._job(db, i) for i in ids]
+        with self._tx() as conn:
+            ids = conn.execute(sa.select(runs_t.c.id).where(runs_t.c.state == "running"))
+            return [self._job(conn, i) for (i,) in ids.all()]
 
     def requeue(self, run_id: int) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE runs SET state = 'queued' WHERE id = ? AND state = 'running'", (run_id,)
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(runs_t)
+                .where((runs_t.c.id == run_id) & (runs_t.c.state == "running"))
+                .values(state="queued")
             )
+
+    def dispatched(self, run_ids: Sequence[int], now: float | None = None) -> None:
+        """Note that tasks were sent for these runs (the sweeper leaves them alone a while)."""
+        if not run_ids:
+            return
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(runs_t).where(runs_t.c.id.in_(run_ids)).values(dispatched_at=now)
+            )
+
+    def undispatched(
+        self, grace_s: float, lease_s: float, *, resend_sent: bool, now: float | None = None
+    ) -> list[Queued]:
+        """Runs that no worker will get without a new task: due for `grace_s` and never
+        sent; with `resend_sent`, also those sent but not started by then (the caller knows
+        the broker's queue is empty, so their tasks are lost); and runs whose worker's lease
+        expired."""
+        now = time.time() if now is None else now
+        c = runs_t.c
+        waited = (c.state == "queued") & (c.not_before <= now - grace_s)
+        sent_long_ago = c.dispatched_at < now - grace_s if resend_sent else sa.false()
+        lost = waited & (c.dispatched_at.is_(None) | sent_long_ago)
+        stale = (c.state == "running") & (c.started_at < now - lease_s)
+        with self._read() as conn:
+            rows = conn.execute(sa.select(c.id, c.kind, c.not_before).where(lost | stale))
+            return [Queued(r.id, r.kind, r.not_before) for r in rows.all()]
 
     # -- reading -----------------------------------------------------------------------------
     def queue_stats(self, now: float | None = None) -> tuple[int, float]:
         """(queued runs that are due, age in seconds of the oldest of them)."""
         now = time.time() if now is None else now
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            n, oldest = db.execute(
-                "SELECT count(*), min(not_before) FROM runs WHERE state = 'queued'"
-                " AND not_before <= ?",
-                (now,),
-            ).fetchone()
-        finally:
-            db.close()
+        due = (runs_t.c.state == "queued") & (runs_t.c.not_before <= now)
+        with self._read() as conn:
+            n, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(runs_t.c.not_before)).where(due)
+            ).one()
         return n, (now - oldest) if oldest is not None else 0.0
 
-    def incidents(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Incidents newest first, each with its runs."""
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            rows = db.execute(
-                "SELECT * FROM incidents ORDER BY received_at DESC, id DESC LIMIT ?", (limit,)
-            ).fetchall()
-            out = []
-            for row in rows:
-                inc = dict(row)
-                inc["labels"] = json.loads(inc["labels"])
-                inc["annotations"] = json.loads(inc["annotations"])
-                inc["runs"] = [
-                    dict(r)
-                    for r in db.execute(
-                        "SELECT * FROM runs WHERE incident_id = ? ORDER BY id", (row["id"],)
-                    )
-                ]
-                out.append(inc)
+    def incidents(
+        self,
+        limit: int = 100,
+        *,
+        alert: str = "",
+        status: str = "",
+        since: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Incidents newest first, each with its runs; optionally filtered by alert name
+        (substring), status and received time."""
+        q = sa.select(incidents_t)
+        if alert:
+            q = q.where(incidents_t.c.alertname.contains(alert, autoescape=True))
+        if status:
+            q = q.where(incidents_t.c.status == status)
+        if since is not None:
+            q = q.where(incidents_t.c.received_at >= since)
+        q = q.order_by(incidents_t.c.received_at.desc(), incidents_t.c.id.desc()).limit(limit)
+        with self._read() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+            runs = self._runs(conn, [r["id"] for r in rows])
+        for inc in rows:
+            inc["labels"] = json.loads(inc["labels"])
+            inc["annotations"] = json.loads(inc["annotations"])
+            inc["runs"] = runs.get(inc["id"], [])
+        return rows
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        """One incident with its runs; LookupError naming the id when there is none."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(incidents_t).where(incidents_t.c.id == incident_id)
+            ).first()
+            if row is None:
+                raise LookupError(f"no incident {incident_id} in {self.where}")
+            inc = dict(row._mapping)
+            inc["runs"] = self._runs(conn, [incident_id]).get(incident_id, [])
+        inc["labels"] = json.loads(inc["labels"])
+        inc["annotations"] = json.loads(inc["annotations"])
+        return inc
+
+    def run_of(self, record_name: str) -> tuple[dict, dict] | None:
+        """(run, incident) of a record, or None when the index does not know it."""
+        with self._read() as conn:
+            run = conn.execute(sa.select(runs_t).where(runs_t.c.record == record_name)).first()
+            if run is None:
+                return None
+            inc = conn.execute(
+                sa.select(incidents_t).where(incidents_t.c.id == run.incident_id)
+            ).first()
+        return dict(run._mapping), dict(inc._mapping) if inc else {}
+
+    def _runs(self, conn: Connection, incident_ids: list[int]) -> dict[int, list[dict]]:
+        out: dict[int, list[dict]] = {}
+        if not incident_ids:
             return out
-        finally:
-            db.close()
+        q = sa.select(runs_t).where(runs_t.c.incident_id.in_(incident_ids)).order_by(runs_t.c.id)
+        for r in conn.execute(q):
+            out.setdefault(r.incident_id, []).append(dict(r._mapping))
+        return out
+
+    def forget(self, records: list[str]) -> None:
+        """Drop these records' runs, and incidents left with no run (retention)."""
+        if not records:
+            return
+        with self._tx() as conn:
+            conn.execute(sa.delete(runs_t).where(runs_t.c.record.in_(records)))
+            conn.execute(
+                sa.delete(incidents_t).where(
+                    ~incidents_t.c.id.in_(sa.select(runs_t.c.incident_id).distinct())
+                )
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _incident_cols() -> list[sa.Column]:
+    c = incidents_t.c
+    return [c.alertname, c.runbook, c.fingerprint, c.starts_at, c.ends_at, c.labels,
+            c.annotations]  # fmt: skip
+
+
+def _engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = sa.create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, poolclass=sa.NullPool
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # transactions are begun below, not by pysqlite
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk (fsync)
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine

@@ -60,6 +60,7 @@ class Kernel:
         """End the kernel and everything its cells started; remove its sockets."""
         if self.forked:
             kill_group(self.pid)
+            self.km.stop_clients()  # type: ignore[attr-defined]
         else:
             try:
                 run_sync(self.km.shutdown_kernel)(now=True)
@@ -114,6 +115,17 @@ class ForkedKernelManager(AsyncKernelManager):
         super().__init__(**kw)
         self.load_connection_file(connection_file)
         self.forked_pid = pid
+        self.clients: list = []  # nbclient's, whose channels we stop when the kernel goes
+
+    def client(self, **kwargs):
+        kc = super().client(**kwargs)
+        self.clients.append(kc)
+        return kc
+
+    def stop_clients(self) -> None:
+        for kc in self.clients:
+            kc.stop_channels()
+        self.clients.clear()
 
     @property
     def has_kernel(self) -> bool:

@@ -710,7 +710,9 @@ def _show(fig) -> None:
     tight-bbox print would draw it twice), then closed so the backend does not repeat it."""
     import matplotlib.pyplot as plt
 
-    display(Image(data=charts.png_bytes(fig), format="png"))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    alt = "Chart: " + ", ".join(titles) if titles else "Chart"
+    display(Image(data=charts.png_bytes(fig), format="png", alt=alt))
     plt.close(fig)
 
 

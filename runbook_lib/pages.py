@@ -9,8 +9,7 @@ token or a read-only viewer token protects them: as a bearer header, or once as
 from __future__ import annotations
 
 import hmac
-import sqlite3
-from datetime import UTC, datetime, timedelta
+import time
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -23,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runbook_lib import incident_view
 from runbook_lib.config import ROOT
+from runbook_lib.index import Index
 
 COOKIE = "runbook_token"
 MAX_HOURS = 24 * 366 * 10  # the list's time filter: ten years back at most
@@ -96,9 +96,7 @@ ENV = Environment(
 ENV.filters["urlq"] = lambda s: quote(str(s))
 
 
-def router(
-    index_path: Path, output_dir: Path, tokens: list[str], jupyter_url: str = ""
-) -> APIRouter:
+def router(index: Index, output_dir: Path, tokens: list[str], jupyter_url: str = "") -> APIRouter:
     out = output_dir.resolve()
     r = APIRouter()
 
@@ -127,7 +125,8 @@ def router(
     ) -> Response:
         if redirect := guard(request):
             return redirect
-        rows = _list(index_path, alert, status, since_hours)
+        since = time.time() - since_hours * 3600 if since_hours > 0 else None
+        rows = listed(index, alert, status, since)
         f = {"alert": alert, "status": status, "since_hours": since_hours}
         return HTMLResponse(ENV.get_template("list").render(title="Incidents", incidents=rows, f=f))
 
@@ -136,7 +135,7 @@ def router(
         if redirect := guard(request):
             return redirect
         try:
-            inc = incident_view.load(index_path, incident_id)
+            inc = incident_view.load(index, incident_id)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
         inv = inc["investigation"]
@@ -157,7 +156,7 @@ def router(
         guard(request)
         from runbook_lib import postmortem
 
-        records = postmortem.incident_records(index_path, incident_id)
+        records = postmortem.incident_records(index, out, incident_id)
         if not records:
             raise HTTPException(409, f"incident {incident_id} has no finished record yet")
         await run_in_threadpool(postmortem.write, records)
@@ -183,29 +182,11 @@ def router(
     return r
 
 
-def _list(index_path: Path, alert: str, status: str, since_hours: int) -> list[dict]:
-    if not index_path.exists():
-        return []
-    sql, args = "SELECT * FROM incidents WHERE 1 = 1", []
-    if alert:
-        sql, args = sql + " AND alertname LIKE ?", [*args, f"%{alert}%"]
-    if status:
-        sql, args = sql + " AND status = ?", [*args, status]
-    if since_hours > 0:
-        since = (datetime.now(UTC) - timedelta(hours=since_hours)).timestamp()
-        sql, args = sql + " AND received_at >= ?", [*args, since]
-    db = sqlite3.connect(index_path, timeout=30)
-    db.row_factory = sqlite3.Row
-    try:
-        rows = [
-            dict(r) for r in db.execute(sql + " ORDER BY received_at DESC, id DESC LIMIT 500", args)
-        ]
-        for row in rows:
-            row["runs"] = [dict(x) for x in db.execute(
-                "SELECT * FROM runs WHERE incident_id = ? ORDER BY id", (row["id"],))]  # fmt: skip
-    finally:
-        db.close()
-    return [incident_view.describe(r) for r in rows]
+def listed(index: Index, alert: str, status: str, since: float | None) -> list[dict]:
+    return [
+        incident_view.describe(r)
+        for r in index.incidents(500, alert=alert, status=status, since=since)
+    ]
 
 
 def _jupyter_link(base: str, notebook: Path) -> str:

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
 from runbook_lib import kernels, record
 from runbook_lib.prom import utc
 from runbook_lib.retention import POSTMORTEM_MANIFEST
+
+if TYPE_CHECKING:
+    from runbook_lib.index import Index
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "postmortem.ipynb"
 
@@ -326,37 +328,23 @@ def write(records: list[str | Path], output: Path | None = None, progress: bool 
     return output
 
 
-def incident_records(index_path: Path, incident_id: int) -> list[Path]:
+def incident_records(index: Index, output_dir: Path, incident_id: int) -> list[Path]:
     """The record directories of one incident in the index, in run order."""
-    db = sqlite3.connect(index_path, timeout=30)
-    try:
-        rows = db.execute(
-            "SELECT record FROM runs WHERE incident_id = ? AND state = 'done' ORDER BY id",
-            (incident_id,),
-        ).fetchall()
-    finally:
-        db.close()
-    return [index_path.parent / r[0] for r in rows if (index_path.parent / r[0]).exists()]
+    runs = index.incident(incident_id)["runs"]
+    done = [output_dir / r["record"] for r in runs if r["state"] == "done"]
+    return [d for d in done if d.exists()]
 
 
 def _load(path: Path) -> Source:
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a record directory")
     src = Source(path, record.summary(path))
-    index = path.parent / "index.sqlite"
-    if index.exists():
-        db = sqlite3.connect(index, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            run = db.execute("SELECT * FROM runs WHERE record = ?", (path.name,)).fetchone()
-            if run:
-                src.run = dict(run)
-                inc = db.execute(
-                    "SELECT * FROM incidents WHERE id = ?", (run["incident_id"],)
-                ).fetchone()
-                src.incident = dict(inc) if inc else {}
-        finally:
-            db.close()
+    if (path.parent / "index.sqlite").exists():
+        from runbook_lib.index import Index  # noqa: F811
+
+        found = Index(path.parent / "index.sqlite").run_of(path.name)
+        if found:
+            src.run, src.incident = found
     return src
 
 

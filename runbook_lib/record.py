@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import datetime
 from functools import cached_property
@@ -56,23 +57,35 @@ def summary(record: Path) -> dict:
     return found
 
 
+class _NoAltTextWarning(logging.Filter):
+    """nbconvert gives every chart a generic alt text and warns each time, once per page."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Alternative text is missing" not in record.getMessage()
+
+
 class Exporters:
     """The two HTML views of a record. Building an exporter loads its templates, so a
     long-lived worker builds them once and reuses them for every record."""
 
     @cached_property
     def full(self) -> HTMLExporter:
-        return HTMLExporter()
+        return _quiet(HTMLExporter())
 
     @cached_property
     def report(self) -> HTMLExporter:
-        return HTMLExporter(
-            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+        return _quiet(
+            HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
         )
 
     def html(self, nb: nbformat.NotebookNode, *, code: bool = True) -> str:
         """The notebook as one HTML page; without `code`, a report of the outputs only."""
         return (self.full if code else self.report).from_notebook_node(nb)[0]
+
+
+def _quiet(exporter: HTMLExporter) -> HTMLExporter:
+    exporter.log.addFilter(_NoAltTextWarning())
+    return exporter
 
 
 def html(nb: nbformat.NotebookNode, *, code: bool = True) -> str:

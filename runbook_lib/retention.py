@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from runbook_lib.index import Index
 
 POSTMORTEM_MANIFEST = "postmortem.json"
 
@@ -33,9 +34,15 @@ def linked(output_dir: Path) -> set[str]:
 
 
 def prune(
-    output_dir: Path, days: float, *, now: float | None = None, dry_run: bool = False
+    output_dir: Path,
+    days: float,
+    *,
+    now: float | None = None,
+    dry_run: bool = False,
+    index: Index | None = None,
 ) -> Pruned:
-    """Remove record directories whose last change is older than `days`."""
+    """Remove record directories whose last change is older than `days`, and their runs
+    from `index` (default: the SQLite index beside the records, if there is one)."""
     if days <= 0:
         raise ValueError(f"retention must be a positive number of days, not {days}")
     output_dir = Path(output_dir)
@@ -53,7 +60,10 @@ def prune(
         if not dry_run:
             shutil.rmtree(rec)
     if out.removed and not dry_run:
-        _forget(output_dir / "index.sqlite", out.removed)
+        if index is None and (output_dir / "index.sqlite").exists():
+            index = Index(output_dir / "index.sqlite")
+        if index is not None:
+            index.forget(out.removed)
     return out
 
 
@@ -63,18 +73,3 @@ def _is_record(path: Path) -> bool:
         and not path.name.startswith(".")
         and ((path / "summary.json").exists() or (path / "record.ipynb").exists())
     )
-
-
-def _forget(index: Path, names: list[str]) -> None:
-    """Drop the removed records' runs from the index, and incidents left with no run."""
-    if not index.exists():
-        return
-    db = sqlite3.connect(index, timeout=30)
-    try:
-        with db:
-            db.executemany("DELETE FROM runs WHERE record = ?", [(n,) for n in names])
-            db.execute(
-                "DELETE FROM incidents WHERE id NOT IN (SELECT DISTINCT incident_id FROM runs)"
-            )
-    finally:
-        db.close()

@@ -10,24 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Protocol
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from runbook_lib import pages
 from runbook_lib.alerts import WebhookPayload
-from runbook_lib.index import Index
+from runbook_lib.index import Index, Queued
 from runbook_lib.service_metrics import Metrics
 from runbook_lib.workers import Pool, RunConfig
 
 MAX_BODY_BYTES = 1 << 20
+
+
+class Dispatcher(Protocol):
+    """Hands accepted runs to a task queue (see `runbook_lib.distributed`)."""
+
+    sweep_every_s: float
+
+    def send(self, runs: list[Queued]) -> None: ...
+
+    def sweep(self) -> int: ...
 
 
 def create_app(
@@ -35,13 +47,19 @@ def create_app(
     token: str,
     *,
     run_config: RunConfig | None = None,
+    dispatcher: Dispatcher | None = None,
+    records_dir: Path | None = None,
     verify_delay: float = 300.0,
     viewer_token: str = "",
     jupyter_url: str = "",
     retention_days: float = 0,
 ) -> FastAPI:
-    """The receiver and the incident pages; with `run_config` it also runs the worker pool
-    while it serves. The pages take the webhook token or the read-only `viewer_token`."""
+    """The receiver and the incident pages. With `run_config` it also runs the worker pool
+    while it serves (one machine); with `dispatcher` it hands accepted runs to a task queue
+    instead (several machines) and sweeps up runs whose task was lost. Records are read
+    from `records_dir` (default: beside the SQLite index). The pages take the webhook
+    token or the read-only `viewer_token`."""
+    output_dir = Path(records_dir) if records_dir else index.path.parent
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
     metrics = Metrics.create(index)
@@ -50,8 +68,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pruner = (
-            asyncio.create_task(_prune_hourly(index, retention_days)) if retention_days else None
+            asyncio.create_task(_prune_hourly(index, output_dir, retention_days))
+            if retention_days
+            else None
         )
+        sweeper = asyncio.create_task(_sweep(dispatcher)) if dispatcher else None
         if pool:
             pool.start()
             if pool.leftovers_killed:
@@ -61,15 +82,16 @@ def create_app(
                     file=sys.stderr,
                 )
         yield
-        if pruner:
-            pruner.cancel()
+        for task in (pruner, sweeper):
+            if task:
+                task.cancel()
         if pool:
             pool.stop()
 
     app = FastAPI(title="runbook server", lifespan=lifespan)
     app.state.index, app.state.pool = index, pool
     tokens = [t for t in (token, viewer_token) if t]
-    app.include_router(pages.router(index.path, index.path.parent, tokens, jupyter_url))
+    app.include_router(pages.router(index, output_dir, tokens, jupyter_url))
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -88,13 +110,17 @@ def create_app(
         except ValidationError as exc:
             raise HTTPException(422, _explain(exc)) from exc
         try:
-            outcomes = await run_in_threadpool(index.accept, payload.alerts, verify_delay)
-        except sqlite3.Error as exc:  # 5xx: Alertmanager keeps the alert and retries
+            outcomes, created = await run_in_threadpool(
+                index.accept_runs, payload.alerts, verify_delay
+            )
+        except SQLAlchemyError as exc:  # 5xx: Alertmanager keeps the alert and retries
             raise HTTPException(
-                503, f"could not persist the alerts in {index.path}: {exc}"
+                503, f"could not persist the alerts in {index.where}: {_first_line(exc)}"
             ) from exc
-        if pool and any(o in ("queued", "resolved") for o in outcomes):
+        if pool and created:
             pool.notify()
+        if dispatcher and created:  # after the commit; a failed send is swept up later
+            await run_in_threadpool(dispatcher.send, created)
         for alert, outcome in zip(payload.alerts, outcomes, strict=True):
             metrics.received.labels(alert.status).inc()
             if outcome.endswith("duplicate"):
@@ -113,13 +139,26 @@ def create_app(
     return app
 
 
-async def _prune_hourly(index: Index, days: float) -> None:
+async def _sweep(dispatcher: Dispatcher) -> None:
+    """Re-send the tasks of accepted runs that no worker will get otherwise (the broker was
+    down at accept time, or lost them)."""
+    while True:
+        await asyncio.sleep(dispatcher.sweep_every_s)
+        try:
+            resent = await run_in_threadpool(dispatcher.sweep)
+            if resent:
+                print(f"runbook serve: re-sent {resent} runs to the queue", file=sys.stderr)
+        except Exception as exc:  # the broker or database is down: try again next time
+            print(f"runbook serve: sweep failed: {exc}", file=sys.stderr)
+
+
+async def _prune_hourly(index: Index, output_dir: Path, days: float) -> None:
     """Retention while serving: records older than `days` go, post-mortem sources stay."""
     from runbook_lib import retention
 
     while True:
         try:
-            done = await run_in_threadpool(retention.prune, index.path.parent, days)
+            done = await run_in_threadpool(retention.prune, output_dir, days, index=index)
             if done.removed:
                 print(
                     f"runbook serve: retention removed {len(done.removed)} records", file=sys.stderr
@@ -141,6 +180,10 @@ async def _read_limited(request: Request) -> bytes:
             raise HTTPException(413, f"body exceeds {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
 
 
 def _explain(exc: ValidationError) -> list[dict]:

@@ -54,7 +54,24 @@ class Worker:
         kernel, self.kernel = self.kernel, None
         return kernel
 
+    def run_or_record(self, spec: dict[str, Any]) -> Path:
+        """`run`; a run that gets no kernel is a failed record (the pool's workers)."""
+        try:
+            return self.run(spec)
+        except kernels.KernelError as exc:
+            return runner.failure_record(
+                spec["params"],
+                Path(spec["output_dir"]),
+                runbook=spec["runbook"],
+                name=spec["record"],
+                status="failed",
+                error=str(exc),
+                extra=spec["extra"],
+            )
+
     def run(self, spec: dict[str, Any]) -> Path:
+        """Run a job (see `workers.job_spec`) in the warm kernel and publish its record;
+        raises KernelError when no kernel can be had."""
         req = engine.Request(
             params=spec["params"],
             runbook=spec["runbook"],
@@ -64,26 +81,20 @@ class Worker:
             cell_timeout=spec["cell_timeout"],
             run_timeout=spec["run_timeout"],
         )
+        handoff = max(0.0, time.time() - spec.get("sent_at", time.time()))
         started = time.monotonic()
-        try:
-            kernel = self.acquire()
-        except kernels.KernelError as exc:
-            return runner.failure_record(
-                req.params,
-                req.output_dir,
-                runbook=req.runbook,
-                name=spec["record"],
-                status="failed",
-                error=str(exc),
-                extra=req.extra,
-            )
+        kernel = self.acquire()
         waited = time.monotonic() - started
         try:
             rec, timings = self.engine.run(req, kernel)
         finally:
             kernel.kill()
-        timings.phases = {"queue": spec.get("queued_s", 0.0), "kernel": round(waited, 4),
-                          **timings.phases}  # fmt: skip
+        timings.phases = {
+            "queue": spec.get("queued_s", 0.0),
+            "handoff": round(handoff, 4),  # waiting for this worker to take the job
+            "kernel": round(waited, 4),
+            **timings.phases,
+        }
         timings.phases["total"] = round(time.monotonic() - started, 4)
         if "execute" in timings.phases:  # not when the record was found already published
             timings.write(rec)
@@ -103,7 +114,7 @@ def _tiny_notebook():
 
 def serve(worker: Worker, jobs: IO[str], replies: IO[str]) -> None:
     for line in jobs:
-        rec = worker.run(json.loads(line))
+        rec = worker.run_or_record(json.loads(line))
         replies.write(json.dumps({"record": str(rec)}) + "\n")
         replies.flush()
         worker.prepare()

@@ -219,45 +219,13 @@ class Pool:
         )
 
     def spec(self, job: Job) -> dict[str, Any]:
-        """The job as the worker reads it."""
-        return {
-            "params": self.params(job),
-            "output_dir": str(self.config.output_dir),
-            "runbook": job.runbook,
-            "record": job.record,
-            "cell_timeout": self.config.cell_timeout,
-            "run_timeout": self.config.run_timeout,
-            "extra": self.links(job),
-            "queued_s": round(job.waited_s, 4),
-        }
+        return job_spec(job, self.config)
 
     def params(self, job: Job) -> dict[str, Any]:
-        """Papermill parameters: alert fields as data, never as code."""
-        labels = {k: v for k, v in job.labels.items() if k != "alertname"}
-        return runner.alert_params(
-            job.alertname,
-            labels,
-            annotations=job.annotations,
-            starts_at=job.starts_at,
-            ends_at=job.ends_at or "",
-            fp=job.fingerprint,
-            prometheus_url=self.config.prometheus_url,
-            extra={
-                **({"alertmanager_url": a} if (a := self.config.alertmanager_url) else {}),
-                **self.config.params,
-            },
-        )
+        return job_params(job, self.config)
 
     def links(self, job: Job) -> dict[str, Any]:
-        links: dict[str, Any] = {
-            "incident_id": job.incident_id,
-            "run_id": job.run_id,
-            "kind": job.kind,
-            "attempt": job.attempts,
-        }
-        if job.verification_of:
-            links["verification_of"] = job.verification_of
-        return links
+        return job_links(job)
 
     def _failure(self, job: Job, status: str, error: str) -> Path:
         return runner.failure_record(
@@ -275,3 +243,49 @@ class Pool:
         self.index.finish(job.run_id, summary)
         if self.on_done:
             self.on_done(job, summary, seconds)
+
+
+def job_spec(job: Job, config: RunConfig) -> dict[str, Any]:
+    """A run as a worker reads it (the pool's workers and the Celery workers alike)."""
+    return {
+        "params": job_params(job, config),
+        "output_dir": str(config.output_dir),
+        "runbook": job.runbook,
+        "record": job.record,
+        "cell_timeout": config.cell_timeout,
+        "run_timeout": config.run_timeout,
+        "extra": job_links(job),
+        "queued_s": round(job.waited_s, 4),
+        "sent_at": time.time(),  # the worker times the hand-over from here
+    }
+
+
+def job_params(job: Job, config: RunConfig) -> dict[str, Any]:
+    """Papermill parameters: alert fields as data, never as code."""
+    labels = {k: v for k, v in job.labels.items() if k != "alertname"}
+    return runner.alert_params(
+        job.alertname,
+        labels,
+        annotations=job.annotations,
+        starts_at=job.starts_at,
+        ends_at=job.ends_at or "",
+        fp=job.fingerprint,
+        prometheus_url=config.prometheus_url,
+        extra={
+            **({"alertmanager_url": a} if (a := config.alertmanager_url) else {}),
+            **config.params,
+        },
+    )
+
+
+def job_links(job: Job) -> dict[str, Any]:
+    """What summary.json says of the run beside the notebook's summary."""
+    links: dict[str, Any] = {
+        "incident_id": job.incident_id,
+        "run_id": job.run_id,
+        "kind": job.kind,
+        "attempt": job.attempts,
+    }
+    if job.verification_of:
+        links["verification_of"] = job.verification_of
+    return links

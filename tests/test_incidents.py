@@ -37,7 +37,7 @@ def alert(
 def test_the_message_follows_investigating_mitigating_resolved(tmp_path: Path) -> None:
     index = Index(tmp_path / "index.sqlite")
     index.accept([alert()], verify_delay=300)
-    msg = incident_message(index.path, 1, NOW)
+    msg = incident_message(index, 1, NOW)
     assert msg.splitlines()[0] == "🚨 INCIDENT: Error rate 7.4% (> 5%)"
     assert "Status: Investigating" in msg and "Next Update: 04:50 UTC" in msg  # critical: 30 min
     assert "Start Time: 2026-11-28 04:00 UTC" in msg
@@ -45,12 +45,12 @@ def test_the_message_follows_investigating_mitigating_resolved(tmp_path: Path) -
 
     job = index.claim()
     index.finish(job.run_id, {"status": "completed", "top_cause": "invalid_input"})
-    msg = incident_message(index.path, 1, NOW)
+    msg = incident_message(index, 1, NOW)
     assert "(likely cause: invalid input)" in msg.splitlines()[0]
     assert "Status: Mitigating" in msg
 
     index.accept([alert("resolved", endsAt=datetime(2026, 11, 28, 4, 12, tzinfo=UTC))], 300)
-    msg = incident_message(index.path, 1, NOW)
+    msg = incident_message(index, 1, NOW)
     assert "Status: Resolved" in msg and "Resolved: 2026-11-28 04:12 UTC" in msg
     assert "Next Update" not in msg
 
@@ -58,9 +58,9 @@ def test_the_message_follows_investigating_mitigating_resolved(tmp_path: Path) -
 def test_a_warning_is_updated_hourly_and_unknown_ids_are_named(tmp_path: Path) -> None:
     index = Index(tmp_path / "index.sqlite")
     index.accept([alert(severity="warning")], verify_delay=300)
-    assert "Next Update: 05:20 UTC" in incident_message(index.path, 1, NOW)
+    assert "Next Update: 05:20 UTC" in incident_message(index, 1, NOW)
     with pytest.raises(LookupError, match="no incident 7"):
-        incident_message(index.path, 7, NOW)
+        incident_message(index, 7, NOW)
 
 
 def test_runbook_incidents_lists_and_prints_the_message(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""The index's schema and its Alembic migrations (`versions/`), for SQLite and PostgreSQL."""

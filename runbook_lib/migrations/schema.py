@@ -1,0 +1,81 @@
+"""The index's tables as SQLAlchemy sees them, and bringing a database up to date.
+
+The tables are created and changed only by the Alembic migrations in `versions/`; these
+definitions describe the newest schema for queries (a test compares the two). An index
+file written before the migrations existed (no `alembic_version` table) is stamped at the
+first revision, which is exactly the schema it has, then upgraded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+HERE = Path(__file__).resolve().parent
+FIRST = "0001"
+metadata = sa.MetaData()
+
+INCIDENTS = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("starts_at", sa.Text, nullable=False),
+    sa.Column("alertname", sa.Text, nullable=False),
+    sa.Column("runbook", sa.Text, nullable=False),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),
+    sa.Column("annotations", sa.Text, nullable=False),
+    sa.Column("generator_url", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("ends_at", sa.Text),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float),
+    sa.UniqueConstraint("fingerprint", "starts_at"),
+)
+
+RUNS = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("record", sa.Text, nullable=False, unique=True),
+    sa.Column("not_before", sa.Float, nullable=False),
+    sa.Column("enqueued_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("status", sa.Text),
+    sa.Column("top_cause", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("location", sa.Text),  # where the record is (a path or fsspec URL)
+    sa.Column("dispatched_at", sa.Float),  # when its task was last sent (distributed mode)
+    sa.UniqueConstraint("incident_id", "kind"),
+)
+
+
+def alembic_config(connection: sa.Connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the database to the newest revision; receivers starting together take turns."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7349102)")  # one migrator
+        tables = set(sa.inspect(conn).get_table_names())
+        cfg = alembic_config(conn)
+        if "incidents" in tables and "alembic_version" not in tables:
+            command.stamp(cfg, FIRST)  # an index from before the migrations
+        command.upgrade(cfg, "head")

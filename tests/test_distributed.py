@@ -1,0 +1,167 @@
+"""Distributed mode with the real servers: PostgreSQL (the index), Redis (Celery's broker),
+two receivers and two workers as processes with their own ports and directories, sharing
+one records directory. Every accepted alert ends as exactly one incident and one record,
+whatever dies: a worker mid-run, a receiver mid-storm, or Redis itself."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from runbook_lib import record
+from runbook_lib.backing import LocalCluster, Node
+from runbook_lib.index import Index
+from runbook_lib.stack import free_port
+
+pytestmark = pytest.mark.stack
+
+FAST = ["--run-timeout", "20", "--lease-grace", "2", "--verify-delay", "2"]
+
+
+def group(i: int, tag: str = "d") -> dict:
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "GgenMcpHighErrorRate", "instance": f"{tag}-{i}:9464"},
+        "startsAt": "2026-11-28T04:00:00Z",
+        "fingerprint": f"{tag}{i:015x}",
+    }
+    return {"version": "4", "groupKey": f"{tag}{i}", "status": "firing", "receiver": "r",
+            "alerts": [alert]}  # fmt: skip
+
+
+def post(node: Node, body: dict, token: str = "cluster-token") -> int:
+    """One Alertmanager delivery; 0 when the receiver does not answer at all."""
+    try:
+        r = httpx.post(f"{node.url}/alerts", json=body, timeout=10,
+                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        return r.status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def settle(index: Index, expected: int, timeout: float) -> list[dict]:
+    """Wait until `expected` runs are done; the runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = [r for i in index.incidents(10_000) for r in i["runs"]]
+        if len(runs) >= expected and all(r["state"] == "done" for r in runs):
+            return runs
+        time.sleep(0.5)
+    states = Counter(r["state"] for i in index.incidents(10_000) for r in i["runs"])
+    raise AssertionError(f"{expected} runs not done in {timeout:.0f}s: {dict(states)}")
+
+
+def one_record_each(cluster: LocalCluster, runs: list[dict], tag: str) -> None:
+    dirs = [d for d in cluster.records.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    assert sorted(d.name for d in dirs) == sorted(r["record"] for r in runs)  # no extra, no .tmp
+    prints = Counter(record.summary(d)["fingerprint"] for d in dirs)
+    assert all(fp.startswith(tag) for fp in prints) and set(prints.values()) == {1}
+    assert all(r["location"] == str(cluster.records / r["record"]) for r in runs)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    unreachable = f"http://127.0.0.1:{free_port()}"  # runs record the gap and complete fast
+    c = LocalCluster(tmp_path, run_args=["--prometheus-url", unreachable, *FAST]).start()
+    yield c
+    c.stop()
+
+
+def test_two_receivers_get_every_alert_and_make_one_incident_and_one_record(cluster) -> None:
+    a = cluster.receiver("receiver-a")
+    b = cluster.receiver("receiver-b")
+    cluster.worker("worker-1")
+    cluster.worker("worker-2")
+    bodies = [group(i) for i in range(50)]
+    with ThreadPoolExecutor(8) as pool:  # Alertmanager delivers each alert to both
+        codes = list(pool.map(lambda x: post(*x), [(n, body) for body in bodies for n in (a, b)]))
+    assert codes == [200] * 100
+    index = Index(url=cluster.postgres.url)
+    runs = settle(index, 50, 180)
+    assert len(index.incidents(1000)) == 50 and len(runs) == 50
+    assert Counter(r["status"] for r in runs) == {"completed": 50}
+    one_record_each(cluster, runs, "d")
+
+
+SLOW = """import time
+from IPython.display import display
+time.sleep(6)
+display({"application/json": {"alert": alert_name, "runbook": "high_error_rate", "fingerprint": fingerprint,
+         "status": "completed", "top_cause": None}}, raw=True,
+        metadata={"runbook_summary": True})
+"""
+
+
+def slow_notebooks(tmp_path: Path) -> Path:
+    nb = new_notebook(
+        cells=[new_code_cell('alert_name = "x"', metadata={"tags": ["parameters"]}),
+               new_code_cell(SLOW)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}},
+    )  # fmt: skip
+    d = tmp_path / "slow-notebooks"
+    d.mkdir()
+    nbformat.write(nb, d / "high_error_rate.ipynb")
+    return d
+
+
+def test_a_worker_killed_mid_run_hands_the_run_to_the_other(cluster, tmp_path) -> None:
+    notebooks = slow_notebooks(tmp_path)
+    a = cluster.receiver("receiver-a", "--notebooks", str(notebooks))
+    first = cluster.worker("worker-1", 1, "--notebooks", str(notebooks))
+    index = Index(url=cluster.postgres.url)
+    assert post(a, group(0, "k")) == 200
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # worker-1 has started it
+        runs = [r for i in index.incidents() for r in i["runs"]]
+        if runs and runs[0]["state"] == "running":
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("worker-1 never started the run")
+    first.kill9()
+    cluster.worker("worker-2", 1, "--notebooks", str(notebooks))
+    [run] = settle(index, 1, 120)
+    assert run["status"] == "completed" and run["attempts"] == 2  # delivered again, run once
+    one_record_each(cluster, [run], "k")
+
+
+def test_a_receiver_killed_mid_storm_loses_nothing(cluster) -> None:
+    a = cluster.receiver("receiver-a")
+    b = cluster.receiver("receiver-b")
+    cluster.worker("worker-1")
+    codes = {a.name: [], b.name: []}
+    for i in range(50):
+        if i == 20:
+            a.kill9()
+        for node in (a, b):  # each alert to both, as Alertmanager's two webhook_configs do
+            codes[node.name].append(post(node, group(i, "r")))
+    assert codes["receiver-a"][:20] == [200] * 20 and set(codes["receiver-a"][20:]) == {0}
+    assert codes["receiver-b"] == [200] * 50
+    index = Index(url=cluster.postgres.url)
+    runs = settle(index, 50, 180)
+    assert len(index.incidents(1000)) == 50
+    one_record_each(cluster, runs, "r")
+
+
+def test_a_redis_restart_mid_storm_loses_no_accepted_alert(cluster) -> None:
+    a = cluster.receiver("receiver-a", "--sweep-every", "1", "--dispatch-grace", "3")
+    for i in range(20):
+        assert post(a, group(i, "s")) == 200
+    cluster.redis.stop()  # queued tasks gone with it (no persistence)
+    for i in range(20, 40):
+        assert post(a, group(i, "s")) == 200  # the index still accepts: the alert is safe
+    cluster.redis.start()
+    cluster.worker("worker-1")
+    index = Index(url=cluster.postgres.url)
+    runs = settle(index, 40, 180)  # the sweeper sent again what Redis lost or never got
+    assert Counter(r["status"] for r in runs) == {"completed": 40}
+    one_record_each(cluster, runs, "s")
