@@ -199,3 +199,102 @@ def test_unhealthy_and_down() -> None:
     )
     up = d.down(ev({"up_min": 1.0}), required=False)
     assert up == Fact(False, "the service answered every scrape in the window", 0.0, False)
+
+
+# -- defaults and boundaries, spelled out ------------------------------------------------
+def test_missing_evidence_facts_keep_their_defaults() -> None:
+    assert d.log_fact(ev(), bool, str) == Fact(
+        None, "log evidence", 1.0, False, "log evidence: no log source was given", True
+    )
+    assert d.host_fact(ev(), bool, str) == Fact(
+        None, "host evidence", 1.0, False, "host evidence: host checks were not run"
+    )
+    assert d.host_fact(ev(host={}), lambda h: None, str, 2, True, "x") == Fact(
+        None, "x", 2, True, "x: not in the host snapshot"
+    )
+    assert d.container_fact(ev(), bool, str) == Fact(
+        None, "container state", 1.0, False, "container state: no container was given"
+    )
+    unknown = ContainerState("svc", exists=None, error="engine unreachable")
+    assert d.container_fact(ev(container=unknown), bool, str).missing == (
+        "container state: engine unreachable"
+    )
+
+    class Bare:  # an object that says nothing about itself
+        pass
+
+    assert d.container_fact(ev(container=Bare()), bool, str).missing == "container state: not found"
+    assert d.metric(ev(), "p95", bool, str) == Fact(None, "p95", 1.0, False, "p95: no data", True)
+    assert d.metric(ev(), "p95", bool, str, sign=False).sign is False
+    assert d.down(ev()) == Fact(None, "scrape status", 0.0, True, "scrape status: no data", True)
+    assert d.unhealthy(ev(), "db").missing == "health of db: no data"
+
+
+def test_facts_that_hold_keep_required_and_sign() -> None:
+    logs = LogFacts(counts={"fatal": 1}, error_lines=1, shares={"fatal": 1.0})
+    f = d.log_fact(ev(logs=logs), lambda lf: True, lambda lf: "yes", 3, True, sign=False)
+    assert f == Fact(True, "yes", 3, True, "", False)
+    assert d.host_fact(ev(host={"a": 1}), lambda h: True, lambda h: "h", 2, True) == Fact(
+        True, "h", 2, True
+    )
+    assert d.metric(ev({"x": 1}), "x", bool, str, 2, True, sign=False) == Fact(
+        True, "1", 2, True, "", False
+    )
+
+
+def test_log_seen_counts_lines_and_defaults_to_one() -> None:
+    logs = LogFacts(counts={"fatal": 1}, error_lines=1, shares={})
+    assert d.log_seen(ev(logs=logs), "fatal", "fatal errors") == Fact(
+        True, "1 log lines with fatal errors", 2.0
+    )
+    assert d.log_seen(ev(logs=logs), "oom", "OOM kills") == Fact(
+        False, "0 log lines with OOM kills", 2.0
+    )
+
+
+def test_shares_at_exactly_the_threshold_count() -> None:
+    by = {"invalid_input": 1.0, "timeout": 1.0}
+    assert d.errors_share(ev({"errors_by_type": by}), {"invalid_input"}, "x").holds is True
+    logs = LogFacts(counts={"a": 3}, error_lines=10, shares={"a": 0.3})
+    share = d.log_share(ev(logs=logs), {"a", "b"}, "a or b")
+    assert share == Fact(True, "3 log lines show a or b (30% of 10 error lines)", 2.0)
+    one = LogFacts(counts={"a": 1}, error_lines=1, shares={"a": 1.0})
+    assert d.log_share(ev(logs=one), {"a"}, "a").holds is True
+    assert d.log_share(ev(), {"a"}, "a").missing == "log lines showing a: no log source was given"
+    assert d.share({"a": 0.25, "b": 0.25}, {"a"}) == 0.5
+
+
+def test_a_sign_of_no_weight_is_no_sign() -> None:
+    v = judge("c", [Fact(True, "weightless sign", 0), Fact(True, "excludes others", 1, sign=False)])
+    assert (v.verdict, v.score) == ("possible", 0.5)
+    ruled = judge("c", [Fact(False, "gate", 0, True, "m"), Fact(None, "x", 1, missing="gone")])
+    assert ruled.missing == ["gone"] and ruled.evidence == ["✘ gate"]
+
+
+def test_rule_registers_under_each_runbook(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(d, "RULES", {})
+
+    @d.rule(("fork_leak", "libreoffice_leak"), "zombies")
+    def zombies(e: Evidence) -> list[Fact]:
+        return []
+
+    @d.rule("memory", "leak")
+    def leak(e: Evidence) -> list[Fact]:
+        return []
+
+    assert d.RULES == {
+        "fork_leak": {"zombies": zombies},
+        "libreoffice_leak": {"zombies": zombies},
+        "memory": {"leak": leak},
+    }
+
+
+def test_the_html_table_exactly() -> None:
+    html = d.to_html([Verdict("leak", "likely", 0.8, ["✔ a", "✔ b"], ["m"])])
+    assert html == (
+        "<table><thead><tr><th>cause</th><th>verdict</th><th>score</th><th>evidence</th>"
+        "</tr></thead><tbody><tr><td><b>leak</b></td>"
+        "<td style='color:white;background:#d62728;text-align:center'>likely</td><td>0.80</td>"
+        "<td style='text-align:left'><ul style='margin:0'><li>✔ a</li><li>✔ b</li>"
+        "<li style='color:#7f7f7f'>? m</li></ul></td></tr></tbody></table>"
+    )

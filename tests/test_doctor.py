@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,26 @@ def test_present_metrics_reads_names_and_histogram_bases(tmp_path: Path) -> None
         assert "fork_leak" in report.blind_runbooks
     finally:
         fake.server.shutdown()
+
+
+def test_the_kernel_check_lists_the_kernels_found() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    found = sorted(KernelSpecManager().find_kernel_specs())
+    check = doctor._kernel()
+    assert check == doctor.Check("jupyter kernel", "python3" in found or "runbook" in found,
+                                 ", ".join(found))  # fmt: skip
+    assert ", " in check.detail  # the set-up registers `runbook` beside `python3`
+
+
+def test_an_unwritable_directory_says_why(tmp_path: Path) -> None:
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    check = doctor._writable(readonly)
+    if os.geteuid() == 0:  # root writes anyway: the check says so truthfully
+        assert check.ok and check.detail == f"{readonly} is writable"
+    else:
+        assert not check.ok
+    blocked = doctor._writable(tmp_path / "ro" / "x" if os.geteuid() != 0 else Path("/proc/x"))
+    assert not blocked.ok and blocked.name == "output directory"

@@ -122,3 +122,111 @@ def test_resolved_outcomes(index: Index) -> None:
         "verification",
     ]
     assert inc["runs"][1]["not_before"] == T0 + 60
+
+
+# -- distributed mode's side of the index (on SQLite here; PostgreSQL in test_distributed) --
+def test_accept_runs_names_the_runs_it_created(index: Index) -> None:
+    outcomes, created = index.accept_runs([alert("aaaa"), alert("aaaa")], 60, now=T0)
+    assert outcomes == ["queued", "duplicate"]
+    assert [(q.kind, q.not_before) for q in created] == [("investigation", T0)]
+    outcomes, created = index.accept_runs([alert("aaaa", status="resolved")], 60, now=T0 + 5)
+    assert outcomes == ["resolved"] and [(q.kind, q.not_before) for q in created] == [
+        ("verification", T0 + 65)
+    ]
+
+
+def test_start_takes_a_queued_run_once_and_a_running_one_after_its_lease(index: Index) -> None:
+    [q] = index.accept_runs([alert("aaaa")], 0, now=T0)[1]
+    first = index.start(q.run_id, lease_s=100, now=T0 + 1)
+    assert first is not None and first.attempts == 1 and first.fingerprint == "aaaa"
+    assert index.start(q.run_id, lease_s=100, now=T0 + 50) is None  # leased to the first
+    again = index.start(q.run_id, lease_s=100, now=T0 + 102)  # its worker vanished
+    assert again is not None and again.attempts == 2
+    index.finish(q.run_id, {"status": "completed"}, location="/shared/records/x")
+    assert index.start(q.run_id, lease_s=100, now=T0 + 500) is None  # done is done
+    [run] = index.incidents()[0]["runs"]
+    assert (run["state"], run["location"]) == ("done", "/shared/records/x")
+
+
+def test_undispatched_finds_unsent_lost_and_abandoned_runs(index: Index) -> None:
+    runs = [index.accept_runs([alert(fp)], 0, now=T0)[1][0].run_id for fp in "abcd"]
+    never, sent, running, fresh = runs
+    index.dispatched([sent, running], now=T0)
+    index.dispatched([fresh], now=T0 + 90)
+    index.start(running, lease_s=30, now=T0 + 10)
+    found = lambda resend: sorted(  # noqa: E731
+        q.run_id for q in index.undispatched(60, 30, resend_sent=resend, now=T0 + 100)
+    )
+    assert found(False) == [never, running]  # a queue still draining: the sent ones wait
+    assert found(True) == [never, sent, running]  # an empty queue: sent and not started is lost
+    assert index.undispatched(60, 30, resend_sent=True, now=T0 + 30) == []  # not due for long
+
+
+def test_incidents_filter_by_alert_status_and_time(index: Index) -> None:
+    index.accept([alert("aaaa", name="GgenMcpHighErrorRate")], 0, now=T0)
+    index.accept([alert("bbbb", name="GgenMcpMemoryCritical")], 0, now=T0 + 100)
+    index.accept([alert("bbbb", name="GgenMcpMemoryCritical", status="resolved")], 0, now=T0 + 200)
+    assert [i["fingerprint"] for i in index.incidents(alert="Memory")] == ["bbbb"]
+    assert [i["fingerprint"] for i in index.incidents(status="firing")] == ["aaaa"]
+    assert [i["fingerprint"] for i in index.incidents(since=T0 + 50)] == ["bbbb"]
+    assert [i["fingerprint"] for i in index.incidents(limit=1)] == ["bbbb"]
+    assert index.incidents(alert="%") == []  # a LIKE wildcard is taken literally
+
+
+def test_one_incident_its_record_and_forgetting(index: Index) -> None:
+    index.accept([alert("aaaa"), alert("bbbb", hour=5)], 0, now=T0)
+    inc = index.incident(1)
+    assert inc["fingerprint"] == "aaaa" and inc["labels"]["instance"] == "h:1"
+    with pytest.raises(LookupError, match=f"no incident 9 in {index.path}"):
+        index.incident(9)
+    run, incident = index.run_of("20261128T040000Z-GgenMcpHighErrorRate-aaaa")
+    assert run["kind"] == "investigation" and incident["id"] == 1
+    assert index.run_of("no-such-record") is None
+    index.forget(["20261128T040000Z-GgenMcpHighErrorRate-aaaa"])
+    assert [i["fingerprint"] for i in index.incidents()] == ["bbbb"]
+
+
+def test_an_index_written_before_the_migrations_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "index.sqlite")
+    old.executescript(LEGACY_SCHEMA)
+    old.execute(
+        "INSERT INTO incidents VALUES (1, 'fp', '2026-11-28T04:00:00+00:00', 'A', 'triage',"
+        " '', '{}', '{}', '', 'firing', NULL, 1.0, NULL)"
+    )
+    old.commit()
+    old.close()
+    index = Index(tmp_path / "index.sqlite")
+    assert [i["fingerprint"] for i in index.incidents()] == ["fp"]
+    index.accept([alert("zzzz")], 0, now=T0)
+    [run] = index.incidents()[0]["runs"]
+    assert run["location"] is None and run["dispatched_at"] is None  # the new columns
+
+
+def test_the_tables_the_code_queries_are_the_tables_the_migrations_make(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from runbook_lib.migrations import schema
+
+    index = Index(tmp_path / "index.sqlite")
+    made = sa.inspect(index.engine)
+    for table in (schema.INCIDENTS, schema.RUNS):
+        assert [c["name"] for c in made.get_columns(table.name)] == [c.name for c in table.c]
+    uniques = {tuple(u["column_names"]) for u in made.get_unique_constraints("incidents")}
+    assert ("fingerprint", "starts_at") in uniques
+
+
+LEGACY_SCHEMA = """
+CREATE TABLE incidents (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL,
+  starts_at TEXT NOT NULL, alertname TEXT NOT NULL, runbook TEXT NOT NULL,
+  severity TEXT NOT NULL, labels TEXT NOT NULL, annotations TEXT NOT NULL,
+  generator_url TEXT NOT NULL, status TEXT NOT NULL, ends_at TEXT, received_at REAL NOT NULL,
+  resolved_at REAL, UNIQUE (fingerprint, starts_at));
+CREATE TABLE runs (id INTEGER PRIMARY KEY, incident_id INTEGER NOT NULL REFERENCES incidents (id),
+  kind TEXT NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL UNIQUE, not_before REAL NOT NULL,
+  enqueued_at REAL NOT NULL, started_at REAL, finished_at REAL,
+  attempts INTEGER NOT NULL DEFAULT 0, status TEXT, top_cause TEXT, error TEXT,
+  UNIQUE (incident_id, kind));
+CREATE INDEX runs_queued ON runs (state, not_before);
+"""

@@ -224,3 +224,32 @@ def test_a_closed_port_is_unreachable_with_the_reason() -> None:
     assert (
         res.reason == f"Prometheus at http://127.0.0.1:{port} is unreachable (connection refused)"
     )
+
+
+def test_failures_and_successes_carry_the_query_step_and_columns(broken) -> None:
+    broken.answer(200, success([{"metric": {"job": "x"}, "value": [T, "1"]}]))
+    ok = Prom(broken.url + "/").instant("up", AT)
+    assert (ok.query, ok.reason, ok.step_s) == ("up", "", None)
+    broken.answer(422, {"status": "error", "errorType": "execution", "error": "too many samples"})
+    bad = Prom(broken.url).range("up", AT - timedelta(minutes=5), AT)
+    assert bad.failure is Failure.BAD_QUERY and bad.query == "up" and bad.step_s == 1.0
+    assert list(bad.frame.columns) == ["timestamp", "value"] and bad.labels == ()
+    broken.answer(200, b"not json")
+    garbage = Prom(broken.url).instant("up", AT)
+    assert garbage.query == "up" and list(garbage.frame.columns) == ["timestamp", "value"]
+    broken.answer(200, success([], "matrix"))
+    empty = Prom(broken.url).range("up", AT - timedelta(minutes=5), AT)
+    assert empty.query == "up" and empty.labels == ()
+
+
+def test_the_url_loses_its_trailing_slash_and_series_keep_all_their_labels() -> None:
+    assert Prom("http://127.0.0.1:9090/").url == "http://127.0.0.1:9090"
+    frame, labels = _frame(
+        [
+            {"metric": {"tool": "read"}, "value": [T, "1"]},
+            {"metric": {"error_type": "timeout"}, "value": [T, "2"]},
+            {"value": [T, "3"]},  # no labels at all (e.g. a sum)
+        ]
+    )
+    assert labels == ("error_type", "tool")
+    assert frame["value"].tolist() == [1.0, 2.0, 3.0]

@@ -63,3 +63,27 @@ def test_both_pages_come_from_the_notebook_in_memory(tmp_path: Path) -> None:
     report = (tmp_path / "report.html").read_text()
     assert "secret_code_marker" in full and "secret_code_marker" not in report
     assert record.html(nb, code=False) == report
+
+
+def test_markdown_cells_have_no_outputs_and_are_skipped(tmp_path: Path) -> None:
+    from nbformat.v4 import new_markdown_cell
+
+    err = new_output("error", ename="KeyError", evalue="'x'", traceback=[])
+    nb = executed(summary_output(SUMMARY), err)
+    nb.cells.insert(0, new_markdown_cell("# Runbook"))
+    assert record.summary_from_notebook(nb) == SUMMARY
+    assert record.error_of(nb) == "KeyError: 'x'"
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    nbformat.write(nb, rec / "record.ipynb")
+    record.write_html(rec)  # no notebook given: read from record.ipynb
+    assert "Runbook" in (rec / "report.html").read_text(encoding="utf-8")
+    assert record.html(nb).startswith("<!DOCTYPE html>") and "print" in record.html(nb)
+
+
+def test_record_names_strip_only_dots_dashes_and_underscores_at_the_ends() -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    assert record.record_name(at, "XRAY", "XX") == "20260101T000000Z-XRAY-XX"
+    assert record.safe("_-.a.-_", 10) == "a" and record.safe("abc", 2) == "ab"

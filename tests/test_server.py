@@ -306,3 +306,64 @@ def test_explain_names_each_field_without_the_input() -> None:
         WebhookPayload.model_validate_json(b"\xff")
     [only] = _explain(caught.value)
     assert only["field"] == "(body)" and "JSON" in only["problem"]
+
+
+def test_the_size_limit_is_inclusive_for_declared_and_streamed_bodies(client) -> None:
+    c, _ = client
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    exactly = b" " * MAX_BODY_BYTES  # not JSON, but not too big either
+    resp = c.post("/alerts", content=exactly, headers=headers)
+    assert resp.status_code == 422
+
+    def streamed():
+        yield b" " * MAX_BODY_BYTES
+
+    assert c.post("/alerts", content=streamed(), headers=headers).status_code == 422
+
+    def over():
+        yield b" " * (MAX_BODY_BYTES // 2)
+        yield b" " * (MAX_BODY_BYTES // 2 + 1)
+
+    resp = c.post("/alerts", content=over(), headers=headers)
+    assert resp.status_code == 413
+    assert resp.json()["detail"] == f"body exceeds {MAX_BODY_BYTES} bytes"
+
+
+def test_an_app_with_a_run_config_has_its_pool_and_the_default_verify_delay(tmp_path: Path) -> None:
+    from runbook_lib.workers import Pool, RunConfig
+
+    index = Index(tmp_path / "index.sqlite")
+    app = create_app(index, TOKEN, run_config=RunConfig(output_dir=tmp_path, workers=1))
+    assert isinstance(app.state.pool, Pool) and app.state.pool.index is index
+    assert app.state.pool.config.workers == 1 and app.state.pool.on_done is not None
+    assert create_app(index, TOKEN).state.pool is None
+    c = TestClient(create_app(index, TOKEN))
+    post(c, payload(status="resolved"))
+    [inc] = index.incidents()
+    assert inc["runs"][1]["not_before"] == pytest.approx(inc["resolved_at"] + 300)
+
+
+def test_bad_times_are_explained_in_words() -> None:
+    from pydantic import ValidationError
+
+    from runbook_lib.alerts import Alert
+
+    with pytest.raises(
+        ValidationError, match="expected an RFC 3339 time such as 2026-01-15T10:02:00Z"
+    ):
+        Alert.model_validate(
+            {"status": "firing", "labels": {}, "startsAt": "soon", "fingerprint": "a"}
+        )
+    with pytest.raises(ValidationError, match="time out of range once converted to UTC"):
+        Alert.model_validate(
+            {
+                "status": "firing",
+                "labels": {},
+                "startsAt": "0001-01-01T00:00:00+05:00",
+                "fingerprint": "a",
+            }
+        )
+    naive = Alert.model_validate(
+        {"status": "firing", "labels": {}, "startsAt": "2026-01-15T10:02:00", "fingerprint": "a"}
+    )
+    assert naive.startsAt.isoformat() == "2026-01-15T10:02:00+00:00"  # taken as UTC
