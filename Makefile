@@ -35,9 +35,10 @@ rules-check: system $(STAMP)
 test: setup docker lint
 	$(VENV)/bin/pytest -q --nbval --nbval-sanitize-with tests/golden/sanitize.cfg
 
-# Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped).
+# Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped),
+# on every core; tests that look at host-wide processes share one xdist group.
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not stack"
+	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup
 
 # Mutation testing of the core modules against the fast tier (minutes; not part of `make test`).
 mutation: setup

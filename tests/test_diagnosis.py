@@ -171,6 +171,7 @@ def faults(tmp_path: Path):
     f.close()
 
 
+@pytest.mark.xdist_group("host")  # judges every soffice on the host
 def test_live_zombie_soffice_processes_are_judged_from_the_host(faults) -> None:
     # Hold the Popen objects: one dropped is reaped by the next Popen (subprocess._cleanup),
     # and the zombie with it.

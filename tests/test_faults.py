@@ -12,6 +12,9 @@ import pytest
 from runbook_lib import pids
 from tests.conftest import SimProcess, named, wait_for
 
+# Host-wide process checks: never beside another test that spawns named processes.
+pytestmark = pytest.mark.xdist_group("host")
+
 
 def _children_named(sim: SimProcess, name: str) -> list[psutil.Process]:
     return [p for p in named(name) if p.pid in _tracked(sim)]

@@ -26,6 +26,9 @@ import pytest
 from runbook_lib import host
 from runbook_lib.sim.faults import ProcessFaults
 
+# Host-wide process checks: never beside another test that spawns named processes.
+pytestmark = pytest.mark.xdist_group("host")
+
 FUTURE = 3600.0  # `now` this far ahead makes every process "old"
 
 HOLD_FDS = (
