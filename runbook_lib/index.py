@@ -72,11 +72,10 @@ class Index:
 
     def __init__(self, path: Path | str | None = None, *, url: str | None = None) -> None:
         if url is None:
-            self.path = Path(path)  # type: ignore[arg-type]
+            url = f"sqlite:///{path}"
+        self.path = Path(url.split("///", 1)[1]) if url.startswith("sqlite:///") else None
+        if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{self.path}"
-        else:
-            self.path = Path(url.split("///", 1)[1]) if url.startswith("sqlite:///") else None
         self.url = url
         self.engine = _engine(url)
         self.postgres = self.engine.dialect.name == "postgresql"

@@ -180,3 +180,48 @@ def test_an_unwritable_directory_says_why(tmp_path: Path) -> None:
         assert not check.ok
     blocked = doctor._writable(tmp_path / "ro" / "x" if os.geteuid() != 0 else Path("/proc/x"))
     assert not blocked.ok and blocked.name == "output directory"
+
+
+def test_the_kernel_check_wants_runbook_or_python3(monkeypatch) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    def specs(found: dict):
+        monkeypatch.setattr(KernelSpecManager, "find_kernel_specs", lambda self: found)
+        return doctor._kernel()
+
+    assert specs({"runbook": "/k"}) == doctor.Check("jupyter kernel", True, "runbook")
+    assert specs({"python3": "/k"}).ok and specs({"python3": "/k", "ir": "/k"}).ok
+    assert specs({"ir": "/k"}) == doctor.Check("jupyter kernel", False, "ir")
+    assert specs({}) == doctor.Check(
+        "jupyter kernel", False, "no kernel installed (run `make setup`)"
+    )
+
+
+def test_doctor_asks_prometheus_exactly_and_reports_it_answering(tmp_path: Path) -> None:
+    from tests.test_prom import BrokenPrometheus
+
+    fake = BrokenPrometheus()
+    try:
+        fake.answer(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
+        report = doctor.run(fake.url, tmp_path / "a" / "b", docker_base_url="unix:///no/such.sock")
+        assert report.checks[0] == doctor.Check("prometheus", True, f"{fake.url} answers")
+        [(path, query)] = fake.asked
+        assert query["query"] == [
+            'group by (__name__) ({__name__=~"ggen_mcp_.*|process_.*|nodejs_.*|'
+            'node_filesystem_.*|up"})'
+        ]
+        docker = next(c for c in report.checks if c.name == "docker")
+        assert not docker.ok and "/no/such.sock" in docker.detail  # the given engine was asked
+        assert report.checks[-1].ok  # output directory with its parents made
+    finally:
+        fake.server.shutdown()
+
+
+def test_render_joins_several_panels_and_runbooks() -> None:
+    report = doctor.Report(
+        blind_panels={"memory": ["heap", "cache_size"]}, blind_runbooks=["memory", "fd_leak"]
+    )
+    assert doctor.render(report).splitlines() == [
+        "  memory: loses heap, cache_size",
+        "BLIND runbooks: memory, fd_leak",
+    ]

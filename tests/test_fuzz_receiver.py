@@ -270,3 +270,16 @@ def _when(text: str) -> datetime:
         digits = frac[: len(frac) - len(frac.lstrip("0123456789"))]
         stamp = f"{head}.{digits[:6]}{frac[len(digits) :]}"
     return datetime.fromisoformat(stamp)
+
+
+def test_a_body_streamed_in_pieces_past_the_limit_is_413(receiver: Receiver) -> None:
+    """Through uvicorn the body arrives in pieces; their sum is what counts."""
+
+    def pieces():
+        for _ in range(24):
+            yield b" " * 65536  # 1.5 MiB in all, no Content-Length
+
+    resp = receiver.client.post(
+        receiver.url + "/alerts", content=pieces(), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert resp.status_code == 413

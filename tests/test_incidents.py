@@ -150,3 +150,37 @@ def test_freed_bytes_are_the_record_files_and_the_index_keeps_other_incidents(
     done = retention.prune(tmp_path, 5)
     assert done.freed_bytes == size
     assert [i["fingerprint"] for i in index.incidents()] == ["f12"]
+
+
+def test_a_record_is_a_directory_with_a_summary_or_a_notebook(tmp_path: Path) -> None:
+    now = time.time()
+    for name, files in (("summary-only", ["summary.json"]), ("notebook-only", ["record.ipynb"])):
+        d = tmp_path / name
+        d.mkdir()
+        for f in files:
+            (d / f).write_text("{}")
+        os.utime(d, (now - 5 * 86400, now - 5 * 86400))
+    assert sorted(retention.prune(tmp_path, 1, dry_run=True).removed) == [
+        "notebook-only",
+        "summary-only",
+    ]
+
+
+def test_linked_reads_every_manifest_past_a_broken_one(tmp_path: Path) -> None:
+    for name, body in (("a", "{broken"), ("b", json.dumps({"records": ["/x/r1"]})),
+                       ("c", json.dumps({"records": ["/x/r2", "/x/r3"]}))):  # fmt: skip
+        (tmp_path / f"postmortem-{name}").mkdir()
+        (tmp_path / f"postmortem-{name}" / retention.POSTMORTEM_MANIFEST).write_text(body)
+    assert retention.linked(tmp_path) == {"r1", "r2", "r3"}
+
+
+def test_the_cutoff_is_measured_from_the_given_now_and_is_inclusive(tmp_path: Path) -> None:
+    a = make_record(tmp_path, "a", 0)
+    b = make_record(tmp_path, "b", 0)
+    at = a.stat().st_mtime
+    os.utime(b, (at - 10, at - 10))
+    size = sum(f.stat().st_size for d in (a, b) for f in d.rglob("*") if f.is_file())
+    kept = retention.prune(tmp_path, 1, now=at + 86400, dry_run=True)
+    assert kept.removed == ["b"]  # a is exactly one day old at `now`: kept
+    both = retention.prune(tmp_path, 1, now=at + 86400 + 1)
+    assert both.removed == ["a", "b"] and both.freed_bytes == size

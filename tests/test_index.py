@@ -230,3 +230,87 @@ CREATE TABLE runs (id INTEGER PRIMARY KEY, incident_id INTEGER NOT NULL REFERENC
   UNIQUE (incident_id, kind));
 CREATE INDEX runs_queued ON runs (state, not_before);
 """
+
+
+# -- boundaries and fields, by hand ----------------------------------------------------------
+def test_a_run_is_due_at_its_not_before_and_ties_go_by_arrival(index: Index) -> None:
+    index.accept([alert("bbbb"), alert("aaaa")], 0, now=T0)  # one instant, bbbb first
+    assert index.queue_stats(now=T0) == (2, 0.0)
+    assert [index.claim(now=T0).fingerprint for _ in range(2)] == ["bbbb", "aaaa"]
+
+
+def test_a_job_carries_the_alert_fields_and_its_wait(index: Index) -> None:
+    index.accept([alert("aaaa", hour=3)], 0, now=T0)
+    index.accept([alert("bbbb", status="resolved")], 60, now=T0)
+    job = index.claim(now=T0 + 7.5)
+    assert (job.starts_at, job.ends_at, job.waited_s) == ("2026-11-28T03:00:00+00:00", None, 7.5)
+    assert job.annotations == {} and job.verification_of is None and job.kind == "investigation"
+    index.claim(now=T0 + 8)  # bbbb's investigation
+    verification = index.claim(now=T0 + 70)
+    assert verification.verification_of == "20261128T040000Z-GgenMcpHighErrorRate-bbbb"
+    assert verification.ends_at is None and verification.waited_s == 10.0
+    assert index.job(job.run_id) == job
+
+
+def test_finish_records_when_and_keeps_a_known_location(index: Index) -> None:
+    import time
+
+    [q] = index.accept_runs([alert("aaaa")], 0, now=T0)[1]
+    index.start(q.run_id, 60, now=T0)
+    before = time.time()
+    index.finish(q.run_id, {"status": "failed", "error": "boom"}, location="/r/a")
+    index.finish(q.run_id, {"status": "completed"})  # refiled without a location
+    [run] = index.incidents()[0]["runs"]
+    assert run["location"] == "/r/a" and run["status"] == "completed" and run["error"] is None
+    assert before <= run["finished_at"] <= time.time()  # the clock at filing
+
+
+def test_lease_and_sweep_boundaries(index: Index) -> None:
+    [q] = index.accept_runs([alert("aaaa")], 0, now=T0)[1]
+    index.start(q.run_id, 30, now=T0)
+    assert index.start(q.run_id, 30, now=T0 + 30) is None  # exactly at the lease: still held
+    assert index.undispatched(10, 30, resend_sent=True, now=T0 + 30) == []
+    assert [x.run_id for x in index.undispatched(10, 30, resend_sent=True, now=T0 + 31)] == [
+        q.run_id
+    ]
+    [r] = index.accept_runs([alert("bbbb")], 0, now=T0)[1]
+    index.dispatched([r.run_id], now=T0)
+    found = index.undispatched(10, 1000, resend_sent=True, now=T0 + 10)
+    assert found == []  # sent exactly grace ago: not yet
+    assert index.undispatched(10, 1000, resend_sent=True, now=T0 + 10.5) == [
+        type(r)(r.run_id, "investigation", T0)
+    ]
+
+
+def test_incidents_are_newest_received_first_and_100_by_default(index: Index) -> None:
+    index.accept([alert("late")], 0, now=T0 + 50)
+    index.accept([alert("early")], 0, now=T0)  # inserted later, received earlier
+    assert [i["fingerprint"] for i in index.incidents()] == ["late", "early"]
+    assert [i["fingerprint"] for i in index.incidents(since=T0)] == ["late", "early"]
+    index.accept([alert(f"f{i:03d}") for i in range(100)], 0, now=T0 + 100)
+    many = index.incidents()
+    assert len(many) == 100 and many[0]["annotations"] == {} and many[-1]["runs"]
+    assert index.incident(1)["annotations"] == {}
+
+
+def test_an_index_at_a_sqlite_url_knows_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "index.sqlite"
+    index = Index(url=f"sqlite:///{path}")
+    assert index.path == path and index.url == f"sqlite:///{path}" and not index.postgres
+    assert index.where == str(path)
+    nested = Index(tmp_path / "a" / "b" / "index.sqlite")  # parents are made
+    assert nested.path.parent.is_dir()
+
+
+def test_accept_keeps_severity_and_a_resolved_then_refired_alert_is_a_duplicate(
+    index: Index,
+) -> None:
+    plain = Alert(status="firing", labels={"alertname": "X"}, fingerprint="p",
+                  startsAt=datetime(2026, 11, 28, 4, tzinfo=UTC))  # fmt: skip
+    index.accept([plain, alert("aaaa")], 0, now=T0)
+    severities = {i["fingerprint"]: i["severity"] for i in index.incidents()}
+    assert severities == {"p": "", "aaaa": "critical"}
+    index.accept([alert("aaaa", status="resolved")], 0, now=T0)
+    assert index.accept([alert("aaaa", status="resolved")], 0, now=T0) == ["resolved-duplicate"]
+    assert index.accept([alert("aaaa")], 0, now=T0) == ["duplicate"]
+    assert index.incidents()[0]["status"] == "resolved"  # a late firing copy changes nothing

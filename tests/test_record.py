@@ -87,3 +87,13 @@ def test_record_names_strip_only_dots_dashes_and_underscores_at_the_ends() -> No
     at = datetime(2026, 1, 1, tzinfo=UTC)
     assert record.record_name(at, "XRAY", "XX") == "20260101T000000Z-XRAY-XX"
     assert record.safe("_-.a.-_", 10) == "a" and record.safe("abc", 2) == "ab"
+
+
+def test_outputs_without_metadata_are_passed_over(caplog) -> None:
+    stream = new_output("stream", name="stdout", text="hello\n")  # streams carry no metadata
+    nb = executed(stream, summary_output(SUMMARY))
+    assert record.summary_from_notebook(nb) == SUMMARY
+    with caplog.at_level("WARNING"):
+        page = record.html(nb)
+    assert "run" in page and "summary" in page  # the code is in the default page
+    assert "Alternative text is missing" not in caplog.text
