@@ -25,7 +25,7 @@ class Pruned:
 def linked(output_dir: Path) -> set[str]:
     """Record names that some post-mortem under `output_dir` was written from."""
     names: set[str] = set()
-    for manifest in output_dir.glob(f"*/{POSTMORTEM_MANIFEST}"):
+    for manifest in sorted(output_dir.glob(f"*/{POSTMORTEM_MANIFEST}")):
         try:
             names |= {Path(r).name for r in json.loads(manifest.read_text())["records"]}
         except (ValueError, KeyError, OSError):

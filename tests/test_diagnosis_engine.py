@@ -298,3 +298,35 @@ def test_the_html_table_exactly() -> None:
         "<td style='text-align:left'><ul style='margin:0'><li>✔ a</li><li>✔ b</li>"
         "<li style='color:#7f7f7f'>? m</li></ul></td></tr></tbody></table>"
     )
+
+
+def test_every_missing_path_keeps_its_fields() -> None:
+    none = d.errors_share(ev(), {"timeout"}, "timeouts", 1.5, False)
+    assert none == Fact(None, "timeouts share of errors", 1.5, False,
+                        "timeouts share of errors: no errors in the window")  # fmt: skip
+    logs = LogFacts(counts={}, error_lines=3, shares={})
+    unsure = d.log_fact(ev(logs=logs), lambda lf: None, str, 2.5, True, "x", sign=False)
+    assert unsure == Fact(None, "x", 2.5, True, "x: not enough log lines", False)
+    no_logs = d.log_fact(ev(), bool, str, 2, True, "y", sign=False)
+    assert no_logs == Fact(None, "y", 2, True, "y: no log source was given", False)
+    weightless = judge("c", [Fact(True, "a", 0), Fact(False, "b", 0)])
+    assert weightless.evidence == ["✔ a", "✘ b"] and weightless.missing == []
+
+
+def test_a_pattern_missing_from_the_shares_adds_nothing() -> None:
+    logs = LogFacts(counts={"a": 1}, error_lines=10, shares={"a": 0.1})
+    assert d.log_share(ev(logs=logs), {"a", "absent"}, "x", min_share=0.5).holds is False
+
+
+def test_the_html_table_of_two_causes_exactly() -> None:
+    html = d.to_html([Verdict("a", "possible", 0.5, [], ["m1", "m2"]),
+                      Verdict("b", "unknown", 0.0, ["e"], [])])  # fmt: skip
+    body = html.split("<tbody>")[1]
+    assert body == (
+        "<tr><td><b>a</b></td><td style='color:white;background:#e69f00;text-align:center'>"
+        "possible</td><td>0.50</td><td style='text-align:left'><ul style='margin:0'>"
+        "<li style='color:#7f7f7f'>? m1</li><li style='color:#7f7f7f'>? m2</li></ul></td></tr>"
+        "<tr><td><b>b</b></td><td style='color:white;background:#7f7f7f;text-align:center'>"
+        "unknown</td><td>0.00</td><td style='text-align:left'><ul style='margin:0'>"
+        "<li>e</li></ul></td></tr></tbody></table>"
+    )

@@ -184,3 +184,19 @@ def test_the_cutoff_is_measured_from_the_given_now_and_is_inclusive(tmp_path: Pa
     assert kept.removed == ["b"]  # a is exactly one day old at `now`: kept
     both = retention.prune(tmp_path, 1, now=at + 86400 + 1)
     assert both.removed == ["a", "b"] and both.freed_bytes == size
+
+
+def test_a_fresh_record_does_not_stop_the_scan_and_the_given_index_is_the_one_updated(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    local = Index(out / "index.sqlite")  # an index beside the records ...
+    shared = Index(tmp_path / "shared" / "index.sqlite")  # ... and the one in use
+    for index in (local, shared):
+        index.accept([alert()], verify_delay=0)
+    job = shared.claim()
+    make_record(out, "a-fresh", 0)
+    make_record(out, job.record, 10)  # sorts after the fresh one
+    done = retention.prune(out, 5, index=shared)
+    assert done.removed == [job.record]
+    assert shared.incidents() == [] and len(local.incidents()) == 1

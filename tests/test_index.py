@@ -314,3 +314,16 @@ def test_accept_keeps_severity_and_a_resolved_then_refired_alert_is_a_duplicate(
     assert index.accept([alert("aaaa", status="resolved")], 0, now=T0) == ["resolved-duplicate"]
     assert index.accept([alert("aaaa")], 0, now=T0) == ["duplicate"]
     assert index.incidents()[0]["status"] == "resolved"  # a late firing copy changes nothing
+
+
+def test_without_a_time_the_clock_is_used(index: Index) -> None:
+    import time
+
+    [q] = index.accept_runs([alert("aaaa")], 0)[1]
+    before = time.time()
+    index.dispatched([q.run_id])
+    assert index.undispatched(0, 30, resend_sent=False) == []  # sent: not lost
+    job = index.start(q.run_id, lease_s=60)
+    [run] = index.incidents()[0]["runs"]
+    assert job is not None and before <= run["dispatched_at"] <= run["started_at"] <= time.time()
+    assert index.undispatched(0, 30, resend_sent=True) == []  # leased right now

@@ -253,3 +253,48 @@ def test_the_url_loses_its_trailing_slash_and_series_keep_all_their_labels() -> 
     )
     assert labels == ("error_type", "tool")
     assert frame["value"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_gateway_error_is_tried_once_more(broken) -> None:
+    """502/503/504 are retried once (a proxy restarting), other errors are not."""
+    answers = iter(
+        [(502, {"error": "bad gateway"}), (200, success([{"metric": {}, "value": [T, "4"]}]))]
+    )
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            status, body = next(answers)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        res = Prom(f"http://127.0.0.1:{server.server_address[1]}").instant("up", AT)
+        assert res.ok and res.last() == 4.0
+    finally:
+        server.shutdown()
+    for status in (503, 504):
+        broken.asked.clear()
+        broken.answer(status, {"error": "unavailable"})
+        assert Prom(broken.url).instant("up", AT).failure is Failure.UNREACHABLE
+        assert len(broken.asked) == 2  # the first try and one retry
+
+
+def test_each_outcome_keeps_what_it_knows(broken) -> None:
+    broken.answer(
+        200, success([{"metric": {"job": "x"}, "values": [[T, "1"], [T + 8, "2"]]}], "matrix")
+    )
+    ok = Prom(broken.url).range("up", AT - timedelta(hours=1), AT)
+    assert ok.ok and ok.step_s == 8.0 and ok.labels == ("job",)
+    assert broken.asked[-1][1]["query"] == ["up"]
+    broken.answer(200, success([{"metric": {"job": "x"}, "values": []}], "matrix"))
+    empty = Prom(broken.url).range("up", AT - timedelta(hours=1), AT)
+    assert empty.failure is Failure.NO_DATA and empty.labels == ("job",)
+    gone = Prom("http://127.0.0.1:1", timeout=1).instant("up", AT)
+    assert gone.query == "up" and gone.step_s is None

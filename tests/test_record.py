@@ -97,3 +97,21 @@ def test_outputs_without_metadata_are_passed_over(caplog) -> None:
         page = record.html(nb)
     assert "run" in page and "summary" in page  # the code is in the default page
     assert "Alternative text is missing" not in caplog.text
+
+
+def test_the_default_page_has_the_code_and_the_alt_text_warning_is_dropped() -> None:
+    import logging
+
+    nb = executed(summary_output(SUMMARY), source="code_only_marker = 1")
+    assert "code_only_marker" in record.html(nb)
+    exporters = record.Exporters()
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, rec: logging.LogRecord) -> None:
+            seen.append(rec.getMessage())
+
+    exporters.full.log.addHandler(Keep())
+    exporters.full.log.warning("Alternative text is missing on 2 image(s).")
+    exporters.full.log.warning("something else")
+    assert seen == ["something else"]

@@ -480,3 +480,30 @@ def test_times_are_utc_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPatc
     finally:
         monkeypatch.delenv("TZ")
         clock.tzset()
+
+
+def test_messages_and_the_api_title_are_exact(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from runbook_lib.alerts import Alert
+
+    with pytest.raises(ValueError) as caught:
+        create_app(Index(tmp_path / "i.sqlite"), "")
+    assert str(caught.value) == (
+        "the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file"
+    )
+    with pytest.raises(ValidationError) as bad:
+        Alert.model_validate(
+            {"status": "firing", "labels": {}, "startsAt": "x", "fingerprint": "a"}
+        )
+    assert bad.value.errors()[0]["msg"] == (
+        "Value error, expected an RFC 3339 time such as 2026-01-15T10:02:00Z"
+    )
+    with pytest.raises(ValidationError) as far:
+        Alert.model_validate(
+            {"status": "firing", "labels": {}, "startsAt": "0001-01-01T00:00:00+01:00",
+             "fingerprint": "a"}
+        )  # fmt: skip
+    assert far.value.errors()[0]["msg"] == "Value error, time out of range once converted to UTC"
+    c = TestClient(create_app(Index(tmp_path / "i.sqlite"), TOKEN))
+    assert c.get("/openapi.json").json()["info"]["title"] == "runbook server"
