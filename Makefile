@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 rules-check: system $(STAMP)
-	$(PY) -m runbook_lib.deploy check
+	$(PY) -m runbook_lib.lab.deploy check
 
 test: setup docker lint
 	$(VENV)/bin/pytest -q --nbval --nbval-sanitize-with tests/golden/sanitize.cfg
@@ -57,7 +57,7 @@ clean:
 	rm -rf $(VENV) .state
 
 notebooks: $(STAMP)
-	$(PY) -m runbook_lib.notebooks
+	$(PY) -m runbook_lib.notebook.spec
 
 golden: setup
 	$(PY) -m tests.golden.golden

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runbook_lib import stack
-from runbook_lib.config import Settings
+from runbook_lib.contract.config import Settings
+from runbook_lib.lab import stack
 
 if TYPE_CHECKING:
-    from runbook_lib.workers import RunConfig
+    from runbook_lib.service.workers import RunConfig
 
 
 def _stack_start(args: argparse.Namespace) -> int:
@@ -57,7 +57,7 @@ def _sim_mode(args: argparse.Namespace) -> int:
 
 
 def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
-    from runbook_lib.workers import RunConfig
+    from runbook_lib.service.workers import RunConfig
 
     settings = Settings()
     return RunConfig(
@@ -75,8 +75,8 @@ def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from runbook_lib.index import Index
-    from runbook_lib.server import create_app
+    from runbook_lib.records.index import Index
+    from runbook_lib.service.server import create_app
 
     settings = Settings()
     token = Path(args.token_file).read_text().strip() if args.token_file else settings.token()
@@ -86,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.database or args.broker:
         if not (args.database and args.broker):
             raise SystemExit("runbook serve: distributed mode needs both --database and --broker")
-        from runbook_lib import distributed
+        from runbook_lib.service import distributed
 
         index = Index(url=args.database)
         app = distributed.make_app(distributed.settings_from(args, config))
@@ -114,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from runbook_lib import distributed
+    from runbook_lib.service import distributed
 
     output = Path(args.output or Settings().output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _postmortem(args: argparse.Namespace) -> int:
-    from runbook_lib import postmortem
+    from runbook_lib.records import postmortem
 
     try:
         out = postmortem.write(args.records, Path(args.output) if args.output else None, True)
@@ -140,7 +140,7 @@ def _postmortem(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from runbook_lib import retention
+    from runbook_lib.records import retention
 
     output = Path(args.output or Settings().output_dir)
     done = retention.prune(output, args.days, dry_run=args.dry_run)
@@ -153,8 +153,8 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _message(output: Path, incident_id: int) -> int:
-    from runbook_lib.incident_view import incident_message
-    from runbook_lib.index import Index
+    from runbook_lib.records.index import Index
+    from runbook_lib.service.incident_view import incident_message
 
     path = output / "index.sqlite"
     try:
@@ -168,7 +168,7 @@ def _message(output: Path, incident_id: int) -> int:
 
 
 def _incidents(args: argparse.Namespace) -> int:
-    from runbook_lib.index import Index
+    from runbook_lib.records.index import Index
 
     output = Path(args.output or Settings().output_dir)
     if args.message is not None:
@@ -203,7 +203,7 @@ def _incident_line(inc: dict) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from runbook_lib import demo
+    from runbook_lib.lab import demo
 
     return demo.run(
         args.state_dir,
@@ -216,7 +216,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from runbook_lib import doctor
+    from runbook_lib.service import doctor
 
     url = args.prometheus_url or Settings().prometheus_url or "http://127.0.0.1:9090"
     report = doctor.run(url, Settings().output_dir)
@@ -243,7 +243,7 @@ def _param_value(text: str) -> object:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from runbook_lib.alerts import ROUTES
+    from runbook_lib.contract.alerts import ROUTES
 
     width = max(map(len, ROUTES))
     for alert, runbook in ROUTES.items():
@@ -253,7 +253,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from runbook_lib import record, runner
+    from runbook_lib.records import record, runner
 
     settings = Settings()
     extra = {k: _param_value(v) for k, v in _pairs(args.param, "--param").items()}
@@ -281,7 +281,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from runbook_lib import record
+    from runbook_lib.records import record
 
     summ = record.summary(Path(args.record))
     if args.json:

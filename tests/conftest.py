@@ -15,8 +15,8 @@ import httpx
 import psutil
 import pytest
 
-from runbook_lib import pids
-from runbook_lib.stack import free_port
+from runbook_lib.lab import pids
+from runbook_lib.lab.stack import free_port
 
 # Fixtures that start Prometheus, Alertmanager, dockerd containers or a browser: a test using
 # one is a `stack` test wherever it lives (`make test-fast` runs `-m "not stack"`).
@@ -116,7 +116,7 @@ def sim(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SimProcess]:
         [
             sys.executable,
             "-m",
-            "runbook_lib.sim",
+            "runbook_lib.lab.sim",
             "--port",
             str(port),
             "--state-dir",
@@ -161,7 +161,7 @@ def named(name: str) -> list[psutil.Process]:
 def scenario_set(tmp_path_factory: pytest.TempPathFactory):
     """Every cause's scenario for two seeds, plus healthy baselines, backfilled into one
     Prometheus (each scenario on its own `instance`); yields (prometheus, scenarios, dir)."""
-    from runbook_lib.scenarios import ScenarioPrometheus, all_scenarios, backfill
+    from runbook_lib.lab.scenarios import ScenarioPrometheus, all_scenarios, backfill
 
     work = tmp_path_factory.mktemp("scenarios")
     scenarios = all_scenarios(seeds=(0, 1))

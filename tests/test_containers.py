@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import docker
 import pytest
 
-from runbook_lib import containers, images
+from runbook_lib.evidence import containers
+from runbook_lib.lab import images
 
 pytestmark = pytest.mark.stack  # real services: see tests/conftest.py
 

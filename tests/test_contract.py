@@ -12,10 +12,10 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runbook_lib.alerts import route
-from runbook_lib.config import ROOT
-from runbook_lib.names import NAMES
-from runbook_lib.sim.core import SimConfig, Simulator
+from runbook_lib.contract.alerts import route
+from runbook_lib.contract.config import ROOT
+from runbook_lib.contract.names import NAMES
+from runbook_lib.lab.sim.core import SimConfig, Simulator
 
 # DESIGN.md, "Metrics contract", as exposed (counters with their _total suffix).
 CONTRACT_METRICS = {

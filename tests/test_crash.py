@@ -17,9 +17,9 @@ import httpx
 import psutil
 import pytest
 
-from runbook_lib import record
-from runbook_lib.index import Index
-from runbook_lib.workers import MARK
+from runbook_lib.records import record
+from runbook_lib.records.index import Index
+from runbook_lib.service.workers import MARK
 
 from .conftest import free_port
 
@@ -55,7 +55,7 @@ class Server:
         """SIGKILL the server and every worker process it started, at once."""
         assert self.proc is not None
         tree = psutil.Process(self.proc.pid).children(recursive=True)
-        workers = [p for p in tree if "runbook_lib.warm_worker" in " ".join(p.cmdline())]
+        workers = [p for p in tree if "runbook_lib.service.warm_worker" in " ".join(p.cmdline())]
         for p in [psutil.Process(self.proc.pid), *workers]:
             p.send_signal(signal.SIGKILL)
         self.proc.wait(10)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook_lib import deploy
-from runbook_lib.config import ROOT
+from runbook_lib.contract.config import MEMORY_LIMIT_BYTES, ROOT
+from runbook_lib.lab import deploy
 
 DEPLOY = ROOT / "deploy"
 
@@ -119,3 +119,6 @@ def test_fast_profile_keeps_expressions_and_shortens_timing(tmp_path: Path) -> N
 def test_memory_limit_is_set_in_one_place() -> None:
     text = "\n".join(p.read_text() for p in (DEPLOY / "rules").glob("*.yml"))
     assert text.count("4294967296") == 1
+    # ... and it is the library's setting (contract.config), which the notebooks' default,
+    # the panels, the simulator and the scenarios all take
+    assert MEMORY_LIMIT_BYTES == 4 * 1024**3

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib import diagnosis, host_snapshot, investigate
-from runbook_lib.diagnosis import Fact, judge
-from runbook_lib.panels import Scope
-from runbook_lib.scenarios import build
-from runbook_lib.signals import Signals
-from runbook_lib.sim.faults import ProcessFaults
+from runbook_lib import diagnosis
+from runbook_lib.diagnosis import investigate
+from runbook_lib.diagnosis.engine import Fact, judge
+from runbook_lib.evidence import host_state as host_snapshot
+from runbook_lib.evidence.panels import Scope
+from runbook_lib.evidence.signals import Signals
+from runbook_lib.lab.scenarios import build
+from runbook_lib.lab.sim.faults import ProcessFaults
 
 # The routing table of DESIGN.md: runbook -> its "Common Causes".
 DESIGN_CAUSES = {
@@ -219,7 +221,8 @@ def test_live_port_holder_is_named_for_eaddrinuse() -> None:
 
 @pytest.mark.stack  # the Docker engine
 def test_live_container_state_decides_crash_versus_oom() -> None:
-    from runbook_lib import containers, images
+    from runbook_lib.evidence import containers
+    from runbook_lib.lab import images
 
     tag = images.busybox_image()
     client, err = containers.client()

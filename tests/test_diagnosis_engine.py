@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib import diagnosis as d
-from runbook_lib.containers import ContainerState
-from runbook_lib.diagnosis import Evidence, Fact, LogFacts, Verdict, judge
-from runbook_lib.signals import Signals
+from runbook_lib.diagnosis import engine as d
+from runbook_lib.diagnosis.engine import Evidence, Fact, LogFacts, Verdict, judge
+from runbook_lib.evidence.containers import ContainerState
+from runbook_lib.evidence.signals import Signals
 
 
 def ev(values: dict | None = None, missing: dict | None = None, **kw) -> Evidence:

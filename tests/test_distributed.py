@@ -16,10 +16,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from runbook_lib import record
-from runbook_lib.backing import LocalCluster, Node
-from runbook_lib.index import Index
-from runbook_lib.stack import free_port
+from runbook_lib.lab.backing import LocalCluster, Node
+from runbook_lib.lab.stack import free_port
+from runbook_lib.records import record
+from runbook_lib.records.index import Index
 
 pytestmark = pytest.mark.stack
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runbook_lib import doctor
-from runbook_lib.alerts import RUNBOOKS
-from runbook_lib.names import NAMES
+from runbook_lib.contract.alerts import RUNBOOKS
+from runbook_lib.contract.names import NAMES
+from runbook_lib.service import doctor
 
 
 def test_all_contract_metrics_found_on_scenario_data(scenario_set, tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_unreachable_prometheus_is_reported_first_and_names_the_url(tmp_path: Pa
 def test_present_metrics_reads_names_and_histogram_bases(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from runbook_lib.prom import Prom
+    from runbook_lib.evidence.prom import Prom
     from tests.test_prom import BrokenPrometheus
 
     fake = BrokenPrometheus()  # answers what a Prometheus holding these series would

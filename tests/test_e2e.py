@@ -17,10 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook_lib import demo, deploy, record, stack
-from runbook_lib.index import Index
-from runbook_lib.prom import utc
-from runbook_lib.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
+from runbook_lib.evidence.prom import utc
+from runbook_lib.lab import demo, deploy, stack
+from runbook_lib.lab.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
+from runbook_lib.records import record
+from runbook_lib.records.index import Index
 
 pytestmark = pytest.mark.stack  # real services: see tests/conftest.py
 

@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from runbook_lib import pids
+from runbook_lib.lab import pids
 from tests.conftest import SimProcess, named, wait_for
 
 # Host-wide process checks: never beside another test that spawns named processes.

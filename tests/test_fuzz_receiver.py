@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runbook_lib.stack import free_port
+from runbook_lib.lab.stack import free_port
 from tests.conftest import wait_for
 
 TOKEN = "fuzz-token-1"

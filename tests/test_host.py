@@ -23,8 +23,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runbook_lib import host
-from runbook_lib.sim.faults import ProcessFaults
+from runbook_lib.evidence import host
+from runbook_lib.lab.sim.faults import ProcessFaults
 
 # Host-wide process checks: never beside another test that spawns named processes.
 pytestmark = pytest.mark.xdist_group("host")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib import retention, runner
-from runbook_lib.alerts import Alert
-from runbook_lib.incident_view import incident_message
-from runbook_lib.index import Index
+from runbook_lib.contract.alerts import Alert
+from runbook_lib.records import retention, runner
+from runbook_lib.records.index import Index
+from runbook_lib.service.incident_view import incident_message
 
 NOW = datetime(2026, 11, 28, 4, 20, tzinfo=UTC)
 

@@ -12,7 +12,8 @@ import httpx
 import psutil
 import pytest
 
-from runbook_lib import record, runner, stack
+from runbook_lib.lab import stack
+from runbook_lib.records import record, runner
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.stack
@@ -72,7 +73,8 @@ def test_soffice_leak_record_names_real_pids(live_stack, tmp_path: Path) -> None
 
 
 def test_crashed_container_exit_state_is_in_the_record(live_stack, tmp_path: Path) -> None:
-    from runbook_lib import containers, images
+    from runbook_lib.evidence import containers
+    from runbook_lib.lab import images
 
     info = live_stack
     client, err = containers.client()
@@ -103,8 +105,8 @@ def test_every_notebook_runs_all_with_its_defaults(live_stack, tmp_path: Path, m
     import nbformat
     import papermill
 
-    from runbook_lib.alerts import RUNBOOKS
-    from runbook_lib.runner import NOTEBOOKS
+    from runbook_lib.contract.alerts import RUNBOOKS
+    from runbook_lib.records.runner import NOTEBOOKS
 
     monkeypatch.setenv("RUNBOOK_PROMETHEUS_URL", live_stack.urls["prometheus"])
 

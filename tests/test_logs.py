@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runbook_lib import logs
-from runbook_lib.logs import (
+from runbook_lib.evidence import logs
+from runbook_lib.evidence.logs import (
     PATTERNS,
     ContainerSource,
     FileSource,
@@ -34,8 +34,8 @@ from runbook_lib.logs import (
     redact,
     source_for,
 )
-from runbook_lib.sim.eventlog import EventLog
-from runbook_lib.sim.messages import ERROR_MESSAGES, error_message
+from runbook_lib.lab.sim.eventlog import EventLog
+from runbook_lib.lab.sim.messages import ERROR_MESSAGES, error_message
 
 T0 = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
 
@@ -404,7 +404,7 @@ READ_IN_CHILD = """
 import json, resource, sys, time
 from datetime import datetime
 from pathlib import Path
-from runbook_lib.logs import FileSource
+from runbook_lib.evidence.logs import FileSource
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.monotonic()
 read = FileSource(Path(sys.argv[1])).read(datetime.fromisoformat(sys.argv[2]),
@@ -677,20 +677,20 @@ def test_journal_failure_and_timeout_are_errors(tmp_path: Path) -> None:
 
 
 def test_container_without_containers_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "runbook_lib.containers", None)  # import now fails
+    monkeypatch.setitem(sys.modules, "runbook_lib.evidence.containers", None)  # import now fails
     read = ContainerSource("ggen-mcp-server").read(at(0), at(5))
     assert read.lines == () and "container logs unavailable" in read.error
     assert "container:ggen-mcp-server" in read.error
 
 
 def test_container_module_without_logs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "runbook_lib.containers", types.ModuleType("stub"))
+    monkeypatch.setitem(sys.modules, "runbook_lib.evidence.containers", types.ModuleType("stub"))
     read = ContainerSource("ggen-mcp-server").read(at(0), at(5))
     assert "container logs unavailable" in read.error
 
 
 def test_real_container_lookup_of_a_missing_container_is_an_error() -> None:
-    """Through the real runbook_lib.containers (if present) and Docker (if reachable)."""
+    """Through the real runbook_lib.evidence.containers (if present) and Docker (if reachable)."""
     read = ContainerSource("runbook-no-such-container-7f3a").read(at(0), datetime.now(UTC))
     assert read.lines == () and read.error is not None
     assert read.error.startswith("container:runbook-no-such-container-7f3a")
@@ -721,7 +721,7 @@ def test_container_line_shapes_window_and_errors(monkeypatch: pytest.MonkeyPatch
         )
 
     monkeypatch.setitem(
-        sys.modules, "runbook_lib.containers", types.SimpleNamespace(logs=logs_stub)
+        sys.modules, "runbook_lib.evidence.containers", types.SimpleNamespace(logs=logs_stub)
     )
     read = ContainerSource("ggen").read(at(0), at(5), limit=10)
     assert calls == [{"name": "ggen", "since": at(0), "until": at(5), "tail": 11}]
@@ -737,7 +737,9 @@ def test_container_line_shapes_window_and_errors(monkeypatch: pytest.MonkeyPatch
     def raising(name: str, **kw: object) -> None:
         raise RuntimeError("docker daemon gone")
 
-    monkeypatch.setitem(sys.modules, "runbook_lib.containers", types.SimpleNamespace(logs=raising))
+    monkeypatch.setitem(
+        sys.modules, "runbook_lib.evidence.containers", types.SimpleNamespace(logs=raising)
+    )
     broken = ContainerSource("ggen").read(at(0), at(5))
     assert "docker daemon gone" in broken.error and broken.lines == ()
 

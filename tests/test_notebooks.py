@@ -16,9 +16,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from runbook_lib import record, runner
-from runbook_lib.alerts import RUNBOOKS, route
-from runbook_lib.notebooks import NOTEBOOK_DIR, SPECS, build
+from runbook_lib.contract.alerts import RUNBOOKS, route
+from runbook_lib.notebook.spec import NOTEBOOK_DIR, SPECS, build
+from runbook_lib.records import record, runner
 
 CONTRACT_PARAMS = {
     "alert_name",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 
-from runbook_lib import pids
+from runbook_lib.lab import pids
 
 
 def sleeper() -> subprocess.Popen:

@@ -17,8 +17,17 @@ import pandas as pd
 import pytest
 import requests
 
-from runbook_lib.clock import utc
-from runbook_lib.prom import Failure, Prom, QueryResult, _frame, _short, _why, escape, selector
+from runbook_lib.contract.clock import utc
+from runbook_lib.evidence.prom import (
+    Failure,
+    Prom,
+    QueryResult,
+    _frame,
+    _short,
+    _why,
+    escape,
+    selector,
+)
 
 AT = datetime(2026, 1, 15, 10, 2, tzinfo=UTC)
 T = AT.timestamp()

@@ -8,9 +8,10 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from runbook_lib import charts, panels
-from runbook_lib.prom import Failure, Prom, choose_step, selector
-from runbook_lib.scenarios import build
+from runbook_lib.evidence import panels
+from runbook_lib.evidence.prom import Failure, Prom, choose_step, selector
+from runbook_lib.lab.scenarios import build
+from runbook_lib.notebook import charts
 
 
 def find(scenarios, name: str):

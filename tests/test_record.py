@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from runbook_lib import record
+from runbook_lib.records import record
 
 SUMMARY = {"alert": "A", "status": "completed", "top_cause": "x"}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runbook_lib import pids
-from runbook_lib.config import ROOT
+from runbook_lib.contract.config import ROOT
+from runbook_lib.lab import pids
 from tests.conftest import named, wait_for
 
 pytestmark = pytest.mark.stack

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from runbook_lib.index import Index
-from runbook_lib.server import MAX_BODY_BYTES, create_app
+from runbook_lib.records.index import Index
+from runbook_lib.service.server import MAX_BODY_BYTES, create_app
 
 TOKEN = "s3cret-token"
 
@@ -271,8 +271,8 @@ def test_the_home_page_leads_to_the_incidents(client) -> None:
 def test_run_outcomes_and_durations_are_counted_by_runbook() -> None:
     from prometheus_client import generate_latest
 
-    from runbook_lib.index import Job
-    from runbook_lib.service_metrics import Metrics
+    from runbook_lib.records.index import Job
+    from runbook_lib.service.metrics import Metrics
 
     class NoQueue:
         def queue_stats(self) -> tuple[int, float]:
@@ -293,8 +293,8 @@ def test_run_outcomes_and_durations_are_counted_by_runbook() -> None:
 def test_explain_names_each_field_without_the_input() -> None:
     from pydantic import ValidationError
 
-    from runbook_lib.alerts import WebhookPayload
-    from runbook_lib.server import _explain
+    from runbook_lib.contract.alerts import WebhookPayload
+    from runbook_lib.service.server import _explain
 
     with pytest.raises(ValidationError) as caught:
         WebhookPayload.model_validate_json(b'{"version": "3", "alerts": [{"status": 1}]}')
@@ -330,7 +330,7 @@ def test_the_size_limit_is_inclusive_for_declared_and_streamed_bodies(client) ->
 
 
 def test_an_app_with_a_run_config_has_its_pool_and_the_default_verify_delay(tmp_path: Path) -> None:
-    from runbook_lib.workers import Pool, RunConfig
+    from runbook_lib.service.workers import Pool, RunConfig
 
     index = Index(tmp_path / "index.sqlite")
     app = create_app(index, TOKEN, run_config=RunConfig(output_dir=tmp_path, workers=1))
@@ -346,7 +346,7 @@ def test_an_app_with_a_run_config_has_its_pool_and_the_default_verify_delay(tmp_
 def test_bad_times_are_explained_in_words() -> None:
     from pydantic import ValidationError
 
-    from runbook_lib.alerts import Alert
+    from runbook_lib.contract.alerts import Alert
 
     with pytest.raises(
         ValidationError, match="expected an RFC 3339 time such as 2026-01-15T10:02:00Z"
@@ -381,7 +381,7 @@ def test_retention_runs_while_serving_and_is_off_by_default(tmp_path: Path) -> N
     import os
     import time as clock
 
-    from runbook_lib import runner
+    from runbook_lib.records import runner
 
     index = Index(tmp_path / "index.sqlite")
 
@@ -451,7 +451,7 @@ def test_records_are_served_from_the_records_directory(tmp_path: Path) -> None:
 def test_times_are_utc_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPatch) -> None:
     import time as clock
 
-    from runbook_lib.alerts import Alert
+    from runbook_lib.contract.alerts import Alert
 
     monkeypatch.setenv("TZ", "Asia/Kolkata")
     clock.tzset()
@@ -485,7 +485,7 @@ def test_times_are_utc_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPatc
 def test_messages_and_the_api_title_are_exact(tmp_path: Path) -> None:
     from pydantic import ValidationError
 
-    from runbook_lib.alerts import Alert
+    from runbook_lib.contract.alerts import Alert
 
     with pytest.raises(ValueError) as caught:
         create_app(Index(tmp_path / "i.sqlite"), "")

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runbook_lib.sim.core import SimConfig, Simulator, UnknownMode
+from runbook_lib.lab.sim.core import SimConfig, Simulator, UnknownMode
 
 # Family names as the parser gives them: counters without their `_total` suffix.
 CONTRACT = {

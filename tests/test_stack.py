@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook_lib import pids, stack
-from runbook_lib.alerts import WebhookPayload
+from runbook_lib.contract.alerts import WebhookPayload
+from runbook_lib.lab import pids, stack
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.stack

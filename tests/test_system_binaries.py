@@ -114,9 +114,9 @@ def test_the_scan_finds_the_programs_we_know_are_started() -> None:
     found = programs()
     for program in ("prometheus", "promtool", "amtool", "chromium", "busybox", "dockerd"):
         assert program in found, program
-    assert "runbook_lib/stack.py" in found["prometheus-alertmanager"]
-    assert "runbook_lib/logs.py" in found["journalctl"]
-    assert "runbook_lib/host.py" in found["dmesg"]
+    assert "runbook_lib/lab/stack.py" in found["prometheus-alertmanager"]
+    assert "runbook_lib/evidence/logs/sources.py" in found["journalctl"]
+    assert "runbook_lib/evidence/host/oom.py" in found["dmesg"]
 
 
 def test_every_program_is_installed_by_the_setup() -> None:

@@ -17,10 +17,10 @@ import nbformat
 import psutil
 import pytest
 
-from runbook_lib import record, runner
-from runbook_lib.alerts import Alert
-from runbook_lib.index import Index
-from runbook_lib.workers import MARK, Pool, RunConfig
+from runbook_lib.contract.alerts import Alert
+from runbook_lib.records import record, runner
+from runbook_lib.records.index import Index
+from runbook_lib.service.workers import MARK, Pool, RunConfig
 
 from .conftest import free_port, wait_for
 
@@ -150,7 +150,7 @@ def test_recovery_keeps_finished_records_reruns_the_rest_and_kills_leftovers(
 
 # -- warm kernels: one per run ------------------------------------------------------------
 PROBE = """import os, sys
-import runbook_lib.prom as prom
+import runbook_lib.evidence.prom as prom
 from IPython.display import display
 seen = {"global": "LEAKED" in globals(), "patched": hasattr(prom.choose_step, "planted")}
 LEAKED = True  # a global the next run must not see
@@ -220,7 +220,7 @@ def test_a_kernel_that_dies_while_idle_is_replaced_without_losing_the_run(tmp_pa
         worker = psutil.Process(pool.slots[0].proc.pid)
 
         def idle_kernel() -> psutil.Process | None:
-            zygotes = [p for p in worker.children() if "runbook_lib.zygote" in p.cmdline()]
+            zygotes = [p for p in worker.children() if "runbook_lib.records.zygote" in p.cmdline()]
             kids = zygotes[0].children() if zygotes else []
             return kids[0] if kids else None
 

@@ -12,9 +12,9 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from runbook_lib import runner
-from runbook_lib.alerts import route
-from runbook_lib.scenarios import Scenario, ScenarioPrometheus, backfill, build, healthy
+from runbook_lib.contract.alerts import route
+from runbook_lib.lab.scenarios import Scenario, ScenarioPrometheus, backfill, build, healthy
+from runbook_lib.records import runner
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"

@@ -1,0 +1,17 @@
+"""From evidence to an answer: the rule engine, one rule module per runbook's causes, the
+resolution commands and mitigations per cause, and the post-resolution checks.
+
+Importing the package registers every cause's rule (`causes`)."""
+
+from runbook_lib.diagnosis import causes as causes  # registers the rules
+from runbook_lib.diagnosis.engine import (
+    COLORS,
+    RULES,
+    Evidence,
+    Verdict,
+    diagnose,
+    summary,
+    to_html,
+)
+
+__all__ = ["COLORS", "RULES", "Evidence", "Verdict", "causes", "diagnose", "summary", "to_html"]

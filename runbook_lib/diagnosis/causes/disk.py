@@ -1,0 +1,64 @@
+"""Disk usage: logs, Prometheus data or temp files growing."""
+
+from __future__ import annotations
+
+from runbook_lib.diagnosis.engine import (
+    Evidence,
+    Fact,
+    host_fact,
+    rule,
+)
+
+DISK_DIRS = {
+    "log_files_growing": "/var/log/ggen-mcp",
+    "prometheus_data_growing": "/var/lib/prometheus",
+    "temp_files_not_cleaned": "/tmp",
+}
+
+
+def _disk_rule(cause: str, path: str):
+    def facts(ev: Evidence) -> list[Fact]:
+        out = [
+            host_fact(
+                ev,
+                lambda h: _grows_most(h, path),
+                lambda h: _growth_text(h, path),
+                3,
+                required=True,
+                what=f"growth of {path}",
+            )
+        ]
+        if cause == "temp_files_not_cleaned":
+            out.append(
+                host_fact(
+                    ev,
+                    lambda h: h["temp_files"]["old_count"] >= 50 if "temp_files" in h else None,
+                    lambda h: (
+                        f"{h['temp_files']['old_count']} ggen-mcp-* temp files are older than a day"
+                    ),
+                    2,
+                    what="old temp files",
+                )
+            )
+        return out
+
+    return facts
+
+
+def _grows_most(h: dict, path: str) -> bool | None:
+    growth = h.get("dir_growth_bytes_per_h") or h.get("dirs")
+    if not growth or path not in growth:
+        return None
+    return max(growth, key=growth.get) == path
+
+
+def _growth_text(h: dict, path: str) -> str:
+    if h.get("dir_growth_bytes_per_h"):
+        g = h["dir_growth_bytes_per_h"]
+        return f"{path} grows {g[path] / 1e9:.1f} GB/h; fastest is {max(g, key=g.get)}"
+    d = h["dirs"]
+    return f"{path} holds {d[path] / 1e9:.1f} GB; largest is {max(d, key=d.get)}"
+
+
+for _cause, _path in DISK_DIRS.items():
+    rule("disk_usage", _cause)(_disk_rule(_cause, _path))

@@ -1,0 +1,128 @@
+"""Process leaks (LibreOffice, forks) and descriptor leaks."""
+
+from __future__ import annotations
+
+from runbook_lib.contract.thresholds import THRESHOLDS as T
+from runbook_lib.diagnosis.engine import (
+    Evidence,
+    Fact,
+    metric,
+    processes_named,
+    rule,
+)
+
+LEAK_NAMES = {"libreoffice_leak": "soffice", "fork_leak": "ggen-mcp-fork"}
+
+
+def _procs(ev: Evidence, runbook: str) -> list[dict] | None:
+    if ev.host is None or "processes" not in ev.host:
+        return None
+    return processes_named(ev.host, LEAK_NAMES[runbook])
+
+
+def _leak_rule(runbook: str, kind: str):
+    def facts(ev: Evidence) -> list[Fact]:
+        gauge = "libreoffice" if runbook == "libreoffice_leak" else "forks"
+        gauge_threshold = "libreoffice_processes" if gauge == "libreoffice" else "active_forks"
+        name = LEAK_NAMES[runbook]
+        procs = _procs(ev, runbook)
+        service = (ev.host or {}).get("service_pid")
+        if procs is None:
+            found = Fact(
+                None,
+                f"{kind} {name} processes",
+                3,
+                True,
+                f"{kind} {name} processes: {ev.host_missing if ev.host is None else ''}"
+                "needs the host's process list (live run or host snapshot)",
+            )
+        else:
+            pick = {
+                "orphaned": lambda p: p["ppid"] == 1 and p["status"] != "zombie",
+                "zombie": lambda p: p["status"] == "zombie",
+                "hung": lambda p: (
+                    p["status"] != "zombie"
+                    and p["ppid"] == service
+                    and p["age_s"] > 300
+                    and p["cpu_seconds"] < 0.01 * p["age_s"]
+                ),
+            }[kind]
+            hits = [p for p in procs if pick(p)]
+            pids = ", ".join(str(p["pid"]) for p in hits[:8])
+            found = Fact(
+                len(hits) >= 3,
+                f"{len(hits)} of {len(procs)} {name} processes are "
+                f"{kind}" + (f" (pids {pids}{', ...' if len(hits) > 8 else ''})" if hits else ""),
+                3,
+                True,
+            )
+        return [
+            found,
+            metric(
+                ev,
+                gauge,
+                lambda v: T[gauge_threshold].breached(v),
+                lambda v: (
+                    f"{v:.0f} {name} processes counted by the service"
+                    f" ({T[gauge_threshold].rule_text()})"
+                ),
+                1,
+            ),
+        ]
+
+    return facts
+
+
+for _rb in LEAK_NAMES:
+    for _kind in ("orphaned", "zombie", "hung"):
+        rule(_rb, f"{_kind}_processes")(_leak_rule(_rb, _kind))
+
+
+@rule("fd_leak", "fd_leak")
+def fd_leak(ev: Evidence) -> list[Fact]:
+    return [
+        metric(
+            ev,
+            "fds_growth_per_h",
+            lambda v: v > 0,
+            lambda v: f"open descriptors grew {v:+.0f}/h over the last hour",
+            2,
+            required=True,
+        ),
+        metric(
+            ev,
+            "fds_r2",
+            lambda v: v >= 0.9,
+            lambda v: f"the growth is steady (linear fit R² {v:.2f})",
+            2,
+        ),
+        metric(
+            ev,
+            "max_fds",
+            lambda v: v >= 4096,
+            lambda v: f"the descriptor limit is {v:.0f}",
+            1,
+            sign=False,
+        ),
+    ]
+
+
+@rule("fd_leak", "fd_limit_too_low")
+def fd_limit_too_low(ev: Evidence) -> list[Fact]:
+    return [
+        metric(
+            ev,
+            "max_fds",
+            lambda v: v < 4096,
+            lambda v: f"the descriptor limit is {v:.0f} (the runbook suggests 4096+)",
+            3,
+            required=True,
+        ),
+        metric(
+            ev,
+            "fds_r2",
+            lambda v: v < 0.6,
+            lambda v: f"open descriptors follow load rather than grow steadily (fit R² {v:.2f})",
+            1,
+        ),
+    ]

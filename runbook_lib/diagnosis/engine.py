@@ -1,0 +1,319 @@
+"""One rule per cause id of the routing table: evidence in, verdict out.
+
+A rule weighs facts. A fact holds, fails, or cannot be judged (its data is missing). The
+score is the weight of the facts that hold over the weight of the facts that could be
+judged; a `required` fact that cannot be judged makes the verdict `unknown`, one that fails
+rules the cause out. Facts that only exclude other explanations (`sign=False`) cannot make
+a cause likely on their own: without a judged sign of the cause it is at most `possible`.
+Every fact brings a sentence a person can check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from runbook_lib.evidence.signals import Signals
+
+LIKELY, POSSIBLE = 0.7, 0.35
+VERDICTS = ("likely", "possible", "ruled_out", "unknown")
+
+
+@dataclass(frozen=True)
+class LogFacts:
+    """What the logs said in the window, reduced to what rules need."""
+
+    counts: dict[str, int]
+    error_lines: int
+    shares: dict[str, float]  # pattern id -> share of error-level lines
+    keys_per_workbook: float | None = None
+    distinct_workbook_ratio: float | None = None
+    source: str = ""
+
+
+@dataclass
+class Evidence:
+    """Everything the rules may look at; a missing part carries the reason it is missing."""
+
+    signals: Signals
+    logs: LogFacts | None = None
+    logs_missing: str = "no log source was given"
+    host: dict | None = None  # host snapshot (see host_snapshot.py)
+    host_missing: str = "host checks were not run"
+    container: Any = None  # containers.ContainerState
+    container_missing: str = "no container was given"
+
+    def sig(self, name: str) -> Any:
+        return self.signals.get(name)
+
+
+@dataclass(frozen=True)
+class Fact:
+    holds: bool | None
+    text: str
+    weight: float = 1.0
+    required: bool = False
+    missing: str = ""
+    sign: bool = True  # False: evidence against other explanations, not for this one
+
+
+@dataclass
+class Verdict:
+    cause: str
+    verdict: str
+    score: float
+    evidence: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+Rule = Callable[[Evidence], list[Fact]]
+RULES: dict[str, dict[str, Rule]] = {}
+
+
+def rule(runbook: str | tuple[str, ...], cause: str) -> Callable[[Rule], Rule]:
+    def register(fn: Rule) -> Rule:
+        for rb in (runbook,) if isinstance(runbook, str) else runbook:
+            RULES.setdefault(rb, {})[cause] = fn
+        return fn
+
+    return register
+
+
+def judge(cause: str, facts: list[Fact]) -> Verdict:
+    known = [f for f in facts if f.holds is not None]
+    missing = [f.missing or f.text for f in facts if f.holds is None]
+    lines = [("✔ " if f.holds else "✘ ") + f.text for f in known]
+    if any(f.required and f.holds is None for f in facts):
+        return Verdict(cause, "unknown", 0.0, lines, missing)
+    if any(f.required and f.holds is False for f in facts):
+        return Verdict(cause, "ruled_out", 0.0, lines, missing)
+    total = sum(f.weight for f in known)
+    if total == 0:
+        return Verdict(cause, "unknown", 0.0, lines, missing)
+    score = round(sum(f.weight for f in known if f.holds) / total, 2)
+    if not any(f.sign and f.weight > 0 for f in known):
+        score = min(score, 0.5)
+        missing.insert(0, "no direct sign of this cause could be judged")
+    verdict = "likely" if score >= LIKELY else "possible" if score >= POSSIBLE else "ruled_out"
+    return Verdict(cause, verdict, score, lines, missing)
+
+
+def diagnose(runbook: str, ev: Evidence) -> list[Verdict]:
+    """Every cause of `runbook`, judged and sorted by score (unknown last)."""
+    verdicts = [judge(cause, fn(ev)) for cause, fn in RULES.get(runbook, {}).items()]
+    order = {v: i for i, v in enumerate(VERDICTS)}
+    return sorted(verdicts, key=lambda v: (-v.score, order[v.verdict], v.cause))
+
+
+def summary(verdicts: list[Verdict]) -> tuple[list[dict], str | None]:
+    """The diagnosis list of the record summary, and its top cause (first likely)."""
+    top = next((v.cause for v in verdicts if v.verdict == "likely"), None)
+    return [v.as_dict() for v in verdicts], top
+
+
+def table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """The diagnosis as a table for the notebook."""
+    return pd.DataFrame(
+        [
+            {
+                "cause": v.cause,
+                "verdict": v.verdict,
+                "score": v.score,
+                "evidence": "\n".join(v.evidence + [f"? {m}" for m in v.missing]),
+            }
+            for v in verdicts
+        ]
+    )
+
+
+# ---------------------------------------------------------------------- fact helpers
+def metric(
+    ev: Evidence,
+    name: str,
+    test: Callable[[Any], bool],
+    text: Callable[[Any], str],
+    weight: float = 1.0,
+    required: bool = False,
+    what: str = "",
+    sign: bool = True,
+) -> Fact:
+    value = ev.sig(name)
+    if value is None or (isinstance(value, dict) and not value):
+        why = ev.signals.why_missing(name) if name in ev.signals.missing else "no data"
+        return Fact(None, what or name, weight, required, f"{what or name}: {why}", sign)
+    return Fact(bool(test(value)), text(value), weight, required, sign=sign)
+
+
+def log_fact(
+    ev: Evidence,
+    test: Callable[[LogFacts], bool | None],
+    text: Callable[[LogFacts], str],
+    weight: float = 1.0,
+    required: bool = False,
+    what: str = "log evidence",
+    sign: bool = True,
+) -> Fact:
+    if ev.logs is None:
+        return Fact(None, what, weight, required, f"{what}: {ev.logs_missing}", sign)
+    held = test(ev.logs)
+    if held is None:
+        return Fact(None, what, weight, required, f"{what}: not enough log lines", sign)
+    return Fact(bool(held), text(ev.logs), weight, required, sign=sign)
+
+
+def processes_named(h: dict, name: str) -> list[dict]:
+    """The host snapshot's processes called `name`."""
+    return [p for p in h.get("processes", []) if p.get("name") == name]
+
+
+def host_fact(
+    ev: Evidence,
+    test: Callable[[dict], bool | None],
+    text: Callable[[dict], str],
+    weight: float = 1.0,
+    required: bool = False,
+    what: str = "host evidence",
+) -> Fact:
+    if ev.host is None:
+        return Fact(None, what, weight, required, f"{what}: {ev.host_missing}")
+    held = test(ev.host)
+    if held is None:
+        return Fact(None, what, weight, required, f"{what}: not in the host snapshot")
+    return Fact(bool(held), text(ev.host), weight, required)
+
+
+def container_fact(
+    ev: Evidence,
+    test: Callable[[Any], bool],
+    text: Callable[[Any], str],
+    weight: float = 1.0,
+    what: str = "container state",
+) -> Fact:
+    c = ev.container
+    if (
+        c is None
+        or not getattr(c, "exists", False)
+        or getattr(c, "error", None)
+        and not getattr(c, "status", None)
+    ):
+        why = ev.container_missing if c is None else (getattr(c, "error", "") or "not found")
+        return Fact(None, what, weight, False, f"{what}: {why}")
+    return Fact(bool(test(c)), text(c), weight)
+
+
+def share(by: dict[str, float] | None, keys: set[str]) -> float | None:
+    if not by:
+        return None
+    total = sum(by.values())
+    return None if total <= 0 else sum(v for k, v in by.items() if k in keys) / total
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def errors_share(
+    ev: Evidence,
+    keys: set[str],
+    label: str,
+    weight: float = 3.0,
+    required: bool = True,
+    min_share: float = 0.5,
+) -> Fact:
+    by = ev.sig("errors_by_type")
+    s = share(by, keys)
+    w = ev.signals.window
+    if s is None:
+        why = ev.signals.missing.get("errors_by_type", "no errors in the window")
+        return Fact(
+            None, f"{label} share of errors", weight, required, f"{label} share of errors: {why}"
+        )
+    return Fact(
+        s >= min_share, f"{label} are {pct(s)} of errors over the last {w}", weight, required
+    )
+
+
+def log_share(
+    ev: Evidence, patterns: set[str], label: str, weight: float = 2.0, min_share: float = 0.3
+) -> Fact:
+    def test(lf: LogFacts) -> bool | None:
+        if lf.error_lines == 0:
+            return False
+        return sum(lf.shares.get(p, 0.0) for p in patterns) >= min_share
+
+    def text(lf: LogFacts) -> str:
+        s = sum(lf.shares.get(p, 0.0) for p in patterns)
+        n = sum(lf.counts.get(p, 0) for p in patterns)
+        return f"{n} log lines show {label} ({pct(s)} of {lf.error_lines} error lines)"
+
+    return log_fact(ev, test, text, weight, what=f"log lines showing {label}")
+
+
+def log_seen(
+    ev: Evidence, pattern: str, label: str, weight: float = 2.0, at_least: int = 1
+) -> Fact:
+    return log_fact(
+        ev,
+        lambda lf: lf.counts.get(pattern, 0) >= at_least,
+        lambda lf: f"{lf.counts.get(pattern, 0)} log lines with {label}",
+        weight,
+        what=f"log lines with {label}",
+    )
+
+
+def unhealthy(ev: Evidence, component: str, weight: float = 2.0) -> Fact:
+    return metric(
+        ev,
+        "health",
+        lambda h: h.get(component, 1) < 1,
+        lambda h: (
+            f"component {component} reports {'unhealthy' if h.get(component, 1) < 1 else 'healthy'}"
+        ),
+        weight,
+        what=f"health of {component}",
+    )
+
+
+def down(ev: Evidence, required: bool = True) -> Fact:
+    return metric(
+        ev,
+        "up_min",
+        lambda v: v < 1,
+        lambda v: (
+            "the service stopped answering scrapes in the window"
+            if v < 1
+            else "the service answered every scrape in the window"
+        ),
+        0.0,
+        required,
+        what="scrape status",
+    )
+
+
+COLORS = {"likely": "#d62728", "possible": "#e69f00", "ruled_out": "#2ca02c", "unknown": "#7f7f7f"}
+
+
+def to_html(verdicts: list[Verdict]) -> str:
+    """The diagnosis table as HTML: verdict coloured, evidence as a list per cause."""
+    import html
+
+    rows = []
+    for v in verdicts:
+        items = "".join(f"<li>{html.escape(e)}</li>" for e in v.evidence)
+        items += "".join(f"<li style='color:#7f7f7f'>? {html.escape(m)}</li>" for m in v.missing)
+        rows.append(
+            f"<tr><td><b>{html.escape(v.cause)}</b></td>"
+            f"<td style='color:white;background:{COLORS[v.verdict]};text-align:center'>"
+            f"{v.verdict.replace('_', ' ')}</td><td>{v.score:.2f}</td>"
+            f"<td style='text-align:left'><ul style='margin:0'>{items}</ul></td></tr>"
+        )
+    return (
+        "<table><thead><tr><th>cause</th><th>verdict</th><th>score</th><th>evidence</th>"
+        "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )

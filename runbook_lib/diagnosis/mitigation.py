@@ -1,0 +1,111 @@
+"""Mitigations a notebook may run. Each acts only when `allow_mitigation` is true (and the
+run is live), and returns what it did or would have done, for the record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runbook_lib.evidence import host
+
+SOFFICE_MAX_AGE_S = 600.0
+TEMP_MAX_AGE_S = 86400.0
+
+
+def _skip(action: str, would: str, allowed: bool, live: bool) -> dict | None:
+    if not live:
+        return {
+            "action": action,
+            "done": False,
+            "outcome": f"not run: this run replays a past incident; would {would}",
+        }
+    if not allowed:
+        return {
+            "action": action,
+            "done": False,
+            "outcome": f"not run (allow_mitigation=False); would {would}",
+        }
+    return None
+
+
+def restart_container(values: dict[str, Any], allowed: bool, live: bool) -> dict:
+    name = values.get("container") or "ggen-mcp-server"
+    skipped = _skip("restart_container", f"restart container {name}", allowed, live)
+    if skipped:
+        return skipped
+    from runbook_lib.evidence import containers
+
+    r = containers.restart(name)
+    return {
+        "action": "restart_container",
+        "done": r.done,
+        "outcome": r.detail if r.done else f"failed: {r.error}",
+    }
+
+
+def end_old_soffice(values: dict[str, Any], allowed: bool, live: bool) -> dict:
+    old = [
+        p
+        for p in host.processes("soffice")
+        if p.name == "soffice" and not p.is_zombie and p.age_s > SOFFICE_MAX_AGE_S
+    ]
+    pids = [p.pid for p in old]
+    skipped = _skip(
+        "end_old_soffice",
+        f"end {len(pids)} soffice processes older than {SOFFICE_MAX_AGE_S:.0f}s {pids}",
+        allowed,
+        live,
+    )
+    if skipped:
+        return skipped
+    import psutil
+
+    ended = []
+    for pid in pids:
+        try:
+            psutil.Process(pid).kill()
+            ended.append(pid)
+        except psutil.Error:
+            continue
+    return {
+        "action": "end_old_soffice",
+        "done": True,
+        "pids": ended,
+        "outcome": f"ended {len(ended)} soffice processes: {ended}",
+    }
+
+
+def clean_temp_files(values: dict[str, Any], allowed: bool, live: bool) -> dict:
+    directory = Path(values.get("temp_dir") or "/tmp")
+    tf = host.temp_files(directory, older_than_s=TEMP_MAX_AGE_S)
+    old = [f for f in tf.items if f.old]
+    skipped = _skip(
+        "clean_temp_files",
+        f"delete {len(old)} ggen-mcp-* files older than a day in {directory}",
+        allowed,
+        live,
+    )
+    if skipped:
+        return skipped
+    freed = 0
+    for f in old:
+        try:
+            if time.time() - Path(f.path).stat().st_mtime > TEMP_MAX_AGE_S:
+                freed += Path(f.path).stat().st_size
+                Path(f.path).unlink()
+        except OSError:
+            continue
+    return {
+        "action": "clean_temp_files",
+        "done": True,
+        "outcome": f"deleted {len(old)} files, freed {freed / 1e6:.1f} MB",
+    }
+
+
+ACTIONS: dict[str, Callable[[dict, bool, bool], dict]] = {
+    "restart_container": restart_container,
+    "end_old_soffice": end_old_soffice,
+    "clean_temp_files": clean_temp_files,
+}

@@ -1,0 +1,173 @@
+"""PromQL to tidy pandas frames, through prometheus-api-client.
+
+Every query has an explicit time (instant) or start/end (range), a timeout, and a step that
+keeps a series to about 500 points. Failures come back as a typed, empty result with a reason
+("unreachable", "bad_query", "no_data"), never as an exception out of a notebook cell.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+import pandas as pd
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from runbook_lib.contract.clock import utc  # noqa: F401  (the notebooks' modules import it from here)
+
+MAX_POINTS = 500
+
+
+class Failure(StrEnum):
+    UNREACHABLE = "unreachable"
+    BAD_QUERY = "bad_query"
+    NO_DATA = "no_data"
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One query's rows: `timestamp` (UTC), one column per label, `value`."""
+
+    query: str
+    frame: pd.DataFrame
+    failure: Failure | None = None
+    reason: str = ""
+    step_s: float | None = None
+    labels: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def last(self) -> float | None:
+        """The newest value of the single (or first) series; None when there is none."""
+        if self.frame.empty:
+            return None
+        return float(self.frame.sort_values("timestamp")["value"].iloc[-1])
+
+    def by(self, label: str) -> dict[str, float]:
+        """Newest value per value of `label` (for instant `sum by (label)` queries)."""
+        if self.frame.empty or label not in self.frame:
+            return {}
+        newest = self.frame.sort_values("timestamp").groupby(label)["value"].last()
+        return {str(k): float(v) for k, v in newest.items()}
+
+
+def choose_step(start: datetime, end: datetime, max_points: int = MAX_POINTS) -> float:
+    """Seconds between points so that [start, end] has at most about `max_points`."""
+    span = max(0.0, (end - start).total_seconds())
+    return float(max(1, math.ceil(span / max_points)))
+
+
+def escape(value: str) -> str:
+    """A label value as a PromQL string literal body (quotes, backslashes, newlines)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def selector(**labels: str | None) -> str:
+    """`{k="v",...}` from the labels that are set, values escaped."""
+    parts = [f'{k}="{escape(v)}"' for k, v in labels.items() if v is not None]
+    return "{" + ",".join(parts) + "}"
+
+
+class Prom:
+    """A Prometheus HTTP API client that returns QueryResult, with a timeout on every call."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._api = PrometheusConnect(
+            url=self.url,
+            disable_ssl=True,
+            timeout=timeout,
+            retry=Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504]),
+        )
+
+    def instant(self, query: str, at: datetime) -> QueryResult:
+        params = {"time": at.timestamp()}
+        return self._call(
+            query, lambda: self._api.custom_query(query, params=params, timeout=self.timeout)
+        )
+
+    def range(
+        self, query: str, start: datetime, end: datetime, step: float | None = None
+    ) -> QueryResult:
+        step = step or choose_step(start, end)
+        return self._call(
+            query,
+            lambda: self._api.custom_query_range(
+                query, start, end, f"{step:g}s", timeout=self.timeout
+            ),
+            step,
+        )
+
+    def _call(self, query: str, fetch, step: float | None = None) -> QueryResult:
+        try:
+            data = fetch()
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            return _failed(
+                query,
+                Failure.UNREACHABLE,
+                f"Prometheus at {self.url} is unreachable ({_why(exc)})",
+                step,
+            )
+        except PrometheusApiClientException as exc:
+            kind = (
+                Failure.BAD_QUERY if "400" in str(exc) or "422" in str(exc) else Failure.UNREACHABLE
+            )
+            return _failed(query, kind, f"Prometheus refused the query: {_short(exc)}", step)
+        except (requests.RequestException, ValueError) as exc:
+            return _failed(
+                query, Failure.UNREACHABLE, f"bad answer from {self.url}: {_short(exc)}", step
+            )
+        frame, labels = _frame(data)
+        if frame.empty:
+            return QueryResult(
+                query, frame, Failure.NO_DATA, "no data for this query in the window", step, labels
+            )
+        return QueryResult(query, frame, None, "", step, labels)
+
+
+def _frame(data: list[dict]) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    rows: list[dict] = []
+    labels: set[str] = set()
+    for series in data:
+        metric = {k: v for k, v in series.get("metric", {}).items()}
+        labels |= set(metric)
+        points = series.get("values") or ([series["value"]] if "value" in series else [])
+        for ts, val in points:
+            rows.append({"timestamp": ts, **metric, "value": float(val)})
+    cols = ("timestamp", *sorted(labels), "value")
+    if not rows:
+        return pd.DataFrame(columns=list(cols)), tuple(sorted(labels))
+    frame = pd.DataFrame(rows, columns=list(cols))
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="s", utc=True)
+    frame = frame[~frame["value"].isna()].reset_index(drop=True)
+    return frame, tuple(sorted(labels))
+
+
+def _failed(query: str, kind: Failure, reason: str, step: float | None) -> QueryResult:
+    return QueryResult(query, pd.DataFrame(columns=["timestamp", "value"]), kind, reason, step)
+
+
+def _why(exc: BaseException) -> str:
+    """The useful part of a requests connection error."""
+    text = str(exc)
+    for needle, why in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "no answer within the timeout"),
+        ("Name or service not known", "unknown host"),
+        ("No route to host", "no route to host"),
+    ):
+        if needle in text:
+            return why
+    return _short(exc)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]

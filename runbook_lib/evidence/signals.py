@@ -1,0 +1,142 @@
+"""The figures the diagnosis judges, read from Prometheus once per run.
+
+Each signal is a number (or a dict by label) at the evaluation time, over the lookback
+window; a signal Prometheus could not give is None, with the reason kept beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from runbook_lib.contract.names import NAMES as N
+from runbook_lib.evidence.panels import (
+    Scope,
+    cache_hit_q,
+    error_rate_q,
+    memory_percent_q,
+    quantile_q,
+    trend,
+)
+from runbook_lib.evidence.prom import Prom
+
+TREND_WINDOW = timedelta(minutes=60)  # a leak shows as a steady climb over this
+TREND_STEP_S = 15.0  # one point per scrape: jumps between scrapes stay visible
+
+
+@dataclass
+class Signals:
+    values: dict[str, object] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    window: str = "15m"
+
+    def get(self, name: str) -> object | None:
+        return self.values.get(name)
+
+    def why_missing(self, name: str) -> str:
+        return self.missing.get(name, f"{name} was not collected")
+
+
+def _queries(s: Scope, w: str) -> dict[str, tuple[str, str | None]]:
+    """name -> (PromQL, label to split by or None)."""
+    sel = s.sel()
+    return {
+        "up": (f"max({N.up}{sel})", None),
+        "up_min": (f"min(min_over_time({N.up}{sel}[{w}]))", None),
+        "requests": (f"sum(increase({N.requests}{sel}[{w}]))", None),
+        "successes": (f"sum(increase({N.requests}{s.sel(status='success')}[{w}]))", None),
+        "error_rate": (error_rate_q(s), None),
+        "errors_by_type": (f"sum by (error_type) (increase({N.errors}{sel}[{w}]))", "error_type"),
+        "errors_by_tool": (f"sum by (tool) (increase({N.errors}{sel}[{w}]))", "tool"),
+        "p95": (quantile_q(s, 0.95), None),
+        "p95_by_tool": (quantile_q(s, 0.95, by="tool"), "tool"),
+        "cpu": (f"max(rate({N.cpu}{sel}[5m]))", None),
+        "memory_percent": (memory_percent_q(s), None),
+        "memory_percent_peak": (
+            f"100 * max(max_over_time({N.rss}{sel}[{w}])) / {s.memory_limit_bytes:.0f}",
+            None,
+        ),
+        "cache_hit_rate": (cache_hit_q(s, w), None),
+        "evictions_per_miss": (
+            f"sum(increase({N.cache_evictions}{sel}[{w}])) / "
+            f"(sum(increase({N.cache_misses}{sel}[{w}])) > 0)",
+            None,
+        ),
+        "cache_size": (f"max({N.cache_size}{sel})", None),
+        "cache_size_cv": (
+            f"max(stddev_over_time({N.cache_size}{sel}[5m])) / "
+            f"(max(avg_over_time({N.cache_size}{sel}[5m])) > 0)",
+            None,
+        ),
+        "cache_memory_share": (f"max({N.cache_memory}{sel}) / (max({N.rss}{sel}) > 0)", None),
+        "slow_query_rate": (f"sum(rate({N.slow_queries}{sel}[{w}]))", None),
+        "query_p95": (quantile_q(s, 0.95, w=w, metric=N.query.removesuffix("_total")), None),
+        "recalc_p95": (quantile_q(s, 0.95, w=w, metric=N.recalc), None),
+        "screenshot_p95": (quantile_q(s, 0.95, w=w, metric=N.screenshot), None),
+        "libreoffice": (f"max({N.libreoffice}{sel})", None),
+        "forks": (f"max({N.active_forks}{sel})", None),
+        "open_fds": (f"max({N.open_fds}{sel})", None),
+        "max_fds": (f"max({N.max_fds}{sel})", None),
+        "health": (f"min by (component) ({N.health}{sel})", "component"),
+        "disk_used": (
+            f"100 * (1 - max({N.fs_avail}{s.node_sel()}) / (max({N.fs_size}{s.node_sel()}) > 0))",
+            None,
+        ),
+        "restarts": (f"max(changes({N.start_time}{sel}[{w}]))", None),
+    }
+
+
+def _range_queries(s: Scope) -> dict[str, str]:
+    sel = s.sel()
+    return {
+        "memory_series": f"max({N.rss}{sel})",
+        "fds_series": f"max({N.open_fds}{sel})",
+    }
+
+
+def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) -> Signals:
+    """Every signal at `at`; trends over the hour before it."""
+    w = f"{int(lookback_minutes)}m"
+    out = Signals(window=w)
+    for name, (query, label) in _queries(scope, w).items():
+        res = prom.instant(query, at)
+        if not res.ok:
+            out.missing[name] = res.reason
+            continue
+        out.values[name] = res.by(label) if label else res.last()
+    start = at - TREND_WINDOW
+    for name, query in _range_queries(scope).items():
+        res = prom.range(query, start, at, step=TREND_STEP_S)
+        if res.ok and len(res.frame) >= 3:
+            out.values[name] = res.frame[["timestamp", "value"]]
+        else:
+            out.missing[name] = res.reason or "fewer than 3 points in the last hour"
+    _derive(out, scope, lookback_minutes)
+    return out
+
+
+def _derive(sig: Signals, scope: Scope, lookback_minutes: int) -> None:
+    """Trend figures: over the hour (is it a steady climb?) and over the lookback window
+    (is it still climbing? does it jump between scrapes?)."""
+    mem = sig.values.get("memory_series")
+    if isinstance(mem, pd.DataFrame):
+        mem = mem.sort_values("timestamp")
+        t = trend(mem)
+        sig.values["memory_growth_mb_h"] = t.slope_per_h / 1e6 if t else None
+        sig.values["memory_r2"] = t.r2 if t else None
+        recent = mem[
+            mem["timestamp"] >= mem["timestamp"].max() - pd.Timedelta(minutes=lookback_minutes)
+        ]
+        rt = trend(recent)
+        sig.values["memory_recent_growth_mb_h"] = rt.slope_per_h / 1e6 if rt else None
+        steps = np.abs(np.diff(recent["value"].to_numpy(dtype=float)))
+        big = steps > 0.1 * scope.memory_limit_bytes
+        sig.values["memory_jumps"] = float(big.mean()) if len(steps) else None
+    fds = sig.values.get("fds_series")
+    if isinstance(fds, pd.DataFrame):
+        t = trend(fds)
+        sig.values["fds_growth_per_h"] = t.slope_per_h if t else None
+        sig.values["fds_r2"] = t.r2 if t else None

@@ -1,0 +1,221 @@
+"""`runbook demo`: the whole chain on a local stack, told step by step.
+
+Simulator fault -> Prometheus alert firing -> Alertmanager webhook delivered to the runbook
+receiver. Everything started is stopped on exit, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from runbook_lib.contract.alerts import route
+from runbook_lib.lab import stack
+from runbook_lib.lab.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
+from runbook_lib.records.index import Index
+
+Say = Callable[[str], None]
+
+
+class DemoError(stack.StackError):
+    pass
+
+
+def prometheus_alert(prom_url: str, alertname: str) -> dict | None:
+    """The alert `alertname` as Prometheus's /api/v1/alerts reports it, or None."""
+    resp = httpx.get(f"{prom_url}/api/v1/alerts", timeout=5)
+    resp.raise_for_status()
+    for alert in resp.json()["data"]["alerts"]:
+        if alert["labels"].get("alertname") == alertname:
+            return alert
+    return None
+
+
+def wait_scraped(prom_url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        resp = httpx.get(
+            f"{prom_url}/api/v1/query", params={"query": 'up{job="ggen-mcp"}'}, timeout=5
+        )
+        result = resp.json()["data"]["result"]
+        if result and result[0]["value"][1] == "1":
+            return
+        time.sleep(0.5)
+    raise DemoError(
+        f"Prometheus at {prom_url} has not scraped GGEN MCP within {timeout:.0f}s "
+        "(job ggen-mcp must be in its scrape config)"
+    )
+
+
+def wait_firing(prom_url: str, alertname: str, timeout: float, say: Say) -> float:
+    """Seconds until `alertname` fires; reports each state change."""
+    start, last = time.monotonic(), None
+    while time.monotonic() - start < timeout:
+        alert = prometheus_alert(prom_url, alertname)
+        state = alert["state"] if alert else "inactive"
+        if state != last:
+            value = f" (value {float(alert['value']):.3g})" if alert else ""
+            say(f"      {time.monotonic() - start:5.1f}s  {alertname}: {state}{value}")
+            last = state
+        if state == "firing":
+            return time.monotonic() - start
+        time.sleep(1)
+    raise DemoError(f"{alertname} did not fire within {timeout:.0f}s (last state: {last})")
+
+
+def wait_delivered(index: Index, alertname: str, timeout: float, known: set[int]) -> dict:
+    """The new incident the receiver filed for `alertname` (delivered, persisted, queued)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for inc in index.incidents():
+            if inc["alertname"] == alertname and inc["id"] not in known:
+                return inc
+        time.sleep(0.3)
+    raise DemoError(f"Alertmanager did not deliver {alertname} within {timeout:.0f}s")
+
+
+def wait_record(index: Index, incident_id: int, kind: str, timeout: float, say: Say) -> dict:
+    """The finished run of `kind` for the incident; reports when a worker picks it up."""
+    deadline, seen = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        [inc] = [i for i in index.incidents() if i["id"] == incident_id]
+        for r in inc["runs"]:
+            if r["kind"] != kind:
+                continue
+            if r["state"] != seen:
+                say(f"      {kind} run: {r['state']}")
+                seen = r["state"]
+            if r["state"] == "done":
+                return r
+        time.sleep(0.5)
+    raise DemoError(f"the {kind} run of incident {incident_id} did not finish in {timeout:.0f}s")
+
+
+def run(
+    state_dir: Path,
+    mode: str = "errors:invalid_input",
+    timeout: float = 240.0,
+    keep: bool = False,
+    say: Say = print,
+    output_dir: Path | None = None,
+    prometheus_url: str | None = None,
+    ports: dict[str, int] | None = None,
+) -> int:
+    """The whole chain; with `prometheus_url` (RUNBOOK_PROMETHEUS_URL) that Prometheus is
+    used instead of starting one: it must scrape the simulator and alert to our
+    Alertmanager (STATE/config/prometheus.yml is the configuration it needs)."""
+    alertname = EXPECTED_ALERT.get(mode)
+    if alertname is None:
+        raise DemoError(
+            f"mode {mode!r} makes no alert fire; pick one of "
+            + ", ".join(m for m, a in EXPECTED_ALERT.items() if a)
+        )
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    say(
+        "[1/6] Starting the local stack: GGEN MCP simulator, node exporter, Alertmanager, "
+        + ("" if prometheus_url else "Prometheus, ")
+        + "runbook receiver with its notebook workers"
+    )
+    info = stack.start(
+        stack.StackOptions(
+            state_dir=state_dir,
+            receiver=True,
+            output_dir=output_dir,
+            ports=ports,
+            prometheus_url=prometheus_url,
+            memory_limit_bytes=512 << 20 if mode == "memory_leak" else None,
+        )
+    )
+    try:
+        for name, url in info.urls.items():
+            say(f"      {name:<14} {url}")
+        if prometheus_url:
+            say(
+                f"      (Prometheus from RUNBOOK_PROMETHEUS_URL; it needs the scrape and alerting "
+                f"config of {info.state_dir}/config/prometheus.yml)"
+            )
+        u = info.urls
+        index = Index(Path(info.output_dir) / "index.sqlite")
+        known = {i["id"] for i in index.incidents(1000)}
+        say("[2/6] Waiting for Prometheus to scrape GGEN MCP (normal traffic)")
+        wait_scraped(u["prometheus"], 60)
+        time.sleep(5)
+        say(f"[3/6] Fault: scripts/load-test.sh {mode}")
+        stack.set_mode(info, mode)
+        fault_at = time.monotonic()
+        say(f"[4/6] Waiting for Prometheus to fire {alertname} (fast profile: short `for`)")
+        fired = wait_firing(u["prometheus"], alertname, timeout, say)
+        say("[5/6] Waiting for Alertmanager to POST it to the runbook receiver")
+        inc = wait_delivered(index, alertname, 60, known)
+        delivered = time.monotonic() - fault_at
+        _report(say, info, inc, fired, delivered)
+        say(f"[6/6] A worker runs notebooks/{route(alertname)}.ipynb for it (Papermill)")
+        run_row = wait_record(index, inc["id"], "investigation", 600, say)
+        rec = Path(info.output_dir) / run_row["record"]
+        _report_record(say, rec, time.monotonic() - fault_at, run_row, mode)
+        if keep:
+            say("The stack keeps running so you can look at the URLs above; Ctrl-C stops it.")
+            signal.pause()
+        return 0
+    finally:
+        say("Stopping everything the demo started ...")
+        stopped = stack.stop(Path(info.state_dir))
+        say(f"Stopped {len(stopped)} processes.")
+
+
+def _report(say: Say, info: stack.StackInfo, inc: dict, fired: float, delivered: float) -> None:
+    u = info.urls
+    say("")
+    say(
+        f"  ALERT     {inc['alertname']}  severity={inc['severity']}  "
+        f"instance={inc['labels'].get('instance')}"
+    )
+    say(f"  summary   {inc['annotations'].get('summary', '')}")
+    say(f"  timing    fault -> firing {fired:.0f}s, fault -> webhook accepted {delivered:.0f}s")
+    say(
+        f"  webhook   accepted with the bearer token and queued as incident #{inc['id']} "
+        f"(fingerprint {inc['fingerprint']}, startsAt {inc['starts_at']})"
+    )
+    say(f"  index     {info.output_dir}/index.sqlite   (`runbook incidents` lists it)")
+    say(f"  sim log   {info.sim_log}")
+    say(
+        f"  pages     {u['prometheus']}/alerts  {u['alertmanager']}/#/alerts  "
+        f"{u['runbook']}/metrics  (while running; `runbook demo --keep` keeps them up)"
+    )
+    say("")
+
+
+def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode: str) -> None:
+    from runbook_lib.records import record
+
+    summ = record.summary(rec)
+    alert_to_record = run_row["finished_at"] - run_row["enqueued_at"]
+    say("")
+    say(f"  RECORD    {rec}/report.html")
+    say(f"            {rec}/record.html   (with the code)")
+    say(
+        f"  status    {summ['status']}; webhook accepted -> record written {alert_to_record:.0f}s; "
+        f"fault -> record {since_fault:.0f}s"
+    )
+    top = next((d for d in summ["diagnosis"] if d["cause"] == summ["top_cause"]), None)
+    if top:
+        say(f"  DIAGNOSIS {top['cause']} ({top['verdict']}, score {top['score']:.2f})")
+        for line in top["evidence"]:
+            say(f"            {line}")
+        if expected := EXPECTED_CAUSES.get(mode):
+            mark = "✔ matches" if top["cause"] in expected else "✘ does not match"
+            say(f"            {mark} the injected fault ({mode}: {', '.join(sorted(expected))})")
+    elif summ.get("error"):
+        say(f"  ERROR     {summ['error']}")
+    else:
+        say("  DIAGNOSIS no cause is likely; see the record")
+    say(f"  summary   runbook summary {rec}")
+    say("")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,59 @@
+"""What the runbook notebooks call: `start` turns the notebook's parameters into a `Run`,
+and every later cell is one call on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from runbook_lib.contract.alerts import route
+from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
+from runbook_lib.evidence import panels
+from runbook_lib.evidence.prom import Prom, utc
+from runbook_lib.notebook.session import PARAMS, Session
+from runbook_lib.notebook.steps import STEPS
+
+
+class Run(Session):
+    def step(self, name: str) -> None:
+        """One investigation step of the runbook (see `steps.STEPS`)."""
+        STEPS[name](self)
+
+
+def start(runbook: str, namespace: dict[str, Any]) -> Run:
+    """The run of `runbook` from the notebook's parameters (picked out of `namespace`)."""
+    p = {k: namespace[k] for k in PARAMS if k in namespace}
+    p.setdefault("labels", {})
+    p.setdefault("alert_name", p["labels"].get("alertname", runbook))
+    at = utc(p.get("at") or None)
+    starts_at = utc(p.get("starts_at") or at.isoformat())
+    ends = p.get("ends_at") or ""
+    ends_at = utc(ends) if ends and not str(ends).startswith("0001") else None
+    scope = panels.Scope.from_labels(
+        p["labels"],
+        node_instance=p.get("node_instance") or None,
+        memory_limit_bytes=float(p.get("memory_limit_bytes") or MEMORY_LIMIT_BYTES),
+    )
+    run = Run(
+        runbook,
+        p,
+        at,
+        starts_at,
+        ends_at,
+        scope,
+        _prometheus(p),
+    )
+    expected = route(p["alert_name"])
+    if expected != runbook and runbook != "triage":
+        run._gap(f"alert {p['alert_name']} routes to {expected}, not {runbook}")
+    return run
+
+
+def _prometheus(p: dict[str, Any]) -> Any:
+    """Live Prometheus, recording its answers into the record; or a record's saved answers."""
+    from runbook_lib.evidence.recording import Recording, Replay
+
+    if p.get("replay_from"):
+        return Replay(Path(p["replay_from"]), url=p.get("prometheus_url") or "")
+    prom = Prom(p.get("prometheus_url") or "http://127.0.0.1:9090")
+    return Recording(prom, Path(p["snapshot_dir"])) if p.get("snapshot_dir") else prom

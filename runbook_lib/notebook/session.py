@@ -1,0 +1,389 @@
+"""The state of one runbook run and the cells every runbook shares: the alert header, the
+assessment, charts, causes and diagnosis, resolution, the incident message, the
+post-resolution checks and the summary. Runbook-specific steps are in `steps`."""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from IPython.display import HTML, Markdown, display
+
+from runbook_lib import diagnosis
+from runbook_lib.contract.names import NAMES
+from runbook_lib.diagnosis import investigate
+from runbook_lib.evidence import panels
+from runbook_lib.evidence.prom import Prom
+from runbook_lib.notebook import charts
+from runbook_lib.notebook.display import esc, iso, plain, show, status_of
+
+PARAMS = (
+    "alert_name",
+    "severity",
+    "labels",
+    "annotations",
+    "starts_at",
+    "ends_at",
+    "fingerprint",
+    "prometheus_url",
+    "alertmanager_url",
+    "at",
+    "lookback_minutes",
+    "live",
+    "log_file",
+    "container",
+    "allow_mitigation",
+    "host_snapshot",
+    "node_instance",
+    "memory_limit_bytes",
+    "temp_dir",
+    "watch_dirs",
+    "snapshot_dir",
+    "replay_from",
+)
+ESCALATE_AFTER = timedelta(minutes=30)
+CHART_HISTORY = timedelta(minutes=45)
+
+
+@dataclass
+class Session:
+    runbook: str
+    p: dict[str, Any]
+    at: datetime
+    starts_at: datetime
+    ends_at: datetime | None
+    scope: panels.Scope
+    prom: Prom
+    panel_cache: dict[str, panels.PanelData] = field(default_factory=dict)
+    evidence: diagnosis.Evidence | None = None
+    verdicts: list[diagnosis.Verdict] = field(default_factory=list)
+    figures: dict[str, float] = field(default_factory=dict)
+    actions: list[dict] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+
+    # -- window ------------------------------------------------------------------------
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        return min(self.starts_at, self.at) - CHART_HISTORY, self.at
+
+    @property
+    def firing_for(self) -> timedelta:
+        return (self.ends_at or self.at) - self.starts_at
+
+    def panel(self, name: str) -> panels.PanelData:
+        if name not in self.panel_cache:
+            data = panels.fetch(self.prom, name, self.scope, *self.window)
+            self.panel_cache[name] = data
+            if not data.ok:
+                self._gap(f"panel {name}: {data.gap()}")
+        return self.panel_cache[name]
+
+    def _gap(self, text: str) -> None:
+        if text not in self.gaps:
+            self.gaps.append(text)
+
+    # -- header ------------------------------------------------------------------------
+    def header(self) -> None:
+        """What fired, since when, its labels, links for the window, escalation banner."""
+        p, ann = self.p, self.p.get("annotations") or {}
+        minutes = self.firing_for.total_seconds() / 60
+        state = "resolved" if self.ends_at else "firing"
+        lines = [
+            f"## {esc(p['alert_name'])} · {esc(p.get('severity') or 'unknown')} · {state}",
+            f"**Started** {self.starts_at:%Y-%m-%d %H:%M:%S} UTC, {state} for "
+            f"{minutes:.0f} min at evaluation time {self.at:%Y-%m-%d %H:%M:%S} UTC.  ",
+            f"**Runbook** `{self.runbook}` · **fingerprint** `{esc(p.get('fingerprint') or '')}`",
+        ]
+        for key in ("summary", "description", "impact"):
+            if ann.get(key):
+                lines.append(f"- **{key}**: {esc(ann[key])}")
+        lines.append(
+            f"- **Prometheus**: [the alert's series over the window]({self.graph_url()})"
+            f" · **Alertmanager**: [this alert]({self.alertmanager_url()})"
+        )
+        display(Markdown("\n".join(lines)))
+        labels = p.get("labels") or {}
+        if labels:
+            display(pd.DataFrame(sorted(labels.items()), columns=["label", "value"]))
+        if self.firing_for > ESCALATE_AFTER and not self.ends_at:
+            display(
+                HTML(
+                    "<div style='background:#d62728;color:white;padding:8px;font-weight:bold'>"
+                    f"Firing for {minutes:.0f} minutes: escalate (the runbook escalates incidents "
+                    "that persist over 30 minutes).</div>"
+                )
+            )
+
+    def graph_url(self) -> str:
+        start, end = self.window
+        expr = {
+            "high_error_rate": panels.error_rate_q(self.scope),
+            "high_latency": panels.quantile_q(self.scope, 0.95),
+            "memory": panels.memory_percent_q(self.scope),
+            "cache_hit_rate": panels.cache_hit_q(self.scope),
+        }.get(self.runbook, f"{NAMES.up}{self.scope.sel()}")
+        hours = max(1, math.ceil((end - start).total_seconds() / 3600))
+        query = urllib.parse.urlencode(
+            {
+                "g0.expr": expr,
+                "g0.tab": "0",
+                "g0.range_input": f"{hours}h",
+                "g0.end_input": end.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+        return f"{self.prom.url}/graph?{query}"
+
+    def alertmanager_url(self) -> str:
+        base = (self.p.get("alertmanager_url") or "http://127.0.0.1:9093").rstrip("/")
+        flt = urllib.parse.quote(f'{{alertname="{self.p["alert_name"]}"}}')
+        return f"{base}/#/alerts?filter={flt}"
+
+    # -- assess ------------------------------------------------------------------------
+    def assess(self) -> None:
+        """Current figures against thresholds, then the four-panel overview."""
+        rows = []
+        for name, key in FIGURES.items():
+            data = self.panel(name)
+            value = data.last()
+            if value is None:
+                rows.append(
+                    {
+                        "figure": data.panel.title,
+                        "now": "no data",
+                        "unit": "",
+                        "warning": plain(data.panel.warn),
+                        "critical": plain(data.panel.crit),
+                        "status": "?",
+                    }
+                )
+                continue
+            self.figures[key] = round(value, 3)
+            rows.append(
+                {
+                    "figure": data.panel.title,
+                    "now": round(value, 2),
+                    "unit": data.panel.unit,
+                    "warning": plain(data.panel.warn),
+                    "critical": plain(data.panel.crit),
+                    "status": status_of(data.panel, value),
+                }
+            )
+        display(pd.DataFrame(rows))
+        show(charts.grid([self.panel(n) for n in charts.OVERVIEW], self.starts_at, self.ends_at))
+
+    def charts(self, *names: str) -> None:
+        """The runbook's own charts."""
+        show(
+            charts.grid(
+                [self.panel(n) for n in names],
+                self.starts_at,
+                self.ends_at,
+                ncols=2 if len(names) > 1 else 1,
+            )
+        )
+
+    # -- investigation steps -----------------------------------------------------------
+    def _live_only(self, what: str) -> bool:
+        if self.p.get("live"):
+            return True
+        display(
+            Markdown(
+                f"*Skipped: {what} describes the host now, and this run replays a "
+                "past incident (`live=False`).*"
+            )
+        )
+        return False
+
+    # -- causes and diagnosis ----------------------------------------------------------
+    def gather(self) -> diagnosis.Evidence:
+        if self.evidence is None:
+            self.evidence = investigate.gather(
+                investigate.Inputs(
+                    prometheus_url=self.prom.url,
+                    prom=self.prom,
+                    scope=self.scope,
+                    at=self.at,
+                    lookback_minutes=int(self.p.get("lookback_minutes") or 15),
+                    log_source=self.p.get("log_file") or "",
+                    host_snapshot=self.p.get("host_snapshot") or "",
+                    live=bool(self.p.get("live")),
+                    container=self.p.get("container") or "",
+                    service_port=self.service_port,
+                    temp_dir=self.p.get("temp_dir") or "/tmp",
+                    watch_dirs=tuple(self.p.get("watch_dirs") or ()),
+                )
+            )
+            ev = self.evidence
+            unreachable = [w for w in ev.signals.missing.values() if "unreachable" in w]
+            if unreachable:
+                self._gap(f"prometheus: {unreachable[0]}")
+            for part, why in (
+                ("logs", ev.logs_missing),
+                ("host", ev.host_missing),
+                ("container", ev.container_missing),
+            ):
+                if getattr(ev, part) is None and why:
+                    self._gap(f"{part}: {why}")
+        return self.evidence
+
+    def causes(self) -> None:
+        """Each of the runbook's common causes, judged with its evidence."""
+        self.verdicts = diagnosis.diagnose(self.runbook, self.gather())
+        if not self.verdicts:
+            display(Markdown("*This runbook has no common causes to judge: see the overview.*"))
+        for v in sorted(self.verdicts, key=lambda v: v.cause):
+            items = "\n".join(f"  - {esc(line)}" for line in v.evidence)
+            items += "".join(f"\n  - *cannot judge: {esc(m)}*" for m in v.missing)
+            display(
+                Markdown(
+                    f"### {v.cause.replace('_', ' ').capitalize()} — "
+                    f"**{v.verdict.replace('_', ' ')}** ({v.score:.2f})\n{items}"
+                )
+            )
+
+    def diagnosis(self) -> None:
+        """The diagnosis table, most likely first."""
+        if not self.verdicts:
+            self.verdicts = diagnosis.diagnose(self.runbook, self.gather())
+        display(HTML(diagnosis.to_html(self.verdicts)))
+        top = self.top_cause
+        display(
+            Markdown(
+                f"**Top cause: `{top}`**"
+                if top
+                else "**No cause is likely.** Look at the overview and the logs; "
+                "escalate if the root cause stays unknown."
+            )
+        )
+
+    @property
+    def top_cause(self) -> str | None:
+        return diagnosis.summary(self.verdicts)[1]
+
+    # -- resolution, communication, follow-up ------------------------------------------
+    def resolution(self) -> None:
+        """The runbook's commands for the likely and possible causes, with real values."""
+        from runbook_lib.diagnosis.resolution import commands
+
+        shown = [v for v in self.verdicts if v.verdict in ("likely", "possible")]
+        if not shown:
+            display(
+                Markdown(
+                    "*No likely or possible cause: the runbook's general steps "
+                    "apply (check logs, restart if unhealthy, escalate).*"
+                )
+            )
+        for v in shown:
+            text = commands(self.runbook, v.cause, self.values())
+            display(Markdown(f"#### {v.cause} ({v.verdict})\n```bash\n{text}\n```"))
+
+    def values(self) -> dict[str, Any]:
+        """Real values for the commands: container, port, pids, paths."""
+        ev = self.evidence
+        pids = []
+        if ev and ev.host:
+            pids = [p["pid"] for p in ev.host.get("processes", [])]
+        return {
+            "container": self.p.get("container") or "ggen-mcp-server",
+            "port": self.service_port or 9464,
+            "instance": self.scope.instance or "",
+            "pids": pids,
+            "temp_dir": self.p.get("temp_dir") or "/tmp",
+            "prometheus_url": self.prom.url,
+            "holder": next(
+                (
+                    x
+                    for x in (ev.host or {}).get("listeners", [])
+                    if x.get("pid") != (ev.host or {}).get("service_pid")
+                ),
+                None,
+            )
+            if ev
+            else None,
+        }
+
+    def mitigate(self, action: str) -> None:
+        """A mitigation that acts only when `allow_mitigation` is true; says what it did."""
+        from runbook_lib.diagnosis.mitigation import ACTIONS
+
+        result = ACTIONS[action](
+            self.values(), bool(self.p.get("allow_mitigation")), self.p.get("live")
+        )
+        self.actions.append(result)
+        display(Markdown(f"**{action}**: {esc(result['outcome'])}"))
+
+    def message(self) -> None:
+        """The runbook's communication template, filled in."""
+        from runbook_lib.notebook.communication import message, status_of
+
+        ann = self.p.get("annotations") or {}
+        text = message(
+            alert=self.p["alert_name"],
+            severity=self.p.get("severity") or "",
+            starts_at=self.starts_at,
+            now=self.at,
+            status=status_of(bool(self.ends_at), any(a.get("done") for a in self.actions)),
+            summary=ann.get("summary", ""),
+            impact=ann.get("impact", ""),
+            top_cause=self.top_cause,
+            ends_at=self.ends_at,
+        )
+        display(Markdown(f"```\n{text}\n```"))
+
+    def post_checks(self) -> None:
+        """The runbook's post-resolution checks, answered by a query where one can."""
+        from runbook_lib.diagnosis.postcheck import run_checks
+
+        self.post_check_rows = run_checks(self.runbook, self.scope, self.prom, self.at)
+        display(pd.DataFrame(self.post_check_rows)[["check", "status"]])
+
+    # -- summary -----------------------------------------------------------------------
+    def summary(self) -> dict:
+        diag, top = diagnosis.summary(self.verdicts)
+        out = {
+            "alert": self.p["alert_name"],
+            "runbook": self.runbook,
+            "status": "completed",
+            "severity": self.p.get("severity") or "",
+            "starts_at": iso(self.starts_at),
+            "ends_at": iso(self.ends_at) if self.ends_at else None,
+            "evaluated_at": iso(self.at),
+            "fingerprint": self.p.get("fingerprint") or "",
+            "labels": self.p.get("labels") or {},
+            "figures": self.figures,
+            "diagnosis": diag,
+            "top_cause": top,
+            "data_gaps": self.gaps,
+            "actions": self.actions,
+            "post_checks": getattr(self, "post_check_rows", []),
+        }
+        display(
+            {"application/json": out, "text/plain": json.dumps(out, indent=1)},
+            raw=True,
+            metadata={"runbook_summary": True},
+        )
+        return out
+
+    @property
+    def service_port(self) -> int | None:
+        inst = self.scope.instance or ""
+        tail = inst.rsplit(":", 1)[-1] if ":" in inst else ""
+        return int(tail) if tail.isdigit() else None
+
+
+FIGURES = {
+    "error_rate": "error_rate_percent",
+    "latency": "latency_p99_seconds",
+    "cache_hit_rate": "cache_hit_rate_percent",
+    "memory": "memory_percent",
+    "cpu": "cpu_cores",
+    "libreoffice_processes": "libreoffice_processes",
+    "active_forks": "active_forks",
+    "descriptors": "fd_usage_percent",
+    "disk": "disk_used_percent",
+}

@@ -1,0 +1,258 @@
+"""Execute one runbook notebook in a kernel it is handed, and file the result as a record.
+
+The notebook is parameterized and executed with papermill's own API (the injected-parameters
+cell, papermill's metadata, its error cell at the top of a failed run), so a record is a
+papermill record whoever ran it. What can be paid once is paid once per Engine: the
+notebooks are read once, the two HTML exporters are built once, and both pages are written
+from the executed notebook in memory. Each phase is timed (`timings.json` in the record).
+
+A record is written under a temporary name and renamed when complete, so a reader never
+sees half a record. A notebook that fails or times out still leaves a record, with the
+error at the top and `status` failed or timed_out.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.v4 import new_markdown_cell, new_notebook
+from papermill.iorw import load_notebook_node
+from papermill.parameterize import parameterize_notebook
+
+from runbook_lib.contract.clock import utc
+from runbook_lib.contract.config import ROOT
+from runbook_lib.records import record
+from runbook_lib.records.kernels import Kernel
+
+NOTEBOOKS = ROOT / "notebooks"
+KERNEL_NAME = "python3"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One run: the notebook's parameters and where its record goes."""
+
+    params: dict[str, Any]
+    runbook: str
+    output_dir: Path
+    name: str | None = None  # fixed by the queue at accept time; None: from time and alert
+    extra: dict[str, Any] = field(default_factory=dict)  # merged into summary.json
+    cell_timeout: float = 600.0
+    run_timeout: float | None = None
+    progress: bool = False
+
+
+@dataclass
+class Timings:
+    """Seconds per phase of one run, and per cell of its notebook."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+
+    def mark(self, phase: str, since: float) -> float:
+        now = time.monotonic()
+        self.phases[phase] = round(now - since, 4)
+        return now
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"phases": self.phases, "cells": self.cells}
+
+    def write(self, rec: Path) -> None:
+        """`timings.json` beside the record (after publishing: it times that too)."""
+        (rec / "timings.json").write_text(json.dumps(self.as_dict(), indent=1))
+
+
+class Engine:
+    """Runs notebooks from `notebook_dir`, keeping them and the exporters loaded."""
+
+    def __init__(self, notebook_dir: Path = NOTEBOOKS) -> None:
+        self.notebook_dir = Path(notebook_dir)
+        self.exporters = record.Exporters()
+        self._notebooks: dict[str, nbformat.NotebookNode] = {}
+
+    def notebook(self, runbook: str) -> nbformat.NotebookNode:
+        """A fresh copy of the runbook's notebook (read from disk once)."""
+        if runbook not in self._notebooks:
+            path = self.notebook_dir / f"{runbook}.ipynb"
+            self._notebooks[runbook] = load_notebook_node(str(path))
+        return copy.deepcopy(self._notebooks[runbook])
+
+    def run(self, req: Request, kernel: Kernel) -> tuple[Path, Timings]:
+        """Execute `req` in `kernel`; returns the record directory and the timings. With a
+        fixed name whose record exists already, that record is returned untouched."""
+        timings = Timings()
+        name, fixed = record_name_for(req)
+        if fixed and (req.output_dir / name).exists():
+            return req.output_dir / name, timings
+        tmp = tmp_dir(req.output_dir, name)
+        params = dict(req.params)
+        if not params.get("replay_from") and "snapshot_dir" not in params:
+            params["snapshot_dir"] = str(tmp / "data")
+        t = time.monotonic()
+        nb = parameterize_notebook(
+            self.notebook(req.runbook), params, kernel_name=KERNEL_NAME, language="python"
+        )
+        t = timings.mark("parameterize", t)
+        nb, status, error = self._execute(nb, req, kernel, tmp / "record.ipynb")
+        t = timings.mark("execute", t)
+        timings.cells = cell_times(nb)
+        finish(tmp, nb, req, params, status, error, self.exporters)
+        t = timings.mark("export", t)
+        final = publish(tmp, req.output_dir / name, fixed=fixed)
+        timings.mark("publish", t)
+        return final, timings
+
+    def _execute(
+        self, nb: nbformat.NotebookNode, req: Request, kernel: Kernel, out: Path
+    ) -> tuple[nbformat.NotebookNode, str, str | None]:
+        """(executed notebook, status, error). Papermill writes `out` only at the end, or
+        with its error cell on top when a cell fails."""
+        overran = threading.Event()
+        timer = None
+        if req.run_timeout:
+            timer = threading.Timer(req.run_timeout, lambda: (overran.set(), kernel.kill()))
+            timer.daemon = True
+            timer.start()
+        status, error = "completed", None
+        try:
+            return (
+                papermill.execute_notebook(
+                    nb,
+                    str(out),
+                    km=kernel.km,
+                    kernel_name=KERNEL_NAME,
+                    request_save_on_cell_execute=False,
+                    execution_timeout=req.cell_timeout,
+                    progress_bar=req.progress,
+                ),
+                status,
+                error,
+            )
+        except papermill.PapermillExecutionError as exc:
+            status, error = "failed", f"{exc.ename}: {exc.evalue}"
+            if exc.ename in ("CellTimeoutError", "TimeoutError"):
+                status = "timed_out"
+        except (CellTimeoutError, TimeoutError) as exc:
+            status, error = "timed_out", f"{type(exc).__name__}: {exc}"
+        except (DeadKernelError, RuntimeError) as exc:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            if timer:
+                timer.cancel()
+        if overran.is_set():
+            status = "timed_out"
+            error = f"the run exceeded its {req.run_timeout:.0f}s limit and was stopped"
+        done = nbformat.read(out, as_version=4) if out.exists() else new_notebook(cells=[])
+        return done, status, error
+
+
+def record_name_for(req: Request) -> tuple[str, bool]:
+    """The record's directory name, and whether it was fixed in advance."""
+    if req.name is not None:
+        return req.name, True
+    try:
+        at = utc(req.params.get("at") or None)
+    except ValueError:  # the notebook will say what is wrong with it; name it by now
+        at = utc(None)
+    fp = str(req.params.get("fingerprint", ""))
+    return record.record_name(at, str(req.params["alert_name"]), fp), False
+
+
+def cell_times(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
+    """Papermill's per-cell durations, with the first line of each code cell."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if cell.cell_type == "code" and duration is not None:
+            first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
+            out.append({"cell": i, "source": first[:80], "seconds": round(duration, 4)})
+    return out
+
+
+def finish(
+    tmp: Path,
+    nb: nbformat.NotebookNode,
+    req: Request,
+    params: dict[str, Any],
+    status: str,
+    error: str | None,
+    exporters: record.Exporters | None = None,
+) -> None:
+    """summary.json, the error banner of a run that did not complete, both HTML pages."""
+    summ = record.summary_from_notebook(nb) if status == "completed" else None
+    if summ is None:
+        error = error or record.error_of(nb) or "the notebook stopped before its summary"
+        status = "failed" if status == "completed" else status
+        nb.cells.insert(
+            0,
+            new_markdown_cell(
+                f"<div style='background:#d62728;color:white;padding:8px'><b>Run {status}</b>: "
+                f"{html.escape(error)}</div>"
+            ),
+        )
+        nbformat.write(nb, tmp / "record.ipynb")
+        summ = failure_summary(params, req.runbook, status, error)
+    summ.update(req.extra)
+    (tmp / "summary.json").write_text(json.dumps(summ, indent=1, default=str))
+    record.write_html(tmp, nb, exporters)
+
+
+def failure_summary(params: dict[str, Any], runbook: str, status: str, error: str) -> dict:
+    return {
+        "alert": params["alert_name"],
+        "runbook": runbook,
+        "status": status,
+        "severity": params.get("severity", ""),
+        "starts_at": params.get("starts_at"),
+        "evaluated_at": params.get("at"),
+        "fingerprint": params.get("fingerprint", ""),
+        "labels": params.get("labels", {}),
+        "figures": {},
+        "diagnosis": [],
+        "top_cause": None,
+        "data_gaps": [],
+        "error": error,
+    }
+
+
+def tmp_dir(output_dir: Path, name: str) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    return tmp
+
+
+def publish(tmp: Path, final: Path, *, fixed: bool) -> Path:
+    """Rename the finished record into place, never over another record. A fixed name
+    already taken means this run was done before: the first record stands."""
+    if not fixed:
+        final = _free_name(final)
+    try:
+        tmp.rename(final)  # atomic; fails if `final` exists and is not empty
+    except OSError:
+        if not fixed or not final.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _free_name(path: Path) -> Path:
+    if not path.exists():
+        return path
+    for i in range(2, 10_000):
+        candidate = path.with_name(f"{path.name}-{i}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(path)

@@ -1,0 +1,438 @@
+"""The incident index, which is also the durable run queue: SQLite on one machine (the
+default), PostgreSQL when several receivers and workers share it. One SQLAlchemy Core
+implementation serves both; the schema comes from the Alembic migrations in
+`runbook_lib/records/migrations/`.
+
+An alert is accepted in one transaction that records the incident and enqueues its runs,
+so "persisted" and "queued" are the same commit: the receiver answers 2xx only after it.
+Incidents are keyed by Alertmanager's `fingerprint` + `startsAt`, a unique constraint, so
+two receivers accepting the same alert at the same moment make one incident; each incident
+has at most one run of each kind (`investigation`, `verification`), which is what makes
+re-sent groups harmless. A run's record directory name is fixed when the run is enqueued, so
+a run done again after a crash finds its record instead of writing a second one.
+
+Embedded mode drains the queue with `claim` (the oldest due run). Distributed mode hands
+runs to Celery and a worker takes a given run with `start`, under a lease, so a task
+delivered twice runs once; `undispatched` finds accepted runs whose task was never sent or
+got lost, for the sweeper.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from runbook_lib.contract.alerts import Alert, route
+from runbook_lib.records import record
+from runbook_lib.records.migrations import schema
+
+KINDS = ("investigation", "verification")
+incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed run with what its notebook needs."""
+
+    run_id: int
+    kind: str
+    record: str
+    attempts: int
+    incident_id: int
+    alertname: str
+    runbook: str
+    fingerprint: str
+    starts_at: str
+    ends_at: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    verification_of: str | None  # the investigation's record, for a verification
+    waited_s: float = 0.0  # from due to claimed: time spent in the queue
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A run the accept transaction created: what a dispatcher needs to send its task."""
+
+    run_id: int
+    kind: str
+    not_before: float
+
+
+class Index:
+    """The incident index at a SQLite file `path`, or at a database `url`."""
+
+    def __init__(self, path: Path | str | None = None, *, url: str | None = None) -> None:
+        if url is None:
+            url = f"sqlite:///{path}"
+        self.path = Path(url.split("///", 1)[1]) if url.startswith("sqlite:///") else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine = _engine(url)
+        self.postgres = self.engine.dialect.name == "postgresql"
+        schema.upgrade(self.engine)
+
+    @property
+    def where(self) -> str:
+        """What to name in a message: the file, or the database without its password."""
+        return str(self.path) if self.path else self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """One write transaction, durable when the block ends without error (SQLite:
+        BEGIN IMMEDIATE and synchronous=FULL; PostgreSQL: its commit)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(readonly=True) as conn:
+            yield conn
+
+    def _insert(self, table: sa.Table):
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        return (postgresql if self.postgres else sqlite).insert(table)
+
+    # -- the receiver's side ---------------------------------------------------------------
+    def accept(
+        self, alerts: list[Alert], verify_delay: float, now: float | None = None
+    ) -> list[str]:
+        """Record the alerts and enqueue their runs in one transaction; one outcome each:
+        `queued`, `duplicate`, `resolved` or `resolved-duplicate`."""
+        return self.accept_runs(alerts, verify_delay, now)[0]
+
+    def accept_runs(
+        self, alerts: list[Alert], verify_delay: float, now: float | None = None
+    ) -> tuple[list[str], list[Queued]]:
+        """`accept`, also returning the runs this transaction created (to dispatch)."""
+        now = time.time() if now is None else now
+        created: list[Queued] = []
+        with self._tx() as conn:
+            outcomes = [self._accept_one(conn, a, verify_delay, now, created) for a in alerts]
+        return outcomes, created
+
+    def _accept_one(
+        self, conn: Connection, a: Alert, delay: float, now: float, created: list[Queued]
+    ) -> str:
+        starts = a.startsAt.isoformat()
+        key = (incidents_t.c.fingerprint == a.fingerprint) & (incidents_t.c.starts_at == starts)
+        new_id = conn.execute(
+            self._insert(incidents_t)
+            .values(
+                fingerprint=a.fingerprint,
+                starts_at=starts,
+                alertname=a.name,
+                runbook=route(a.name),
+                severity=a.labels.get("severity", ""),
+                labels=json.dumps(a.labels),
+                annotations=json.dumps(a.annotations),
+                generator_url=a.generatorURL,
+                status="firing",
+                received_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at"])
+            .returning(incidents_t.c.id)
+        ).scalar()
+        row = conn.execute(
+            sa.select(incidents_t.c.id, incidents_t.c.status).where(key)
+        ).one()  # ours, or the one another receiver committed first
+        incident, status = row.id, ("firing" if new_id else row.status)
+        # A resolved alert never seen firing still gets its investigation: none is lost.
+        new = self._enqueue(conn, incident, a, "investigation", now, created)
+        if a.status == "firing":
+            return "queued" if new else "duplicate"
+        if status == "resolved":
+            return "resolved-duplicate"
+        ends = a.endsAt.isoformat() if a.endsAt else None
+        done = conn.execute(
+            sa.update(incidents_t)
+            .where((incidents_t.c.id == incident) & (incidents_t.c.status != "resolved"))
+            .values(status="resolved", ends_at=ends, resolved_at=now)
+        )
+        if done.rowcount == 0:  # another receiver resolved it in the meantime
+            return "resolved-duplicate"
+        self._enqueue(conn, incident, a, "verification", now + delay, created)
+        return "resolved"
+
+    def _enqueue(
+        self,
+        conn: Connection,
+        incident: int,
+        a: Alert,
+        kind: str,
+        not_before: float,
+        created: list[Queued],
+    ) -> bool:
+        name = record.record_name(a.startsAt, a.name, a.fingerprint)
+        if kind == "verification":
+            name += "-verify"
+        for candidate in (name, f"{name}-i{incident}"):
+            values = dict(incident_id=incident, kind=kind, state="queued", record=candidate,
+                          not_before=not_before, enqueued_at=time.time())  # fmt: skip
+            run_id = conn.execute(
+                self._insert(runs_t)
+                .values(**values)
+                .on_conflict_do_nothing()
+                .returning(runs_t.c.id)
+            ).scalar()
+            if run_id is not None:
+                created.append(Queued(run_id, kind, not_before))
+                return True
+            mine = (runs_t.c.incident_id == incident) & (runs_t.c.kind == kind)
+            if conn.execute(sa.select(runs_t.c.id).where(mine)).first():
+                return False  # this incident has its run of this kind already
+            # else the record name belongs to another incident: try the suffixed name
+        raise RuntimeError(f"record names {name} and {name}-i{incident} are both taken")
+
+    # -- the workers' side -----------------------------------------------------------------
+    def claim(self, now: float | None = None) -> Job | None:
+        """Take the oldest due queued run, marking it running; None when nothing is due."""
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            pick = (
+                sa.select(runs_t.c.id)
+                .where((runs_t.c.state == "queued") & (runs_t.c.not_before <= now))
+                .order_by(runs_t.c.not_before, runs_t.c.id)
+                .limit(1)
+            )
+            if self.postgres:
+                pick = pick.with_for_update(skip_locked=True)
+            run_id = conn.execute(pick).scalar()
+            if run_id is None:
+                return None
+            self._mark_running(conn, run_id, now)
+            return self._job(conn, run_id)
+
+    def start(self, run_id: int, lease_s: float, now: float | None = None) -> Job | None:
+        """Take run `run_id` for a worker: it must be queued, or running with its lease
+        (started more than `lease_s` ago) expired. None: done, or another worker has it."""
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            takeable = (runs_t.c.id == run_id) & (
+                (runs_t.c.state == "queued")
+                | ((runs_t.c.state == "running") & (runs_t.c.started_at < now - lease_s))
+            )
+            taken = conn.execute(
+                sa.update(runs_t)
+                .where(takeable)
+                .values(state="running", started_at=now, attempts=runs_t.c.attempts + 1)
+            )
+            return self._job(conn, run_id) if taken.rowcount else None
+
+    def _mark_running(self, conn: Connection, run_id: int, now: float) -> None:
+        conn.execute(
+            sa.update(runs_t)
+            .where(runs_t.c.id == run_id)
+            .values(state="running", started_at=now, attempts=runs_t.c.attempts + 1)
+        )
+
+    def _job(self, conn: Connection, run_id: int) -> Job:
+        r = conn.execute(
+            sa.select(runs_t, *_incident_cols()).join(incidents_t).where(runs_t.c.id == run_id)
+        ).one()
+        first = conn.execute(
+            sa.select(runs_t.c.record).where(
+                (runs_t.c.incident_id == r.incident_id) & (runs_t.c.kind == "investigation")
+            )
+        ).scalar()
+        return Job(
+            run_id=r.id,
+            kind=r.kind,
+            record=r.record,
+            attempts=r.attempts,
+            incident_id=r.incident_id,
+            alertname=r.alertname,
+            runbook=r.runbook,
+            fingerprint=r.fingerprint,
+            starts_at=r.starts_at,
+            ends_at=r.ends_at,
+            labels=json.loads(r.labels),
+            annotations=json.loads(r.annotations),
+            verification_of=first if r.kind == "verification" else None,
+            waited_s=max(0.0, (r.started_at or r.not_before) - r.not_before),
+        )
+
+    def job(self, run_id: int) -> Job:
+        """A run as its notebook needs it, whatever its state."""
+        with self._read() as conn:
+            return self._job(conn, run_id)
+
+    def finish(self, run_id: int, summary: dict[str, Any], location: str | None = None) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(runs_t)
+                .where(runs_t.c.id == run_id)
+                .values(
+                    state="done",
+                    finished_at=time.time(),
+                    status=summary.get("status"),
+                    top_cause=summary.get("top_cause"),
+                    error=summary.get("error"),
+                    **({"location": location} if location else {}),
+                )
+            )
+
+    def in_flight(self) -> list[Job]:
+        """Runs marked running: after a crash, the ones no worker will finish."""
+        with self._tx() as conn:
+            ids = conn.execute(sa.select(runs_t.c.id).where(runs_t.c.state == "running"))
+            return [self._job(conn, i) for (i,) in ids.all()]
+
+    def requeue(self, run_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(runs_t)
+                .where((runs_t.c.id == run_id) & (runs_t.c.state == "running"))
+                .values(state="queued")
+            )
+
+    def dispatched(self, run_ids: Sequence[int], now: float | None = None) -> None:
+        """Note that tasks were sent for these runs (the sweeper leaves them alone a while)."""
+        if not run_ids:
+            return
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(runs_t).where(runs_t.c.id.in_(run_ids)).values(dispatched_at=now)
+            )
+
+    def undispatched(
+        self, grace_s: float, lease_s: float, *, resend_sent: bool, now: float | None = None
+    ) -> list[Queued]:
+        """Runs that no worker will get without a new task: due for `grace_s` and never
+        sent; with `resend_sent`, also those sent but not started by then (the caller knows
+        the broker's queue is empty, so their tasks are lost); and runs whose worker's lease
+        expired."""
+        now = time.time() if now is None else now
+        c = runs_t.c
+        waited = (c.state == "queued") & (c.not_before <= now - grace_s)
+        sent_long_ago = c.dispatched_at < now - grace_s if resend_sent else sa.false()
+        lost = waited & (c.dispatched_at.is_(None) | sent_long_ago)
+        stale = (c.state == "running") & (c.started_at < now - lease_s)
+        with self._read() as conn:
+            rows = conn.execute(sa.select(c.id, c.kind, c.not_before).where(lost | stale))
+            return [Queued(r.id, r.kind, r.not_before) for r in rows.all()]
+
+    # -- reading -----------------------------------------------------------------------------
+    def queue_stats(self, now: float | None = None) -> tuple[int, float]:
+        """(queued runs that are due, age in seconds of the oldest of them)."""
+        now = time.time() if now is None else now
+        due = (runs_t.c.state == "queued") & (runs_t.c.not_before <= now)
+        with self._read() as conn:
+            n, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(runs_t.c.not_before)).where(due)
+            ).one()
+        return n, (now - oldest) if oldest is not None else 0.0
+
+    def incidents(
+        self,
+        limit: int = 100,
+        *,
+        alert: str = "",
+        status: str = "",
+        since: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Incidents newest first, each with its runs; optionally filtered by alert name
+        (substring), status and received time."""
+        q = sa.select(incidents_t)
+        if alert:
+            q = q.where(incidents_t.c.alertname.contains(alert, autoescape=True))
+        if status:
+            q = q.where(incidents_t.c.status == status)
+        if since is not None:
+            q = q.where(incidents_t.c.received_at >= since)
+        q = q.order_by(incidents_t.c.received_at.desc(), incidents_t.c.id.desc()).limit(limit)
+        with self._read() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+            runs = self._runs(conn, [r["id"] for r in rows])
+        for inc in rows:
+            inc["labels"] = json.loads(inc["labels"])
+            inc["annotations"] = json.loads(inc["annotations"])
+            inc["runs"] = runs.get(inc["id"], [])
+        return rows
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        """One incident with its runs; LookupError naming the id when there is none."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(incidents_t).where(incidents_t.c.id == incident_id)
+            ).first()
+            if row is None:
+                raise LookupError(f"no incident {incident_id} in {self.where}")
+            inc = dict(row._mapping)
+            inc["runs"] = self._runs(conn, [incident_id]).get(incident_id, [])
+        inc["labels"] = json.loads(inc["labels"])
+        inc["annotations"] = json.loads(inc["annotations"])
+        return inc
+
+    def run_of(self, record_name: str) -> tuple[dict, dict] | None:
+        """(run, incident) of a record, or None when the index does not know it."""
+        with self._read() as conn:
+            run = conn.execute(sa.select(runs_t).where(runs_t.c.record == record_name)).first()
+            if run is None:
+                return None
+            inc = conn.execute(
+                sa.select(incidents_t).where(incidents_t.c.id == run.incident_id)
+            ).first()
+        return dict(run._mapping), dict(inc._mapping) if inc else {}
+
+    def _runs(self, conn: Connection, incident_ids: list[int]) -> dict[int, list[dict]]:
+        out: dict[int, list[dict]] = {}
+        if not incident_ids:
+            return out
+        q = sa.select(runs_t).where(runs_t.c.incident_id.in_(incident_ids)).order_by(runs_t.c.id)
+        for r in conn.execute(q):
+            out.setdefault(r.incident_id, []).append(dict(r._mapping))
+        return out
+
+    def forget(self, records: list[str]) -> None:
+        """Drop these records' runs, and incidents left with no run (retention)."""
+        if not records:
+            return
+        with self._tx() as conn:
+            conn.execute(sa.delete(runs_t).where(runs_t.c.record.in_(records)))
+            conn.execute(
+                sa.delete(incidents_t).where(
+                    ~incidents_t.c.id.in_(sa.select(runs_t.c.incident_id).distinct())
+                )
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _incident_cols() -> list[sa.Column]:
+    c = incidents_t.c
+    return [c.alertname, c.runbook, c.fingerprint, c.starts_at, c.ends_at, c.labels,
+            c.annotations]  # fmt: skip
+
+
+def _engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = sa.create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, poolclass=sa.NullPool
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # transactions are begun below, not by pysqlite
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk (fsync)
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,101 @@
+"""The kernel zygote: a process that has already imported what every runbook notebook imports
+(pandas, matplotlib with its inline backend, the library) and drawn one chart, and that forks
+a fresh Jupyter kernel per run on request. A forked kernel starts with all of that in memory
+(copy-on-write) in a fraction of a second, instead of paying 2-3 s of interpreter start-up
+and imports per run; and since the zygote itself never runs notebook code, each kernel is
+as clean as a new process.
+
+Protocol (`python -m runbook_lib.records.zygote`): one JSON request per line on stdin,
+`{"connection_file": ..., "mark": ..., "cwd": ...}`, answered by `{"pid": N}` on stdout once
+the child exists. The zygote exits when stdin closes or its parent dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+# Forking is safe only while this process has one thread: numerical libraries must not
+# start thread pools at import.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_MAX_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy's frozen-module note
+
+MARK = "RUNBOOK_RUN_MARK"
+KERNEL_ARGS = ("--HistoryManager.enabled=False",)  # no shared history.sqlite to lock
+
+
+def warm() -> None:
+    """Import and exercise what the notebooks use, so every fork inherits it ready."""
+    import matplotlib.pyplot as plt
+    import matplotlib_inline.backend_inline  # noqa: F401
+    import pandas as pd
+    from ipykernel.kernelapp import IPKernelApp  # noqa: F401
+
+    from runbook_lib.evidence.panels import PANELS, PanelData
+    from runbook_lib.notebook import charts  # noqa: F401
+
+    # One chart end to end (lines, thresholds, the firing band, a date axis, an empty
+    # panel): fonts, text layout and the PNG writer load now, not in each run.
+    times = pd.date_range("2026-01-01", periods=30, freq="20s", tz="UTC")
+    frame = pd.DataFrame({"timestamp": times, "series": "", "value": range(30)})
+    data = PanelData(PANELS["error_rate"], frame)
+    empty = PanelData(PANELS["memory"], frame.iloc[0:0], ["warm-up"])
+    fig = charts.grid([data, empty], times[10], None)
+    charts.png_bytes(fig)
+    plt.close(fig)
+
+
+def serve(requests, replies) -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernels reap themselves
+    for line in requests:
+        req = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _become_kernel(req["connection_file"], req["mark"], req.get("cwd"), os.getppid())
+        replies.write(json.dumps({"pid": pid}) + "\n")
+        replies.flush()
+
+
+def _become_kernel(connection_file: str, mark: str, cwd: str | None, zygote: int) -> None:
+    """In the forked child: a kernel of its own session, dying with the zygote."""
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # cells wait for their children
+        os.setsid()
+        from runbook_lib.records.lifetime import die_with_parent
+
+        die_with_parent(zygote)
+        os.environ[MARK] = mark  # inherited by whatever a cell starts
+        if cwd:
+            os.chdir(cwd)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        from ipykernel.kernelapp import IPKernelApp
+
+        app = IPKernelApp.instance()
+        app.initialize(["-f", connection_file, *KERNEL_ARGS])
+        app.start()
+    finally:
+        os._exit(0)
+
+
+def main() -> int:
+    from runbook_lib.records.lifetime import die_with_parent
+
+    die_with_parent(int(os.environ.get("RUNBOOK_PARENT_PID", os.getppid())))
+    warm()
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything a library prints goes to the log, not into the protocol
+    sys.stdout = sys.stderr
+    replies.write(json.dumps({"ready": os.getpid()}) + "\n")
+    replies.flush()
+    serve(sys.stdin, replies)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

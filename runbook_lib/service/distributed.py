@@ -1,0 +1,253 @@
+"""Beyond one machine: runs as Celery tasks on Redis, the index in PostgreSQL.
+
+Receivers (`runbook serve --database URL --broker URL`) accept an alert into the index and
+send one task per new run; a verification is sent with its countdown (Celery's ETA), not
+held by a timer in one process. Workers on any machine (`runbook worker --database URL
+--broker URL --concurrency N`) keep a warm kernel per pool process, take the run under a
+lease (`Index.start`), execute it, publish the record in the shared records directory,
+file it, and only then acknowledge the task (`acks_late`; `reject_on_worker_lost`). A task
+whose worker died is delivered again; the record name, fixed when the alert was accepted,
+makes a second delivery find the published record and stop: effectively once.
+
+Infrastructure failures (no kernel, the records directory or the database unavailable) are
+retried with exponential backoff. A notebook that fails, or a Prometheus that does not
+answer, is a record, not a retry. Every receiver sweeps: runs accepted but never sent (the
+broker was down), sent long ago and still queued (the broker lost them), or running with
+their lease expired (the worker vanished) are sent again.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, signals
+
+from runbook_lib.records import record, runner
+from runbook_lib.records.index import Index, Queued
+from runbook_lib.service.workers import RunConfig, job_spec
+
+TASK = "runbook.run"
+MAX_ATTEMPTS = 3  # deliveries of one run that may start it before it is given up
+MAX_RETRIES = 5  # retries of infrastructure failures
+BACKOFF_S = 2.0  # first retry after about this long, doubling each time
+GRACE_S = 30.0  # the lease past the run's own limit before another worker may take it
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What receivers and workers of one installation share."""
+
+    database: str
+    broker: str
+    run: RunConfig
+    verify_delay: float = 300.0
+    dispatch_grace_s: float = 60.0  # a sent task not started by then is sent again
+    sweep_every_s: float = 15.0
+    lease_grace_s: float = GRACE_S
+
+    @property
+    def lease_s(self) -> float:
+        """How long a started run belongs to its worker: its limit and a grace period."""
+        return self.run.run_timeout + self.lease_grace_s
+
+    @property
+    def visibility_s(self) -> float:
+        """How long Redis waits for an acknowledgement before delivering again: past the
+        lease (or a redelivery would find the run still leased), and past the longest ETA
+        (a verification's countdown), or Redis would deliver it early again."""
+        return max(self.lease_s, self.verify_delay) + 10
+
+
+def make_app(settings: Settings) -> Celery:
+    app = Celery("runbook", broker=settings.broker, set_as_current=True)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,  # one run at a time per process: none hoarded
+        worker_proc_alive_timeout=120,  # a pool process warms its kernel when it starts
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_s,
+            # look for unacknowledged tasks past their visibility timeout every few seconds
+            # (kombu's default looks every 100 s)
+            "unacked_restore_interval": max(1, min(10, int(settings.visibility_s / 4))),
+            "unacked_restore_throttle": 1,
+        },
+        task_time_limit=settings.lease_s,  # a backstop: the engine stops a run first
+        worker_hijack_root_logger=False,
+    )
+    app.conf.runbook = settings
+    app.task(name=TASK, bind=True, max_retries=MAX_RETRIES)(_run_task)
+    return app
+
+
+# -- the worker side --------------------------------------------------------------------
+@dataclass
+class _Context:
+    """Per worker process: the index, the warm worker, the settings."""
+
+    settings: Settings
+    index: Index
+    worker: Any  # warm_worker.Worker
+    runs: int = field(default=0)
+
+
+_ctx: _Context | None = None
+
+
+def _context(app: Celery) -> _Context:
+    global _ctx
+    if _ctx is None:
+        from runbook_lib.service.warm_worker import Worker
+
+        settings: Settings = app.conf.runbook
+        mark = f"{settings.run.output_dir.resolve()}#celery-{os.getpid()}-"
+        worker = Worker(mark, settings.run.notebook_dir, settings.run.start_timeout)
+        worker.warm()
+        _ctx = _Context(settings, Index(url=settings.database), worker)
+    return _ctx
+
+
+@signals.worker_process_init.connect
+def _warm_process(**_: Any) -> None:
+    """Each pool process warms its kernel when it starts, not at its first alert."""
+    from celery import current_app
+
+    if getattr(current_app.conf, "runbook", None) is not None:
+        _context(current_app)
+
+
+def _run_task(task, run_id: int) -> str:
+    """Run `run_id` once, whoever delivers it. Returns what happened (for the logs)."""
+    ctx = _context(task.app)
+    cfg = ctx.settings.run
+    job = ctx.index.start(run_id, lease_s=ctx.settings.lease_s)
+    if job is None:
+        return "taken: done already, or another worker holds its lease"
+    published = cfg.output_dir / job.record
+    if published.exists():  # an earlier delivery published it, then died before filing
+        ctx.index.finish(run_id, record.summary(published), location=str(published))
+        return "found published"
+    if job.attempts > MAX_ATTEMPTS:
+        rec = runner.failure_record(
+            job_spec(job, cfg)["params"], cfg.output_dir, runbook=job.runbook, name=job.record,
+            status="failed", error=f"the run was started {job.attempts - 1} times and never "
+            "finished; not trying again", extra={"run_id": run_id},
+        )  # fmt: skip
+        ctx.index.finish(run_id, record.summary(rec), location=str(rec))
+        return "given up"
+    from runbook_lib.records.kernels import KernelError
+
+    try:
+        rec = ctx.worker.run(job_spec(job, cfg))
+    except (KernelError, OSError) as exc:  # infrastructure: put it back and retry later
+        ctx.index.requeue(run_id)
+        if task.request.retries >= MAX_RETRIES:
+            raise
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
+    finally:
+        ctx.worker.prepare()
+    ctx.index.finish(run_id, record.summary(rec), location=str(rec))
+    return "done"
+
+
+def backoff(retries: int) -> float:
+    """Exponential backoff with jitter: about 2, 4, 8, 16, 32 s."""
+    return BACKOFF_S * 2**retries * random.uniform(0.8, 1.2)
+
+
+def run_worker(settings: Settings, concurrency: int, name: str = "") -> None:
+    """`runbook worker`: a Celery worker whose pool processes each keep a warm kernel."""
+    app = make_app(settings)
+    level = os.environ.get("RUNBOOK_WORKER_LOGLEVEL", "WARNING")
+    argv = ["worker", f"--loglevel={level}", f"--concurrency={concurrency}", "--pool=prefork",
+            "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
+    if name:
+        argv.append(f"--hostname={name}@%h")
+    app.worker_main(argv)
+
+
+# -- the receiver side ------------------------------------------------------------------
+class CeleryDispatcher:
+    """Sends accepted runs as tasks; `sweep` sends again what was never sent or was lost."""
+
+    def __init__(self, app: Celery, index: Index) -> None:
+        self.app, self.index = app, index
+        self.settings: Settings = app.conf.runbook
+        self.sweep_every_s = self.settings.sweep_every_s
+
+    def send(self, runs: list[Queued]) -> None:
+        """Send a task per run (a run due later with its countdown). A broker that is down
+        loses nothing: the runs stay undispatched in the index and the sweep sends them.
+        Each batch uses a connection of its own, which declares the queue again: a broker
+        restarted empty would otherwise drop messages routed to a queue it no longer knows."""
+        if not runs:
+            return
+        sent = []
+        now = time.time()
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1)
+                for run in runs:
+                    self.app.send_task(
+                        TASK,
+                        args=[run.run_id],
+                        countdown=max(0.0, run.not_before - now),
+                        connection=conn,
+                        retry=False,
+                    )
+                    sent.append(run.run_id)
+        except Exception as exc:  # kombu's OperationalError and friends
+            print(f"runbook serve: cannot send {len(runs) - len(sent)} runs: {exc}",
+                  file=sys.stderr)  # fmt: skip
+        self.index.dispatched(sent)
+
+    def sweep(self) -> int:
+        """Send again the runs whose tasks are lost. A run sent but not started is lost
+        only when the broker's queue is empty: a queue still draining a storm is not
+        loss, and sending its runs again would only lengthen it."""
+        backlog = self.backlog()
+        lost = self.index.undispatched(
+            self.settings.dispatch_grace_s, self.settings.lease_s, resend_sent=backlog == 0
+        )
+        self.send(lost)
+        return len(lost)
+
+    def backlog(self) -> int | None:
+        """Tasks waiting in the broker's queue; None when the broker does not answer. A new
+        connection each time: a restarted broker is seen as it is now."""
+        from kombu.exceptions import ChannelError
+
+        try:
+            with self.app.connection() as conn:
+                conn.ensure_connection(max_retries=1)
+                with conn.channel() as channel:
+                    try:
+                        return int(channel.queue_declare(queue="celery", passive=True)[1])
+                    except ChannelError:  # no such queue (a broker restarted empty)
+                        return 0
+        except Exception:  # a broker that is down: only never-sent runs are sent
+            return None
+
+
+def settings_from(args: Any, run: RunConfig) -> Settings:
+    return Settings(
+        database=args.database,
+        broker=args.broker,
+        run=run,
+        verify_delay=getattr(args, "verify_delay", 300.0),
+        dispatch_grace_s=getattr(args, "dispatch_grace", 60.0),
+        sweep_every_s=getattr(args, "sweep_every", 15.0),
+        lease_grace_s=getattr(args, "lease_grace", GRACE_S),
+    )
+
+
+__all__ = ["CeleryDispatcher", "Settings", "make_app", "run_worker", "Path"]

@@ -1,0 +1,145 @@
+"""`runbook doctor`: before an incident, can the runbooks see? Prometheus, the contract
+metrics (and which runbook panels each missing one blinds), Docker, the Jupyter kernel,
+the output directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from runbook_lib.contract.alerts import RUNBOOKS
+from runbook_lib.contract.names import NAMES
+from runbook_lib.evidence.panels import PANELS, Scope
+from runbook_lib.evidence.prom import Failure, Prom
+
+OVERVIEW = ("error_rate", "latency", "cache_hit_rate", "memory")
+RUNBOOK_PANELS: dict[str, tuple[str, ...]] = {
+    "service_down": (*OVERVIEW, "up", "request_rate", "component_health"),
+    "high_error_rate": (*OVERVIEW, "errors_by_type", "errors_by_tool", "component_health"),
+    "high_latency": (*OVERVIEW, "latency_by_tool", "cpu", "cache_evictions"),
+    "memory": (*OVERVIEW, "heap", "cache_size", "libreoffice_processes"),
+    "cache_hit_rate": (*OVERVIEW, "cache_evictions", "cache_size"),
+    "libreoffice_leak": (*OVERVIEW, "libreoffice_processes"),
+    "fork_leak": (*OVERVIEW, "active_forks"),
+    "fd_leak": (*OVERVIEW, "descriptors"),
+    "disk_usage": (*OVERVIEW, "disk"),
+    "triage": (*OVERVIEW, "up", "request_rate"),
+}
+
+
+def panel_metrics(name: str) -> set[str]:
+    """Contract metric names a panel's queries read (found in its PromQL)."""
+    text = " ".join(PANELS[name].queries(Scope("x")).values())
+    names = set(NAMES.metrics().values())
+    found = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text))
+    hist = {n for n in names if f"{n}_bucket" in found}
+    return (found & names) | hist
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    missing_metrics: list[str] = field(default_factory=list)
+    blind_panels: dict[str, list[str]] = field(default_factory=dict)  # runbook -> panels
+    blind_runbooks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.blind_runbooks and all(c.ok for c in self.checks if c.name != "docker")
+
+
+def run(
+    prometheus_url: str,
+    output_dir: Path,
+    docker_base_url: str | None = None,
+    at: datetime | None = None,
+) -> Report:
+    report = Report()
+    prom = Prom(prometheus_url, timeout=5)
+    present = _present_metrics(prom, at or datetime.now(UTC))
+    if present is None:
+        report.checks.append(Check("prometheus", False, f"{prometheus_url} does not answer"))
+        report.blind_runbooks = list(RUNBOOKS)
+    else:
+        report.checks.append(Check("prometheus", True, f"{prometheus_url} answers"))
+        wanted = set(NAMES.metrics().values())
+        report.missing_metrics = sorted(m for m in wanted if m not in present)
+        _blindness(report, set(report.missing_metrics))
+    report.checks += [_docker(docker_base_url), _kernel(), _writable(output_dir)]
+    return report
+
+
+def _present_metrics(prom: Prom, at: datetime) -> set[str] | None:
+    res = prom.instant(
+        'group by (__name__) ({__name__=~"ggen_mcp_.*|process_.*|nodejs_.*|'
+        'node_filesystem_.*|up"})',
+        at,
+    )
+    if res.failure is Failure.UNREACHABLE:
+        return None
+    names = set(res.frame["__name__"]) if "__name__" in res.frame else set()
+    return names | {n.removesuffix("_bucket") for n in names if n.endswith("_bucket")}
+
+
+def _blindness(report: Report, missing: set[str]) -> None:
+    """A runbook is blind when every panel of its own (beyond the overview) lost its data."""
+    for runbook, names in RUNBOOK_PANELS.items():
+        lost = [p for p in names if panel_metrics(p) & missing]
+        if lost:
+            report.blind_panels[runbook] = lost
+        own = [p for p in names if p not in OVERVIEW]
+        if own and all(p in lost for p in own):
+            report.blind_runbooks.append(runbook)
+
+
+def _docker(base_url: str | None) -> Check:
+    from runbook_lib.evidence import containers
+
+    client, error = containers.client(base_url)
+    if client is None:
+        return Check("docker", False, f"{error} (container checks will say so)")
+    return Check("docker", True, "engine answers")
+
+
+def _kernel() -> Check:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().find_kernel_specs()
+    ok = "runbook" in specs or "python3" in specs
+    return Check(
+        "jupyter kernel", ok, ", ".join(sorted(specs)) or "no kernel installed (run `make setup`)"
+    )
+
+
+def _writable(path: Path) -> Check:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+        return Check("output directory", os.access(path, os.W_OK), f"{path} is writable")
+    except OSError as exc:
+        return Check("output directory", False, f"{path}: {exc.strerror}")
+
+
+def render(report: Report) -> str:
+    lines = [f"{'ok  ' if c.ok else 'FAIL'} {c.name:<17} {c.detail}" for c in report.checks]
+    if report.missing_metrics:
+        lines.append(
+            f"missing metrics ({len(report.missing_metrics)}): " + ", ".join(report.missing_metrics)
+        )
+    for runbook, lost in report.blind_panels.items():
+        lines.append(f"  {runbook}: loses {', '.join(lost)}")
+    if report.blind_runbooks:
+        lines.append("BLIND runbooks: " + ", ".join(report.blind_runbooks))
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""Incidents as people look at them: state, duration, top cause, the communication message.
+Shared by `runbook incidents` and the incident pages."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from runbook_lib.contract.clock import utc
+from runbook_lib.notebook.communication import message, status_of
+from runbook_lib.records.index import Index
+
+
+def load(index: Index, incident_id: int) -> dict[str, Any]:
+    """One incident with its runs, described; LookupError naming the id when there is none."""
+    return describe(index.incident(incident_id))
+
+
+def describe(inc: dict[str, Any]) -> dict[str, Any]:
+    """Add what a person wants first: top cause, state, duration, the investigation run."""
+    for k in ("labels", "annotations"):
+        if isinstance(inc.get(k), str):
+            inc[k] = json.loads(inc[k])
+    runs = inc.get("runs", [])
+    inv = next((r for r in runs if r["kind"] == "investigation"), None)
+    inc["investigation"] = inv
+    inc["followups"] = [r for r in runs if r["kind"] != "investigation"]
+    inc["top_cause"] = inv["top_cause"] if inv else None
+    inc["run_status"] = (inv["status"] or inv["state"]) if inv else "none"
+    starts = utc(inc["starts_at"])
+    ends = _ends(inc)
+    inc["duration_s"] = ((ends or datetime.now(UTC)) - starts).total_seconds()
+    inc["duration"] = _human(inc["duration_s"]) + ("" if ends else " (firing)")
+    return inc
+
+
+def state(inc: dict[str, Any]) -> str:
+    """Investigating until the investigation is done, then mitigating, until resolved."""
+    inv = inc.get("investigation")
+    return status_of(inc["status"] == "resolved", bool(inv and inv["state"] == "done"))
+
+
+def incident_message(index: Index, incident_id: int, now: datetime | None = None) -> str:
+    inc = load(index, incident_id)
+    ann = inc["annotations"]
+    return message(
+        alert=inc["alertname"],
+        severity=inc["severity"],
+        starts_at=utc(inc["starts_at"]),
+        now=now or datetime.now(UTC),
+        status=state(inc),
+        summary=ann.get("summary", ""),
+        impact=ann.get("impact", ""),
+        top_cause=inc["top_cause"],
+        ends_at=_ends(inc),
+    )
+
+
+def _ends(inc: dict[str, Any]) -> datetime | None:
+    if inc["status"] != "resolved" or not inc.get("ends_at"):
+        return None
+    return utc(inc["ends_at"])
+
+
+def _human(seconds: float) -> str:
+    minutes = int(max(0, seconds) // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"

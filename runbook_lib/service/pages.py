@@ -1,0 +1,199 @@
+"""Incident pages of `runbook serve`: find and read incidents in a browser, no Jupyter.
+
+`/incidents` lists them with filters; `/incidents/<id>` shows the rendered record with its
+charts and links (notebook download, JupyterLab, follow-ups, post-mortem). The webhook
+token or a read-only viewer token protects them: as a bearer header, or once as
+`?token=` which becomes a cookie. Files are served only from inside the output directory.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as FastApiPath
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import DictLoader, Environment, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from runbook_lib.contract.config import ROOT
+from runbook_lib.records.index import Index
+from runbook_lib.service import incident_view
+
+COOKIE = "runbook_token"
+MAX_HOURS = 24 * 366 * 10  # the list's time filter: ten years back at most
+# SQLite's integer range: a larger id is no incident, not a crash.
+IncidentId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]
+
+BASE = """<!doctype html><html><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#222}
+header{background:#1f2937;color:#fff;padding:10px 20px}
+header a{color:#fff;text-decoration:none;font-weight:600}
+main{padding:16px 20px}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e5e7eb}
+th{background:#f3f4f6}
+.sev-critical{color:#b91c1c;font-weight:600}.sev-warning{color:#b45309;font-weight:600}
+.firing{color:#b91c1c}.resolved{color:#15803d}
+form.filters{margin:0 0 12px}form.filters *{margin-right:6px}
+.links a{margin-right:14px}
+iframe{width:100%;height:78vh;border:1px solid #d1d5db}
+</style></head><body><header><a href="/incidents">GGEN MCP incidents</a></header>
+<main>{% block main %}{% endblock %}</main></body></html>"""
+
+LIST = """{% extends "base" %}{% block main %}
+<form class="filters" method="get" action="/incidents">
+  <input name="alert" placeholder="alert name" value="{{ f.alert or '' }}">
+  <select name="status">{% for s in ['', 'firing', 'resolved'] %}
+    <option value="{{ s }}"{% if f.status == s %} selected{% endif %}>{{ s or 'any status' }}</option>
+  {% endfor %}</select>
+  <select name="since_hours">{% for h, label in [(0, 'any time'), (1, 'last hour'), (24, 'last day'), (168, 'last week')] %}
+    <option value="{{ h }}"{% if f.since_hours == h %} selected{% endif %}>{{ label }}</option>
+  {% endfor %}</select>
+  <button type="submit">Filter</button>
+</form>
+<table id="incidents"><thead><tr><th>#</th><th>started (UTC)</th><th>alert</th><th>severity</th>
+<th>status</th><th>top cause</th><th>duration</th><th>run</th></tr></thead><tbody>
+{% for i in incidents %}<tr>
+  <td>{{ i.id }}</td><td>{{ i.starts_at[:19].replace('T', ' ') }}</td>
+  <td><a class="incident" href="/incidents/{{ i.id }}">{{ i.alertname }}</a></td>
+  <td class="sev-{{ i.severity }}">{{ i.severity or '-' }}</td>
+  <td class="{{ i.status }}">{{ i.status }}</td><td>{{ i.top_cause or '—' }}</td>
+  <td>{{ i.duration }}</td><td>{{ i.run_status }}</td></tr>
+{% else %}<tr><td colspan="8">No incidents match.</td></tr>{% endfor %}
+</tbody></table>{% endblock %}"""
+
+DETAIL = """{% extends "base" %}{% block main %}
+<h2>#{{ i.id }} {{ i.alertname }} <span class="sev-{{ i.severity }}">{{ i.severity }}</span>
+<span class="{{ i.status }}">{{ i.status }}</span></h2>
+<p>{{ i.annotations.get('summary', '') }}</p>
+<p>Started {{ i.starts_at[:19].replace('T', ' ') }} UTC · {{ i.duration }} ·
+top cause: <b id="top-cause">{{ i.top_cause or 'none likely' }}</b> · communication status: {{ state }}</p>
+{% if rec %}<p class="links">
+  <a href="/records/{{ rec | urlq }}/record.ipynb" download>Download notebook (.ipynb)</a>
+  <a href="/records/{{ rec | urlq }}/record.html">Full record (with code)</a>
+  {% if jupyter %}<a href="{{ jupyter }}">Open in JupyterLab</a>{% endif %}
+  {% for f in i.followups %}{% if f.state == 'done' %}
+  <a class="followup" href="/records/{{ f.record | urlq }}/report.html">{{ f.kind }}: {{ f.status }}</a>
+  {% else %}<span>{{ f.kind }}: {{ f.state }}</span>{% endif %}{% endfor %}
+  {% if postmortem %}<a id="postmortem" href="/records/{{ postmortem | urlq }}/postmortem.html">Post-mortem draft</a>
+  {% else %}</p><form method="post" action="/incidents/{{ i.id }}/postmortem">
+  <button type="submit">Write the post-mortem draft</button></form><p>{% endif %}
+</p>
+<iframe id="record" src="/records/{{ rec | urlq }}/report.html" title="incident record"></iframe>
+{% else %}<p>The investigation is {{ i.run_status }}; this page shows the record once it exists.</p>
+{% endif %}{% endblock %}"""
+
+ENV = Environment(
+    loader=DictLoader({"base": BASE, "list": LIST, "detail": DETAIL}),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+)
+ENV.filters["urlq"] = lambda s: quote(str(s))
+
+
+def router(index: Index, output_dir: Path, tokens: list[str], jupyter_url: str = "") -> APIRouter:
+    out = output_dir.resolve()
+    r = APIRouter()
+
+    def allowed(request: Request) -> bool:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ")
+        given = given or request.cookies.get(COOKIE, "")
+        return any(given and hmac.compare_digest(given.encode(), t.encode()) for t in tokens)
+
+    def guard(request: Request) -> Response | None:
+        token = request.query_params.get("token")
+        if token and any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens):
+            resp = RedirectResponse(request.url.remove_query_params("token"), status_code=303)
+            resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+            return resp
+        if not allowed(request):
+            raise HTTPException(401, "the incident pages need the viewer or webhook token "
+                                "(?token=... once, or a bearer header)")  # fmt: skip
+        return None
+
+    @r.get("/incidents", response_class=HTMLResponse)
+    def incidents(
+        request: Request,
+        alert: str = "",
+        status: str = Query("", pattern="^(|firing|resolved)$"),
+        since_hours: int = Query(0, ge=0, le=MAX_HOURS),
+    ) -> Response:
+        if redirect := guard(request):
+            return redirect
+        since = time.time() - since_hours * 3600 if since_hours > 0 else None
+        rows = listed(index, alert, status, since)
+        f = {"alert": alert, "status": status, "since_hours": since_hours}
+        return HTMLResponse(ENV.get_template("list").render(title="Incidents", incidents=rows, f=f))
+
+    @r.get("/incidents/{incident_id}", response_class=HTMLResponse)
+    def incident(request: Request, incident_id: IncidentId) -> Response:
+        if redirect := guard(request):
+            return redirect
+        try:
+            inc = incident_view.load(index, incident_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        inv = inc["investigation"]
+        rec = inv["record"] if inv and (out / inv["record"]).is_dir() else None
+        pm = f"postmortem-{rec}" if rec and (out / f"postmortem-{rec}").is_dir() else None
+        page = ENV.get_template("detail").render(
+            title=f"#{inc['id']} {inc['alertname']}",
+            i=inc,
+            rec=rec,
+            state=incident_view.state(inc),
+            postmortem=pm,
+            jupyter=_jupyter_link(jupyter_url, out / rec / "record.ipynb") if rec else "",
+        )
+        return HTMLResponse(page)
+
+    @r.post("/incidents/{incident_id}/postmortem")
+    async def write_postmortem(request: Request, incident_id: IncidentId) -> Response:
+        guard(request)
+        from runbook_lib.records import postmortem
+
+        records = postmortem.incident_records(index, out, incident_id)
+        if not records:
+            raise HTTPException(409, f"incident {incident_id} has no finished record yet")
+        await run_in_threadpool(postmortem.write, records)
+        return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
+
+    @r.get("/records/{path:path}")
+    def record_file(request: Request, path: str) -> Response:
+        if redirect := guard(request):
+            return redirect
+        try:
+            target = (out / path).resolve()
+            found = target.is_relative_to(out) and target != out and target.is_file()
+        except (ValueError, OSError):  # a NUL byte, a name too long for the file system
+            found = False
+        if not found:
+            raise HTTPException(404, f"no such record file: {path}")
+        if target.name == "index.sqlite" or any(
+            p.startswith(".") for p in target.relative_to(out).parts
+        ):
+            raise HTTPException(404, f"no such record file: {path}")
+        return FileResponse(target)
+
+    return r
+
+
+def listed(index: Index, alert: str, status: str, since: float | None) -> list[dict]:
+    return [
+        incident_view.describe(r)
+        for r in index.incidents(500, alert=alert, status=status, since=since)
+    ]
+
+
+def _jupyter_link(base: str, notebook: Path) -> str:
+    if not base:
+        return ""
+    try:
+        rel = notebook.resolve().relative_to(ROOT)
+    except ValueError:
+        return ""  # JupyterLab serves the project directory; records elsewhere are not in it
+    return f"{base.rstrip('/')}/lab/tree/{quote(str(rel))}"

@@ -1,0 +1,195 @@
+"""`runbook serve`: the webhook receiver Alertmanager posts to, with its own metrics.
+
+An alert is answered 2xx only once it is in the index (committed, fsync'd), and no notebook
+runs inside a request: the worker pool picks the runs up from the index. Alertmanager
+retries on 5xx and timeouts and gives up on 4xx, so a payload we cannot read gets a 4xx
+that says which field is wrong, and anything we accepted is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Protocol
+
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from runbook_lib.contract.alerts import WebhookPayload
+from runbook_lib.records.index import Index, Queued
+from runbook_lib.service import pages
+from runbook_lib.service.metrics import Metrics
+from runbook_lib.service.workers import Pool, RunConfig
+
+MAX_BODY_BYTES = 1 << 20
+
+
+class Dispatcher(Protocol):
+    """Hands accepted runs to a task queue (see `runbook_lib.service.distributed`)."""
+
+    sweep_every_s: float
+
+    def send(self, runs: list[Queued]) -> None: ...
+
+    def sweep(self) -> int: ...
+
+
+def create_app(
+    index: Index,
+    token: str,
+    *,
+    run_config: RunConfig | None = None,
+    dispatcher: Dispatcher | None = None,
+    records_dir: Path | None = None,
+    verify_delay: float = 300.0,
+    viewer_token: str = "",
+    jupyter_url: str = "",
+    retention_days: float = 0,
+) -> FastAPI:
+    """The receiver and the incident pages. With `run_config` it also runs the worker pool
+    while it serves (one machine); with `dispatcher` it hands accepted runs to a task queue
+    instead (several machines) and sweeps up runs whose task was lost. Records are read
+    from `records_dir` (default: beside the SQLite index). The pages take the webhook
+    token or the read-only `viewer_token`."""
+    output_dir = Path(records_dir) if records_dir else index.path.parent
+    if not token:
+        raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
+    metrics = Metrics.create(index)
+    pool = Pool(index, run_config, metrics.observe_run) if run_config else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pruner = (
+            asyncio.create_task(_prune_hourly(index, output_dir, retention_days))
+            if retention_days
+            else None
+        )
+        sweeper = asyncio.create_task(_sweep(dispatcher)) if dispatcher else None
+        if pool:
+            pool.start()
+            if pool.leftovers_killed:
+                print(
+                    f"runbook serve: killed {len(pool.leftovers_killed)} processes left by "
+                    "runs of an earlier server",
+                    file=sys.stderr,
+                )
+        yield
+        for task in (pruner, sweeper):
+            if task:
+                task.cancel()
+        if pool:
+            pool.stop()
+
+    app = FastAPI(title="runbook server", lifespan=lifespan)
+    app.state.index, app.state.pool = index, pool
+    tokens = [t for t in (token, viewer_token) if t]
+    app.include_router(pages.router(index, output_dir, tokens, jupyter_url))
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/incidents")
+
+    @app.post("/alerts")
+    async def alerts(request: Request, authorization: str = Header("")) -> dict:
+        expected = f"Bearer {token}".encode()
+        if not hmac.compare_digest(authorization.encode(), expected):
+            raise HTTPException(
+                401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
+            )
+        body = await _read_limited(request)
+        try:
+            payload = WebhookPayload.model_validate_json(body)
+        except ValidationError as exc:
+            raise HTTPException(422, _explain(exc)) from exc
+        try:
+            outcomes, created = await run_in_threadpool(
+                index.accept_runs, payload.alerts, verify_delay
+            )
+        except SQLAlchemyError as exc:  # 5xx: Alertmanager keeps the alert and retries
+            raise HTTPException(
+                503, f"could not persist the alerts in {index.where}: {_first_line(exc)}"
+            ) from exc
+        if pool and created:
+            pool.notify()
+        if dispatcher and created:  # after the commit; a failed send is swept up later
+            await run_in_threadpool(dispatcher.send, created)
+        for alert, outcome in zip(payload.alerts, outcomes, strict=True):
+            metrics.received.labels(alert.status).inc()
+            if outcome.endswith("duplicate"):
+                metrics.duplicates.inc()
+        return {"accepted": len(payload.alerts), "outcomes": outcomes}
+
+    @app.get("/health")
+    def health() -> dict:
+        depth, oldest = index.queue_stats()
+        return {"status": "ok", "queue_depth": depth, "oldest_queued_seconds": round(oldest, 1)}
+
+    @app.get("/metrics")
+    def metrics_page() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _sweep(dispatcher: Dispatcher) -> None:
+    """Re-send the tasks of accepted runs that no worker will get otherwise (the broker was
+    down at accept time, or lost them)."""
+    while True:
+        await asyncio.sleep(dispatcher.sweep_every_s)
+        try:
+            resent = await run_in_threadpool(dispatcher.sweep)
+            if resent:
+                print(f"runbook serve: re-sent {resent} runs to the queue", file=sys.stderr)
+        except Exception as exc:  # the broker or database is down: try again next time
+            print(f"runbook serve: sweep failed: {exc}", file=sys.stderr)
+
+
+async def _prune_hourly(index: Index, output_dir: Path, days: float) -> None:
+    """Retention while serving: records older than `days` go, post-mortem sources stay."""
+    from runbook_lib.records import retention
+
+    while True:
+        try:
+            done = await run_in_threadpool(retention.prune, output_dir, days, index=index)
+            if done.removed:
+                print(
+                    f"runbook serve: retention removed {len(done.removed)} records", file=sys.stderr
+                )
+        except OSError as exc:
+            print(f"runbook serve: retention failed: {exc}", file=sys.stderr)
+        await asyncio.sleep(3600)
+
+
+async def _read_limited(request: Request) -> bytes:
+    """The body, refusing (413) past MAX_BODY_BYTES without reading it all into memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"body of {declared} bytes exceeds {MAX_BODY_BYTES}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HTTPException(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
+
+
+def _explain(exc: ValidationError) -> list[dict]:
+    """Each problem with the field path that caused it, e.g. `alerts.0.fingerprint`. The
+    offending input is left out: it may be bytes that are not UTF-8, or megabytes long."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]

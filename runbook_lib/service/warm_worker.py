@@ -1,0 +1,146 @@
+"""A long-lived notebook worker (`python -m runbook_lib.service.warm_worker`), started by the pool.
+
+It pays start-up once: papermill, nbclient and the exporters are imported and built, the
+notebooks read, and a kernel is forked from its zygote and warmed before any alert arrives.
+For each job it runs the notebook in that kernel, publishes the record, kills the kernel
+(with whatever its cells started) and forks the next one, so no run can see another's state.
+
+Protocol: one JSON job per line on stdin (see `Pool.spec`); one JSON reply per job on
+stdout, `{"record": PATH}`. Everything else this process prints goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from runbook_lib.records import engine, kernels, runner
+from runbook_lib.records.lifetime import die_with_parent
+
+
+class Worker:
+    def __init__(self, mark_prefix: str, notebook_dir: Path, start_timeout: float) -> None:
+        self.engine = engine.Engine(notebook_dir)
+        self.zygote = kernels.Zygote(mark_prefix, log=None, start_timeout=start_timeout)
+        self.start_timeout = start_timeout
+        self.kernel: kernels.Kernel | None = None
+
+    def warm(self) -> None:
+        """Exporters and a first kernel, before the first job."""
+        self.engine.exporters.html(_tiny_notebook())
+        self.engine.exporters.html(_tiny_notebook(), code=False)
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Fork the next kernel now, while no job waits for it."""
+        if self.kernel is None or not self.kernel.alive():
+            try:
+                self.kernel = self.zygote.fork()
+            except kernels.KernelError as exc:
+                print(f"runbook worker: {exc}", file=sys.stderr)
+                self.kernel = None
+
+    def acquire(self) -> kernels.Kernel:
+        """The warm kernel; a new one if it died while idle (or could not be had before)."""
+        if self.kernel is not None and not self.kernel.alive():
+            self.kernel.kill()
+            self.kernel = None
+        if self.kernel is None:
+            self.kernel = self.zygote.fork()
+        kernel, self.kernel = self.kernel, None
+        return kernel
+
+    def run_or_record(self, spec: dict[str, Any]) -> Path:
+        """`run`; a run that gets no kernel is a failed record (the pool's workers)."""
+        try:
+            return self.run(spec)
+        except kernels.KernelError as exc:
+            return runner.failure_record(
+                spec["params"],
+                Path(spec["output_dir"]),
+                runbook=spec["runbook"],
+                name=spec["record"],
+                status="failed",
+                error=str(exc),
+                extra=spec["extra"],
+            )
+
+    def run(self, spec: dict[str, Any]) -> Path:
+        """Run a job (see `workers.job_spec`) in the warm kernel and publish its record;
+        raises KernelError when no kernel can be had."""
+        req = engine.Request(
+            params=spec["params"],
+            runbook=spec["runbook"],
+            output_dir=Path(spec["output_dir"]),
+            name=spec["record"],
+            extra=spec["extra"],
+            cell_timeout=spec["cell_timeout"],
+            run_timeout=spec["run_timeout"],
+        )
+        handoff = max(0.0, time.time() - spec.get("sent_at", time.time()))
+        started = time.monotonic()
+        kernel = self.acquire()
+        waited = time.monotonic() - started
+        try:
+            rec, timings = self.engine.run(req, kernel)
+        finally:
+            kernel.kill()
+        timings.phases = {
+            "queue": spec.get("queued_s", 0.0),
+            "handoff": round(handoff, 4),  # waiting for this worker to take the job
+            "kernel": round(waited, 4),
+            **timings.phases,
+        }
+        timings.phases["total"] = round(time.monotonic() - started, 4)
+        if "execute" in timings.phases:  # not when the record was found already published
+            timings.write(rec)
+        return rec
+
+    def close(self) -> None:
+        if self.kernel:
+            self.kernel.kill()
+        self.zygote.close()
+
+
+def _tiny_notebook():
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    return new_notebook(cells=[new_markdown_cell("# warm-up"), new_code_cell("1 + 1")])
+
+
+def serve(worker: Worker, jobs: IO[str], replies: IO[str]) -> None:
+    for line in jobs:
+        rec = worker.run_or_record(json.loads(line))
+        replies.write(json.dumps({"record": str(rec)}) + "\n")
+        replies.flush()
+        worker.prepare()
+
+
+NICENESS = 5  # runs yield the CPU to the receiver: a storm must not slow the webhook
+
+
+def main() -> int:
+    die_with_parent(int(os.environ.get("RUNBOOK_PARENT_PID", os.getppid())))
+    os.nice(NICENESS)  # inherited by the zygote and its kernels
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # library output goes to the log, never into the protocol
+    sys.stdout = sys.stderr
+    worker = Worker(
+        os.environ["RUNBOOK_MARK_PREFIX"],
+        Path(os.environ.get("RUNBOOK_NOTEBOOK_DIR", str(engine.NOTEBOOKS))),
+        float(os.environ.get("RUNBOOK_START_TIMEOUT", "60")),
+    )
+    try:
+        worker.warm()
+        serve(worker, sys.stdin, replies)
+    finally:
+        worker.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

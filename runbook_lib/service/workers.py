@@ -1,0 +1,291 @@
+"""A bounded pool of warm notebook workers draining the index's queue.
+
+Each slot keeps one long-lived worker process (`runbook_lib.service.warm_worker`) with a kernel
+already forked and warmed; a slot's thread claims the next due run, hands it to its worker
+and files the record the worker publishes. Whatever happens to a run (it finishes, overruns
+or its worker dies) it ends with exactly one record and nothing it started keeps running: the
+worker enforces the run's wall-clock limit, and the slot kills a worker that does not answer
+within that limit plus a grace period, files a `timed_out` or `failed` record, and starts a
+fresh worker. On start the pool recovers from a crash of an earlier server: it kills what the
+earlier runs left behind, keeps records that were completed, and runs the rest again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runbook_lib.records import record, runner
+from runbook_lib.records.engine import NOTEBOOKS
+from runbook_lib.records.index import Index, Job
+from runbook_lib.records.lifetime import MARK, kill_group, sweep
+
+__all__ = ["MARK", "Pool", "RunConfig"]
+MAX_ATTEMPTS = 3
+GRACE_S = 30.0  # past the run limit, a worker that does not answer is killed
+IDLE_POLL_S = 0.5  # how often an idle slot looks for due runs without being woken
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How the pool runs notebooks."""
+
+    output_dir: Path
+    workers: int = field(default_factory=lambda: os.cpu_count() or 2)
+    cell_timeout: float = 300.0
+    start_timeout: float = 60.0
+    run_timeout: float = 900.0
+    prometheus_url: str = ""
+    alertmanager_url: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # extra notebook parameters
+    notebook_dir: Path = NOTEBOOKS
+
+
+Observer = Callable[[Job, dict, float], None]
+
+
+class Slot:
+    """One worker process and the lines it answers, read by a thread of their own."""
+
+    def __init__(self, number: int, env: dict[str, str]) -> None:
+        self.number, self.env = number, env
+        self.proc: subprocess.Popen | None = None
+        self.replies: queue.Queue[str | None] = queue.Queue()
+
+    def ensure(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            self.replies = queue.Queue()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "runbook_lib.service.warm_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # its own group: worker and zygote die together
+                env=self.env,
+            )
+            threading.Thread(
+                target=_read_lines, args=(self.proc, self.replies), daemon=True
+            ).start()
+        return self.proc
+
+    def ask(self, spec: dict[str, Any], timeout: float) -> dict | None:
+        """Send a job; its reply, or None if the worker died or did not answer in time."""
+        proc = self.ensure()
+        try:
+            proc.stdin.write(json.dumps(spec) + "\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return None
+        try:
+            line = self.replies.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        return json.loads(line) if line else None
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        kill_group(self.proc.pid)
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+def _read_lines(proc: subprocess.Popen, out: queue.Queue) -> None:
+    for line in proc.stdout:
+        out.put(line)
+    out.put(None)  # end of file: the worker is gone
+
+
+class Pool:
+    def __init__(self, index: Index, config: RunConfig, on_done: Observer | None = None) -> None:
+        self.index, self.config, self.on_done = index, config, on_done
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self.slots: list[Slot] = []
+        self.leftovers_killed: list[int] = []
+        # One mark per pool, so a sweep never touches another server's runs.
+        self._mark_prefix = f"{self.index.path.resolve()}#"
+
+    def start(self) -> None:
+        self.recover()
+        env = {
+            **os.environ,
+            "RUNBOOK_PARENT_PID": str(os.getpid()),
+            "RUNBOOK_MARK_PREFIX": self._mark_prefix,
+            "RUNBOOK_NOTEBOOK_DIR": str(self.config.notebook_dir),
+            "RUNBOOK_START_TIMEOUT": str(self.config.start_timeout),
+        }
+        env.pop(MARK, None)
+        for i in range(self.config.workers):
+            slot = Slot(i, env)
+            slot.ensure()  # warm up now, not when the first alert arrives
+            self.slots.append(slot)
+            t = threading.Thread(target=self._loop, args=(slot,), name=f"runbook-worker-{i}")
+            t.daemon = True
+            t.start()
+            self._threads.append(t)
+
+    def notify(self) -> None:
+        """New runs were queued: wake idle slots now rather than at their next poll."""
+        with self._wake:
+            self._wake.notify_all()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; end running runs (they go back to the queue for the next start)."""
+        self._stop.set()
+        self.notify()
+        for slot in self.slots:
+            slot.kill()
+        for t in self._threads:
+            t.join(timeout)
+        sweep(self._mark_prefix)
+
+    # -- recovery --------------------------------------------------------------------------
+    def recover(self) -> int:
+        """After a crash: kill leftovers, keep finished records, requeue the rest."""
+        self.leftovers_killed = sweep(self._mark_prefix)
+        for tmp in self.config.output_dir.glob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        requeued = 0
+        for job in self.index.in_flight():
+            done = self.config.output_dir / job.record
+            if done.exists():
+                self.index.finish(job.run_id, record.summary(done))
+            elif job.attempts >= MAX_ATTEMPTS:
+                error = f"the run was interrupted {job.attempts} times; not trying again"
+                self._file(job, self._failure(job, "failed", error), 0.0)
+            else:
+                self.index.requeue(job.run_id)
+                requeued += 1
+        return requeued
+
+    # -- the work --------------------------------------------------------------------------
+    def _loop(self, slot: Slot) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.index.claim()
+            except Exception as exc:  # a locked or broken index must not end the worker
+                print(
+                    f"runbook worker: cannot claim from {self.index.path}: {exc}", file=sys.stderr
+                )
+                self._stop.wait(2)
+                continue
+            if job is None:
+                with self._wake:
+                    self._wake.wait(IDLE_POLL_S)
+                continue
+            started = time.monotonic()
+            rec = self.execute(slot, job)
+            if rec is not None:
+                self._file(job, rec, time.monotonic() - started)
+
+    def execute(self, slot: Slot, job: Job) -> Path | None:
+        """Run `job` on the slot's worker; its record, or None when the pool is stopping."""
+        reply = slot.ask(self.spec(job), self.config.run_timeout + GRACE_S)
+        if reply is not None:
+            return Path(reply["record"])
+        proc = slot.proc
+        died = proc is not None and proc.poll() is not None
+        slot.kill()  # not answering in time, or dead: either way a fresh worker next
+        done = self.config.output_dir / job.record
+        if done.exists():
+            return done
+        if self._stop.is_set():
+            return None  # stopped by the pool: recovered and run again on the next start
+        if died and proc.returncode and proc.returncode < 0:
+            return self._failure(
+                job, "failed", f"the worker process was killed by signal {-proc.returncode}"
+            )
+        if died:
+            return self._failure(job, "failed", f"the worker process exited {proc.returncode}")
+        limit = self.config.run_timeout + GRACE_S
+        return self._failure(
+            job, "timed_out", f"the worker did not answer within {limit:.0f}s and was stopped"
+        )
+
+    def spec(self, job: Job) -> dict[str, Any]:
+        return job_spec(job, self.config)
+
+    def params(self, job: Job) -> dict[str, Any]:
+        return job_params(job, self.config)
+
+    def links(self, job: Job) -> dict[str, Any]:
+        return job_links(job)
+
+    def _failure(self, job: Job, status: str, error: str) -> Path:
+        return runner.failure_record(
+            self.params(job),
+            self.config.output_dir,
+            runbook=job.runbook,
+            name=job.record,
+            status=status,
+            error=error,
+            extra=self.links(job),
+        )
+
+    def _file(self, job: Job, rec: Path, seconds: float) -> None:
+        summary = record.summary(rec)
+        self.index.finish(job.run_id, summary)
+        if self.on_done:
+            self.on_done(job, summary, seconds)
+
+
+def job_spec(job: Job, config: RunConfig) -> dict[str, Any]:
+    """A run as a worker reads it (the pool's workers and the Celery workers alike)."""
+    return {
+        "params": job_params(job, config),
+        "output_dir": str(config.output_dir),
+        "runbook": job.runbook,
+        "record": job.record,
+        "cell_timeout": config.cell_timeout,
+        "run_timeout": config.run_timeout,
+        "extra": job_links(job),
+        "queued_s": round(job.waited_s, 4),
+        "sent_at": time.time(),  # the worker times the hand-over from here
+    }
+
+
+def job_params(job: Job, config: RunConfig) -> dict[str, Any]:
+    """Papermill parameters: alert fields as data, never as code."""
+    labels = {k: v for k, v in job.labels.items() if k != "alertname"}
+    return runner.alert_params(
+        job.alertname,
+        labels,
+        annotations=job.annotations,
+        starts_at=job.starts_at,
+        ends_at=job.ends_at or "",
+        fp=job.fingerprint,
+        prometheus_url=config.prometheus_url,
+        extra={
+            **({"alertmanager_url": a} if (a := config.alertmanager_url) else {}),
+            **config.params,
+        },
+    )
+
+
+def job_links(job: Job) -> dict[str, Any]:
+    """What summary.json says of the run beside the notebook's summary."""
+    links: dict[str, Any] = {
+        "incident_id": job.incident_id,
+        "run_id": job.run_id,
+        "kind": job.kind,
+        "attempt": job.attempts,
+    }
+    if job.verification_of:
+        links["verification_of"] = job.verification_of
+    return links
