@@ -73,12 +73,40 @@ class Verdict:
 
 
 Rule = Callable[[Evidence], list[Fact]]
-RULES: dict[str, dict[str, Rule]] = {}
+NO_COMMANDS = "# no runbook commands for this cause"
 
 
-def rule(runbook: str | tuple[str, ...], cause: str) -> Callable[[Rule], Rule]:
+@dataclass
+class Cause:
+    """One of the runbook's common causes, whole: the rule that judges it in each runbook
+    that lists it, the runbook's resolution commands, and the guarded mitigation (a key of
+    `mitigation.ACTIONS`) a notebook may offer for it."""
+
+    id: str
+    rules: dict[str, Rule]  # runbook -> rule
+    commands: str = NO_COMMANDS
+    mitigation: str | None = None
+
+
+CAUSES: dict[str, Cause] = {}
+RULES: dict[str, dict[str, Rule]] = {}  # runbook -> cause id -> rule, the engine's view
+
+
+def rule(
+    runbook: str | tuple[str, ...],
+    cause: str,
+    commands: str = NO_COMMANDS,
+    mitigation: str | None = None,
+) -> Callable[[Rule], Rule]:
+    """Register `fn` as the rule of `cause` in `runbook`(s), with the cause's commands and
+    mitigation. A cause listed by several runbooks keeps one `Cause`."""
+
     def register(fn: Rule) -> Rule:
+        entry = CAUSES.setdefault(cause, Cause(cause, {}, commands, mitigation))
+        if (entry.commands, entry.mitigation) != (commands, mitigation):
+            raise ValueError(f"cause {cause!r} registered twice with different commands")
         for rb in (runbook,) if isinstance(runbook, str) else runbook:
+            entry.rules[rb] = fn
             RULES.setdefault(rb, {})[cause] = fn
         return fn
 

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import Formatter, FuncFormatter
 
 from runbook_lib.evidence.panels import PanelData, Scope, fetch
 from runbook_lib.evidence.prom import Prom
@@ -85,11 +85,35 @@ def draw(
         )
     ax.set_ylabel(p.unit)
     ax.yaxis.set_major_formatter(FuncFormatter(compact))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    time_axis(ax)
     handles, _ = ax.get_legend_handles_labels()
     if len(handles) > 1:
         ax.legend(loc="upper left", ncols=2)
     return ax
+
+
+class DistinctTimes(Formatter):
+    """Time tick labels in the shortest form that tells every tick apart: clock times,
+    seconds when minutes repeat, the date when the window spans days (UTC, as the data)."""
+
+    FORMATS = ("%H:%M", "%H:%M:%S", "%d %b", "%d %b %H:%M")
+
+    def format_ticks(self, values: list[float]) -> list[str]:
+        times = [mdates.num2date(v) for v in values]
+        for fmt in self.FORMATS:
+            labels = [t.strftime(fmt) for t in times]
+            if len(set(labels)) == len(labels):
+                return labels
+        return [t.strftime("%Y-%m-%d %H:%M:%S") for t in times]
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return mdates.num2date(x).strftime("%H:%M")
+
+
+def time_axis(ax: Axes) -> None:
+    """Three to seven time ticks, each label different from the others."""
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7))
+    ax.xaxis.set_major_formatter(DistinctTimes())
 
 
 def compact(value: float, _pos: object = None) -> str:

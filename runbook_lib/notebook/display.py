@@ -1,11 +1,14 @@
-"""How cells show things: a chart drawn once as the PNG the record keeps, alert text made
-safe for Markdown, numbers and threshold statuses as the tables print them."""
+"""How cells show things: a chart drawn once as the PNG the record keeps, tables without
+pandas' 0..n row numbers, alert text made safe for Markdown, numbers and threshold statuses
+as the tables print them."""
 
 from __future__ import annotations
 
 import html
 from datetime import UTC, datetime
 
+import pandas as pd
+from IPython import get_ipython
 from IPython.display import Image, display
 
 from runbook_lib.evidence import panels
@@ -56,3 +59,27 @@ def status_of(panel: panels.Panel, value: float) -> str:
 
 def iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def numbered_only(frame: pd.DataFrame) -> bool:
+    """True when the index is only row numbers (unnamed integers): nothing to show."""
+    return frame.index.name is None and pd.api.types.is_integer_dtype(frame.index.dtype)
+
+
+def table_html(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=not numbered_only(frame), border=0, classes="dataframe")
+
+
+def table_text(frame: pd.DataFrame) -> str:
+    return frame.to_string(index=not numbered_only(frame))
+
+
+def tables_without_row_numbers() -> None:
+    """Make every DataFrame a cell displays drop a row-number index (HTML and text). A named
+    or labelled index (a pattern, a setting) is kept. Outside IPython this does nothing."""
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatters = shell.display_formatter.formatters
+    formatters["text/html"].for_type(pd.DataFrame, table_html)
+    formatters["text/plain"].for_type(pd.DataFrame, lambda df, p, _cycle: p.text(table_text(df)))

@@ -10,6 +10,7 @@ from runbook_lib.contract.alerts import route
 from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
 from runbook_lib.evidence import panels
 from runbook_lib.evidence.prom import Prom, utc
+from runbook_lib.notebook.display import tables_without_row_numbers
 from runbook_lib.notebook.session import PARAMS, Session
 from runbook_lib.notebook.steps import STEPS
 
@@ -22,6 +23,7 @@ class Run(Session):
 
 def start(runbook: str, namespace: dict[str, Any]) -> Run:
     """The run of `runbook` from the notebook's parameters (picked out of `namespace`)."""
+    tables_without_row_numbers()
     p = {k: namespace[k] for k in PARAMS if k in namespace}
     p.setdefault("labels", {})
     p.setdefault("alert_name", p["labels"].get("alertname", runbook))

@@ -361,13 +361,24 @@ class Session:
             "data_gaps": self.gaps,
             "actions": self.actions,
             "post_checks": getattr(self, "post_check_rows", []),
+            "first_command": self.first_command(top),
+            "links": {"prometheus": self.graph_url(), "alertmanager": self.alertmanager_url()},
         }
         display(
-            {"application/json": out, "text/plain": json.dumps(out, indent=1)},
+            {"application/json": out, "text/plain": json.dumps(out, indent=1, ensure_ascii=False)},
             raw=True,
             metadata={"runbook_summary": True},
         )
         return out
+
+    def first_command(self, cause: str | None) -> str | None:
+        """The first command of the runbook's resolution for `cause` (what to do first)."""
+        from runbook_lib.diagnosis.resolution import commands
+
+        if cause is None:
+            return None
+        lines = commands(self.runbook, cause, self.values()).splitlines()
+        return next((ln for ln in lines if ln.strip() and not ln.startswith("#")), None)
 
     @property
     def service_port(self) -> int | None:

@@ -35,6 +35,7 @@ from runbook_lib.contract.clock import utc
 from runbook_lib.contract.config import ROOT
 from runbook_lib.records import record
 from runbook_lib.records.kernels import Kernel
+from runbook_lib.records.lead import lead_html
 
 NOTEBOOKS = ROOT / "notebooks"
 KERNEL_NAME = "python3"
@@ -205,6 +206,9 @@ def finish(
         nbformat.write(nb, tmp / "record.ipynb")
         summ = failure_summary(params, req.runbook, status, error)
     summ.update(req.extra)
+    if status == "completed":
+        nb.cells.insert(0, new_markdown_cell(lead_html(summ)))
+        nbformat.write(nb, tmp / "record.ipynb")
     (tmp / "summary.json").write_text(json.dumps(summ, indent=1, default=str))
     record.write_html(tmp, nb, exporters)
 

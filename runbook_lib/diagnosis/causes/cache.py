@@ -13,7 +13,11 @@ from runbook_lib.diagnosis.engine import (
 )
 
 
-@rule("cache_hit_rate", "cache_too_small")
+@rule(
+    "cache_hit_rate",
+    "cache_too_small",
+    commands=("# raise CACHE_MAX_SIZE (e.g. 2000), then\ndocker restart {container}"),
+)
 def cache_too_small(ev: Evidence) -> list[Fact]:
     return [
         metric(
@@ -42,7 +46,11 @@ def cache_too_small(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("cache_hit_rate", "ttl_too_short")
+@rule(
+    "cache_hit_rate",
+    "ttl_too_short",
+    commands=("# raise CACHE_TTL (e.g. 3600); use longer TTLs for hot workbooks"),
+)
 def ttl_too_short(ev: Evidence) -> list[Fact]:
     return [
         metric(
@@ -71,7 +79,11 @@ def ttl_too_short(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("cache_hit_rate", "poor_cache_keys")
+@rule(
+    "cache_hit_rate",
+    "poor_cache_keys",
+    commands=("# normalise cache keys: drop timestamps and volatile query parameters"),
+)
 def poor_cache_keys(ev: Evidence) -> list[Fact]:
     return [
         log_fact(
@@ -95,7 +107,11 @@ def poor_cache_keys(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("cache_hit_rate", "high_request_variance")
+@rule(
+    "cache_hit_rate",
+    "high_request_variance",
+    commands=("# cache common sub-results; warm the cache for frequent workbooks"),
+)
 def high_request_variance(ev: Evidence) -> list[Fact]:
     return [
         log_fact(

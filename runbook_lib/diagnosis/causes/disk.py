@@ -60,5 +60,24 @@ def _growth_text(h: dict, path: str) -> str:
     return f"{path} holds {d[path] / 1e9:.1f} GB; largest is {max(d, key=d.get)}"
 
 
+DISK_COMMANDS = {  # the runbook's resolution commands per cause
+    "log_files_growing": (
+        "logrotate /etc/logrotate.d/ggen-mcp\n"
+        "find /var/log/ggen-mcp -name '*.log' -mtime +7 -delete"
+    ),
+    "prometheus_data_growing": (
+        "du -sh /var/lib/prometheus\n# lower --storage.tsdb.retention.time (e.g. 15d), restart"
+    ),
+    "temp_files_not_cleaned": (
+        "find {temp_dir} -name 'ggen-mcp-*' -mtime +1\n"
+        "find {temp_dir} -name 'ggen-mcp-*' -mtime +1 -delete"
+    ),
+}
+
 for _cause, _path in DISK_DIRS.items():
-    rule("disk_usage", _cause)(_disk_rule(_cause, _path))
+    rule(
+        "disk_usage",
+        _cause,
+        commands=DISK_COMMANDS[_cause],
+        mitigation="clean_temp_files" if _cause == "temp_files_not_cleaned" else None,
+    )(_disk_rule(_cause, _path))

@@ -13,7 +13,14 @@ from runbook_lib.diagnosis.engine import (
 )
 
 
-@rule("high_error_rate", "invalid_input")
+@rule(
+    "high_error_rate",
+    "invalid_input",
+    commands=(
+        "docker logs {container} 2>&1 | grep -A5 'validation error'\n"
+        "# identify the clients sending invalid requests; improve validation messages"
+    ),
+)
 def invalid_input(ev: Evidence) -> list[Fact]:
     return [
         errors_share(ev, {"invalid_input", "parse_error"}, "validation and parse errors"),
@@ -21,7 +28,14 @@ def invalid_input(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("high_error_rate", "database_connection")
+@rule(
+    "high_error_rate",
+    "database_connection",
+    commands=(
+        'psql -h localhost -U ggen_mcp -c "SELECT 1"\n'
+        "curl -s http://localhost:{port}/metrics | grep pool"
+    ),
+)
 def database_connection(ev: Evidence) -> list[Fact]:
     return [
         errors_share(ev, {"io_error", "timeout"}, "I/O errors and timeouts", 2),
@@ -31,7 +45,14 @@ def database_connection(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("high_error_rate", "third_party_api")
+@rule(
+    "high_error_rate",
+    "third_party_api",
+    commands=(
+        "curl -I https://external-api.example.com/health\n"
+        "# add a circuit breaker and retries with exponential backoff"
+    ),
+)
 def third_party_api(ev: Evidence) -> list[Fact]:
     return [
         errors_share(ev, {"unknown", "timeout"}, "unclassified errors and timeouts", 1),
@@ -40,7 +61,11 @@ def third_party_api(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("high_error_rate", "libreoffice_failure")
+@rule(
+    "high_error_rate",
+    "libreoffice_failure",
+    commands=("ps aux | grep [s]office\nkill -9 {pids}\nulimit -n"),
+)
 def libreoffice_failure(ev: Evidence) -> list[Fact]:
     return [
         errors_share(ev, {"recalc_error", "fork_error"}, "recalc and fork errors", 2),

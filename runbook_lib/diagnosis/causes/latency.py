@@ -34,7 +34,14 @@ def _others_fast(ev: Evidence, tools: set[str], label: str) -> Fact:
     )
 
 
-@rule("high_latency", "cpu_saturation")
+@rule(
+    "high_latency",
+    "cpu_saturation",
+    commands=(
+        "top -b -n 1 | head -20\nps aux --sort=-%cpu | head -10\n"
+        "# scale out: add instances behind the load balancer"
+    ),
+)
 def cpu_saturation(ev: Evidence) -> list[Fact]:
     return [
         metric(
@@ -57,7 +64,13 @@ def cpu_saturation(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("high_latency", "memory_pressure")
+@rule(
+    "high_latency",
+    "memory_pressure",
+    commands=(
+        "free -h\nvmstat 1 5\ndocker stats --no-stream {container}\ndocker restart {container}"
+    ),
+)
 def memory_pressure(ev: Evidence) -> list[Fact]:
     return [
         metric(
@@ -78,7 +91,15 @@ def memory_pressure(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("high_latency", "slow_database_queries")
+@rule(
+    "high_latency",
+    "slow_database_queries",
+    commands=(
+        'psql -c "SELECT query, mean_exec_time FROM pg_stat_statements '
+        'ORDER BY mean_exec_time DESC LIMIT 10"\n'
+        "docker logs {container} 2>&1 | grep 'slow query'"
+    ),
+)
 def slow_database_queries(ev: Evidence) -> list[Fact]:
     db = {"read_table", "list_workbooks"}
     return [
@@ -96,7 +117,14 @@ def slow_database_queries(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("high_latency", "cache_thrashing")
+@rule(
+    "high_latency",
+    "cache_thrashing",
+    commands=(
+        "curl -s http://localhost:{port}/metrics | grep cache\n"
+        "# raise CACHE_MAX_SIZE, pre-warm common workbooks, review TTLs"
+    ),
+)
 def cache_thrashing(ev: Evidence) -> list[Fact]:
     return [
         metric(
@@ -117,7 +145,14 @@ def cache_thrashing(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("high_latency", "libreoffice_bottleneck")
+@rule(
+    "high_latency",
+    "libreoffice_bottleneck",
+    commands=(
+        "ps aux | grep [s]office | wc -l\n"
+        "# raise MAX_LIBREOFFICE_PROCESSES; pool processes; add timeouts"
+    ),
+)
 def libreoffice_bottleneck(ev: Evidence) -> list[Fact]:
     lo = {"recalc", "screenshot"}
     return [

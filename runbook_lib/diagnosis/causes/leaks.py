@@ -73,12 +73,41 @@ def _leak_rule(runbook: str, kind: str):
     return facts
 
 
+LEAK_COMMANDS = {  # the runbook's resolution commands per cause
+    "orphaned_processes": (
+        "ps -o pid,ppid,etime,cmd -p {pids}\nkill -9 {pids}\n"
+        "# reap children on every error path; add process timeouts"
+    ),
+    "zombie_processes": (
+        "ps aux | grep defunct\n"
+        "# zombies go when their parent reaps them or exits:\n"
+        "docker restart {container}"
+    ),
+    "hung_processes": (
+        "ps -o pid,etime,time,cmd -p {pids}\nkill -9 {pids}\n"
+        "# add a timeout to each LibreOffice operation"
+    ),
+}
+LEAK_MITIGATIONS = {"hung_processes": "end_old_soffice", "zombie_processes": "restart_container"}
+
 for _rb in LEAK_NAMES:
     for _kind in ("orphaned", "zombie", "hung"):
-        rule(_rb, f"{_kind}_processes")(_leak_rule(_rb, _kind))
+        _cause = f"{_kind}_processes"
+        rule(_rb, _cause, commands=LEAK_COMMANDS[_cause], mitigation=LEAK_MITIGATIONS.get(_cause))(
+            _leak_rule(_rb, _kind)
+        )
 
 
-@rule("fd_leak", "fd_leak")
+@rule(
+    "fd_leak",
+    "fd_leak",
+    commands=(
+        "lsof -p {service_pid} | wc -l\n"
+        "# close descriptors in finally blocks; restart for now:\n"
+        "docker restart {container}"
+    ),
+    mitigation="restart_container",
+)
 def fd_leak(ev: Evidence) -> list[Fact]:
     return [
         metric(
@@ -107,7 +136,11 @@ def fd_leak(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("fd_leak", "fd_limit_too_low")
+@rule(
+    "fd_leak",
+    "fd_limit_too_low",
+    commands=("ulimit -n\n# raise it: ulimit -n 8192 (or LimitNOFILE=8192 in the unit)"),
+)
 def fd_limit_too_low(ev: Evidence) -> list[Fact]:
     return [
         metric(

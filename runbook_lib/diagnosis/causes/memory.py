@@ -15,7 +15,15 @@ from runbook_lib.diagnosis.engine import (
 )
 
 
-@rule("memory", "memory_leak")
+@rule(
+    "memory",
+    "memory_leak",
+    commands=(
+        "kill -USR2 {service_pid}   # heap snapshot, if heapdump is enabled\n"
+        "docker restart {container}   # temporary mitigation"
+    ),
+    mitigation="restart_container",
+)
 def memory_leak(ev: Evidence) -> list[Fact]:
     return [
         metric(
@@ -61,7 +69,15 @@ def memory_leak(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("memory", "cache_too_large")
+@rule(
+    "memory",
+    "cache_too_large",
+    commands=(
+        "curl -s http://localhost:{port}/metrics | grep cache_size\n"
+        "curl -X POST http://localhost:{port}/admin/cache/clear\n"
+        "# lower CACHE_MAX_SIZE; add LRU eviction and a TTL"
+    ),
+)
 def cache_too_large(ev: Evidence) -> list[Fact]:
     return [
         metric(
@@ -76,7 +92,11 @@ def cache_too_large(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("memory", "large_payloads")
+@rule(
+    "memory",
+    "large_payloads",
+    commands=("# set MAX_REQUEST_SIZE=10mb; stream large workbooks instead of loading them"),
+)
 def large_payloads(ev: Evidence) -> list[Fact]:
     return [
         metric(
@@ -91,7 +111,14 @@ def large_payloads(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("memory", "too_many_libreoffice_processes")
+@rule(
+    "memory",
+    "too_many_libreoffice_processes",
+    commands=(
+        "ps aux | grep [s]office\nkill -9 {pids}\n"
+        "# MAX_LIBREOFFICE_PROCESSES=3; kill idle processes"
+    ),
+)
 def too_many_libreoffice_processes(ev: Evidence) -> list[Fact]:
     return [
         metric(

@@ -21,7 +21,15 @@ from runbook_lib.diagnosis.engine import (
 MEMORY_RULE = T["memory"].rule_text()
 
 
-@rule("service_down", "process_crashed")
+@rule(
+    "service_down",
+    "process_crashed",
+    commands=(
+        "docker restart {container}\n# or: systemctl restart ggen-mcp\n"
+        "curl http://localhost:{port}/health"
+    ),
+    mitigation="restart_container",
+)
 def process_crashed(ev: Evidence) -> list[Fact]:
     return [
         down(ev),
@@ -53,7 +61,15 @@ def process_crashed(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("service_down", "port_in_use")
+@rule(
+    "service_down",
+    "port_in_use",
+    commands=(
+        "lsof -i :{port}   # or: ss -ltnp | grep {port}\n"
+        "kill {holder_pid}   # the process holding the port: {holder_name}\n"
+        "docker restart {container}"
+    ),
+)
 def port_in_use(ev: Evidence) -> list[Fact]:
     return [
         down(ev),
@@ -78,7 +94,15 @@ def _port_held_by_other(h: dict) -> bool | None:
     return any(x.get("pid") != h.get("service_pid") for x in h["listeners"])
 
 
-@rule("service_down", "oom_killed")
+@rule(
+    "service_down",
+    "oom_killed",
+    commands=(
+        "dmesg | grep -i 'out of memory'\ndmesg | grep -i 'killed process'\n"
+        "# raise the limit in docker-compose.yml: mem_limit: 4g, mem_reservation: 2g\n"
+        "docker-compose up -d"
+    ),
+)
 def oom_killed(ev: Evidence) -> list[Fact]:
     return [
         down(ev),
@@ -109,7 +133,14 @@ def oom_killed(ev: Evidence) -> list[Fact]:
     ]
 
 
-@rule("service_down", "dependency_unavailable")
+@rule(
+    "service_down",
+    "dependency_unavailable",
+    commands=(
+        "docker ps -a\nsystemctl status postgresql redis\n"
+        "systemctl restart postgresql\ndocker restart {container}"
+    ),
+)
 def dependency_unavailable(ev: Evidence) -> list[Fact]:
     return [
         unhealthy(ev, "database", 2),

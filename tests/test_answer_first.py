@@ -1,0 +1,157 @@
+"""A record leads with the answer; tables carry no row numbers; time ticks differ."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output  # noqa: E402
+
+from runbook_lib.notebook.charts import time_axis  # noqa: E402
+from runbook_lib.notebook.display import numbered_only, table_html, table_text  # noqa: E402
+from runbook_lib.records import engine  # noqa: E402
+from runbook_lib.records.lead import lead_html  # noqa: E402
+
+SUMMARY = {
+    "alert": "GgenMcpHighErrorRate",
+    "runbook": "high_error_rate",
+    "status": "completed",
+    "severity": "critical",
+    "starts_at": "2026-01-15T10:00:00Z",
+    "ends_at": None,
+    "diagnosis": [
+        {
+            "cause": "invalid_input",
+            "verdict": "likely",
+            "score": 0.9,
+            "evidence": ["✔ 62% of errors are validation errors", "✘ <script>x</script>"],
+            "missing": [],
+        },
+        {"cause": "third_party_api", "verdict": "possible", "score": 0.4, "evidence": []},
+    ],
+    "top_cause": "invalid_input",
+    "first_command": "docker logs 'ggen mcp' 2>&1 | grep -A5 'validation error'",
+    "links": {"prometheus": "http://p:9090/graph?g0.expr=up&x='1'", "alertmanager": "http://a/"},
+    "incident_id": 12,
+}
+
+
+def test_lead_says_alert_cause_evidence_first_step_and_links() -> None:
+    html = lead_html(SUMMARY)
+    assert "<b>🚨 GgenMcpHighErrorRate</b> · critical · firing since 2026-01-15 10:00 UTC" in html
+    assert "runbook <code>high_error_rate</code>" in html
+    assert "Top cause: invalid_input — likely (0.90)</h2>" in html
+    assert "<li>✔ 62% of errors are validation errors</li>" in html
+    assert "<li>✘ &lt;script&gt;x&lt;/script&gt;</li>" in html and "<script>" not in html
+    assert (
+        "<code>docker logs &#x27;ggen mcp&#x27; 2&gt;&amp;1 | grep -A5 &#x27;validation error&#x27;"
+        "</code>" in html
+    )
+    assert "href='http://p:9090/graph?g0.expr=up&amp;x=&#x27;1&#x27;'>Prometheus</a>" in html
+    assert "<a href='http://a/'>Alertmanager</a>" in html
+    assert "<a href='/incidents/12'>Incident page</a>" in html
+    # the order a person reads it in
+    order = ["🚨", "Top cause", "<li>", "First step", "Prometheus"]
+    assert [html.index(x) for x in order] == sorted(html.index(x) for x in order)
+
+
+def test_lead_without_a_likely_cause_says_so_and_names_the_possible() -> None:
+    s = {**SUMMARY, "top_cause": None, "first_command": None, "ends_at": "2026-01-15T11:00:00Z"}
+    html = lead_html(s)
+    assert "No cause is likely" in html and "Possible: third_party_api." in html
+    assert "resolved since 2026-01-15 10:00 UTC" in html
+    assert "First step" not in html and "Top cause" not in html
+
+
+def _executed(tmp: Path) -> nbformat.NotebookNode:
+    summary_out = new_output(
+        "display_data",
+        data={"application/json": SUMMARY, "text/plain": "{}"},
+        metadata={"runbook_summary": True},
+    )
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# Runbook: High error rate"),
+            new_code_cell("summary = run.summary()", outputs=[summary_out]),
+        ]
+    )
+
+
+def test_a_completed_record_opens_with_the_answer(tmp_path: Path) -> None:
+    req = engine.Request({"alert_name": "GgenMcpHighErrorRate"}, "high_error_rate", tmp_path)
+    nb = _executed(tmp_path)
+    engine.finish(tmp_path, nb, req, req.params, "completed", None)
+    saved = nbformat.read(tmp_path / "record.ipynb", as_version=4)
+    assert "runbook-answer" in saved.cells[0].source and "Runbook: High" in saved.cells[1].source
+    for page in ("record.html", "report.html"):
+        text = (tmp_path / page).read_text()
+        assert text.index("Top cause: invalid_input") < text.index("Runbook: High error rate")
+
+
+def test_a_failed_record_gets_the_failure_banner_not_an_answer(tmp_path: Path) -> None:
+    req = engine.Request({"alert_name": "GgenMcpHighErrorRate"}, "high_error_rate", tmp_path)
+    nb = _executed(tmp_path)
+    engine.finish(tmp_path, nb, req, req.params, "failed", "KeyError: 'x'")
+    text = (tmp_path / "report.html").read_text()
+    assert "Run failed" in text and "runbook-answer" not in text
+
+
+def test_row_numbers_are_dropped_and_labels_kept() -> None:
+    plain = pd.DataFrame({"check": ["a", "b"], "status": ["✔ holds", "✘ not yet"]})
+    assert numbered_only(plain)
+    assert table_text(plain).splitlines()[0].split() == ["check", "status"]
+    assert "<th>0</th>" not in table_html(plain) and "<td>a</td>" in table_html(plain)
+    filtered = plain[plain["check"] == "b"]  # index [1], still only a row number
+    assert numbered_only(filtered) and table_text(filtered).split() == [
+        "check",
+        "status",
+        "b",
+        "✘",
+        "not",
+        "yet",
+    ]
+    labelled = plain.set_index("check")
+    assert not numbered_only(labelled) and "<th>a</th>" in table_html(labelled)
+    keyed = pd.DataFrame({"value": [1]}, index=["restart_count"])
+    assert not numbered_only(keyed) and "restart_count" in table_text(keyed)
+
+
+def _labels(window: timedelta) -> list[str]:
+    end = datetime(2026, 1, 15, 17, 22, 40, tzinfo=UTC)
+    times = pd.date_range(end - window, end, periods=60)
+    fig, ax = plt.subplots()
+    ax.plot(times, range(60))
+    time_axis(ax)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    plt.close(fig)
+    return labels
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        timedelta(minutes=2),
+        timedelta(minutes=5),
+        timedelta(hours=1),
+        timedelta(hours=24),
+        timedelta(days=3),
+    ],
+)
+def test_time_ticks_differ_on_any_window(window: timedelta) -> None:
+    labels = _labels(window)
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+
+
+def test_labels_are_as_short_as_they_can_be() -> None:
+    assert _labels(timedelta(minutes=5))[:2] == ["17:18", "17:19"]
+    assert _labels(timedelta(minutes=2))[:3] == ["17:21:00", "17:21:30", "17:22:00"]
+    assert _labels(timedelta(hours=24))[:2] == ["14 Jan 18:00", "15 Jan 00:00"]
+    assert _labels(timedelta(days=3))[:2] == ["13 Jan", "14 Jan"]
