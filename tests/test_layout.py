@@ -150,3 +150,27 @@ def test_every_package_says_what_it_owns() -> None:
         if ast.get_docstring(ast.parse(p.read_text())) is None
     ]
     assert missing == []
+
+
+def test_every_import_of_the_library_resolves() -> None:
+    """Imports inside functions run only when the function does (a post-mortem chart, a
+    container check); check them all here, so a moved name fails the fast tier."""
+    import importlib
+
+    broken = []
+    others = [*ROOT.parent.glob("benchmarks/*.py"), *ROOT.parent.glob("tests/**/*.py")]
+    files = {**_modules(), **{str(p.relative_to(ROOT.parent)): p for p in others}}
+    for name, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level:
+                continue
+            if not (node.module or "").startswith("runbook_lib"):
+                continue
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        broken.append(f"{name}: from {node.module} import {alias.name}")
+    assert broken == []

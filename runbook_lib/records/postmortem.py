@@ -160,7 +160,7 @@ class IncidentRecords:
         from runbook_lib.evidence import panels
         from runbook_lib.evidence.recording import Replay
         from runbook_lib.notebook import charts
-        from runbook_lib.notebook.run import CHART_HISTORY
+        from runbook_lib.notebook.session import CHART_HISTORY
 
         out = []
         f = self.facts()
