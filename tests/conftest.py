@@ -27,6 +27,26 @@ DOCKER_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
 _fast_test: list[str] = []  # the node id of the running unmarked test, if any
 
 
+def _sanitize_json_too() -> None:
+    """nbval sanitizes text outputs only; a record's summary (application/json) holds the
+    Prometheus link with its per-run port, so sanitize the strings inside JSON as well."""
+    from nbval.plugin import IPyNbCell
+
+    text_only = IPyNbCell.sanitize
+
+    def sanitize(self, value):
+        if isinstance(value, dict):
+            return {k: sanitize(self, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [sanitize(self, v) for v in value]
+        return text_only(self, value)
+
+    IPyNbCell.sanitize = sanitize
+
+
+_sanitize_json_too()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         golden = str(item.fspath).endswith(".ipynb")  # nbval against a real Prometheus

@@ -198,7 +198,8 @@ def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path)
     assert first["kernel"] != second["kernel"]  # ... each in a kernel of its own
     assert first["modules_preloaded"] is True  # forked warm: the imports were already done
     nb = nbformat.read(out / done[0]["record"] / "record.ipynb", as_version=4)
-    assert "injected-parameters" in nb.cells[1].metadata.tags  # a papermill record
+    assert "runbook-answer" in nb.cells[0].source  # the answer first, then the notebook
+    assert "injected-parameters" in nb.cells[2].metadata.tags  # a papermill record
     assert nb.metadata.papermill.parameters.alert_name in ("ProbeOne", "ProbeTwo")
     timings = json.loads((out / done[0]["record"] / "timings.json").read_text())
     assert {"queue", "kernel", "parameterize", "execute", "export", "publish"} <= set(

@@ -39,6 +39,12 @@ def esc(text: object) -> str:
     )
 
 
+def code(text: object) -> str:
+    """Text as inline code in Markdown. Entities inside backticks would show literally, so
+    this is an HTML code element with the text escaped."""
+    return f"<code>{html.escape(str(text))}</code>"
+
+
 def plain(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 

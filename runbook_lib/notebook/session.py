@@ -20,7 +20,7 @@ from runbook_lib.diagnosis import investigate
 from runbook_lib.evidence import panels
 from runbook_lib.evidence.prom import Prom
 from runbook_lib.notebook import charts
-from runbook_lib.notebook.display import esc, iso, plain, show, status_of
+from runbook_lib.notebook.display import code, esc, iso, plain, show, status_of
 
 PARAMS = (
     "alert_name",
@@ -97,7 +97,7 @@ class Session:
             f"## {esc(p['alert_name'])} · {esc(p.get('severity') or 'unknown')} · {state}",
             f"**Started** {self.starts_at:%Y-%m-%d %H:%M:%S} UTC, {state} for "
             f"{minutes:.0f} min at evaluation time {self.at:%Y-%m-%d %H:%M:%S} UTC.  ",
-            f"**Runbook** `{self.runbook}` · **fingerprint** `{esc(p.get('fingerprint') or '')}`",
+            f"**Runbook** `{self.runbook}` · **fingerprint** {code(p.get('fingerprint') or '')}",
         ]
         for key in ("summary", "description", "impact"):
             if ann.get(key):

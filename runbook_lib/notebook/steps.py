@@ -10,7 +10,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from runbook_lib.evidence import host, logs, panels
-from runbook_lib.notebook.display import esc, num
+from runbook_lib.notebook.display import code, esc, num
 from runbook_lib.notebook.session import Session
 
 
@@ -42,7 +42,7 @@ def _service_logs(run: Session) -> None:
     m = logs.match(read.lines)
     display(
         Markdown(
-            f"{m.total} lines from `{esc(read.source)}` between {start:%H:%M} and "
+            f"{m.total} lines from {code(read.source)} between {start:%H:%M} and "
             f"{run.at:%H:%M} UTC."
         )
     )
@@ -66,10 +66,10 @@ def _network(run: Session) -> None:
     try:
         r = httpx.get(f"http://{inst}/health", timeout=3)
         display(
-            Markdown(f"`GET http://{esc(inst)}/health` → {r.status_code} `{esc(r.text[:200])}`")
+            Markdown(f"{code(f'GET http://{inst}/health')} → {r.status_code} {code(r.text[:200])}")
         )
     except httpx.HTTPError as exc:
-        display(Markdown(f"`GET http://{esc(inst)}/health` failed: {esc(str(exc))}"))
+        display(Markdown(f"{code(f'GET http://{inst}/health')} failed: {esc(str(exc))}"))
     if port:
         display(host.listeners(port).to_frame())
 
