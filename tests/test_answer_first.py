@@ -155,3 +155,23 @@ def test_labels_are_as_short_as_they_can_be() -> None:
     assert _labels(timedelta(minutes=2))[:3] == ["17:21:00", "17:21:30", "17:22:00"]
     assert _labels(timedelta(hours=24))[:2] == ["14 Jan 18:00", "15 Jan 00:00"]
     assert _labels(timedelta(days=3))[:2] == ["13 Jan", "14 Jan"]
+
+
+def test_defaults_read_the_local_stacks_log(tmp_path: Path, monkeypatch) -> None:
+    """Opened beside the local stack, a notebook reads the simulator's log by default."""
+    import json
+
+    from runbook_lib.notebook.run import local_stack_log
+
+    monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path))
+    log = tmp_path / "sim" / "ggen-mcp.log"
+    assert local_stack_log("127.0.0.1:9464") == ""  # no stack.json: no stack here
+    info = {"ports": {"ggen_mcp": 9464}, "sim_log": str(log)}
+    (tmp_path / "stack.json").write_text(json.dumps(info))
+    assert local_stack_log("127.0.0.1:9464") == ""  # the log is not written yet
+    log.parent.mkdir()
+    log.write_text("{}\n")
+    assert local_stack_log("127.0.0.1:9464") == str(log)
+    assert local_stack_log("10.0.0.5:9464") == ""  # another instance: not this log
+    (tmp_path / "stack.json").write_text("{not json")
+    assert local_stack_log("127.0.0.1:9464") == ""

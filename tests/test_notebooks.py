@@ -76,12 +76,49 @@ def test_parameters_cell_defines_the_contract(runbook: str) -> None:
     assert route(SPECS[runbook].alert) == runbook
 
 
-def test_code_cells_are_thin() -> None:
+def _literal_call(node: ast.AST) -> bool:
+    """`run.x(...)` / `name = run.x(...)` whose arguments are all literals."""
+    if isinstance(node, ast.Assign):
+        node = node.value
+    elif isinstance(node, ast.Expr):
+        node = node.value
+    else:
+        return False
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return False
+    for arg in [*node.args, *(k.value for k in node.keywords)]:
+        try:
+            ast.literal_eval(arg)
+        except ValueError:
+            return False
+    return True
+
+
+def test_code_cells_are_literals_and_calls() -> None:
+    """After the parameters and `start`, every code cell is calls on `run` with literal
+    arguments: logic lives in the library, what an engineer may change is in plain sight."""
     for runbook in RUNBOOKS:
         nb = build(runbook)
         for cell in nb.cells[3:]:
             if cell.cell_type == "code":
-                assert len(cell.source.splitlines()) == 1, (runbook, cell.source)
+                body = ast.parse(cell.source).body
+                assert body and all(_literal_call(s) for s in body), (runbook, cell.source)
+    assert not _literal_call(ast.parse("run.panel(x)").body[0])  # a name is not a literal
+    assert not _literal_call(ast.parse("for s in S: run.step(s)").body[0])
+
+
+def test_investigation_cells_show_their_promql() -> None:
+    source = "\n".join(c.source for c in build("high_error_rate").cells if c.cell_type == "code")
+    assert (
+        'run.panel(\n    "errors_by_type",\n'
+        '    promql="sum by (error_type) (rate(ggen_mcp_errors_total{sel}[5m])) > 0",\n'
+        '    by="error_type",\n    window="45m",\n)\nrun.step("error_types")'
+    ) in source
+    memory = "\n".join(c.source for c in build("memory").cells if c.cell_type == "code")
+    assert (
+        '    promql={\n        "resident": "100 * max(process_resident_memory_bytes{sel})'
+        ' / {memory_limit}",\n    },\n    warn=70,\n    crit=90,\n' in memory
+    )
 
 
 def test_every_runbook_has_its_notebook() -> None:
@@ -114,7 +151,12 @@ def test_record_names_are_safe_paths(alert: str, fp: str, name: str) -> None:
 
 
 def scenario_run(
-    prom_url: str, sc, tmp: Path, runbook: str | None = None, alert: str | None = None
+    prom_url: str,
+    sc,
+    tmp: Path,
+    runbook: str | None = None,
+    alert: str | None = None,
+    notebook_dir: Path | None = None,
 ) -> dict:
     log = sc.write_logs(tmp / f"{sc.instance}.log", since=sc.at - timedelta(minutes=20))
     snap = sc.write_host(tmp / f"{sc.instance}.json")
@@ -132,7 +174,7 @@ def scenario_run(
             "node_instance": sc.instance + "-node",
         },
     )
-    rec = runner.run(params, tmp / "records", runbook=runbook)
+    rec = runner.run(params, tmp / "records", runbook=runbook, notebook_dir=notebook_dir)
     return {**record.summary(rec), "record": str(rec)}
 
 
@@ -255,3 +297,52 @@ def test_replay_refuses_a_record_without_data(tmp_path) -> None:
     )
     with pytest.raises(FileNotFoundError, match="no saved data"):
         runner.replay_params(rec)
+
+
+def _cell(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
+    return next(c for c in nb.cells if c.cell_type == "code" and text in c.source)
+
+
+def test_an_edited_query_changes_the_chart_the_data_and_the_evidence(scenario_set, tmp_path):
+    """What an engineer does in JupyterLab: change a cell's PromQL and run it again."""
+    prom, scenarios, _ = scenario_set
+    sc = next(s for s in scenarios if s.name == "high_error_rate/invalid_input/s1")
+    edited_dir = tmp_path / "edited-notebooks"
+    edited_dir.mkdir()
+    nb = nbformat.read(NOTEBOOK_DIR / "high_error_rate.ipynb", as_version=4)
+    cell = _cell(nb, 'run.step("error_types")')
+    original = "sum by (error_type) (rate(ggen_mcp_errors_total{sel}[5m])) > 0"
+    assert original in cell.source and 'by="error_type"' in cell.source
+    cell.source = cell.source.replace(
+        original, "sum by (tool) (rate(ggen_mcp_errors_total{sel}[5m])) > 0"
+    )
+    cell.source = cell.source.replace('by="error_type"', 'by="tool"')
+    nbformat.write(nb, edited_dir / "high_error_rate.ipynb")
+
+    plain = Path(scenario_run(prom.url, sc, tmp_path / "plain")["record"])
+    edited = Path(
+        scenario_run(prom.url, sc, tmp_path / "edited", notebook_dir=edited_dir)["record"]
+    )
+
+    def range_queries(rec: Path) -> list[str]:
+        lines = (rec / "data" / "queries.jsonl").read_text().splitlines()
+        keys = [json.loads(json.loads(line)["key"]) for line in lines]
+        return [k[1] for k in keys if k[0] == "range"]
+
+    sel = f'{{job="ggen-mcp",instance="{sc.instance}"}}'
+    by_tool = f"sum by (tool) (rate(ggen_mcp_errors_total{sel}[5m])) > 0"
+    by_type = f"sum by (error_type) (rate(ggen_mcp_errors_total{sel}[5m])) > 0"
+    assert by_type in range_queries(plain) and by_type not in range_queries(edited)
+    assert by_tool in range_queries(edited)  # the data kept is the edited query's
+
+    def step_outputs(rec: Path) -> tuple[str, str]:
+        out = _cell(nbformat.read(rec / "record.ipynb", as_version=4), "error_types").outputs
+        png = next(o["data"]["image/png"] for o in out if "image/png" in o.get("data", {}))
+        table = next(o["data"]["text/html"] for o in out if "text/html" in o.get("data", {}))
+        return png, table
+
+    plain_png, plain_table = step_outputs(plain)
+    edited_png, edited_table = step_outputs(edited)
+    assert edited_png != plain_png  # the chart is drawn from the edited query
+    assert "<th>error_type</th>" in plain_table and "<th>tool</th>" in edited_table
+    assert "invalid_input" in plain_table and "invalid_input" not in edited_table

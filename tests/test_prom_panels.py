@@ -130,3 +130,35 @@ def test_overview_is_four_titled_panels_under_100kb(scenario_set) -> None:
     labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
     assert {"alert fired", "critical 10", "p95"} <= labels
     assert len(charts.png_bytes(fig)) < 100_000
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def test_a_template_is_filled_with_the_escaped_selector() -> None:
+    s = panels.Scope(instance='h"x\n:1', node_instance="n1", memory_limit_bytes=2 * 1024**3)
+    assert panels.fill("rate(m{sel}[5m])", s) == r'rate(m{job="ggen-mcp",instance="h\"x\n:1"}[5m])'
+    assert panels.fill('m{sel,status=~"error|timeout"}', s) == (
+        r'm{job="ggen-mcp",instance="h\"x\n:1",status=~"error|timeout"}'
+    )
+    assert panels.fill("a{node_sel} / {memory_limit}", s) == (
+        'a{job="node-exporter",mountpoint="/",fstype!="rootfs",instance="n1"} / 2147483648'
+    )
+    assert panels.fill('m{job="other"}', s) == 'm{job="other"}'  # other braces as written
+
+
+def test_every_panel_template_fills_to_the_panel_query() -> None:
+    s = panels.Scope(instance="a'b\\c:9", node_instance="n")
+    for name, panel in panels.PANELS.items():
+        filled = {k: panels.fill(q, s) for k, q in panel.promql().items()}
+        assert filled == panel.queries(s), name
+        assert all("{sel" in q or "{node_sel}" in q for q in panel.promql().values()), name
+
+
+def test_cell_levels_replace_the_table() -> None:
+    base = panels.PANELS["memory"]
+    assert (base.warn, base.crit) == (70, 90)
+    from dataclasses import replace
+
+    edited = replace(base, levels=(60, None))
+    assert (edited.warn, edited.crit) == (60, None)

@@ -6,6 +6,7 @@ metrics (not recording rules) so they also work on backfilled history.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,6 +54,47 @@ class Scope:
             parts.append(f'instance="{escape(self.node_instance)}"')
         return "{" + ",".join(parts) + "}"
 
+    def limit(self) -> str:
+        """The memory limit in bytes, as PromQL reads it."""
+        return f"{self.memory_limit_bytes:.0f}"
+
+
+class Template(Scope):
+    """A scope that writes placeholders instead of the alert's labels: the PromQL a notebook
+    shows (`{sel}`, `{sel,status=~"error|timeout"}`, `{node_sel}`, `{memory_limit}`), which
+    `fill` turns into the query for an alert."""
+
+    def sel(self, **extra: str) -> str:
+        parts = ["sel"]
+        for key, value in extra.items():
+            op = "=~" if key.endswith("_re") else "="
+            parts.append(f'{key.removesuffix("_re")}{op}"{value}"')
+        return "{" + ",".join(parts) + "}"
+
+    def node_sel(self) -> str:
+        return "{node_sel}"
+
+    def limit(self) -> str:
+        return "{memory_limit}"
+
+
+PLACEHOLDER = re.compile(r"\{(sel|node_sel|memory_limit)(?:,([^{}]*))?\}")
+
+
+def fill(template: str, scope: Scope) -> str:
+    """The PromQL of `template` for `scope`: `{sel}` becomes the alert's escaped job and
+    instance matchers (plus any written after a comma), `{node_sel}` the node exporter's,
+    `{memory_limit}` the limit in bytes. Other braces are left as written."""
+
+    def put(m: re.Match[str]) -> str:
+        name, extra = m.group(1), m.group(2)
+        if name == "memory_limit":
+            return scope.limit()
+        base = scope.sel() if name == "sel" else scope.node_sel()
+        return base[:-1] + "," + extra + "}" if extra else base
+
+    return PLACEHOLDER.sub(put, template)
+
 
 def error_rate_q(s: Scope, w: str = "5m") -> str:
     bad = s.sel(status_re="error|timeout")
@@ -73,7 +115,7 @@ def cache_hit_q(s: Scope, w: str = "5m") -> str:
 
 
 def memory_percent_q(s: Scope) -> str:
-    return f"100 * max({N.rss}{s.sel()}) / {s.memory_limit_bytes:.0f}"
+    return f"100 * max({N.rss}{s.sel()}) / {s.limit()}"
 
 
 def disk_used_q(s: Scope) -> str:
@@ -90,17 +132,27 @@ class Panel:
     threshold: str | None = None  # a key of contract.thresholds.THRESHOLDS
     split_by: str | None = None  # a label whose values become legends
 
+    levels: tuple[float | None, float | None] | None = None  # (warn, crit) written in a cell
+
     @property
     def limits(self) -> Threshold | None:
         return THRESHOLDS[self.threshold] if self.threshold else None
 
     @property
     def warn(self) -> float | None:
+        if self.levels is not None:
+            return self.levels[0]
         return self.limits.warn_value if self.limits else None
 
     @property
     def crit(self) -> float | None:
+        if self.levels is not None:
+            return self.levels[1]
         return self.limits.crit_value if self.limits else None
+
+    def promql(self) -> dict[str, str]:
+        """legend -> the PromQL with placeholders, as a notebook cell shows it."""
+        return self.queries(Template())
 
     @property
     def below_is_bad(self) -> bool:
@@ -259,8 +311,14 @@ class PanelData:
 
 
 def fetch(prom: Prom, name: str, scope: Scope, start: datetime, end: datetime) -> PanelData:
-    """One panel over [start, end]; unreachable or empty sources become `errors`."""
-    panel = PANELS[name]
+    """One named panel over [start, end]; unreachable or empty sources become `errors`."""
+    return fetch_panel(prom, PANELS[name], scope, start, end)
+
+
+def fetch_panel(
+    prom: Prom, panel: Panel, scope: Scope, start: datetime, end: datetime
+) -> PanelData:
+    """`panel` (a named one, or one a notebook cell defined) over [start, end]."""
     frames, errors = [], []
     for legend, query in panel.queries(scope).items():
         res = prom.range(query, start, end)

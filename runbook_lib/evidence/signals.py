@@ -56,7 +56,7 @@ def _queries(s: Scope, w: str) -> dict[str, tuple[str, str | None]]:
         "cpu": (f"max(rate({N.cpu}{sel}[5m]))", None),
         "memory_percent": (memory_percent_q(s), None),
         "memory_percent_peak": (
-            f"100 * max(max_over_time({N.rss}{sel}[{w}])) / {s.memory_limit_bytes:.0f}",
+            f"100 * max(max_over_time({N.rss}{sel}[{w}])) / {s.limit()}",
             None,
         ),
         "cache_hit_rate": (cache_hit_q(s, w), None),

@@ -3,11 +3,12 @@ and every later cell is one call on it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from runbook_lib.contract.alerts import route
-from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
+from runbook_lib.contract.config import MEMORY_LIMIT_BYTES, Settings
 from runbook_lib.evidence import panels
 from runbook_lib.evidence.prom import Prom, utc
 from runbook_lib.notebook.display import tables_without_row_numbers
@@ -45,6 +46,8 @@ def start(runbook: str, namespace: dict[str, Any]) -> Run:
         scope,
         _prometheus(p),
     )
+    if not p.get("log_file") and not p.get("container"):
+        p["log_file"] = local_stack_log(scope.instance)
     expected = route(p["alert_name"])
     if expected != runbook and runbook != "triage":
         run._gap(f"alert {p['alert_name']} routes to {expected}, not {runbook}")
@@ -59,3 +62,16 @@ def _prometheus(p: dict[str, Any]) -> Any:
         return Replay(Path(p["replay_from"]), url=p.get("prometheus_url") or "")
     prom = Prom(p.get("prometheus_url") or "http://127.0.0.1:9090")
     return Recording(prom, Path(p["snapshot_dir"])) if p.get("snapshot_dir") else prom
+
+
+def local_stack_log(instance: str | None) -> str:
+    """The simulator's log when the alert is about the local stack's simulator (the notebook
+    opened in JupyterLab beside `scripts/start-monitoring.sh`), read from the stack.json the
+    stack writes; otherwise empty. So the defaults read logs where they exist."""
+    try:
+        info = json.loads((Settings().state_dir / "stack.json").read_text())
+        sim = f"127.0.0.1:{int(info['ports']['ggen_mcp'])}"
+        log = str(info["sim_log"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return log if instance == sim and Path(log).exists() else ""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,13 +75,41 @@ class Session:
     def firing_for(self) -> timedelta:
         return (self.ends_at or self.at) - self.starts_at
 
-    def panel(self, name: str) -> panels.PanelData:
+    def data(self, name: str) -> panels.PanelData:
+        """A panel's series over the window: as a cell last defined it, else the default."""
         if name not in self.panel_cache:
-            data = panels.fetch(self.prom, name, self.scope, *self.window)
-            self.panel_cache[name] = data
-            if not data.ok:
-                self._gap(f"panel {name}: {data.gap()}")
+            self._fetch(panels.PANELS[name], self.window)
         return self.panel_cache[name]
+
+    def panel(
+        self,
+        name: str,
+        promql: str | dict[str, str],
+        *,
+        by: str | None = None,
+        warn: float | None = None,
+        crit: float | None = None,
+        window: str = "45m",
+    ) -> None:
+        """Define panel `name` by its PromQL, as the cell shows it; the step after it charts
+        it and judges from it. `{sel}` stands for the alert's job and instance (filled in and
+        escaped here), `window` for the history before the alert's start."""
+        base = panels.PANELS.get(name) or panels.Panel(name, name.replace("_", " "), "", dict)
+        queries = promql if isinstance(promql, dict) else {"" if by else base.title: promql}
+        panel = replace(
+            base,
+            queries=lambda s: {k: panels.fill(q, s) for k, q in queries.items()},
+            levels=(warn, crit),
+            split_by=by,
+        )
+        start = min(self.starts_at, self.at) - _duration(window)
+        self._fetch(panel, (start, self.at))
+
+    def _fetch(self, panel: panels.Panel, window: tuple[datetime, datetime]) -> None:
+        data = panels.fetch_panel(self.prom, panel, self.scope, *window)
+        self.panel_cache[panel.name] = data
+        if not data.ok:
+            self._gap(f"panel {panel.name}: {data.gap()}")
 
     def _gap(self, text: str) -> None:
         if text not in self.gaps:
@@ -148,7 +176,7 @@ class Session:
         """Current figures against thresholds, then the four-panel overview."""
         rows = []
         for name, key in FIGURES.items():
-            data = self.panel(name)
+            data = self.data(name)
             value = data.last()
             if value is None:
                 rows.append(
@@ -174,13 +202,13 @@ class Session:
                 }
             )
         display(pd.DataFrame(rows))
-        show(charts.grid([self.panel(n) for n in charts.OVERVIEW], self.starts_at, self.ends_at))
+        show(charts.grid([self.data(n) for n in charts.OVERVIEW], self.starts_at, self.ends_at))
 
     def charts(self, *names: str) -> None:
         """The runbook's own charts."""
         show(
             charts.grid(
-                [self.panel(n) for n in names],
+                [self.data(n) for n in names],
                 self.starts_at,
                 self.ends_at,
                 ncols=2 if len(names) > 1 else 1,
@@ -398,3 +426,11 @@ FIGURES = {
     "descriptors": "fd_usage_percent",
     "disk": "disk_used_percent",
 }
+
+
+def _duration(text: str) -> timedelta:
+    """'45m', '2h', '1d' as a timedelta."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise ValueError(f"window {text!r}: write a number and s, m, h or d, e.g. '45m'")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})

@@ -16,6 +16,8 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from runbook_lib.contract.config import MEMORY_LIMIT_BYTES, ROOT
+from runbook_lib.evidence.panels import PANELS
+from runbook_lib.notebook.steps import step_panels
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 
@@ -248,6 +250,32 @@ snapshot_dir = ""  # where to save every Prometheus answer (runs set it to the r
 replay_from = ""  # a record's data/ directory: answer queries from it, not from Prometheus"""
 
 
+def _literal(text: str) -> str:
+    """A Python string as ruff formats it: double quotes unless the text holds some."""
+    return repr(text) if '"' in text and "'" not in text else json.dumps(text)
+
+
+def panel_call(name: str, window: str = "45m") -> str:
+    """`run.panel(...)` for a named panel: its PromQL with `{sel}` for the alert's labels, its
+    thresholds from the table, its window, all as literals an engineer can change."""
+    panel = PANELS[name]
+    queries = panel.promql()
+    lines = ["run.panel(", f"    {json.dumps(name)},"]
+    if list(queries) in ([""], [panel.title]):
+        lines.append(f"    promql={_literal(next(iter(queries.values())))},")
+    else:
+        lines.append("    promql={")
+        lines += [f"        {_literal(k)}: {_literal(q)}," for k, q in queries.items()]
+        lines.append("    },")
+    if panel.split_by:
+        lines.append(f"    by={json.dumps(panel.split_by)},")
+    for key, value in (("warn", panel.warn), ("crit", panel.crit)):
+        if value is not None:
+            lines.append(f"    {key}={value:g},")
+    lines += [f"    window={json.dumps(window)},", ")"]
+    return "\n".join(lines)
+
+
 def build(runbook: str) -> nbformat.NotebookNode:
     spec = SPECS[runbook]
     md, code = new_markdown_cell, new_code_cell
@@ -281,7 +309,8 @@ def build(runbook: str) -> nbformat.NotebookNode:
         ]
     cells.append(md("## Investigation\nThe runbook's steps, in its order."))
     for text, step in spec.steps:
-        cells += [md(text), code(f'run.step("{step}")')]
+        calls = [panel_call(name) for name in step_panels(step, runbook)]
+        cells += [md(text), code("\n".join([*calls, f'run.step("{step}")']))]
     cells += [
         md(
             "## Common causes\nEach cause of the runbook, judged from the evidence above: "

@@ -84,19 +84,29 @@ def _failing_tools(run: Session) -> None:
     _shares(run, "errors_by_tool", "tool")
 
 
-def _shares(run: Session, signal: str, label: str) -> None:
-    by = run.gather().signals.get(signal) or {}
-    total = sum(by.values())
-    if total <= 0:
-        display(Markdown("*No errors in the window.*"))
+def _shares(run: Session, panel: str, label: str) -> None:
+    """Each series' share of the panel's total at the evaluation time (the last point), from
+    the panel as its cell defined it."""
+    data = run.data(panel)
+    if not data.ok:
+        display(Markdown(f"*No data: {esc(data.gap())}*"))
         return
-    rows = sorted(by.items(), key=lambda kv: -kv[1])
+    last = data.frame.sort_values("timestamp").groupby("series")["value"].last()
+    last = last[last > 0].sort_values(ascending=False)
+    total = float(last.sum())
+    if total <= 0:
+        display(Markdown("*No errors at the evaluation time.*"))
+        return
+    column = data.panel.split_by or label
     display(
         pd.DataFrame(
             [
-                {label: k, "errors": round(v), "share %": round(100 * v / total, 1)}
-                for k, v in rows
-                if v > 0
+                {
+                    column: k,
+                    data.panel.unit: round(float(v), 3),
+                    "share %": round(100 * v / total, 1),
+                }
+                for k, v in last.items()
             ]
         )
     )
@@ -137,7 +147,7 @@ def _memory_breakdown(run: Session) -> None:
 
 
 def _memory_trend(run: Session) -> None:
-    data = run.panel("memory")
+    data = run.data("memory")
     t = panels.trend(data.frame, limit=100.0)
     display(
         Markdown(
@@ -151,7 +161,7 @@ def _memory_trend(run: Session) -> None:
 def _recent_changes(run: Session) -> None:
     ev = run.gather()
     restarts = ev.signals.get("restarts")
-    now = run.panel("request_rate")
+    now = run.data("request_rate")
     first = now.frame.sort_values("timestamp")["value"].iloc[0] if now.ok else None
     last = now.last()
     change = (
@@ -192,7 +202,7 @@ def _access_patterns(run: Session) -> None:
 
 def _process_counts(run: Session) -> None:
     name = "soffice" if run.runbook != "fork_leak" else "ggen-mcp-fork"
-    run.charts("libreoffice_processes" if name == "soffice" else "active_forks")
+    run.charts(*step_panels("process_counts", run.runbook))
     _processes_table(run, name)
 
 
@@ -213,7 +223,7 @@ def _fds(run: Session) -> None:
 
 def _disk_usage(run: Session) -> None:
     run.charts("disk")
-    data = run.panel("disk")
+    data = run.data("disk")
     t = panels.trend(data.frame, limit=100.0)
     if t:
         display(Markdown(f"Disk fill: {t.describe('%')}"))
@@ -277,4 +287,29 @@ STEPS = {
     "disk_usage": _disk_usage,
     "large_dirs": _large_dirs,
     "temp_files": _temp_files,
+}
+
+
+def step_panels(step: str, runbook: str) -> tuple[str, ...]:
+    """The panels a step charts or judges from: the notebook shows their PromQL in the
+    step's cell (`run.panel(...)`) so they can be read and changed there."""
+    if step == "process_counts":
+        return ("active_forks",) if runbook == "fork_leak" else ("libreoffice_processes",)
+    return STEP_PANELS.get(step, ())
+
+
+STEP_PANELS: dict[str, tuple[str, ...]] = {
+    "service_running": ("up",),
+    "system_resources": ("cpu", "memory"),
+    "error_types": ("errors_by_type",),
+    "failing_tools": ("errors_by_tool",),
+    "latency_by_tool": ("latency_by_tool",),
+    "system_load": ("cpu",),
+    "memory_breakdown": ("memory", "heap"),
+    "memory_trend": ("memory",),
+    "recent_changes": ("request_rate",),
+    "cache_metrics": ("cache_hit_rate", "cache_evictions"),
+    "cache_size_evictions": ("cache_size", "cache_evictions"),
+    "fds": ("descriptors",),
+    "disk_usage": ("disk",),
 }

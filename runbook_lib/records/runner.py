@@ -70,8 +70,10 @@ def run(
     cwd: Path | None = None,
     name: str | None = None,
     extra: dict[str, Any] | None = None,
+    notebook_dir: Path | None = None,
 ) -> Path:
-    """Execute the routed notebook in a kernel of its own; returns the record directory.
+    """Execute the routed notebook (from `notebook_dir`, by default notebooks/) in a kernel of
+    its own; returns the record directory.
 
     With `name` the record's directory name is fixed (the queue fixes it when it accepts
     the alert, so a re-run after a crash finds the record instead of making a second one);
@@ -96,7 +98,7 @@ def run(
                               name=engine.record_name_for(req)[0], status="failed",
                               error=str(exc), extra=req.extra)  # fmt: skip
     try:
-        rec, timings = engine.Engine().run(req, kernel)
+        rec, timings = engine.Engine(notebook_dir or engine.NOTEBOOKS).run(req, kernel)
     finally:
         kernel.kill()
     timings.phases = {"kernel": round(kernel.ready_s, 4), **timings.phases}
