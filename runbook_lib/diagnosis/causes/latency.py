@@ -130,8 +130,8 @@ def cache_thrashing(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "cache_hit_rate",
-            lambda v: v < 50,
-            lambda v: f"cache hit rate is {v:.0f}% (threshold 50%)",
+            lambda v: T["cache_hit_rate"].breached(v, "crit"),
+            lambda v: f"cache hit rate is {v:.0f}% ({T['cache_hit_rate'].rule_text()})",
             2,
             required=True,
         ),
