@@ -319,6 +319,8 @@ def test_an_edited_query_changes_the_chart_the_data_and_the_evidence(scenario_se
     cell.source = cell.source.replace('by="error_type"', 'by="tool"')
     nbformat.write(nb, edited_dir / "high_error_rate.ipynb")
 
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "edited").mkdir()
     plain = Path(scenario_run(prom.url, sc, tmp_path / "plain")["record"])
     edited = Path(
         scenario_run(prom.url, sc, tmp_path / "edited", notebook_dir=edited_dir)["record"]

@@ -308,8 +308,11 @@ def build(runbook: str) -> nbformat.NotebookNode:
             code(f"run.charts({', '.join(json.dumps(c) for c in spec.charts)})"),
         ]
     cells.append(md("## Investigation\nThe runbook's steps, in its order."))
+    defined: set[str] = set()  # a panel's query is written once, where it is first used
     for text, step in spec.steps:
-        calls = [panel_call(name) for name in step_panels(step, runbook)]
+        names = [n for n in step_panels(step, runbook) if n not in defined]
+        defined.update(names)
+        calls = [panel_call(name) for name in names]
         cells += [md(text), code("\n".join([*calls, f'run.step("{step}")']))]
     cells += [
         md(
