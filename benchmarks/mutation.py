@@ -58,6 +58,10 @@ def main() -> int:
     if not args.no_run:
         subprocess.run([str(MUTMUT), "run", "--max-children", "2"], cwd=ROOT, check=False)
     found, equiv = results(), equivalent()
+    checked = [s for s in found.values() if s != "not checked"]
+    if not checked:
+        print("mutmut checked no mutant: the tests fail on the unmutated code (see above)")
+        return 1
     per: dict[str, Counter] = defaultdict(Counter)
     survivors = []
     for name, status in sorted(found.items()):
