@@ -273,6 +273,7 @@ def test_a_sign_of_no_weight_is_no_sign() -> None:
 
 def test_rule_registers_under_each_runbook(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(d, "RULES", {})
+    monkeypatch.setattr(d, "CAUSES", {})  # registering also makes Cause objects
 
     @d.rule(("fork_leak", "libreoffice_leak"), "zombies")
     def zombies(e: Evidence) -> list[Fact]:
@@ -287,6 +288,8 @@ def test_rule_registers_under_each_runbook(monkeypatch: pytest.MonkeyPatch) -> N
         "libreoffice_leak": {"zombies": zombies},
         "memory": {"leak": leak},
     }
+    assert set(d.CAUSES) == {"zombies", "leak"}
+    assert d.CAUSES["zombies"].rules == {"fork_leak": zombies, "libreoffice_leak": zombies}
 
 
 def test_the_html_table_exactly() -> None:
