@@ -1,6 +1,6 @@
 """The set-up owns every program the project starts: each external executable named in the
 code, the tests, the benchmarks and the scripts is installed by scripts/install-system.sh
-(its table, scripts/system-packages.txt), or by the virtualenv, or comes with every Debian
+(the table in that script), or by the virtualenv, or comes with every Debian
 system (a package of priority `required`). A new `shutil.which("x")` or `["x", ...]`
 command that the set-up does not install fails here, not on a fresh CI machine."""
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = ROOT / "scripts" / "system-packages.txt"
+INSTALL = ROOT / "scripts" / "install-system.sh"
 RUNNERS = {"run", "Popen", "check_output", "check_call", "call", "_run"}  # take an argv first
 LOOKUPS = {"which", "_bin"}  # take a program name first
 # Programs the code handles being absent, each with where it says so.
@@ -26,9 +26,11 @@ OPTIONAL = {
 
 
 def packages() -> dict[str, list[str]]:
-    """scripts/system-packages.txt: package -> the binaries (or files) it provides."""
+    """The table of scripts/install-system.sh: package -> the binaries (or files) it provides."""
+    text = INSTALL.read_text()
+    body = text.split("<<'EOF'", 1)[1].split("\n", 1)[1].split("\nEOF\n", 1)[0]
     table = {}
-    for line in TABLE.read_text().splitlines():
+    for line in body.splitlines():
         if line.strip() and not line.startswith("#"):
             pkg, *provides = line.split()
             table[pkg] = provides
@@ -129,7 +131,7 @@ def test_every_program_is_installed_by_the_setup() -> None:
         pkg = debian_package(program)
         if pkg is None or priority(pkg) != "required":
             unowned.append(f"{program} (started in {', '.join(sorted(files))}; package {pkg})")
-    assert not unowned, "add these to scripts/system-packages.txt (or the venv):\n" + "\n".join(
+    assert not unowned, "add these to the table of scripts/install-system.sh (or the venv):\n" + "\n".join(
         unowned
     )
 
