@@ -131,8 +131,8 @@ def test_every_program_is_installed_by_the_setup() -> None:
         pkg = debian_package(program)
         if pkg is None or priority(pkg) != "required":
             unowned.append(f"{program} (started in {', '.join(sorted(files))}; package {pkg})")
-    assert not unowned, "add these to the table of scripts/install-system.sh (or the venv):\n" + "\n".join(
-        unowned
+    assert not unowned, (
+        "add these to the table of scripts/install-system.sh (or the venv):\n" + "\n".join(unowned)
     )
 
 
