@@ -55,7 +55,7 @@ class Server:
         """SIGKILL the server and every worker process it started, at once."""
         assert self.proc is not None
         tree = psutil.Process(self.proc.pid).children(recursive=True)
-        workers = [p for p in tree if "runbook_lib.service.warm_worker" in " ".join(p.cmdline())]
+        workers = [p for p in tree if "runbook_lib.service.warm_worker" in _cmdline(p)]
         for p in [psutil.Process(self.proc.pid), *workers]:
             p.send_signal(signal.SIGKILL)
         self.proc.wait(10)
@@ -65,6 +65,14 @@ class Server:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(30)
+
+
+def _cmdline(p: psutil.Process) -> str:
+    """A child's command line, or "" for one that exited (a kernel not yet reaped is a zombie)."""
+    try:
+        return " ".join(p.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return ""
 
 
 def group(i: int) -> dict:

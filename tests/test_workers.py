@@ -212,6 +212,14 @@ def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path)
     ]
 
 
+def _cmdline(p: psutil.Process) -> list[str]:
+    """A child's argv, or [] for one that exited (zombies are not yet reaped)."""
+    try:
+        return p.cmdline()
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return []
+
+
 def test_a_kernel_that_dies_while_idle_is_replaced_without_losing_the_run(tmp_path: Path) -> None:
     out = tmp_path / "out"
     index = Index(out / "index.sqlite")
@@ -221,7 +229,7 @@ def test_a_kernel_that_dies_while_idle_is_replaced_without_losing_the_run(tmp_pa
         worker = psutil.Process(pool.slots[0].proc.pid)
 
         def idle_kernel() -> psutil.Process | None:
-            zygotes = [p for p in worker.children() if "runbook_lib.records.zygote" in p.cmdline()]
+            zygotes = [p for p in worker.children() if "runbook_lib.records.zygote" in _cmdline(p)]
             kids = zygotes[0].children() if zygotes else []
             return kids[0] if kids else None
 
