@@ -6,6 +6,10 @@ judged; a `required` fact that cannot be judged makes the verdict `unknown`, one
 rules the cause out. Facts that only exclude other explanations (`sign=False`) cannot make
 a cause likely on their own: without a judged sign of the cause it is at most `possible`.
 Every fact brings a sentence a person can check.
+
+Then the causes compete (see `attribution`): each verdict carries the share of the symptom
+its cause explains, a cause whose symptom another cause mostly explains is at most
+`possible`, and likely causes are ordered by that share, never by the order of the rules.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from typing import Any
 
 import pandas as pd
 
+from runbook_lib.diagnosis.attribution import Attribution, pct
 from runbook_lib.evidence.signals import Signals
 
 LIKELY, POSSIBLE = 0.7, 0.35
+MOSTLY = 0.5  # a cause explaining at least this much of the symptom...
+LITTLE = 0.25  # ...caps a likely cause explaining less than this at `possible`
 VERDICTS = ("likely", "possible", "ruled_out", "unknown")
 
 
@@ -32,6 +39,7 @@ class LogFacts:
     keys_per_workbook: float | None = None
     distinct_workbook_ratio: float | None = None
     source: str = ""
+    cache_keys: dict[str, float] | None = None  # misses, identified, workbooks, keys
 
 
 @dataclass
@@ -45,6 +53,7 @@ class Evidence:
     host_missing: str = "host checks were not run"
     container: Any = None  # containers.ContainerState
     container_missing: str = "no container was given"
+    attribution: Attribution | None = None  # set by `diagnose` for the runbook judged
 
     def sig(self, name: str) -> Any:
         return self.signals.get(name)
@@ -67,6 +76,7 @@ class Verdict:
     score: float
     evidence: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    explained_share: float | None = None  # None: the runbook's symptom is not attributed
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +100,8 @@ class Cause:
 
 CAUSES: dict[str, Cause] = {}
 RULES: dict[str, dict[str, Rule]] = {}  # runbook -> cause id -> rule, the engine's view
+Attributor = Callable[[Evidence], Attribution | None]
+ATTRIBUTORS: dict[str, Attributor] = {}  # runbook -> how its symptom splits among causes
 
 
 def rule(
@@ -108,6 +120,17 @@ def rule(
         for rb in (runbook,) if isinstance(runbook, str) else runbook:
             entry.rules[rb] = fn
             RULES.setdefault(rb, {})[cause] = fn
+        return fn
+
+    return register
+
+
+def attributes(*runbooks: str) -> Callable[[Attributor], Attributor]:
+    """Register `fn` as the attributor of the symptom of `runbooks`."""
+
+    def register(fn: Attributor) -> Attributor:
+        for rb in runbooks:
+            ATTRIBUTORS[rb] = fn
         return fn
 
     return register
@@ -133,16 +156,80 @@ def judge(cause: str, facts: list[Fact]) -> Verdict:
 
 
 def diagnose(runbook: str, ev: Evidence) -> list[Verdict]:
-    """Every cause of `runbook`, judged and sorted by score (unknown last)."""
+    """Every cause of `runbook`, judged, weighed against each other, and sorted: likely
+    first, then by the share of the symptom explained, then by score (unknown last)."""
+    attribute = ATTRIBUTORS.get(runbook)
+    ev.attribution = attribute(ev) if attribute else None
     verdicts = [judge(cause, fn(ev)) for cause, fn in RULES.get(runbook, {}).items()]
+    differentiate(verdicts, ev.attribution)
     order = {v: i for i, v in enumerate(VERDICTS)}
-    return sorted(verdicts, key=lambda v: (-v.score, order[v.verdict], v.cause))
+    return sorted(
+        verdicts,
+        key=lambda v: (order[v.verdict], -(v.explained_share or 0.0), -v.score, v.cause),
+    )
+
+
+def differentiate(verdicts: list[Verdict], att: Attribution | None) -> None:
+    """Give each verdict its share of the symptom; a likely cause explaining little of a
+    symptom another cause mostly explains becomes `possible`, the other cause named."""
+    if att is None:
+        return
+    for v in verdicts:
+        v.explained_share = att.share(v.cause)
+        line = att.sentence(v.cause)
+        if v.explained_share is not None and not any(line in e for e in v.evidence):
+            v.evidence.append(("✔ " if v.explained_share >= LITTLE else "✘ ") + line)
+    shared = [v for v in verdicts if v.explained_share is not None]
+    if not shared:
+        return
+    leader = max(shared, key=lambda v: v.explained_share or 0.0)
+    for v in shared:
+        if (
+            v is not leader
+            and v.verdict == "likely"
+            and (v.explained_share or 0.0) < LITTLE
+            and (leader.explained_share or 0.0) >= MOSTLY
+        ):
+            v.verdict, v.score = "possible", min(v.score, round(LIKELY - 0.01, 2))
+            v.evidence.append(
+                f"✘ {leader.cause} explains {pct(leader.explained_share or 0.0)} of it, this "
+                f"cause {pct(v.explained_share or 0.0)}: at most possible"
+            )
+
+
+def top_causes(verdicts: list[Verdict]) -> list[dict]:
+    """The likely cause that explains most, and every other likely cause that explains a
+    real part of the same symptom (contributing, with its share)."""
+    likely = [v for v in verdicts if v.verdict == "likely"]
+    if not likely:
+        return []
+    first, rest = likely[0], likely[1:]
+    if first.explained_share is not None:
+        rest = [v for v in rest if (v.explained_share or 0.0) >= LITTLE]
+    else:
+        rest = []
+    return [
+        {"cause": v.cause, "explained_share": v.explained_share, "score": v.score}
+        for v in [first, *rest]
+    ]
 
 
 def summary(verdicts: list[Verdict]) -> tuple[list[dict], str | None]:
     """The diagnosis list of the record summary, and its top cause (first likely)."""
     top = next((v.cause for v in verdicts if v.verdict == "likely"), None)
     return [v.as_dict() for v in verdicts], top
+
+
+def explains(
+    ev: Evidence, cause: str, at_least: float = MOSTLY, weight: float = 2.0, required: bool = False
+) -> Fact:
+    """A fact from the attribution: `cause` explains at least `at_least` of the symptom."""
+    att = ev.attribution
+    share = att.share(cause) if att else None
+    if att is None or share is None:
+        why = "; ".join(att.notes) if att and att.notes else "the symptom could not be split"
+        return Fact(None, "share of the symptom explained", weight, required, why)
+    return Fact(share >= at_least, att.sentence(cause), weight, required)
 
 
 def table(verdicts: list[Verdict]) -> pd.DataFrame:
@@ -240,10 +327,6 @@ def share(by: dict[str, float] | None, keys: set[str]) -> float | None:
         return None
     total = sum(by.values())
     return None if total <= 0 else sum(v for k, v in by.items() if k in keys) / total
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
 
 
 def errors_share(

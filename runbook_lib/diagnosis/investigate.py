@@ -71,6 +71,7 @@ def log_facts(read: logs.LogRead) -> LogFacts:
             cache["workbooks"] / cache["identified"] if cache["identified"] >= 10 else None
         ),
         source=read.source,
+        cache_keys=cache if cache["identified"] >= 10 else None,
     )
 
 

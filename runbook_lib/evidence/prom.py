@@ -50,11 +50,14 @@ class QueryResult:
         return float(self.frame.sort_values("timestamp")["value"].iloc[-1])
 
     def by(self, label: str) -> dict[str, float]:
-        """Newest value per value of `label` (for instant `sum by (label)` queries)."""
-        if self.frame.empty or label not in self.frame:
+        """Newest value per value of `label` (for instant `sum by (label)` queries); for
+        `"a,b"` the key is the two values joined by "|"."""
+        names = [n.strip() for n in label.split(",")]
+        if self.frame.empty or any(n not in self.frame for n in names):
             return {}
-        newest = self.frame.sort_values("timestamp").groupby(label)["value"].last()
-        return {str(k): float(v) for k, v in newest.items()}
+        newest = self.frame.sort_values("timestamp").groupby(names)["value"].last()
+        key = (lambda k: str(k)) if len(names) == 1 else (lambda k: "|".join(map(str, k)))
+        return {key(k): float(v) for k, v in newest.items()}
 
 
 def choose_step(start: datetime, end: datetime, max_points: int = MAX_POINTS) -> float:

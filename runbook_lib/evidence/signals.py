@@ -6,13 +6,15 @@ window; a signal Prometheus could not give is None, with the reason kept beside 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from runbook_lib.contract.names import NAMES as N
+from runbook_lib.contract.names import MetricNames
 from runbook_lib.evidence.panels import (
     Scope,
     cache_hit_q,
@@ -32,12 +34,24 @@ class Signals:
     values: dict[str, object] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     window: str = "15m"
+    series: dict[str, tuple[str, ...]] = field(default_factory=dict)  # signal -> metrics read
 
     def get(self, name: str) -> object | None:
         return self.values.get(name)
 
     def why_missing(self, name: str) -> str:
-        return self.missing.get(name, f"{name} was not collected")
+        why = self.missing.get(name, f"{name} was not collected")
+        reads = self.series.get(name)
+        return f"{why} (reads {', '.join(reads)})" if reads else why
+
+
+def series_in(query: str) -> tuple[str, ...]:
+    """The contract's metric names a PromQL expression reads, so that a gap can name them."""
+    names = {getattr(N, f.name) for f in fields(MetricNames) if not f.name.endswith("job")}
+    found = {
+        n for n in names if re.search(rf"(?<![\w:]){re.escape(n)}(?:_bucket|_count|_sum)?\b", query)
+    }
+    return tuple(sorted(found))
 
 
 def _queries(s: Scope, w: str) -> dict[str, tuple[str, str | None]]:
@@ -51,6 +65,11 @@ def _queries(s: Scope, w: str) -> dict[str, tuple[str, str | None]]:
         "error_rate": (error_rate_q(s), None),
         "errors_by_type": (f"sum by (error_type) (increase({N.errors}{sel}[{w}]))", "error_type"),
         "errors_by_tool": (f"sum by (tool) (increase({N.errors}{sel}[{w}]))", "tool"),
+        "errors_by_tool_type": (
+            f"sum by (tool, error_type) (increase({N.errors}{sel}[{w}]))",
+            "tool,error_type",
+        ),
+        "requests_by_tool": (f"sum by (tool) (rate({N.requests}{sel}[{w}]))", "tool"),
         "p95": (quantile_q(s, 0.95), None),
         "p95_by_tool": (quantile_q(s, 0.95, by="tool"), "tool"),
         "cpu": (f"max(rate({N.cpu}{sel}[5m]))", None),
@@ -65,6 +84,7 @@ def _queries(s: Scope, w: str) -> dict[str, tuple[str, str | None]]:
             f"(sum(increase({N.cache_misses}{sel}[{w}])) > 0)",
             None,
         ),
+        "cache_misses": (f"sum(increase({N.cache_misses}{sel}[{w}]))", None),
         "cache_size": (f"max({N.cache_size}{sel})", None),
         "cache_size_cv": (
             f"max(stddev_over_time({N.cache_size}{sel}[5m])) / "
@@ -89,11 +109,18 @@ def _queries(s: Scope, w: str) -> dict[str, tuple[str, str | None]]:
     }
 
 
+def _before_queries(s: Scope) -> dict[str, tuple[str, str | None]]:
+    """Evaluated one trend window before `at`: the service's figures before the incident."""
+    return {"p95_by_tool_before": (quantile_q(s, 0.95, by="tool"), "tool")}
+
+
 def _range_queries(s: Scope) -> dict[str, str]:
     sel = s.sel()
     return {
         "memory_series": f"max({N.rss}{sel})",
         "fds_series": f"max({N.open_fds}{sel})",
+        "cache_memory_series": f"max({N.cache_memory}{sel})",
+        "libreoffice_series": f"max({N.libreoffice}{sel})",
     }
 
 
@@ -101,14 +128,17 @@ def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) 
     """Every signal at `at`; trends over the hour before it."""
     w = f"{int(lookback_minutes)}m"
     out = Signals(window=w)
-    for name, (query, label) in _queries(scope, w).items():
-        res = prom.instant(query, at)
-        if not res.ok:
-            out.missing[name] = res.reason
-            continue
-        out.values[name] = res.by(label) if label else res.last()
     start = at - TREND_WINDOW
+    for queries, when in ((_queries(scope, w), at), (_before_queries(scope), start)):
+        for name, (query, label) in queries.items():
+            out.series[name] = series_in(query)
+            res = prom.instant(query, when)
+            if not res.ok:
+                out.missing[name] = res.reason
+                continue
+            out.values[name] = res.by(label) if label else res.last()
     for name, query in _range_queries(scope).items():
+        out.series[name] = series_in(query)
         res = prom.range(query, start, at, step=TREND_STEP_S)
         if res.ok and len(res.frame) >= 3:
             out.values[name] = res.frame[["timestamp", "value"]]

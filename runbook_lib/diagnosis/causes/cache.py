@@ -2,15 +2,75 @@
 
 from __future__ import annotations
 
+from runbook_lib.diagnosis.attribution import Attribution
 from runbook_lib.diagnosis.engine import (
+    LITTLE,
     Evidence,
     Fact,
+    attributes,
+    explains,
     log_fact,
     log_seen,
     metric,
     pct,
     rule,
 )
+
+CAUSES = ("cache_too_small", "ttl_too_short", "poor_cache_keys", "high_request_variance")
+PINNED, VARYING = 0.02, 0.05  # variation of the cache size: at its cap / evicting below it
+
+
+@attributes("cache_hit_rate")
+def cache_attribution(ev: Evidence) -> Attribution | None:
+    """The misses of the window: those that evicted a workbook (for capacity or for TTL, by
+    the logs' reasons, else by whether the size sits at its cap or falls) and those that did
+    not (a workbook under yet another key, or a workbook never seen before)."""
+    misses = ev.sig("cache_misses")
+    if not misses or misses < 1:
+        return None
+    att = Attribution(
+        "cache_hit_rate", f"cache misses in the last {ev.signals.window}", misses, CAUSES, digits=0
+    )
+    per_miss = ev.sig("evictions_per_miss")
+    if per_miss is None:
+        att.notes.append(f"evictions: {ev.signals.why_missing('evictions_per_miss')}")
+        return att
+    evicting = min(1.0, per_miss) * misses
+    _evictions(ev, att, evicting)
+    keys = ev.logs.cache_keys if ev.logs else None
+    if keys is None:
+        att.notes.append("misses that evict nothing: no cache lines naming workbook and key")
+        return att
+    rest, seen = misses - evicting, keys["identified"]
+    att.claim(
+        "poor_cache_keys",
+        rest * (keys["keys"] - keys["workbooks"]) / seen,
+        "misses for a workbook already cached under another key",
+    )
+    att.claim(
+        "high_request_variance",
+        rest * keys["workbooks"] / seen,
+        "misses for workbooks not asked for before",
+    )
+    return att
+
+
+def _evictions(ev: Evidence, att: Attribution, evicting: float) -> None:
+    counts = ev.logs.counts if ev.logs else {}
+    cap, ttl = counts.get("cache_evict_capacity", 0), counts.get("cache_evict_ttl", 0)
+    if cap + ttl >= 3:
+        att.claim("cache_too_small", evicting * cap / (cap + ttl), "evictions for capacity")
+        att.claim("ttl_too_short", evicting * ttl / (cap + ttl), "evictions for TTL expiry")
+        return
+    cv = ev.sig("cache_size_cv")
+    if cv is not None and cv <= PINNED:
+        att.claim("cache_too_small", evicting, "evictions while the cache sits at its cap")
+    elif cv is not None and cv > VARYING:
+        att.claim("ttl_too_short", evicting, "evictions below the cap (expiry)")
+    else:
+        att.notes.append(
+            "evictions: no eviction reasons in the logs, size neither flat nor falling"
+        )
 
 
 @rule(
@@ -31,7 +91,7 @@ def cache_too_small(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "cache_size_cv",
-            lambda v: v <= 0.02,
+            lambda v: v <= PINNED,
             lambda v: f"the cache size is flat (variation {pct(v)}): it sits at its maximum",
             2,
         ),
@@ -43,6 +103,7 @@ def cache_too_small(ev: Evidence) -> list[Fact]:
             1,
             sign=False,
         ),
+        explains(ev, "cache_too_small", at_least=LITTLE),
     ]
 
 
@@ -64,7 +125,7 @@ def ttl_too_short(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "cache_size_cv",
-            lambda v: v > 0.05,
+            lambda v: v > VARYING,
             lambda v: f"the cache size varies by {pct(v)}: evictions happen below the cap",
             2,
         ),
@@ -76,6 +137,7 @@ def ttl_too_short(ev: Evidence) -> list[Fact]:
             1,
             sign=False,
         ),
+        explains(ev, "ttl_too_short", at_least=LITTLE),
     ]
 
 
@@ -104,6 +166,7 @@ def poor_cache_keys(ev: Evidence) -> list[Fact]:
             lambda v: f"only {pct(v)} of misses evict: the cache has room",
             1,
         ),
+        explains(ev, "poor_cache_keys", at_least=LITTLE),
     ]
 
 
@@ -134,4 +197,5 @@ def high_request_variance(ev: Evidence) -> list[Fact]:
             1,
             what="keys per workbook",
         ),
+        explains(ev, "high_request_variance", at_least=LITTLE),
     ]

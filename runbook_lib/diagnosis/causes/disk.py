@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from runbook_lib.diagnosis.attribution import Attribution
 from runbook_lib.diagnosis.engine import (
+    LITTLE,
     Evidence,
     Fact,
+    attributes,
+    explains,
     host_fact,
     rule,
 )
@@ -14,6 +18,21 @@ DISK_DIRS = {
     "prometheus_data_growing": "/var/lib/prometheus",
     "temp_files_not_cleaned": "/tmp",
 }
+
+
+@attributes("disk_usage")
+def disk_attribution(ev: Evidence) -> Attribution | None:
+    """The disk's growth per hour, split by the directory that grows."""
+    growth = (ev.host or {}).get("dir_growth_bytes_per_h") or {}
+    total = sum(max(0.0, g) for g in growth.values())
+    if total <= 0:
+        return None
+    att = Attribution(
+        "disk_usage", "GB/h the disk grows by", total, tuple(DISK_DIRS), scale=1e9, digits=2
+    )
+    for cause, path in DISK_DIRS.items():
+        att.claim(cause, max(0.0, growth.get(path, 0.0)), f"{path}")
+    return att
 
 
 def _disk_rule(cause: str, path: str):
@@ -26,7 +45,8 @@ def _disk_rule(cause: str, path: str):
                 3,
                 required=True,
                 what=f"growth of {path}",
-            )
+            ),
+            explains(ev, cause, at_least=LITTLE),
         ]
         if cause == "temp_files_not_cleaned":
             out.append(

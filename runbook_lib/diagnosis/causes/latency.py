@@ -3,15 +3,106 @@
 from __future__ import annotations
 
 from runbook_lib.contract.thresholds import THRESHOLDS as T
+from runbook_lib.contract.tools import DB_TOOLS, LIBREOFFICE_TOOLS
+from runbook_lib.diagnosis.attribution import Attribution
 from runbook_lib.diagnosis.engine import (
+    LITTLE,
     Evidence,
     Fact,
+    attributes,
+    explains,
     host_fact,
     log_seen,
     metric,
     pct,
     rule,
 )
+
+PRESSURE_PERCENT = 85  # memory above this share of the limit slows everything (GC, swap)
+QUERY_SLOW_S, STAGE_SLOW_S = 2.0, 5.0  # a stage's p95 that counts as slow
+EVICTING = 0.5  # share of misses that evict: the cache is churning
+
+
+def _cpu_busy(v: float) -> bool:
+    return v >= T["cpu"].warn_value
+
+
+def _thrashing(ev: Evidence) -> bool:
+    hit, evict = ev.sig("cache_hit_rate"), ev.sig("evictions_per_miss")
+    return (
+        hit is not None
+        and evict is not None
+        and T["cache_hit_rate"].breached(hit, "crit")
+        and evict >= EVICTING
+    )
+
+
+# Causes that slow every tool alike, each with its sign; and the stages that slow some.
+EVERYWHERE = {
+    "cpu_saturation": ("a saturated CPU", lambda ev: _cpu_busy(ev.sig("cpu") or 0.0)),
+    "memory_pressure": (
+        "memory pressure",
+        lambda ev: (ev.sig("memory_percent") or 0.0) >= PRESSURE_PERCENT,
+    ),
+    "cache_thrashing": ("cache misses", _thrashing),
+}
+STAGES = {
+    "slow_database_queries": (
+        "the database stage",
+        DB_TOOLS,
+        lambda ev: (ev.sig("query_p95") or 0.0) >= QUERY_SLOW_S,
+    ),
+    "libreoffice_bottleneck": (
+        "the LibreOffice stage",
+        LIBREOFFICE_TOOLS,
+        lambda ev: (
+            max(ev.sig("recalc_p95") or 0.0, ev.sig("screenshot_p95") or 0.0) >= STAGE_SLOW_S
+        ),
+    ),
+}
+
+
+@attributes("high_latency")
+def latency_attribution(ev: Evidence) -> Attribution | None:
+    """The p95 added since an hour before, per tool and weighted by its traffic, split into
+    a slowdown every tool shares (claimed by CPU, memory pressure or cache misses, whichever
+    show a sign) and what one stage adds to the tools that use it."""
+    now, before = ev.sig("p95_by_tool") or {}, ev.sig("p95_by_tool_before") or {}
+    rates = ev.sig("requests_by_tool") or {}
+    tools = [t for t in now if t in before and rates.get(t, 0) > 0 and before[t] > 0]
+    if not tools:
+        return None
+    total_rate = sum(rates[t] for t in tools)
+    weight = {t: rates[t] / total_rate for t in tools}
+    added = {t: max(0.0, now[t] - before[t]) for t in tools}
+    total = sum(weight[t] * added[t] for t in tools)
+    if total <= 0.05:
+        return None
+    factor = max(1.0, min(now[t] / before[t] for t in tools))  # a slowdown every tool shares
+    extra = max(0.0, min(added.values()))
+    shared = {t: min(added[t], max(before[t] * (factor - 1), extra)) for t in tools}
+    att = Attribution(
+        "high_latency",
+        "s added to the p95 of the average request since an hour before",
+        total,
+        (*EVERYWHERE, *STAGES),
+        digits=2,
+    )
+    signed = [(c, what) for c, (what, sign) in EVERYWHERE.items() if sign(ev)]
+    common = sum(weight[t] * shared[t] for t in tools)
+    for cause, what in signed:
+        att.claim(cause, common / len(signed), f"{what} (a slowdown every tool shares)")
+    if not signed and common > 0:
+        att.notes.append("every tool slowed alike, and no sign of CPU, memory or cache")
+    for cause, (what, stage_tools, sign) in STAGES.items():
+        mine = [t for t in tools if t in stage_tools]
+        if mine and sign(ev):
+            att.claim(
+                cause,
+                sum(weight[t] * (added[t] - shared[t]) for t in mine),
+                f"{what} (the tools that use it: {', '.join(sorted(mine))})",
+            )
+    return att
 
 
 def _p95(ev: Evidence, tools: set[str]) -> float | None:
@@ -47,7 +138,7 @@ def cpu_saturation(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "cpu",
-            lambda v: v >= T["cpu"].warn_value,
+            _cpu_busy,
             lambda v: (
                 f"the process used {v:.2f} CPU cores over the last 5m ({T['cpu'].rule_text()})"
             ),
@@ -61,6 +152,7 @@ def cpu_saturation(ev: Evidence) -> list[Fact]:
             1,
             what="host load",
         ),
+        explains(ev, "cpu_saturation", at_least=LITTLE),
     ]
 
 
@@ -76,8 +168,8 @@ def memory_pressure(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "memory_percent",
-            lambda v: v >= 85,
-            lambda v: f"memory is at {v:.0f}% of the limit (pressure from 85%)",
+            lambda v: v >= PRESSURE_PERCENT,
+            lambda v: f"memory is at {v:.0f}% of the limit (pressure from {PRESSURE_PERCENT}%)",
             3,
             required=True,
         ),
@@ -88,6 +180,7 @@ def memory_pressure(ev: Evidence) -> list[Fact]:
             1,
             what="swap use",
         ),
+        explains(ev, "memory_pressure", at_least=LITTLE),
     ]
 
 
@@ -101,12 +194,12 @@ def memory_pressure(ev: Evidence) -> list[Fact]:
     ),
 )
 def slow_database_queries(ev: Evidence) -> list[Fact]:
-    db = {"read_table", "list_workbooks"}
+    db = DB_TOOLS
     return [
         metric(
             ev,
             "query_p95",
-            lambda v: v >= 2,
+            lambda v: v >= QUERY_SLOW_S,
             lambda v: f"database query p95 is {v:.1f} s",
             2,
             required=True,
@@ -114,6 +207,7 @@ def slow_database_queries(ev: Evidence) -> list[Fact]:
         metric(ev, "slow_query_rate", lambda v: v >= 0.5, lambda v: f"{v:.1f} slow queries/s", 2),
         log_seen(ev, "slow_query", "'slow query'", 1, at_least=3),
         _others_fast(ev, db, "database-backed tools"),
+        explains(ev, "slow_database_queries", at_least=LITTLE),
     ]
 
 
@@ -138,10 +232,11 @@ def cache_thrashing(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "evictions_per_miss",
-            lambda v: v >= 0.5,
+            lambda v: v >= EVICTING,
             lambda v: f"{pct(v)} of cache misses evict a workbook",
             2,
         ),
+        explains(ev, "cache_thrashing", at_least=LITTLE),
     ]
 
 
@@ -154,16 +249,23 @@ def cache_thrashing(ev: Evidence) -> list[Fact]:
     ),
 )
 def libreoffice_bottleneck(ev: Evidence) -> list[Fact]:
-    lo = {"recalc", "screenshot"}
+    lo = LIBREOFFICE_TOOLS
     return [
         metric(
             ev,
             "recalc_p95",
-            lambda v: v >= 5,
+            lambda v: v >= STAGE_SLOW_S,
             lambda v: f"recalc p95 is {v:.1f} s",
             2,
             required=True,
         ),
-        metric(ev, "screenshot_p95", lambda v: v >= 5, lambda v: f"screenshot p95 is {v:.1f} s", 1),
+        metric(
+            ev,
+            "screenshot_p95",
+            lambda v: v >= STAGE_SLOW_S,
+            lambda v: f"screenshot p95 is {v:.1f} s",
+            1,
+        ),
         _others_fast(ev, lo, "recalc and screenshot"),
+        explains(ev, "libreoffice_bottleneck", at_least=LITTLE),
     ]

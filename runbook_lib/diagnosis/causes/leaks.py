@@ -3,15 +3,58 @@
 from __future__ import annotations
 
 from runbook_lib.contract.thresholds import THRESHOLDS as T
+from runbook_lib.diagnosis.attribution import Attribution, ends
 from runbook_lib.diagnosis.engine import (
+    LITTLE,
     Evidence,
     Fact,
+    attributes,
+    explains,
     metric,
     processes_named,
     rule,
 )
 
 LEAK_NAMES = {"libreoffice_leak": "soffice", "fork_leak": "ggen-mcp-fork"}
+KINDS = {"orphaned": "orphaned_processes", "zombie": "zombie_processes", "hung": "hung_processes"}
+STEADY_R2 = 0.9  # a linear fit this good over the hour is a steady climb
+ENOUGH_FDS = 4096  # the runbook's suggested descriptor limit
+
+
+def _picks(service: int | None) -> dict:
+    """kind -> which of the service's processes are of that kind."""
+    return {
+        "orphaned": lambda p: p["ppid"] == 1 and p["status"] != "zombie",
+        "zombie": lambda p: p["status"] == "zombie",
+        "hung": lambda p: (
+            p["status"] != "zombie"
+            and p["ppid"] == service
+            and p["age_s"] > 300
+            and p["cpu_seconds"] < 0.01 * p["age_s"]
+        ),
+    }
+
+
+def _process_attribution(runbook: str):
+    def attribute(ev: Evidence) -> Attribution | None:
+        """The processes counted, split by what keeps them: orphaned, zombie, hung; the
+        rest is the working pool."""
+        procs = _procs(ev, runbook)
+        if not procs:
+            return None
+        name = LEAK_NAMES[runbook]
+        att = Attribution(
+            runbook, f"{name} processes on the host", len(procs), tuple(KINDS.values()), digits=0
+        )
+        for kind, pick in _picks((ev.host or {}).get("service_pid")).items():
+            att.claim(KINDS[kind], sum(1 for p in procs if pick(p)), f"{kind} {name} processes")
+        return att
+
+    return attribute
+
+
+for _rb in LEAK_NAMES:
+    attributes(_rb)(_process_attribution(_rb))
 
 
 def _procs(ev: Evidence, runbook: str) -> list[dict] | None:
@@ -37,16 +80,7 @@ def _leak_rule(runbook: str, kind: str):
                 "needs the host's process list (live run or host snapshot)",
             )
         else:
-            pick = {
-                "orphaned": lambda p: p["ppid"] == 1 and p["status"] != "zombie",
-                "zombie": lambda p: p["status"] == "zombie",
-                "hung": lambda p: (
-                    p["status"] != "zombie"
-                    and p["ppid"] == service
-                    and p["age_s"] > 300
-                    and p["cpu_seconds"] < 0.01 * p["age_s"]
-                ),
-            }[kind]
+            pick = _picks(service)[kind]
             hits = [p for p in procs if pick(p)]
             pids = ", ".join(str(p["pid"]) for p in hits[:8])
             found = Fact(
@@ -68,6 +102,7 @@ def _leak_rule(runbook: str, kind: str):
                 ),
                 1,
             ),
+            explains(ev, KINDS[kind], at_least=LITTLE),
         ]
 
     return facts
@@ -98,6 +133,24 @@ for _rb in LEAK_NAMES:
         )
 
 
+@attributes("fd_leak")
+def fd_attribution(ev: Evidence) -> Attribution | None:
+    """The descriptors open now: the steady growth of the hour (a leak) and the level the
+    service held before it, which only a limit below the runbook's 4096 makes a problem."""
+    level, limit, r2 = ends(ev.sig("fds_series")), ev.sig("max_fds"), ev.sig("fds_r2")
+    if level is None:
+        return None
+    start, now = level
+    att = Attribution("fd_leak", "open descriptors", now, ("fd_leak", "fd_limit_too_low"), digits=0)
+    growth = max(0.0, now - start) if r2 is not None and r2 >= STEADY_R2 else 0.0
+    att.claim("fd_leak", growth, "steady growth over the hour")
+    if limit is None:
+        att.notes.append(f"descriptor limit: {ev.signals.why_missing('max_fds')}")
+    elif limit < ENOUGH_FDS:
+        att.claim("fd_limit_too_low", now - growth, f"the working level, on a limit of {limit:.0f}")
+    return att
+
+
 @rule(
     "fd_leak",
     "fd_leak",
@@ -121,18 +174,19 @@ def fd_leak(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "fds_r2",
-            lambda v: v >= 0.9,
+            lambda v: v >= STEADY_R2,
             lambda v: f"the growth is steady (linear fit R² {v:.2f})",
             2,
         ),
         metric(
             ev,
             "max_fds",
-            lambda v: v >= 4096,
+            lambda v: v >= ENOUGH_FDS,
             lambda v: f"the descriptor limit is {v:.0f}",
             1,
             sign=False,
         ),
+        explains(ev, "fd_leak", at_least=LITTLE),
     ]
 
 
@@ -146,7 +200,7 @@ def fd_limit_too_low(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "max_fds",
-            lambda v: v < 4096,
+            lambda v: v < ENOUGH_FDS,
             lambda v: f"the descriptor limit is {v:.0f} (the runbook suggests 4096+)",
             3,
             required=True,
@@ -158,4 +212,5 @@ def fd_limit_too_low(ev: Evidence) -> list[Fact]:
             lambda v: f"open descriptors follow load rather than grow steadily (fit R² {v:.2f})",
             1,
         ),
+        explains(ev, "fd_limit_too_low", at_least=LITTLE),
     ]

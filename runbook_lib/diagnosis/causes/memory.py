@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from runbook_lib.contract.thresholds import THRESHOLDS as T
+from runbook_lib.diagnosis.attribution import Attribution, ends, minutes
 from runbook_lib.diagnosis.engine import (
+    LITTLE,
     Evidence,
     Fact,
+    attributes,
+    explains,
     host_fact,
     log_seen,
     metric,
@@ -13,6 +19,105 @@ from runbook_lib.diagnosis.engine import (
     processes_named,
     rule,
 )
+from runbook_lib.evidence.panels import trend
+
+CAUSES = ("memory_leak", "cache_too_large", "large_payloads", "too_many_libreoffice_processes")
+TYPICAL_SOFFICE_BYTES = 150e6  # one LibreOffice process, when the host cannot be asked
+LEAK_MB_H = 50  # growth per hour that counts as still growing
+JUMPY = 0.05  # share of scrapes that jump by over 10% of the limit: memory comes and goes
+STEADY_R2 = 0.8  # a linear fit this good over the hour: a steady climb
+GAIN_FLOOR = 64 * 2**20  # less growth than this over the hour is no memory symptom
+
+
+@attributes("memory")
+def memory_attribution(ev: Evidence) -> Attribution | None:
+    """Resident memory gained over the hour, split into the cache's growth, the LibreOffice
+    processes spawned (count x typical size), memory that comes and goes with large requests,
+    and a leak: the remainder, when it is still growing steadily."""
+    rss = ev.sig("memory_series")
+    level = ends(rss)
+    if level is None:
+        return None
+    rss = rss.sort_values("timestamp")
+    recent = rss[
+        rss["timestamp"]
+        >= rss["timestamp"].max() - pd.Timedelta(minutes=minutes(ev.signals.window))
+    ]
+    peak = float(recent["value"].max())
+    total = peak - level[0]
+    if total < GAIN_FLOOR:
+        return None
+    att = Attribution(
+        "memory", "GB of resident memory gained over the last hour", total, CAUSES, scale=1e9
+    )
+    parts = pd.DataFrame({"timestamp": rss["timestamp"], "value": rss["value"].to_numpy(float)})
+    cache = _component(ev, "cache_memory_series", 1.0, att, "the cache's memory")
+    if cache is not None:
+        att.claim("cache_too_large", cache[0], "the cache's growth")
+        parts = _minus(parts, cache[1])
+    typical = _soffice_size(ev)
+    lo = _component(ev, "libreoffice_series", typical, att, "the LibreOffice process count")
+    if lo is not None:
+        att.claim(
+            "too_many_libreoffice_processes",
+            lo[0],
+            f"{lo[0] / typical:.0f} more LibreOffice processes (x {typical / 1e6:.0f} MB each)",
+        )
+        parts = _minus(parts, lo[1])
+    jumps = ev.sig("memory_jumps")
+    if jumps is not None and jumps >= JUMPY:
+        att.claim(
+            "large_payloads",
+            peak - float(recent["value"].min()),
+            "memory that comes and goes with large requests",
+        )
+    _leak(att, parts)
+    return att
+
+
+def _component(
+    ev: Evidence, name: str, size: float, att: Attribution, label: str
+) -> tuple[float, pd.DataFrame] | None:
+    """A component's gain over the hour in bytes (x `size` per unit), and its series as bytes
+    above its starting level; None (noted) when Prometheus has no such series."""
+    frame = ev.sig(name)
+    level = ends(frame)
+    if level is None:
+        att.notes.append(f"{label}: {ev.signals.why_missing(name)}")
+        return None
+    above = frame.sort_values("timestamp")[["timestamp", "value"]].copy()
+    above["value"] = (above["value"].astype(float) - level[0]) * size
+    return max(0.0, (level[1] - level[0]) * size), above
+
+
+def _minus(parts: pd.DataFrame, component: pd.DataFrame) -> pd.DataFrame:
+    joined = parts.merge(component, on="timestamp", how="left", suffixes=("", "_c"))
+    joined["value"] = joined["value"] - joined["value_c"].fillna(0.0)
+    return joined[["timestamp", "value"]]
+
+
+def _soffice_size(ev: Evidence) -> float:
+    procs = processes_named(ev.host or {}, "soffice")
+    sizes = [p["rss_bytes"] for p in procs if p.get("rss_bytes")]
+    return sum(sizes) / len(sizes) if sizes else TYPICAL_SOFFICE_BYTES
+
+
+def _leak(att: Attribution, remainder: pd.DataFrame) -> None:
+    """The leak claims what nothing else explains, when that remainder climbed steadily over
+    the hour; it cannot claim while a component could not be measured."""
+    left = att.unexplained
+    if att.notes:
+        att.notes.append("a leak is what the other parts do not explain: not judged")
+        return
+    t = trend(remainder)
+    if left <= 0 or t is None or t.slope_per_h / 1e6 < LEAK_MB_H or t.r2 < STEADY_R2:
+        att.notes.append("what the other parts do not explain did not climb steadily")
+        return
+    att.claim(
+        "memory_leak",
+        left,
+        f"growth nothing else explains ({t.slope_per_h / 1e6:+.0f} MB/h, fit R² {t.r2:.2f})",
+    )
 
 
 @rule(
@@ -61,11 +166,12 @@ def memory_leak(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "memory_jumps",
-            lambda v: v < 0.05,
+            lambda v: v < JUMPY,
             lambda v: f"{pct(v)} of scrapes jump by over 10% of the limit",
             1,
             sign=False,
         ),
+        explains(ev, "memory_leak", at_least=LITTLE, weight=3),
     ]
 
 
@@ -89,6 +195,7 @@ def cache_too_large(ev: Evidence) -> list[Fact]:
             required=True,
         ),
         metric(ev, "cache_size", lambda v: v >= 2000, lambda v: f"{v:.0f} workbooks are cached", 1),
+        explains(ev, "cache_too_large", at_least=LITTLE, weight=2),
     ]
 
 
@@ -102,7 +209,7 @@ def large_payloads(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "memory_jumps",
-            lambda v: v >= 0.05,
+            lambda v: v >= JUMPY,
             lambda v: f"memory jumps: {pct(v)} of scrapes move by over 10% of the limit",
             2,
             required=True,
@@ -139,6 +246,7 @@ def too_many_libreoffice_processes(ev: Evidence) -> list[Fact]:
             1,
             what="memory held by soffice",
         ),
+        explains(ev, "too_many_libreoffice_processes", at_least=LITTLE, weight=1),
     ]
 
 

@@ -3,7 +3,15 @@ healthy baseline) as OpenMetrics history, log lines and host state around a fixe
 backfilled into a private Prometheus with promtool."""
 
 from runbook_lib.lab.scenarios.backfill import ScenarioPrometheus, backfill, write_openmetrics
-from runbook_lib.lab.scenarios.build import BASE_TIME, Scenario, all_scenarios, build, healthy
+from runbook_lib.lab.scenarios.build import (
+    BASE_TIME,
+    Scenario,
+    all_scenarios,
+    build,
+    build_mix,
+    healthy,
+    mixed_scenarios,
+)
 from runbook_lib.lab.scenarios.catalog import CATALOG
 
 __all__ = [
@@ -14,6 +22,8 @@ __all__ = [
     "all_scenarios",
     "backfill",
     "build",
+    "build_mix",
     "healthy",
+    "mixed_scenarios",
     "write_openmetrics",
 ]

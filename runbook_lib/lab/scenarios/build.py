@@ -38,6 +38,8 @@ class Scenario:
     seed: int
     timeline: Timeline
     extras: Extras
+    causes: tuple[str, ...] = ()  # every true cause (two when both contribute)
+    mix: str | None = None  # the co-occurring scenario it comes from, if any
 
     @property
     def at(self) -> datetime:
@@ -108,7 +110,42 @@ def build(runbook: str, cause: str, seed: int = 0, alert_at: datetime | None = N
         seed,
         tl,
         extras,
+        (cause,),
     )
+
+
+def build_mix(name: str, seed: int = 0, alert_at: datetime | None = None) -> Scenario:
+    """A co-occurring scenario of `mixes.MIXES`: the true cause(s), and a second cause's
+    signal moving with them."""
+    from runbook_lib.lab.scenarios.mixes import MIXES
+
+    m = MIXES.get(name)
+    if m is None:
+        raise KeyError(f"no co-occurring scenario {name!r}; known: {', '.join(sorted(MIXES))}")
+    rng = random.Random(f"mix/{name}/{seed}")
+    alert_at = alert_at or BASE_TIME + timedelta(hours=3 * seed)
+    tl = _timeline(alert_at, rng)
+    extras = Extras()
+    m.apply(tl, rng, extras)
+    return Scenario(
+        f"{m.runbook}/mix-{name}/s{seed}",
+        m.runbook,
+        m.causes[0],
+        CATALOG[(m.runbook, m.causes[0])].alert,
+        f"scenario-mix-{name}-s{seed}",
+        alert_at,
+        seed,
+        tl,
+        extras,
+        m.causes,
+        name,
+    )
+
+
+def mixed_scenarios(seeds: tuple[int, ...] = (0, 1, 2)) -> list[Scenario]:
+    from runbook_lib.lab.scenarios.mixes import MIXES
+
+    return [build_mix(name, seed) for seed in seeds for name in MIXES]
 
 
 def healthy(seed: int = 0, alert_at: datetime | None = None) -> Scenario:

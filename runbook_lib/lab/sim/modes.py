@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from runbook_lib.contract.tools import DB_TOOLS, LIBREOFFICE_TOOLS
+
 TOOLS: dict[str, float] = {
     "read_table": 0.35,
     "list_workbooks": 0.25,
@@ -12,8 +14,6 @@ TOOLS: dict[str, float] = {
     "render_template": 0.10,
     "fork_workbook": 0.05,
 }
-DB_TOOLS = frozenset({"read_table", "list_workbooks"})
-LIBREOFFICE_TOOLS = frozenset({"recalc", "screenshot"})
 # Median duration in seconds of each tool on a healthy service.
 BASE_LATENCY: dict[str, float] = {
     "read_table": 0.12,
