@@ -12,6 +12,21 @@ from runbook_lib.diagnosis.engine import (
     diagnose,
     summary,
     to_html,
+    top_causes,
+    top_text,
+    unknown_gaps,
 )
 
-__all__ = ["COLORS", "RULES", "Evidence", "Verdict", "causes", "diagnose", "summary", "to_html"]
+__all__ = [
+    "COLORS",
+    "RULES",
+    "Evidence",
+    "Verdict",
+    "causes",
+    "diagnose",
+    "summary",
+    "to_html",
+    "top_causes",
+    "top_text",
+    "unknown_gaps",
+]

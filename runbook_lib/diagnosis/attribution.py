@@ -32,6 +32,13 @@ class Attribution:
     scale: float = 1.0  # amounts are divided by this for display (1e9: bytes as GB)
     digits: int = 1
     notes: list[str] = field(default_factory=list)  # why a part could not be measured
+    unjudged: dict[str, str] = field(default_factory=dict)  # cause -> the data it lacked
+    extra: dict[str, float] = field(default_factory=dict)  # named sub-figures rules may read
+
+    def cannot_judge(self, cause: str, why: str) -> None:
+        """`cause`'s part cannot be measured: its share is unknown, never 0."""
+        self.unjudged[cause] = why
+        self.notes.append(f"{cause.replace('_', ' ')}: {why}")
 
     def claim(self, cause: str, amount: float, what: str) -> None:
         if amount > 0:
@@ -42,7 +49,7 @@ class Attribution:
 
     def share(self, cause: str) -> float | None:
         """The part of the symptom `cause` explains, 0..1; None when it cannot claim here."""
-        if cause not in self.causes or self.total <= 0:
+        if cause not in self.causes or cause in self.unjudged or self.total <= 0:
             return None
         return round(min(1.0, self.claimed(cause) / self.total), 3)
 

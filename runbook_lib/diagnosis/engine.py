@@ -25,7 +25,7 @@ from runbook_lib.evidence.signals import Signals
 
 LIKELY, POSSIBLE = 0.7, 0.35
 MOSTLY = 0.5  # a cause explaining at least this much of the symptom...
-LITTLE = 0.25  # ...caps a likely cause explaining less than this at `possible`
+LITTLE = 0.2  # ...caps a likely cause explaining less than this at `possible`
 VERDICTS = ("likely", "possible", "ruled_out", "unknown")
 
 
@@ -214,6 +214,42 @@ def top_causes(verdicts: list[Verdict]) -> list[dict]:
     ]
 
 
+def top_text(verdicts: list[Verdict]) -> str:
+    """The answer in one Markdown line: the top cause, or the causes that together explain
+    the symptom with their shares, or that none is likely."""
+    tops = top_causes(verdicts)
+    if not tops:
+        return (
+            "**No cause is likely.** Look at the overview and the logs; "
+            "escalate if the root cause stays unknown."
+        )
+
+    def named(t: dict) -> str:
+        share = t["explained_share"]
+        return f"`{t['cause']}`" + (f" ({pct(share)} of the symptom)" if share is not None else "")
+
+    if len(tops) == 1:
+        return f"**Top cause: {named(tops[0])}**"
+    together = sum(t["explained_share"] or 0.0 for t in tops)
+    return (
+        f"**Top causes, contributing together ({pct(together)} of the symptom): "
+        + ", ".join(named(t) for t in tops)
+        + "**"
+    )
+
+
+def unknown_gaps(verdicts: list[Verdict]) -> list[str]:
+    """For each cause that could not be judged, the series it lacked (gaps without a series,
+    such as an unreachable Prometheus or no log source, are listed once elsewhere)."""
+    return [
+        f"{v.cause} is unknown: {m}"
+        for v in verdicts
+        if v.verdict == "unknown"
+        for m in v.missing
+        if "(reads " in m and "unreachable" not in m
+    ]
+
+
 def summary(verdicts: list[Verdict]) -> tuple[list[dict], str | None]:
     """The diagnosis list of the record summary, and its top cause (first likely)."""
     top = next((v.cause for v in verdicts if v.verdict == "likely"), None)
@@ -260,7 +296,7 @@ def metric(
 ) -> Fact:
     value = ev.sig(name)
     if value is None or (isinstance(value, dict) and not value):
-        why = ev.signals.why_missing(name) if name in ev.signals.missing else "no data"
+        why = ev.signals.why_missing(name)
         return Fact(None, what or name, weight, required, f"{what or name}: {why}", sign)
     return Fact(bool(test(value)), text(value), weight, required, sign=sign)
 

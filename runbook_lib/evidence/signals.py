@@ -40,7 +40,7 @@ class Signals:
         return self.values.get(name)
 
     def why_missing(self, name: str) -> str:
-        why = self.missing.get(name, f"{name} was not collected")
+        why = self.missing.get(name, "no data")
         reads = self.series.get(name)
         return f"{why} (reads {', '.join(reads)})" if reads else why
 

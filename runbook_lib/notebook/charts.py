@@ -173,3 +173,78 @@ def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+# The series each runbook's alert fires on, charted beside the attribution of its symptom.
+SYMPTOM_PANEL = {
+    "memory": "memory",
+    "high_latency": "latency",
+    "high_error_rate": "error_rate",
+    "cache_hit_rate": "cache_hit_rate",
+    "fd_leak": "descriptors",
+    "disk_usage": "disk",
+    "libreoffice_leak": "libreoffice_processes",
+    "fork_leak": "active_forks",
+}
+PART_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+UNEXPLAINED = "#c7c7c7"
+
+
+def attribution(
+    att: dict,
+    symptom: PanelData | None,
+    alert_start: datetime | None = None,
+    alert_end: datetime | None = None,
+) -> Figure:
+    """The alerting series (left) and how its symptom splits among the causes (right): one
+    stacked bar, a segment per cause that claims a part, grey for what nothing explains."""
+    height = ROW_IN
+    with plt.rc_context(STYLE):
+        fig, (left, right) = plt.subplots(
+            1, 2, figsize=(WIDTH_IN, height), gridspec_kw={"width_ratios": (1.4, 1)}
+        )
+        if symptom is not None:
+            draw(symptom, left, alert_start, alert_end)
+        else:
+            left.set_visible(False)
+        _stacked(att, right)
+        m = MARGINS_IN
+        fig.subplots_adjust(
+            left=m["left"] / WIDTH_IN,
+            right=1 - m["right"] / WIDTH_IN,
+            top=1 - m["top"] / height,
+            bottom=0.9 / height,
+            wspace=0.3,
+        )
+    return fig
+
+
+def _stacked(att: dict, ax: Axes) -> None:
+    total = att.get("total") or 0.0
+    parts = sorted((att.get("parts") or {}).items(), key=lambda kv: -kv[1])
+    if att.get("unexplained"):
+        parts.append(("unexplained", att["unexplained"]))
+    ax.set_title("What explains it")
+    left = 0.0
+    for i, (cause, amount) in enumerate(parts):
+        share = amount / total if total else 0.0
+        color = UNEXPLAINED if cause == "unexplained" else PART_COLORS[i % len(PART_COLORS)]
+        label = f"{cause.replace('_', ' ')} {100 * share:.0f}%"
+        ax.barh(0, amount, left=left, color=color, label=label, height=0.5)
+        if share >= 0.12:
+            ax.text(
+                left + amount / 2,
+                0,
+                f"{100 * share:.0f}%",
+                ha="center",
+                va="center",
+                color="white" if cause != "unexplained" else "black",
+                fontsize=9,
+            )
+        left += amount
+    ax.set_yticks([])
+    ax.set_xlim(0, max(left, total) or 1.0)
+    ax.set_xlabel(textwrap.fill(str(att.get("of_what", "")), 60), fontsize=8)
+    ax.xaxis.set_major_formatter(FuncFormatter(compact))
+    ax.grid(False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncols=2, fontsize=8)

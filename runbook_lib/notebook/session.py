@@ -262,6 +262,7 @@ class Session:
     def causes(self) -> None:
         """Each of the runbook's common causes, judged with its evidence."""
         self.verdicts = diagnosis.diagnose(self.runbook, self.gather())
+        self._unknown_gaps()
         if not self.verdicts:
             display(Markdown("*This runbook has no common causes to judge: see the overview.*"))
         for v in sorted(self.verdicts, key=lambda v: v.cause):
@@ -274,20 +275,23 @@ class Session:
                 )
             )
 
+    def _unknown_gaps(self) -> None:
+        for gap in diagnosis.unknown_gaps(self.verdicts):
+            self._gap(gap)
+
     def diagnosis(self) -> None:
-        """The diagnosis table, most likely first."""
+        """The diagnosis table, most likely first; how much of the symptom each cause
+        explains, as a chart beside the alerting series."""
         if not self.verdicts:
             self.verdicts = diagnosis.diagnose(self.runbook, self.gather())
+            self._unknown_gaps()
         display(HTML(diagnosis.to_html(self.verdicts)))
-        top = self.top_cause
-        display(
-            Markdown(
-                f"**Top cause: `{top}`**"
-                if top
-                else "**No cause is likely.** Look at the overview and the logs; "
-                "escalate if the root cause stays unknown."
-            )
-        )
+        display(Markdown(diagnosis.top_text(self.verdicts)))
+        att = self.evidence.attribution if self.evidence else None
+        if att is not None and att.total > 0:
+            name = charts.SYMPTOM_PANEL.get(self.runbook)
+            symptom = self.data(name) if name else None
+            show(charts.attribution(att.as_dict(), symptom, self.starts_at, self.ends_at))
 
     @property
     def top_cause(self) -> str | None:
@@ -386,6 +390,12 @@ class Session:
             "figures": self.figures,
             "diagnosis": diag,
             "top_cause": top,
+            "top_causes": diagnosis.top_causes(self.verdicts),
+            "attribution": (
+                self.evidence.attribution.as_dict()
+                if self.evidence and self.evidence.attribution
+                else None
+            ),
             "data_gaps": self.gaps,
             "actions": self.actions,
             "post_checks": getattr(self, "post_check_rows", []),

@@ -23,10 +23,13 @@ def lead_html(summary: dict[str, Any]) -> str:
         f"<p>{_alert_line(summary)}</p>",
     ]
     if found:
+        share = found.get("explained_share")
+        explains = f", explains {100 * share:.0f}% of the symptom" if share is not None else ""
         parts.append(
             f"<h2 style='margin:4px 0'>Top cause: {escape(str(top))} — "
-            f"{escape(found['verdict'])} ({found['score']:.2f})</h2>"
+            f"{escape(found['verdict'])} ({found['score']:.2f}{explains})</h2>"
         )
+        parts.append(_contributing(summary))
         parts.append(_items(found.get("evidence") or []))
     else:
         parts.append("<h2 style='margin:4px 0'>No cause is likely</h2>")
@@ -47,6 +50,17 @@ def lead_html(summary: dict[str, Any]) -> str:
         parts.append(f"<p>{links}</p>")
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def _contributing(summary: dict[str, Any]) -> str:
+    """Other likely causes that explain a real part of the same symptom, with their shares."""
+    others = (summary.get("top_causes") or [])[1:]
+    if not others:
+        return ""
+    named = ", ".join(
+        f"{escape(str(t['cause']))} ({100 * (t.get('explained_share') or 0):.0f}%)" for t in others
+    )
+    return f"<p><b>Contributing as well:</b> {named}. Both need fixing.</p>"
 
 
 def _alert_line(s: dict[str, Any]) -> str:

@@ -33,13 +33,17 @@ def cache_attribution(ev: Evidence) -> Attribution | None:
     )
     per_miss = ev.sig("evictions_per_miss")
     if per_miss is None:
-        att.notes.append(f"evictions: {ev.signals.why_missing('evictions_per_miss')}")
+        why = f"evictions: {ev.signals.why_missing('evictions_per_miss')}"
+        att.cannot_judge("cache_too_small", why)
+        att.cannot_judge("ttl_too_short", why)
         return att
     evicting = min(1.0, per_miss) * misses
     _evictions(ev, att, evicting)
     keys = ev.logs.cache_keys if ev.logs else None
     if keys is None:
-        att.notes.append("misses that evict nothing: no cache lines naming workbook and key")
+        why = f"no log lines naming workbook and key ({ev.logs_missing if ev.logs is None else 'too few'})"
+        att.cannot_judge("poor_cache_keys", why)
+        att.cannot_judge("high_request_variance", why)
         return att
     rest, seen = misses - evicting, keys["identified"]
     att.claim(
@@ -68,9 +72,9 @@ def _evictions(ev: Evidence, att: Attribution, evicting: float) -> None:
     elif cv is not None and cv > VARYING:
         att.claim("ttl_too_short", evicting, "evictions below the cap (expiry)")
     else:
-        att.notes.append(
-            "evictions: no eviction reasons in the logs, size neither flat nor falling"
-        )
+        why = "no eviction reasons in the logs, and the size is neither flat nor falling"
+        att.cannot_judge("cache_too_small", why)
+        att.cannot_judge("ttl_too_short", why)
 
 
 @rule(

@@ -62,6 +62,15 @@ STAGES = {
 }
 
 
+NEEDS = {  # the signals each cause's sign reads
+    "cpu_saturation": ("cpu",),
+    "memory_pressure": ("memory_percent",),
+    "cache_thrashing": ("cache_hit_rate", "evictions_per_miss"),
+    "slow_database_queries": ("query_p95",),
+    "libreoffice_bottleneck": ("recalc_p95",),
+}
+
+
 @attributes("high_latency")
 def latency_attribution(ev: Evidence) -> Attribution | None:
     """The p95 added since an hour before, per tool and weighted by its traffic, split into
@@ -88,15 +97,22 @@ def latency_attribution(ev: Evidence) -> Attribution | None:
         (*EVERYWHERE, *STAGES),
         digits=2,
     )
-    signed = [(c, what) for c, (what, sign) in EVERYWHERE.items() if sign(ev)]
+    for cause, needs in NEEDS.items():
+        lacking = [n for n in needs if ev.sig(n) is None]
+        if lacking:
+            att.cannot_judge(cause, "; ".join(ev.signals.why_missing(n) for n in lacking))
+    signed = [
+        (c, what) for c, (what, sign) in EVERYWHERE.items() if c not in att.unjudged and sign(ev)
+    ]
     common = sum(weight[t] * shared[t] for t in tools)
+    att.extra["shared"] = common
     for cause, what in signed:
         att.claim(cause, common / len(signed), f"{what} (a slowdown every tool shares)")
     if not signed and common > 0:
         att.notes.append("every tool slowed alike, and no sign of CPU, memory or cache")
     for cause, (what, stage_tools, sign) in STAGES.items():
         mine = [t for t in tools if t in stage_tools]
-        if mine and sign(ev):
+        if mine and cause not in att.unjudged and sign(ev):
             att.claim(
                 cause,
                 sum(weight[t] * (added[t] - shared[t]) for t in mine),
@@ -111,7 +127,17 @@ def _p95(ev: Evidence, tools: set[str]) -> float | None:
     return max(vals) if vals else None
 
 
-def _others_fast(ev: Evidence, tools: set[str], label: str) -> Fact:
+def _others_fast(ev: Evidence, tools: frozenset[str], label: str) -> Fact:
+    """Not a slowdown of every tool: the other tools are fast, or (when the symptom is
+    attributed) what slowed them is not shared by all tools but explained stage by stage."""
+    att = ev.attribution
+    if att is not None and "shared" in att.extra:
+        shared = att.extra["shared"] / att.total if att.total else 0.0
+        return Fact(
+            shared < LITTLE,
+            f"a slowdown every tool shares is {pct(shared)} of the added p95",
+            2,
+        )
     by = ev.sig("p95_by_tool") or {}
     others = [v for k, v in by.items() if k not in tools]
     if not others:

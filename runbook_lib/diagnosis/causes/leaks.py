@@ -145,7 +145,9 @@ def fd_attribution(ev: Evidence) -> Attribution | None:
     growth = max(0.0, now - start) if r2 is not None and r2 >= STEADY_R2 else 0.0
     att.claim("fd_leak", growth, "steady growth over the hour")
     if limit is None:
-        att.notes.append(f"descriptor limit: {ev.signals.why_missing('max_fds')}")
+        att.cannot_judge(
+            "fd_limit_too_low", f"descriptor limit: {ev.signals.why_missing('max_fds')}"
+        )
     elif limit < ENOUGH_FDS:
         att.claim("fd_limit_too_low", now - growth, f"the working level, on a limit of {limit:.0f}")
     return att

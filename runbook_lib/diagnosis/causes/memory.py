@@ -51,12 +51,12 @@ def memory_attribution(ev: Evidence) -> Attribution | None:
         "memory", "GB of resident memory gained over the last hour", total, CAUSES, scale=1e9
     )
     parts = pd.DataFrame({"timestamp": rss["timestamp"], "value": rss["value"].to_numpy(float)})
-    cache = _component(ev, "cache_memory_series", 1.0, att, "the cache's memory")
+    cache = _component(ev, "cache_memory_series", 1.0, att, "cache_too_large")
     if cache is not None:
         att.claim("cache_too_large", cache[0], "the cache's growth")
         parts = _minus(parts, cache[1])
     typical = _soffice_size(ev)
-    lo = _component(ev, "libreoffice_series", typical, att, "the LibreOffice process count")
+    lo = _component(ev, "libreoffice_series", typical, att, "too_many_libreoffice_processes")
     if lo is not None:
         att.claim(
             "too_many_libreoffice_processes",
@@ -76,14 +76,14 @@ def memory_attribution(ev: Evidence) -> Attribution | None:
 
 
 def _component(
-    ev: Evidence, name: str, size: float, att: Attribution, label: str
+    ev: Evidence, name: str, size: float, att: Attribution, cause: str
 ) -> tuple[float, pd.DataFrame] | None:
     """A component's gain over the hour in bytes (x `size` per unit), and its series as bytes
     above its starting level; None (noted) when Prometheus has no such series."""
     frame = ev.sig(name)
     level = ends(frame)
     if level is None:
-        att.notes.append(f"{label}: {ev.signals.why_missing(name)}")
+        att.cannot_judge(cause, ev.signals.why_missing(name))
         return None
     above = frame.sort_values("timestamp")[["timestamp", "value"]].copy()
     above["value"] = (above["value"].astype(float) - level[0]) * size
@@ -106,8 +106,8 @@ def _leak(att: Attribution, remainder: pd.DataFrame) -> None:
     """The leak claims what nothing else explains, when that remainder climbed steadily over
     the hour; it cannot claim while a component could not be measured."""
     left = att.unexplained
-    if att.notes:
-        att.notes.append("a leak is what the other parts do not explain: not judged")
+    if att.unjudged:
+        att.cannot_judge("memory_leak", "a leak is what the other parts do not explain")
         return
     t = trend(remainder)
     if left <= 0 or t is None or t.slope_per_h / 1e6 < LEAK_MB_H or t.r2 < STEADY_R2:

@@ -1,0 +1,319 @@
+"""The differential diagnosis on hand-made evidence: how each family's symptom splits among
+its causes, the cap on a cause another explains, contributing causes, and unknown (never
+ruled out) when a series is missing. Every figure below was worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from runbook_lib import diagnosis
+from runbook_lib.diagnosis.attribution import Attribution
+from runbook_lib.diagnosis.engine import Evidence, Verdict, differentiate, top_causes
+from runbook_lib.evidence.panels import Scope
+from runbook_lib.evidence.signals import Signals, _derive
+
+T0 = pd.Timestamp("2026-01-15 09:00", tz="UTC")
+
+
+def by_cause(verdicts: list[Verdict]) -> dict[str, Verdict]:
+    return {v.cause: v for v in verdicts}
+
+
+# ------------------------------------------------------------------ latency
+def latency_signals(**extra: object) -> Signals:
+    """Only the database-backed tools got slower (by 13.73 s and 13.39 s); the others answer
+    as fast as an hour before."""
+    before = {
+        "read_table": 0.27,
+        "list_workbooks": 0.11,
+        "recalc": 1.8,
+        "screenshot": 2.5,
+        "render_template": 0.7,
+    }
+    now = {**before, "read_table": 14.0, "list_workbooks": 13.5}
+    values = {
+        "p95_by_tool": now,
+        "p95_by_tool_before": before,
+        "requests_by_tool": {
+            "read_table": 7.0,
+            "list_workbooks": 5.0,
+            "recalc": 3.0,
+            "screenshot": 2.0,
+            "render_template": 2.0,
+        },
+        "cpu": 1.2,
+        "memory_percent": 35.0,
+        "cache_hit_rate": 85.0,
+        "evictions_per_miss": 0.0,
+        "query_p95": 9.0,
+        "recalc_p95": 1.6,
+        "screenshot_p95": 2.2,
+        "slow_query_rate": 10.0,
+    }
+    values.update(extra)
+    return Signals(values=values)
+
+
+def test_a_busy_cpu_does_not_explain_latency_that_only_one_stage_has() -> None:
+    verdicts = diagnosis.diagnose("high_latency", Evidence(latency_signals()))
+    v = by_cause(verdicts)
+    # 7/19 * 13.73 + 5/19 * 13.39 = 5.058 + 3.524 = 8.58 s added to the average request
+    assert verdicts[0].cause == "slow_database_queries"
+    assert v["slow_database_queries"].explained_share == 1.0
+    assert v["cpu_saturation"].explained_share == 0.0
+    assert v["cpu_saturation"].verdict == "possible"  # its own sign (1.2 cores) holds
+    assert any("explains 0.00 of the 8.58 s" in e for e in v["cpu_saturation"].evidence)
+    assert any(
+        "the database stage (the tools that use it: list_workbooks, read_table) explains 8.58" in e
+        for e in v["slow_database_queries"].evidence
+    )
+
+
+def test_a_slowdown_every_tool_shares_is_the_cpus() -> None:
+    before = latency_signals().values["p95_by_tool_before"]
+    now = {t: p * 30 for t, p in before.items()}  # every tool 30 times slower
+    ev = Evidence(latency_signals(p95_by_tool=now, query_p95=6.0, recalc_p95=40.0))
+    v = by_cause(diagnosis.diagnose("high_latency", ev))
+    assert v["cpu_saturation"].explained_share == 1.0
+    assert v["cpu_saturation"].verdict == "likely"
+    # the stages look slow too, but explain nothing beyond the shared slowdown
+    assert v["slow_database_queries"].explained_share == 0.0
+    assert v["libreoffice_bottleneck"].explained_share == 0.0
+
+
+def test_no_latency_added_means_no_attribution() -> None:
+    before = latency_signals().values["p95_by_tool_before"]
+    ev = Evidence(latency_signals(p95_by_tool=dict(before)))
+    verdicts = diagnosis.diagnose("high_latency", ev)
+    assert ev.attribution is None
+    assert all(v.explained_share is None for v in verdicts)
+
+
+# ------------------------------------------------------------------ memory
+def memory_evidence(leak_bytes: float) -> Evidence:
+    """An hour at 15 s: flat for 5 min, then the cache grows by 2.0 GB (and the heap by
+    `leak_bytes`) linearly, then flat for 5 min."""
+    n = 241
+    times = [T0 + pd.Timedelta(seconds=15 * i) for i in range(n)]
+    ramp = np.clip((np.arange(n) - 20) / 200, 0, 1)
+    cache = 0.2e9 + 2.0e9 * ramp
+    rss = 1.4e9 + (cache - 0.2e9) + leak_bytes * np.clip((np.arange(n) - 20) / 220, 0, 1)
+    sig = Signals(
+        values={
+            "memory_series": pd.DataFrame({"timestamp": times, "value": rss}),
+            "cache_memory_series": pd.DataFrame({"timestamp": times, "value": cache}),
+            "libreoffice_series": pd.DataFrame({"timestamp": times, "value": 2.0}),
+            "cache_memory_share": cache[-1] / rss[-1],
+            "cache_size": 2500.0,
+            "libreoffice": 2.0,
+        }
+    )
+    _derive(sig, Scope("x"), 15)
+    return Evidence(sig)
+
+
+def test_memory_the_cache_grew_is_not_a_leak() -> None:
+    ev = memory_evidence(leak_bytes=0.0)
+    v = by_cause(diagnosis.diagnose("memory", ev))
+    assert v["cache_too_large"].verdict == "likely"
+    assert v["cache_too_large"].explained_share == 1.0
+    assert any(
+        "the cache's growth explains 2.0 of the 2.0 GB of resident memory gained" in e
+        for e in v["cache_too_large"].evidence
+    )
+    # steady growth, no plateau: alone, the leak rule would say likely
+    assert v["memory_leak"].explained_share == 0.0
+    assert v["memory_leak"].verdict != "likely"
+    assert diagnosis.summary(diagnosis.diagnose("memory", ev))[1] == "cache_too_large"
+
+
+def test_memory_a_leak_beside_a_growing_cache_contributes() -> None:
+    ev = memory_evidence(leak_bytes=1.0e9)
+    verdicts = diagnosis.diagnose("memory", ev)
+    tops = top_causes(verdicts)
+    # gained 3.0 GB: the cache 2.0 of it, the remainder 1.0 climbs steadily: a leak
+    assert [(t["cause"], t["explained_share"]) for t in tops] == [
+        ("cache_too_large", 0.667),
+        ("memory_leak", 0.333),
+    ]
+    assert "contributing together (100% of the symptom)" in diagnosis.top_text(verdicts)
+    assert ev.attribution.as_dict()["parts"] == {"memory_leak": 1.0, "cache_too_large": 2.0}
+
+
+def test_memory_without_the_cache_series_the_leak_is_not_judged() -> None:
+    ev = memory_evidence(leak_bytes=0.0)
+    del ev.signals.values["cache_memory_series"]
+    ev.signals.missing["cache_memory_series"] = "no_data: the query returned no series"
+    ev.signals.series["cache_memory_series"] = ("ggen_mcp_cache_memory_bytes",)
+    v = by_cause(diagnosis.diagnose("memory", ev))
+    assert v["cache_too_large"].explained_share is None
+    assert v["memory_leak"].explained_share is None  # a remainder of what, without the cache?
+    assert any("ggen_mcp_cache_memory_bytes" in n for n in ev.attribution.notes)
+
+
+# ------------------------------------------------------------------ errors
+def test_errors_each_cause_claims_its_types_on_the_tools_it_reaches() -> None:
+    by_tool_type = {
+        "recalc|unknown": 30.0,
+        "screenshot|timeout": 60.0,
+        "render_template|unknown": 20.0,
+        "read_table|not_found": 1.0,
+    }
+    sig = Signals(
+        values={
+            "errors_by_tool_type": by_tool_type,
+            "errors_by_type": {"unknown": 50.0, "timeout": 60.0, "not_found": 1.0},
+            "errors_by_tool": {
+                "recalc": 30.0,
+                "screenshot": 60.0,
+                "render_template": 20.0,
+                "read_table": 1.0,
+            },
+            "health": {"database": 0.0, "external_api": 0.0, "libreoffice": 1.0},
+        }
+    )
+    v = by_cause(diagnosis.diagnose("high_error_rate", Evidence(sig)))
+    # timeouts of the screenshot tool cannot be the database's: 110 of 111 are third-party
+    assert v["third_party_api"].explained_share == round(110 / 111, 3)
+    assert v["database_connection"].explained_share == 0.0
+    assert any(
+        "explains 0 of the 111 errors in the last 15m" in e
+        for e in v["database_connection"].evidence
+    )
+    assert v["database_connection"].verdict != "likely"
+
+
+# ------------------------------------------------------------------ processes, disk
+def test_processes_split_by_what_keeps_them() -> None:
+    procs = (
+        [
+            {
+                "pid": 10 + i,
+                "ppid": 4242,
+                "name": "soffice",
+                "status": "zombie",
+                "age_s": 900,
+                "cpu_seconds": 0.0,
+                "rss_bytes": 0,
+            }
+            for i in range(16)
+        ]
+        + [
+            {
+                "pid": 50 + i,
+                "ppid": 1,
+                "name": "soffice",
+                "status": "sleeping",
+                "age_s": 900,
+                "cpu_seconds": 3.0,
+                "rss_bytes": 8e7,
+            }
+            for i in range(3)
+        ]
+        + [
+            {
+                "pid": 99,
+                "ppid": 4242,
+                "name": "soffice",
+                "status": "running",
+                "age_s": 30,
+                "cpu_seconds": 2.0,
+                "rss_bytes": 8e7,
+            }
+        ]
+    )
+    ev = Evidence(
+        Signals(values={"libreoffice": 20.0}), host={"service_pid": 4242, "processes": procs}
+    )
+    verdicts = diagnosis.diagnose("libreoffice_leak", ev)
+    v = by_cause(verdicts)
+    assert verdicts[0].cause == "zombie_processes"
+    assert v["zombie_processes"].explained_share == 0.8  # 16 of 20
+    assert v["orphaned_processes"].explained_share == 0.15  # 3 of 20
+    assert v["hung_processes"].explained_share == 0.0
+
+
+def test_disk_growth_splits_by_directory() -> None:
+    host = {
+        "dir_growth_bytes_per_h": {
+            "/var/log/ggen-mcp": 3.0e9,
+            "/var/lib/prometheus": 1.0e9,
+            "/tmp": 0.0,
+        },
+        "dirs": {"/var/log/ggen-mcp": 9e9, "/var/lib/prometheus": 7e9, "/tmp": 1e9},
+    }
+    v = by_cause(diagnosis.diagnose("disk_usage", Evidence(Signals(), host=host)))
+    assert v["log_files_growing"].explained_share == 0.75
+    assert v["prometheus_data_growing"].explained_share == 0.25
+    assert any(
+        "/var/log/ggen-mcp explains 3.00 of the 4.00 GB/h the disk grows by" in e
+        for e in v["log_files_growing"].evidence
+    )
+
+
+# ------------------------------------------------------------------ the differential itself
+def verdicts_for(att: Attribution) -> list[Verdict]:
+    return [Verdict(c, "likely", 1.0, ["✔ its own sign"]) for c in ("a", "b")]
+
+
+def test_a_likely_cause_another_mostly_explains_is_at_most_possible() -> None:
+    att = Attribution("x", "units of symptom", 10.0, ("a", "b"))
+    att.claim("a", 8.0, "part A")
+    att.claim("b", 1.0, "part B")
+    vs = verdicts_for(att)
+    differentiate(vs, att)
+    a, b = vs
+    assert (a.verdict, a.explained_share) == ("likely", 0.8)
+    assert (b.verdict, b.explained_share, b.score) == ("possible", 0.1, 0.69)
+    assert b.evidence[-1] == "✘ a explains 80% of it, this cause 10%: at most possible"
+    assert top_causes(vs) == [{"cause": "a", "explained_share": 0.8, "score": 1.0}]
+
+
+def test_two_causes_that_both_explain_a_real_part_are_both_top() -> None:
+    att = Attribution("x", "units of symptom", 10.0, ("a", "b"))
+    att.claim("a", 3.0, "part A")
+    att.claim("b", 6.0, "part B")
+    vs = verdicts_for(att)
+    differentiate(vs, att)
+    vs.sort(key=lambda v: -(v.explained_share or 0))
+    assert [(v.cause, v.verdict) for v in vs] == [("b", "likely"), ("a", "likely")]
+    assert [t["cause"] for t in top_causes(vs)] == ["b", "a"]
+    assert att.unexplained == 1.0
+
+
+def test_ties_are_broken_by_share_not_by_name() -> None:
+    ev = Evidence(latency_signals())
+    verdicts = diagnosis.diagnose("high_latency", ev)
+    # cpu_saturation sorts first by name, and its rule alone scores its sign at 1.0
+    assert verdicts[0].cause == "slow_database_queries"
+
+
+# ------------------------------------------------------------------ unknown is not ruled out
+@pytest.mark.parametrize(
+    ("runbook", "cause", "signal", "series"),
+    [
+        (
+            "cache_hit_rate",
+            "cache_too_small",
+            "evictions_per_miss",
+            "ggen_mcp_cache_evictions_total",
+        ),
+        ("high_latency", "cpu_saturation", "cpu", "process_cpu_seconds_total"),
+        ("high_latency", "slow_database_queries", "query_p95", "ggen_mcp_query_duration_seconds"),
+    ],
+)
+def test_a_missing_series_makes_its_cause_unknown_and_names_it(
+    runbook: str, cause: str, signal: str, series: str
+) -> None:
+    sig = latency_signals(
+        cache_hit_rate=20.0, evictions_per_miss=0.9, cache_size_cv=0.0, cache_misses=500.0
+    )
+    sig.values.pop(signal)
+    sig.missing[signal] = "no_data: the query returned no series"
+    sig.series[signal] = (series,)
+    v = by_cause(diagnosis.diagnose(runbook, Evidence(sig)))[cause]
+    assert v.verdict == "unknown" and v.explained_share is None
+    gaps = diagnosis.unknown_gaps([v])
+    assert gaps and all(series in g for g in gaps)
