@@ -179,12 +179,18 @@ def named(name: str) -> list[psutil.Process]:
 
 @pytest.fixture(scope="session")
 def scenario_set(tmp_path_factory: pytest.TempPathFactory):
-    """Every cause's scenario for two seeds, plus healthy baselines, backfilled into one
+    """Every cause's scenario for two seeds, plus healthy baselines, and every co-occurring
+    scenario for three seeds, backfilled into one
     Prometheus (each scenario on its own `instance`); yields (prometheus, scenarios, dir)."""
-    from runbook_lib.lab.scenarios import ScenarioPrometheus, all_scenarios, backfill
+    from runbook_lib.lab.scenarios import (
+        ScenarioPrometheus,
+        all_scenarios,
+        backfill,
+        mixed_scenarios,
+    )
 
     work = tmp_path_factory.mktemp("scenarios")
-    scenarios = all_scenarios(seeds=(0, 1))
+    scenarios = all_scenarios(seeds=(0, 1)) + mixed_scenarios(seeds=(0, 1, 2))
     backfill(scenarios, work / "data", work / "work")
     (work / "work" / "scenarios.om.txt").unlink()  # large; the blocks hold the data now
     prom = ScenarioPrometheus(work / "data", work / "prometheus.log").start()

@@ -48,7 +48,7 @@ def test_the_score_is_the_weight_that_holds_over_the_weight_judged() -> None:
 
 
 # -- diagnose, summary, table ------------------------------------------------------------
-def test_verdicts_sort_by_score_then_verdict_then_name(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_attribution_verdicts_sort_by_verdict_then_score_then_name(monkeypatch: pytest.MonkeyPatch) -> None:
     rules = {
         "zeta": lambda e: [Fact(True, "z", 1)],  # likely 1.0
         "alpha": lambda e: [Fact(True, "a", 1)],  # likely 1.0: same score, name decides
@@ -66,8 +66,39 @@ def test_verdicts_sort_by_score_then_verdict_then_name(monkeypatch: pytest.Monke
         "score": 0.5,
         "evidence": ["✔ m", "✘ m2"],
         "missing": [],
+        "explained_share": None,
     }
     assert d.diagnose("no_such_runbook", ev()) == []
+
+
+def test_with_an_attribution_the_likely_cause_that_explains_more_comes_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runbook_lib.diagnosis.attribution import Attribution
+
+    def attribute(e):
+        att = Attribution("test_runbook", "units", 10.0, ("zeta", "alpha", "middle"))
+        att.claim("zeta", 6.0, "Z")
+        att.claim("alpha", 3.0, "A")
+        att.claim("middle", 1.0, "M")
+        return att
+
+    rules = {
+        "alpha": lambda e: [Fact(True, "a", 1)],  # likely 1.0, explains 30%
+        "zeta": lambda e: [Fact(True, "z", 3), Fact(False, "z2", 1)],  # likely 0.75, 60%
+        "middle": lambda e: [Fact(True, "m", 1), Fact(False, "m2", 1)],  # possible 0.5, 10%
+    }
+    monkeypatch.setitem(d.RULES, "test_runbook", rules)
+    monkeypatch.setitem(d.ATTRIBUTORS, "test_runbook", attribute)
+    verdicts = d.diagnose("test_runbook", ev())
+    assert [(v.cause, v.explained_share) for v in verdicts] == [
+        ("zeta", 0.6),
+        ("alpha", 0.3),
+        ("middle", 0.1),
+    ]
+    assert d.summary(verdicts)[1] == "zeta"
+    assert [t["cause"] for t in d.top_causes(verdicts)] == ["zeta", "alpha"]
+    assert verdicts[1].evidence[-1] == "✔ A explains 3.0 of the 10.0 units"
 
 
 def test_no_likely_cause_means_no_top_cause() -> None:
