@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/runbook/kernel.json
 
-.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean notebooks golden bench bench-distributed
+.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean notebooks golden bench bench-distributed accuracy
 
 setup: system $(STAMP) $(KERNEL)
 
@@ -64,6 +64,9 @@ golden: setup
 
 bench: setup
 	$(PY) -m benchmarks.alert_to_record --alerts 20 --storm 200
+
+accuracy: setup
+	$(PY) -m benchmarks.diagnosis_accuracy --seeds 0 1 2
 
 bench-distributed: setup
 	$(PY) -m benchmarks.distributed --storm 200

@@ -317,3 +317,24 @@ def test_a_missing_series_makes_its_cause_unknown_and_names_it(
     assert v.verdict == "unknown" and v.explained_share is None
     gaps = diagnosis.unknown_gaps([v])
     assert gaps and all(series in g for g in gaps)
+
+
+def test_the_chart_shows_one_segment_per_part_and_what_is_unexplained() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from runbook_lib.notebook import charts
+
+    att = {
+        "total": 2.0,
+        "of_what": "GB of resident memory gained over the last hour",
+        "parts": {"memory_leak": 0.7, "cache_too_large": 1.1},
+        "unexplained": 0.2,
+    }
+    fig = charts.attribution(att, None)
+    bars = fig.axes[1]
+    legend = [t.get_text() for t in bars.get_legend().get_texts()]
+    assert legend == ["cache too large 55%", "memory leak 35%", "unexplained 10%"]
+    widths = [round(p.get_width(), 2) for p in bars.patches]
+    assert widths == [1.1, 0.7, 0.2]
+    assert "GB of resident memory gained" in bars.get_xlabel()

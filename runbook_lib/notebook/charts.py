@@ -229,22 +229,23 @@ def _stacked(att: dict, ax: Axes) -> None:
     for i, (cause, amount) in enumerate(parts):
         share = amount / total if total else 0.0
         color = UNEXPLAINED if cause == "unexplained" else PART_COLORS[i % len(PART_COLORS)]
-        label = f"{cause.replace('_', ' ')} {100 * share:.0f}%"
-        ax.barh(0, amount, left=left, color=color, label=label, height=0.5)
-        if share >= 0.12:
+        name = cause.replace("_", " ")
+        ax.barh(0, amount, left=left, color=color, label=f"{name} {100 * share:.0f}%", height=0.6)
+        if share >= 0.15:
             ax.text(
                 left + amount / 2,
                 0,
-                f"{100 * share:.0f}%",
+                f"{textwrap.fill(name, 14)}\n{100 * share:.0f}%",
                 ha="center",
                 va="center",
-                color="white" if cause != "unexplained" else "black",
+                color="black" if cause == "unexplained" else "white",
                 fontsize=9,
             )
         left += amount
     ax.set_yticks([])
+    ax.set_ylim(-0.45, 1.05)
     ax.set_xlim(0, max(left, total) or 1.0)
     ax.set_xlabel(textwrap.fill(str(att.get("of_what", "")), 60), fontsize=8)
     ax.xaxis.set_major_formatter(FuncFormatter(compact))
     ax.grid(False)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncols=2, fontsize=8)
+    ax.legend(loc="upper left", ncols=2, fontsize=8)

@@ -320,7 +320,12 @@ def build(runbook: str) -> nbformat.NotebookNode:
             "metrics, logs, and host and container state when they could be read."
         ),
         code("run.causes()"),
-        md("## Diagnosis"),
+        md(
+            "## Diagnosis\nThe causes compete on how much of the symptom each explains: the "
+            "top cause explains most of it, a cause another mostly explains is at most "
+            "possible, and two causes that each explain a real part are both named. The "
+            "chart splits the symptom among them; grey is what nothing explains."
+        ),
         code("run.diagnosis()"),
         md(
             "## Resolution\nThe runbook's commands for the likely and possible causes, filled "
