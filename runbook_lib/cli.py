@@ -280,6 +280,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if summ["status"] == "completed" else 1
 
 
+def _tops(summ: dict) -> str:
+    """The top cause, or the causes that contribute together, with their shares."""
+    tops = summ.get("top_causes") or (
+        [{"cause": summ["top_cause"], "explained_share": None}] if summ.get("top_cause") else []
+    )
+    if not tops:
+        return "none likely"
+    named = [
+        t["cause"]
+        + (f" ({100 * t['explained_share']:.0f}%)" if t["explained_share"] is not None else "")
+        for t in tops
+    ]
+    return named[0] if len(named) == 1 else " + ".join(named) + ", contributing together"
+
+
 def _summary(args: argparse.Namespace) -> int:
     from runbook_lib.records import record
 
@@ -291,9 +306,11 @@ def _summary(args: argparse.Namespace) -> int:
         f"{summ['alert']} ({summ.get('severity') or 'no severity'}) -> {summ['runbook']}: "
         f"{summ['status']}"
     )
-    print(f"  top cause: {summ.get('top_cause') or 'none likely'}")
+    print(f"  top cause: {_tops(summ)}")
     for d in summ.get("diagnosis", [])[:3]:
-        print(f"  {d['verdict']:<9} {d['score']:.2f} {d['cause']}")
+        share = d.get("explained_share")
+        explains = f"  explains {100 * share:.0f}%" if share is not None else ""
+        print(f"  {d['verdict']:<9} {d['score']:.2f} {d['cause']}{explains}")
         for line in d["evidence"][:3]:
             print(f"      {line}")
     for gap in summ.get("data_gaps", []):

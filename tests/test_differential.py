@@ -338,3 +338,46 @@ def test_the_chart_shows_one_segment_per_part_and_what_is_unexplained() -> None:
     widths = [round(p.get_width(), 2) for p in bars.patches]
     assert widths == [1.1, 0.7, 0.2]
     assert "GB of resident memory gained" in bars.get_xlabel()
+
+
+def test_runbook_summary_says_which_causes_contribute_together(tmp_path, capsys) -> None:
+    import json
+
+    from runbook_lib import cli
+
+    summary = {
+        "alert": "GgenMcpMemoryCritical",
+        "severity": "critical",
+        "runbook": "memory",
+        "status": "completed",
+        "top_cause": "cache_too_large",
+        "top_causes": [
+            {"cause": "cache_too_large", "explained_share": 0.56, "score": 1.0},
+            {"cause": "memory_leak", "explained_share": 0.44, "score": 0.85},
+        ],
+        "diagnosis": [
+            {
+                "cause": "cache_too_large",
+                "verdict": "likely",
+                "score": 1.0,
+                "evidence": [],
+                "missing": [],
+                "explained_share": 0.56,
+            },
+            {
+                "cause": "large_payloads",
+                "verdict": "unknown",
+                "score": 0.0,
+                "evidence": [],
+                "missing": [],
+                "explained_share": None,
+            },
+        ],
+        "data_gaps": [],
+    }
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert cli.main(["summary", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "top cause: cache_too_large (56%) + memory_leak (44%), contributing together" in out
+    assert "likely    1.00 cache_too_large  explains 56%" in out
+    assert "unknown   0.00 large_payloads\n" in out  # no share: nothing claimed, nothing said

@@ -93,6 +93,11 @@ class IncidentRecords:
             "impact": json.loads(inc.get("annotations") or "{}").get("impact", ""),
             "figures": s.get("figures") or {},
             "top_cause": s.get("top_cause"),
+            "contributing": [
+                f"{t['cause']} ({100 * t['explained_share']:.0f}% of the symptom)"
+                for t in (s.get("top_causes") or [])[1:]
+                if t.get("explained_share") is not None
+            ],
         }
 
     def timeline(self) -> list[tuple[datetime, str]]:
@@ -195,6 +200,11 @@ class IncidentRecords:
             f"- **Duration**: {dur}",
             f"- **Impact**: {f['impact'] or 'to be assessed'}",
             f"- **Likely cause**: {f['top_cause'] or 'none found by the runbook'}",
+            *(
+                [f"- **Contributing as well**: {', '.join(f['contributing'])}"]
+                if f["contributing"]
+                else []
+            ),
             "",
             "## Timeline (UTC)",
             "| time | event |",
