@@ -48,7 +48,9 @@ def test_the_score_is_the_weight_that_holds_over_the_weight_judged() -> None:
 
 
 # -- diagnose, summary, table ------------------------------------------------------------
-def test_without_attribution_verdicts_sort_by_verdict_then_score_then_name(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_attribution_verdicts_sort_by_verdict_then_score_then_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     rules = {
         "zeta": lambda e: [Fact(True, "z", 1)],  # likely 1.0
         "alpha": lambda e: [Fact(True, "a", 1)],  # likely 1.0: same score, name decides
