@@ -19,6 +19,7 @@ import pytest
 
 from runbook_lib.evidence.prom import utc
 from runbook_lib.lab import demo, deploy, stack
+from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.lab.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
 from runbook_lib.records import record
 from runbook_lib.records.index import Index
@@ -29,8 +30,21 @@ MODE = "soffice_leak"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.StackInfo]:
+def chat() -> Iterator[ChatSink]:
+    """The team's channel (a loopback stand-in for Slack or a webhook endpoint)."""
+    sink = ChatSink()
+    yield sink
+    sink.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, chat: ChatSink) -> Iterator[stack.StackInfo]:
     state = tmp_path_factory.mktemp("e2e")
+    notify_yml = state / "notify.yml"
+    notify_yml.write_text(
+        f"targets:\n  - {{name: team, url: 'json://127.0.0.1:{chat.port}/hook'}}\n"
+        "retry: {base_s: 0.5}\n"
+    )
     opts = stack.StackOptions(
         state_dir=state,
         any_free_port=True,
@@ -38,6 +52,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.StackInfo
         output_dir=state / "records",
         verify_delay=3,
         workers=2,
+        notify_config=notify_yml,
     )
     info = stack.start(opts)
     try:
@@ -114,6 +129,38 @@ def test_fault_to_record_then_resolution_to_verification(e2e: Incident) -> None:
     checks = {c["check"]: c["holds"] for c in follow["post_checks"]}
     assert checks["10 or fewer LibreOffice processes for 15 minutes"] is False  # the leak is in
     assert e2e.verification["started_at"] >= e2e.resolved["resolved_at"] + 3  # waited the delay
+
+
+def test_the_finding_reaches_the_team_with_a_link_that_opens_the_record(
+    e2e: Incident, chat: ChatSink
+) -> None:
+    top = record.summary(e2e.out / e2e.investigation["record"])["top_cause"]
+    first = wait(
+        lambda: next(
+            (r.json() for r in chat.delivered if r.json()["title"].startswith("🚨")), None
+        ),
+        30,
+        "the investigation's message",
+    )
+    assert first["title"].startswith(f"🚨 {EXPECTED_ALERT[MODE]} · ")
+    assert f"Top cause: **{top}**" in first["message"]
+    assert first["attachments"] and first["attachments"][0]["filename"].endswith(".png")
+    link = next(w for w in first["message"].split() if "/incidents/" in w)
+    viewer = (e2e.out / ".viewer-token").read_text().strip()
+    with httpx.Client(follow_redirects=True, timeout=10) as c:
+        assert "/signin" in str(c.get(link).url)  # no token in the link: sign in first
+        c.post(link.split("/incidents/")[0] + "/signin", data={"token": viewer, "next": "/"})
+        page = c.get(link)
+        assert page.status_code == 200 and e2e.investigation["record"] in page.text
+        # the alert as Alertmanager delivered it carries runbook_url: the same record
+        runbook_url = e2e.inc["annotations"]["runbook_url"]
+        assert "/incidents/latest?alertname=" in runbook_url
+        via_rule = c.get(runbook_url)
+        assert str(via_rule.url).endswith(f"/incidents/{e2e.inc['id']}")
+        assert e2e.investigation["record"] in via_rule.text
+    titles = [r.json()["title"] for r in chat.delivered]
+    assert len(titles) == len(set(titles)), titles  # each event once
+    assert any(t.startswith("✅ Resolved: ") for t in titles)
 
 
 def test_postmortem_from_the_records_after_prometheus_is_gone(e2e: Incident) -> None:
@@ -220,9 +267,13 @@ def test_incident_pages_in_a_browser(e2e: Incident, pages: str) -> None:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
         try:
             page = browser.new_page()
-            assert page.goto(f"{pages}/incidents").status == 401  # no token, no pages
-            page.goto(f"{pages}/incidents?token=viewer")  # becomes a cookie
-            assert "token=" not in page.url
+            page.goto(f"{pages}/incidents")  # no session: the sign-in form first
+            assert "/signin" in page.url
+            page.fill("input[name=token]", "viewer")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{pages}/incidents")
+            cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+            assert "runbook_session" in cookies and "viewer" not in cookies["runbook_session"]
             row = page.locator("#incidents tr", has_text=alertname)
             assert row.count() == 1 and "resolved" in row.inner_text()
             assert top in row.inner_text()

@@ -67,6 +67,10 @@ def test_demo_fires_delivers_and_cleans_up(tmp_path: Path) -> None:
     [report] = re.findall(r"RECORD +(\S+)/report.html", out.stdout)
     assert Path(report).parent == tmp_path / "out" and (Path(report) / "record.html").exists()
     assert json.loads((Path(report) / "summary.json").read_text())["top_cause"] == "invalid_input"
+    assert "[7/7] The finding goes to the team's channel" in out.stdout
+    assert "MESSAGE   posted to http://127.0.0.1:" in out.stdout
+    assert "🚨 GgenMcpHighErrorRate · critical" in out.stdout
+    assert "Top cause: **invalid_input**" in out.stdout
     assert "Stopped 5 processes." in out.stdout
     assert alive(tmp_path) == []
 

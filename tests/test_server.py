@@ -443,8 +443,8 @@ def test_records_are_served_from_the_records_directory(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     (shared / "some-record").mkdir(parents=True)
     (shared / "some-record" / "report.html").write_text("<p>the record</p>")
-    c = TestClient(create_app(index, TOKEN, records_dir=shared))
-    resp = c.get("/records/some-record/report.html", headers={"Authorization": f"Bearer {TOKEN}"})
+    c = TestClient(create_app(index, TOKEN, records_dir=shared, viewer_token="v"))
+    resp = c.get("/records/some-record/report.html", headers={"Authorization": "Bearer v"})
     assert resp.status_code == 200 and resp.text == "<p>the record</p>"
 
 

@@ -77,6 +77,7 @@ class Verdict:
     evidence: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     explained_share: float | None = None  # None: the runbook's symptom is not attributed
+    strongest: list[str] = field(default_factory=list)  # the two weightiest facts that held
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -140,6 +141,8 @@ def judge(cause: str, facts: list[Fact]) -> Verdict:
     known = [f for f in facts if f.holds is not None]
     missing = [f.missing or f.text for f in facts if f.holds is None]
     lines = [("✔ " if f.holds else "✘ ") + f.text for f in known]
+    held = sorted((f for f in known if f.holds), key=lambda f: (not f.sign, -f.weight))
+    strongest = ["✔ " + f.text for f in held[:2]]
     if any(f.required and f.holds is None for f in facts):
         return Verdict(cause, "unknown", 0.0, lines, missing)
     if any(f.required and f.holds is False for f in facts):
@@ -152,7 +155,7 @@ def judge(cause: str, facts: list[Fact]) -> Verdict:
         score = min(score, 0.5)
         missing.insert(0, "no direct sign of this cause could be judged")
     verdict = "likely" if score >= LIKELY else "possible" if score >= POSSIBLE else "ruled_out"
-    return Verdict(cause, verdict, score, lines, missing)
+    return Verdict(cause, verdict, score, lines, missing, strongest=strongest)
 
 
 def diagnose(runbook: str, ev: Evidence) -> list[Verdict]:

@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 
 from runbook_lib.contract.alerts import route
+from runbook_lib.contract.config import Settings
 from runbook_lib.lab import stack
+from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.lab.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
 from runbook_lib.records.index import Index
 
@@ -115,8 +117,11 @@ def run(
             + ", ".join(m for m, a in EXPECTED_ALERT.items() if a)
         )
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    theirs = Path(output_dir or Settings().output_dir) / "notify.yml"
+    sink = None if theirs.exists() else ChatSink()
+    notify_yml = theirs if sink is None else _sink_config(Path(state_dir), sink)
     say(
-        "[1/6] Starting the local stack: GGEN MCP simulator, node exporter, Alertmanager, "
+        "[1/7] Starting the local stack: GGEN MCP simulator, node exporter, Alertmanager, "
         + ("" if prometheus_url else "Prometheus, ")
         + "runbook receiver with its notebook workers"
     )
@@ -128,6 +133,7 @@ def run(
             ports=ports,
             prometheus_url=prometheus_url,
             memory_limit_bytes=512 << 20 if mode == "memory_leak" else None,
+            notify_config=notify_yml,
         )
     )
     try:
@@ -141,22 +147,24 @@ def run(
         u = info.urls
         index = Index(Path(info.output_dir) / "index.sqlite")
         known = {i["id"] for i in index.incidents(1000)}
-        say("[2/6] Waiting for Prometheus to scrape GGEN MCP (normal traffic)")
+        say("[2/7] Waiting for Prometheus to scrape GGEN MCP (normal traffic)")
         wait_scraped(u["prometheus"], 60)
         time.sleep(5)
-        say(f"[3/6] Fault: scripts/load-test.sh {mode}")
+        say(f"[3/7] Fault: scripts/load-test.sh {mode}")
         stack.set_mode(info, mode)
         fault_at = time.monotonic()
-        say(f"[4/6] Waiting for Prometheus to fire {alertname} (fast profile: short `for`)")
+        say(f"[4/7] Waiting for Prometheus to fire {alertname} (fast profile: short `for`)")
         fired = wait_firing(u["prometheus"], alertname, timeout, say)
-        say("[5/6] Waiting for Alertmanager to POST it to the runbook receiver")
+        say("[5/7] Waiting for Alertmanager to POST it to the runbook receiver")
         inc = wait_delivered(index, alertname, 60, known)
         delivered = time.monotonic() - fault_at
         _report(say, info, inc, fired, delivered)
-        say(f"[6/6] A worker runs notebooks/{route(alertname)}.ipynb for it (Papermill)")
+        say(f"[6/7] A worker runs notebooks/{route(alertname)}.ipynb for it (Papermill)")
         run_row = wait_record(index, inc["id"], "investigation", 600, say)
         rec = Path(info.output_dir) / run_row["record"]
         _report_record(say, rec, time.monotonic() - fault_at, run_row, mode)
+        say("[7/7] The finding goes to the team's channel (notify.yml)")
+        _report_message(say, sink, index, notify_yml)
         if keep:
             say("The stack keeps running so you can look at the URLs above; Ctrl-C stops it.")
             signal.pause()
@@ -164,6 +172,8 @@ def run(
     finally:
         say("Stopping everything the demo started ...")
         stopped = stack.stop(Path(info.state_dir))
+        if sink:
+            sink.close()
         say(f"Stopped {len(stopped)} processes.")
 
 
@@ -214,6 +224,49 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode:
     else:
         say("  DIAGNOSIS no cause is likely; see the record")
     say(f"  summary   runbook summary {rec}")
+    say("")
+
+
+def _sink_config(state_dir: Path, sink: ChatSink) -> Path:
+    """A notify.yml posting to the demo's stand-in channel."""
+    path = state_dir / "notify.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# the demo's stand-in for a team channel; see README 'Getting the finding to your team'\n"
+        f"targets:\n  - {{name: demo-channel, url: 'json://127.0.0.1:{sink.port}/hook'}}\n"
+    )
+    return path
+
+
+def _report_message(say: Say, sink: ChatSink | None, index: Index, notify_yml: Path) -> None:
+    """What the team got: the stand-in's copy, or the outbox's state for real targets."""
+    deadline = time.monotonic() + 30
+    if sink is None:
+        from runbook_lib.records.outbox import Outbox
+
+        while time.monotonic() < deadline:
+            rows = Outbox(index).deliveries()
+            if rows and all(r["state"] in ("sent", "failed") for r in rows):
+                break
+            time.sleep(0.5)
+        for r in Outbox(index).deliveries():
+            say(f"  MESSAGE   {r['key']} -> {r['target']}: {r['state']}"
+                + (f" ({r['last_error']})" if r["state"] != "sent" else ""))  # fmt: skip
+        say(f"            targets from {notify_yml}; `runbook notify status` shows the outbox")
+        return
+    while time.monotonic() < deadline and not sink.delivered:
+        time.sleep(0.3)
+    if not sink.delivered:
+        say("  MESSAGE   none arrived within 30 s; `runbook notify status` shows why")
+        return
+    msg = sink.delivered[0].json()
+    say(f"  MESSAGE   posted to http://127.0.0.1:{sink.port}/hook (a local stand-in channel):")
+    say(f"            {msg['title']}")
+    for line in msg["message"].splitlines()[:4]:
+        say(f"            {line}")
+    say(f"            + the overview chart ({len(msg.get('attachments') or [])} attachment)")
+    say("            To post to Slack, Teams or e-mail instead, put a notify.yml beside the")
+    say("            records (README: 'Getting the finding to your team').")
     say("")
 
 

@@ -51,12 +51,21 @@ def fast_for(text: str) -> str:
     return format_duration(max(FAST_MIN_FOR_S, round(parse_duration(text) / FAST_FACTOR)))
 
 
-def rules_profile(rules: dict, *, fast: bool, memory_limit_bytes: int | None) -> dict:
-    """One rule file rewritten for a profile: same expressions, other timings."""
+RUNBOOK_BASE = "http://127.0.0.1:8080"  # the receiver the rules' runbook_url points at
+
+
+def rules_profile(
+    rules: dict, *, fast: bool, memory_limit_bytes: int | None, runbook_base: str | None = None
+) -> dict:
+    """One rule file rewritten for a profile: same expressions, other timings, and the
+    `runbook_url` links pointing at this stack's receiver."""
     for group in rules["groups"]:
         if fast:
             group["interval"] = FAST_INTERVAL
         for rule in group["rules"]:
+            url = rule.get("annotations", {}).get("runbook_url", "")
+            if runbook_base and url.startswith(RUNBOOK_BASE):
+                rule["annotations"]["runbook_url"] = runbook_base + url[len(RUNBOOK_BASE) :]
             if fast and "for" in rule:
                 rule["for"] = fast_for(rule["for"])
             if memory_limit_bytes and rule.get("record") == "ggen_mcp:memory_limit_bytes":
@@ -116,7 +125,12 @@ def write_profile(
     rule_files = []
     for name in prom["rule_files"]:
         out = dest / "rules" / Path(name).name
-        rules = rules_profile(_load(src / name), fast=fast, memory_limit_bytes=memory_limit_bytes)
+        rules = rules_profile(
+            _load(src / name),
+            fast=fast,
+            memory_limit_bytes=memory_limit_bytes,
+            runbook_base=webhook_url.removesuffix("/alerts"),
+        )
         _dump(out, rules)
         rule_files.append(out)
     prom_out = dest / "prometheus.yml"

@@ -97,6 +97,7 @@ class StackOptions:
     webhook_url: str | None = None
     sim_args: list[str] = field(default_factory=list)
     start_timeout: float = 30.0
+    notify_config: Path | None = None  # the receiver's notify.yml
 
 
 def start(opts: StackOptions) -> StackInfo:
@@ -271,6 +272,7 @@ def _components(info: StackInfo, profile: deploy.Profile, opts: StackOptions) ->
                     f"log_file={info.sim_log}",
                     "--param",
                     f"temp_dir={info.temp_dir}",
+                    *(["--notify-config", str(opts.notify_config)] if opts.notify_config else []),
                 ],
                 f"{u['runbook']}/health",
             )

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from runbook_lib.contract.alerts import Alert, route
 from runbook_lib.records import record
 from runbook_lib.records.migrations import schema
+from runbook_lib.records.outbox import add_event
 
 KINDS = ("investigation", "verification")
 incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
@@ -161,6 +162,7 @@ class Index:
         )
         if done.rowcount == 0:  # another receiver resolved it in the meantime
             return "resolved-duplicate"
+        add_event(conn, self._insert, "resolved", incident, None, now)
         self._enqueue(conn, incident, a, "verification", now + delay, created)
         return "resolved"
 
@@ -268,7 +270,13 @@ class Index:
             return self._job(conn, run_id)
 
     def finish(self, run_id: int, summary: dict[str, Any], location: str | None = None) -> None:
+        """The run is done; in the same transaction, the event that tells the team."""
         with self._tx() as conn:
+            run = conn.execute(
+                sa.select(runs_t.c.kind, runs_t.c.incident_id).where(runs_t.c.id == run_id)
+            ).first()
+            if run is not None:
+                add_event(conn, self._insert, run.kind, run.incident_id, run_id, time.time())
             conn.execute(
                 sa.update(runs_t)
                 .where(runs_t.c.id == run_id)
@@ -375,6 +383,20 @@ class Index:
         inc["annotations"] = json.loads(inc["annotations"])
         return inc
 
+    def latest(self, alertname: str, instance: str | None = None) -> int | None:
+        """The newest incident of `alertname` (on `instance`, when given), or None."""
+        q = (
+            sa.select(incidents_t.c.id, incidents_t.c.labels)
+            .where(incidents_t.c.alertname == alertname)
+            .order_by(incidents_t.c.received_at.desc(), incidents_t.c.id.desc())
+            .limit(500)
+        )
+        with self._read() as conn:
+            for iid, labels in conn.execute(q):
+                if instance is None or json.loads(labels).get("instance") == instance:
+                    return iid
+        return None
+
     def run_of(self, record_name: str) -> tuple[dict, dict] | None:
         """(run, incident) of a record, or None when the index does not know it."""
         with self._read() as conn:
@@ -401,11 +423,15 @@ class Index:
             return
         with self._tx() as conn:
             conn.execute(sa.delete(runs_t).where(runs_t.c.record.in_(records)))
-            conn.execute(
-                sa.delete(incidents_t).where(
-                    ~incidents_t.c.id.in_(sa.select(runs_t.c.incident_id).distinct())
-                )
+            orphans = sa.select(incidents_t.c.id).where(
+                ~incidents_t.c.id.in_(sa.select(runs_t.c.incident_id).distinct())
             )
+            events = sa.select(schema.EVENTS.c.id).where(schema.EVENTS.c.incident_id.in_(orphans))
+            conn.execute(
+                sa.delete(schema.DELIVERIES).where(schema.DELIVERIES.c.event_id.in_(events))
+            )
+            conn.execute(sa.delete(schema.EVENTS).where(schema.EVENTS.c.incident_id.in_(orphans)))
+            conn.execute(sa.delete(incidents_t).where(incidents_t.c.id.in_(orphans)))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,9 +1,12 @@
 """Incident pages of `runbook serve`: find and read incidents in a browser, no Jupyter.
 
 `/incidents` lists them with filters; `/incidents/<id>` shows the rendered record with its
-charts and links (notebook download, JupyterLab, follow-ups, post-mortem). The webhook
-token or a read-only viewer token protects them: as a bearer header, or once as
-`?token=` which becomes a cookie. Files are served only from inside the output directory.
+charts and links (notebook download, JupyterLab, follow-ups, post-mortem);
+`/incidents/latest?alertname=...&instance=...` (the alert rules' `runbook_url`) leads to the
+newest investigation of that alert. Viewing has its own credential, the viewer token: as a
+bearer header, or typed once into `/signin`, which keeps a signed session cookie (never the
+token itself). The webhook token opens the pages only when the server is told so. Files are
+served only from inside the output directory.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hmac
 import time
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
@@ -24,7 +27,8 @@ from runbook_lib.contract.config import ROOT
 from runbook_lib.records.index import Index
 from runbook_lib.service import incident_view
 
-COOKIE = "runbook_token"
+SESSION_COOKIE = "runbook_session"
+REFRESH_S = 10  # pages waiting for an investigation reload this often
 MAX_HOURS = 24 * 366 * 10  # the list's time filter: ten years back at most
 # SQLite's integer range: a larger id is no incident, not a crash.
 IncidentId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]
@@ -43,7 +47,7 @@ th{background:#f3f4f6}
 form.filters{margin:0 0 12px}form.filters *{margin-right:6px}
 .links a{margin-right:14px}
 iframe{width:100%;height:78vh;border:1px solid #d1d5db}
-</style></head><body><header><a href="/incidents">GGEN MCP incidents</a></header>
+</style>{% if refresh %}<meta http-equiv="refresh" content="{{ refresh }}">{% endif %}</head><body><header><a href="/incidents">GGEN MCP incidents</a></header>
 <main>{% block main %}{% endblock %}</main></body></html>"""
 
 LIST = """{% extends "base" %}{% block main %}
@@ -86,35 +90,86 @@ top cause: <b id="top-cause">{{ i.top_cause or 'none likely' }}</b> · communica
   <button type="submit">Write the post-mortem draft</button></form><p>{% endif %}
 </p>
 <iframe id="record" src="/records/{{ rec | urlq }}/report.html" title="incident record"></iframe>
-{% else %}<p>The investigation is {{ i.run_status }}; this page shows the record once it exists.</p>
+{% else %}<p>The investigation is {{ i.run_status }}; this page shows the record once it exists
+(it reloads every {{ refresh }} s).</p>
 {% endif %}{% endblock %}"""
 
+SIGNIN = """{% extends "base" %}{% block main %}
+<h2>Sign in to the incident pages</h2>{% if wrong %}<p class="firing">That is not the viewer token.</p>{% endif %}
+<form method="post" action="/signin"><input type="hidden" name="next" value="{{ next }}">
+<label>Viewer token <input type="password" name="token" autofocus></label>
+<button type="submit">Sign in</button></form>
+<p>The viewer token is set by <code>RUNBOOK_VIEWER_TOKEN</code>, or written by <code>runbook serve</code>
+to <code>.viewer-token</code> in its output directory.</p>{% endblock %}"""
+
+WAITING = """{% extends "base" %}{% block main %}
+<h2>No investigation of {{ alert }}{% if instance %} on {{ instance }}{% endif %} yet</h2>
+<p>The alert has not reached this server yet, or it was filed under another name. This page
+reloads every {{ refresh }} s and opens the investigation as soon as there is one.</p>{% endblock %}"""
+
 ENV = Environment(
-    loader=DictLoader({"base": BASE, "list": LIST, "detail": DETAIL}),
+    loader=DictLoader(
+        {"base": BASE, "list": LIST, "detail": DETAIL, "signin": SIGNIN, "waiting": WAITING}
+    ),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
 ENV.filters["urlq"] = lambda s: quote(str(s))
 
 
 def router(index: Index, output_dir: Path, tokens: list[str], jupyter_url: str = "") -> APIRouter:
+    """The pages; `tokens` are the credentials that may view them (the viewer token, and
+    the webhook token only when the server was told to accept it)."""
     out = output_dir.resolve()
     r = APIRouter()
 
-    def allowed(request: Request) -> bool:
-        given = request.headers.get("authorization", "").removeprefix("Bearer ")
-        given = given or request.cookies.get(COOKIE, "")
+    def matches(given: str) -> bool:
         return any(given and hmac.compare_digest(given.encode(), t.encode()) for t in tokens)
 
     def guard(request: Request) -> Response | None:
-        token = request.query_params.get("token")
-        if token and any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens):
-            resp = RedirectResponse(request.url.remove_query_params("token"), status_code=303)
-            resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
-            return resp
-        if not allowed(request):
-            raise HTTPException(401, "the incident pages need the viewer or webhook token "
-                                "(?token=... once, or a bearer header)")  # fmt: skip
-        return None
+        """None when the request may see the page; else where to sign in (a browser) or 401."""
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if matches(bearer) or request.session.get("viewer") is True:
+            return None
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+        raise HTTPException(401, "the incident pages need the viewer token (a bearer header, "
+                            "or sign in at /signin)")  # fmt: skip
+
+    @r.get("/signin", response_class=HTMLResponse)
+    def signin_page(next: str = "/incidents") -> Response:
+        page = ENV.get_template("signin").render(title="Sign in", next=_local(next), wrong=False)
+        return HTMLResponse(page)
+
+    @r.post("/signin", response_class=HTMLResponse)
+    async def signin(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token, nxt = form.get("token", [""])[0], _local(form.get("next", ["/incidents"])[0])
+        if not matches(token):
+            page = ENV.get_template("signin").render(title="Sign in", next=nxt, wrong=True)
+            return HTMLResponse(page, status_code=401)
+        request.session.clear()
+        request.session["viewer"] = True
+        return RedirectResponse(nxt, status_code=303)
+
+    @r.post("/signout")
+    def signout(request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/signin", status_code=303)
+
+    @r.get("/incidents/latest", response_class=HTMLResponse)
+    def latest(request: Request, alertname: str = "", instance: str = "") -> Response:
+        if redirect := guard(request):
+            return redirect
+        if not alertname:
+            raise HTTPException(422, "/incidents/latest needs ?alertname= (and ?instance=)")
+        found = index.latest(alertname, instance or None)
+        if found is not None:
+            return RedirectResponse(f"/incidents/{found}", status_code=303)
+        page = ENV.get_template("waiting").render(
+            title=f"{alertname}: waiting", alert=alertname, instance=instance, refresh=REFRESH_S
+        )
+        return HTMLResponse(page)
 
     @r.get("/incidents", response_class=HTMLResponse)
     def incidents(
@@ -148,12 +203,14 @@ def router(index: Index, output_dir: Path, tokens: list[str], jupyter_url: str =
             state=incident_view.state(inc),
             postmortem=pm,
             jupyter=_jupyter_link(jupyter_url, out / rec / "record.ipynb") if rec else "",
+            refresh=None if rec else REFRESH_S,
         )
         return HTMLResponse(page)
 
     @r.post("/incidents/{incident_id}/postmortem")
     async def write_postmortem(request: Request, incident_id: IncidentId) -> Response:
-        guard(request)
+        if redirect := guard(request):
+            return redirect
         from runbook_lib.records import postmortem
 
         records = postmortem.incident_records(index, out, incident_id)
@@ -180,6 +237,13 @@ def router(index: Index, output_dir: Path, tokens: list[str], jupyter_url: str =
         return FileResponse(target)
 
     return r
+
+
+def _local(target: str) -> str:
+    """A redirect target on this server only: a path, never another host."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/incidents"
+    return target
 
 
 def listed(index: Index, alert: str, status: str, since: float | None) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,11 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.sessions import SessionMiddleware
 
 from runbook_lib.contract.alerts import WebhookPayload
 from runbook_lib.records.index import Index, Queued
 from runbook_lib.service import pages
 from runbook_lib.service.metrics import Metrics
+from runbook_lib.service.notify import NotifyConfig, Sender
 from runbook_lib.service.workers import Pool, RunConfig
 
 MAX_BODY_BYTES = 1 << 20
@@ -53,17 +56,23 @@ def create_app(
     viewer_token: str = "",
     jupyter_url: str = "",
     retention_days: float = 0,
+    session_secret: str = "",
+    pages_accept_webhook_token: bool = False,
+    notify: NotifyConfig | None = None,
 ) -> FastAPI:
     """The receiver and the incident pages. With `run_config` it also runs the worker pool
     while it serves (one machine); with `dispatcher` it hands accepted runs to a task queue
     instead (several machines) and sweeps up runs whose task was lost. Records are read
-    from `records_dir` (default: beside the SQLite index). The pages take the webhook
-    token or the read-only `viewer_token`."""
+    from `records_dir` (default: beside the SQLite index). The pages take the
+    `viewer_token` (the webhook token only with `pages_accept_webhook_token`) and keep a
+    session signed with `session_secret`. With `notify`, a background sender posts each
+    investigation, resolve and verification to its targets."""
     output_dir = Path(records_dir) if records_dir else index.path.parent
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
     metrics = Metrics.create(index)
     pool = Pool(index, run_config, metrics.observe_run) if run_config else None
+    sender = Sender(index, notify, output_dir) if notify and notify.targets else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +82,8 @@ def create_app(
             else None
         )
         sweeper = asyncio.create_task(_sweep(dispatcher)) if dispatcher else None
+        if sender:
+            sender.start()
         if pool:
             pool.start()
             if pool.leftovers_killed:
@@ -87,11 +98,21 @@ def create_app(
                 task.cancel()
         if pool:
             pool.stop()
+        if sender:
+            sender.stop()
 
     app = FastAPI(title="runbook server", lifespan=lifespan)
-    app.state.index, app.state.pool = index, pool
-    tokens = [t for t in (token, viewer_token) if t]
-    app.include_router(pages.router(index, output_dir, tokens, jupyter_url))
+    app.state.index, app.state.pool, app.state.sender = index, pool, sender
+    secret = session_secret or secrets.token_urlsafe(32)  # sessions end with the process
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret,
+        session_cookie=pages.SESSION_COOKIE,
+        max_age=12 * 3600,
+        same_site="lax",
+    )
+    viewers = [t for t in (viewer_token, token if pages_accept_webhook_token else "") if t]
+    app.include_router(pages.router(index, output_dir, viewers, jupyter_url))
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -58,6 +58,36 @@ RUNS = sa.Table(
 )
 
 
+# The outbox (records/outbox.py): events written with what they report, one delivery per
+# event and notification target.
+EVENTS = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.Text, nullable=False, unique=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("run_id", sa.Integer),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expanded_at", sa.Float),  # when its deliveries were made
+)
+
+DELIVERIES = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # pending | sending | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("sent_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("event_id", "target"),
+)
+
+
 def alembic_config(connection: sa.Connection):
     from alembic.config import Config
 

@@ -1,0 +1,236 @@
+"""The `runbook` command: its arguments, and which function each subcommand calls."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runbook_lib.contract.config import Settings
+from runbook_lib.lab import stack
+
+if TYPE_CHECKING:
+    pass
+from runbook_lib.cli.commands import (
+    _demo,
+    _doctor,
+    _incidents,
+    _list,
+    _postmortem,
+    _prune,
+    _run,
+    _sim_mode,
+    _stack_start,
+    _stack_status,
+    _stack_stop,
+    _summary,
+)
+from runbook_lib.cli.serving import (
+    _notify_status,
+    _notify_test,
+    _serve,
+    _worker,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = Settings()
+    ap = argparse.ArgumentParser(prog="runbook", description="Executable GGEN MCP runbooks.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            default=settings.state_dir,
+            help="where the local stack keeps its data (RUNBOOK_STATE_DIR)",
+        )
+        return p
+
+    st = sub.add_parser("stack", help="the local monitoring stack")
+    st_sub = st.add_subparsers(dest="action", required=True)
+    p = with_state(st_sub.add_parser("start", help="start Prometheus, Alertmanager, ..."))
+    p.add_argument("--profile", choices=["fast", "production"], default="fast")
+    p.add_argument("--receiver", action="store_true", help="also start the webhook receiver")
+    p.add_argument(
+        "--any-free-port",
+        action="store_true",
+        help="do not try the conventional ports (9090, 9093, ...)",
+    )
+    p.add_argument("--memory-limit-bytes", type=int, default=settings.memory_limit_bytes)
+    p.set_defaults(func=_stack_start)
+    with_state(st_sub.add_parser("stop", help="stop what `start` started")).set_defaults(
+        func=_stack_stop
+    )
+    with_state(st_sub.add_parser("status", help="print the URLs")).set_defaults(func=_stack_status)
+
+    sim = sub.add_parser("sim", help="the GGEN MCP simulator of the local stack")
+    sim_sub = sim.add_subparsers(dest="action", required=True)
+    p = with_state(sim_sub.add_parser("mode", help="switch the fault mode"))
+    p.add_argument("mode")
+    p.set_defaults(func=_sim_mode)
+
+    p = sub.add_parser("serve", help="webhook receiver and notebook workers")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--token-file", help="default: RUNBOOK_WEBHOOK_TOKEN(_FILE)")
+    p.add_argument("--output", help="records directory and index (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--no-workers", action="store_true", help="only accept and queue alerts")
+    p.add_argument(
+        "--database",
+        default=os.environ.get("RUNBOOK_DATABASE_URL", ""),
+        help="distributed mode: the shared index, e.g. postgresql+psycopg://u:p@host/db "
+        "(RUNBOOK_DATABASE_URL); runs go to --broker instead of local workers",
+    )
+    p.add_argument(
+        "--broker",
+        default=os.environ.get("RUNBOOK_BROKER_URL", ""),
+        help="distributed mode: the Celery broker, e.g. redis://host:6379/0 (RUNBOOK_BROKER_URL)",
+    )
+    p.add_argument("--dispatch-grace", type=float, default=60.0,
+                   help="distributed: re-send a run's task when not started this many seconds "
+                   "after it was due")  # fmt: skip
+    p.add_argument("--sweep-every", type=float, default=15.0,
+                   help="distributed: seconds between sweeps for runs to send again")  # fmt: skip
+    p.add_argument("--lease-grace", type=float, default=30.0,
+                   help="distributed: the workers' --lease-grace")  # fmt: skip
+    p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
+    p.add_argument("--prometheus-url", help="for the notebooks (RUNBOOK_PROMETHEUS_URL)")
+    p.add_argument("--alertmanager-url")
+    p.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
+    p.add_argument("--run-timeout", type=float, default=900, help="seconds per run, in all")
+    p.add_argument(
+        "--verify-delay",
+        type=float,
+        default=300,
+        help="seconds after resolution to run the follow-up verification",
+    )
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument(
+        "--retention-days",
+        type=float,
+        default=float(os.environ.get("RUNBOOK_RETENTION_DAYS", "0")),
+        help="remove records older than this, hourly (0: keep all; RUNBOOK_RETENTION_DAYS)",
+    )
+    p.add_argument("--notify-config", default=os.environ.get("RUNBOOK_NOTIFY_CONFIG", ""),
+                   help="notify.yml: where findings are posted (RUNBOOK_NOTIFY_CONFIG; "
+                   "default: notify.yml in the output directory, when there)")  # fmt: skip
+    p.add_argument("--external-url", default=os.environ.get("RUNBOOK_EXTERNAL_URL", ""),
+                   help="this server as people reach it, for links in messages "
+                   "(RUNBOOK_EXTERNAL_URL; default http://HOST:PORT)")  # fmt: skip
+    p.set_defaults(func=_serve)
+
+    nt = sub.add_parser("notify", help="the notifications of notify.yml")
+    nt_sub = nt.add_subparsers(dest="action", required=True)
+    p = nt_sub.add_parser("test", help="send a sample to every target and say which answered")
+    p.add_argument("--config", help="notify.yml (default: RUNBOOK_NOTIFY_CONFIG, or the output's)")
+    p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
+    p.set_defaults(func=_notify_test)
+    p = nt_sub.add_parser("status", help="the outbox: what was sent, what waits, what failed")
+    p.add_argument("--output", help="records directory and index (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--database", default=os.environ.get("RUNBOOK_DATABASE_URL", ""))
+    p.set_defaults(func=_notify_status)
+
+    p = sub.add_parser(
+        "worker", help="distributed mode: run notebooks for the runs on --broker (Celery)"
+    )
+    p.add_argument("--database", default=os.environ.get("RUNBOOK_DATABASE_URL", ""),
+                   required="RUNBOOK_DATABASE_URL" not in os.environ,
+                   help="the shared index (RUNBOOK_DATABASE_URL)")  # fmt: skip
+    p.add_argument("--broker", default=os.environ.get("RUNBOOK_BROKER_URL", ""),
+                   required="RUNBOOK_BROKER_URL" not in os.environ,
+                   help="the Celery broker (RUNBOOK_BROKER_URL)")  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=os.cpu_count() or 2,
+                   help="pool processes, each with a warm kernel")  # fmt: skip
+    p.add_argument("--name", default="", help="this worker's name in Celery")
+    p.add_argument("--output", help="the records directory all machines share (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--prometheus-url", help="for the notebooks (RUNBOOK_PROMETHEUS_URL)")
+    p.add_argument("--alertmanager-url")
+    p.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
+    p.add_argument("--run-timeout", type=float, default=900, help="seconds per run, in all")
+    p.add_argument("--verify-delay", type=float, default=300,
+                   help="the receivers' --verify-delay (the broker's visibility timeout)")  # fmt: skip
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
+    p.add_argument("--lease-grace", type=float, default=30.0,
+                   help="seconds past --run-timeout before another worker may take a run")  # fmt: skip
+    p.set_defaults(func=_worker)
+
+    p = sub.add_parser("incidents", help="list incidents, newest first")
+    p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--message",
+        type=int,
+        metavar="ID",
+        help="print the runbook's communication message for incident ID, as it stands now",
+    )
+    p.set_defaults(func=_incidents)
+
+    p = sub.add_parser("postmortem", help="a post-mortem draft from an incident's records")
+    p.add_argument("records", nargs="+", metavar="RECORD")
+    p.add_argument("--output", help="default: <records dir>/postmortem-<first record>")
+    p.set_defaults(func=_postmortem)
+
+    p = sub.add_parser("prune", help="remove records older than the retention")
+    p.add_argument("--days", type=float, required=True)
+    p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=_prune)
+
+    sub.add_parser("list", help="alerts -> notebooks").set_defaults(func=_list)
+
+    p = sub.add_parser("run", help="run one runbook now; prints the record directory")
+    p.add_argument("alertname", nargs="?")
+    p.add_argument(
+        "--from-record",
+        metavar="RECORD",
+        help="re-execute RECORD's runbook against its saved data instead of Prometheus",
+    )
+    p.add_argument("--label", action="append", default=[], metavar="K=V")
+    p.add_argument("--annotation", action="append", default=[], metavar="K=V")
+    p.add_argument("--prometheus-url")
+    p.add_argument("--at", help="evaluation time, ISO 8601 (default: now)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="any notebook parameter; JSON values are parsed",
+    )
+    p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--timeout", type=float, default=600, help="per-cell timeout, seconds")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("summary", help="print a record's summary")
+    p.add_argument("record")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_summary)
+
+    p = sub.add_parser("doctor", help="preflight: what is reachable, which metrics exist")
+    p.add_argument("--prometheus-url", help="default: RUNBOOK_PROMETHEUS_URL or :9090")
+    p.set_defaults(func=_doctor)
+
+    p = with_state(sub.add_parser("demo", help="the whole chain on a local stack"))
+    p.add_argument("--mode", default="errors:invalid_input", help="simulator fault to inject")
+    p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--timeout", type=float, default=240.0)
+    p.add_argument("--keep", action="store_true", help="keep the stack up until Ctrl-C")
+    p.set_defaults(func=_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except stack.StackError as exc:
+        print(f"runbook: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

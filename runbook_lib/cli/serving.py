@@ -1,0 +1,171 @@
+"""`runbook serve`, `runbook worker` and `runbook notify`: the alert service's commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runbook_lib.contract.config import Settings
+
+if TYPE_CHECKING:
+    from runbook_lib.service.workers import RunConfig
+from runbook_lib.cli.commands import _pairs, _param_value
+
+
+def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
+    from runbook_lib.service.workers import RunConfig
+
+    settings = Settings()
+    return RunConfig(
+        output_dir=output,
+        workers=getattr(args, "workers", None) or os.cpu_count() or 2,
+        cell_timeout=args.cell_timeout,
+        run_timeout=args.run_timeout,
+        prometheus_url=args.prometheus_url or settings.prometheus_url,
+        alertmanager_url=args.alertmanager_url or "",
+        params={k: _param_value(v) for k, v in _pairs(args.param, "--param").items()},
+        **({"notebook_dir": Path(args.notebooks)} if getattr(args, "notebooks", None) else {}),
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from runbook_lib.records.index import Index
+    from runbook_lib.service.server import create_app
+
+    settings = Settings()
+    token = Path(args.token_file).read_text().strip() if args.token_file else settings.token()
+    output = Path(args.output or settings.output_dir)
+    config = _run_config(args, output)
+    dispatcher = None
+    if args.database or args.broker:
+        if not (args.database and args.broker):
+            raise SystemExit("runbook serve: distributed mode needs both --database and --broker")
+        from runbook_lib.service import distributed
+
+        index = Index(url=args.database)
+        app = distributed.make_app(distributed.settings_from(args, config))
+        dispatcher = distributed.CeleryDispatcher(app, index)
+    else:
+        index = Index(output / "index.sqlite")
+    embedded = dispatcher is None and not args.no_workers
+    output.mkdir(parents=True, exist_ok=True)
+    viewer, viewer_where = _secret(
+        os.environ.get("RUNBOOK_VIEWER_TOKEN", ""), output / ".viewer-token"
+    )
+    secret, _ = _secret(os.environ.get("RUNBOOK_SESSION_SECRET", ""), output / ".session-secret")
+    notify, notify_says = _notify_config(args, output)
+    app = create_app(
+        index,
+        token,
+        run_config=config if embedded else None,
+        dispatcher=dispatcher,
+        records_dir=output,
+        verify_delay=args.verify_delay,
+        viewer_token=viewer,
+        jupyter_url=os.environ.get("RUNBOOK_JUPYTER_URL", ""),
+        retention_days=args.retention_days,
+        session_secret=secret,
+        pages_accept_webhook_token=os.environ.get("RUNBOOK_PAGES_ACCEPT_WEBHOOK_TOKEN") == "1",
+        notify=notify,
+    )
+    mode = (f"{config.workers} workers" if embedded else
+            f"runs to {args.broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip
+    print(f"runbook serve: http://{args.host}:{args.port}/alerts -> {output} ({mode})",
+          file=sys.stderr)  # fmt: skip
+    print(f"runbook serve: incident pages http://{args.host}:{args.port}/incidents "
+          f"(viewer token {viewer_where})", file=sys.stderr)  # fmt: skip
+    print(f"runbook serve: {notify_says}", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _secret(given: str, path: Path) -> tuple[str, str]:
+    """A credential: the variable's value, else the file's, else a new one written to the
+    file (readable by its owner only) so that it survives restarts."""
+    import secrets
+
+    if given:
+        return given, "from the environment"
+    if path.exists():
+        return path.read_text().strip(), f"in {path}"
+    value = secrets.token_urlsafe(24)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return value, f"in {path} (new)"
+
+
+def _notify_config(args: argparse.Namespace, output: Path):
+    """notify.yml as given (--notify-config, RUNBOOK_NOTIFY_CONFIG), else beside the records;
+    links lead to --external-url (RUNBOOK_EXTERNAL_URL) unless the file names its base_url."""
+    from runbook_lib.service.notify import NotifyConfig
+
+    path = Path(args.notify_config) if args.notify_config else output / "notify.yml"
+    if not path.exists():
+        if args.notify_config:
+            raise SystemExit(f"runbook serve: no notification config at {path}")
+        return None, f"notifications off (no {path}; see README 'Getting the finding to your team')"
+    try:
+        cfg = NotifyConfig.load(path)
+    except ValueError as exc:
+        raise SystemExit(f"runbook serve: {exc}") from exc
+    if not cfg.base_url:
+        cfg.base_url = args.external_url or f"http://{args.host}:{args.port}"
+    names = ", ".join(t.name for t in cfg.targets) or "none"
+    return cfg, f"notifications to {names} (from {path}), links to {cfg.base_url}"
+
+
+def _notify_test(args: argparse.Namespace) -> int:
+    """A sample message to every target of notify.yml; says which answered."""
+    from runbook_lib.service import notify
+
+    path = Path(args.config or os.environ.get("RUNBOOK_NOTIFY_CONFIG", "")
+                or Path(args.output or Settings().output_dir) / "notify.yml")  # fmt: skip
+    try:
+        cfg = notify.NotifyConfig.load(path)
+    except ValueError as exc:
+        print(f"runbook notify: {exc}", file=sys.stderr)
+        return 2
+    if not cfg.targets:
+        print(f"runbook notify: {path} names no targets", file=sys.stderr)
+        return 2
+    failed = 0
+    for t in cfg.targets:
+        ok, why = notify.send(t.url, notify.sample())
+        failed += not ok
+        print(f"  {'answered' if ok else 'FAILED  '}  {t.name}" + ("" if ok else f": {why}"))
+    print(f"{len(cfg.targets) - failed} of {len(cfg.targets)} targets answered")
+    return 1 if failed else 0
+
+
+def _notify_status(args: argparse.Namespace) -> int:
+    """What the outbox holds: per delivery, its event, target, state and last error."""
+    from runbook_lib.records.index import Index
+    from runbook_lib.records.outbox import Outbox
+
+    output = Path(args.output or Settings().output_dir)
+    index = Index(url=args.database) if args.database else Index(output / "index.sqlite")
+    rows = Outbox(index).deliveries()
+    if not rows:
+        print("no notifications yet")
+    for r in rows:
+        err = f"  ({r['last_error']})" if r["last_error"] and r["state"] != "sent" else ""
+        print(f"  {r['state']:<8} {r['key']:<20} -> {r['target']}  attempts {r['attempts']}{err}")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from runbook_lib.service import distributed
+
+    output = Path(args.output or Settings().output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    config = _run_config(args, output)
+    settings = distributed.settings_from(args, config)
+    print(f"runbook worker: runs from {args.broker}, index {args.database.split('@')[-1]}, "
+          f"records -> {output} ({args.concurrency} warm processes)", file=sys.stderr)  # fmt: skip
+    distributed.run_worker(settings, args.concurrency, args.name)
+    return 0

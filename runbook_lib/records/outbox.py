@@ -1,0 +1,176 @@
+"""Messages owed to the team's channels, kept in the index until each target took them.
+
+A transactional outbox: the index writes an event (investigation written, alert resolved,
+verification done) in the same transaction as what it reports, so no finished run goes
+unannounced and no event exists for a run that did not finish. A sender expands each event
+into one delivery per target its routing picks; each delivery carries its own retry
+schedule, so a target that is down delays only its own messages, and is claimed with a
+lease, so two senders (two receivers) never send it twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from runbook_lib.records.migrations.schema import DELIVERIES as deliveries_t
+from runbook_lib.records.migrations.schema import EVENTS as events_t
+
+KINDS = ("investigation", "resolved", "verification")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    key: str  # "investigation:<run id>", "resolved:<incident id>", "verification:<run id>"
+    kind: str
+    incident_id: int
+    run_id: int | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    event: Event
+    target: str
+    attempts: int  # including this one
+
+
+def add_event(
+    conn: Connection, insert, kind: str, incident_id: int, run_id: int | None, now: float
+) -> None:
+    """Within the caller's transaction: the event, once per key (a redelivered run or a
+    re-sent resolve adds nothing)."""
+    key = f"{kind}:{run_id if run_id is not None else incident_id}"
+    conn.execute(
+        insert(events_t)
+        .values(key=key, kind=kind, incident_id=incident_id, run_id=run_id, created_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+
+
+class Outbox:
+    """The delivery side, on the index's database."""
+
+    def __init__(self, index) -> None:
+        self.index = index
+
+    def expand(self, route: Callable[[Event], list[tuple[str, float]]], now: float) -> int:
+        """One delivery per (event, target) for events not expanded yet; `route` gives the
+        targets of an event and when each may be sent (quiet hours). Returns deliveries made."""
+        made = 0
+        with self.index._read() as conn:
+            fresh = [_event(r) for r in conn.execute(
+                sa.select(events_t).where(events_t.c.expanded_at.is_(None)).order_by(events_t.c.id)
+            ).mappings()]  # fmt: skip
+        for ev in fresh:
+            plan = route(ev)
+            with self.index._tx() as conn:
+                took = conn.execute(
+                    sa.update(events_t)
+                    .where((events_t.c.id == ev.id) & events_t.c.expanded_at.is_(None))
+                    .values(expanded_at=now)
+                ).rowcount
+                if not took:  # another sender expanded it
+                    continue
+                for target, not_before in plan:
+                    conn.execute(
+                        self.index._insert(deliveries_t)
+                        .values(
+                            event_id=ev.id,
+                            target=target,
+                            state="pending",
+                            attempts=0,
+                            next_at=max(now, not_before),
+                        )  # fmt: skip
+                        .on_conflict_do_nothing(index_elements=["event_id", "target"])
+                    )
+                    made += 1
+        return made
+
+    def claim(self, now: float, lease_s: float = 120.0, limit: int = 50) -> list[Delivery]:
+        """Due deliveries, each leased to this sender (a lease that ran out, from a sender
+        that died mid-send, is due again)."""
+        due = ((deliveries_t.c.state == "pending") & (deliveries_t.c.next_at <= now)) | (
+            (deliveries_t.c.state == "sending") & (deliveries_t.c.lease_until < now)
+        )
+        with self.index._read() as conn:
+            ids = [i for (i,) in conn.execute(
+                sa.select(deliveries_t.c.id).where(due).order_by(deliveries_t.c.id).limit(limit)
+            )]  # fmt: skip
+        out = []
+        for did in ids:
+            with self.index._tx() as conn:
+                took = conn.execute(
+                    sa.update(deliveries_t)
+                    .where((deliveries_t.c.id == did) & due)
+                    .values(
+                        state="sending",
+                        lease_until=now + lease_s,
+                        attempts=deliveries_t.c.attempts + 1,
+                    )  # fmt: skip
+                ).rowcount
+                if took:
+                    out.append(self._delivery(conn, did))
+        return out
+
+    def _delivery(self, conn: Connection, did: int) -> Delivery:
+        row = conn.execute(
+            sa.select(deliveries_t, *[c.label(f"e_{c.name}") for c in events_t.c])
+            .join(events_t, events_t.c.id == deliveries_t.c.event_id)
+            .where(deliveries_t.c.id == did)
+        ).mappings().one()  # fmt: skip
+        ev = _event({c.name: row[f"e_{c.name}"] for c in events_t.c})
+        return Delivery(row["id"], ev, row["target"], row["attempts"])
+
+    def sent(self, delivery_id: int, now: float | None = None) -> None:
+        self._set(delivery_id, state="sent", sent_at=time.time() if now is None else now,
+                  last_error=None)  # fmt: skip
+
+    def failed(
+        self, d: Delivery, error: str, now: float, base_s: float, max_s: float, max_attempts: int
+    ) -> float | None:
+        """Schedule the next attempt with exponential backoff; None when it is given up."""
+        if d.attempts >= max_attempts:
+            self._set(d.id, state="failed", last_error=error[:500])
+            return None
+        delay = min(max_s, base_s * 2 ** (d.attempts - 1))
+        self._set(d.id, state="pending", next_at=now + delay, last_error=error[:500])
+        return now + delay
+
+    def give_up(self, d: Delivery, error: str) -> None:
+        self._set(d.id, state="failed", last_error=error[:500])
+
+    def postpone(self, d: Delivery, until: float) -> None:
+        """Back to pending without counting the attempt (it was never tried)."""
+        self._set(d.id, state="pending", next_at=until, attempts=max(0, d.attempts - 1))
+
+    def _set(self, delivery_id: int, **values) -> None:
+        with self.index._tx() as conn:
+            conn.execute(
+                sa.update(deliveries_t).where(deliveries_t.c.id == delivery_id).values(**values)
+            )
+
+    def deliveries(self) -> list[dict]:
+        """Every delivery with its event, oldest first (for `runbook notify status` and tests)."""
+        with self.index._read() as conn:
+            rows = conn.execute(
+                sa.select(deliveries_t, events_t.c.key, events_t.c.kind, events_t.c.incident_id)
+                .join(events_t, events_t.c.id == deliveries_t.c.event_id)
+                .order_by(deliveries_t.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def events(self) -> list[Event]:
+        with self.index._read() as conn:
+            rows = conn.execute(sa.select(events_t).order_by(events_t.c.id)).mappings()
+            return [_event(r) for r in rows]
+
+
+def _event(r) -> Event:
+    return Event(r["id"], r["key"], r["kind"], r["incident_id"], r["run_id"], r["created_at"])

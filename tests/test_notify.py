@@ -1,0 +1,318 @@
+"""Notifications over real HTTP: Apprise posting to a loopback stand-in for the chat service
+(`tests/chat_sink.py`), through the index's outbox, with retries, restarts, two senders
+and routing; `notify.yml` parsing; `runbook notify test`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from runbook_lib.contract.alerts import Alert
+from runbook_lib.lab.chat_sink import ChatSink
+from runbook_lib.records.index import Index
+from runbook_lib.records.outbox import Outbox
+from runbook_lib.service import notify
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.fixture
+def sink():
+    s = ChatSink()
+    yield s
+    s.close()
+
+
+def alert(fp: str, *, status: str = "firing", name: str = "GgenMcpMemoryCritical",
+          severity: str = "critical") -> Alert:  # fmt: skip
+    return Alert(
+        status=status,
+        labels={"alertname": name, "instance": "web-1:9464", "severity": severity},
+        annotations={"summary": "memory at 93%"},
+        startsAt=datetime(2026, 11, 28, 4, tzinfo=UTC),
+        endsAt=datetime(2026, 11, 28, 4, 40, tzinfo=UTC) if status == "resolved" else None,
+        fingerprint=fp,
+    )
+
+
+SUMMARY = {
+    "status": "completed",
+    "top_cause": "cache_too_large",
+    "top_causes": [
+        {"cause": "cache_too_large", "explained_share": 0.56, "score": 1.0},
+        {"cause": "memory_leak", "explained_share": 0.44, "score": 0.85},
+    ],
+    "diagnosis": [
+        {
+            "cause": "cache_too_large",
+            "verdict": "likely",
+            "score": 1.0,
+            "explained_share": 0.56,
+            "evidence": ["✔ 2646 workbooks are cached", "✔ the cache holds 42% of memory"],
+            "strongest": ["✔ the cache holds 42% of memory", "✔ the cache's growth explains 1.1"],
+            "missing": [],
+        }
+    ],
+    "first_command": "curl -s http://localhost:9464/metrics | grep cache_size",
+}
+
+
+def investigated(index: Index, out: Path, fp: str = "f1", **kw) -> int:
+    """An accepted alert whose investigation finished with SUMMARY and an overview chart."""
+    index.accept([alert(fp, **kw)], verify_delay=0)
+    job = index.claim()
+    rec = out / job.record
+    rec.mkdir(parents=True)
+    (rec / "summary.json").write_text(json.dumps(SUMMARY))
+    cell = {"cell_type": "code", "source": ["run.assess()"],
+            "outputs": [{"data": {"image/png": base64.b64encode(PNG).decode()}}]}  # fmt: skip
+    (rec / "record.ipynb").write_text(json.dumps({"cells": [cell]}))
+    index.finish(job.run_id, SUMMARY)
+    return job.incident_id
+
+
+def config(*targets: dict, base_s: float = 0.05, max_s: float = 1.0) -> notify.NotifyConfig:
+    return notify.NotifyConfig.model_validate(
+        {
+            "base_url": "https://runbooks.example",
+            "targets": list(targets),
+            "retry": {"base_s": base_s, "max_s": max_s, "max_attempts": 10},
+        }
+    )
+
+
+def drain(sender: notify.Sender, until, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, "the outbox did not drain"
+        sender.step()
+        time.sleep(0.02)
+
+
+def test_the_investigation_reaches_the_channel_with_the_finding_and_the_link(
+    tmp_path: Path, sink: ChatSink
+) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    incident = investigated(index, tmp_path)
+    cfg = config({"name": "hook", "url": f"json://127.0.0.1:{sink.port}/hook"})
+    sender = notify.Sender(index, cfg, tmp_path)
+    assert sender.step() == 1
+    [msg] = [r.json() for r in sink.delivered]
+    assert msg["title"] == "🚨 GgenMcpMemoryCritical · critical · web-1:9464"
+    body = msg["message"]
+    assert "Top cause: **cache_too_large** — likely (1.00, explains 56% of the symptom)" in body
+    assert "Contributing as well: memory_leak (44%)" in body
+    # the two strongest evidence lines, not the first two
+    assert "- ✔ the cache holds 42% of memory\n- ✔ the cache's growth explains 1.1" in body
+    assert "First step: `curl -s http://localhost:9464/metrics | grep cache_size`" in body
+    assert f"Investigation: https://runbooks.example/incidents/{incident}" in body
+    assert "🚨 INCIDENT: memory at 93% (likely cause: cache too large)" in body  # to paste
+    assert "Status: Mitigating" in body
+    [att] = msg["attachments"]
+    assert base64.b64decode(att["base64"]) == PNG
+    assert sender.step() == 0  # nothing twice
+
+
+def test_a_target_that_fails_three_times_gets_the_message_once_and_delays_no_other(
+    tmp_path: Path, sink: ChatSink
+) -> None:
+    down = ChatSink(fail_first=3)
+    try:
+        index = Index(tmp_path / "index.sqlite")
+        investigated(index, tmp_path)
+        cfg = config(
+            {"name": "flaky", "url": f"json://127.0.0.1:{down.port}/hook"},
+            {"name": "fine", "url": f"json://127.0.0.1:{sink.port}/hook"},
+        )
+        sender = notify.Sender(index, cfg, tmp_path)
+        sender.step()
+        assert len(sink.delivered) == 1  # the healthy target did not wait
+        assert [r.status for r in down.requests] == [500]
+        drain(sender, lambda: len(down.delivered) == 1)
+        time.sleep(0.3)
+        sender.step()
+        assert [r.status for r in down.requests] == [500, 500, 500, 200]
+        assert len(sink.delivered) == 1
+        rows = {r["target"]: r for r in Outbox(index).deliveries()}
+        assert (rows["flaky"]["state"], rows["flaky"]["attempts"]) == ("sent", 4)
+        assert (rows["fine"]["state"], rows["fine"]["attempts"]) == ("sent", 1)
+    finally:
+        down.close()
+
+
+def test_backoff_doubles_and_a_restarted_sender_resumes(tmp_path: Path) -> None:
+    down = ChatSink(fail_first=10**6)
+    index = Index(tmp_path / "index.sqlite")
+    investigated(index, tmp_path)
+    cfg = config({"name": "t", "url": f"json://127.0.0.1:{down.port}/hook"}, base_s=2, max_s=60)
+    first = notify.Sender(index, cfg, tmp_path)
+    t0 = time.time()
+    first.step(now=t0)
+    [row] = Outbox(index).deliveries()
+    assert (row["state"], row["next_at"] - t0) == ("pending", 2.0)  # 2 s after try 1
+    first.step(now=row["next_at"] + 0.5)
+    [row2] = Outbox(index).deliveries()
+    assert row2["next_at"] - row["next_at"] == 4.5  # then 4 s after try 2
+    assert "500" in row2["last_error"]
+    down.close()
+    up = ChatSink()
+    try:
+        cfg = config({"name": "t", "url": f"json://127.0.0.1:{up.port}/hook"})
+        again = notify.Sender(Index(tmp_path / "index.sqlite"), cfg, tmp_path)  # a new process
+        assert again.step(now=row2["next_at"] + 0.01) == 1
+        assert again.step(now=row2["next_at"] + 100) == 0
+        assert len(up.delivered) == 1
+    finally:
+        up.close()
+
+
+def test_two_senders_on_one_index_send_each_message_once(tmp_path: Path, sink: ChatSink) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    for i in range(6):
+        investigated(index, tmp_path, fp=f"fp{i}")
+    cfg = config({"name": "hook", "url": f"json://127.0.0.1:{sink.port}/hook"})
+    senders = [notify.Sender(Index(tmp_path / "index.sqlite"), cfg, tmp_path) for _ in range(2)]
+    threads = [threading.Thread(target=lambda s=s: [s.step() for _ in range(5)]) for s in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(sink.delivered) == 6
+
+
+def test_resolve_and_verification_follow_up_naming_the_first_message(
+    tmp_path: Path, sink: ChatSink
+) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    investigated(index, tmp_path)
+    index.accept([alert("f1", status="resolved")], verify_delay=0)
+    job = index.claim()
+    assert job.kind == "verification"
+    rec = tmp_path / job.record
+    rec.mkdir()
+    held = {"status": "completed", "post_checks": [{"check": "error rate", "status": "✔ ok"}]}
+    (rec / "summary.json").write_text(json.dumps(held))
+    index.finish(job.run_id, held)
+    cfg = config({"name": "hook", "url": f"json://127.0.0.1:{sink.port}/hook"})
+    notify.Sender(index, cfg, tmp_path).step()
+    titles = [r.json()["title"] for r in sink.delivered]
+    assert titles == [
+        "🚨 GgenMcpMemoryCritical · critical · web-1:9464",
+        "✅ Resolved: GgenMcpMemoryCritical · critical · web-1:9464",
+        "✅ Verification: GgenMcpMemoryCritical · critical · web-1:9464: the fix held",
+    ]
+    resolved = sink.delivered[1].json()["message"]
+    assert "Follow-up to “🚨 GgenMcpMemoryCritical · critical · web-1:9464”" in resolved
+    assert "Resolved after 40 min." in resolved and "Status: Resolved" in resolved
+
+
+def test_routing_by_severity_runbook_and_event(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    investigated(index, tmp_path, fp="mem")  # critical, memory
+    investigated(index, tmp_path, fp="err", name="GgenMcpElevatedErrorRate", severity="warning")
+    sinks = {n: ChatSink() for n in ("critical", "memory", "warnings", "resolves")}
+    try:
+        cfg = config(
+            {"name": "critical", "url": f"json://127.0.0.1:{sinks['critical'].port}/",
+             "severities": ["critical"]},
+            {"name": "memory", "url": f"json://127.0.0.1:{sinks['memory'].port}/",
+             "runbooks": ["memory"]},
+            {"name": "warnings", "url": f"json://127.0.0.1:{sinks['warnings'].port}/",
+             "severities": ["warning"]},
+            {"name": "resolves", "url": f"json://127.0.0.1:{sinks['resolves'].port}/",
+             "events": ["resolved"]},
+        )  # fmt: skip
+        notify.Sender(index, cfg, tmp_path).step()
+        alerts = {
+            n: [r.json()["title"].split(" · ")[0] for r in s.delivered] for n, s in sinks.items()
+        }
+        assert alerts == {
+            "critical": ["🚨 GgenMcpMemoryCritical"],
+            "memory": ["🚨 GgenMcpMemoryCritical"],
+            "warnings": ["🚨 GgenMcpElevatedErrorRate"],
+            "resolves": [],
+        }
+    finally:
+        for s in sinks.values():
+            s.close()
+
+
+def test_mattermost_gets_a_slack_compatible_payload(tmp_path: Path, sink: ChatSink) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    investigated(index, tmp_path)
+    cfg = config({"name": "mm", "url": f"mmost://127.0.0.1:{sink.port}/hooktoken"})
+    notify.Sender(index, cfg, tmp_path).step()
+    [got] = sink.delivered
+    assert got.path == "/hooks/hooktoken"
+    text = got.json()["text"]
+    assert text.startswith("🚨 GgenMcpMemoryCritical · critical · web-1:9464")
+    assert "cache_too_large" in text and "https://runbooks.example/incidents/1" in text
+
+
+# ---------------------------------------------------------------------- configuration
+def test_quiet_hours_hold_warnings_until_they_end_but_not_critical() -> None:
+    q = notify.QuietHours.model_validate({"start": "22:00", "end": "07:00"})
+    late = datetime(2026, 11, 28, 23, 30, tzinfo=UTC).timestamp()
+    morning = datetime(2026, 11, 29, 7, 0, tzinfo=UTC).timestamp()
+    assert q.resume_at(late, "warning") == morning
+    assert q.resume_at(late, "critical") == late
+    noon = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()
+    assert q.resume_at(noon, "warning") == noon
+    berlin = notify.QuietHours.model_validate(
+        {"start": "22:00", "end": "07:00", "timezone": "Europe/Berlin"}
+    )
+    # 21:30 UTC is 22:30 in Berlin (winter): quiet until 07:00 Berlin, 06:00 UTC
+    at = datetime(2026, 11, 28, 21, 30, tzinfo=UTC).timestamp()
+    assert berlin.resume_at(at, "warning") == datetime(2026, 11, 29, 6, 0, tzinfo=UTC).timestamp()
+
+
+def test_a_bad_notify_yml_names_the_file_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "notify.yml"
+    path.write_text(
+        "targets:\n  - name: a\n    url: json://x\n    events: [investigation, paged]\n"
+    )
+    with pytest.raises(
+        ValueError, match=r"notify.yml: targets.0.events: .*unknown events \['paged'\]"
+    ):
+        notify.NotifyConfig.load(path)
+    path.write_text("targets:\n  - {name: a, url: 'json://x'}\n  - {name: a, url: 'json://y'}\n")
+    with pytest.raises(ValueError, match="target names must be unique"):
+        notify.NotifyConfig.load(path)
+    path.write_text("quiet_hours: {start: '22:00', end: '07:00', timezone: Mars/Olympus}\n")
+    with pytest.raises(ValueError, match="quiet_hours.timezone"):
+        notify.NotifyConfig.load(path)
+    assert (
+        notify.NotifyConfig.load(_write(tmp_path / "ok.yml", "targets: []\n")).quiet_hours is None
+    )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_runbook_notify_test_says_which_targets_answered(
+    tmp_path: Path, sink: ChatSink, capsys
+) -> None:
+    from runbook_lib import cli
+
+    closed = ChatSink()
+    closed.close()  # a port nobody listens on any more
+    cfg = _write(
+        tmp_path / "notify.yml",
+        f"targets:\n  - {{name: team, url: 'json://127.0.0.1:{sink.port}/'}}\n"
+        f"  - {{name: gone, url: 'json://127.0.0.1:{closed.port}/'}}\n",
+    )
+    assert cli.main(["notify", "test", "--config", str(cfg)]) == 1
+    out = capsys.readouterr().out
+    assert "  answered  team" in out and "  FAILED    gone: " in out
+    assert "1 of 2 targets answered" in out
+    assert sink.delivered[0].json()["title"] == "🚨 runbook notify test"
