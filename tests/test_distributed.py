@@ -23,6 +23,7 @@ from runbook_lib.records.index import Index
 
 pytestmark = pytest.mark.stack
 
+STORM = 20  # alerts per storm: enough to interleave two receivers and two workers
 FAST = ["--run-timeout", "20", "--lease-grace", "2", "--verify-delay", "2"]
 
 
@@ -80,14 +81,14 @@ def test_two_receivers_get_every_alert_and_make_one_incident_and_one_record(clus
     b = cluster.receiver("receiver-b")
     cluster.worker("worker-1")
     cluster.worker("worker-2")
-    bodies = [group(i) for i in range(50)]
+    bodies = [group(i) for i in range(STORM)]
     with ThreadPoolExecutor(8) as pool:  # Alertmanager delivers each alert to both
         codes = list(pool.map(lambda x: post(*x), [(n, body) for body in bodies for n in (a, b)]))
-    assert codes == [200] * 100
+    assert codes == [200] * (2 * STORM)
     index = Index(url=cluster.postgres.url)
-    runs = settle(index, 50, 180)
-    assert len(index.incidents(1000)) == 50 and len(runs) == 50
-    assert Counter(r["status"] for r in runs) == {"completed": 50}
+    runs = settle(index, STORM, 180)
+    assert len(index.incidents(1000)) == STORM and len(runs) == STORM
+    assert Counter(r["status"] for r in runs) == {"completed": STORM}
     one_record_each(cluster, runs, "d")
 
 
@@ -139,29 +140,31 @@ def test_a_receiver_killed_mid_storm_loses_nothing(cluster) -> None:
     b = cluster.receiver("receiver-b")
     cluster.worker("worker-1")
     codes = {a.name: [], b.name: []}
-    for i in range(50):
-        if i == 20:
+    for i in range(STORM):
+        if i == STORM // 2:
             a.kill9()
         for node in (a, b):  # each alert to both, as Alertmanager's two webhook_configs do
             codes[node.name].append(post(node, group(i, "r")))
-    assert codes["receiver-a"][:20] == [200] * 20 and set(codes["receiver-a"][20:]) == {0}
-    assert codes["receiver-b"] == [200] * 50
+    half = STORM // 2
+    assert codes["receiver-a"][:half] == [200] * half and set(codes["receiver-a"][half:]) == {0}
+    assert codes["receiver-b"] == [200] * STORM
     index = Index(url=cluster.postgres.url)
-    runs = settle(index, 50, 180)
-    assert len(index.incidents(1000)) == 50
+    runs = settle(index, STORM, 180)
+    assert len(index.incidents(1000)) == STORM
     one_record_each(cluster, runs, "r")
 
 
 def test_a_redis_restart_mid_storm_loses_no_accepted_alert(cluster) -> None:
     a = cluster.receiver("receiver-a", "--sweep-every", "1", "--dispatch-grace", "3")
-    for i in range(20):
+    half = STORM // 2
+    for i in range(half):
         assert post(a, group(i, "s")) == 200
     cluster.redis.stop()  # queued tasks gone with it (no persistence)
-    for i in range(20, 40):
+    for i in range(half, STORM):
         assert post(a, group(i, "s")) == 200  # the index still accepts: the alert is safe
     cluster.redis.start()
     cluster.worker("worker-1")
     index = Index(url=cluster.postgres.url)
-    runs = settle(index, 40, 180)  # the sweeper sent again what Redis lost or never got
-    assert Counter(r["status"] for r in runs) == {"completed": 40}
+    runs = settle(index, STORM, 180)  # the sweeper sent again what Redis lost or never got
+    assert Counter(r["status"] for r in runs) == {"completed": STORM}
     one_record_each(cluster, runs, "s")
