@@ -115,6 +115,7 @@ def test_evidence_lines_carry_checkable_figures(scenario_set, tmp_path: Path) ->
         "evidence",
         "missing",
         "explained_share",
+        "strongest",
     }
     assert summary[0]["explained_share"] == top.explained_share
     assert 0.5 <= top.explained_share <= 1.0

@@ -69,6 +69,7 @@ def test_without_attribution_verdicts_sort_by_verdict_then_score_then_name(
         "evidence": ["✔ m", "✘ m2"],
         "missing": [],
         "explained_share": None,
+        "strongest": ["✔ m"],
     }
     assert d.diagnose("no_such_runbook", ev()) == []
 
@@ -86,7 +87,7 @@ def test_with_an_attribution_the_likely_cause_that_explains_more_comes_first(
         return att
 
     rules = {
-        "alpha": lambda e: [Fact(True, "a", 1)],  # likely 1.0, explains 30%
+        "alpha": lambda e: [Fact(True, "a", 1)],  # likely 1.0,: 30%
         "zeta": lambda e: [Fact(True, "z", 3), Fact(False, "z2", 1)],  # likely 0.75, 60%
         "middle": lambda e: [Fact(True, "m", 1), Fact(False, "m2", 1)],  # possible 0.5, 10%
     }
@@ -100,7 +101,7 @@ def test_with_an_attribution_the_likely_cause_that_explains_more_comes_first(
     ]
     assert d.summary(verdicts)[1] == "zeta"
     assert [t["cause"] for t in d.top_causes(verdicts)] == ["zeta", "alpha"]
-    assert verdicts[1].evidence[-1] == "✔ A explains 3.0 of the 10.0 units"
+    assert verdicts[1].evidence[-1] == "✔ A: 3.0 of the 10.0 units"
 
 
 def test_no_likely_cause_means_no_top_cause() -> None:

@@ -147,7 +147,7 @@ def test_the_finding_reaches_the_team_with_a_link_that_opens_the_record(
     assert first["attachments"] and first["attachments"][0]["filename"].endswith(".png")
     link = next(w for w in first["message"].split() if "/incidents/" in w)
     viewer = (e2e.out / ".viewer-token").read_text().strip()
-    with httpx.Client(follow_redirects=True, timeout=10) as c:
+    with httpx.Client(follow_redirects=True, timeout=10, headers={"accept": "text/html"}) as c:
         assert "/signin" in str(c.get(link).url)  # no token in the link: sign in first
         c.post(link.split("/incidents/")[0] + "/signin", data={"token": viewer, "next": "/"})
         page = c.get(link)

@@ -198,7 +198,13 @@ def test_resolve_and_verification_follow_up_naming_the_first_message(
     assert job.kind == "verification"
     rec = tmp_path / job.record
     rec.mkdir()
-    held = {"status": "completed", "post_checks": [{"check": "error rate", "status": "✔ ok"}]}
+    held = {
+        "status": "completed",
+        "post_checks": [
+            {"check": "error rate under 1% for 15 minutes", "holds": True, "status": "✔ holds"},
+            {"check": "users confirm", "holds": None, "status": "for a person"},
+        ],
+    }
     (rec / "summary.json").write_text(json.dumps(held))
     index.finish(job.run_id, held)
     cfg = config({"name": "hook", "url": f"json://127.0.0.1:{sink.port}/hook"})
@@ -316,3 +322,71 @@ def test_runbook_notify_test_says_which_targets_answered(
     assert "  answered  team" in out and "  FAILED    gone: " in out
     assert "1 of 2 targets answered" in out
     assert sink.delivered[0].json()["title"] == "🚨 runbook notify test"
+
+
+# ---------------------------------------------------------------------- failure modes
+def test_a_sender_whose_lease_ran_out_cannot_undo_the_one_that_took_over(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    investigated(index, tmp_path)
+    box = Outbox(index)
+    box.expand(lambda ev: [("t", 0.0)], now=100.0)
+    [stale] = box.claim(now=100.0, lease_s=10)
+    [fresh] = box.claim(now=111.0, lease_s=10)  # the first lease ran out: taken over
+    assert (stale.attempts, fresh.attempts) == (1, 2)
+    assert box.renew(stale, 112.0) is False  # so the stale sender does not send
+    assert box.sent(fresh) is True
+    assert box.failed(stale, "late", 113.0, 1, 10, 5) is not None  # its write changes nothing
+    [row] = box.deliveries()
+    assert (row["state"], row["attempts"]) == ("sent", 2)
+
+
+def test_notifications_turned_on_later_do_not_post_the_backlog(
+    tmp_path: Path, sink: ChatSink
+) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    investigated(index, tmp_path, fp="old")
+    cfg = config({"name": "hook", "url": f"json://127.0.0.1:{sink.port}/hook"})
+    sender = notify.Sender(index, cfg, tmp_path)
+    sender.started_at += 2 * 3600  # started two hours after that investigation
+    investigated(index, tmp_path, fp="new")
+    with index._tx() as conn:  # the new one happened after the start
+        from runbook_lib.records.migrations.schema import EVENTS
+
+        conn.execute(EVENTS.update().where(EVENTS.c.key == "investigation:2")
+                     .values(created_at=sender.started_at + 1))  # fmt: skip
+    assert sender.step() == 1
+    assert [r["key"] for r in Outbox(index).deliveries()] == ["investigation:2"]
+
+
+def test_an_unknown_url_scheme_is_given_up_at_once(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    investigated(index, tmp_path)
+    cfg = config({"name": "typo", "url": "slak://T000/B000/XXX"})
+    notify.Sender(index, cfg, tmp_path).step()
+    [row] = Outbox(index).deliveries()
+    assert row["state"] == "failed" and "check the scheme" in row["last_error"]
+
+
+def test_a_slow_target_does_not_hold_up_another(tmp_path: Path, sink: ChatSink) -> None:
+    slow = ChatSink(delay_s=3.0)
+    try:
+        index = Index(tmp_path / "index.sqlite")
+        investigated(index, tmp_path)
+        cfg = config(
+            {"name": "slow", "url": f"json://127.0.0.1:{slow.port}/hook"},
+            {"name": "fast", "url": f"json://127.0.0.1:{sink.port}/hook"},
+        )
+        sender = notify.Sender(index, cfg, tmp_path, poll_s=0.1).start()
+        try:
+            t0 = time.monotonic()
+            while not sink.delivered and time.monotonic() - t0 < 5:
+                time.sleep(0.05)
+            assert sink.delivered and time.monotonic() - t0 < 2.0
+            assert not slow.delivered  # still answering
+            while not slow.delivered and time.monotonic() - t0 < 10:
+                time.sleep(0.1)
+            assert len(slow.delivered) == 1
+        finally:
+            sender.stop()
+    finally:
+        slow.close()

@@ -120,3 +120,34 @@ def test_latest_without_a_session_goes_through_sign_in(index: Index) -> None:
     assert (
         resp.headers["location"] == "/signin?next=/incidents/latest%3Falertname%3DX%26instance%3Dy"
     )
+
+
+def test_notify_yml_and_other_top_level_files_are_not_served(index: Index, tmp_path: Path) -> None:
+    (tmp_path / "notify.yml").write_text("targets: [{name: s, url: 'slack://secret'}]\n")
+    rec = tmp_path / "20260115-GgenMcpX-abc"
+    rec.mkdir()
+    (rec / "report.html").write_text("<p>report</p>")
+    c = app(index)
+    signed_in(c)
+    assert c.get("/records/notify.yml").status_code == 404
+    assert c.get("/records/index.sqlite").status_code == 404
+    assert c.get(f"/records/{rec.name}/report.html").text == "<p>report</p>"
+
+
+def test_a_new_viewer_token_ends_the_sessions_of_the_old_one(index: Index) -> None:
+    c = app(index)
+    signed_in(c)
+    cookie = c.cookies.get("runbook_session")
+    rotated = TestClient(
+        create_app(index, HOOK, viewer_token="rotated-3", session_secret="s" * 32),
+        follow_redirects=False,
+    )
+    rotated.cookies.set("runbook_session", cookie)
+    assert rotated.get("/incidents").status_code == 401
+
+
+def test_an_oversized_sign_in_form_is_refused(index: Index) -> None:
+    c = app(index)
+    resp = c.post("/signin", content=b"token=" + b"x" * 10_000,
+                  headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert resp.status_code == 413

@@ -114,9 +114,21 @@ def _notify_config(args: argparse.Namespace, output: Path):
     except ValueError as exc:
         raise SystemExit(f"runbook serve: {exc}") from exc
     if not cfg.base_url:
-        cfg.base_url = args.external_url or f"http://{args.host}:{args.port}"
+        cfg.base_url = args.external_url or f"http://{_reachable(args.host)}:{args.port}"
     names = ", ".join(t.name for t in cfg.targets) or "none"
     return cfg, f"notifications to {names} (from {path}), links to {cfg.base_url}"
+
+
+def _reachable(host: str) -> str:
+    """A host name for links: a wildcard bind address is no address to click."""
+    import socket
+
+    if host in ("0.0.0.0", "::", ""):
+        name = socket.getfqdn()
+        print(f"runbook serve: links in messages use {name}; set --external-url "
+              "(RUNBOOK_EXTERNAL_URL) to the address people reach", file=sys.stderr)  # fmt: skip
+        return name
+    return host
 
 
 def _notify_test(args: argparse.Namespace) -> int:

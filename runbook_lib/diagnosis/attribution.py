@@ -61,11 +61,12 @@ class Attribution:
         return f"{amount / self.scale:.{self.digits}f}"
 
     def sentence(self, cause: str) -> str:
-        """'the cache's growth explains 2.1 of the 2.4 GB of resident memory gained ...'"""
+        """'the cache's growth: 2.1 of the 2.4 GB of resident memory gained ...' (what the
+        cause claims, then how much of the symptom that is)."""
         whats = sorted({c.what for c in self.claims if c.cause == cause})
         who = " and ".join(whats) if whats else cause.replace("_", " ")
         return (
-            f"{who} explains {self.amount_text(self.claimed(cause))} of the "
+            f"{who}: {self.amount_text(self.claimed(cause))} of the "
             f"{self.amount_text(self.total)} {self.of_what}"
         )
 

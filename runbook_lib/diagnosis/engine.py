@@ -183,9 +183,10 @@ def differentiate(verdicts: list[Verdict], att: Attribution | None) -> None:
         if v.explained_share is not None and not any(line in e for e in v.evidence):
             v.evidence.append(("✔ " if v.explained_share >= LITTLE else "✘ ") + line)
     shared = [v for v in verdicts if v.explained_share is not None]
-    if not shared:
+    contenders = [v for v in shared if v.verdict in ("likely", "possible")]
+    if not contenders:
         return
-    leader = max(shared, key=lambda v: v.explained_share or 0.0)
+    leader = max(contenders, key=lambda v: v.explained_share or 0.0)
     for v in shared:
         if (
             v is not leader

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,6 +25,7 @@ class Received:
 @dataclass
 class ChatSink:
     fail_first: int = 0
+    delay_s: float = 0.0  # answer this late, as a slow service would
     requests: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -32,6 +34,7 @@ class ChatSink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (the http.server API)
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                time.sleep(sink.delay_s)
                 failing = len(sink.requests) < sink.fail_first
                 status = 500 if failing else 200
                 sink.requests.append(Received(self.path, dict(self.headers), body, status))

@@ -164,7 +164,7 @@ def run(
         rec = Path(info.output_dir) / run_row["record"]
         _report_record(say, rec, time.monotonic() - fault_at, run_row, mode)
         say("[7/7] The finding goes to the team's channel (notify.yml)")
-        _report_message(say, sink, index, notify_yml)
+        _report_message(say, sink, index, notify_yml, alertname)
         if keep:
             say("The stack keeps running so you can look at the URLs above; Ctrl-C stops it.")
             signal.pause()
@@ -238,7 +238,9 @@ def _sink_config(state_dir: Path, sink: ChatSink) -> Path:
     return path
 
 
-def _report_message(say: Say, sink: ChatSink | None, index: Index, notify_yml: Path) -> None:
+def _report_message(
+    say: Say, sink: ChatSink | None, index: Index, notify_yml: Path, alertname: str
+) -> None:
     """What the team got: the stand-in's copy, or the outbox's state for real targets."""
     deadline = time.monotonic() + 30
     if sink is None:
@@ -254,12 +256,17 @@ def _report_message(say: Say, sink: ChatSink | None, index: Index, notify_yml: P
                 + (f" ({r['last_error']})" if r["state"] != "sent" else ""))  # fmt: skip
         say(f"            targets from {notify_yml}; `runbook notify status` shows the outbox")
         return
-    while time.monotonic() < deadline and not sink.delivered:
+
+    def ours() -> dict | None:  # the message about the incident followed, not an earlier one
+        return next((m for r in sink.delivered if (m := r.json())["title"].startswith(title)), None)
+
+    title = f"🚨 {alertname} · "
+    while time.monotonic() < deadline and not ours():
         time.sleep(0.3)
-    if not sink.delivered:
+    msg = ours()
+    if msg is None:
         say("  MESSAGE   none arrived within 30 s; `runbook notify status` shows why")
         return
-    msg = sink.delivered[0].json()
     say(f"  MESSAGE   posted to http://127.0.0.1:{sink.port}/hook (a local stand-in channel):")
     say(f"            {msg['title']}")
     for line in msg["message"].splitlines()[:4]:

@@ -21,6 +21,7 @@ from runbook_lib.records.migrations.schema import DELIVERIES as deliveries_t
 from runbook_lib.records.migrations.schema import EVENTS as events_t
 
 KINDS = ("investigation", "resolved", "verification")
+LEASE_S = 120.0  # a claimed delivery is this sender's for so long (renewed before each send)
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,23 @@ class Outbox:
     def __init__(self, index) -> None:
         self.index = index
 
-    def expand(self, route: Callable[[Event], list[tuple[str, float]]], now: float) -> int:
+    def expand(
+        self,
+        route: Callable[[Event], list[tuple[str, float]]],
+        now: float,
+        not_before: float = 0.0,
+    ) -> int:
         """One delivery per (event, target) for events not expanded yet; `route` gives the
-        targets of an event and when each may be sent (quiet hours). Returns deliveries made."""
+        targets of an event and when each may be sent (quiet hours). Events created before
+        `not_before` (a backlog from before notifications were on) get none. Returns
+        deliveries made."""
         made = 0
         with self.index._read() as conn:
             fresh = [_event(r) for r in conn.execute(
                 sa.select(events_t).where(events_t.c.expanded_at.is_(None)).order_by(events_t.c.id)
             ).mappings()]  # fmt: skip
         for ev in fresh:
-            plan = route(ev)
+            plan = route(ev) if ev.created_at >= not_before else []
             with self.index._tx() as conn:
                 took = conn.execute(
                     sa.update(events_t)
@@ -93,12 +101,20 @@ class Outbox:
                     made += 1
         return made
 
-    def claim(self, now: float, lease_s: float = 120.0, limit: int = 50) -> list[Delivery]:
+    def claim(
+        self,
+        now: float,
+        lease_s: float = LEASE_S,
+        limit: int = 50,
+        skip_targets: frozenset[str] = frozenset(),
+    ) -> list[Delivery]:
         """Due deliveries, each leased to this sender (a lease that ran out, from a sender
-        that died mid-send, is due again)."""
+        that died mid-send, is due again); none for `skip_targets` (busy here)."""
         due = ((deliveries_t.c.state == "pending") & (deliveries_t.c.next_at <= now)) | (
             (deliveries_t.c.state == "sending") & (deliveries_t.c.lease_until < now)
         )
+        if skip_targets:
+            due = due & deliveries_t.c.target.not_in(sorted(skip_targets))
         with self.index._read() as conn:
             ids = [i for (i,) in conn.execute(
                 sa.select(deliveries_t.c.id).where(due).order_by(deliveries_t.c.id).limit(limit)
@@ -128,33 +144,43 @@ class Outbox:
         ev = _event({c.name: row[f"e_{c.name}"] for c in events_t.c})
         return Delivery(row["id"], ev, row["target"], row["attempts"])
 
-    def sent(self, delivery_id: int, now: float | None = None) -> None:
-        self._set(delivery_id, state="sent", sent_at=time.time() if now is None else now,
-                  last_error=None)  # fmt: skip
+    def renew(self, d: Delivery, now: float, lease_s: float = LEASE_S) -> bool:
+        """Extend the lease just before sending; False when the delivery is no longer ours
+        (another sender took it after our lease ran out): then it must not be sent."""
+        return self._set(d, lease_until=now + lease_s)
+
+    def sent(self, d: Delivery, now: float | None = None) -> bool:
+        return self._set(d, state="sent", sent_at=time.time() if now is None else now,
+                         last_error=None)  # fmt: skip
 
     def failed(
         self, d: Delivery, error: str, now: float, base_s: float, max_s: float, max_attempts: int
     ) -> float | None:
         """Schedule the next attempt with exponential backoff; None when it is given up."""
         if d.attempts >= max_attempts:
-            self._set(d.id, state="failed", last_error=error[:500])
+            self._set(d, state="failed", last_error=error[:500])
             return None
         delay = min(max_s, base_s * 2 ** (d.attempts - 1))
-        self._set(d.id, state="pending", next_at=now + delay, last_error=error[:500])
+        self._set(d, state="pending", next_at=now + delay, last_error=error[:500])
         return now + delay
 
     def give_up(self, d: Delivery, error: str) -> None:
-        self._set(d.id, state="failed", last_error=error[:500])
+        self._set(d, state="failed", last_error=error[:500])
 
     def postpone(self, d: Delivery, until: float) -> None:
         """Back to pending without counting the attempt (it was never tried)."""
-        self._set(d.id, state="pending", next_at=until, attempts=max(0, d.attempts - 1))
+        self._set(d, state="pending", next_at=until, attempts=max(0, d.attempts - 1))
 
-    def _set(self, delivery_id: int, **values) -> None:
+    def _set(self, d: Delivery, **values) -> bool:
+        """Change a delivery this sender holds: fenced by its state and attempt number, so a
+        sender whose lease ran out cannot undo what the one that took over wrote."""
+        mine = (
+            (deliveries_t.c.id == d.id)
+            & (deliveries_t.c.state == "sending")
+            & (deliveries_t.c.attempts == d.attempts)
+        )
         with self.index._tx() as conn:
-            conn.execute(
-                sa.update(deliveries_t).where(deliveries_t.c.id == delivery_id).values(**values)
-            )
+            return conn.execute(sa.update(deliveries_t).where(mine).values(**values)).rowcount == 1
 
     def deliveries(self) -> list[dict]:
         """Every delivery with its event, oldest first (for `runbook notify status` and tests)."""

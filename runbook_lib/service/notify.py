@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
@@ -105,6 +106,7 @@ class NotifyConfig(BaseModel):
     targets: list[Target] = Field(default_factory=list)
     quiet_hours: QuietHours | None = None  # off unless set
     retry: Retry = Field(default_factory=Retry)
+    backlog_hours: float = 1.0  # on start, events older than this before it are not sent
 
     @classmethod
     def load(cls, path: Path) -> NotifyConfig:
@@ -192,6 +194,8 @@ def _finding(summ: dict, run: dict | None) -> str:
         return f"The investigation did not complete ({why}); see the record."
     top = summ.get("top_cause")
     found = next((d for d in summ.get("diagnosis", []) if d["cause"] == top), None)
+    if top and not found:  # the record could not be read here: the index still knows
+        return f"Top cause: **{top}** (details in the record)"
     if not found:
         return "No cause is likely: check the overview and the logs; escalate if it persists."
     share = found.get("explained_share")
@@ -209,10 +213,10 @@ def _finding(summ: dict, run: dict | None) -> str:
 
 
 def _held(summ: dict) -> bool | None:
-    checks = summ.get("post_checks") or []
-    if not checks:
-        return None
-    return all(str(c.get("status", "")).startswith(("✔", "ok", "pass")) for c in checks)
+    """The verification's answer: every check a query could answer holds (None: none could)."""
+    from runbook_lib.diagnosis.postcheck import verified
+
+    return verified(summ.get("post_checks") or [])
 
 
 def _link(link: str) -> list[str]:
@@ -237,7 +241,9 @@ def _overview_png(output_dir: Path, record_name: str) -> Path | None:
             png = o.get("data", {}).get("image/png")
             if png:
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(base64.b64decode(png))
+                part = out.with_suffix(f".{threading.get_ident()}.part")
+                part.write_bytes(base64.b64decode(png))
+                os.replace(part, out)  # lanes for two targets may cut it at once
                 return out
     return None
 
@@ -245,23 +251,32 @@ def _overview_png(output_dir: Path, record_name: str) -> Path | None:
 # ---------------------------------------------------------------------- sending
 def send(url: str, msg: Message) -> tuple[bool, str]:
     """One message to one Apprise URL: (answered, what went wrong)."""
+    ok, why, _ = send_once(url, msg)
+    return ok, why
+
+
+def send_once(url: str, msg: Message) -> tuple[bool, str, bool]:
+    """(answered, what went wrong, whether retrying cannot help: a URL Apprise does not
+    know). Apprise's warnings are captured per call; lanes run in parallel, so a line may
+    rarely come from another target's call."""
     import apprise
 
     ap = apprise.Apprise()
     if not ap.add(url):
-        return False, "not a URL Apprise knows (check the scheme)"
+        return False, "not a URL Apprise knows (check the scheme in notify.yml)", True
     with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as log:
         attach = apprise.AppriseAttachment(str(msg.attach)) if msg.attach else None
         ok = ap.notify(
             body=msg.body, title=msg.title, body_format=apprise.NotifyFormat.MARKDOWN, attach=attach
         )
         text = log.getvalue().strip().splitlines()
-    return bool(ok), (text[-1] if text else "" if ok else "the service did not accept it")
+    return bool(ok), (text[-1] if text else "" if ok else "the service did not accept it"), False
 
 
 class Sender:
     """Drains the outbox in a background thread: expands events into deliveries per the
-    routing, sends what is due (each target in its own lane), retries with backoff."""
+    routing, and sends what is due, each target in its own lane so that a slow or failing
+    target holds up only its own messages; retries with backoff."""
 
     def __init__(
         self, index: Index, config: NotifyConfig, output_dir: Path, poll_s: float = 1.0
@@ -269,11 +284,13 @@ class Sender:
         self.index, self.config, self.output_dir = index, config, Path(output_dir)
         self.box = ob.Outbox(index)
         self.poll_s = poll_s
+        self.started_at = time.time()
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._lanes = ThreadPoolExecutor(
             max_workers=max(1, min(8, len(config.targets))), thread_name_prefix="notify"
         )
+        self._busy: dict[str, Future] = {}  # target -> its lane at work
 
     def start(self) -> Sender:
         self._thread = threading.Thread(target=self._loop, name="notify-sender", daemon=True)
@@ -293,22 +310,27 @@ class Sender:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.step()
+                self.step(wait=False)
             except Exception as exc:  # the database is away: try again on the next tick
                 print(f"runbook serve: notifications: {exc}", file=sys.stderr)
             self._wake.wait(self.poll_s)
             self._wake.clear()
 
-    def step(self, now: float | None = None) -> int:
-        """One pass: expand, claim, send by target, record. Returns messages sent."""
-        now = time.time() if now is None else now
-        self.box.expand(self.route, now)
-        due = self.box.claim(now)
+    def step(self, now: float | None = None, wait: bool = True) -> int:
+        """One pass: expand, claim what is due for the targets not busy, hand each target's
+        deliveries to its lane. With `wait`, returns the messages this pass sent; `now`
+        fixes the clock (tests)."""
+        clock = (lambda: now) if now is not None else time.time
+        backlog = self.started_at - self.config.backlog_hours * 3600
+        self.box.expand(self.route, clock(), not_before=backlog)
+        self._busy = {t: f for t, f in self._busy.items() if not f.done()}
+        due = self.box.claim(clock(), skip_targets=frozenset(self._busy))
         lanes: dict[str, list[ob.Delivery]] = {}
         for d in due:
             lanes.setdefault(d.target, []).append(d)
-        done = self._lanes.map(lambda ds: self._lane(ds, now), lanes.values())
-        return sum(done)
+        futures = {t: self._lanes.submit(self._lane, ds, clock) for t, ds in lanes.items()}
+        self._busy.update(futures)
+        return sum(f.result() for f in futures.values()) if wait else 0
 
     def route(self, ev: ob.Event) -> list[tuple[str, float]]:
         inc = self.index.incident(ev.incident_id)
@@ -317,8 +339,9 @@ class Sender:
         when = quiet.resume_at(time.time(), sev) if quiet else 0.0
         return [(t.name, when) for t in self.config.targets if t.wants(ev.kind, sev, rb)]
 
-    def _lane(self, ds: list[ob.Delivery], now: float) -> int:
-        """One target's due deliveries in order; after a failure the rest wait their turn."""
+    def _lane(self, ds: list[ob.Delivery], clock) -> int:
+        """One target's due deliveries, in order. A message that cannot be made is given up
+        and the next goes; when the target fails, the rest wait behind the failed one."""
         sent = 0
         for i, d in enumerate(ds):
             target = self.config.target(d.target)
@@ -327,17 +350,23 @@ class Sender:
                 continue
             try:
                 msg = compose(d.event, self.index, self.output_dir, self.config.base_url)
-                ok, why = send(target.url, msg)
-            except Exception as exc:  # a record that cannot be read: retried like a failure
-                ok, why = False, f"{type(exc).__name__}: {exc}"
-            if ok:
-                self.box.sent(d.id)
-                sent += 1
+            except Exception as exc:  # this message cannot be made: retrying will not help
+                self.box.give_up(d, f"cannot compose: {type(exc).__name__}: {exc}")
                 continue
+            if not self.box.renew(d, clock()):
+                continue  # our lease ran out and another sender has it: do not send
+            ok, why, permanent = send_once(target.url, msg)
+            if ok:
+                sent += self.box.sent(d)
+                continue
+            if permanent:
+                for rest in ds[i:]:
+                    self.box.give_up(rest, why)
+                break
             r = self.config.retry
-            retry_at = self.box.failed(d, why, now, r.base_s, r.max_s, r.max_attempts)
+            retry_at = self.box.failed(d, why, clock(), r.base_s, r.max_s, r.max_attempts)
             for rest in ds[i + 1 :]:  # not tried: they go after the failed one, in order
-                self.box.postpone(rest, retry_at or now)
+                self.box.postpone(rest, retry_at or clock())
             break
         return sent
 

@@ -11,6 +11,7 @@ served only from inside the output directory.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from runbook_lib.service import incident_view
 
 SESSION_COOKIE = "runbook_session"
 REFRESH_S = 10  # pages waiting for an investigation reload this often
+MAX_FORM_BYTES = 4096
 MAX_HOURS = 24 * 366 * 10  # the list's time filter: ten years back at most
 # SQLite's integer range: a larger id is no incident, not a crash.
 IncidentId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]
@@ -125,10 +127,13 @@ def router(index: Index, output_dir: Path, tokens: list[str], jupyter_url: str =
     def matches(given: str) -> bool:
         return any(given and hmac.compare_digest(given.encode(), t.encode()) for t in tokens)
 
+    # A session names the token it was opened with (by a digest): a new viewer token ends it.
+    current = {hashlib.sha256(t.encode()).hexdigest()[:32] for t in tokens}
+
     def guard(request: Request) -> Response | None:
         """None when the request may see the page; else where to sign in (a browser) or 401."""
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if matches(bearer) or request.session.get("viewer") is True:
+        if matches(bearer) or request.session.get("viewer") in current:
             return None
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -143,13 +148,18 @@ def router(index: Index, output_dir: Path, tokens: list[str], jupyter_url: str =
 
     @r.post("/signin", response_class=HTMLResponse)
     async def signin(request: Request) -> Response:
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise HTTPException(413, f"the sign-in form is over {MAX_FORM_BYTES} bytes")
+        form = parse_qs(body.decode("utf-8", "replace"))
         token, nxt = form.get("token", [""])[0], _local(form.get("next", ["/incidents"])[0])
         if not matches(token):
             page = ENV.get_template("signin").render(title="Sign in", next=nxt, wrong=True)
             return HTMLResponse(page, status_code=401)
         request.session.clear()
-        request.session["viewer"] = True
+        request.session["viewer"] = hashlib.sha256(token.encode()).hexdigest()[:32]
         return RedirectResponse(nxt, status_code=303)
 
     @r.post("/signout")
@@ -230,9 +240,10 @@ def router(index: Index, output_dir: Path, tokens: list[str], jupyter_url: str =
             found = False
         if not found:
             raise HTTPException(404, f"no such record file: {path}")
-        if target.name == "index.sqlite" or any(
-            p.startswith(".") for p in target.relative_to(out).parts
-        ):
+        parts = target.relative_to(out).parts
+        if len(parts) < 2 or any(p.startswith(".") for p in parts):
+            # only files inside a record (or post-mortem) directory: never the index,
+            # notify.yml (its URLs hold webhook secrets) or anything else at the top
             raise HTTPException(404, f"no such record file: {path}")
         return FileResponse(target)
 

@@ -184,7 +184,7 @@ async def _prune_hourly(index: Index, output_dir: Path, days: float) -> None:
                 print(
                     f"runbook serve: retention removed {len(done.removed)} records", file=sys.stderr
                 )
-        except OSError as exc:
+        except (OSError, SQLAlchemyError) as exc:  # try again next hour
             print(f"runbook serve: retention failed: {exc}", file=sys.stderr)
         await asyncio.sleep(3600)
 

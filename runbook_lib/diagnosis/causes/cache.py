@@ -36,24 +36,26 @@ def cache_attribution(ev: Evidence) -> Attribution | None:
         why = f"evictions: {ev.signals.why_missing('evictions_per_miss')}"
         att.cannot_judge("cache_too_small", why)
         att.cannot_judge("ttl_too_short", why)
-        return att
-    evicting = min(1.0, per_miss) * misses
-    _evictions(ev, att, evicting)
+        evicting = 0.0
+    else:
+        evicting = min(1.0, per_miss) * misses
+        _evictions(ev, att, evicting)
     keys = ev.logs.cache_keys if ev.logs else None
     if keys is None:
         why = f"no log lines naming workbook and key ({ev.logs_missing if ev.logs is None else 'too few'})"
         att.cannot_judge("poor_cache_keys", why)
         att.cannot_judge("high_request_variance", why)
         return att
-    rest, seen = misses - evicting, keys["identified"]
-    att.claim(
-        "poor_cache_keys",
-        rest * (keys["keys"] - keys["workbooks"]) / seen,
-        "misses for a workbook already cached under another key",
-    )
+    # Of the misses the logs name: those for a workbook already seen under another key, and
+    # those for a workbook not seen before (distinct workbook-key pairs, not key strings).
+    seen, books = keys["identified"], keys["workbooks"]
+    pairs = keys["keys_per_workbook"] * books
+    rest = misses - evicting
+    poor = min(rest, misses * max(0.0, pairs - books) / seen)
+    att.claim("poor_cache_keys", poor, "misses for a workbook already cached under another key")
     att.claim(
         "high_request_variance",
-        rest * keys["workbooks"] / seen,
+        min(rest - poor, misses * books / seen),
         "misses for workbooks not asked for before",
     )
     return att

@@ -21,6 +21,7 @@ from runbook_lib.diagnosis.engine import (
 PRESSURE_PERCENT = 85  # memory above this share of the limit slows everything (GC, swap)
 QUERY_SLOW_S, STAGE_SLOW_S = 2.0, 5.0  # a stage's p95 that counts as slow
 EVICTING = 0.5  # share of misses that evict: the cache is churning
+MIN_TRAFFIC_SHARE = 0.05  # tools below this share of requests do not set the shared slowdown
 
 
 def _cpu_busy(v: float) -> bool:
@@ -87,8 +88,11 @@ def latency_attribution(ev: Evidence) -> Attribution | None:
     total = sum(weight[t] * added[t] for t in tools)
     if total <= 0.05:
         return None
-    factor = max(1.0, min(now[t] / before[t] for t in tools))  # a slowdown every tool shares
-    extra = max(0.0, min(added.values()))
+    # A slowdown every tool shares: the least any tool with real traffic slowed down (by a
+    # factor, or by added seconds); a tool with little traffic cannot set it.
+    busy = [t for t in tools if weight[t] >= MIN_TRAFFIC_SHARE] or tools
+    factor = max(1.0, min(now[t] / before[t] for t in busy))
+    extra = max(0.0, min(added[t] for t in busy))
     shared = {t: min(added[t], max(before[t] * (factor - 1), extra)) for t in tools}
     att = Attribution(
         "high_latency",

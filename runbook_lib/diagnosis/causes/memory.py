@@ -26,6 +26,7 @@ TYPICAL_SOFFICE_BYTES = 150e6  # one LibreOffice process, when the host cannot b
 LEAK_MB_H = 50  # growth per hour that counts as still growing
 JUMPY = 0.05  # share of scrapes that jump by over 10% of the limit: memory comes and goes
 STEADY_R2 = 0.8  # a linear fit this good over the hour: a steady climb
+DEJUMP_POINTS = 20  # five minutes of 15 s points: the rolling minimum under the spikes
 GAIN_FLOOR = 64 * 2**20  # less growth than this over the hour is no memory symptom
 
 
@@ -65,13 +66,19 @@ def memory_attribution(ev: Evidence) -> Attribution | None:
         )
         parts = _minus(parts, lo[1])
     jumps = ev.sig("memory_jumps")
-    if jumps is not None and jumps >= JUMPY:
+    jumpy = jumps is not None and jumps >= JUMPY
+    if jumpy:  # the level under the spikes: a leak shows in it, not in the spikes
+        parts["value"] = parts["value"].rolling(DEJUMP_POINTS, min_periods=1).min()
+    _leak(att, parts)
+    if jumps is None:
+        att.cannot_judge("large_payloads", ev.signals.why_missing("memory_jumps"))
+    elif jumpy:
+        swing = peak - float(recent["value"].min())
         att.claim(
             "large_payloads",
-            peak - float(recent["value"].min()),
+            min(swing, att.unexplained),
             "memory that comes and goes with large requests",
         )
-    _leak(att, parts)
     return att
 
 
@@ -103,19 +110,21 @@ def _soffice_size(ev: Evidence) -> float:
 
 
 def _leak(att: Attribution, remainder: pd.DataFrame) -> None:
-    """The leak claims what nothing else explains, when that remainder climbed steadily over
-    the hour; it cannot claim while a component could not be measured."""
-    left = att.unexplained
+    """The leak claims the growth nothing else explains: the rise over the hour of the
+    line fitted to the remainder (resident memory less the cache's and the processes'
+    growth, under its spikes), when that remainder climbed steadily. It cannot claim while
+    a component is unmeasured."""
     if att.unjudged:
         att.cannot_judge("memory_leak", "a leak is what the other parts do not explain")
         return
     t = trend(remainder)
-    if left <= 0 or t is None or t.slope_per_h / 1e6 < LEAK_MB_H or t.r2 < STEADY_R2:
+    if t is None or t.slope_per_h / 1e6 < LEAK_MB_H or t.r2 < STEADY_R2:
         att.notes.append("what the other parts do not explain did not climb steadily")
         return
+    span_h = (remainder["timestamp"].max() - remainder["timestamp"].min()).total_seconds() / 3600
     att.claim(
         "memory_leak",
-        left,
+        min(att.unexplained, t.slope_per_h * span_h),  # the steady line's rise over the window
         f"growth nothing else explains ({t.slope_per_h / 1e6:+.0f} MB/h, fit R² {t.r2:.2f})",
     )
 

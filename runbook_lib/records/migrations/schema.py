@@ -70,6 +70,7 @@ EVENTS = sa.Table(
     sa.Column("run_id", sa.Integer),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expanded_at", sa.Float),  # when its deliveries were made
+    sa.Index("ix_events_unexpanded", "expanded_at"),
 )
 
 DELIVERIES = sa.Table(
@@ -85,6 +86,7 @@ DELIVERIES = sa.Table(
     sa.Column("sent_at", sa.Float),
     sa.Column("last_error", sa.Text),
     sa.UniqueConstraint("event_id", "target"),
+    sa.Index("ix_deliveries_due", "state", "next_at"),
 )
 
 

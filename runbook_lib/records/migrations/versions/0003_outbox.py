@@ -35,3 +35,5 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text),
         sa.UniqueConstraint("event_id", "target"),
     )
+    op.create_index("ix_deliveries_due", "deliveries", ["state", "next_at"])
+    op.create_index("ix_events_unexpanded", "events", ["expanded_at"])
