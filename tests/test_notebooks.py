@@ -126,6 +126,7 @@ def test_every_runbook_has_its_notebook() -> None:
     expected = {
         "service_down", "high_error_rate", "high_latency", "memory", "cache_hit_rate",
         "libreoffice_leak", "fork_leak", "fd_leak", "disk_usage", "triage",
+        "deployment",  # issue 15: what changed with a restart
     }  # fmt: skip
     assert set(RUNBOOKS) == set(SPECS) == expected
     assert {p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")} == expected | {"postmortem"}

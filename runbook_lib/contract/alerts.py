@@ -84,6 +84,12 @@ ROUTES: dict[str, str] = {
     "GgenMcpHighActiveForks": "fork_leak",
     "GgenMcpFileDescriptorExhaustion": "fd_leak",
     "GgenMcpHighDiskUsage": "disk_usage",
+    # symptoms of slowness: the latency runbook finds the stage or resource behind them
+    "GgenMcpHighCPUUsage": "high_latency",
+    "GgenMcpSlowQueryDetected": "high_latency",
+    "GgenMcpHighRecalcDuration": "high_latency",
+    "GgenMcpHighScreenshotDuration": "high_latency",
+    "GgenMcpDeploymentCompleted": "deployment",  # what changed with the restart
 }
 RUNBOOKS = (*dict.fromkeys(ROUTES.values()), "triage")
 

@@ -77,6 +77,10 @@ THRESHOLDS: dict[str, Threshold] = {
             crit=Level(10, "GgenMcpHighLatency", "5m"),
         ),
         T("cpu", "cores", warn=Level(0.8, "GgenMcpHighCPUUsage", "5m")),
+        T("recalc_p95", "s", warn=Level(5, "GgenMcpHighRecalcDuration", "10m")),
+        T("screenshot_p95", "s", warn=Level(10, "GgenMcpHighScreenshotDuration", "10m")),
+        T("slow_queries", "queries in 5 m", warn=Level(0, "GgenMcpSlowQueryDetected", "1m")),
+        T("restarts", "restarts in 5 m", warn=Level(0, "GgenMcpDeploymentCompleted", "1m")),
         T(
             "memory",
             "%",

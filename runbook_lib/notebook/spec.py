@@ -204,9 +204,25 @@ SPECS: dict[str, Spec] = {
         severity="warning",
         mitigations=(("Delete `ggen-mcp-*` temp files older than a day.", "clean_temp_files"),),
     ),
+    "deployment": Spec(
+        "Deployment",
+        "GgenMcpDeploymentCompleted",
+        "The service restarted: a deployment, or a crash and a restart. Check what changed "
+        "with it: restarts in the window, traffic, errors and latency before and after.",
+        [
+            (
+                "**What changed.** Restarts in the window and traffic before and after.",
+                "recent_changes",
+            ),
+            ("**Errors since.** Error types over the window.", "error_types"),
+            ("**Latency by tool.** p95 per tool over the window.", "latency_by_tool"),
+        ],
+        charts=("error_rate", "latency"),
+        severity="info",
+    ),
     "triage": Spec(
         "Triage",
-        "GgenMcpHighCPUUsage",
+        "GgenMcpSomethingElse",
         "An alert no runbook covers. The overview, the alert's labels and links, and the "
         "service's logs, to decide where to go next.",
         [

@@ -32,7 +32,8 @@ GOLDEN: dict[str, tuple[Scenario, str]] = {
     "fork_leak": (build("fork_leak", "orphaned_processes", 0), "GgenMcpHighActiveForks"),
     "fd_leak": (build("fd_leak", "fd_leak", 0), "GgenMcpFileDescriptorExhaustion"),
     "disk_usage": (build("disk_usage", "temp_files_not_cleaned", 0), "GgenMcpHighDiskUsage"),
-    "triage": (healthy(0), "GgenMcpHighCPUUsage"),
+    "deployment": (build("service_down", "process_crashed", 1), "GgenMcpDeploymentCompleted"),
+    "triage": (healthy(0), "GgenMcpSomethingElse"),
 }
 
 
