@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 
 
@@ -42,12 +45,116 @@ class MetricNames:
 
     def metrics(self) -> dict[str, str]:
         """Field -> metric name, without the job labels."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.endswith("job")}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if not f.name.endswith("job") and f.name not in ("profile", "lacks")
+        }
+
+    profile: str = "contract"
+    lacks: frozenset[str] = frozenset()  # fields whose series this profile does not expose
+
+    def lacked(self) -> frozenset[str]:
+        """The metric names of the series this profile does not expose."""
+        return frozenset(getattr(self, f) for f in self.lacks)
 
 
-def load() -> MetricNames:
+# What the GGEN MCP server itself exposes (its src/metrics.rs, Rust prometheus-client 0.22):
+# mcp_* names, and every counter sample written as NAME_total by that crate's text encoder,
+# so a counter registered as mcp_requests_total is stored as mcp_requests_total_total. It has
+# no eviction, cache-memory-share, health, query, template, screenshot or slow-query series,
+# and no process_* series unless a process collector is added. A lacked field keeps the
+# contract's name, so queries stay well-formed and can be recognised and not sent.
+PROFILES: dict[str, MetricNames] = {
+    "contract": MetricNames(),
+    "server": MetricNames(
+        requests="mcp_requests_total_total",
+        errors="mcp_errors_total_total",
+        duration="mcp_request_duration_seconds",
+        active_requests="mcp_active_requests",
+        cache_hits="mcp_cache_hits_total_total",
+        cache_misses="mcp_cache_misses_total_total",
+        cache_size="mcp_workbooks_total",
+        cache_memory="mcp_cache_size_bytes",
+        active_forks="mcp_forks_total",
+        libreoffice="mcp_libreoffice_processes_active",
+        recalc="mcp_recalc_duration_seconds",
+        profile="server",
+        lacks=frozenset(
+            {
+                "cache_evictions",
+                "rss",
+                "heap_used",
+                "heap_total",
+                "cpu",
+                "open_fds",
+                "max_fds",
+                "start_time",
+                "query",
+                "template",
+                "screenshot",
+                "slow_queries",
+                "health",
+            }
+        ),  # fmt: skip
+    ),
+}
+
+
+def load(profile: str | None = None) -> MetricNames:
+    """The names of `profile` (RUNBOOK_METRICS_PROFILE, default contract), with the
+    per-name overrides of RUNBOOK_METRIC_NAMES on top."""
+    name = profile or os.environ.get("RUNBOOK_METRICS_PROFILE", "") or "contract"
+    if name not in PROFILES:
+        raise ValueError(
+            f"RUNBOOK_METRICS_PROFILE={name!r} is not a profile; use one of {', '.join(PROFILES)}"
+        )
     overrides = os.environ.get("RUNBOOK_METRIC_NAMES", "")
-    return replace(MetricNames(), **json.loads(overrides)) if overrides else MetricNames()
+    base = PROFILES[name]
+    return replace(base, **json.loads(overrides)) if overrides else base
 
 
-NAMES = load()
+class ActiveNames:
+    """The names in use. Every module reads them through this one object, so switching the
+    profile (`use`) switches the queries everywhere."""
+
+    def __init__(self) -> None:
+        self.current = load()
+
+    def __getattr__(self, name: str):
+        return getattr(self.current, name)
+
+
+NAMES = ActiveNames()
+
+
+@contextmanager
+def use(profile: str) -> Iterator[MetricNames]:
+    """Run with `profile`'s names (tests, the simulator, `runbook doctor`)."""
+    before = NAMES.current
+    NAMES.current = load(profile)
+    try:
+        yield NAMES.current
+    finally:
+        NAMES.current = before
+
+
+def not_exposed(series: tuple[str, ...]) -> str:
+    """Why a query is not sent: the series it reads that the metrics profile lacks ("" when
+    it lacks none)."""
+    lacked = [s for s in series if s in NAMES.lacked()]
+    if not lacked:
+        return ""
+    return (
+        f"not exposed by the {NAMES.profile} profile: {', '.join(lacked)} "
+        "(RUNBOOK_METRICS_PROFILE; `runbook doctor` says which series exist)"
+    )
+
+
+def series_in(query: str) -> tuple[str, ...]:
+    """The contract's metric names a PromQL expression reads, so that a gap can name them."""
+    names = set(NAMES.metrics().values())
+    found = {
+        n for n in names if re.search(rf"(?<![\w:]){re.escape(n)}(?:_bucket|_count|_sum)?\b", query)
+    }
+    return tuple(sorted(found))

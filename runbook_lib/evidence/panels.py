@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
-from runbook_lib.contract.names import NAMES
+from runbook_lib.contract.names import NAMES, not_exposed, series_in
 from runbook_lib.contract.thresholds import THRESHOLDS, Threshold
 from runbook_lib.evidence.prom import Prom, QueryResult, escape
 
@@ -321,6 +321,9 @@ def fetch_panel(
     """`panel` (a named one, or one a notebook cell defined) over [start, end]."""
     frames, errors = [], []
     for legend, query in panel.queries(scope).items():
+        if lacking := not_exposed(series_in(query)):
+            errors.append(f"{legend or panel.title}: {lacking}")
+            continue
         res = prom.range(query, start, end)
         if not res.ok:
             errors.append(f"{legend or panel.title}: {res.reason}")

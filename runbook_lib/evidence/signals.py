@@ -6,15 +6,14 @@ window; a signal Prometheus could not give is None, with the reason kept beside 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from runbook_lib.contract.names import NAMES as N
-from runbook_lib.contract.names import MetricNames
+from runbook_lib.contract.names import not_exposed, series_in
 from runbook_lib.evidence.panels import (
     Scope,
     cache_hit_q,
@@ -43,15 +42,6 @@ class Signals:
         why = self.missing.get(name, "no data")
         reads = self.series.get(name)
         return f"{why} (reads {', '.join(reads)})" if reads else why
-
-
-def series_in(query: str) -> tuple[str, ...]:
-    """The contract's metric names a PromQL expression reads, so that a gap can name them."""
-    names = {getattr(N, f.name) for f in fields(MetricNames) if not f.name.endswith("job")}
-    found = {
-        n for n in names if re.search(rf"(?<![\w:]){re.escape(n)}(?:_bucket|_count|_sum)?\b", query)
-    }
-    return tuple(sorted(found))
 
 
 def _queries(s: Scope, w: str) -> dict[str, tuple[str, str | None]]:
@@ -132,6 +122,9 @@ def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) 
     for queries, when in ((_queries(scope, w), at), (_before_queries(scope), start)):
         for name, (query, label) in queries.items():
             out.series[name] = series_in(query)
+            if lacking := not_exposed(out.series[name]):
+                out.missing[name] = lacking
+                continue
             res = prom.instant(query, when)
             if not res.ok:
                 out.missing[name] = res.reason
@@ -139,6 +132,9 @@ def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) 
             out.values[name] = res.by(label) if label else res.last()
     for name, query in _range_queries(scope).items():
         out.series[name] = series_in(query)
+        if lacking := not_exposed(out.series[name]):
+            out.missing[name] = lacking
+            continue
         res = prom.range(query, start, at, step=TREND_STEP_S)
         if res.ok and len(res.frame) >= 3:
             out.values[name] = res.frame[["timestamp", "value"]]

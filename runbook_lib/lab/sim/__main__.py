@@ -49,6 +49,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--leak-lifetime", type=float, default=1800.0, help="seconds a leaked process lives at most"
     )
     ap.add_argument("--mode", default="normal")
+    ap.add_argument(
+        "--profile",
+        choices=["contract", "server"],
+        default="contract",
+        help="the metrics to expose: the runbook's contract (ggen_mcp_*), or exactly the "
+        "GGEN MCP server's (mcp_*)",
+    )
     ap.add_argument("--quiet", action="store_true", help="log to the file only")
     return ap.parse_args(argv)
 
@@ -73,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         leak_bytes_per_s=int(args.leak_mb_per_s * (1 << 20)),
         leak_lifetime_s=args.leak_lifetime,
         echo=not args.quiet,
+        metrics_profile=args.profile,
     )
     sim = Simulator(cfg)
     server = uvicorn.Server(

@@ -41,6 +41,7 @@ class SimConfig:
     leak_bytes_per_s: int = 8 << 20
     leak_lifetime_s: float = 1800.0
     echo: bool = True
+    metrics_profile: str = "contract"  # "server": exactly the GGEN MCP server's series
 
 
 class UnknownMode(ValueError):
@@ -52,7 +53,7 @@ class Simulator:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
-        self.metrics = SimMetrics()
+        self.metrics = SimMetrics(cfg.metrics_profile)
         self.log = EventLog(cfg.log_file, echo=cfg.echo)
         self.mode = "normal"
         self.profile: Profile = MODES["normal"]

@@ -15,12 +15,14 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from runbook_lib.contract.names import PROFILES
 from runbook_lib.lab.sim.modes import COMPONENTS, ERROR_TYPES, TOOLS
 
 # The contract has no *_created series; the real service exposes none.
 disable_created_metrics()
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
+SERVER_BUCKETS = tuple(0.01 * 2.5**i for i in range(10))  # the server's exponential_buckets
 
 
 class ProcessCollector(Collector):
@@ -57,59 +59,84 @@ class ProcessCollector(Collector):
             )
 
 
-class SimMetrics:
-    """Every metric the simulator exposes, pre-initialised so rate() sees the first event."""
+class Absent:
+    """A metric the profile does not expose: updates go nowhere (the real server has no
+    such series), so the simulator's code stays the same for both profiles."""
 
-    def __init__(self) -> None:
+    def labels(self, *args: object) -> Absent:
+        return self
+
+    def inc(self, *args: object) -> None: ...
+
+    def set(self, *args: object) -> None: ...
+
+    def observe(self, *args: object) -> None: ...
+
+
+class PerTool:
+    """The server's `mcp_active_requests {tool}`: the simulator's total, split by each
+    tool's share of the traffic."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+
+    def set(self, value: float) -> None:
+        total = sum(TOOLS.values())
+        for tool, weight in TOOLS.items():
+            self.gauge.labels(tool).set(round(value * weight / total, 3))
+
+
+class SimMetrics:
+    """Every metric the simulator exposes, pre-initialised so rate() sees the first event.
+    `profile` "contract" exposes the runbook's contract; "server" exactly what the GGEN MCP
+    server exposes (names, labels, buckets, the doubled `_total` of its counters)."""
+
+    def __init__(self, profile: str = "contract") -> None:
+        n = PROFILES[profile]
+        server = profile == "server"
         r = self.registry = CollectorRegistry()
-        r.register(ProcessCollector())
-        self.requests = Counter(
-            "ggen_mcp_requests", "Tool requests.", ["tool", "status"], registry=r
-        )
-        self.errors = Counter("ggen_mcp_errors", "Tool errors.", ["tool", "error_type"], registry=r)
+        if not server:
+            r.register(ProcessCollector())
+        buckets = SERVER_BUCKETS if server else BUCKETS
+
+        def made(field: str, make):
+            return Absent() if field in n.lacks else make(getattr(n, field))
+
+        self.requests = Counter(n.requests, "Tool requests.", ["tool", "status"], registry=r)
+        self.errors = Counter(n.errors, "Tool errors.", ["tool", "error_type"], registry=r)
         self.duration = Histogram(
-            "ggen_mcp_request_duration_seconds",
-            "Request duration.",
-            ["tool"],
-            buckets=BUCKETS,
-            registry=r,
+            n.duration, "Request duration.", ["tool"], buckets=buckets, registry=r
         )
-        self.active_requests = Gauge("ggen_mcp_active_requests", "In-flight requests.", registry=r)
-        self.cache_hits = Counter("ggen_mcp_cache_hits", "Workbook cache hits.", registry=r)
-        self.cache_misses = Counter("ggen_mcp_cache_misses", "Workbook cache misses.", registry=r)
-        self.cache_evictions = Counter("ggen_mcp_cache_evictions", "Cache evictions.", registry=r)
-        self.cache_size = Gauge("ggen_mcp_cache_size_workbooks", "Cached workbooks.", registry=r)
-        self.cache_memory = Gauge("ggen_mcp_cache_memory_bytes", "Cache memory.", registry=r)
-        self.active_forks = Gauge("ggen_mcp_active_forks", "Fork processes alive.", registry=r)
-        self.libreoffice = Gauge(
-            "ggen_mcp_libreoffice_processes", "LibreOffice processes alive.", registry=r
+        self.active_requests = (
+            PerTool(Gauge(n.active_requests, "In-flight requests.", ["tool"], registry=r))
+            if server
+            else Gauge(n.active_requests, "In-flight requests.", registry=r)
         )
-        self.heap_used = Gauge("nodejs_heap_size_used_bytes", "Heap used.", registry=r)
-        self.heap_total = Gauge("nodejs_heap_size_total_bytes", "Heap total.", registry=r)
-        self.recalc = Histogram(
-            "ggen_mcp_recalc_duration_seconds", "Recalc duration.", buckets=BUCKETS, registry=r
+        self.cache_hits = Counter(n.cache_hits, "Workbook cache hits.", registry=r)
+        self.cache_misses = Counter(n.cache_misses, "Workbook cache misses.", registry=r)
+        self.cache_evictions = made(
+            "cache_evictions", lambda x: Counter(x, "Cache evictions.", registry=r)
         )
-        self.query = Histogram(
-            "ggen_mcp_query_duration_seconds",
-            "Database query duration.",
-            buckets=BUCKETS,
-            registry=r,
+        self.cache_size = Gauge(n.cache_size, "Cached workbooks.", registry=r)
+        self.cache_memory = Gauge(n.cache_memory, "Cache memory.", registry=r)
+        self.active_forks = Gauge(n.active_forks, "Fork processes alive.", registry=r)
+        self.libreoffice = Gauge(n.libreoffice, "LibreOffice processes alive.", registry=r)
+        self.heap_used = made("heap_used", lambda x: Gauge(x, "Heap used.", registry=r))
+        self.heap_total = made("heap_total", lambda x: Gauge(x, "Heap total.", registry=r))
+        self.recalc = Histogram(n.recalc, "Recalc duration.", buckets=buckets, registry=r)
+
+        def hist(field: str, text: str):
+            return made(field, lambda x: Histogram(x, text, buckets=buckets, registry=r))
+
+        self.query = hist("query", "Database query duration.")
+        self.template = hist("template", "Template render duration.")
+        self.screenshot = hist("screenshot", "Screenshot duration.")
+        self.slow_queries = made(
+            "slow_queries", lambda x: Counter(x, "Queries slower than 1 s.", registry=r)
         )
-        self.template = Histogram(
-            "ggen_mcp_template_render_duration_seconds",
-            "Template render duration.",
-            buckets=BUCKETS,
-            registry=r,
-        )
-        self.screenshot = Histogram(
-            "ggen_mcp_screenshot_duration_seconds",
-            "Screenshot duration.",
-            buckets=BUCKETS,
-            registry=r,
-        )
-        self.slow_queries = Counter("ggen_mcp_slow_queries", "Queries slower than 1 s.", registry=r)
-        self.health = Gauge(
-            "ggen_mcp_component_health", "1 healthy, 0 unhealthy.", ["component"], registry=r
+        self.health = made(
+            "health",
+            lambda x: Gauge(x, "1 healthy, 0 unhealthy.", ["component"], registry=r),
         )
         for tool in TOOLS:
             self.duration.labels(tool)
