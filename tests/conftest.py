@@ -20,7 +20,15 @@ from runbook_lib.lab.stack import free_port
 
 # Fixtures that start Prometheus, Alertmanager, dockerd containers or a browser: a test using
 # one is a `stack` test wherever it lives (`make test-fast` runs `-m "not stack"`).
-SERVICE_FIXTURES = {"scenario_set", "engine", "e2e", "pages", "live_stack", "live"}
+SERVICE_FIXTURES = {
+    "scenario_set",
+    "scenario_set_server",
+    "engine",
+    "e2e",
+    "pages",
+    "live_stack",
+    "live",
+}
 # Programs a fast-tier test must not start, and the Docker engine it must not talk to.
 SERVICES = {"prometheus", "prometheus-alertmanager", "alertmanager", "dockerd", "chromium"}
 DOCKER_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
@@ -193,6 +201,25 @@ def scenario_set(tmp_path_factory: pytest.TempPathFactory):
     scenarios = all_scenarios(seeds=(0, 1)) + mixed_scenarios(seeds=(0, 1, 2))
     backfill(scenarios, work / "data", work / "work")
     (work / "work" / "scenarios.om.txt").unlink()  # large; the blocks hold the data now
+    prom = ScenarioPrometheus(work / "data", work / "prometheus.log").start()
+    try:
+        yield prom, scenarios, work
+    finally:
+        prom.stop()
+
+
+@pytest.fixture(scope="session")
+def scenario_set_server(tmp_path_factory: pytest.TempPathFactory):
+    """Every cause's scenario (seed 0) and the healthy baseline as the GGEN MCP server
+    exposes them (the server metrics profile), in a Prometheus of their own."""
+    from runbook_lib.contract.names import use
+    from runbook_lib.lab.scenarios import ScenarioPrometheus, all_scenarios, backfill
+
+    work = tmp_path_factory.mktemp("scenarios-server")
+    with use("server"):
+        scenarios = all_scenarios(seeds=(0,))
+        backfill(scenarios, work / "data", work / "work")
+    (work / "work" / "scenarios.om.txt").unlink()
     prom = ScenarioPrometheus(work / "data", work / "prometheus.log").start()
     try:
         yield prom, scenarios, work

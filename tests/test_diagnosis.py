@@ -193,6 +193,79 @@ def test_co_occurring_signals_do_not_change_the_top_cause(scenario_set, tmp_path
     assert rules_alone_wrong == RULES_ALONE_FAIL  # the scenarios really are confounded
 
 
+# On the server profile (issue 15), written down per scenario: the top cause when the
+# server's series can decide it, else None, and then the true cause must be unknown with the
+# missing series named. The server has no process_*, eviction, health, query, screenshot or
+# slow-query series.
+SERVER_TOP = {
+    ("service_down", "process_crashed"): "process_crashed",
+    ("service_down", "port_in_use"): "port_in_use",
+    ("service_down", "oom_killed"): "oom_killed",
+    ("service_down", "dependency_unavailable"): "dependency_unavailable",
+    ("high_error_rate", "invalid_input"): "invalid_input",
+    ("high_error_rate", "database_connection"): "database_connection",
+    ("high_error_rate", "third_party_api"): "third_party_api",
+    ("high_error_rate", "libreoffice_failure"): "libreoffice_failure",
+    ("high_latency", "cpu_saturation"): None,  # no process_cpu_seconds_total
+    ("high_latency", "memory_pressure"): None,  # no process_resident_memory_bytes
+    ("high_latency", "slow_database_queries"): None,  # no query histogram
+    ("high_latency", "cache_thrashing"): "cache_thrashing",  # the hit rate decides it
+    ("high_latency", "libreoffice_bottleneck"): "libreoffice_bottleneck",  # mcp_recalc_*
+    ("memory", "memory_leak"): None,  # no resident memory series at all
+    ("memory", "cache_too_large"): None,
+    ("memory", "large_payloads"): None,
+    ("memory", "too_many_libreoffice_processes"): "too_many_libreoffice_processes",
+    ("cache_hit_rate", "cache_too_small"): None,  # no eviction counter
+    ("cache_hit_rate", "ttl_too_short"): None,
+    ("cache_hit_rate", "poor_cache_keys"): "poor_cache_keys",  # from the logs
+    ("cache_hit_rate", "high_request_variance"): "high_request_variance",
+    ("libreoffice_leak", "orphaned_processes"): "orphaned_processes",
+    ("libreoffice_leak", "zombie_processes"): "zombie_processes",
+    ("libreoffice_leak", "hung_processes"): "hung_processes",
+    ("fork_leak", "orphaned_processes"): "orphaned_processes",
+    ("fork_leak", "zombie_processes"): "zombie_processes",
+    ("fork_leak", "hung_processes"): "hung_processes",
+    ("fd_leak", "fd_leak"): None,  # no process_open_fds / process_max_fds
+    ("fd_leak", "fd_limit_too_low"): None,
+    ("disk_usage", "log_files_growing"): "log_files_growing",
+    ("disk_usage", "prometheus_data_growing"): "prometheus_data_growing",
+    ("disk_usage", "temp_files_not_cleaned"): "temp_files_not_cleaned",
+}
+
+
+def test_on_the_server_profile_decided_causes_stay_right_and_the_rest_are_unknown(
+    scenario_set_server, tmp_path: Path
+) -> None:
+    from runbook_lib.contract.names import use
+
+    prom, scenarios, _ = scenario_set_server
+    singles = [s for s in scenarios if s.cause]
+    assert {(s.runbook, s.cause) for s in singles} == set(SERVER_TOP)
+    wrong = []
+    with use("server"):
+        for sc in singles:
+            verdicts = diagnosis.diagnose(sc.runbook, gather(prom.url, sc, tmp_path))
+            top = diagnosis.summary(verdicts)[1]
+            expected = SERVER_TOP[(sc.runbook, sc.cause)]
+            true = next(v for v in verdicts if v.cause == sc.cause)
+            if top != expected:
+                wrong.append(f"{sc.name}: top {top}, expected {expected}")
+            elif expected is None and (
+                true.verdict != "unknown"
+                or not any(
+                    "not exposed by the server profile" in g for g in diagnosis.unknown_gaps([true])
+                )  # fmt: skip
+            ):
+                wrong.append(f"{sc.name}: {sc.cause} is {true.verdict}: {true.missing}")
+        for sc in (s for s in scenarios if s.cause is None):
+            ev = gather(prom.url, sc, tmp_path)
+            for runbook in diagnosis.RULES:
+                likely = [v.cause for v in diagnosis.diagnose(runbook, ev) if v.verdict == "likely"]
+                if likely:
+                    wrong.append(f"healthy {runbook}: {likely}")
+    assert wrong == []
+
+
 def test_without_prometheus_every_metric_cause_is_unknown_with_the_reason() -> None:
     from datetime import UTC, datetime
 

@@ -103,12 +103,16 @@ def test_render_lists_checks_then_what_is_missing_and_blind() -> None:
         missing_metrics=["ggen_mcp_active_forks", "process_open_fds"],
         blind_panels={"fork_leak": ["active_forks"]},
         blind_runbooks=["fork_leak"],
+        profile="server",
+        blind_causes={"memory": ["memory_leak", "cache_too_large"]},
     )
     assert doctor.render(report).splitlines() == [
         "ok   prometheus        http://p answers",
         "FAIL docker            down",
+        "metrics profile   server (set RUNBOOK_METRICS_PROFILE=server for runbook serve and run)",
         "missing metrics (2): ggen_mcp_active_forks, process_open_fds",
         "  fork_leak: loses active_forks",
+        "  memory: cannot judge memory_leak, cache_too_large",
         "BLIND runbooks: fork_leak",
     ]
 
@@ -207,9 +211,10 @@ def test_doctor_asks_prometheus_exactly_and_reports_it_answering(tmp_path: Path)
         assert report.checks[0] == doctor.Check("prometheus", True, f"{fake.url} answers")
         [(path, query)] = fake.asked
         assert query["query"] == [
-            'group by (__name__) ({__name__=~"ggen_mcp_.*|process_.*|nodejs_.*|'
+            'group by (__name__) ({__name__=~"ggen_mcp_.*|mcp_.*|process_.*|nodejs_.*|'
             'node_filesystem_.*|up"})'
         ]
+        assert report.profile is None  # no series of either profile
         docker = next(c for c in report.checks if c.name == "docker")
         assert not docker.ok and "/no/such.sock" in docker.detail  # the given engine was asked
         assert report.checks[-1].ok  # output directory with its parents made
@@ -225,3 +230,12 @@ def test_render_joins_several_panels_and_runbooks() -> None:
         "  memory: loses heap, cache_size",
         "BLIND runbooks: memory, fd_leak",
     ]
+
+
+def test_the_profile_is_the_one_whose_own_series_are_there() -> None:
+    server = {"mcp_requests_total_total", "mcp_errors_total_total", "mcp_request_duration_seconds",
+              "mcp_workbooks_total", "up", "node_filesystem_avail_bytes"}  # fmt: skip
+    contract = {"ggen_mcp_requests_total", "ggen_mcp_errors_total", "process_open_fds", "up"}
+    assert doctor.detect_profile(server) == "server"
+    assert doctor.detect_profile(contract) == "contract"
+    assert doctor.detect_profile({"up", "node_filesystem_avail_bytes"}) is None

@@ -101,7 +101,8 @@ def error_rate_q(s: Scope, w: str = "5m") -> str:
     return f"100 * sum(rate({N.requests}{bad}[{w}])) / (sum(rate({N.requests}{s.sel()}[{w}])) > 0)"
 
 
-def quantile_q(s: Scope, q: float, by: str = "", w: str = "5m", metric: str = N.duration) -> str:
+def quantile_q(s: Scope, q: float, by: str = "", w: str = "5m", metric: str = "") -> str:
+    metric = metric or N.duration  # read now: the metrics profile may have changed
     group = f"le{', ' + by if by else ''}"
     return f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket{s.sel()}[{w}])))"
 

@@ -147,6 +147,16 @@ def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) 
 def _derive(sig: Signals, scope: Scope, lookback_minutes: int) -> None:
     """Trend figures: over the hour (is it a steady climb?) and over the lookback window
     (is it still climbing? does it jump between scrapes?)."""
+    derived = {
+        "memory_series": ("memory_growth_mb_h", "memory_r2", "memory_recent_growth_mb_h",
+                          "memory_jumps"),
+        "fds_series": ("fds_growth_per_h", "fds_r2"),
+    }  # fmt: skip
+    for source, names in derived.items():  # figures of a series that is missing miss too
+        if source in sig.missing:
+            for name in names:
+                sig.missing[name] = sig.missing[source]
+                sig.series[name] = sig.series.get(source, ())
     mem = sig.values.get("memory_series")
     if isinstance(mem, pd.DataFrame):
         mem = mem.sort_values("timestamp")

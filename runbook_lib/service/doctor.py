@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runbook_lib.contract.alerts import RUNBOOKS
-from runbook_lib.contract.names import NAMES
+from runbook_lib.contract.names import NAMES, PROFILES, use
 from runbook_lib.evidence.panels import PANELS, Scope
 from runbook_lib.evidence.prom import Failure, Prom
 
@@ -53,6 +53,8 @@ class Report:
     missing_metrics: list[str] = field(default_factory=list)
     blind_panels: dict[str, list[str]] = field(default_factory=dict)  # runbook -> panels
     blind_runbooks: list[str] = field(default_factory=list)
+    profile: str | None = None  # the metrics profile the Prometheus holds, if any
+    blind_causes: dict[str, list[str]] = field(default_factory=dict)  # runbook -> causes
 
     @property
     def ok(self) -> bool:
@@ -73,16 +75,52 @@ def run(
         report.blind_runbooks = list(RUNBOOKS)
     else:
         report.checks.append(Check("prometheus", True, f"{prometheus_url} answers"))
-        wanted = set(NAMES.metrics().values())
-        report.missing_metrics = sorted(m for m in wanted if m not in present)
-        _blindness(report, set(report.missing_metrics))
+        report.profile = detect_profile(present)
+        with use(report.profile or NAMES.profile):
+            wanted = set(NAMES.metrics().values())
+            report.missing_metrics = sorted(m for m in wanted if m not in present)
+            _blindness(report, set(report.missing_metrics))
+            if report.profile:  # with no series at all there is nothing to judge
+                report.blind_causes = _blind_causes(prom, at or datetime.now(UTC))
     report.checks += [_docker(docker_base_url), _kernel(), _writable(output_dir)]
     return report
 
 
+def detect_profile(present: set[str]) -> str | None:
+    """The profile whose own series Prometheus holds most of (None: neither's)."""
+    own = {name: set(p.metrics().values()) - p.lacked() for name, p in PROFILES.items()}
+    score = {name: len(names & present - {"up"} - _node_series()) for name, names in own.items()}
+    best = max(score, key=score.get)
+    return best if score[best] else None
+
+
+def _node_series() -> set[str]:
+    return {NAMES.fs_avail, NAMES.fs_size}
+
+
+def _blind_causes(prom: Prom, at: datetime) -> dict[str, list[str]]:
+    """Per runbook, the causes its rules cannot judge from the series Prometheus holds now:
+    each cause the diagnosis calls unknown for a metric reason (logs and the host aside)."""
+    from runbook_lib import diagnosis
+    from runbook_lib.evidence import signals
+
+    ev = diagnosis.Evidence(signals.collect(prom, Scope(None), at))
+    out: dict[str, list[str]] = {}
+    for runbook in diagnosis.RULES:
+        blind = [
+            v.cause
+            for v in diagnosis.diagnose(runbook, ev)
+            if v.verdict == "unknown"
+            and any("not exposed" in m or "(reads " in m for m in v.missing)
+        ]
+        if blind:
+            out[runbook] = blind
+    return out
+
+
 def _present_metrics(prom: Prom, at: datetime) -> set[str] | None:
     res = prom.instant(
-        'group by (__name__) ({__name__=~"ggen_mcp_.*|process_.*|nodejs_.*|'
+        'group by (__name__) ({__name__=~"ggen_mcp_.*|mcp_.*|process_.*|nodejs_.*|'
         'node_filesystem_.*|up"})',
         at,
     )
@@ -134,12 +172,21 @@ def _writable(path: Path) -> Check:
 
 def render(report: Report) -> str:
     lines = [f"{'ok  ' if c.ok else 'FAIL'} {c.name:<17} {c.detail}" for c in report.checks]
+    if report.profile:
+        lines.append(
+            f"metrics profile   {report.profile} "
+            f"(set RUNBOOK_METRICS_PROFILE={report.profile} for runbook serve and run)"
+        )
+    elif report.checks and report.checks[0].ok:
+        lines.append("metrics profile   none: Prometheus holds neither ggen_mcp_* nor mcp_* series")
     if report.missing_metrics:
         lines.append(
             f"missing metrics ({len(report.missing_metrics)}): " + ", ".join(report.missing_metrics)
         )
     for runbook, lost in report.blind_panels.items():
         lines.append(f"  {runbook}: loses {', '.join(lost)}")
+    for runbook, causes in report.blind_causes.items():
+        lines.append(f"  {runbook}: cannot judge {', '.join(causes)}")
     if report.blind_runbooks:
         lines.append("BLIND runbooks: " + ", ".join(report.blind_runbooks))
     return "\n".join(lines)

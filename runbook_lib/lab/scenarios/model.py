@@ -265,7 +265,18 @@ def families(tl: Timeline, labels: dict[str, str]) -> list[Family]:
             [(NAMES.fs_avail, node, np.round(tl.disk_size * (1 - tl.disk_used)))],
         )
     )
-    return fams
+    return [f for f in fams if not _lacked(f)]
+
+
+def _lacked(f: Family) -> bool:
+    """A family the metrics profile in use does not expose (the server profile has no
+    process_*, eviction, health, query, template, screenshot or slow-query series)."""
+    lacked = NAMES.lacked()
+    return any(
+        name in lacked or name.removesuffix(sfx) in lacked
+        for name, _, _ in f.samples
+        for sfx in ("_bucket", "_count", "_sum")
+    )
 
 
 def _histogram(name, tl, base, weights, counter, spec: dict) -> Family:
