@@ -178,7 +178,7 @@ def check(deploy_dir: Path | None = None) -> list[CheckResult]:
                 "promtool",
                 "check",
                 "rules",
-                *sorted(str(p.relative_to(src)) for p in (src / "rules").glob("*.yml")),
+                *sorted(str(p.relative_to(src)) for p in (src / "rules").rglob("*.yml")),
             ],
             src,
         ),
