@@ -209,11 +209,11 @@ def test_doctor_asks_prometheus_exactly_and_reports_it_answering(tmp_path: Path)
         fake.answer(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
         report = doctor.run(fake.url, tmp_path / "a" / "b", docker_base_url="unix:///no/such.sock")
         assert report.checks[0] == doctor.Check("prometheus", True, f"{fake.url} answers")
-        [(path, query)] = fake.asked
-        assert query["query"] == [
-            'group by (__name__) ({__name__=~"ggen_mcp_.*|mcp_.*|process_.*|nodejs_.*|'
-            'node_filesystem_.*|up"})'
-        ]
+        assert [q["query"] for _, q in fake.asked] == [
+            ['group by (__name__) ({__name__=~"ggen_mcp_.*|mcp_.*|process_.*|nodejs_.*|up", '
+             'job="ggen-mcp"})'],
+            ['group by (__name__) ({__name__=~"node_filesystem_.*"})'],
+        ]  # fmt: skip
         assert report.profile is None  # no series of either profile
         docker = next(c for c in report.checks if c.name == "docker")
         assert not docker.ok and "/no/such.sock" in docker.detail  # the given engine was asked

@@ -22,9 +22,11 @@ def _stack_start(args: argparse.Namespace) -> int:
         receiver=args.receiver,
         any_free_port=args.any_free_port,
         memory_limit_bytes=args.memory_limit_bytes,
+        metrics_profile=args.metrics_profile,
     )
     info = stack.start(opts)
-    print(f"Local stack started ({info.profile} profile), state in {info.state_dir}")
+    print(f"Local stack started ({info.profile} profile, {args.metrics_profile} metrics), "
+          f"state in {info.state_dir}")  # fmt: skip
     for name, url in info.urls.items():
         if name != "runbook" or info.receiver:
             print(f"  {name:<14} {url}")
@@ -46,6 +48,14 @@ def _stack_status(args: argparse.Namespace) -> int:
     info = stack.StackInfo.load(args.state_dir.resolve())
     print(json.dumps(info.urls, indent=2))
     return 0
+
+
+def _sim_run(args: argparse.Namespace) -> int:
+    """The simulator in the foreground, speaking the contract or the server's metrics."""
+    from runbook_lib.lab.sim.__main__ import main as sim_main
+
+    argv = ["--host", args.host, "--port", str(args.port), "--profile", args.profile]
+    return sim_main(argv + (["--state-dir", str(args.state_dir)] if args.state_dir else []))
 
 
 def _sim_mode(args: argparse.Namespace) -> int:

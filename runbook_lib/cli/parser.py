@@ -22,6 +22,7 @@ from runbook_lib.cli.commands import (
     _prune,
     _run,
     _sim_mode,
+    _sim_run,
     _stack_start,
     _stack_status,
     _stack_stop,
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not try the conventional ports (9090, 9093, ...)",
     )
     p.add_argument("--memory-limit-bytes", type=int, default=settings.memory_limit_bytes)
+    p.add_argument("--metrics-profile", choices=["contract", "server"], default="contract",
+                   help="the simulator's metrics: the runbook contract (ggen_mcp_*) or exactly "
+                   "the GGEN MCP server's (mcp_*); the stack's rules and receiver follow")  # fmt: skip
     p.set_defaults(func=_stack_start)
     with_state(st_sub.add_parser("stop", help="stop what `start` started")).set_defaults(
         func=_stack_stop
@@ -68,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("sim", help="the GGEN MCP simulator of the local stack")
     sim_sub = sim.add_subparsers(dest="action", required=True)
+    p = sim_sub.add_parser("run", help="run the simulator in the foreground")
+    p.add_argument("--profile", choices=["contract", "server"], default="contract",
+                   help="server: expose exactly the GGEN MCP server's mcp_* series")  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9464)
+    p.add_argument("--state-dir", type=Path)
+    p.set_defaults(func=_sim_run)
     p = with_state(sim_sub.add_parser("mode", help="switch the fault mode"))
     p.add_argument("mode")
     p.set_defaults(func=_sim_mode)

@@ -117,10 +117,17 @@ def write_profile(
     fast: bool = True,
     memory_limit_bytes: int | None = None,
     deploy_dir: Path | None = None,
+    metrics_profile: str = "contract",
 ) -> Profile:
-    """Write prometheus.yml, rules/ and alertmanager.yml for one stack into `dest`."""
+    """Write prometheus.yml, rules/ and alertmanager.yml for one stack into `dest`; for the
+    server metrics profile, the recording rules that derive the alerts' series from mcp_*."""
     src = deploy_dir or Settings().deploy_dir
     prom = _load(src / "prometheus.yml")
+    if metrics_profile == "server":
+        prom["rule_files"] = [
+            "rules/server/recording.yml" if n == "rules/recording.yml" else n
+            for n in prom["rule_files"]
+        ]
     (dest / "rules").mkdir(parents=True, exist_ok=True)
     rule_files = []
     for name in prom["rule_files"]:

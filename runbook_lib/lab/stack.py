@@ -98,6 +98,7 @@ class StackOptions:
     sim_args: list[str] = field(default_factory=list)
     start_timeout: float = 30.0
     notify_config: Path | None = None  # the receiver's notify.yml
+    metrics_profile: str = "contract"  # "server": the simulator speaks the server's mcp_*
 
 
 def start(opts: StackOptions) -> StackInfo:
@@ -119,6 +120,7 @@ def start(opts: StackOptions) -> StackInfo:
         token_file=token_file,
         fast=opts.profile == "fast",
         memory_limit_bytes=opts.memory_limit_bytes,
+        metrics_profile=opts.metrics_profile,
     )
     info = StackInfo(
         state_dir=str(state),
@@ -132,8 +134,9 @@ def start(opts: StackOptions) -> StackInfo:
         output_dir=str((opts.output_dir or Settings().output_dir).resolve()),
     )
     try:
+        env = {**os.environ, "RUNBOOK_METRICS_PROFILE": opts.metrics_profile}
         for name, cmd, ready in _components(info, profile, opts):
-            _launch(state, name, cmd)
+            _launch(state, name, cmd, env)
             _wait_ready(state, name, ready, opts.start_timeout)
     except BaseException:
         pids.stop_all(state / "pids")
@@ -196,6 +199,8 @@ def _components(info: StackInfo, profile: deploy.Profile, opts: StackOptions) ->
                 "--memory-limit-bytes",
                 str(memory),
                 "--quiet",
+                "--profile",
+                opts.metrics_profile,
                 *opts.sim_args,
             ],
             f"{u['ggen_mcp']}/health",
@@ -287,12 +292,18 @@ def _bin(name: str) -> str:
     return path
 
 
-def _launch(state: Path, name: str, cmd: list[str]) -> None:
+def _launch(state: Path, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
     logs = state / "logs"
     logs.mkdir(exist_ok=True)
     with open(logs / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=state
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            cwd=state,
+            env=env,
         )
     pids.record(state / "pids", proc.pid, name)
 

@@ -119,14 +119,18 @@ def _blind_causes(prom: Prom, at: datetime) -> dict[str, list[str]]:
 
 
 def _present_metrics(prom: Prom, at: datetime) -> set[str] | None:
-    res = prom.instant(
-        'group by (__name__) ({__name__=~"ggen_mcp_.*|mcp_.*|process_.*|nodejs_.*|'
-        'node_filesystem_.*|up"})',
-        at,
-    )
-    if res.failure is Failure.UNREACHABLE:
-        return None
-    names = set(res.frame["__name__"]) if "__name__" in res.frame else set()
+    # The service's own series only: Prometheus, the node exporter and the receiver expose
+    # process_* series of their own, which say nothing about GGEN MCP.
+    names: set[str] = set()
+    for query in (
+        f'group by (__name__) ({{__name__=~"ggen_mcp_.*|mcp_.*|process_.*|nodejs_.*|up", '
+        f'job="{NAMES.job}"}})',
+        'group by (__name__) ({__name__=~"node_filesystem_.*"})',
+    ):
+        res = prom.instant(query, at)
+        if res.failure is Failure.UNREACHABLE:
+            return None
+        names |= set(res.frame["__name__"]) if "__name__" in res.frame else set()
     return names | {n.removesuffix("_bucket") for n in names if n.endswith("_bucket")}
 
 
