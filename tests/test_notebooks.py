@@ -192,6 +192,7 @@ NOTEBOOK_RUNS = {
     "fd_leak": "fd_limit_too_low",
     "disk_usage": "log_files_growing",
     "triage": None,  # the healthy baseline: nothing is likely
+    "deployment": None,  # no causes to judge: what changed, on the healthy baseline
 }
 
 
