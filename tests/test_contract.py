@@ -140,3 +140,22 @@ def test_every_alert_rule_names_the_notebook_it_routes_to() -> None:
     assert set(rules) == set(expected)
     for name, rule in rules.items():
         assert rule["annotations"]["runbook"] == f"notebooks/{expected[name]}.ipynb", name
+
+
+def test_a_cells_contract_names_are_mapped_to_the_profile_in_use() -> None:
+    from runbook_lib.contract.names import use
+    from runbook_lib.evidence.panels import Scope, fill
+
+    cell = (
+        "histogram_quantile(0.95, sum by (le) (rate(ggen_mcp_request_duration_seconds_bucket{sel}"
+        "[5m]))) / sum(rate(ggen_mcp_errors_total{sel}[5m])) + ggen_mcp:error_rate_percent:5m"
+        " + max(process_open_fds{sel})"
+    )
+    with use("server"):
+        assert fill(cell, Scope("h:1")) == (
+            'histogram_quantile(0.95, sum by (le) (rate(mcp_request_duration_seconds_bucket{job="'
+            'ggen-mcp",instance="h:1"}[5m]))) / sum(rate(mcp_errors_total_total{job="ggen-mcp",'
+            'instance="h:1"}[5m])) + ggen_mcp:error_rate_percent:5m'
+            ' + max(process_open_fds{job="ggen-mcp",instance="h:1"})'
+        )  # a recorded series and a series the server lacks stay as written
+    assert "ggen_mcp_errors_total{" in fill(cell, Scope("h:1"))  # the contract: unchanged

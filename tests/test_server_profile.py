@@ -120,6 +120,11 @@ def test_every_runbook_completes_on_the_server_profile(
         )
         summ = record.summary(runner.run(params, tmp_path / runbook))
         done[runbook] = summ["status"]
+        if runbook == "high_latency":  # the cells' contract names, mapped: data, no gap
+            assert not [g for g in summ["data_gaps"] if g.startswith("panel latency_by_tool")]
+            assert any(
+                g.startswith("panel cpu: ") and "not exposed" in g for g in summ["data_gaps"]
+            )
         if runbook == "memory":
             assert any("not exposed by the server profile" in g for g in summ["data_gaps"])
             assert all(d["verdict"] != "ruled_out" for d in summ["diagnosis"]

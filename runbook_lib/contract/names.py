@@ -158,3 +158,17 @@ def series_in(query: str) -> tuple[str, ...]:
         n for n in names if re.search(rf"(?<![\w:]){re.escape(n)}(?:_bucket|_count|_sum)?\b", query)
     }
     return tuple(sorted(found))
+
+
+def in_profile(query: str) -> str:
+    """A query written with the contract's names (as the notebooks' cells are), with the
+    names of the profile in use: `ggen_mcp_errors_total` becomes `mcp_errors_total_total` on
+    the server profile. Names the profile lacks stay, so `not_exposed` can name them."""
+    contract = PROFILES["contract"].metrics()
+    for field_name, name in sorted(contract.items(), key=lambda kv: -len(kv[1])):
+        now = getattr(NAMES, field_name)
+        if now != name and field_name not in NAMES.lacks:
+            query = re.sub(
+                rf"(?<![\w:]){re.escape(name)}(?=(?:_bucket|_count|_sum)?\b)", now, query
+            )
+    return query

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
-from runbook_lib.contract.names import NAMES, not_exposed, series_in
+from runbook_lib.contract.names import NAMES, in_profile, not_exposed, series_in
 from runbook_lib.contract.thresholds import THRESHOLDS, Threshold
 from runbook_lib.evidence.prom import Prom, QueryResult, escape
 
@@ -84,7 +84,8 @@ PLACEHOLDER = re.compile(r"\{(sel|node_sel|memory_limit)(?:,([^{}]*))?\}")
 def fill(template: str, scope: Scope) -> str:
     """The PromQL of `template` for `scope`: `{sel}` becomes the alert's escaped job and
     instance matchers (plus any written after a comma), `{node_sel}` the node exporter's,
-    `{memory_limit}` the limit in bytes. Other braces are left as written."""
+    `{memory_limit}` the limit in bytes. Other braces are left as written. Metric names are
+    the contract's, as written, mapped to the metrics profile in use."""
 
     def put(m: re.Match[str]) -> str:
         name, extra = m.group(1), m.group(2)
@@ -93,7 +94,7 @@ def fill(template: str, scope: Scope) -> str:
         base = scope.sel() if name == "sel" else scope.node_sel()
         return base[:-1] + "," + extra + "}" if extra else base
 
-    return PLACEHOLDER.sub(put, template)
+    return PLACEHOLDER.sub(put, in_profile(template))
 
 
 def error_rate_q(s: Scope, w: str = "5m") -> str:
