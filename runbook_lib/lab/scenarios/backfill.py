@@ -4,7 +4,6 @@ retention (retention counts back from the newest block, not from now)."""
 
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 import time
@@ -12,7 +11,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+import numpy as np
 
+from runbook_lib.contract.names import NAMES
 from runbook_lib.lab import stack
 from runbook_lib.lab.scenarios.build import Scenario
 from runbook_lib.lab.scenarios.model import families
@@ -33,6 +34,8 @@ def write_openmetrics(scenarios: list[Scenario], path: Path) -> Path:
                 grouped[fam.name] = (fam.kind, [])
                 order.append(fam.name)
             grouped[fam.name][1].extend((s, lab, vals, times) for s, lab, vals in fam.samples)
+    errors = NAMES.errors.removesuffix("_total")
+    stamp_text: dict[int, list[str]] = {}
     with open(path, "w", encoding="utf-8") as fh:
         for name in order:
             kind, samples = grouped[name]
@@ -43,10 +46,16 @@ def write_openmetrics(scenarios: list[Scenario], path: Path) -> Path:
                 by_series[f"{sample}{{{lab}}}"].append((values, times))
             for series, chunks in by_series.items():
                 for values, times in chunks:
+                    if name == errors and not np.nanmax(values, initial=0.0):
+                        continue  # an error type a tool never had: a quarter of all series
+
+                    stamps = stamp_text.get(id(times))
+                    if stamps is None:  # one timeline per scenario: format its times once
+                        stamps = stamp_text[id(times)] = [f"{t:.3f}" for t in times]
                     fh.writelines(
-                        f"{series} {v:.10g} {t:.3f}\n"
-                        for v, t in zip(values, times, strict=True)
-                        if not math.isnan(v)
+                        f"{series} {v:.10g} {t}\n"
+                        for v, t in zip(values.tolist(), stamps, strict=True)
+                        if v == v  # not NaN: the target was down
                     )
         fh.write("# EOF\n")
     return path
