@@ -24,8 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from runbook_lib import diagnosis
-from runbook_lib.diagnosis import engine, investigate
-from runbook_lib.evidence.panels import Scope
+from runbook_lib.diagnosis import engine
 from runbook_lib.lab.scenarios import (
     Scenario,
     ScenarioPrometheus,
@@ -33,20 +32,11 @@ from runbook_lib.lab.scenarios import (
     backfill,
     mixed_scenarios,
 )
+from runbook_lib.lab.scenarios.build import gather as scenario_evidence
 
 
 def gather(prom_url: str, sc: Scenario, tmp: Path) -> diagnosis.Evidence:
-    log = sc.write_logs(tmp / f"{sc.instance}.log")
-    snap = sc.write_host(tmp / f"{sc.instance}.json")
-    return investigate.gather(
-        investigate.Inputs(
-            prom_url,
-            Scope(sc.instance, node_instance=sc.instance + "-node"),
-            sc.at,
-            log_source=str(log),
-            host_snapshot=str(snap or ""),
-        )
-    )
+    return scenario_evidence(sc, prom_url, tmp)
 
 
 @contextmanager

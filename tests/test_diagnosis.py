@@ -18,6 +18,7 @@ from runbook_lib.evidence import host_state as host_snapshot
 from runbook_lib.evidence.panels import Scope
 from runbook_lib.evidence.signals import Signals
 from runbook_lib.lab.scenarios import build
+from runbook_lib.lab.scenarios.build import gather as scenario_evidence
 from runbook_lib.lab.sim.faults import ProcessFaults
 
 # The routing table of DESIGN.md: runbook -> its "Common Causes".
@@ -60,17 +61,7 @@ def test_rules_cover_the_routing_table() -> None:
 
 
 def gather(prom_url: str, sc, tmp: Path) -> diagnosis.Evidence:
-    log = sc.write_logs(tmp / f"{sc.instance}.log")
-    snap = sc.write_host(tmp / f"{sc.instance}.json")
-    return investigate.gather(
-        investigate.Inputs(
-            prom_url,
-            Scope(sc.instance, node_instance=sc.instance + "-node"),
-            sc.at,
-            log_source=str(log),
-            host_snapshot=str(snap or ""),
-        )
-    )
+    return scenario_evidence(sc, prom_url, tmp)
 
 
 def test_every_cause_is_found_first_on_its_scenarios(scenario_set, tmp_path: Path) -> None:

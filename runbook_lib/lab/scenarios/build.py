@@ -216,3 +216,22 @@ def _error_lines(s: Scenario) -> list[tuple]:
             )
         )
     return rows
+
+
+def gather(sc: Scenario, prometheus_url: str, work: Path):
+    """The evidence a run would gather for `sc`: its metrics from `prometheus_url` (where it
+    was backfilled), its log lines and host snapshot written into `work`."""
+    from runbook_lib.diagnosis import investigate
+    from runbook_lib.evidence.panels import Scope
+
+    log = sc.write_logs(work / f"{sc.instance}.log")
+    snap = sc.write_host(work / f"{sc.instance}.json")
+    return investigate.gather(
+        investigate.Inputs(
+            prometheus_url,
+            Scope(sc.instance, node_instance=sc.instance + "-node"),
+            sc.at,
+            log_source=str(log),
+            host_snapshot=str(snap or ""),
+        )
+    )
