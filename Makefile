@@ -32,8 +32,11 @@ lint: $(STAMP)
 rules-check: system $(STAMP)
 	$(PY) -m runbook_lib.lab.deploy check
 
+# Everything: the fast tier on every core, then the tests that start real services (and the
+# golden notebooks, re-executed by nbval against a real Prometheus) one at a time.
 test: setup docker lint
-	$(VENV)/bin/pytest -q --nbval --nbval-sanitize-with tests/golden/sanitize.cfg
+	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup
+	$(VENV)/bin/pytest -q -m stack --nbval --nbval-sanitize-with tests/golden/sanitize.cfg
 
 # Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped),
 # on every core; tests that look at host-wide processes share one xdist group.

@@ -23,7 +23,7 @@ from runbook_lib.records.index import Index
 
 pytestmark = pytest.mark.stack
 
-STORM = 20  # alerts per storm: enough to interleave two receivers and two workers
+STORM = 12  # alerts per storm: enough to interleave two receivers and two workers
 FAST = ["--run-timeout", "20", "--lease-grace", "2", "--verify-delay", "2"]
 
 

@@ -5,6 +5,7 @@ doctor` naming the profile and what goes blind, and every runbook completing on 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -110,15 +111,20 @@ def test_every_runbook_completes_on_the_server_profile(
 ) -> None:
     monkeypatch.setenv("RUNBOOK_METRICS_PROFILE", "server")
     labels = {"job": "ggen-mcp", "instance": f"127.0.0.1:{server_stack.ports['ggen_mcp']}"}
-    done = {}
-    for runbook, alert in ALERTS.items():
+
+    def run(runbook: str) -> dict:
         params = runner.alert_params(
-            alert,
+            ALERTS[runbook],
             labels,
             prometheus_url=server_stack.urls["prometheus"],
             extra={"live": False, "log_file": server_stack.sim_log},
         )
-        summ = record.summary(runner.run(params, tmp_path / runbook))
+        return record.summary(runner.run(params, tmp_path / runbook))
+
+    with ThreadPoolExecutor(2) as pool:
+        summaries = dict(zip(ALERTS, pool.map(run, ALERTS), strict=True))
+    done = {}
+    for runbook, summ in summaries.items():
         done[runbook] = summ["status"]
         if runbook == "high_latency":  # the cells' contract names, mapped: data, no gap
             assert not [g for g in summ["data_gaps"] if g.startswith("panel latency_by_tool")]

@@ -245,6 +245,18 @@ def start_fresh(mark: str, cwd: str | None = None, start_timeout: float = 60.0) 
     return kernel
 
 
+def _shell_reply(kc: BlockingKernelClient, kernel: Kernel, deadline: float) -> dict:
+    """The next shell reply, asked for a second at a time: a kernel that dies while warming
+    up is noticed at once, not after the whole start timeout."""
+    while True:
+        if time.monotonic() > deadline or not kernel.alive():
+            raise KernelError("the new kernel died or hung while warming up")
+        try:
+            return kc.get_shell_msg(timeout=1)
+        except Empty:
+            continue
+
+
 def _warm(kernel: Kernel, timeout: float) -> None:
     """Wait until the kernel answers, then set its inline backend (silently: the notebook's
     first cell is still execution 1)."""
@@ -262,7 +274,7 @@ def _warm(kernel: Kernel, timeout: float) -> None:
             except TimeoutError:
                 continue
         msg_id = kc.execute(WARM_UP, silent=True, store_history=False)
-        reply = kc.get_shell_msg(timeout=timeout)
+        reply = _shell_reply(kc, kernel, deadline)
         if reply["parent_header"].get("msg_id") != msg_id or reply["content"]["status"] != "ok":
             raise KernelError(f"kernel warm-up failed: {reply['content'].get('evalue')}")
     except KernelError:
