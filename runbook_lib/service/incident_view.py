@@ -42,7 +42,11 @@ def state(inc: dict[str, Any]) -> str:
 
 
 def incident_message(index: Index, incident_id: int, now: datetime | None = None) -> str:
-    inc = load(index, incident_id)
+    return message_of(load(index, incident_id), now)
+
+
+def message_of(inc: dict[str, Any], now: datetime | None = None) -> str:
+    """The incident message for an incident already loaded (`load`)."""
     ann = inc["annotations"]
     return message(
         alert=inc["alertname"],

@@ -151,7 +151,7 @@ def compose(ev: ob.Event, index: Index, output_dir: Path, base_url: str) -> Mess
         f" · {where}" if where else ""
     )
     first = f"🚨 {head}"  # the first message's title, which follow-ups name
-    paste = incident_view.incident_message(index, inc["id"])
+    paste = incident_view.message_of(inc)
     if ev.kind == "investigation":
         run = _run(inc, ev.run_id)
         summ = _summary(output_dir, run)
@@ -296,9 +296,6 @@ class Sender:
         self._thread = threading.Thread(target=self._loop, name="notify-sender", daemon=True)
         self._thread.start()
         return self
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()

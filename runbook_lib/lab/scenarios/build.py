@@ -95,11 +95,7 @@ def build(runbook: str, cause: str, seed: int = 0, alert_at: datetime | None = N
     spec = CATALOG.get((runbook, cause))
     if spec is None:
         raise KeyError(f"no scenario for cause {cause!r} of runbook {runbook!r}")
-    rng = random.Random(f"{runbook}/{cause}/{seed}")
-    alert_at = alert_at or BASE_TIME + timedelta(hours=3 * seed)
-    tl = _timeline(alert_at, rng)
-    extras = Extras()
-    spec.apply(tl, rng, extras)
+    alert_at, tl, extras = _generate(f"{runbook}/{cause}/{seed}", spec.apply, seed, alert_at)
     return Scenario(
         f"{runbook}/{cause}/s{seed}",
         runbook,
@@ -122,11 +118,7 @@ def build_mix(name: str, seed: int = 0, alert_at: datetime | None = None) -> Sce
     m = MIXES.get(name)
     if m is None:
         raise KeyError(f"no co-occurring scenario {name!r}; known: {', '.join(sorted(MIXES))}")
-    rng = random.Random(f"mix/{name}/{seed}")
-    alert_at = alert_at or BASE_TIME + timedelta(hours=3 * seed)
-    tl = _timeline(alert_at, rng)
-    extras = Extras()
-    m.apply(tl, rng, extras)
+    alert_at, tl, extras = _generate(f"mix/{name}/{seed}", m.apply, seed, alert_at)
     return Scenario(
         f"{m.runbook}/mix-{name}/s{seed}",
         m.runbook,
@@ -140,6 +132,19 @@ def build_mix(name: str, seed: int = 0, alert_at: datetime | None = None) -> Sce
         m.causes,
         name,
     )
+
+
+def _generate(
+    key: str, apply, seed: int, alert_at: datetime | None
+) -> tuple[datetime, Timeline, Extras]:
+    """A healthy timeline around the alert time of `seed`, changed by `apply`, drawn from
+    the random source named `key` (the same key gives the same scenario)."""
+    rng = random.Random(key)
+    alert_at = alert_at or BASE_TIME + timedelta(hours=3 * seed)
+    tl = _timeline(alert_at, rng)
+    extras = Extras()
+    apply(tl, rng, extras)
+    return alert_at, tl, extras
 
 
 def mixed_scenarios(seeds: tuple[int, ...] = (0, 1, 2)) -> list[Scenario]:
