@@ -1,37 +1,170 @@
-"""Settings from RUNBOOK_* environment variables; flags override them."""
+"""Settings: a flag, else its RUNBOOK_* environment variable, else `runbook.toml`, else the
+default. Every key of the file is the variable's name without `RUNBOOK_`, in lower case
+(`prometheus_url` <-> RUNBOOK_PROMETHEUS_URL), so one name serves all three.
+
+The file is RUNBOOK_CONFIG when set, else /etc/runbook/runbook.toml for root and
+$XDG_CONFIG_HOME/runbook/runbook.toml for anyone else; `runbook init` writes it. Records and
+the index default to /var/lib/runbook (root) or $XDG_DATA_HOME/runbook: a fixed place, never
+the current directory, so `runbook incidents` finds the receiver's index wherever it is
+typed. Relative paths in the file are read from the file's directory."""
 
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, when there is one
+PACKAGE = Path(__file__).resolve().parents[1]
+NOTEBOOKS = PACKAGE / "notebooks"  # shipped in the package (`notebooks/` in the checkout links here)
+RULES = PACKAGE / "rules"  # the Prometheus rule files, likewise (`deploy/rules/`)
 MEMORY_LIMIT_BYTES = 4 << 30  # the service's limit; RUNBOOK_MEMORY_LIMIT_BYTES overrides it
+CORRELATION_WINDOW_S = 300.0  # alerts of one instance and family this close are one incident
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(f"RUNBOOK_{name}", default)
+class ConfigError(ValueError):
+    """runbook.toml cannot be read, or holds what it may not."""
+
+
+class FileConfig(BaseModel):
+    """What runbook.toml may hold; an unknown key is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prometheus_url: str | None = None
+    alertmanager_url: str | None = None
+    output_dir: str | None = None
+    webhook_token_file: str | None = None
+    host: str | None = None
+    port: int | None = None
+    external_url: str | None = None
+    notify_config: str | None = None
+    retention_days: float | None = None
+    correlation_window: float | None = None
+    reconcile_every: float | None = None
+    database_url: str | None = None
+    broker_url: str | None = None
+    memory_limit_bytes: int | None = None
+
+
+PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config")
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def config_path() -> Path:
+    """Where runbook.toml is read from (and `runbook init` writes it)."""
+    given = os.environ.get("RUNBOOK_CONFIG", "")
+    if given:
+        return Path(given).expanduser()
+    if is_root():
+        return Path("/etc/runbook/runbook.toml")
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "runbook" / "runbook.toml"
+
+
+def data_dir() -> Path:
+    """The default home of records and the index: outside any checkout, never the cwd."""
+    if is_root():
+        return Path("/var/lib/runbook")
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "runbook"
+
+
+@lru_cache(maxsize=8)
+def _read(path: Path, mtime: float) -> dict[str, object]:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        cfg = FileConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    values = cfg.model_dump(exclude_none=True)
+    for key in PATH_KEYS:
+        if key in values:
+            values[key] = str((path.parent / Path(values[key]).expanduser()).resolve())
+    return values
+
+
+def file_values() -> dict[str, object]:
+    """runbook.toml's values; {} when there is no file."""
+    path = config_path()
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return _read(path, mtime)
+
+
+def value(key: str, default: object = "") -> object:
+    """RUNBOOK_<KEY>, else the file's `key`, else `default`."""
+    env = os.environ.get(f"RUNBOOK_{key.upper()}")
+    if env is not None and env != "":
+        return type(default)(env) if isinstance(default, int | float) else env
+    return file_values().get(key, default)
+
+
+def _state_default() -> str:
+    checkout = (ROOT / "pyproject.toml").exists() and (ROOT / "runbook_lib").is_dir()
+    return str(ROOT / ".state" if checkout else data_dir() / "state")
+
+
+def _deploy_default() -> str:
+    return str(ROOT / "deploy")
 
 
 @dataclass(frozen=True)
 class Settings:
-    prometheus_url: str = field(default_factory=lambda: _env("PROMETHEUS_URL"))
-    output_dir: Path = field(
-        default_factory=lambda: Path(_env("OUTPUT_DIR", str(ROOT / "outputs")))
+    prometheus_url: str = field(default_factory=lambda: str(value("prometheus_url")))
+    alertmanager_url: str = field(default_factory=lambda: str(value("alertmanager_url")))
+    output_dir: Path = field(default_factory=lambda: Path(str(value("output_dir", str(data_dir())))))
+    state_dir: Path = field(default_factory=lambda: Path(str(value("state_dir", _state_default()))))
+    deploy_dir: Path = field(default_factory=lambda: Path(str(value("deploy_dir", _deploy_default()))))
+    webhook_token: str = field(default_factory=lambda: str(value("webhook_token")))
+    webhook_token_file: str = field(default_factory=lambda: str(value("webhook_token_file")))
+    host: str = field(default_factory=lambda: str(value("host", "127.0.0.1")))
+    port: int = field(default_factory=lambda: int(value("port", 8080)))
+    external_url: str = field(default_factory=lambda: str(value("external_url")))
+    notify_config: str = field(default_factory=lambda: str(value("notify_config")))
+    retention_days: float = field(default_factory=lambda: float(value("retention_days", 0.0)))
+    correlation_window: float = field(
+        default_factory=lambda: float(value("correlation_window", CORRELATION_WINDOW_S))
     )
-    state_dir: Path = field(default_factory=lambda: Path(_env("STATE_DIR", str(ROOT / ".state"))))
-    deploy_dir: Path = field(default_factory=lambda: Path(_env("DEPLOY_DIR", str(ROOT / "deploy"))))
-    webhook_token: str = field(default_factory=lambda: _env("WEBHOOK_TOKEN"))
-    webhook_token_file: str = field(default_factory=lambda: _env("WEBHOOK_TOKEN_FILE"))
+    reconcile_every: float = field(default_factory=lambda: float(value("reconcile_every", 60.0)))
+    database_url: str = field(default_factory=lambda: str(value("database_url")))
+    broker_url: str = field(default_factory=lambda: str(value("broker_url")))
     memory_limit_bytes: int = field(
-        default_factory=lambda: int(_env("MEMORY_LIMIT_BYTES", str(MEMORY_LIMIT_BYTES)))
+        default_factory=lambda: int(value("memory_limit_bytes", MEMORY_LIMIT_BYTES))
     )
 
     def token(self) -> str:
-        """The webhook bearer token: the variable, else the first line of the token file."""
+        """The webhook bearer token: the variable, else the first line of the token file.
+        Raises ConfigError naming the file when it cannot be read."""
         if self.webhook_token:
             return self.webhook_token
         if self.webhook_token_file:
-            return Path(self.webhook_token_file).read_text().strip()
+            return read_token(Path(self.webhook_token_file))
         return ""
+
+
+def read_token(path: Path) -> str:
+    """The first line of a token file, or a ConfigError that names the file."""
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the token file {path}: {exc.strerror}") from None
+    if not token:
+        raise ConfigError(f"the token file {path} is empty")
+    return token

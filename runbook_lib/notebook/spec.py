@@ -15,11 +15,11 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from runbook_lib.contract.config import MEMORY_LIMIT_BYTES, ROOT
+from runbook_lib.contract.config import MEMORY_LIMIT_BYTES, NOTEBOOKS
 from runbook_lib.evidence.panels import PANELS
 from runbook_lib.notebook.steps import step_panels
 
-NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOK_DIR = NOTEBOOKS
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,11 @@ from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from runbook_lib.contract.clock import utc
-from runbook_lib.contract.config import ROOT
+from runbook_lib.contract.config import NOTEBOOKS
 from runbook_lib.records import record
 from runbook_lib.records.kernels import Kernel
 from runbook_lib.records.lead import lead_html
 
-NOTEBOOKS = ROOT / "notebooks"
 KERNEL_NAME = "python3"
 
 

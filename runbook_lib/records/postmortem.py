@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nbformat
+from runbook_lib.contract.config import NOTEBOOKS
 
 from runbook_lib.evidence.prom import utc
 from runbook_lib.records import kernels, record
@@ -28,7 +29,7 @@ from runbook_lib.records.retention import POSTMORTEM_MANIFEST
 if TYPE_CHECKING:
     from runbook_lib.records.index import Index
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "postmortem.ipynb"
+NOTEBOOK = NOTEBOOKS / "postmortem.ipynb"
 
 
 @dataclass
