@@ -56,7 +56,9 @@ _sanitize_json_too()
 
 # Tests never read this machine's /etc/runbook/runbook.toml nor write to /var/lib/runbook:
 # a test that wants a config file or the default data place sets these itself.
-_SESSION_HOME = Path(os.environ.setdefault("RUNBOOK_TEST_HOME", f"/tmp/runbook-tests-{os.getpid()}"))
+_SESSION_HOME = Path(
+    os.environ.setdefault("RUNBOOK_TEST_HOME", f"/tmp/runbook-tests-{os.getpid()}")
+)
 os.environ.setdefault("RUNBOOK_CONFIG", str(_SESSION_HOME / "no-runbook.toml"))
 os.environ.setdefault("RUNBOOK_OUTPUT_DIR", str(_SESSION_HOME / "outputs"))
 

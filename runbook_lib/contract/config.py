@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout, when there is one
 PACKAGE = Path(__file__).resolve().parents[1]
-NOTEBOOKS = PACKAGE / "notebooks"  # shipped in the package (`notebooks/` in the checkout links here)
+NOTEBOOKS = (
+    PACKAGE / "notebooks"
+)  # shipped in the package (`notebooks/` in the checkout links here)
 RULES = PACKAGE / "rules"  # the Prometheus rule files, likewise (`deploy/rules/`)
 MEMORY_LIMIT_BYTES = 4 << 30  # the service's limit; RUNBOOK_MEMORY_LIMIT_BYTES overrides it
 CORRELATION_WINDOW_S = 300.0  # alerts of one instance and family this close are one incident
@@ -129,9 +131,13 @@ def _deploy_default() -> str:
 class Settings:
     prometheus_url: str = field(default_factory=lambda: str(value("prometheus_url")))
     alertmanager_url: str = field(default_factory=lambda: str(value("alertmanager_url")))
-    output_dir: Path = field(default_factory=lambda: Path(str(value("output_dir", str(data_dir())))))
+    output_dir: Path = field(
+        default_factory=lambda: Path(str(value("output_dir", str(data_dir()))))
+    )
     state_dir: Path = field(default_factory=lambda: Path(str(value("state_dir", _state_default()))))
-    deploy_dir: Path = field(default_factory=lambda: Path(str(value("deploy_dir", _deploy_default()))))
+    deploy_dir: Path = field(
+        default_factory=lambda: Path(str(value("deploy_dir", _deploy_default())))
+    )
     webhook_token: str = field(default_factory=lambda: str(value("webhook_token")))
     webhook_token_file: str = field(default_factory=lambda: str(value("webhook_token_file")))
     host: str = field(default_factory=lambda: str(value("host", "127.0.0.1")))

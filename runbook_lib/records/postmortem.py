@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nbformat
-from runbook_lib.contract.config import NOTEBOOKS
 
+from runbook_lib.contract.config import NOTEBOOKS
 from runbook_lib.evidence.prom import utc
 from runbook_lib.records import kernels, record
 from runbook_lib.records.retention import POSTMORTEM_MANIFEST

@@ -49,7 +49,9 @@ def rule_files(profile: str = "contract") -> list[Path]:
     """The rule files Prometheus must load: the alerts and the recording rules whose series
     the notebooks read; for the real server's mcp_* metrics, the recording rules that
     derive those series from them instead."""
-    recording = RULES / "server" / "recording.yml" if profile == "server" else RULES / "recording.yml"
+    recording = (
+        RULES / "server" / "recording.yml" if profile == "server" else RULES / "recording.yml"
+    )
     return [RULES / "alerts.yml", recording]
 
 
