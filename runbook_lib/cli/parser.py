@@ -28,6 +28,7 @@ from runbook_lib.cli.commands import (
     _stack_stop,
     _summary,
 )
+from runbook_lib.cli.configure import init as _init
 from runbook_lib.cli.serving import (
     _notify_status,
     _notify_test,
@@ -39,6 +40,8 @@ from runbook_lib.cli.serving import (
 def build_parser() -> argparse.ArgumentParser:
     settings = Settings()
     ap = argparse.ArgumentParser(prog="runbook", description="Executable GGEN MCP runbooks.")
+    ap.add_argument("--config", metavar="FILE",
+                    help="the runbook.toml to read (RUNBOOK_CONFIG); `runbook init` writes one")  # fmt: skip
     sub = ap.add_subparsers(dest="command", required=True)
 
     def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -84,21 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_sim_mode)
 
     p = sub.add_parser("serve", help="webhook receiver and notebook workers")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default=settings.host,
+                   help="address to bind (default 127.0.0.1, this machine only: an Alertmanager "
+                   "elsewhere needs 0.0.0.0 behind a TLS proxy; host in runbook.toml)")  # fmt: skip
+    p.add_argument("--port", type=int, default=settings.port)
     p.add_argument("--token-file", help="default: RUNBOOK_WEBHOOK_TOKEN(_FILE)")
     p.add_argument("--output", help="records directory and index (RUNBOOK_OUTPUT_DIR)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     p.add_argument("--no-workers", action="store_true", help="only accept and queue alerts")
     p.add_argument(
         "--database",
-        default=os.environ.get("RUNBOOK_DATABASE_URL", ""),
+        default=settings.database_url,
         help="distributed mode: the shared index, e.g. postgresql+psycopg://u:p@host/db "
         "(RUNBOOK_DATABASE_URL); runs go to --broker instead of local workers",
     )
     p.add_argument(
         "--broker",
-        default=os.environ.get("RUNBOOK_BROKER_URL", ""),
+        default=settings.broker_url,
         help="distributed mode: the Celery broker, e.g. redis://host:6379/0 (RUNBOOK_BROKER_URL)",
     )
     p.add_argument("--dispatch-grace", type=float, default=60.0,
@@ -110,7 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distributed: the workers' --lease-grace")  # fmt: skip
     p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
     p.add_argument("--prometheus-url", help="for the notebooks (RUNBOOK_PROMETHEUS_URL)")
-    p.add_argument("--alertmanager-url")
+    p.add_argument("--alertmanager-url", default=settings.alertmanager_url,
+                   help="for the notebooks and to reconcile open incidents against its "
+                   "active alerts (RUNBOOK_ALERTMANAGER_URL)")  # fmt: skip
+    p.add_argument("--correlation-window", type=float, default=settings.correlation_window,
+                   help="seconds: alerts of one instance and runbook family that start this "
+                   "close join one incident (RUNBOOK_CORRELATION_WINDOW, default 300)")  # fmt: skip
+    p.add_argument("--reconcile-every", type=float, default=settings.reconcile_every,
+                   help="seconds between checks of open incidents against Alertmanager; alerts "
+                   "it no longer has are closed as stale (0: never)")  # fmt: skip
     p.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
     p.add_argument("--run-timeout", type=float, default=900, help="seconds per run, in all")
     p.add_argument(
@@ -123,13 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--retention-days",
         type=float,
-        default=float(os.environ.get("RUNBOOK_RETENTION_DAYS", "0")),
+        default=settings.retention_days,
         help="remove records older than this, hourly (0: keep all; RUNBOOK_RETENTION_DAYS)",
     )
-    p.add_argument("--notify-config", default=os.environ.get("RUNBOOK_NOTIFY_CONFIG", ""),
+    p.add_argument("--notify-config", default=settings.notify_config,
                    help="notify.yml: where findings are posted (RUNBOOK_NOTIFY_CONFIG; "
                    "default: notify.yml in the output directory, when there)")  # fmt: skip
-    p.add_argument("--external-url", default=os.environ.get("RUNBOOK_EXTERNAL_URL", ""),
+    p.add_argument("--external-url", default=settings.external_url,
                    help="this server as people reach it, for links in messages "
                    "(RUNBOOK_EXTERNAL_URL; default http://HOST:PORT)")  # fmt: skip
     p.set_defaults(func=_serve)
@@ -142,17 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_notify_test)
     p = nt_sub.add_parser("status", help="the outbox: what was sent, what waits, what failed")
     p.add_argument("--output", help="records directory and index (RUNBOOK_OUTPUT_DIR)")
-    p.add_argument("--database", default=os.environ.get("RUNBOOK_DATABASE_URL", ""))
+    p.add_argument("--database", default=settings.database_url)
     p.set_defaults(func=_notify_status)
 
     p = sub.add_parser(
         "worker", help="distributed mode: run notebooks for the runs on --broker (Celery)"
     )
-    p.add_argument("--database", default=os.environ.get("RUNBOOK_DATABASE_URL", ""),
-                   required="RUNBOOK_DATABASE_URL" not in os.environ,
+    p.add_argument("--database", default=settings.database_url,
+                   required=not settings.database_url,
                    help="the shared index (RUNBOOK_DATABASE_URL)")  # fmt: skip
-    p.add_argument("--broker", default=os.environ.get("RUNBOOK_BROKER_URL", ""),
-                   required="RUNBOOK_BROKER_URL" not in os.environ,
+    p.add_argument("--broker", default=settings.broker_url,
+                   required=not settings.broker_url,
                    help="the Celery broker (RUNBOOK_BROKER_URL)")  # fmt: skip
     p.add_argument("--concurrency", type=int, default=os.cpu_count() or 2,
                    help="pool processes, each with a warm kernel")  # fmt: skip
@@ -226,6 +239,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prometheus-url", help="default: RUNBOOK_PROMETHEUS_URL or :9090")
     p.set_defaults(func=_doctor)
 
+    p = sub.add_parser("init", help="write runbook.toml and a webhook token; print the wiring")
+    p.add_argument("--config", help="where to write it (default: RUNBOOK_CONFIG, else "
+                   "/etc/runbook/runbook.toml as root, else ~/.config/runbook/runbook.toml)")  # fmt: skip
+    p.add_argument("--prometheus-url", default="http://127.0.0.1:9090")
+    p.add_argument("--alertmanager-url", default="http://127.0.0.1:9093")
+    p.add_argument("--output", help="records and index (default: /var/lib/runbook as root, "
+                   "else ~/.local/share/runbook)")  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="the address `runbook serve` binds")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--external-url", default="",
+                   help="this service as Alertmanager and people reach it, e.g. behind a TLS "
+                   "proxy (default http://HOST:PORT)")  # fmt: skip
+    p.add_argument("--metrics-profile", choices=["contract", "server"], default="contract",
+                   help="server: the real GGEN MCP server's mcp_* metrics (other recording rules)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="write over an existing config file")
+    p.set_defaults(func=_init)
+
     p = with_state(sub.add_parser("demo", help="the whole chain on a local stack"))
     p.add_argument("--mode", default="errors:invalid_input", help="simulator fault to inject")
     p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
@@ -235,7 +265,19 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _global_config(argv: list[str]) -> list[str]:
+    """`runbook --config FILE CMD ...`: the file every setting is read from (RUNBOOK_CONFIG)."""
+    if argv[:1] == ["--config"] and len(argv) > 1:
+        os.environ["RUNBOOK_CONFIG"] = argv[1]
+        return argv[2:]
+    if argv[:1] and argv[0].startswith("--config="):
+        os.environ["RUNBOOK_CONFIG"] = argv[0].split("=", 1)[1]
+        return argv[1:]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = _global_config(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
