@@ -15,6 +15,7 @@ fonts-noto-color-emoji     /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 fontconfig                 fc-list
 redis-server               redis-server
 redis-tools                redis-check-rdb
+systemd                    systemd-analyze
 postgresql-15              /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/15/bin/initdb
 EOF
 missing=()
