@@ -26,7 +26,11 @@ def alert(
 ) -> Alert:
     return Alert(
         status=status,
-        labels={"alertname": "GgenMcpHighErrorRate", "severity": severity, "instance": "h:1"},
+        labels={
+            "alertname": "GgenMcpHighErrorRate",
+            "severity": severity,
+            "instance": f"h:1{fingerprint_suffix}",
+        },
         annotations={"summary": "Error rate 7.4% (> 5%)", "impact": "Users see failed requests"},
         startsAt=datetime(2026, 11, 28, 4, tzinfo=UTC),
         fingerprint="f1" + fingerprint_suffix,

@@ -18,7 +18,7 @@ T0 = 1_800_000_000.0  # a fixed "now" for accept/claim
 def alert(fp: str, *, status: str = "firing", hour: int = 4, name: str = "GgenMcpHighErrorRate"):
     return Alert(
         status=status,
-        labels={"alertname": name, "instance": "h:1", "severity": "critical"},
+        labels={"alertname": name, "instance": f"h:{fp}", "severity": "critical"},
         startsAt=datetime(2026, 11, 28, hour, tzinfo=UTC),
         fingerprint=fp,
     )
@@ -81,7 +81,7 @@ def test_the_same_alert_twice_is_one_incident_a_new_start_another(index: Index) 
 def test_claim_marks_running_and_counts_attempts_finish_files_the_outcome(index: Index) -> None:
     index.accept([alert("aaaa")], verify_delay=0, now=T0)
     job = index.claim(now=T0 + 1)
-    assert (job.attempts, job.runbook, job.labels["instance"]) == (1, "high_error_rate", "h:1")
+    assert (job.attempts, job.runbook, job.labels["instance"]) == (1, "high_error_rate", "h:aaaa")
     [run] = index.incidents()[0]["runs"]
     assert (run["state"], run["started_at"]) == ("running", T0 + 1)
     index.finish(job.run_id, {"status": "completed", "top_cause": "invalid_input"})
@@ -176,7 +176,7 @@ def test_incidents_filter_by_alert_status_and_time(index: Index) -> None:
 def test_one_incident_its_record_and_forgetting(index: Index) -> None:
     index.accept([alert("aaaa"), alert("bbbb", hour=5)], 0, now=T0)
     inc = index.incident(1)
-    assert inc["fingerprint"] == "aaaa" and inc["labels"]["instance"] == "h:1"
+    assert inc["fingerprint"] == "aaaa" and inc["labels"]["instance"] == "h:aaaa"
     with pytest.raises(LookupError, match=f"no incident 9 in {index.path}"):
         index.incident(9)
     run, incident = index.run_of("20261128T040000Z-GgenMcpHighErrorRate-aaaa")

@@ -35,7 +35,11 @@ def alert(fp: str, *, status: str = "firing", name: str = "GgenMcpMemoryCritical
           severity: str = "critical") -> Alert:  # fmt: skip
     return Alert(
         status=status,
-        labels={"alertname": name, "instance": "web-1:9464", "severity": severity},
+        labels={
+            "alertname": name,
+            "instance": "web-1:9464" if fp == "f1" else f"web-{fp}:9464",
+            "severity": severity,
+        },
         annotations={"summary": "memory at 93%"},
         startsAt=datetime(2026, 11, 28, 4, tzinfo=UTC),
         endsAt=datetime(2026, 11, 28, 4, 40, tzinfo=UTC) if status == "resolved" else None,

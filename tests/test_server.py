@@ -143,7 +143,13 @@ def test_a_streamed_oversize_body_without_length_is_refused(client) -> None:
 def test_the_same_group_posted_five_times_queues_one_run(client) -> None:
     c, index = client
     group = payload()
-    group["alerts"].append({**group["alerts"][0], "fingerprint": "aaaa000011112222"})
+    group["alerts"].append(
+        {
+            **group["alerts"][0],
+            "fingerprint": "aaaa000011112222",
+            "labels": {**group["alerts"][0]["labels"], "instance": "other:9464"},
+        }
+    )
     outcomes = [post(c, group).json()["outcomes"] for _ in range(5)]
     assert outcomes[0] == ["queued", "queued"]
     assert all(o == ["duplicate", "duplicate"] for o in outcomes[1:])

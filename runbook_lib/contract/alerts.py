@@ -94,6 +94,14 @@ ROUTES: dict[str, str] = {
 RUNBOOKS = (*dict.fromkeys(ROUTES.values()), "triage")
 
 
+# Which alert of an incident leads its investigation: the most severe (unknown severities last).
+SEVERITY_RANK = {"critical": 3, "error": 3, "warning": 2, "info": 1}
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITY_RANK.get(severity.lower(), 0)
+
+
 def route(alertname: str) -> str:
     """The runbook notebook for an alert name; unknown names go to triage."""
     return ROUTES.get(alertname, "triage")

@@ -5,8 +5,9 @@ implementation serves both; the schema comes from the Alembic migrations in
 
 An alert is accepted in one transaction that records the incident and enqueues its runs,
 so "persisted" and "queued" are the same commit: the receiver answers 2xx only after it.
-Incidents are keyed by Alertmanager's `fingerprint` + `startsAt`, a unique constraint, so
-two receivers accepting the same alert at the same moment make one incident; each incident
+An alert is keyed by Alertmanager's `fingerprint` + `startsAt`, a unique constraint, so
+two receivers accepting the same alert at the same moment record it once; alerts of one
+fault join one incident (records/grouping.py); each incident
 has at most one run of each kind (`investigation`, `verification`), which is what makes
 re-sent groups harmless. A run's record directory name is fixed when the run is enqueued, so
 a run done again after a crash finds its record instead of writing a second one.
@@ -28,15 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from runbook_lib.contract.alerts import Alert, route
-from runbook_lib.records import record
+from runbook_lib.contract.alerts import SEVERITY_RANK, Alert, route, severity_rank
+from runbook_lib.contract.config import CORRELATION_WINDOW_S
+from runbook_lib.records import grouping, record
 from runbook_lib.records.migrations import schema
 from runbook_lib.records.outbox import add_event
 
-KINDS = ("investigation", "verification")
-incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
+KINDS = ("investigation", "verification", "manual")  # manual: `runbook run` by hand
+incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
+TOP_RANK = max(SEVERITY_RANK.values())  # an alert this severe leads at once: none can outrank it
 
 
 @dataclass(frozen=True)
@@ -68,17 +71,29 @@ class Queued:
     not_before: float
 
 
-class Index:
+class Index(grouping.AlertQueries):
     """The incident index at a SQLite file `path`, or at a database `url`."""
 
-    def __init__(self, path: Path | str | None = None, *, url: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        url: str | None = None,
+        correlation_window: float = CORRELATION_WINDOW_S,
+        correlation_hold: float = 0.0,
+    ) -> None:
+        """`correlation_window`: seconds within which alerts of one instance and runbook
+        family join one incident (0: never). `correlation_hold`: seconds a new incident led
+        by a less than critical alert waits before its investigation, so that a more
+        severe twin from the same fault, arriving in the same burst, leads it instead."""
+        self.correlation_window, self.correlation_hold = correlation_window, correlation_hold
         if url is None:
             url = f"sqlite:///{path}"
         self.path = Path(url.split("///", 1)[1]) if url.startswith("sqlite:///") else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self.engine = _engine(url)
+        self.engine = schema.engine(url)
         self.postgres = self.engine.dialect.name == "postgresql"
         schema.upgrade(self.engine)
 
@@ -126,45 +141,80 @@ class Index:
         self, conn: Connection, a: Alert, delay: float, now: float, created: list[Queued]
     ) -> str:
         starts = a.startsAt.isoformat()
-        key = (incidents_t.c.fingerprint == a.fingerprint) & (incidents_t.c.starts_at == starts)
-        new_id = conn.execute(
-            self._insert(incidents_t)
-            .values(
-                fingerprint=a.fingerprint,
-                starts_at=starts,
-                alertname=a.name,
-                runbook=route(a.name),
-                severity=a.labels.get("severity", ""),
-                labels=json.dumps(a.labels),
-                annotations=json.dumps(a.annotations),
-                generator_url=a.generatorURL,
-                status="firing",
-                received_at=now,
+        instance, runbook = a.labels.get("instance", ""), route(a.name)
+        if self.postgres:  # one receiver at a time decides for this instance and family
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                         {"k": f"{runbook}|{instance}"})  # fmt: skip
+        known = conn.execute(
+            sa.select(alerts_t.c.incident_id, alerts_t.c.status).where(
+                (alerts_t.c.fingerprint == a.fingerprint) & (alerts_t.c.starts_at == starts)
             )
-            .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at"])
-            .returning(incidents_t.c.id)
-        ).scalar()
-        row = conn.execute(
-            sa.select(incidents_t.c.id, incidents_t.c.status).where(key)
-        ).one()  # ours, or the one another receiver committed first
-        incident, status = row.id, ("firing" if new_id else row.status)
+        ).first()
+        outcome = "duplicate"
+        if known is None:
+            incident = grouping.open_incident(conn, a, runbook, instance, self.correlation_window)
+            outcome = "correlated" if incident else "queued"
+            if incident is None:
+                incident = grouping.new_incident(
+                    conn, self._insert, a, starts, runbook, instance, now
+                )
+            grouping.add_alert(conn, incident, a, starts, now)
+            if outcome == "correlated":
+                grouping.take_lead(conn, incident, a, now)
+        else:
+            incident = known.incident_id
         # A resolved alert never seen firing still gets its investigation: none is lost.
-        new = self._enqueue(conn, incident, a, "investigation", now, created)
+        lead = grouping.lead_alert(conn, incident)
+        critical = severity_rank(lead.labels.get("severity", "")) >= TOP_RANK
+        hold = 0.0 if critical else self.correlation_hold
+        if self._enqueue(conn, incident, lead, "investigation", now + hold, created):
+            outcome = "queued"
         if a.status == "firing":
-            return "queued" if new else "duplicate"
-        if status == "resolved":
-            return "resolved-duplicate"
+            return outcome
+        return self._resolve(conn, incident, a, delay, now, created)
+
+    def _resolve(
+        self, conn: Connection, incident: int, a: Alert, delay: float, now: float,
+        created: list[Queued],
+    ) -> str:  # fmt: skip
+        """The alert resolves; the incident resolves with its last firing alert."""
+        ac = alerts_t.c
         ends = a.endsAt.isoformat() if a.endsAt else None
+        this = (ac.fingerprint == a.fingerprint) & (ac.starts_at == a.startsAt.isoformat())
+        changed = conn.execute(
+            sa.update(alerts_t).where(this & (ac.status == "firing"))
+            .values(status="resolved", ends_at=ends, closed_at=now)
+        ).rowcount  # fmt: skip
+        if changed == 0:
+            return "resolved-duplicate"
+        closed = self._close_if_done(conn, incident, now, delay, created, ends)
+        return "resolved" if closed else "alert-resolved"
+
+    def _close_if_done(
+        self, conn: Connection, incident: int, now: float, delay: float,
+        created: list[Queued], ends: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Close the incident when none of its alerts fires any more: `resolved` (with its
+        verification) when they resolved, `stale` when one was only found gone."""
+        ac = alerts_t.c
+        states = {
+            s for (s,) in conn.execute(sa.select(ac.status).where(ac.incident_id == incident))
+        }
+        if "firing" in states:
+            return False
+        status = "stale" if "stale" in states else "resolved"
         done = conn.execute(
             sa.update(incidents_t)
-            .where((incidents_t.c.id == incident) & (incidents_t.c.status != "resolved"))
-            .values(status="resolved", ends_at=ends, resolved_at=now)
+            .where((incidents_t.c.id == incident) & (incidents_t.c.status == "firing"))
+            .values(status=status, ends_at=ends, resolved_at=now)
         )
-        if done.rowcount == 0:  # another receiver resolved it in the meantime
-            return "resolved-duplicate"
-        add_event(conn, self._insert, "resolved", incident, None, now)
-        self._enqueue(conn, incident, a, "verification", now + delay, created)
-        return "resolved"
+        if done.rowcount == 0:  # another receiver closed it in the meantime
+            return False
+        if status == "resolved":
+            add_event(conn, self._insert, "resolved", incident, None, now)
+            self._enqueue(conn, incident, grouping.lead_alert(conn, incident), "verification",
+                          now + delay, created)  # fmt: skip
+        return True
 
     def _enqueue(
         self,
@@ -362,11 +412,13 @@ class Index:
         q = q.order_by(incidents_t.c.received_at.desc(), incidents_t.c.id.desc()).limit(limit)
         with self._read() as conn:
             rows = [dict(r._mapping) for r in conn.execute(q)]
-            runs = self._runs(conn, [r["id"] for r in rows])
+            ids = [r["id"] for r in rows]
+            runs, alerts = self._runs(conn, ids), grouping.alerts_of(conn, ids)
         for inc in rows:
             inc["labels"] = json.loads(inc["labels"])
             inc["annotations"] = json.loads(inc["annotations"])
             inc["runs"] = runs.get(inc["id"], [])
+            inc["alerts"] = alerts.get(inc["id"], [])
         return rows
 
     def incident(self, incident_id: int) -> dict[str, Any]:
@@ -379,6 +431,7 @@ class Index:
                 raise LookupError(f"no incident {incident_id} in {self.where}")
             inc = dict(row._mapping)
             inc["runs"] = self._runs(conn, [incident_id]).get(incident_id, [])
+            inc["alerts"] = grouping.alerts_of(conn, [incident_id]).get(incident_id, [])
         inc["labels"] = json.loads(inc["labels"])
         inc["annotations"] = json.loads(inc["annotations"])
         return inc
@@ -431,6 +484,7 @@ class Index:
                 sa.delete(schema.DELIVERIES).where(schema.DELIVERIES.c.event_id.in_(events))
             )
             conn.execute(sa.delete(schema.EVENTS).where(schema.EVENTS.c.incident_id.in_(orphans)))
+            conn.execute(sa.delete(alerts_t).where(alerts_t.c.incident_id.in_(orphans)))
             conn.execute(sa.delete(incidents_t).where(incidents_t.c.id.in_(orphans)))
 
     def close(self) -> None:
@@ -441,24 +495,3 @@ def _incident_cols() -> list[sa.Column]:
     c = incidents_t.c
     return [c.alertname, c.runbook, c.fingerprint, c.starts_at, c.ends_at, c.labels,
             c.annotations]  # fmt: skip
-
-
-def _engine(url: str) -> Engine:
-    if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-    engine = sa.create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, poolclass=sa.NullPool
-    )
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record) -> None:
-        dbapi_conn.isolation_level = None  # transactions are begun below, not by pysqlite
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
-        dbapi_conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk (fsync)
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        readonly = conn.get_execution_options().get("readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
-
-    return engine

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 HERE = Path(__file__).resolve().parent
 FIRST = "0001"
@@ -32,8 +32,31 @@ INCIDENTS = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("ends_at", sa.Text),
     sa.Column("received_at", sa.Float, nullable=False),
-    sa.Column("resolved_at", sa.Float),
+    sa.Column("resolved_at", sa.Float),  # when its last alert resolved (or went stale)
+    sa.Column("instance", sa.Text, nullable=False, server_default=""),
     sa.UniqueConstraint("fingerprint", "starts_at"),
+    sa.Index("ix_incidents_open", "runbook", "instance", "status"),
+)
+
+# The alerts of an incident: its first (whose fingerprint and start the incident keeps) and
+# the ones that joined it, each with its own state: firing, resolved, or stale (Alertmanager
+# no longer had it and no `resolved` came).
+ALERTS = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("starts_at", sa.Text, nullable=False),
+    sa.Column("alertname", sa.Text, nullable=False),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("ends_at", sa.Text),
+    sa.Column("closed_at", sa.Float),
+    sa.UniqueConstraint("fingerprint", "starts_at"),
+    sa.Index("ix_alerts_incident", "incident_id"),
 )
 
 RUNS = sa.Table(
@@ -111,3 +134,26 @@ def upgrade(engine: Engine) -> None:
         if "incidents" in tables and "alembic_version" not in tables:
             command.stamp(cfg, FIRST)  # an index from before the migrations
         command.upgrade(cfg, "head")
+
+
+def engine(url: str) -> Engine:
+    """An engine for the index: SQLite with WAL, durable commits and write transactions
+    that take the lock at BEGIN; PostgreSQL with a small pool."""
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = sa.create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, poolclass=sa.NullPool
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # transactions are begun below, not by pysqlite
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk (fsync)
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine

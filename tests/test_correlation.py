@@ -1,0 +1,188 @@
+"""One incident per fault: alerts of one instance and runbook family that start within the
+correlation window join one incident with one investigation, led by the most severe."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from runbook_lib.contract.alerts import Alert
+from runbook_lib.records.index import Index
+
+T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
+NOW = T0.timestamp() + 30
+
+
+def alert(name: str, severity: str, *, instance: str = "web-1:9464", after_s: float = 0,
+          status: str = "firing", fp: str = "") -> Alert:  # fmt: skip
+    return Alert(
+        status=status,
+        labels={"alertname": name, "instance": instance, "severity": severity},
+        annotations={"summary": f"{name} on {instance}"},
+        startsAt=T0 + timedelta(seconds=after_s),
+        endsAt=T0 + timedelta(minutes=20) if status == "resolved" else None,
+        fingerprint=fp or f"{name[7:15].lower()}{instance[:5]}{int(after_s)}",
+    )
+
+
+# The four alerts that `errors:invalid_input` fires for one instance (see the issue).
+FOUR = [
+    ("GgenMcpHighErrorRate", "critical", 0),
+    ("GgenMcpElevatedErrorRate", "warning", 5),
+    ("GgenMcpErrorRateSLOViolation", "warning", 60),
+    ("GgenMcpAvailabilitySLOViolation", "warning", 240),
+]
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Index:
+    return Index(tmp_path / "index.sqlite", correlation_window=300)
+
+
+def test_the_four_alerts_of_one_fault_are_one_incident_with_one_investigation(index) -> None:
+    outcomes = [index.accept([alert(n, s, after_s=t)], 300, NOW + t)[0] for n, s, t in FOUR]
+    assert outcomes == ["queued", "correlated", "correlated", "correlated"]
+    [inc] = index.incidents()
+    assert inc["alertname"] == "GgenMcpHighErrorRate" and inc["runbook"] == "high_error_rate"
+    assert [a["alertname"] for a in inc["alerts"]] == [
+        "GgenMcpHighErrorRate",  # the most severe first, then by start
+        "GgenMcpElevatedErrorRate",
+        "GgenMcpErrorRateSLOViolation",
+        "GgenMcpAvailabilitySLOViolation",
+    ]
+    assert [r["kind"] for r in inc["runs"]] == ["investigation"]
+    assert index.claim(NOW + 300).alertname == "GgenMcpHighErrorRate"
+    assert index.claim(NOW + 300) is None
+
+
+def test_a_critical_twin_arriving_while_the_warning_waits_leads_the_investigation(
+    tmp_path: Path,
+) -> None:
+    index = Index(tmp_path / "index.sqlite", correlation_window=300, correlation_hold=10)
+    assert index.accept([alert("GgenMcpElevatedErrorRate", "warning")], 300, NOW) == ["queued"]
+    assert index.claim(NOW + 5) is None  # a warning's investigation waits for a twin
+    assert index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=2)], 300, NOW + 2) == [
+        "correlated"
+    ]
+    job = index.claim(NOW + 3)  # the critical one does not wait
+    assert job is not None and job.alertname == "GgenMcpHighErrorRate"
+    assert job.labels["severity"] == "critical" and "GgenMcpHighErrorRate" in job.record
+    [inc] = index.incidents()
+    assert inc["severity"] == "critical" and len(inc["alerts"]) == 2
+
+
+def test_a_critical_alone_is_not_held_and_a_warning_alone_runs_after_the_hold(
+    tmp_path: Path,
+) -> None:
+    index = Index(tmp_path / "index.sqlite", correlation_window=300, correlation_hold=10)
+    index.accept([alert("GgenMcpHighLatency", "critical")], 300, NOW)
+    assert index.claim(NOW).alertname == "GgenMcpHighLatency"
+    index.accept([alert("GgenMcpLowCacheHitRate", "warning")], 300, NOW)
+    assert index.claim(NOW + 9.9) is None
+    assert index.claim(NOW + 10).alertname == "GgenMcpLowCacheHitRate"
+
+
+def test_a_more_severe_alert_after_the_investigation_started_is_only_listed(index) -> None:
+    index.accept([alert("GgenMcpElevatedErrorRate", "warning")], 300, NOW)
+    first = index.claim(NOW)
+    index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=60)], 300, NOW + 60)
+    [inc] = index.incidents()
+    assert inc["alertname"] == "GgenMcpElevatedErrorRate"  # the investigation it had
+    assert [a["alertname"] for a in inc["alerts"]] == [
+        "GgenMcpHighErrorRate",
+        "GgenMcpElevatedErrorRate",
+    ]
+    assert [r["record"] for r in inc["runs"]] == [first.record]
+
+
+@pytest.mark.parametrize(
+    ("other", "why"),
+    [
+        (alert("GgenMcpElevatedErrorRate", "warning", instance="web-2:9464"), "another instance"),
+        (alert("GgenMcpHighLatency", "critical", after_s=5), "another runbook family"),
+        (alert("GgenMcpElevatedErrorRate", "warning", after_s=301), "outside the 5-minute window"),
+        (alert("SomethingUnknown", "warning", after_s=5), "unknown alerts are not a family"),
+    ],
+)
+def test_alerts_that_are_not_the_same_fault_are_separate_incidents(index, other, why) -> None:
+    index.accept([alert("GgenMcpHighErrorRate", "critical")], 300, NOW)
+    if other.name == "SomethingUnknown":  # two unknown alerts: still two incidents
+        index.accept([alert("SomethingUnknown", "critical", fp="unknown0")], 300, NOW)
+    assert index.accept([other], 300, NOW + 5) == ["queued"], why
+
+
+def test_the_window_is_measured_from_any_alert_of_the_incident(index) -> None:
+    """A chain: each alert within 5 minutes of the one before joins, even past 5 minutes
+    from the first, while the incident is open."""
+    for t in (0, 240, 480):
+        index.accept([alert("GgenMcpElevatedErrorRate", "warning", after_s=t)], 300, NOW + t)
+    assert len(index.incidents()) == 1
+
+
+def test_a_zero_window_turns_correlation_off(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite", correlation_window=0)
+    for n, s, t in FOUR:
+        index.accept([alert(n, s, after_s=t)], 300, NOW + t)
+    assert len(index.incidents()) == 4
+
+
+def test_the_incident_resolves_with_its_last_alert_and_verifies_once(index) -> None:
+    for n, s, t in FOUR:
+        index.accept([alert(n, s, after_s=t)], 300, NOW + t)
+    resolved = [
+        index.accept([alert(n, s, after_s=t, status="resolved")], 300, NOW + 1200)[0]
+        for n, s, t in FOUR
+    ]
+    assert resolved == ["alert-resolved", "alert-resolved", "alert-resolved", "resolved"]
+    [inc] = index.incidents()
+    assert inc["status"] == "resolved" and inc["resolved_at"] == NOW + 1200
+    assert [r["kind"] for r in inc["runs"]] == ["investigation", "verification"]
+    again = index.accept([alert(*FOUR[0][:2], status="resolved")], 300, NOW + 1300)
+    assert again == ["resolved-duplicate"]
+    # a new firing of the same family after the incident closed is a new incident
+    assert index.accept([alert(*FOUR[1][:2], after_s=1500)], 300, NOW + 1500) == ["queued"]
+
+
+def test_alerts_alertmanager_no_longer_has_close_as_stale(index) -> None:
+    for n, s, t in FOUR[:2]:
+        index.accept([alert(n, s, after_s=t)], 300, NOW + t)
+    index.accept([alert("GgenMcpHighLatency", "critical", fp="latency1")], 300, NOW)
+    fps = {a["fingerprint"] for a in index.firing_alerts()}
+    assert len(fps) == 3
+    # Alertmanager still has the latency alert only; the error alerts are gone
+    assert index.close_stale({"latency1"}, min_age_s=60, now=NOW + 30) == []  # too young
+    [closed] = index.close_stale({"latency1"}, min_age_s=60, now=NOW + 600)
+    inc = index.incident(closed)
+    assert inc["alertname"] == "GgenMcpHighErrorRate"
+    assert inc["status"] == "stale" and inc["resolved_at"] == NOW + 600
+    assert {a["status"] for a in inc["alerts"]} == {"stale"}
+    assert [r["kind"] for r in inc["runs"]] == ["investigation"]  # no verification of a guess
+    latency = index.incident(index.by_fingerprint("latency1"))
+    assert latency["status"] == "firing"
+
+
+def test_an_incident_is_found_by_any_of_its_alerts_fingerprints(index) -> None:
+    index.accept([alert("GgenMcpHighErrorRate", "critical", fp="0a1b2c3d4e5f6071")], 300, NOW)
+    index.accept(
+        [alert("GgenMcpElevatedErrorRate", "warning", fp="ffee00112233", after_s=5)], 300, NOW
+    )
+    assert index.by_fingerprint("ffee00112233") == index.by_fingerprint("0a1b2c") == 1
+    with pytest.raises(LookupError, match="no incident has an alert with fingerprint 'dead'"):
+        index.by_fingerprint("dead")
+
+
+def test_a_manual_run_is_an_incident_of_kind_manual(index) -> None:
+    index.accept([alert("GgenMcpHighErrorRate", "critical")], 300, NOW)
+    iid = index.add_manual(
+        "GgenMcpHighLatency", {"instance": "web-1:9464"}, "20261128T040500Z-GgenMcpHighLatency-manual",
+        {"status": "completed", "top_cause": "slow_database"}, now=NOW + 300,
+    )  # fmt: skip
+    newest = index.incidents()[0]
+    assert newest["id"] == iid and newest["status"] == "manual"
+    assert [(r["kind"], r["state"], r["top_cause"]) for r in newest["runs"]] == [
+        ("manual", "done", "slow_database")
+    ]
+    assert index.claim(NOW + 400).alertname == "GgenMcpHighErrorRate"  # never queued
+    assert index.claim(NOW + 400) is None
