@@ -250,8 +250,11 @@ def test_unreachable_prometheus_still_writes_a_readable_record(tmp_path: Path) -
     )
     rec = runner.run(params, tmp_path)
     summ = record.summary(rec)
-    assert summ["status"] == "completed"
-    assert any("unreachable" in g for g in summ["data_gaps"])
+    assert summ["status"] == "degraded"  # finished, but blind: it needs a person's attention
+    assert summ["degraded_by"][0].startswith(
+        "Prometheus at http://127.0.0.1:1 did not answer: connection refused; "
+    )
+    assert not [g for g in summ["data_gaps"] if "unreachable" in g]  # said once, above
     assert all(d["verdict"] == "unknown" for d in summ["diagnosis"])
     assert "is unreachable (connection refused)" in (rec / "report.html").read_text()
 

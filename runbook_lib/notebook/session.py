@@ -19,7 +19,7 @@ from runbook_lib.contract.names import NAMES
 from runbook_lib.diagnosis import investigate
 from runbook_lib.evidence import panels
 from runbook_lib.evidence.prom import Prom
-from runbook_lib.notebook import charts
+from runbook_lib.notebook import charts, gaps
 from runbook_lib.notebook.display import code, esc, iso, plain, show, status_of
 
 PARAMS = (
@@ -65,6 +65,7 @@ class Session:
     figures: dict[str, float] = field(default_factory=dict)
     actions: list[dict] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
+    down: dict[str, str] = field(default_factory=dict)  # Prometheus URL -> why it did not answer
 
     # -- window ------------------------------------------------------------------------
     @property
@@ -109,11 +110,25 @@ class Session:
         data = panels.fetch_panel(self.prom, panel, self.scope, *window)
         self.panel_cache[panel.name] = data
         if not data.ok:
-            self._gap(f"panel {panel.name}: {data.gap()}")
+            kept = [e for e in data.errors if not self._unreachable(e)]
+            if kept or not data.errors:  # a panel lost to a silent Prometheus is said once
+                self._gap(f"panel {panel.name}: {'; '.join(kept) or 'no data'}")
 
     def _gap(self, text: str) -> None:
         if text not in self.gaps:
             self.gaps.append(text)
+
+    def _unreachable(self, text: str) -> bool:
+        """Whether `text` says Prometheus did not answer; the first reason is kept, to be
+        stated once for the run (`degraded_by`) instead of once per panel and signal."""
+        found = gaps.UNREACHABLE.search(text)
+        if found:
+            self.down.setdefault(found["url"], found["why"])
+        return found is not None
+
+    def degraded_by(self) -> list[str]:
+        """What the run could not see at all, and where its address is set."""
+        return [gaps.unanswered(url, why) for url, why in self.down.items()]
 
     # -- header ------------------------------------------------------------------------
     def header(self) -> None:
@@ -237,7 +252,7 @@ class Session:
                     scope=self.scope,
                     at=self.at,
                     lookback_minutes=int(self.p.get("lookback_minutes") or 15),
-                    log_source=self.p.get("log_file") or "",
+                    log_source=self.log_source,
                     host_snapshot=self.p.get("host_snapshot") or "",
                     live=bool(self.p.get("live")),
                     container=self.p.get("container") or "",
@@ -247,17 +262,29 @@ class Session:
                 )
             )
             ev = self.evidence
-            unreachable = [w for w in ev.signals.missing.values() if "unreachable" in w]
-            if unreachable:
-                self._gap(f"prometheus: {unreachable[0]}")
+            for why in ev.signals.missing.values():
+                self._unreachable(why)
             for part, why in (
                 ("logs", ev.logs_missing),
                 ("host", ev.host_missing),
                 ("container", ev.container_missing),
             ):
                 if getattr(ev, part) is None and why:
-                    self._gap(f"{part}: {why}")
+                    self.source_gap(part, why)
+            if ev.host is not None and not self.p.get("host_snapshot") and not self.service_port:
+                self._gap(gaps.NO_SERVICE_PORT)
         return self.evidence
+
+    @property
+    def log_source(self) -> str:
+        """Where the logs are read: `log_file`, else the container's logs."""
+        container = self.p.get("container") or ""
+        return self.p.get("log_file") or (f"container:{container}" if container else "")
+
+    def source_gap(self, part: str, why: str) -> None:
+        """A missing source of evidence, with the parameter that supplies it."""
+        hint = gaps.source_hint(part, why, self.p)
+        self._gap(f"{part}: {why}" + (f": {hint}" if hint else ""))
 
     def causes(self) -> None:
         """Each of the runbook's common causes, judged with its evidence."""
@@ -300,19 +327,27 @@ class Session:
     # -- resolution, communication, follow-up ------------------------------------------
     def resolution(self) -> None:
         """The runbook's commands for the likely and possible causes, with real values."""
-        from runbook_lib.diagnosis.resolution import commands
-
-        shown = [v for v in self.verdicts if v.verdict in ("likely", "possible")]
-        if not shown:
+        steps = self.resolution_steps()
+        if not steps:
             display(
                 Markdown(
                     "*No likely or possible cause: the runbook's general steps "
                     "apply (check logs, restart if unhealthy, escalate).*"
                 )
             )
-        for v in shown:
-            text = commands(self.runbook, v.cause, self.values())
-            display(Markdown(f"#### {v.cause} ({v.verdict})\n```bash\n{text}\n```"))
+        for s in steps:
+            display(Markdown(f"#### {s['cause']} ({s['verdict']})\n```bash\n{s['commands']}\n```"))
+
+    def resolution_steps(self) -> list[dict[str, str]]:
+        """Per likely or possible cause, its commands filled in (kept in the summary too)."""
+        from runbook_lib.diagnosis.resolution import commands
+
+        return [
+            {"cause": v.cause, "verdict": v.verdict,
+             "commands": commands(self.runbook, v.cause, self.values())}
+            for v in self.verdicts
+            if v.verdict in ("likely", "possible")
+        ]  # fmt: skip
 
     def values(self) -> dict[str, Any]:
         """Real values for the commands: container, port, pids, paths."""
@@ -380,7 +415,8 @@ class Session:
         out = {
             "alert": self.p["alert_name"],
             "runbook": self.runbook,
-            "status": "completed",
+            "status": "degraded" if self.down else "completed",
+            "degraded_by": self.degraded_by(),
             "severity": self.p.get("severity") or "",
             "starts_at": iso(self.starts_at),
             "ends_at": iso(self.ends_at) if self.ends_at else None,
@@ -400,6 +436,7 @@ class Session:
             "actions": self.actions,
             "post_checks": getattr(self, "post_check_rows", []),
             "first_command": self.first_command(top),
+            "resolution": self.resolution_steps(),
             "links": {"prometheus": self.graph_url(), "alertmanager": self.alertmanager_url()},
         }
         display(

@@ -27,16 +27,14 @@ def _service_running(run: Session) -> None:
 
 
 def _service_logs(run: Session) -> None:
-    spec = run.p.get("log_file") or (
-        f"container:{run.p['container']}" if run.p.get("container") else ""
-    )
+    spec = run.log_source
     if not spec:
         display(Markdown("*No log source given (`log_file` or `container`).*"))
         return
     start = run.at - timedelta(minutes=int(run.p.get("lookback_minutes") or 15))
     read = logs.source_for(spec).read(start, run.at)
     if read.error:
-        run._gap(f"logs: {read.error}")
+        run.source_gap("logs", read.error)
         display(Markdown(f"*Could not read logs: {esc(read.error)}*"))
         return
     m = logs.match(read.lines)

@@ -21,6 +21,7 @@ def lead_html(summary: dict[str, Any]) -> str:
         f"<div class='runbook-answer' style='border-left:6px solid {color};"
         "padding:4px 14px;margin-bottom:8px'>",
         f"<p>{_alert_line(summary)}</p>",
+        *_degraded(summary),
     ]
     if found:
         share = found.get("explained_share")
@@ -50,6 +51,14 @@ def lead_html(summary: dict[str, Any]) -> str:
         parts.append(f"<p>{links}</p>")
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def _degraded(summary: dict[str, Any]) -> list[str]:
+    """A run that could not see (Prometheus silent) says so before any finding."""
+    return [
+        f"<p style='color:{COLORS['likely']}'><b>Degraded run:</b> {escape(text)}</p>"
+        for text in summary.get("degraded_by") or []
+    ]
 
 
 def _contributing(summary: dict[str, Any]) -> str:

@@ -69,9 +69,13 @@ class IncidentRecords:
 
     @property
     def main(self) -> Source:
-        """The investigation the diagnosis is taken from: the last one that completed."""
-        done = [s for s in self.investigations if s.summary.get("status") == "completed"]
-        return (done or self.investigations)[-1]
+        """The investigation the diagnosis is taken from: the last one that completed, else
+        the last that ran without all its data (degraded), else the last."""
+        for status in ("completed", "degraded"):
+            done = [s for s in self.investigations if s.summary.get("status") == status]
+            if done:
+                return done[-1]
+        return self.investigations[-1]
 
     # -- facts ---------------------------------------------------------------------------
     def facts(self) -> dict[str, Any]:

@@ -189,9 +189,15 @@ def _summary(output_dir: Path, run: dict | None) -> dict:
 
 
 def _finding(summ: dict, run: dict | None) -> str:
-    if summ.get("status") not in (None, "completed"):
+    if summ.get("status") not in (None, "completed", "degraded"):
         why = summ.get("error") or summ.get("status")
         return f"The investigation did not complete ({why}); see the record."
+    blind = [f"⚠️ Degraded: {text}" for text in summ.get("degraded_by") or []]
+    return "\n".join([*blind, _cause(summ)])
+
+
+def _cause(summ: dict) -> str:
+    """The top cause with its verdict, share and strongest evidence, or that none is likely."""
     top = summ.get("top_cause")
     found = next((d for d in summ.get("diagnosis", []) if d["cause"] == top), None)
     if top and not found:  # the record could not be read here: the index still knows
