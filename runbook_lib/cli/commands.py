@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runbook_lib.cli import show
+from runbook_lib.cli.errors import UsageError
 from runbook_lib.contract.config import Settings
 from runbook_lib.lab import stack
 
@@ -71,8 +73,10 @@ def _postmortem(args: argparse.Namespace) -> int:
     try:
         out = postmortem.write(args.records, Path(args.output) if args.output else None, True)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"runbook postmortem: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(
+            f"runbook postmortem: {exc}: give the incident's record directories "
+            "(`runbook incidents` lists them)"
+        ) from None
     print(out / "postmortem.html")
     print(out / "postmortem.md")
     return 0
@@ -82,6 +86,13 @@ def _prune(args: argparse.Namespace) -> int:
     from runbook_lib.records import retention
 
     output = Path(args.output or Settings().output_dir)
+    if args.days <= 0:
+        raise UsageError(f"runbook prune: --days {args.days:g}: give a positive number of days")
+    if not output.is_dir():
+        raise UsageError(
+            f"runbook prune: no records directory {output}: give --output DIR "
+            "(or set RUNBOOK_OUTPUT_DIR, output_dir in runbook.toml)"
+        )
     done = retention.prune(output, args.days, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(done.removed)} records ({done.freed_bytes / 2**20:.1f} MiB) older than "
@@ -168,7 +179,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"runbook: {what} {item!r} is not KEY=VALUE")
+            raise UsageError(f"runbook: {what} {item!r} is not KEY=VALUE: write {what} KEY=VALUE")
         out[key] = value
     return out
 
@@ -192,68 +203,92 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """One runbook now: the record's path, then its answer; exit 0 only when it completed."""
     from runbook_lib.records import record, runner
 
     settings = Settings()
     extra = {k: _param_value(v) for k, v in _pairs(args.param, "--param").items()}
     if args.from_record:
-        params = runner.replay_params(Path(args.from_record), **extra)
-        out = runner.run(params, Path(args.output or settings.output_dir), progress=True)
-        print(out)
-        return 0 if record.summary(out)["status"] == "completed" else 1
-    if not args.alertname:
-        raise SystemExit("runbook run: give ALERTNAME, or --from-record RECORD")
-    params = runner.alert_params(
-        args.alertname,
-        _pairs(args.label, "--label"),
-        at=args.at,
-        annotations=_pairs(args.annotation, "--annotation"),
-        prometheus_url=args.prometheus_url or settings.prometheus_url,
-        extra=extra,
-    )
+        params = _replay_params(Path(args.from_record), extra)
+    else:
+        params = _alert_params(args, settings, extra)
     out = runner.run(
         params, Path(args.output or settings.output_dir), progress=True, timeout=args.timeout
     )
-    summ = json.loads((out / "summary.json").read_text())
+    summ = record.summary(out)
     print(out)
+    print(show.summary_text(summ, out, brief=True))
     return 0 if summ["status"] == "completed" else 1
 
 
-def _tops(summ: dict) -> str:
-    """The top cause, or the causes that contribute together, with their shares."""
-    tops = summ.get("top_causes") or (
-        [{"cause": summ["top_cause"], "explained_share": None}] if summ.get("top_cause") else []
+def _alert_params(args: argparse.Namespace, settings: Settings, extra: dict) -> dict:
+    """A manual run's parameters, checked before anything is written."""
+    from runbook_lib.contract.clock import utc
+    from runbook_lib.records import runner
+
+    if not args.alertname:
+        raise UsageError(
+            "runbook run: no alert: give ALERTNAME (`runbook list` names them), "
+            "or --from-record RECORD"
+        )
+    labels = _pairs(args.label, "--label")
+    annotations = _pairs(args.annotation, "--annotation")
+    try:
+        utc(args.at or None)
+    except ValueError:
+        raise UsageError(
+            f"runbook run: --at {args.at!r} is not an ISO 8601 time: "
+            "write e.g. --at 2026-01-15T10:30:00Z"
+        ) from None
+    if settings.alertmanager_url:  # the record's links lead to the configured Alertmanager
+        extra = {"alertmanager_url": settings.alertmanager_url, **extra}
+    return runner.alert_params(
+        args.alertname,
+        labels,
+        at=args.at,
+        annotations=annotations,
+        prometheus_url=args.prometheus_url or settings.prometheus_url,
+        extra=extra,
     )
-    if not tops:
-        return "none likely"
-    named = [
-        t["cause"]
-        + (f" ({100 * t['explained_share']:.0f}%)" if t["explained_share"] is not None else "")
-        for t in tops
-    ]
-    return named[0] if len(named) == 1 else " + ".join(named) + ", contributing together"
+
+
+def _replay_params(rec: Path, extra: dict) -> dict:
+    """The parameters to re-run a record against its saved data, or what is wrong with it."""
+    from runbook_lib.records import runner
+
+    if not rec.is_dir():
+        raise UsageError(f"runbook run: --from-record {rec}: no such record directory: "
+                         f"{RECORD_FIX}")  # fmt: skip
+    try:
+        return runner.replay_params(rec, **extra)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"runbook run: --from-record: {exc}: {RECORD_FIX}") from None
+
+
+RECORD_FIX = "give a record directory (`runbook incidents` lists them)"
+
+
+def record_summary(path: Path, command: str) -> dict:
+    """A record's summary, or a UsageError saying why `path` is not a record."""
+    from runbook_lib.records import record
+
+    if not path.exists():
+        raise UsageError(f"runbook {command}: {path} does not exist: {RECORD_FIX}")
+    if not ((path / "summary.json").exists() or (path / "record.ipynb").exists()):
+        raise UsageError(f"runbook {command}: {path} is not a record (no summary.json nor "
+                         f"record.ipynb): {RECORD_FIX}")  # fmt: skip
+    try:
+        return record.summary(path)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"runbook {command}: cannot read the summary of {path}: {exc}") from None
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from runbook_lib.records import record
-
-    summ = record.summary(Path(args.record))
+    """Everything a record's summary.json holds; --json prints the file as it is."""
+    path = Path(args.record)
+    summ = record_summary(path, "summary")
     if args.json:
         print(json.dumps(summ, indent=1))
         return 0
-    print(
-        f"{summ['alert']} ({summ.get('severity') or 'no severity'}) -> {summ['runbook']}: "
-        f"{summ['status']}"
-    )
-    print(f"  top cause: {_tops(summ)}")
-    for d in summ.get("diagnosis", [])[:3]:
-        share = d.get("explained_share")
-        explains = f"  explains {100 * share:.0f}%" if share is not None else ""
-        print(f"  {d['verdict']:<9} {d['score']:.2f} {d['cause']}{explains}")
-        for line in d["evidence"][:3]:
-            print(f"      {line}")
-    for gap in summ.get("data_gaps", []):
-        print(f"  gap: {gap}")
-    if summ.get("error"):
-        print(f"  error: {summ['error']}")
+    print(show.summary_text(summ, path))
     return 0

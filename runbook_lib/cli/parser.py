@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runbook_lib.contract.config import Settings
+from runbook_lib.cli.errors import UsageError
+from runbook_lib.contract.config import ConfigError, Settings
 from runbook_lib.lab import stack
 
 if TYPE_CHECKING:
@@ -278,9 +279,15 @@ def _global_config(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = _global_config(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # reads runbook.toml for the defaults
         return args.func(args)
+    except UsageError as exc:  # an operator's mistake: one line with the fix, no traceback
+        print(exc, file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"runbook: {exc}", file=sys.stderr)
+        return 2
     except stack.StackError as exc:
         print(f"runbook: {exc}", file=sys.stderr)
         return 1

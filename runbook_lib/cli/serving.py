@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runbook_lib.contract.config import Settings
+from runbook_lib.cli.errors import UsageError
+from runbook_lib.contract.config import ConfigError, Settings, config_path, read_token
 
 if TYPE_CHECKING:
     from runbook_lib.service.workers import RunConfig
@@ -38,13 +39,15 @@ def _serve(args: argparse.Namespace) -> int:
     from runbook_lib.service.server import create_app
 
     settings = Settings()
-    token = Path(args.token_file).read_text().strip() if args.token_file else settings.token()
+    token = _webhook_token(args.token_file, settings)
     output = Path(args.output or settings.output_dir)
     config = _run_config(args, output)
+    if bool(args.database) != bool(args.broker):
+        raise UsageError("runbook serve: distributed mode needs both --database and --broker "
+                         "(RUNBOOK_DATABASE_URL, RUNBOOK_BROKER_URL); give both or neither")  # fmt: skip
+    notify, notify_says = _notify_config(args, output)  # all checked before anything is made
     dispatcher = None
-    if args.database or args.broker:
-        if not (args.database and args.broker):
-            raise SystemExit("runbook serve: distributed mode needs both --database and --broker")
+    if args.database:
         from runbook_lib.service import distributed
 
         index = Index(url=args.database)
@@ -58,7 +61,6 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ.get("RUNBOOK_VIEWER_TOKEN", ""), output / ".viewer-token"
     )
     secret, _ = _secret(os.environ.get("RUNBOOK_SESSION_SECRET", ""), output / ".session-secret")
-    notify, notify_says = _notify_config(args, output)
     app = create_app(
         index,
         token,
@@ -84,6 +86,34 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+NO_TOKEN = (
+    "runbook serve: no webhook token: give --token-file FILE, or set "
+    "RUNBOOK_WEBHOOK_TOKEN_FILE (or webhook_token_file in {config}); `runbook init` writes one"
+)
+
+
+def _webhook_token(token_file: str | None, settings: Settings) -> str:
+    """The token Alertmanager must send, found before anything is created: a receiver that
+    cannot check it would accept nobody, so it refuses to start and says where to put one."""
+    if not token_file and settings.webhook_token:
+        return settings.webhook_token
+    if token_file:
+        path, where = Path(token_file), "--token-file"
+    elif settings.webhook_token_file:
+        path = Path(settings.webhook_token_file)
+        from_env = os.environ.get("RUNBOOK_WEBHOOK_TOKEN_FILE")
+        where = (
+            "RUNBOOK_WEBHOOK_TOKEN_FILE" if from_env else f"webhook_token_file in {config_path()}"
+        )
+    else:
+        raise UsageError(NO_TOKEN.format(config=config_path()))
+    try:
+        return read_token(path)
+    except ConfigError as exc:
+        raise UsageError(f"runbook serve: {exc} (named by {where}): put the token there, or "
+                         "`runbook init` writes one") from None  # fmt: skip
+
+
 def _secret(given: str, path: Path) -> tuple[str, str]:
     """A credential: the variable's value, else the file's, else a new one written to the
     file (readable by its owner only) so that it survives restarts."""
@@ -107,12 +137,14 @@ def _notify_config(args: argparse.Namespace, output: Path):
     path = Path(args.notify_config) if args.notify_config else output / "notify.yml"
     if not path.exists():
         if args.notify_config:
-            raise SystemExit(f"runbook serve: no notification config at {path}")
+            raise UsageError(f"runbook serve: no notification config at {path}: fix "
+                             "--notify-config (RUNBOOK_NOTIFY_CONFIG, notify_config in "
+                             "runbook.toml) or leave it unset")  # fmt: skip
         return None, f"notifications off (no {path}; see README 'Getting the finding to your team')"
     try:
         cfg = NotifyConfig.load(path)
     except ValueError as exc:
-        raise SystemExit(f"runbook serve: {exc}") from exc
+        raise UsageError(f"runbook serve: {exc}") from None  # names the file and the field
     if not cfg.base_url:
         cfg.base_url = args.external_url or f"http://{_reachable(args.host)}:{args.port}"
     names = ", ".join(t.name for t in cfg.targets) or "none"
@@ -160,6 +192,9 @@ def _notify_status(args: argparse.Namespace) -> int:
     from runbook_lib.records.outbox import Outbox
 
     output = Path(args.output or Settings().output_dir)
+    if not args.database and not (output / "index.sqlite").exists():
+        print(f"no notifications yet: {output / 'index.sqlite'} does not exist", file=sys.stderr)
+        return 0
     index = Index(url=args.database) if args.database else Index(output / "index.sqlite")
     rows = Outbox(index).deliveries()
     if not rows:
