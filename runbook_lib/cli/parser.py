@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--correlation-window", type=float, default=settings.correlation_window,
                    help="seconds: alerts of one instance and runbook family that start this "
                    "close join one incident (RUNBOOK_CORRELATION_WINDOW, default 300)")  # fmt: skip
+    p.add_argument("--correlation-hold", type=float, default=settings.correlation_hold,
+                   help="seconds a new incident led by a warning waits before its investigation, "
+                   "for a more severe alert of the same fault to lead it (default 10)")  # fmt: skip
     p.add_argument("--reconcile-every", type=float, default=settings.reconcile_every,
                    help="seconds between checks of open incidents against Alertmanager; alerts "
                    "it no longer has are closed as stale (0: never)")  # fmt: skip

@@ -47,6 +47,7 @@ class FileConfig(BaseModel):
     notify_config: str | None = None
     retention_days: float | None = None
     correlation_window: float | None = None
+    correlation_hold: float | None = None
     reconcile_every: float | None = None
     database_url: str | None = None
     broker_url: str | None = None
@@ -148,6 +149,7 @@ class Settings:
     correlation_window: float = field(
         default_factory=lambda: float(value("correlation_window", CORRELATION_WINDOW_S))
     )
+    correlation_hold: float = field(default_factory=lambda: float(value("correlation_hold", 10.0)))
     reconcile_every: float = field(default_factory=lambda: float(value("reconcile_every", 60.0)))
     database_url: str = field(default_factory=lambda: str(value("database_url")))
     broker_url: str = field(default_factory=lambda: str(value("broker_url")))

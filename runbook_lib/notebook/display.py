@@ -26,6 +26,16 @@ def show(fig) -> None:
     plt.close(fig)
 
 
+def related_md(alerts: list[dict]) -> str:
+    """The incident's other alerts: the same fault seen by other rules, investigated here."""
+    lines = ["**Also in this incident** (same instance and runbook, one investigation):"]
+    for a in alerts:
+        state = "" if a.get("status", "firing") == "firing" else f", {esc(a['status'])}"
+        lines.append(f"- {esc(a.get('alertname', '?'))} · {esc(a.get('severity') or 'unknown')}"
+                     f" · since {esc(a.get('starts_at', '?'))}{state}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def esc(text: object) -> str:
     """Alert text into Markdown without it becoming markup."""
     return (

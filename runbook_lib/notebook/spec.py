@@ -263,7 +263,8 @@ memory_limit_bytes = {memory_limit}
 temp_dir = "/tmp"
 watch_dirs = []
 snapshot_dir = ""  # where to save every Prometheus answer (runs set it to the record's data/)
-replay_from = ""  # a record's data/ directory: answer queries from it, not from Prometheus"""
+replay_from = ""  # a record's data/ directory: answer queries from it, not from Prometheus
+related_alerts = []  # the incident's other alerts (the receiver fills it): listed in the header"""
 
 
 def _literal(text: str) -> str:

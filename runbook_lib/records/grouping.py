@@ -113,6 +113,13 @@ def alerts_of(conn: Connection, incident_ids: list[int]) -> dict[int, list[dict]
     return out
 
 
+def related(conn: Connection, incident: int, lead_fingerprint: str) -> tuple[dict, ...]:
+    """The incident's alerts other than its lead: name, severity, start, status."""
+    rows = alerts_of(conn, [incident]).get(incident, [])
+    keep = ("alertname", "severity", "starts_at", "status", "fingerprint")
+    return tuple({k: a[k] for k in keep} for a in rows if a["fingerprint"] != lead_fingerprint)
+
+
 class AlertQueries:
     """The index's questions and changes about alerts (mixed into records.index.Index,
     which provides `_tx`, `_read`, `_insert`, `where` and `_close_if_done`)."""

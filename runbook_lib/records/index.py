@@ -60,6 +60,7 @@ class Job:
     annotations: dict[str, str]
     verification_of: str | None  # the investigation's record, for a verification
     waited_s: float = 0.0  # from due to claimed: time spent in the queue
+    related: tuple[dict, ...] = ()  # the incident's other alerts, as the record header lists them
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,7 @@ class Index(grouping.AlertQueries):
             annotations=json.loads(r.annotations),
             verification_of=first if r.kind == "verification" else None,
             waited_s=max(0.0, (r.started_at or r.not_before) - r.not_before),
+            related=grouping.related(conn, r.incident_id, r.fingerprint),
         )
 
     def job(self, run_id: int) -> Job:

@@ -30,6 +30,7 @@ from runbook_lib.records.index import Index, Queued
 from runbook_lib.service import pages
 from runbook_lib.service.metrics import Metrics
 from runbook_lib.service.notify import NotifyConfig, Sender
+from runbook_lib.service.reconcile import reconcile_forever
 from runbook_lib.service.workers import Pool, RunConfig
 
 MAX_BODY_BYTES = 1 << 20
@@ -59,6 +60,8 @@ def create_app(
     session_secret: str = "",
     pages_accept_webhook_token: bool = False,
     notify: NotifyConfig | None = None,
+    alertmanager_url: str = "",
+    reconcile_every: float = 0.0,
 ) -> FastAPI:
     """The receiver and the incident pages. With `run_config` it also runs the worker pool
     while it serves (one machine); with `dispatcher` it hands accepted runs to a task queue
@@ -66,7 +69,9 @@ def create_app(
     from `records_dir` (default: beside the SQLite index). The pages take the
     `viewer_token` (the webhook token only with `pages_accept_webhook_token`) and keep a
     session signed with `session_secret`. With `notify`, a background sender posts each
-    investigation, resolve and verification to its targets."""
+    investigation, resolve and verification to its targets. With `alertmanager_url` and
+    `reconcile_every`, open incidents are checked against Alertmanager's alerts (stale ones
+    closed) every `reconcile_every` seconds."""
     output_dir = Path(records_dir) if records_dir else index.path.parent
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
@@ -82,6 +87,11 @@ def create_app(
             else None
         )
         sweeper = asyncio.create_task(_sweep(dispatcher)) if dispatcher else None
+        reconciler = (
+            asyncio.create_task(reconcile_forever(index, alertmanager_url, reconcile_every))
+            if alertmanager_url and reconcile_every > 0
+            else None
+        )
         if sender:
             sender.start()
         if pool:
@@ -93,7 +103,7 @@ def create_app(
                     file=sys.stderr,
                 )
         yield
-        for task in (pruner, sweeper):
+        for task in (pruner, sweeper, reconciler):
             if task:
                 task.cancel()
         if pool:

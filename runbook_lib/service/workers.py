@@ -273,6 +273,7 @@ def job_params(job: Job, config: RunConfig) -> dict[str, Any]:
         prometheus_url=config.prometheus_url,
         extra={
             **({"alertmanager_url": a} if (a := config.alertmanager_url) else {}),
+            **({"related_alerts": list(job.related)} if job.related else {}),
             **config.params,
         },
     )

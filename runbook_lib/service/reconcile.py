@@ -1,0 +1,49 @@
+"""Closing incidents whose alerts stopped without a `resolved`.
+
+Alertmanager sends `resolved` when an alert ends, but not when it was restarted without its
+data, a route changed, or the webhook kept failing until it gave up. On a schedule the
+receiver asks Alertmanager which alerts it holds (`/api/v2/alerts`, silenced and inhibited
+ones included); an alert firing in the index that Alertmanager no longer lists, and that
+arrived more than two periods ago, is closed as `stale`, and an incident left with no firing
+alert closes with it. When Alertmanager does not answer, nothing is closed."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import httpx
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from runbook_lib.records.index import Index
+
+QUERY = {"active": "true", "silenced": "true", "inhibited": "true", "unprocessed": "true"}
+
+
+def active_fingerprints(alertmanager_url: str, timeout: float = 10.0) -> set[str]:
+    """The fingerprints of the alerts Alertmanager holds now; httpx.HTTPError or ValueError
+    when it cannot say."""
+    resp = httpx.get(f"{alertmanager_url.rstrip('/')}/api/v2/alerts", params=QUERY, timeout=timeout)
+    resp.raise_for_status()
+    return {a["fingerprint"] for a in resp.json()}
+
+
+def reconcile_once(index: Index, alertmanager_url: str, every_s: float) -> list[int]:
+    """One pass: the incidents it closed as stale."""
+    return index.close_stale(active_fingerprints(alertmanager_url), min_age_s=2 * every_s)
+
+
+async def reconcile_forever(index: Index, alertmanager_url: str, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            closed = await run_in_threadpool(reconcile_once, index, alertmanager_url, every_s)
+        except (httpx.HTTPError, ValueError, KeyError, SQLAlchemyError) as exc:
+            print(f"runbook serve: could not reconcile with Alertmanager at {alertmanager_url}: "
+                  f"{exc}; nothing closed", file=sys.stderr)  # fmt: skip
+            continue
+        if closed:
+            ids = ", ".join(f"#{i}" for i in closed)
+            print(f"runbook serve: closed {ids} as stale (Alertmanager no longer has their "
+                  "alerts)", file=sys.stderr)  # fmt: skip
