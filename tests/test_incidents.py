@@ -39,6 +39,7 @@ def alert(
 
 
 def test_the_message_follows_investigating_mitigating_resolved(tmp_path: Path) -> None:
+    """Investigating until a mitigation is recorded, Mitigating until the alerts end."""
     index = Index(tmp_path / "index.sqlite")
     index.accept([alert()], verify_delay=300)
     msg = incident_message(index, 1, NOW)
@@ -51,7 +52,9 @@ def test_the_message_follows_investigating_mitigating_resolved(tmp_path: Path) -
     index.finish(job.run_id, {"status": "completed", "top_cause": "invalid_input"})
     msg = incident_message(index, 1, NOW)
     assert "(likely cause: invalid input)" in msg.splitlines()[0]
-    assert "Status: Mitigating" in msg
+    assert "Status: Investigating" in msg  # a diagnosis is not a mitigation
+    assert index.mark_mitigated(1, NOW.timestamp()) and not index.mark_mitigated(1)
+    assert "Status: Mitigating" in incident_message(index, 1, NOW)
 
     index.accept([alert("resolved", endsAt=datetime(2026, 11, 28, 4, 12, tzinfo=UTC))], 300)
     msg = incident_message(index, 1, NOW)
@@ -77,8 +80,30 @@ def test_runbook_incidents_lists_and_prints_the_message(tmp_path: Path) -> None:
     assert rows[0]["runs"][0]["state"] == "queued"
     msg = subprocess.run([*runbook, "--message", "1"], capture_output=True, text=True)
     assert msg.returncode == 0 and "Status: Investigating" in msg.stdout
+    record = rows[0]["runs"][0]["record"]
+    assert msg.stdout.splitlines()[-1] == f"Record: {tmp_path / record / 'report.html'}"
+    by_fp = subprocess.run([*runbook, "--message", "f1"], capture_output=True, text=True)
+    assert by_fp.stdout == msg.stdout  # the alert's fingerprint finds the same incident
     missing = subprocess.run([*runbook, "--message", "9"], capture_output=True, text=True)
     assert missing.returncode == 2 and "no incident 9" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    said = subprocess.run([*runbook, "--mitigated", "#1"], capture_output=True, text=True)
+    assert said.returncode == 0 and "mitigation recorded" in said.stdout
+    msg = subprocess.run([*runbook, "--message", "1"], capture_output=True, text=True).stdout
+    assert "Status: Mitigating" in msg
+    env = {**os.environ, "RUNBOOK_EXTERNAL_URL": "https://runbook.example.org/"}
+    linked = subprocess.run([*runbook, "--message", "1"], capture_output=True, text=True, env=env)
+    assert linked.stdout.splitlines()[-1] == "Record: https://runbook.example.org/incidents/1"
+    nowhere = [
+        sys.executable,
+        "-m",
+        "runbook_lib.cli",
+        "incidents",
+        "--output",
+        str(tmp_path / "x"),
+    ]
+    gone = subprocess.run([*nowhere, "--message", "1"], capture_output=True, text=True)
+    assert gone.returncode == 2 and "does not exist" in gone.stderr and "--output" in gone.stderr
 
 
 def make_record(out: Path, name: str, age_days: float) -> Path:
@@ -204,3 +229,19 @@ def test_a_fresh_record_does_not_stop_the_scan_and_the_given_index_is_the_one_up
     done = retention.prune(out, 5, index=shared)
     assert done.removed == [job.record]
     assert shared.incidents() == [] and len(local.incidents()) == 1
+
+
+def test_a_mitigation_the_run_did_makes_the_incident_mitigating(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite")
+    index.accept([alert()], verify_delay=300)
+    job = index.claim()
+    skipped = {"action": "clear_cache", "done": False, "outcome": "skipped: allow_mitigation"}
+    index.finish(job.run_id, {"status": "completed", "actions": [skipped]})
+    assert "Status: Investigating" in incident_message(index, 1, NOW)
+    index.accept([alert(fingerprint_suffix="2")], verify_delay=300)
+    job2 = index.claim()
+    index.finish(
+        job2.run_id, {"status": "completed", "actions": [skipped, {**skipped, "done": True}]}
+    )
+    assert "Status: Mitigating" in incident_message(index, job2.incident_id, NOW)
+    assert "Status: Investigating" in incident_message(index, 1, NOW)

@@ -119,7 +119,7 @@ def test_the_investigation_reaches_the_channel_with_the_finding_and_the_link(
     assert "First step: `curl -s http://localhost:9464/metrics | grep cache_size`" in body
     assert f"Investigation: https://runbooks.example/incidents/{incident}" in body
     assert "🚨 INCIDENT: memory at 93% (likely cause: cache too large)" in body  # to paste
-    assert "Status: Mitigating" in body
+    assert "Status: Investigating" in body  # until a mitigation is recorded
     [att] = msg["attachments"]
     assert base64.b64decode(att["base64"]) == PNG
     assert sender.step() == 0  # nothing twice

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,56 +99,6 @@ def _prune(args: argparse.Namespace) -> int:
     for name in done.removed:
         print(f"  {name}")
     return 0
-
-
-def _message(output: Path, incident_id: int) -> int:
-    from runbook_lib.records.index import Index
-    from runbook_lib.service.incident_view import incident_message
-
-    path = output / "index.sqlite"
-    try:
-        if not path.exists():
-            raise LookupError(f"no incident {incident_id}: {path} does not exist")
-        print(incident_message(Index(path), incident_id))
-    except LookupError as exc:
-        print(f"runbook incidents: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _incidents(args: argparse.Namespace) -> int:
-    from runbook_lib.records.index import Index
-
-    output = Path(args.output or Settings().output_dir)
-    if args.message is not None:
-        return _message(output, args.message)
-    path = output / "index.sqlite"
-    if not path.exists():
-        print(f"no incidents yet: {path} does not exist", file=sys.stderr)
-        if args.json:
-            print("[]")
-        return 0
-    rows = Index(path).incidents(args.limit)
-    if args.json:
-        print(json.dumps(rows, indent=1, default=str))
-        return 0
-    for inc in rows:
-        print(_incident_line(inc))
-        for r in inc["runs"]:
-            state = r["status"] or r["state"]
-            cause = f"  top cause: {r['top_cause']}" if r["top_cause"] else ""
-            print(f"    {r['kind']:<13} {state:<10} {output / r['record']}{cause}")
-    return 0
-
-
-def _incident_line(inc: dict) -> str:
-    from datetime import UTC, datetime
-
-    received = datetime.fromtimestamp(inc["received_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return (
-        f"{received}Z  #{inc['id']:<4} {inc['alertname']}  {inc['severity'] or '-'}  "
-        f"{inc['status']}  instance={inc['labels'].get('instance', '-')}"
-    )
 
 
 def _demo(args: argparse.Namespace) -> int:

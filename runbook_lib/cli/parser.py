@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 from runbook_lib.cli.commands import (
     _demo,
     _doctor,
-    _incidents,
     _list,
     _postmortem,
     _prune,
@@ -30,6 +29,7 @@ from runbook_lib.cli.commands import (
     _summary,
 )
 from runbook_lib.cli.configure import init as _init
+from runbook_lib.cli.incidents import incidents as _incidents
 from runbook_lib.cli.serving import (
     _notify_status,
     _notify_test,
@@ -189,14 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("incidents", help="list incidents, newest first")
     p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
+    p.add_argument("--database", default=settings.database_url,
+                   help="distributed mode: the shared index (RUNBOOK_DATABASE_URL)")  # fmt: skip
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--message",
-        type=int,
-        metavar="ID",
-        help="print the runbook's communication message for incident ID, as it stands now",
-    )
+    p.add_argument("--message", metavar="ID|FINGERPRINT",
+                   help="the runbook's message for the team about this incident, as it stands "
+                   "now, with the link to its record")  # fmt: skip
+    p.add_argument("--mitigated", metavar="ID|FINGERPRINT",
+                   help="record that a mitigation is in place (the message then says Mitigating)")  # fmt: skip
     p.set_defaults(func=_incidents)
 
     p = sub.add_parser("postmortem", help="a post-mortem draft from an incident's records")

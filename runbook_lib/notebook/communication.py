@@ -26,6 +26,7 @@ def message(
     impact: str = "",
     top_cause: str | None = None,
     ends_at: datetime | None = None,
+    link: str = "",
 ) -> str:
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
@@ -42,6 +43,8 @@ def message(
         lines.append(f"Resolved: {ends_at:%Y-%m-%d %H:%M} UTC" if ends_at else "Resolved")
     else:
         lines.append(f"Next Update: {next_update(sev, now):%H:%M} UTC")
+    if link:
+        lines.append(f"Record: {link}")
     return "\n".join(lines)
 
 

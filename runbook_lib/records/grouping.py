@@ -121,8 +121,27 @@ def related(conn: Connection, incident: int, lead_fingerprint: str) -> tuple[dic
 
 
 class AlertQueries:
-    """The index's questions and changes about alerts (mixed into records.index.Index,
-    which provides `_tx`, `_read`, `_insert`, `where` and `_close_if_done`)."""
+    """The index's questions and changes about alerts and the state of incidents (mixed
+    into records.index.Index, which provides `_tx`, `_read`, `_insert`, `where` and
+    `_close_if_done`)."""
+
+    def mark_mitigated(self, incident_id: int, now: float | None = None) -> bool:
+        """A person says a mitigation is in place; False when it was recorded already."""
+        with self._tx() as conn:
+            if not conn.execute(
+                sa.select(incidents_t.c.id).where(incidents_t.c.id == incident_id)
+            ).first():
+                raise LookupError(f"no incident {incident_id} in {self.where}")
+            return self._mitigated(conn, incident_id, time.time() if now is None else now)
+
+    def _mitigated(self, conn: Connection, incident_id: int, now: float) -> bool:
+        c = incidents_t.c
+        done = conn.execute(
+            sa.update(incidents_t)
+            .where((c.id == incident_id) & c.mitigated_at.is_(None))
+            .values(mitigated_at=now)
+        )
+        return done.rowcount == 1
 
     def by_fingerprint(self, fingerprint: str) -> int:
         """The newest incident holding an alert with this fingerprint (or its prefix of at

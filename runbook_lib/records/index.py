@@ -7,9 +7,8 @@ An alert is accepted in one transaction that records the incident and enqueues i
 so "persisted" and "queued" are the same commit: the receiver answers 2xx only after it.
 An alert is keyed by Alertmanager's `fingerprint` + `startsAt`, a unique constraint, so
 two receivers accepting the same alert at the same moment record it once; alerts of one
-fault join one incident (records/grouping.py); each incident
-has at most one run of each kind (`investigation`, `verification`), which is what makes
-re-sent groups harmless. A run's record directory name is fixed when the run is enqueued, so
+fault join one incident (records/grouping.py), which has at most one run of each kind:
+re-sent groups are harmless. A run's record directory name is fixed when the run is enqueued, so
 a run done again after a crash finds its record instead of writing a second one.
 
 Embedded mode drains the queue with `claim` (the oldest due run). Distributed mode hands
@@ -329,6 +328,8 @@ class Index(grouping.AlertQueries):
             ).first()
             if run is not None:
                 add_event(conn, self._insert, run.kind, run.incident_id, run_id, time.time())
+                if any(a.get("done") for a in summary.get("actions") or []):
+                    self._mitigated(conn, run.incident_id, time.time())
             conn.execute(
                 sa.update(runs_t)
                 .where(runs_t.c.id == run_id)

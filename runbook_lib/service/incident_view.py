@@ -36,17 +36,20 @@ def describe(inc: dict[str, Any]) -> dict[str, Any]:
 
 
 def state(inc: dict[str, Any]) -> str:
-    """Investigating until the investigation is done, then mitigating, until resolved."""
-    inv = inc.get("investigation")
-    return status_of(inc["status"] == "resolved", bool(inv and inv["state"] == "done"))
+    """Investigating until a mitigation is recorded (a run did one, or a person said so with
+    `runbook incidents --mitigated`), then mitigating, until its alerts end."""
+    return status_of(inc["status"] in ("resolved", "stale"), inc.get("mitigated_at") is not None)
 
 
-def incident_message(index: Index, incident_id: int, now: datetime | None = None) -> str:
-    return message_of(load(index, incident_id), now)
+def incident_message(
+    index: Index, incident_id: int, now: datetime | None = None, link: str = ""
+) -> str:
+    return message_of(load(index, incident_id), now, link)
 
 
-def message_of(inc: dict[str, Any], now: datetime | None = None) -> str:
-    """The incident message for an incident already loaded (`load`)."""
+def message_of(inc: dict[str, Any], now: datetime | None = None, link: str = "") -> str:
+    """The incident message for an incident already loaded (`load`), with `link` to its
+    record or page."""
     ann = inc["annotations"]
     return message(
         alert=inc["alertname"],
@@ -58,11 +61,12 @@ def message_of(inc: dict[str, Any], now: datetime | None = None) -> str:
         impact=ann.get("impact", ""),
         top_cause=inc["top_cause"],
         ends_at=_ends(inc),
+        link=link,
     )
 
 
 def _ends(inc: dict[str, Any]) -> datetime | None:
-    if inc["status"] != "resolved" or not inc.get("ends_at"):
+    if inc["status"] not in ("resolved", "stale") or not inc.get("ends_at"):
         return None
     return utc(inc["ends_at"])
 

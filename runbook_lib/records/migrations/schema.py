@@ -34,6 +34,7 @@ INCIDENTS = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("resolved_at", sa.Float),  # when its last alert resolved (or went stale)
     sa.Column("instance", sa.Text, nullable=False, server_default=""),
+    sa.Column("mitigated_at", sa.Float),  # a mitigation was done (by a run, or said by a person)
     sa.UniqueConstraint("fingerprint", "starts_at"),
     sa.Index("ix_incidents_open", "runbook", "instance", "status"),
 )

@@ -1,4 +1,5 @@
-"""One incident per fault: the alerts that joined each incident, and its instance.
+"""One incident per fault: the alerts that joined each incident, its instance, and when a
+mitigation was recorded for it.
 
 Until now an incident was one alert. Each existing incident becomes an incident of one alert
 (its own), so the history reads the same.
@@ -35,6 +36,7 @@ def upgrade() -> None:
     op.create_index("ix_alerts_incident", "alerts", ["incident_id"])
     with op.batch_alter_table("incidents") as batch:
         batch.add_column(sa.Column("instance", sa.Text, nullable=False, server_default=""))
+        batch.add_column(sa.Column("mitigated_at", sa.Float))
     op.create_index("ix_incidents_open", "incidents", ["runbook", "instance", "status"])
     conn = op.get_bind()
     rows = conn.execute(
