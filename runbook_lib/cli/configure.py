@@ -51,6 +51,8 @@ def init(args: argparse.Namespace) -> int:
     }
     if args.external_url:
         values["external_url"] = args.external_url
+    if args.metrics_profile != "contract":
+        values["metrics_profile"] = args.metrics_profile
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         output.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ class FileConfig(BaseModel):
     database_url: str | None = None
     broker_url: str | None = None
     memory_limit_bytes: int | None = None
+    metrics_profile: str | None = None  # contract (ggen_mcp_*) or server (the real mcp_*)
 
 
 PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config")

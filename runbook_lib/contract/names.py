@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 
+from runbook_lib.contract import config
+
 
 @dataclass(frozen=True)
 class MetricNames:
@@ -102,9 +104,10 @@ PROFILES: dict[str, MetricNames] = {
 
 
 def load(profile: str | None = None) -> MetricNames:
-    """The names of `profile` (RUNBOOK_METRICS_PROFILE, default contract), with the
+    """The names of `profile` (RUNBOOK_METRICS_PROFILE or metrics_profile in runbook.toml,
+    default contract), with the
     per-name overrides of RUNBOOK_METRIC_NAMES on top."""
-    name = profile or os.environ.get("RUNBOOK_METRICS_PROFILE", "") or "contract"
+    name = profile or str(config.value("metrics_profile")) or "contract"
     if name not in PROFILES:
         raise ValueError(
             f"RUNBOOK_METRICS_PROFILE={name!r} is not a profile; use one of {', '.join(PROFILES)}"

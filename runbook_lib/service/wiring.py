@@ -1,6 +1,6 @@
 """How an existing Prometheus and Alertmanager are connected to this service: the
-Alertmanager receiver and route (printed by `runbook init`, shown in the README, checked by
-`runbook doctor`) and the rule files Prometheus must load."""
+Alertmanager receiver and route (printed by `runbook init`, shown in the README) and the
+rule files Prometheus must load."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ ALERT_MATCHER = 'alertname=~"GgenMcp.*"'
 
 ALERTMANAGER_SNIPPET = """\
 route:
-  receiver: default            # your existing default receiver stays as it is
+  receiver: default            # your root receiver, for alerts no route matches
   routes:
     - receiver: runbook
       matchers: ['{matcher}']
       group_by: [alertname, instance]
-      continue: true           # the alert still reaches your other receivers
+      continue: true           # the routes after this one (yours) still see the alert
 receivers:
   - name: default
   - name: runbook
@@ -46,9 +46,9 @@ def receiver_url(external_url: str, host: str, port: int) -> str:
 
 
 def rule_files(profile: str = "contract") -> list[Path]:
-    """The rule files Prometheus must load: the alerts and the recording rules whose series
-    the notebooks read; for the real server's mcp_* metrics, the recording rules that
-    derive those series from them instead."""
+    """The rule files Prometheus must load: the alerts, and the recording rules that derive
+    the series the alerts fire on; for the real server's mcp_* metrics, the recording rules
+    that derive those series from them instead."""
     recording = (
         RULES / "server" / "recording.yml" if profile == "server" else RULES / "recording.yml"
     )
