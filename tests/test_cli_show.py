@@ -118,15 +118,23 @@ def test_a_run_without_prometheus_is_degraded_says_so_once_and_exits_1(config, c
     out = config / "records"
     argv = ["run", "GgenMcpHighErrorRate", "--prometheus-url", "http://127.0.0.1:1"]
     assert cli.main([*argv, "--output", str(out)]) == 1
-    [rec] = list(out.iterdir())
-    printed = capsys.readouterr().out.splitlines()
-    assert printed == [
+    [rec] = [p for p in out.iterdir() if p.is_dir()]
+    printed = capsys.readouterr()
+    assert printed.out.splitlines() == [
         str(rec),
         "GgenMcpHighErrorRate (no severity) -> high_error_rate: degraded",
         f"  {UNANSWERED}",
         "  top cause: none likely",
         f"  3 data gaps: `runbook summary {rec}` lists them",
         f"  report: {rec / 'report.html'}",
+    ]
+    assert f"filed as incident #1 (manual) in {out / 'index.sqlite'}" in printed.err
+    from runbook_lib.records.index import Index
+
+    [inc] = Index(out / "index.sqlite").incidents()
+    assert (inc["status"], inc["alertname"]) == ("manual", "GgenMcpHighErrorRate")
+    assert [(r["kind"], r["record"], r["status"]) for r in inc["runs"]] == [
+        ("manual", rec.name, "degraded")
     ]
     summ = json.loads((rec / "summary.json").read_text())
     assert summ["status"] == "degraded" and summ["degraded_by"] == [UNANSWERED]
@@ -155,7 +163,7 @@ def test_a_run_whose_prometheus_answers_completes_and_exits_0(config, capsys) ->
         assert cli.main(argv) == 0
     finally:
         empty.server.shutdown()
-    [rec] = list((config / "r").iterdir())
+    [rec] = [p for p in (config / "r").iterdir() if p.is_dir()]
     printed = capsys.readouterr().out.splitlines()
     assert printed[:3] == [
         str(rec),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,10 +116,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    """Every check with its fix; exit 0 only when all the configured ones pass."""
     from runbook_lib.service import doctor
+    from runbook_lib.service.wiring_checks import Wiring
 
-    url = args.prometheus_url or Settings().prometheus_url or "http://127.0.0.1:9090"
-    report = doctor.run(url, Settings().output_dir)
+    settings = Settings()
+    url = args.prometheus_url or settings.prometheus_url or "http://127.0.0.1:9090"
+    wired = Wiring.from_settings(settings, args.alertmanager_url or "", args.receiver_url or "")
+    report = doctor.run(url, settings.output_dir, wiring=wired)
     print(doctor.render(report))
     return 0 if report.ok else 1
 
@@ -167,7 +172,27 @@ def _run(args: argparse.Namespace) -> int:
     summ = record.summary(out)
     print(out)
     print(show.summary_text(summ, out, brief=True))
+    _file_manual(out, params, summ)
     return 0 if summ["status"] == "completed" else 1
+
+
+def _file_manual(out: Path, params: dict, summ: dict) -> None:
+    """A run by hand goes into the index beside the records (kind `manual`), so that
+    `runbook incidents` and the pages show it; a record is kept even if the index is not."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from runbook_lib.records.index import Index
+
+    try:
+        iid = Index(out.parent / "index.sqlite").add_manual(
+            params["alert_name"], params.get("labels") or {}, out.name, summ
+        )
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"runbook run: the record is kept, but the index at {out.parent} could not "
+              f"list it: {exc}", file=sys.stderr)  # fmt: skip
+        return
+    print(f"runbook run: filed as incident #{iid} (manual) in {out.parent / 'index.sqlite'}",
+          file=sys.stderr)  # fmt: skip
 
 
 def _alert_params(args: argparse.Namespace, settings: Settings, extra: dict) -> dict:
