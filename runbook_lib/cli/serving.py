@@ -50,11 +50,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.database:
         from runbook_lib.service import distributed
 
-        index = Index(url=args.database)
+        index = Index(url=args.database, **_grouping(args))
         app = distributed.make_app(distributed.settings_from(args, config))
         dispatcher = distributed.CeleryDispatcher(app, index)
     else:
-        index = Index(output / "index.sqlite")
+        index = Index(output / "index.sqlite", **_grouping(args))
     embedded = dispatcher is None and not args.no_workers
     output.mkdir(parents=True, exist_ok=True)
     viewer, viewer_where = _secret(
@@ -74,6 +74,8 @@ def _serve(args: argparse.Namespace) -> int:
         session_secret=secret,
         pages_accept_webhook_token=os.environ.get("RUNBOOK_PAGES_ACCEPT_WEBHOOK_TOKEN") == "1",
         notify=notify,
+        alertmanager_url=args.alertmanager_url or "",
+        reconcile_every=args.reconcile_every,
     )
     mode = (f"{config.workers} workers" if embedded else
             f"runs to {args.broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip
@@ -112,6 +114,14 @@ def _webhook_token(token_file: str | None, settings: Settings) -> str:
     except ConfigError as exc:
         raise UsageError(f"runbook serve: {exc} (named by {where}): put the token there, or "
                          "`runbook init` writes one") from None  # fmt: skip
+
+
+def _grouping(args: argparse.Namespace) -> dict[str, float]:
+    """How alerts join incidents (see records/grouping.py)."""
+    return {
+        "correlation_window": args.correlation_window,
+        "correlation_hold": args.correlation_hold,
+    }
 
 
 def _secret(given: str, path: Path) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from runbook_lib.diagnosis import investigate
 from runbook_lib.evidence import panels
 from runbook_lib.evidence.prom import Prom
 from runbook_lib.notebook import charts, gaps
-from runbook_lib.notebook.display import code, esc, iso, plain, show, status_of
+from runbook_lib.notebook.display import code, esc, iso, plain, related_md, show, status_of
 
 PARAMS = (
     "alert_name",
@@ -45,6 +45,7 @@ PARAMS = (
     "watch_dirs",
     "snapshot_dir",
     "replay_from",
+    "related_alerts",
 )
 ESCALATE_AFTER = timedelta(minutes=30)
 CHART_HISTORY = timedelta(minutes=45)
@@ -153,6 +154,8 @@ class Session:
         labels = p.get("labels") or {}
         if labels:
             display(pd.DataFrame(sorted(labels.items()), columns=["label", "value"]))
+        if self.p.get("related_alerts"):
+            display(Markdown(related_md(self.p["related_alerts"])))
         if self.firing_for > ESCALATE_AFTER and not self.ends_at:
             display(
                 HTML(
