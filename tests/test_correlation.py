@@ -204,3 +204,26 @@ def test_the_investigation_is_told_the_other_alerts_and_its_header_lists_them(in
     text = related_md(params["related_alerts"] + [{"alertname": "A_*b*", "status": "stale"}])
     assert "- GgenMcpElevatedErrorRate · warning · since 2026-11-28T04:00:05+00:00" in text
     assert "- A&#95;&#42;b&#42; · unknown" in text and text.endswith(", stale")
+
+
+def test_the_pages_show_the_incident_with_its_alerts_and_a_manual_run(index) -> None:
+    import re
+
+    from tests.test_pages_access import app, signed_in
+
+    for n, s, t in FOUR:
+        index.accept([alert(n, s, after_s=t)], 300, NOW + t)
+    index.add_manual("GgenMcpHighLatency", {}, "20261128T050000Z-manual", {"status": "completed"})
+    (index.path.parent / "20261128T050000Z-manual").mkdir()  # its record
+    c = app(index)
+    signed_in(c)
+    listing = c.get("/incidents").text
+    assert 'GgenMcpHighErrorRate</a> <span class="more">+3 alerts</span>' in listing
+    page = c.get("/incidents/1").text
+    rows = re.findall(r"<tr><td>(GgenMcp\w+)</td><td class=\"sev-(\w+)\">", page)
+    assert rows == [("GgenMcpHighErrorRate", "critical"), ("GgenMcpElevatedErrorRate", "warning"),
+                    ("GgenMcpErrorRateSLOViolation", "warning"),
+                    ("GgenMcpAvailabilitySLOViolation", "warning")]  # fmt: skip
+    manual = c.get("/incidents/2").text
+    assert "/records/20261128T050000Z-manual/report.html" in manual and 'id="alerts"' not in manual
+    assert "GgenMcpHighLatency" in c.get("/incidents?status=manual").text

@@ -73,6 +73,14 @@ def test_demo_fires_delivers_and_cleans_up(tmp_path: Path) -> None:
     assert "Top cause: **invalid_input**" in out.stdout
     assert "Stopped 5 processes." in out.stdout
     assert alive(tmp_path) == []
+    # the fault's alerts (the error-rate ones fire together) are one incident, one investigation
+    from runbook_lib.records.index import Index
+
+    [inc] = Index(tmp_path / "out" / "index.sqlite").incidents()
+    names = {a["alertname"] for a in inc["alerts"]}
+    assert {"GgenMcpHighErrorRate", "GgenMcpElevatedErrorRate"} <= names, names
+    assert [r["kind"] for r in inc["runs"]] == ["investigation"]
+    assert f"INCIDENT  #{inc['id']}: {len(names)} alerts of one fault" in out.stdout
 
 
 def test_install_system_as_non_root_names_the_packages(tmp_path: Path) -> None:

@@ -70,11 +70,13 @@ def wait_firing(prom_url: str, alertname: str, timeout: float, say: Say) -> floa
 
 
 def wait_delivered(index: Index, alertname: str, timeout: float, known: set[int]) -> dict:
-    """The new incident the receiver filed for `alertname` (delivered, persisted, queued)."""
+    """The new incident the receiver filed `alertname` under (delivered, persisted, queued):
+    its own, or the one of the same fault it joined."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for inc in index.incidents():
-            if inc["alertname"] == alertname and inc["id"] not in known:
+            names = {a["alertname"] for a in inc["alerts"]}
+            if alertname in names and inc["id"] not in known:
                 return inc
         time.sleep(0.3)
     raise DemoError(f"Alertmanager did not deliver {alertname} within {timeout:.0f}s")
@@ -163,6 +165,7 @@ def run(
         run_row = wait_record(index, inc["id"], "investigation", 600, say)
         rec = Path(info.output_dir) / run_row["record"]
         _report_record(say, rec, time.monotonic() - fault_at, run_row, mode)
+        _report_incident(say, index, inc["id"])
         say("[7/7] The finding goes to the team's channel (notify.yml)")
         _report_message(say, sink, index, notify_yml, alertname)
         if keep:
@@ -204,6 +207,7 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode:
 
     summ = record.summary(rec)
     alert_to_record = run_row["finished_at"] - run_row["enqueued_at"]
+    held = max(0.0, run_row["not_before"] - run_row["enqueued_at"])
     say("")
     say(f"  RECORD    {rec}/report.html")
     say(f"            {rec}/record.html   (with the code)")
@@ -211,6 +215,9 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode:
         f"  status    {summ['status']}; webhook accepted -> record written {alert_to_record:.0f}s; "
         f"fault -> record {since_fault:.0f}s"
     )
+    if held >= 1:
+        say(f"            ({held:.0f}s of it waiting for a more severe alert of the same fault "
+            "to lead the investigation: --correlation-hold)")  # fmt: skip
     top = next((d for d in summ["diagnosis"] if d["cause"] == summ["top_cause"]), None)
     if top:
         say(f"  DIAGNOSIS {top['cause']} ({top['verdict']}, score {top['score']:.2f})")
@@ -224,6 +231,20 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode:
     else:
         say("  DIAGNOSIS no cause is likely; see the record")
     say(f"  summary   runbook summary {rec}")
+    say("")
+
+
+def _report_incident(say: Say, index: Index, incident_id: int) -> None:
+    """The fault's alerts, filed as one incident with one investigation."""
+    inc = index.incident(incident_id)
+    alerts = inc["alerts"]
+    runs = [r["kind"] for r in inc["runs"]]
+    say(f"  INCIDENT  #{incident_id}: {len(alerts)} alert{'s' * (len(alerts) != 1)} of one fault "
+        f"on {inc['instance'] or 'no instance'}, {runs.count('investigation')} investigation "
+        f"(by {inc['alertname']}, the most severe)")  # fmt: skip
+    for a in alerts:
+        say(f"            {a['alertname']:<34} {a['severity'] or '-':<9} {a['status']}")
+    say("            `runbook incidents` lists it; it closes when all its alerts resolve")
     say("")
 
 

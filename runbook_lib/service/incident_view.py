@@ -23,9 +23,10 @@ def describe(inc: dict[str, Any]) -> dict[str, Any]:
         if isinstance(inc.get(k), str):
             inc[k] = json.loads(inc[k])
     runs = inc.get("runs", [])
-    inv = next((r for r in runs if r["kind"] == "investigation"), None)
+    inv = next((r for r in runs if r["kind"] in ("investigation", "manual")), None)
     inc["investigation"] = inv
-    inc["followups"] = [r for r in runs if r["kind"] != "investigation"]
+    inc["followups"] = [r for r in runs if r is not inv]
+    inc.setdefault("alerts", [])
     inc["top_cause"] = inv["top_cause"] if inv else None
     inc["run_status"] = (inv["status"] or inv["state"]) if inv else "none"
     starts = utc(inc["starts_at"])

@@ -55,7 +55,7 @@ iframe{width:100%;height:78vh;border:1px solid #d1d5db}
 LIST = """{% extends "base" %}{% block main %}
 <form class="filters" method="get" action="/incidents">
   <input name="alert" placeholder="alert name" value="{{ f.alert or '' }}">
-  <select name="status">{% for s in ['', 'firing', 'resolved'] %}
+  <select name="status">{% for s in ['', 'firing', 'resolved', 'stale', 'manual'] %}
     <option value="{{ s }}"{% if f.status == s %} selected{% endif %}>{{ s or 'any status' }}</option>
   {% endfor %}</select>
   <select name="since_hours">{% for h, label in [(0, 'any time'), (1, 'last hour'), (24, 'last day'), (168, 'last week')] %}
@@ -67,7 +67,7 @@ LIST = """{% extends "base" %}{% block main %}
 <th>status</th><th>top cause</th><th>duration</th><th>run</th></tr></thead><tbody>
 {% for i in incidents %}<tr>
   <td>{{ i.id }}</td><td>{{ i.starts_at[:19].replace('T', ' ') }}</td>
-  <td><a class="incident" href="/incidents/{{ i.id }}">{{ i.alertname }}</a></td>
+  <td><a class="incident" href="/incidents/{{ i.id }}">{{ i.alertname }}</a>{% if i.alerts | length > 1 %} <span class="more">+{{ i.alerts | length - 1 }} alerts</span>{% endif %}</td>
   <td class="sev-{{ i.severity }}">{{ i.severity or '-' }}</td>
   <td class="{{ i.status }}">{{ i.status }}</td><td>{{ i.top_cause or '—' }}</td>
   <td>{{ i.duration }}</td><td>{{ i.run_status }}</td></tr>
@@ -78,6 +78,11 @@ DETAIL = """{% extends "base" %}{% block main %}
 <h2>#{{ i.id }} {{ i.alertname }} <span class="sev-{{ i.severity }}">{{ i.severity }}</span>
 <span class="{{ i.status }}">{{ i.status }}</span></h2>
 <p>{{ i.annotations.get('summary', '') }}</p>
+{% if i.alerts | length > 1 %}<table id="alerts"><thead><tr><th>alert in this incident</th>
+<th>severity</th><th>started (UTC)</th><th>status</th></tr></thead><tbody>
+{% for a in i.alerts %}<tr><td>{{ a.alertname }}</td><td class="sev-{{ a.severity }}">{{ a.severity or '-' }}</td>
+<td>{{ a.starts_at[:19].replace('T', ' ') }}</td><td class="{{ a.status }}">{{ a.status }}</td></tr>{% endfor %}
+</tbody></table>{% endif %}
 <p>Started {{ i.starts_at[:19].replace('T', ' ') }} UTC · {{ i.duration }} ·
 top cause: <b id="top-cause">{{ i.top_cause or 'none likely' }}</b> · communication status: {{ state }}</p>
 {% if rec %}<p class="links">
@@ -185,7 +190,7 @@ def router(index: Index, output_dir: Path, tokens: list[str], jupyter_url: str =
     def incidents(
         request: Request,
         alert: str = "",
-        status: str = Query("", pattern="^(|firing|resolved)$"),
+        status: str = Query("", pattern="^(|firing|resolved|stale|manual)$"),
         since_hours: int = Query(0, ge=0, le=MAX_HOURS),
     ) -> Response:
         if redirect := guard(request):
