@@ -136,8 +136,10 @@ def test_unreachable_prometheus_is_reported_first_and_names_the_url(tmp_path: Pa
         "output directory",
     ]
     assert report.checks[0] == doctor.Check(
-        "prometheus", False, "http://127.0.0.1:1 does not answer"
-    )
+        "prometheus", False, "http://127.0.0.1:1 does not answer",
+        "give its address with --prometheus-url, RUNBOOK_PROMETHEUS_URL or prometheus_url in "
+        "runbook.toml",
+    )  # fmt: skip
     assert report.missing_metrics == [] and report.blind_panels == {}
 
 
@@ -209,11 +211,14 @@ def test_doctor_asks_prometheus_exactly_and_reports_it_answering(tmp_path: Path)
         fake.answer(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
         report = doctor.run(fake.url, tmp_path / "a" / "b", docker_base_url="unix:///no/such.sock")
         assert report.checks[0] == doctor.Check("prometheus", True, f"{fake.url} answers")
-        assert [q["query"] for _, q in fake.asked] == [
+        assert [q["query"] for path, q in fake.asked if path == "/api/v1/query"] == [
             ['group by (__name__) ({__name__=~"ggen_mcp_.*|mcp_.*|process_.*|nodejs_.*|up", '
              'job="ggen-mcp"})'],
             ['group by (__name__) ({__name__=~"node_filesystem_.*"})'],
         ]  # fmt: skip
+        assert [p for p, _ in fake.asked if p != "/api/v1/query"] == [
+            "/api/v1/rules", "/api/v1/targets", "/api/v1/status/runtimeinfo"
+        ]  # the wiring: rules loaded, first scrape  # fmt: skip
         assert report.profile is None  # no series of either profile
         docker = next(c for c in report.checks if c.name == "docker")
         assert not docker.ok and "/no/such.sock" in docker.detail  # the given engine was asked

@@ -242,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="preflight: what is reachable, which metrics exist")
     p.add_argument("--prometheus-url", help="default: RUNBOOK_PROMETHEUS_URL or :9090")
+    p.add_argument("--alertmanager-url", help="check its route to the receiver (default: "
+                   "RUNBOOK_ALERTMANAGER_URL; none: skipped)")  # fmt: skip
+    p.add_argument("--receiver-url", help="the receiver as Alertmanager reaches it (default: "
+                   "RUNBOOK_EXTERNAL_URL, else http://HOST:PORT of runbook.toml)")  # fmt: skip
     p.set_defaults(func=_doctor)
 
     p = sub.add_parser("init", help="write runbook.toml and a webhook token; print the wiring")

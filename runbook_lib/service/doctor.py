@@ -1,6 +1,7 @@
-"""`runbook doctor`: before an incident, can the runbooks see? Prometheus, the contract
-metrics (and which runbook panels each missing one blinds), Docker, the Jupyter kernel,
-the output directory."""
+"""`runbook doctor`: before an incident, can the runbooks see, and will the alerts arrive?
+Prometheus, its rules and first scrape, the contract metrics (and which runbook panels each
+missing one blinds), Alertmanager's route to the receiver, the token, the receiver, Docker,
+the Jupyter kernel, the output directory. A failed check names what fixes it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ from runbook_lib.contract.alerts import RUNBOOKS
 from runbook_lib.contract.names import NAMES, PROFILES, use
 from runbook_lib.evidence.panels import PANELS, Scope
 from runbook_lib.evidence.prom import Failure, Prom
+from runbook_lib.service import wiring_checks as wc
+from runbook_lib.service.wiring_checks import Check
+
+PROMETHEUS_FIX = ("give its address with --prometheus-url, RUNBOOK_PROMETHEUS_URL or "
+                  "prometheus_url in runbook.toml")  # fmt: skip
 
 OVERVIEW = ("error_rate", "latency", "cache_hit_rate", "memory")
 RUNBOOK_PANELS: dict[str, tuple[str, ...]] = {
@@ -41,13 +47,6 @@ def panel_metrics(name: str) -> set[str]:
 
 
 @dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-
-@dataclass
 class Report:
     checks: list[Check] = field(default_factory=list)
     missing_metrics: list[str] = field(default_factory=list)
@@ -55,10 +54,13 @@ class Report:
     blind_runbooks: list[str] = field(default_factory=list)
     profile: str | None = None  # the metrics profile the Prometheus holds, if any
     blind_causes: dict[str, list[str]] = field(default_factory=dict)  # runbook -> causes
+    waiting: bool = False  # Prometheus has not scraped GGEN MCP yet: no metric is judged
 
     @property
     def ok(self) -> bool:
-        return not self.blind_runbooks and all(c.ok for c in self.checks if c.name != "docker")
+        return not self.blind_runbooks and all(
+            c.ok or c.skipped for c in self.checks if c.name != "docker"
+        )
 
 
 def run(
@@ -66,24 +68,59 @@ def run(
     output_dir: Path,
     docker_base_url: str | None = None,
     at: datetime | None = None,
+    wiring: wc.Wiring | None = None,
 ) -> Report:
+    """Every check; with `wiring`, also Alertmanager, the token and the receiver."""
     report = Report()
     prom = Prom(prometheus_url, timeout=5)
-    present = _present_metrics(prom, at or datetime.now(UTC))
+    at = at or datetime.now(UTC)
+    present = _present_metrics(prom, at)
     if present is None:
-        report.checks.append(Check("prometheus", False, f"{prometheus_url} does not answer"))
+        report.checks.append(
+            Check("prometheus", False, f"{prometheus_url} does not answer", PROMETHEUS_FIX)
+        )
         report.blind_runbooks = list(RUNBOOKS)
     else:
         report.checks.append(Check("prometheus", True, f"{prometheus_url} answers"))
         report.profile = detect_profile(present)
-        with use(report.profile or NAMES.profile):
-            wanted = set(NAMES.metrics().values())
-            report.missing_metrics = sorted(m for m in wanted if m not in present)
-            _blindness(report, set(report.missing_metrics))
-            if report.profile:  # with no series at all there is nothing to judge
-                report.blind_causes = _blind_causes(prom, at or datetime.now(UTC))
+        _prometheus_wiring(report, prometheus_url)
+        if not report.waiting:
+            _judge_metrics(report, prom, present, at)
+    if wiring is not None:
+        report.checks += wc.alertmanager_checks(wiring)
+        report.checks += [wc.token_check(wiring), *wc.receiver_checks(wiring)]
     report.checks += [_docker(docker_base_url), _kernel(), _writable(output_dir)]
     return report
+
+
+def _prometheus_wiring(report: Report, url: str) -> None:
+    """The rules loaded, and a first scrape of GGEN MCP (before it, no metric is missing:
+    none is there yet, and listing them all would only alarm)."""
+    base = url.rstrip("/")
+    profile = report.profile or NAMES.profile
+    rules, error = wc.get_json(f"{base}/api/v1/rules")
+    report.checks.append(
+        wc.rules_check(rules, profile) if rules is not None
+        else Check("rules", False, f"cannot read {base}/api/v1/rules: {error}", PROMETHEUS_FIX)
+    )  # fmt: skip
+    targets, error = wc.get_json(f"{base}/api/v1/targets")
+    if targets is None:
+        report.checks.append(Check("first scrape", False, f"cannot read targets: {error}"))
+        return
+    started = wc.started_at(wc.get_json(f"{base}/api/v1/status/runtimeinfo")[0])
+    with use(profile):
+        scrape = wc.scrape_check(targets, NAMES.job, started, report.profile is not None)
+    report.checks.append(scrape.check)
+    report.waiting = scrape.waiting
+
+
+def _judge_metrics(report: Report, prom: Prom, present: set[str], at: datetime) -> None:
+    with use(report.profile or NAMES.profile):
+        wanted = set(NAMES.metrics().values())
+        report.missing_metrics = sorted(m for m in wanted if m not in present)
+        _blindness(report, set(report.missing_metrics))
+        if report.profile:  # with no series at all there is nothing to judge
+            report.blind_causes = _blind_causes(prom, at)
 
 
 def detect_profile(present: set[str]) -> str | None:
@@ -175,13 +212,13 @@ def _writable(path: Path) -> Check:
 
 
 def render(report: Report) -> str:
-    lines = [f"{'ok  ' if c.ok else 'FAIL'} {c.name:<17} {c.detail}" for c in report.checks]
+    lines = [line for c in report.checks for line in _check_lines(c)]
     if report.profile:
         lines.append(
             f"metrics profile   {report.profile} "
             f"(set RUNBOOK_METRICS_PROFILE={report.profile} for runbook serve and run)"
         )
-    elif report.checks and report.checks[0].ok:
+    elif report.checks and report.checks[0].ok and not report.waiting:
         lines.append("metrics profile   none: Prometheus holds neither ggen_mcp_* nor mcp_* series")
     if report.missing_metrics:
         lines.append(
@@ -194,3 +231,14 @@ def render(report: Report) -> str:
     if report.blind_runbooks:
         lines.append("BLIND runbooks: " + ", ".join(report.blind_runbooks))
     return "\n".join(lines)
+
+
+def _check_lines(c: Check) -> list[str]:
+    """A check's status line and, when it failed, what fixes it (a snippet indented)."""
+    mark = "skip" if c.skipped else "ok  " if c.ok else "FAIL"
+    lines = [f"{mark} {c.name:<17} {c.detail}"]
+    if c.fix and not c.ok:
+        first, *rest = c.fix.splitlines()
+        lines.append(f"     fix: {first}")
+        lines += [f"       {line}" for line in rest]
+    return lines

@@ -1,0 +1,246 @@
+"""The wiring checks of `runbook doctor`: Prometheus loads the rules and has scraped GGEN MCP,
+Alertmanager sends the alerts here with the token, and the receiver answers and accepts it.
+Each failed check carries the command or setting that fixes it; the parsing is pure (it
+reads the JSON or YAML the services answer), the fetching is separate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import yaml
+
+from runbook_lib.contract.config import ConfigError, Settings, config_path
+from runbook_lib.service import wiring
+
+NEVER = "0001-01-01T00:00:00Z"  # Prometheus' lastScrape of a target it has not scraped yet
+TIMEOUT = 5.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""  # on failure: the command or setting that fixes it
+    skipped: bool = False  # not configured, so not judged
+
+
+def skip(name: str, why: str) -> Check:
+    return Check(name, True, why, skipped=True)
+
+
+# -- Prometheus: rules and the first scrape ------------------------------------------------
+def expected_rules(profile: str) -> tuple[set[str], set[str]]:
+    """(alert names, recording rule names) of the rule files Prometheus must load."""
+    alerts, records = set(), set()
+    for path in wiring.rule_files(profile):
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
+            for rule in group.get("rules", []):
+                if "alert" in rule:
+                    alerts.add(rule["alert"])
+                elif "record" in rule:
+                    records.add(rule["record"])
+    return alerts, records
+
+
+def rules_check(answer: dict[str, Any], profile: str) -> Check:
+    """Prometheus' /api/v1/rules against the rule files of `profile`."""
+    loaded = {r.get("name") for g in answer.get("data", {}).get("groups", []) for r in g["rules"]}
+    alerts, records = expected_rules(profile)
+    missing = sorted((alerts | records) - loaded)
+    said = (f"{len(alerts & loaded)} of {len(alerts)} alert rules, "
+            f"{len(records & loaded)} of {len(records)} recording rules loaded")  # fmt: skip
+    if not missing:
+        return Check("rules", True, said)
+    shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+    fix = "add to prometheus.yml, then reload Prometheus:\n" + wiring.prometheus_snippet(profile)
+    return Check("rules", False, f"{said}; missing {shown}", fix)
+
+
+@dataclass(frozen=True)
+class Scrape:
+    check: Check
+    waiting: bool  # nothing scraped yet: the series are not missing, they are not there yet
+
+
+def scrape_check(
+    answer: dict[str, Any], job: str, started: datetime | None = None, has_series: bool = False
+) -> Scrape:
+    """Whether Prometheus has scraped the GGEN MCP target (job `job`) at least once, from its
+    /api/v1/targets; `started` is when Prometheus started (a target appears within seconds),
+    `has_series` whether the service's series are there anyway (federated, remote-written)."""
+    targets = [t for t in answer.get("data", {}).get("activeTargets", [])
+               if t.get("labels", {}).get("job") == job]  # fmt: skip
+    if not targets and has_series:
+        return Scrape(Check("first scrape", True, f"no {job} target here, but its series are"),
+                      False)  # fmt: skip
+    if not targets:
+        if started and (datetime.now(UTC) - started).total_seconds() < 60:
+            return _waiting("no target discovered yet (Prometheus just started)", "a few seconds")
+        fix = f"add a scrape job named {job} for the GGEN MCP server's /metrics to prometheus.yml"
+        return Scrape(Check("first scrape", False, f"Prometheus has no target of job {job}", fix),
+                      False)  # fmt: skip
+    up = [t for t in targets if t.get("health") == "up"]
+    if up:
+        return Scrape(Check("first scrape", True, f"{len(up)} of {len(targets)} {job} targets up"),
+                      False)  # fmt: skip
+    if all(t.get("lastScrape", NEVER).startswith("0001-") for t in targets):
+        interval = targets[0].get("scrapeInterval") or "one scrape interval"
+        return _waiting(f"no scrape yet of {targets[0].get('scrapeUrl', job)}", interval)
+    down = targets[0]
+    fix = (f"start GGEN MCP at {down.get('scrapeUrl')}, or correct the target's address in "
+           "prometheus.yml")  # fmt: skip
+    detail = f"{down.get('scrapeUrl')} is down: {down.get('lastError') or 'no answer'}"
+    return Scrape(Check("first scrape", False, detail, fix), False)
+
+
+def _waiting(what: str, interval: str) -> Scrape:
+    fix = f"wait ~{interval} (one scrape interval) and run `runbook doctor` again"
+    return Scrape(Check("first scrape", False, what, fix), True)
+
+
+def started_at(answer: dict[str, Any] | None) -> datetime | None:
+    """Prometheus' start time from /api/v1/status/runtimeinfo."""
+    text = ((answer or {}).get("data") or {}).get("startTime", "")
+    try:
+        return datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return None
+
+
+# -- Alertmanager -------------------------------------------------------------------------
+def alertmanager_problems(config_text: str, receiver_url: str) -> list[str]:
+    """What in Alertmanager's configuration (its /api/v2/status `config.original`) keeps the
+    alerts from reaching `receiver_url` with the token; empty when nothing does."""
+    try:
+        cfg = yaml.safe_load(config_text) or {}
+    except yaml.YAMLError as exc:
+        return [f"its configuration is not YAML: {exc}"]
+    hooks = [(r.get("name", ""), h) for r in cfg.get("receivers") or []
+             for h in r.get("webhook_configs") or []]  # fmt: skip
+    ours = [(n, h) for n, h in hooks if h.get("url") == receiver_url]
+    ours = ours or [(n, h) for n, h in hooks if h.get("url") == "<secret>"]  # hidden: unknown
+    if not ours:
+        urls = ", ".join(str(h.get("url")) for _, h in hooks) or "none"
+        return [f"no webhook receiver sends to {receiver_url} (its webhooks: {urls})"]
+    name, hook = ours[0]
+    problems = []
+    if hook.get("send_resolved", True) is not True:
+        problems.append(f"receiver {name}: send_resolved is not true (incidents never resolve)")
+    auth = (hook.get("http_config") or {}).get("authorization") or {}
+    if not auth.get("credentials_file"):
+        problems.append(f"receiver {name}: no authorization credentials_file (the token)")
+    if not _routes_to(cfg.get("route") or {}, name):
+        problems.append(f"no route sends alerts to receiver {name}")
+    return problems
+
+
+def _routes_to(route: dict[str, Any], name: str) -> bool:
+    return route.get("receiver") == name or any(
+        _routes_to(r, name) for r in route.get("routes") or []
+    )
+
+
+# -- what the CLI is given: the places to check -------------------------------------------
+@dataclass(frozen=True)
+class Wiring:
+    alertmanager_url: str  # empty: not configured, its checks are skipped
+    receiver: str  # the receiver's base URL, as Alertmanager reaches it
+    token: str
+    token_problem: str  # why there is no token (empty when there is one)
+    token_file: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, alertmanager_url: str = "",
+                      receiver_url: str = "") -> Wiring:  # fmt: skip
+        """Flags first, then settings (RUNBOOK_* variables, runbook.toml)."""
+        default = wiring.receiver_url(settings.external_url, settings.host, settings.port)
+        base = (receiver_url or default).rstrip("/").removesuffix("/alerts")
+        try:
+            token, problem = settings.token(), ""
+        except ConfigError as exc:
+            token, problem = "", str(exc)
+        if not token and not problem:
+            problem = "no webhook token is configured"
+        return cls(alertmanager_url or settings.alertmanager_url, base, token, problem,
+                   settings.webhook_token_file)  # fmt: skip
+
+    @property
+    def alerts_url(self) -> str:
+        return f"{self.receiver}/alerts"
+
+
+def token_check(w: Wiring) -> Check:
+    if w.token:
+        where = f"from {w.token_file}" if w.token_file else "from RUNBOOK_WEBHOOK_TOKEN"
+        return Check("webhook token", True, f"configured ({where})")
+    fix = (f"set RUNBOOK_WEBHOOK_TOKEN_FILE (or webhook_token_file in {config_path()}) to a "
+           "readable file holding the token; `runbook init` writes one")  # fmt: skip
+    return Check("webhook token", False, w.token_problem, fix)
+
+
+def alertmanager_checks(w: Wiring) -> list[Check]:
+    """Alertmanager answers, and routes the alerts to this receiver with the token."""
+    if not w.alertmanager_url:
+        why = ("not configured (--alertmanager-url, RUNBOOK_ALERTMANAGER_URL, "
+               "alertmanager_url in runbook.toml)")  # fmt: skip
+        return [skip("alertmanager", why)]
+    base = w.alertmanager_url.rstrip("/")
+    status, error = get_json(f"{base}/api/v2/status")
+    if status is None:
+        fix = ("give its address with --alertmanager-url, RUNBOOK_ALERTMANAGER_URL or "
+               "alertmanager_url in runbook.toml")  # fmt: skip
+        return [Check("alertmanager", False, f"{base} does not answer: {error}", fix)]
+    problems = alertmanager_problems((status.get("config") or {}).get("original", ""),
+                                     w.alerts_url)  # fmt: skip
+    found = [Check("alertmanager", True, f"{base} answers")]
+    if not problems:
+        return found + [Check("alert route", True, f"GgenMcp alerts go to {w.alerts_url}")]
+    snippet = wiring.alertmanager_snippet(w.alerts_url, w.token_file or "TOKEN_FILE")
+    fix = "add this route and receiver to alertmanager.yml, then reload it:\n" + snippet
+    return found + [Check("alert route", False, "; ".join(problems), fix)]
+
+
+def receiver_checks(w: Wiring) -> list[Check]:
+    """The receiver answers its health route, and takes the token (an empty body then gets
+    422, a wrong token 401): what Alertmanager's POSTs will meet."""
+    fix = ("start it with `runbook serve`, or give the address Alertmanager calls with "
+           "--receiver-url (--external-url / RUNBOOK_EXTERNAL_URL of runbook serve)")  # fmt: skip
+    health, error = get_json(f"{w.receiver}/health")
+    if health is None:
+        return [Check("receiver", False, f"{w.receiver}/health: {error}", fix)]
+    found = [Check("receiver", True, f"{w.receiver} answers")]
+    if not w.token:
+        return found + [skip("receiver token", "no token to try")]
+    try:
+        code = httpx.post(w.alerts_url, json={}, timeout=TIMEOUT,
+                          headers={"Authorization": f"Bearer {w.token}"}).status_code  # fmt: skip
+    except httpx.HTTPError as exc:
+        return found + [Check("receiver token", False, f"POST {w.alerts_url}: {exc}", fix)]
+    return found + [token_answer(code, w)]
+
+
+def token_answer(code: int, w: Wiring) -> Check:
+    """What the receiver's answer to an empty, authorized POST says about the token."""
+    if code == 422:
+        return Check("receiver token", True, "accepted (an empty alert list is refused: 422)")
+    if code in (401, 403):
+        mine = w.token_file or "RUNBOOK_WEBHOOK_TOKEN"
+        fix = (f"the receiver holds another token than {mine}: restart `runbook serve` with "
+               "--token-file naming the file Alertmanager's credentials_file names")  # fmt: skip
+        return Check("receiver token", False, f"refused ({code})", fix)
+    return Check("receiver token", False, f"POST {w.alerts_url} answered {code}, not 422",
+                 f"is {w.receiver} this service? give its address with --receiver-url")  # fmt: skip
+
+
+def get_json(url: str) -> tuple[dict[str, Any] | None, str]:
+    """(the JSON answer, "") or (None, why there is none)."""
+    try:
+        resp = httpx.get(url, timeout=TIMEOUT)
+        resp.raise_for_status()
+        return resp.json(), ""
+    except (httpx.HTTPError, ValueError) as exc:
+        return None, str(exc) or type(exc).__name__
