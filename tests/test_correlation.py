@@ -227,3 +227,20 @@ def test_the_pages_show_the_incident_with_its_alerts_and_a_manual_run(index) -> 
     manual = c.get("/incidents/2").text
     assert "/records/20261128T050000Z-manual/report.html" in manual and 'id="alerts"' not in manual
     assert "GgenMcpHighLatency" in c.get("/incidents?status=manual").text
+
+
+def test_alerts_at_the_ends_of_time_are_filed_and_grouped(index) -> None:
+    """An alert may say year 1 or 9999 (the fuzz test sent both): the window is clipped."""
+
+    def at(text: str) -> Alert:
+        return Alert(status="firing", labels={"alertname": "GgenMcpHighErrorRate"},
+                     startsAt=text, fingerprint=f"fp{text}")  # fmt: skip
+
+    assert index.accept([at("0001-01-01T00:00:00Z"), at("0001-01-01T00:03:00Z")], 0) == [
+        "queued",
+        "correlated",
+    ]
+    assert index.accept([at("9999-12-31T23:59:59Z"), at("9999-12-31T23:58:00Z")], 0) == [
+        "queued",
+        "correlated",
+    ]

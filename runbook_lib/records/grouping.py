@@ -28,8 +28,7 @@ def open_incident(
     triage runbook) are not one family, so each stays its own incident."""
     if runbook == "triage" or window_s <= 0:
         return None
-    window = timedelta(seconds=window_s)
-    lo, hi = (a.startsAt - window).isoformat(), (a.startsAt + window).isoformat()
+    lo, hi = _around(a.startsAt, timedelta(seconds=window_s))
     c, ac = incidents_t.c, alerts_t.c
     return conn.execute(
         sa.select(c.id)
@@ -39,6 +38,22 @@ def open_incident(
         .order_by(c.id)
         .limit(1)
     ).scalar()
+
+
+def _around(at: datetime, window: timedelta) -> tuple[str, str]:
+    """The window around `at` as the index's text times; clipped at the ends of time (an
+    alert may say year 1 or 9999, and must still be filed)."""
+    lo = (
+        at - window
+        if at - datetime.min.replace(tzinfo=UTC) > window
+        else datetime.min.replace(tzinfo=UTC)
+    )
+    hi = (
+        at + window
+        if datetime.max.replace(tzinfo=UTC) - at > window
+        else datetime.max.replace(tzinfo=UTC)
+    )
+    return lo.isoformat(), hi.isoformat()
 
 
 def new_incident(
