@@ -205,3 +205,20 @@ def test_serve_with_a_missing_notify_config_creates_nothing(tmp_path: Path, caps
     line = refused(capsys, [*argv, "--database", "sqlite:///x.sqlite", "--broker", ""])
     assert line.startswith("runbook serve: distributed mode needs both --database and --broker")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_a_broker_url_celery_cannot_use_is_named_before_anything_starts(
+    command: str, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "out"
+    argv = [command, "--database", "sqlite:///x.sqlite", "--broker", "x://", "--output", str(out)]
+    if command == "serve":
+        argv += ["--token-file", str(tmp_path / "t")]
+        (tmp_path / "t").write_text("secret\n")
+    line = refused(capsys, argv)
+    assert line == (
+        f"runbook {command}: --broker 'x://' is not a broker URL: write e.g. redis://HOST:6379/0 "
+        "(RUNBOOK_BROKER_URL, broker_url in runbook.toml)"
+    )
+    assert not out.exists()

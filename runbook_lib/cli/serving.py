@@ -45,6 +45,8 @@ def _serve(args: argparse.Namespace) -> int:
     if bool(args.database) != bool(args.broker):
         raise UsageError("runbook serve: distributed mode needs both --database and --broker "
                          "(RUNBOOK_DATABASE_URL, RUNBOOK_BROKER_URL); give both or neither")  # fmt: skip
+    if args.broker:
+        _check_broker("runbook serve", args.broker)
     notify, notify_says = _notify_config(args, output)  # all checked before anything is made
     dispatcher = None
     if args.database:
@@ -114,6 +116,17 @@ def _webhook_token(token_file: str | None, settings: Settings) -> str:
     except ConfigError as exc:
         raise UsageError(f"runbook serve: {exc} (named by {where}): put the token there, or "
                          "`runbook init` writes one") from None  # fmt: skip
+
+
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+
+
+def _check_broker(command: str, url: str) -> None:
+    """A broker URL Celery can use; its own error for another is a KeyError traceback."""
+    scheme = url.partition("://")[0]
+    if not url.partition("://")[2] or scheme not in BROKER_SCHEMES:
+        raise UsageError(f"{command}: --broker {url!r} is not a broker URL: write e.g. "
+                         "redis://HOST:6379/0 (RUNBOOK_BROKER_URL, broker_url in runbook.toml)")  # fmt: skip
 
 
 def _grouping(args: argparse.Namespace) -> dict[str, float]:
@@ -218,6 +231,7 @@ def _notify_status(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from runbook_lib.service import distributed
 
+    _check_broker("runbook worker", args.broker)
     output = Path(args.output or Settings().output_dir)
     output.mkdir(parents=True, exist_ok=True)
     config = _run_config(args, output)
