@@ -108,7 +108,7 @@ def test_render_lists_checks_then_what_is_missing_and_blind() -> None:
     )
     assert doctor.render(report).splitlines() == [
         "ok   prometheus        http://p answers",
-        "FAIL docker            down",
+        "warn docker            down",
         "metrics profile   server (set RUNBOOK_METRICS_PROFILE=server for runbook serve and run)",
         "missing metrics (2): ggen_mcp_active_forks, process_open_fds",
         "  fork_leak: loses active_forks",

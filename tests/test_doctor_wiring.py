@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from runbook_lib.contract.config import RULES
-from runbook_lib.service import doctor
+from runbook_lib.service import doctor, wiring
 from runbook_lib.service import wiring_checks as wc
 from runbook_lib.service.wiring_checks import Check
 
@@ -239,7 +239,7 @@ def test_render_prints_the_fix_under_a_failure_and_skips_as_skip() -> None:
         "       rule_files:",
         "         - a",
         "skip alertmanager      not configured",
-        "FAIL docker            down",
+        "warn docker            down",
         "     fix: start it",
         "metrics profile   none: Prometheus holds neither ggen_mcp_* nor mcp_* series",
     ]
@@ -361,3 +361,28 @@ def test_doctor_passes_on_the_wired_stack_and_names_the_fix_when_alerts_go_elsew
         assert f"credentials_file: {info.token_file}" in moved.stdout
     finally:
         stack.stop(tmp_path / "stack")
+
+
+def test_a_token_file_alertmanager_reads_here_must_hold_this_receivers_token(tmp_path) -> None:
+    theirs = tmp_path / "am-token"
+    url = "http://127.0.0.1:8080/alerts"
+    config = wiring.alertmanager_snippet(url, theirs)
+    theirs.write_text("old-token\n")
+    assert wc.alertmanager_problems(config, url, "new-token") == [
+        f"receiver runbook: its credentials_file {theirs} holds another token than this "
+        "receiver's (alerts would get 401)"
+    ]
+    theirs.write_text("new-token\n")
+    assert wc.alertmanager_problems(config, url, "new-token") == []
+    theirs.unlink()  # on Alertmanager's own machine: cannot tell, not held against it
+    assert wc.alertmanager_problems(config, url, "new-token") == []
+
+
+def test_docker_warns_but_does_not_fail_the_doctor() -> None:
+    from runbook_lib.service.doctor import Check, Report, _check_lines
+
+    report = Report()
+    report.checks = [Check("docker", False, "engine does not answer")]
+    assert report.ok and _check_lines(report.checks[0])[0].startswith("warn docker")
+    report.checks.append(Check("receiver", False, "refused", "start it"))
+    assert not report.ok and _check_lines(report.checks[1])[0].startswith("FAIL receiver")

@@ -46,6 +46,10 @@ def panel_metrics(name: str) -> set[str]:
     return (found & names) | hist
 
 
+# Checks that inform but do not fail the doctor: without Docker the container checks say so.
+ADVISORY = {"docker"}
+
+
 @dataclass
 class Report:
     checks: list[Check] = field(default_factory=list)
@@ -59,7 +63,7 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.blind_runbooks and all(
-            c.ok or c.skipped for c in self.checks if c.name != "docker"
+            c.ok or c.skipped for c in self.checks if c.name not in ADVISORY
         )
 
 
@@ -235,7 +239,7 @@ def render(report: Report) -> str:
 
 def _check_lines(c: Check) -> list[str]:
     """A check's status line and, when it failed, what fixes it (a snippet indented)."""
-    mark = "skip" if c.skipped else "ok  " if c.ok else "FAIL"
+    mark = "skip" if c.skipped else "ok  " if c.ok else "warn" if c.name in ADVISORY else "FAIL"
     lines = [f"{mark} {c.name:<17} {c.detail}"]
     if c.fix and not c.ok:
         first, *rest = c.fix.splitlines()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -112,9 +113,10 @@ def started_at(answer: dict[str, Any] | None) -> datetime | None:
 
 
 # -- Alertmanager -------------------------------------------------------------------------
-def alertmanager_problems(config_text: str, receiver_url: str) -> list[str]:
+def alertmanager_problems(config_text: str, receiver_url: str, token: str = "") -> list[str]:
     """What in Alertmanager's configuration (its /api/v2/status `config.original`) keeps the
-    alerts from reaching `receiver_url` with the token; empty when nothing does."""
+    alerts from reaching `receiver_url` with the token; empty when nothing does. When its
+    credentials_file can be read here (Alertmanager on this machine), it must hold `token`."""
     try:
         cfg = yaml.safe_load(config_text) or {}
     except yaml.YAMLError as exc:
@@ -133,9 +135,20 @@ def alertmanager_problems(config_text: str, receiver_url: str) -> list[str]:
     auth = (hook.get("http_config") or {}).get("authorization") or {}
     if not auth.get("credentials_file"):
         problems.append(f"receiver {name}: no authorization credentials_file (the token)")
+    elif token and _readable(auth["credentials_file"]) not in (None, token):
+        problems.append(f"receiver {name}: its credentials_file {auth['credentials_file']} "
+                        "holds another token than this receiver's (alerts would get 401)")  # fmt: skip
     if not _routes_to(cfg.get("route") or {}, name):
         problems.append(f"no route sends alerts to receiver {name}")
     return problems
+
+
+def _readable(path: str) -> str | None:
+    """The token in a file, when this machine can read it; None when it cannot tell."""
+    try:
+        return Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _routes_to(route: dict[str, Any], name: str) -> bool:
@@ -195,7 +208,7 @@ def alertmanager_checks(w: Wiring) -> list[Check]:
                "alertmanager_url in runbook.toml")  # fmt: skip
         return [Check("alertmanager", False, f"{base} does not answer: {error}", fix)]
     problems = alertmanager_problems((status.get("config") or {}).get("original", ""),
-                                     w.alerts_url)  # fmt: skip
+                                     w.alerts_url, w.token)  # fmt: skip
     found = [Check("alertmanager", True, f"{base} answers")]
     if not problems:
         return found + [Check("alert route", True, f"GgenMcp alerts go to {w.alerts_url}")]
