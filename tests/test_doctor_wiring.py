@@ -370,7 +370,7 @@ def test_a_token_file_alertmanager_reads_here_must_hold_this_receivers_token(tmp
     theirs.write_text("old-token\n")
     assert wc.alertmanager_problems(config, url, "new-token") == [
         f"receiver runbook: its credentials_file {theirs} holds another token than this "
-        "receiver's (alerts would get 401)"
+        "receiver's (alerts would get 401): copy this receiver's token file over it"
     ]
     theirs.write_text("new-token\n")
     assert wc.alertmanager_problems(config, url, "new-token") == []

@@ -137,7 +137,8 @@ def alertmanager_problems(config_text: str, receiver_url: str, token: str = "") 
         problems.append(f"receiver {name}: no authorization credentials_file (the token)")
     elif token and _readable(auth["credentials_file"]) not in (None, token):
         problems.append(f"receiver {name}: its credentials_file {auth['credentials_file']} "
-                        "holds another token than this receiver's (alerts would get 401)")  # fmt: skip
+                        "holds another token than this receiver's (alerts would get 401): copy this "
+                        "receiver's token file over it")  # fmt: skip
     if not _routes_to(cfg.get("route") or {}, name):
         problems.append(f"no route sends alerts to receiver {name}")
     return problems
