@@ -109,7 +109,7 @@ def test_render_lists_checks_then_what_is_missing_and_blind() -> None:
     assert doctor.render(report).splitlines() == [
         "ok   prometheus        http://p answers",
         "warn docker            down",
-        "metrics profile   server (set RUNBOOK_METRICS_PROFILE=server for runbook serve and run)",
+        'metrics profile   server (metrics_profile = "server" in runbook.toml, or RUNBOOK_METRICS_PROFILE)',
         "missing metrics (2): ggen_mcp_active_forks, process_open_fds",
         "  fork_leak: loses active_forks",
         "  memory: cannot judge memory_leak, cache_too_large",

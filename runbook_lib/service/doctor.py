@@ -220,7 +220,7 @@ def render(report: Report) -> str:
     if report.profile:
         lines.append(
             f"metrics profile   {report.profile} "
-            f"(set RUNBOOK_METRICS_PROFILE={report.profile} for runbook serve and run)"
+            f'(metrics_profile = "{report.profile}" in runbook.toml, or RUNBOOK_METRICS_PROFILE)'
         )
     elif report.checks and report.checks[0].ok and not report.waiting:
         lines.append("metrics profile   none: Prometheus holds neither ggen_mcp_* nor mcp_* series")
