@@ -237,6 +237,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--plain-runs", type=int, default=3, help="plain papermill CLI runs")
     ap.add_argument("--json", action="store_true", help="figures as JSON on the last line")
+    # Each benchmark alert stands for a fault of its own (on the one simulator instance the
+    # notebooks can query): the receiver must not join them into one incident.
+    os.environ["RUNBOOK_CORRELATION_WINDOW"] = "0"
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
     kernels_before = kernels()
