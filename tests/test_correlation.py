@@ -202,7 +202,7 @@ def test_the_investigation_is_told_the_other_alerts_and_its_header_lists_them(in
     assert params["alert_name"] == "GgenMcpHighErrorRate"
     assert params["related_alerts"][0]["starts_at"] == "2026-11-28T04:00:05+00:00"
     text = related_md(params["related_alerts"] + [{"alertname": "A_*b*", "status": "stale"}])
-    assert "- GgenMcpElevatedErrorRate · warning · since 2026-11-28T04:00:05+00:00" in text
+    assert "- GgenMcpElevatedErrorRate · warning · since 2026-11-28 04:00:05 UTC" in text
     assert "- A&#95;&#42;b&#42; · unknown" in text and text.endswith(", stale")
 
 

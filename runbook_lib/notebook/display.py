@@ -32,8 +32,16 @@ def related_md(alerts: list[dict]) -> str:
     for a in alerts:
         state = "" if a.get("status", "firing") == "firing" else f", {esc(a['status'])}"
         lines.append(f"- {esc(a.get('alertname', '?'))} · {esc(a.get('severity') or 'unknown')}"
-                     f" · since {esc(a.get('starts_at', '?'))}{state}")  # fmt: skip
+                     f" · since {esc(_when(a.get('starts_at', '?')))}{state}")  # fmt: skip
     return "\n".join(lines)
+
+
+def _when(text: str) -> str:
+    """An alert's start as people read it (2026-11-28 04:00:05 UTC); other text as it is."""
+    try:
+        return f"{datetime.fromisoformat(text).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    except (TypeError, ValueError):
+        return str(text)
 
 
 def esc(text: object) -> str:
