@@ -53,6 +53,10 @@ class Receiver:
         return resp
 
 
+# The last test judges what the properties before it sent to one receiver: one worker runs all.
+pytestmark = pytest.mark.xdist_group("fuzz_receiver")
+
+
 @pytest.fixture(scope="module")
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
     out = tmp_path_factory.mktemp("fuzz")
