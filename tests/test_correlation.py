@@ -10,6 +10,7 @@ import pytest
 
 from runbook_lib.contract.alerts import Alert
 from runbook_lib.records.index import Index
+from runbook_lib.service.incident_view import incident_message
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 NOW = T0.timestamp() + 30
@@ -84,6 +85,15 @@ def test_a_critical_alone_is_not_held_and_a_warning_alone_runs_after_the_hold(
     assert index.claim(NOW + 10).alertname == "GgenMcpLowCacheHitRate"
 
 
+def test_a_warning_over_an_info_alert_keeps_waiting_for_a_critical(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite", correlation_window=300, correlation_hold=10)
+    index.accept([alert("GgenMcpIncreasingHeapUsage", "info")], 300, NOW)
+    index.accept([alert("GgenMcpElevatedMemoryUsage", "warning", after_s=2)], 300, NOW + 2)
+    assert index.claim(NOW + 3) is None  # the warning leads now, and still waits
+    index.accept([alert("GgenMcpMemoryCritical", "critical", after_s=5)], 300, NOW + 5)
+    assert index.claim(NOW + 5).alertname == "GgenMcpMemoryCritical"
+
+
 def test_a_more_severe_alert_after_the_investigation_started_is_only_listed(index) -> None:
     index.accept([alert("GgenMcpElevatedErrorRate", "warning")], 300, NOW)
     first = index.claim(NOW)
@@ -145,22 +155,58 @@ def test_the_incident_resolves_with_its_last_alert_and_verifies_once(index) -> N
     assert index.accept([alert(*FOUR[1][:2], after_s=1500)], 300, NOW + 1500) == ["queued"]
 
 
-def test_alerts_alertmanager_no_longer_has_close_as_stale(index) -> None:
+def test_alerts_alertmanager_stops_listing_close_as_stale_after_the_grace(index) -> None:
     for n, s, t in FOUR[:2]:
         index.accept([alert(n, s, after_s=t)], 300, NOW + t)
     index.accept([alert("GgenMcpHighLatency", "critical", fp="latency1")], 300, NOW)
-    fps = {a["fingerprint"] for a in index.firing_alerts()}
-    assert len(fps) == 3
-    # Alertmanager still has the latency alert only; the error alerts are gone
-    assert index.close_stale({"latency1"}, min_age_s=60, now=NOW + 30) == []  # too young
-    [closed] = index.close_stale({"latency1"}, min_age_s=60, now=NOW + 600)
+    assert len(index.firing_alerts()) == 3
+    # Alertmanager lists the latency alert only: the error alerts are missing from now on
+    assert index.close_stale({"latency1"}, grace_s=900, now=NOW + 100) == []
+    assert index.close_stale({"latency1"}, grace_s=900, now=NOW + 999) == []  # 899 s missing
+    [closed] = index.close_stale({"latency1"}, grace_s=900, now=NOW + 1000)
     inc = index.incident(closed)
     assert inc["alertname"] == "GgenMcpHighErrorRate"
-    assert inc["status"] == "stale" and inc["resolved_at"] == NOW + 600
+    assert inc["status"] == "stale" and inc["resolved_at"] == NOW + 1000
     assert {a["status"] for a in inc["alerts"]} == {"stale"}
     assert [r["kind"] for r in inc["runs"]] == ["investigation"]  # no verification of a guess
-    latency = index.incident(index.by_fingerprint("latency1"))
-    assert latency["status"] == "firing"
+    assert "Closed as stale" in incident_message(index, closed, T0 + timedelta(hours=1))
+    assert index.incident(index.by_fingerprint("latency1"))["status"] == "firing"
+
+
+def test_an_alertmanager_restart_within_the_grace_closes_nothing(index) -> None:
+    """Restarted, Alertmanager lists nothing until Prometheus re-sends (about a minute)."""
+    index.accept([alert("GgenMcpHighErrorRate", "critical", fp="err1")], 300, NOW)
+    assert index.close_stale(set(), grace_s=900, now=NOW + 60) == []  # the empty answer
+    assert index.close_stale({"err1"}, grace_s=900, now=NOW + 120) == []  # re-sent: listed
+    assert index.close_stale(set(), grace_s=900, now=NOW + 960) == []  # missing 0 s again
+    assert index.incidents()[0]["status"] == "firing"
+
+
+def test_a_late_resolution_turns_a_stale_incident_into_a_resolved_one(index) -> None:
+    """Alertmanager drops a resolved alert from its list before it sends the `resolved`."""
+    a = alert("GgenMcpHighErrorRate", "critical", fp="err1")
+    index.accept([a], 300, NOW)
+    index.close_stale(set(), grace_s=60, now=NOW + 10)
+    [iid] = index.close_stale(set(), grace_s=60, now=NOW + 100)
+    assert index.incident(iid)["status"] == "stale"
+    done = alert("GgenMcpHighErrorRate", "critical", fp="err1", status="resolved")
+    assert index.accept([done], 300, NOW + 200) == ["resolved"]
+    inc = index.incident(iid)
+    assert inc["status"] == "resolved" and inc["alerts"][0]["status"] == "resolved"
+    assert [r["kind"] for r in inc["runs"]] == ["investigation", "verification"]
+    assert index.accept([done], 300, NOW + 210) == ["resolved-duplicate"]
+
+
+def test_a_stale_alert_that_fires_again_reopens_its_incident(index) -> None:
+    a = alert("GgenMcpHighErrorRate", "critical", fp="err1")
+    index.accept([a], 300, NOW)
+    index.close_stale(set(), grace_s=60, now=NOW + 10)
+    [iid] = index.close_stale(set(), grace_s=60, now=NOW + 100)
+    assert index.accept([a], 300, NOW + 150) == ["reopened"]
+    inc = index.incident(iid)
+    assert inc["status"] == "firing" and inc["resolved_at"] is None
+    assert inc["alerts"][0]["status"] == "firing" and len(index.incidents()) == 1
+    assert [r["kind"] for r in inc["runs"]] == ["investigation"]  # not investigated twice
 
 
 def test_an_incident_is_found_by_any_of_its_alerts_fingerprints(index) -> None:

@@ -42,7 +42,7 @@ class Wired:
 @pytest.fixture
 def wired(tmp_path: Path) -> Iterator[Wired]:
     """Alertmanager with the documented route (fast timings), and a receiver without
-    workers that reconciles with it every second."""
+    workers that reconciles with it every second and calls an alert stale after 3 s."""
     state = tmp_path / "state"
     state.mkdir()
     token_file = tmp_path / "token"
@@ -57,7 +57,7 @@ def wired(tmp_path: Path) -> Iterator[Wired]:
         stack._launch(state, "runbook", [str(RUNBOOK), "serve", "--no-workers", "--port",
                       str(port), "--output", str(tmp_path / "out"), "--token-file",
                       str(token_file), "--alertmanager-url", alertmanager, "--reconcile-every",
-                      "1", "--correlation-hold", "0"])  # fmt: skip
+                      "1", "--stale-after", "3", "--correlation-hold", "0"])  # fmt: skip
         stack._wait_ready(state, "runbook", f"{receiver}/health", 30)
         stack._launch(state, "alertmanager", [stack._bin("prometheus-alertmanager"),
                       f"--config.file={tmp_path / 'alertmanager.yml'}",

@@ -193,12 +193,19 @@ def test_an_index_written_before_the_migrations_is_upgraded(tmp_path: Path) -> N
     old.executescript(LEGACY_SCHEMA)
     old.execute(
         "INSERT INTO incidents VALUES (1, 'fp', '2026-11-28T04:00:00+00:00', 'A', 'triage',"
-        " '', '{}', '{}', '', 'firing', NULL, 1.0, NULL)"
+        " '', '{\"instance\": \"h:9\"}', '{}', '', 'firing', NULL, 1.0, NULL)"
     )
     old.commit()
     old.close()
     index = Index(tmp_path / "index.sqlite")
-    assert [i["fingerprint"] for i in index.incidents()] == ["fp"]
+    [inc] = index.incidents()
+    assert (inc["fingerprint"], inc["instance"]) == ("fp", "h:9")  # 0004 filled the instance
+    assert [(a["fingerprint"], a["alertname"], a["status"]) for a in inc["alerts"]] == [
+        ("fp", "A", "firing")  # each old incident is an incident of its one alert
+    ]
+    gone = Alert(status="resolved", labels={"alertname": "A", "instance": "h:9"},
+                 startsAt="2026-11-28T04:00:00Z", fingerprint="fp")  # fmt: skip
+    assert index.accept([gone], 0, now=T0) == ["resolved"]  # and resolves with it
     index.accept([alert("zzzz")], 0, now=T0)
     [run] = index.incidents()[0]["runs"]
     assert run["location"] is None and run["dispatched_at"] is None  # the new columns
@@ -211,9 +218,11 @@ def test_the_tables_the_code_queries_are_the_tables_the_migrations_make(tmp_path
 
     index = Index(tmp_path / "index.sqlite")
     made = sa.inspect(index.engine)
-    for table in (schema.INCIDENTS, schema.RUNS):
+    for table in (schema.INCIDENTS, schema.RUNS, schema.ALERTS):
         assert [c["name"] for c in made.get_columns(table.name)] == [c.name for c in table.c]
     uniques = {tuple(u["column_names"]) for u in made.get_unique_constraints("incidents")}
+    assert ("fingerprint", "starts_at") in uniques
+    uniques = {tuple(u["column_names"]) for u in made.get_unique_constraints("alerts")}
     assert ("fingerprint", "starts_at") in uniques
 
 

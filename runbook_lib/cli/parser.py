@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reconcile-every", type=float, default=settings.reconcile_every,
                    help="seconds between checks of open incidents against Alertmanager; alerts "
                    "it no longer has are closed as stale (0: never)")  # fmt: skip
+    p.add_argument("--stale-after", type=float, default=settings.stale_after,
+                   help="seconds an alert Alertmanager no longer lists (and no resolution came) "
+                   "stays open before it is closed as stale (default 900)")  # fmt: skip
     p.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
     p.add_argument("--run-timeout", type=float, default=900, help="seconds per run, in all")
     p.add_argument(
@@ -176,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="this worker's name in Celery")
     p.add_argument("--output", help="the records directory all machines share (RUNBOOK_OUTPUT_DIR)")
     p.add_argument("--prometheus-url", help="for the notebooks (RUNBOOK_PROMETHEUS_URL)")
-    p.add_argument("--alertmanager-url")
+    p.add_argument("--alertmanager-url", default=settings.alertmanager_url,
+                   help="the records' Alertmanager links (RUNBOOK_ALERTMANAGER_URL)")  # fmt: skip
     p.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell")
     p.add_argument("--run-timeout", type=float, default=900, help="seconds per run, in all")
     p.add_argument("--verify-delay", type=float, default=300,
@@ -252,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="where to write it (default: RUNBOOK_CONFIG, else "
                    "/etc/runbook/runbook.toml as root, else ~/.config/runbook/runbook.toml)")  # fmt: skip
     p.add_argument("--prometheus-url", default="http://127.0.0.1:9090")
-    p.add_argument("--alertmanager-url", default="http://127.0.0.1:9093")
+    p.add_argument("--alertmanager-url", default="",
+                   help="yours, e.g. http://alertmanager:9093: records link to it, doctor checks its "
+                   "route, serve closes stale incidents against it (none: all of that is off)")  # fmt: skip
     p.add_argument("--output", help="records and index (default: /var/lib/runbook as root, "
                    "else ~/.local/share/runbook)")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="the address `runbook serve` binds")

@@ -78,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
         notify=notify,
         alertmanager_url=args.alertmanager_url or "",
         reconcile_every=args.reconcile_every,
+        stale_after=args.stale_after,
     )
     mode = (f"{config.workers} workers" if embedded else
             f"runs to {args.broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip

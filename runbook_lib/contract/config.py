@@ -26,6 +26,9 @@ NOTEBOOKS = (
 RULES = PACKAGE / "rules"  # the Prometheus rule files, likewise (`deploy/rules/`)
 MEMORY_LIMIT_BYTES = 4 << 30  # the service's limit; RUNBOOK_MEMORY_LIMIT_BYTES overrides it
 CORRELATION_WINDOW_S = 300.0  # alerts of one instance and family this close are one incident
+# An alert Alertmanager no longer lists for this long, with no `resolved`, is stale: longer
+# than its default group_interval (5 min), after which the `resolved` would have come.
+STALE_AFTER_S = 900.0
 
 
 class ConfigError(ValueError):
@@ -49,6 +52,7 @@ class FileConfig(BaseModel):
     correlation_window: float | None = None
     correlation_hold: float | None = None
     reconcile_every: float | None = None
+    stale_after: float | None = None
     database_url: str | None = None
     broker_url: str | None = None
     memory_limit_bytes: int | None = None
@@ -116,7 +120,13 @@ def value(key: str, default: object = "") -> object:
     """RUNBOOK_<KEY>, else the file's `key`, else `default`."""
     env = os.environ.get(f"RUNBOOK_{key.upper()}")
     if env is not None and env != "":
-        return type(default)(env) if isinstance(default, int | float) else env
+        if not isinstance(default, int | float):
+            return env
+        try:
+            return type(default)(env)
+        except ValueError:
+            kind = "a whole number" if isinstance(default, int) else "a number (seconds, days)"
+            raise ConfigError(f"RUNBOOK_{key.upper()}={env!r} is not {kind}") from None
     return file_values().get(key, default)
 
 
@@ -152,6 +162,7 @@ class Settings:
     )
     correlation_hold: float = field(default_factory=lambda: float(value("correlation_hold", 10.0)))
     reconcile_every: float = field(default_factory=lambda: float(value("reconcile_every", 60.0)))
+    stale_after: float = field(default_factory=lambda: float(value("stale_after", STALE_AFTER_S)))
     database_url: str = field(default_factory=lambda: str(value("database_url")))
     broker_url: str = field(default_factory=lambda: str(value("broker_url")))
     memory_limit_bytes: int = field(

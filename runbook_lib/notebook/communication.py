@@ -27,6 +27,7 @@ def message(
     top_cause: str | None = None,
     ends_at: datetime | None = None,
     link: str = "",
+    note: str = "",
 ) -> str:
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
@@ -43,6 +44,8 @@ def message(
         lines.append(f"Resolved: {ends_at:%Y-%m-%d %H:%M} UTC" if ends_at else "Resolved")
     else:
         lines.append(f"Next Update: {next_update(sev, now):%H:%M} UTC")
+    if note:
+        lines.append(note)
     if link:
         lines.append(f"Record: {link}")
     return "\n".join(lines)

@@ -8,14 +8,18 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runbook_lib.contract.alerts import Alert, route, severity_rank
+from runbook_lib.contract.alerts import SEVERITY_RANK, Alert, route, severity_rank
 from runbook_lib.records import record
 from runbook_lib.records.migrations import schema
+from runbook_lib.records.outbox import add_event
+
+if TYPE_CHECKING:
+    from runbook_lib.records.index import Queued
 
 incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
 
@@ -80,15 +84,25 @@ def add_alert(conn: Connection, incident: int, a: Alert, starts: str, now: float
 
 
 def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> None:
-    """A more severe alert that joins before the investigation started leads it: the
-    incident takes its name, labels and record name. Afterwards it is only listed."""
+    """A more severe alert that joins while the investigation is still queued leads it:
+    the run takes its record name (and starts now if it is critical; a lesser lead keeps
+    waiting for a critical one), the incident its name and labels. Once the run started,
+    the alert is only listed. The run is changed first, and only while queued, so a worker
+    claiming it meanwhile keeps the lead it claimed."""
     c = incidents_t.c
     current = conn.execute(sa.select(c.severity).where(c.id == incident)).scalar_one()
-    if severity_rank(a.labels.get("severity", "")) <= severity_rank(current):
+    rank = severity_rank(a.labels.get("severity", ""))
+    if rank <= severity_rank(current):
         return
+    name = record.record_name(a.startsAt, a.name, a.fingerprint)
+    if conn.execute(sa.select(runs_t.c.id).where(runs_t.c.record == name)).first():
+        name = f"{name}-i{incident}"
     mine = (runs_t.c.incident_id == incident) & (runs_t.c.kind == "investigation")
-    queued = conn.execute(sa.select(runs_t.c.state).where(mine)).scalar()
-    if queued not in (None, "queued"):
+    starts = {"not_before": now} if rank >= max(SEVERITY_RANK.values()) else {}
+    moved = conn.execute(
+        sa.update(runs_t).where(mine & (runs_t.c.state == "queued")).values(record=name, **starts)
+    ).rowcount
+    if moved == 0:
         return
     conn.execute(
         sa.update(incidents_t).where(c.id == incident)
@@ -96,13 +110,6 @@ def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> None:
                 severity=a.labels.get("severity", ""), labels=json.dumps(a.labels),
                 annotations=json.dumps(a.annotations), generator_url=a.generatorURL)
     )  # fmt: skip
-    name = record.record_name(a.startsAt, a.name, a.fingerprint)
-    taken = conn.execute(sa.select(runs_t.c.id).where(runs_t.c.record == name)).first()
-    conn.execute(
-        sa.update(runs_t)
-        .where(mine & (runs_t.c.state == "queued"))
-        .values(record=name if taken is None else f"{name}-i{incident}", not_before=now)
-    )
 
 
 def lead_alert(conn: Connection, incident: int) -> Alert:
@@ -135,10 +142,77 @@ def related(conn: Connection, incident: int, lead_fingerprint: str) -> tuple[dic
     return tuple({k: a[k] for k in keep} for a in rows if a["fingerprint"] != lead_fingerprint)
 
 
+def _set(conn: Connection, ids: list[int], **values: object) -> None:
+    for start in range(0, len(ids), 500):  # within any database's limit of bound values
+        conn.execute(
+            sa.update(alerts_t).where(alerts_t.c.id.in_(ids[start : start + 500])).values(**values)
+        )
+
+
+def reopen(conn: Connection, incident: int, a: Alert) -> None:
+    """A stale alert fires again (Alertmanager lost it, then Prometheus re-sent it): it was
+    not over, and neither is its incident."""
+    this = (alerts_t.c.fingerprint == a.fingerprint) & (
+        alerts_t.c.starts_at == a.startsAt.isoformat()
+    )
+    conn.execute(
+        sa.update(alerts_t).where(this).values(status="firing", closed_at=None, missing_since=None)
+    )
+    conn.execute(
+        sa.update(incidents_t)
+        .where((incidents_t.c.id == incident) & (incidents_t.c.status == "stale"))
+        .values(status="firing", resolved_at=None)
+    )
+
+
 class AlertQueries:
     """The index's questions and changes about alerts and the state of incidents (mixed
-    into records.index.Index, which provides `_tx`, `_read`, `_insert`, `where` and
-    `_close_if_done`)."""
+    into records.index.Index, which provides `_tx`, `_read`, `_insert`, `_lock`, `where`
+    and `_enqueue`)."""
+
+    def _resolve(
+        self, conn: Connection, incident: int, a: Alert, delay: float, now: float,
+        created: list[Queued],
+    ) -> str:  # fmt: skip
+        """The alert resolves; the incident resolves with its last firing alert."""
+        ac = alerts_t.c
+        ends = a.endsAt.isoformat() if a.endsAt else None
+        this = (ac.fingerprint == a.fingerprint) & (ac.starts_at == a.startsAt.isoformat())
+        changed = conn.execute(  # a stale alert whose resolution came late resolves too
+            sa.update(alerts_t).where(this & ac.status.in_(("firing", "stale")))
+            .values(status="resolved", ends_at=ends, closed_at=now, missing_since=None)
+        ).rowcount  # fmt: skip
+        if changed == 0:
+            return "resolved-duplicate"
+        closed = self._close_if_done(conn, incident, now, delay, created, ends)
+        return "resolved" if closed else "alert-resolved"
+
+    def _close_if_done(
+        self, conn: Connection, incident: int, now: float, delay: float,
+        created: list[Queued], ends: str | None = None, how: str = "resolved",
+    ) -> bool:  # fmt: skip
+        """Close the incident when none of its alerts fires any more, as its last one ended:
+        `resolved` (with its verification) by a resolution, `stale` when reconciliation
+        found it gone. A late resolution turns a stale incident into a resolved one."""
+        ac = alerts_t.c
+        states = {
+            s for (s,) in conn.execute(sa.select(ac.status).where(ac.incident_id == incident))
+        }
+        if "firing" in states:
+            return False
+        closable = ("firing", "stale") if how == "resolved" else ("firing",)
+        done = conn.execute(
+            sa.update(incidents_t)
+            .where((incidents_t.c.id == incident) & incidents_t.c.status.in_(closable))
+            .values(status=how, ends_at=ends, resolved_at=now)
+        )
+        if done.rowcount == 0:  # another receiver closed it in the meantime
+            return False
+        if how == "resolved":
+            add_event(conn, self._insert, "resolved", incident, None, now)
+            self._enqueue(conn, incident, lead_alert(conn, incident), "verification",
+                          now + delay, created)  # fmt: skip
+        return True
 
     def mark_mitigated(self, incident_id: int, now: float | None = None) -> bool:
         """A person says a mitigation is in place; False when it was recorded already."""
@@ -189,25 +263,32 @@ class AlertQueries:
             )
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def close_stale(
-        self, active: set[str], min_age_s: float, now: float | None = None
-    ) -> list[int]:
-        """Alerts firing here that Alertmanager no longer has (`active`: its fingerprints)
-        and that arrived more than `min_age_s` ago never sent their `resolved`: mark them
-        stale; close the incidents left with no firing alert. Returns those incidents."""
+    def close_stale(self, active: set[str], grace_s: float, now: float | None = None) -> list[int]:
+        """Reconcile with the alerts Alertmanager holds (`active`: their fingerprints). A
+        firing alert it does not hold is marked missing; one missing for `grace_s` is closed
+        as stale, and an incident left with no firing alert with it. The grace outlasts
+        Alertmanager's group_interval (a resolved alert leaves its list before the
+        `resolved` is sent) and a restart (its alerts are back once Prometheus re-sends);
+        an alert listed again is no longer missing. Returns the incidents closed."""
         now = time.time() if now is None else now
         ac = alerts_t.c
-        gone = (ac.status == "firing") & (ac.received_at < now - min_age_s)
-        if active:
-            gone = gone & ac.fingerprint.not_in(sorted(active))
-        closed: list[int] = []
         with self._tx() as conn:
-            touched = [i for (i,) in conn.execute(sa.select(ac.incident_id).where(gone).distinct())]
-            conn.execute(sa.update(alerts_t).where(gone).values(status="stale", closed_at=now))
-            for incident in touched:
-                if self._close_if_done(conn, incident, now, 0.0, []):
-                    closed.append(incident)
-        return closed
+            firing = conn.execute(
+                sa.select(ac.id, ac.fingerprint, ac.missing_since, ac.incident_id)
+                .where(ac.status == "firing")
+            ).all()  # fmt: skip
+            gone = [r for r in firing if r.fingerprint not in active]
+            back = [r.id for r in firing if r.fingerprint in active and r.missing_since]
+            new = [r.id for r in gone if r.missing_since is None]
+            stale = [r for r in gone if r.missing_since and r.missing_since <= now - grace_s]
+            _set(conn, back, missing_since=None)
+            _set(conn, new, missing_since=now)
+            _set(conn, [r.id for r in stale], status="stale", closed_at=now)
+            touched = sorted({r.incident_id for r in stale})
+            c = incidents_t.c
+            keys = conn.execute(sa.select(c.runbook, c.instance).where(c.id.in_(touched))).all()
+            self._lock(conn, {tuple(k) for k in keys})
+            return [i for i in touched if self._close_if_done(conn, i, now, 0.0, [], how="stale")]
 
     # -- runs by hand ----------------------------------------------------------------------
     def add_manual(

@@ -134,17 +134,23 @@ class Index(grouping.AlertQueries):
         now = time.time() if now is None else now
         created: list[Queued] = []
         with self._tx() as conn:
+            self._lock(conn, {(route(a.name), a.labels.get("instance", "")) for a in alerts})
             outcomes = [self._accept_one(conn, a, verify_delay, now, created) for a in alerts]
         return outcomes, created
+
+    def _lock(self, conn: Connection, keys: set[tuple[str, str]]) -> None:
+        """PostgreSQL: one receiver at a time decides for an instance and runbook family
+        (locks taken in one order, so two receivers never wait on each other). SQLite's
+        BEGIN IMMEDIATE already serializes every writer."""
+        for runbook, instance in sorted(keys) if self.postgres else ():
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                         {"k": f"{runbook}|{instance}"})  # fmt: skip
 
     def _accept_one(
         self, conn: Connection, a: Alert, delay: float, now: float, created: list[Queued]
     ) -> str:
         starts = a.startsAt.isoformat()
         instance, runbook = a.labels.get("instance", ""), route(a.name)
-        if self.postgres:  # one receiver at a time decides for this instance and family
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                         {"k": f"{runbook}|{instance}"})  # fmt: skip
         known = conn.execute(
             sa.select(alerts_t.c.incident_id, alerts_t.c.status).where(
                 (alerts_t.c.fingerprint == a.fingerprint) & (alerts_t.c.starts_at == starts)
@@ -163,6 +169,9 @@ class Index(grouping.AlertQueries):
                 grouping.take_lead(conn, incident, a, now)
         else:
             incident = known.incident_id
+            if known.status == "stale" and a.status == "firing":
+                grouping.reopen(conn, incident, a)  # Alertmanager has it again: not gone
+                outcome = "reopened"
         # A resolved alert never seen firing still gets its investigation: none is lost.
         lead = grouping.lead_alert(conn, incident)
         critical = severity_rank(lead.labels.get("severity", "")) >= TOP_RANK
@@ -172,49 +181,6 @@ class Index(grouping.AlertQueries):
         if a.status == "firing":
             return outcome
         return self._resolve(conn, incident, a, delay, now, created)
-
-    def _resolve(
-        self, conn: Connection, incident: int, a: Alert, delay: float, now: float,
-        created: list[Queued],
-    ) -> str:  # fmt: skip
-        """The alert resolves; the incident resolves with its last firing alert."""
-        ac = alerts_t.c
-        ends = a.endsAt.isoformat() if a.endsAt else None
-        this = (ac.fingerprint == a.fingerprint) & (ac.starts_at == a.startsAt.isoformat())
-        changed = conn.execute(
-            sa.update(alerts_t).where(this & (ac.status == "firing"))
-            .values(status="resolved", ends_at=ends, closed_at=now)
-        ).rowcount  # fmt: skip
-        if changed == 0:
-            return "resolved-duplicate"
-        closed = self._close_if_done(conn, incident, now, delay, created, ends)
-        return "resolved" if closed else "alert-resolved"
-
-    def _close_if_done(
-        self, conn: Connection, incident: int, now: float, delay: float,
-        created: list[Queued], ends: str | None = None,
-    ) -> bool:  # fmt: skip
-        """Close the incident when none of its alerts fires any more: `resolved` (with its
-        verification) when they resolved, `stale` when one was only found gone."""
-        ac = alerts_t.c
-        states = {
-            s for (s,) in conn.execute(sa.select(ac.status).where(ac.incident_id == incident))
-        }
-        if "firing" in states:
-            return False
-        status = "stale" if "stale" in states else "resolved"
-        done = conn.execute(
-            sa.update(incidents_t)
-            .where((incidents_t.c.id == incident) & (incidents_t.c.status == "firing"))
-            .values(status=status, ends_at=ends, resolved_at=now)
-        )
-        if done.rowcount == 0:  # another receiver closed it in the meantime
-            return False
-        if status == "resolved":
-            add_event(conn, self._insert, "resolved", incident, None, now)
-            self._enqueue(conn, incident, grouping.lead_alert(conn, incident), "verification",
-                          now + delay, created)  # fmt: skip
-        return True
 
     def _enqueue(
         self,

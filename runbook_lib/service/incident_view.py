@@ -63,7 +63,17 @@ def message_of(inc: dict[str, Any], now: datetime | None = None, link: str = "")
         top_cause=inc["top_cause"],
         ends_at=_ends(inc),
         link=link,
+        note=_stale_note(inc),
     )
+
+
+def _stale_note(inc: dict[str, Any]) -> str:
+    """A stale incident is closed on a guess: say so, rather than claim a resolution."""
+    if inc["status"] != "stale" or not inc.get("resolved_at"):
+        return ""
+    at = datetime.fromtimestamp(inc["resolved_at"], UTC)
+    return (f"Closed as stale at {at:%Y-%m-%d %H:%M} UTC: Alertmanager no longer listed its "
+            "alerts and no resolution came")  # fmt: skip
 
 
 def _ends(inc: dict[str, Any]) -> datetime | None:

@@ -3,9 +3,10 @@
 Alertmanager sends `resolved` when an alert ends, but not when it was restarted without its
 data, a route changed, or the webhook kept failing until it gave up. On a schedule the
 receiver asks Alertmanager which alerts it holds (`/api/v2/alerts`, silenced and inhibited
-ones included); an alert firing in the index that Alertmanager no longer lists, and that
-arrived more than two periods ago, is closed as `stale`, and an incident left with no firing
-alert closes with it. When Alertmanager does not answer, nothing is closed."""
+ones included); an alert firing in the index that Alertmanager has not listed for
+`stale_after` seconds is closed as `stale`, and an incident left with no firing alert
+closes with it (records/grouping.py says why the grace is long). When Alertmanager does not
+answer, nothing changes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import asyncio
 import sys
 
 import httpx
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from runbook_lib.records.index import Index
@@ -29,17 +29,19 @@ def active_fingerprints(alertmanager_url: str, timeout: float = 10.0) -> set[str
     return {a["fingerprint"] for a in resp.json()}
 
 
-def reconcile_once(index: Index, alertmanager_url: str, every_s: float) -> list[int]:
+def reconcile_once(index: Index, alertmanager_url: str, stale_after_s: float) -> list[int]:
     """One pass: the incidents it closed as stale."""
-    return index.close_stale(active_fingerprints(alertmanager_url), min_age_s=2 * every_s)
+    return index.close_stale(active_fingerprints(alertmanager_url), grace_s=stale_after_s)
 
 
-async def reconcile_forever(index: Index, alertmanager_url: str, every_s: float) -> None:
+async def reconcile_forever(
+    index: Index, alertmanager_url: str, every_s: float, stale_after_s: float
+) -> None:
     while True:
         await asyncio.sleep(every_s)
         try:
-            closed = await run_in_threadpool(reconcile_once, index, alertmanager_url, every_s)
-        except (httpx.HTTPError, ValueError, KeyError, SQLAlchemyError) as exc:
+            closed = await run_in_threadpool(reconcile_once, index, alertmanager_url, stale_after_s)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, try again next time
             print(f"runbook serve: could not reconcile with Alertmanager at {alertmanager_url}: "
                   f"{exc}; nothing closed", file=sys.stderr)  # fmt: skip
             continue

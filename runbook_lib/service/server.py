@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from runbook_lib.contract.alerts import WebhookPayload
+from runbook_lib.contract.config import STALE_AFTER_S
 from runbook_lib.records.index import Index, Queued
 from runbook_lib.service import pages
 from runbook_lib.service.metrics import Metrics
@@ -62,6 +63,7 @@ def create_app(
     notify: NotifyConfig | None = None,
     alertmanager_url: str = "",
     reconcile_every: float = 0.0,
+    stale_after: float = STALE_AFTER_S,
 ) -> FastAPI:
     """The receiver and the incident pages. With `run_config` it also runs the worker pool
     while it serves (one machine); with `dispatcher` it hands accepted runs to a task queue
@@ -70,8 +72,8 @@ def create_app(
     `viewer_token` (the webhook token only with `pages_accept_webhook_token`) and keep a
     session signed with `session_secret`. With `notify`, a background sender posts each
     investigation, resolve and verification to its targets. With `alertmanager_url` and
-    `reconcile_every`, open incidents are checked against Alertmanager's alerts (stale ones
-    closed) every `reconcile_every` seconds."""
+    `reconcile_every`, open incidents are checked against Alertmanager's alerts every
+    `reconcile_every` seconds; an alert it has not listed for `stale_after` closes as stale."""
     output_dir = Path(records_dir) if records_dir else index.path.parent
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
@@ -88,7 +90,9 @@ def create_app(
         )
         sweeper = asyncio.create_task(_sweep(dispatcher)) if dispatcher else None
         reconciler = (
-            asyncio.create_task(reconcile_forever(index, alertmanager_url, reconcile_every))
+            asyncio.create_task(
+                reconcile_forever(index, alertmanager_url, reconcile_every, stale_after)
+            )
             if alertmanager_url and reconcile_every > 0
             else None
         )

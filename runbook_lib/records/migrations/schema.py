@@ -41,7 +41,7 @@ INCIDENTS = sa.Table(
 
 # The alerts of an incident: its first (whose fingerprint and start the incident keeps) and
 # the ones that joined it, each with its own state: firing, resolved, or stale (Alertmanager
-# no longer had it and no `resolved` came).
+# no longer listed it for the reconciliation's grace, and no `resolved` came).
 ALERTS = sa.Table(
     "alerts",
     metadata,
@@ -56,6 +56,7 @@ ALERTS = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("ends_at", sa.Text),
     sa.Column("closed_at", sa.Float),
+    sa.Column("missing_since", sa.Float),  # firing here, but Alertmanager no longer lists it
     sa.UniqueConstraint("fingerprint", "starts_at"),
     sa.Index("ix_alerts_incident", "incident_id"),
 )

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("received_at", sa.Float, nullable=False),
         sa.Column("ends_at", sa.Text),
         sa.Column("closed_at", sa.Float),
+        sa.Column("missing_since", sa.Float),
         sa.UniqueConstraint("fingerprint", "starts_at"),
     )
     op.create_index("ix_alerts_incident", "alerts", ["incident_id"])
