@@ -100,3 +100,30 @@ def test_init_writes_the_config_and_a_private_token_and_prints_the_wiring(
     assert "exists" in capsys.readouterr().err
     assert main([*argv, "--force"]) == 0
     assert token.read_text() == first  # Alertmanager may hold it already: kept
+
+
+def test_init_with_a_relative_config_path_leaves_a_token_serve_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The token's place is written relative to the file, so the pair can be moved (the
+    container mounts it at /etc/runbook) and a relative --config works."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "--config", "etc/runbook.toml", "--output", "data"]) == 0
+    assert 'webhook_token_file = "webhook-token"' in (tmp_path / "etc" / "runbook.toml").read_text()
+    assert "alertmanager_url" not in (tmp_path / "etc" / "runbook.toml").read_text()  # not guessed
+    capsys.readouterr()
+    moved = tmp_path / "mounted"
+    (tmp_path / "etc").rename(moved)
+    monkeypatch.setenv("RUNBOOK_CONFIG", str(moved / "runbook.toml"))
+    assert Settings().token() == (moved / "webhook-token").read_text().strip()
+    assert Settings().alertmanager_url == ""
+
+
+def test_a_variable_that_is_no_number_is_named(cfg: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RUNBOOK_CORRELATION_WINDOW", "5m")
+    with pytest.raises(ConfigError, match=r"RUNBOOK_CORRELATION_WINDOW='5m' is not a number"):
+        Settings()
+    monkeypatch.delenv("RUNBOOK_CORRELATION_WINDOW")
+    monkeypatch.setenv("RUNBOOK_PORT", "80.5")
+    with pytest.raises(ConfigError, match=r"RUNBOOK_PORT='80.5' is not a whole number"):
+        Settings()

@@ -172,27 +172,24 @@ def _run(args: argparse.Namespace) -> int:
     summ = record.summary(out)
     print(out)
     print(show.summary_text(summ, out, brief=True))
-    _file_manual(out, params, summ)
+    _file_manual(out, params, summ, settings.database_url)
     return 0 if summ["status"] == "completed" else 1
 
 
-def _file_manual(out: Path, params: dict, summ: dict) -> None:
-    """A run by hand goes into the index beside the records (kind `manual`), so that
-    `runbook incidents` and the pages show it; a record is kept even if the index is not."""
-    from sqlalchemy.exc import SQLAlchemyError
-
+def _file_manual(out: Path, params: dict, summ: dict, database_url: str = "") -> None:
+    """A run by hand goes into the index the receiver writes (the shared database when
+    there is one, else the SQLite file beside the records) as kind `manual`, so that
+    `runbook incidents` and the pages show it; the record is kept even if the index fails."""
     from runbook_lib.records.index import Index
 
     try:
-        iid = Index(out.parent / "index.sqlite").add_manual(
-            params["alert_name"], params.get("labels") or {}, out.name, summ
-        )
-    except (SQLAlchemyError, OSError) as exc:
-        print(f"runbook run: the record is kept, but the index at {out.parent} could not "
-              f"list it: {exc}", file=sys.stderr)  # fmt: skip
+        index = Index(url=database_url) if database_url else Index(out.parent / "index.sqlite")
+        iid = index.add_manual(params["alert_name"], params.get("labels") or {}, out.name, summ)
+    except Exception as exc:  # noqa: BLE001 - whatever the database says, the record stays
+        print(f"runbook run: the record is kept, but the index could not list it: {exc}",
+              file=sys.stderr)  # fmt: skip
         return
-    print(f"runbook run: filed as incident #{iid} (manual) in {out.parent / 'index.sqlite'}",
-          file=sys.stderr)  # fmt: skip
+    print(f"runbook run: filed as incident #{iid} (manual) in {index.where}", file=sys.stderr)
 
 
 def _alert_params(args: argparse.Namespace, settings: Settings, extra: dict) -> dict:

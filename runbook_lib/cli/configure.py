@@ -34,7 +34,7 @@ def _token(path: Path) -> str:
 
 
 def init(args: argparse.Namespace) -> int:
-    path = Path(args.config).expanduser() if args.config else config.config_path()
+    path = (Path(args.config).expanduser() if args.config else config.config_path()).resolve()
     if path.exists() and not args.force:
         print(f"runbook init: {path} exists; edit it, or pass --force to write it again",
               file=sys.stderr)  # fmt: skip
@@ -43,12 +43,13 @@ def init(args: argparse.Namespace) -> int:
     token_file = path.parent / TOKEN_NAME
     values: dict[str, object] = {
         "prometheus_url": args.prometheus_url,
-        "alertmanager_url": args.alertmanager_url,
         "output_dir": str(output),
-        "webhook_token_file": str(token_file),
+        "webhook_token_file": TOKEN_NAME,  # beside the file, wherever it is mounted
         "host": args.host,
         "port": args.port,
     }
+    if args.alertmanager_url:  # a guessed address would reconcile against a stranger
+        values["alertmanager_url"] = args.alertmanager_url
     if args.external_url:
         values["external_url"] = args.external_url
     if args.metrics_profile != "contract":
