@@ -151,7 +151,8 @@ def test_kill9_mid_storm_then_restart_loses_and_doubles_nothing(server: Server) 
     rerun = {r["record"]: r for r in final if r["record"] in in_flight}
     assert rerun and all(r["attempts"] == (1 if n in written else 2) for n, r in rerun.items())
     assert any(r["attempts"] == 2 for r in rerun.values())  # some were really run again
-    assert all(r["status"] == "completed" for r in final), json.dumps(final, indent=1)
+    # finished, without the (unreachable) Prometheus: degraded, none failed
+    assert all(r["status"] == "degraded" for r in final), json.dumps(final, indent=1)
     prefix = str((server.out / "index.sqlite").resolve())
     for p in psutil.process_iter():
         try:

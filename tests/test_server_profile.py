@@ -91,7 +91,7 @@ def test_doctor_names_the_profile_and_what_it_cannot_judge(server_stack, tmp_pat
     report = doctor.run(server_stack.urls["prometheus"], tmp_path)
     assert report.profile == "server"
     text = doctor.render(report)
-    assert "metrics profile   server (set RUNBOOK_METRICS_PROFILE=server" in text
+    assert 'metrics profile   server (metrics_profile = "server" in runbook.toml' in text
     # written down from what the server lacks: resident memory, CPU, descriptors, evictions
     assert {"memory_leak", "cache_too_large", "large_payloads"} <= set(
         report.blind_causes["memory"]
