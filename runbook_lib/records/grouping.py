@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -17,9 +17,6 @@ from runbook_lib.contract.alerts import SEVERITY_RANK, Alert, route, severity_ra
 from runbook_lib.records import record
 from runbook_lib.records.migrations import schema
 from runbook_lib.records.outbox import add_event
-
-if TYPE_CHECKING:
-    from runbook_lib.records.index import Queued
 
 incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
 
@@ -172,7 +169,7 @@ class AlertQueries:
 
     def _resolve(
         self, conn: Connection, incident: int, a: Alert, delay: float, now: float,
-        created: list[Queued],
+        created: list,  # index.Queued: the runs this transaction made (to dispatch)
     ) -> str:  # fmt: skip
         """The alert resolves; the incident resolves with its last firing alert."""
         ac = alerts_t.c
@@ -189,7 +186,7 @@ class AlertQueries:
 
     def _close_if_done(
         self, conn: Connection, incident: int, now: float, delay: float,
-        created: list[Queued], ends: str | None = None, how: str = "resolved",
+        created: list, ends: str | None = None, how: str = "resolved",
     ) -> bool:  # fmt: skip
         """Close the incident when none of its alerts fires any more, as its last one ended:
         `resolved` (with its verification) by a resolution, `stale` when reconciliation
