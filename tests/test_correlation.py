@@ -100,6 +100,7 @@ def test_a_more_severe_alert_after_the_investigation_started_is_only_listed(inde
     index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=60)], 300, NOW + 60)
     [inc] = index.incidents()
     assert inc["alertname"] == "GgenMcpElevatedErrorRate"  # the investigation it had
+    assert inc["severity"] == "critical"  # but as severe as its worst alert
     assert [a["alertname"] for a in inc["alerts"]] == [
         "GgenMcpHighErrorRate",
         "GgenMcpElevatedErrorRate",

@@ -85,7 +85,8 @@ def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> None:
     the run takes its record name (and starts now if it is critical; a lesser lead keeps
     waiting for a critical one), the incident its name and labels. Once the run started,
     the alert is only listed. The run is changed first, and only while queued, so a worker
-    claiming it meanwhile keeps the lead it claimed."""
+    claiming it meanwhile keeps the lead it claimed; the incident still takes the alert's
+    severity, so its message and list show how bad it is."""
     c = incidents_t.c
     current = conn.execute(sa.select(c.severity).where(c.id == incident)).scalar_one()
     rank = severity_rank(a.labels.get("severity", ""))
@@ -99,7 +100,9 @@ def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> None:
     moved = conn.execute(
         sa.update(runs_t).where(mine & (runs_t.c.state == "queued")).values(record=name, **starts)
     ).rowcount
-    if moved == 0:
+    if moved == 0:  # investigated already: the incident is as severe as its worst alert
+        severity = a.labels.get("severity", "")
+        conn.execute(sa.update(incidents_t).where(c.id == incident).values(severity=severity))
         return
     conn.execute(
         sa.update(incidents_t).where(c.id == incident)
