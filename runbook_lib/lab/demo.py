@@ -167,7 +167,8 @@ def run(
         _report_record(say, rec, time.monotonic() - fault_at, run_row, mode)
         _report_incident(say, index, inc["id"])
         say("[7/7] The finding goes to the team's channel (notify.yml)")
-        _report_message(say, sink, index, notify_yml, alertname)
+        lead = index.incident(inc["id"])["alertname"]  # the alert the investigation ran for
+        _report_message(say, sink, index, notify_yml, lead)
         if keep:
             say("The stack keeps running so you can look at the URLs above; Ctrl-C stops it.")
             signal.pause()
@@ -241,7 +242,7 @@ def _report_incident(say: Say, index: Index, incident_id: int) -> None:
     runs = [r["kind"] for r in inc["runs"]]
     say(f"  INCIDENT  #{incident_id}: {len(alerts)} alert{'s' * (len(alerts) != 1)} of one fault "
         f"on {inc['instance'] or 'no instance'}, {runs.count('investigation')} investigation "
-        f"(by {inc['alertname']}, the most severe)")  # fmt: skip
+        f"(by {inc['alertname']}, the most severe when it started)")  # fmt: skip
     for a in alerts:
         say(f"            {a['alertname']:<34} {a['severity'] or '-':<9} {a['status']}")
     say("            `runbook incidents` lists it; it closes when all its alerts resolve")
