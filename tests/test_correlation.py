@@ -160,7 +160,7 @@ def test_alerts_alertmanager_stops_listing_close_as_stale_after_the_grace(index)
     for n, s, t in FOUR[:2]:
         index.accept([alert(n, s, after_s=t)], 300, NOW + t)
     index.accept([alert("GgenMcpHighLatency", "critical", fp="latency1")], 300, NOW)
-    assert len(index.firing_alerts()) == 3
+    assert sum(a["status"] == "firing" for i in index.incidents() for a in i["alerts"]) == 3
     # Alertmanager lists the latency alert only: the error alerts are missing from now on
     assert index.close_stale({"latency1"}, grace_s=900, now=NOW + 100) == []
     assert index.close_stale({"latency1"}, grace_s=900, now=NOW + 999) == []  # 899 s missing
@@ -291,3 +291,14 @@ def test_alerts_at_the_ends_of_time_are_filed_and_grouped(index) -> None:
         "queued",
         "correlated",
     ]
+
+
+def test_a_runbook_link_of_an_alert_that_joined_leads_to_its_incident(index) -> None:
+    """The rules' runbook_url is /incidents/latest?alertname=...&instance=...: an alert that
+    joined another's incident must find that one, not wait for an investigation of its own."""
+    for n, s, t in FOUR[:2]:
+        index.accept([alert(n, s, after_s=t)], 300, NOW + t)
+    assert index.latest("GgenMcpElevatedErrorRate", "web-1:9464") == 1
+    assert index.latest("GgenMcpElevatedErrorRate") == 1
+    assert index.latest("GgenMcpElevatedErrorRate", "web-2:9464") is None
+    assert index.latest("GgenMcpHighLatency") is None

@@ -254,15 +254,6 @@ class AlertQueries:
         return rows[0].incident_id
 
     # -- reconciliation with Alertmanager --------------------------------------------------
-    def firing_alerts(self) -> list[dict]:
-        """Alerts the index holds as firing: (fingerprint, received_at, incident_id)."""
-        ac = alerts_t.c
-        with self._read() as conn:
-            q = sa.select(ac.fingerprint, ac.received_at, ac.incident_id).where(
-                ac.status == "firing"
-            )
-            return [dict(r._mapping) for r in conn.execute(q)]
-
     def close_stale(self, active: set[str], grace_s: float, now: float | None = None) -> list[int]:
         """Reconcile with the alerts Alertmanager holds (`active`: their fingerprints). A
         firing alert it does not hold is marked missing; one missing for `grace_s` is closed

@@ -406,18 +406,14 @@ class Index(grouping.AlertQueries):
         return inc
 
     def latest(self, alertname: str, instance: str | None = None) -> int | None:
-        """The newest incident of `alertname` (on `instance`, when given), or None."""
-        q = (
-            sa.select(incidents_t.c.id, incidents_t.c.labels)
-            .where(incidents_t.c.alertname == alertname)
-            .order_by(incidents_t.c.received_at.desc(), incidents_t.c.id.desc())
-            .limit(500)
-        )
+        """The newest incident holding an `alertname` alert (on `instance`, when given),
+        whether that alert opened it or joined it; None when there is none."""
+        c, ac = incidents_t.c, alerts_t.c
+        q = sa.select(c.id).join(alerts_t, ac.incident_id == c.id).where(ac.alertname == alertname)
+        if instance is not None:
+            q = q.where(c.instance == instance)
         with self._read() as conn:
-            for iid, labels in conn.execute(q):
-                if instance is None or json.loads(labels).get("instance") == instance:
-                    return iid
-        return None
+            return conn.execute(q.order_by(c.received_at.desc(), c.id.desc()).limit(1)).scalar()
 
     def run_of(self, record_name: str) -> tuple[dict, dict] | None:
         """(run, incident) of a record, or None when the index does not know it."""
