@@ -11,6 +11,7 @@ from pathlib import Path
 
 from runbook_lib.contract.config import Settings
 from runbook_lib.records.index import Index
+from runbook_lib.service import incident_view
 
 
 class _NoIndex(LookupError):
@@ -45,7 +46,7 @@ def link(inc: dict, output: Path, external_url: str) -> str:
     else the investigation's report."""
     if external_url:
         return f"{external_url.rstrip('/')}/incidents/{inc['id']}"
-    inv = next((r for r in inc["runs"] if r["kind"] in ("investigation", "manual")), None)
+    inv = incident_view.current_investigation(inc["runs"])
     return str(output / inv["record"] / "report.html") if inv else ""
 
 

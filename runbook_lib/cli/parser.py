@@ -122,9 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--correlation-window", type=float, default=settings.correlation_window,
                    help="seconds: alerts of one instance and runbook family that start this "
                    "close join one incident (RUNBOOK_CORRELATION_WINDOW, default 300)")  # fmt: skip
-    p.add_argument("--correlation-hold", type=float, default=settings.correlation_hold,
-                   help="seconds a new incident led by a warning waits before its investigation, "
-                   "for a more severe alert of the same fault to lead it (default 10)")  # fmt: skip
+    _hold_arguments(p, settings)
     p.add_argument("--reconcile-every", type=float, default=settings.reconcile_every,
                    help="seconds between checks of open incidents against Alertmanager; alerts "
                    "it no longer has are closed as stale (0: never)")  # fmt: skip
@@ -187,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the receivers' --verify-delay (the broker's visibility timeout)")  # fmt: skip
     p.add_argument("--param", action="append", default=[], metavar="K=V")
     p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
+    _hold_arguments(p, settings)
     p.add_argument("--lease-grace", type=float, default=30.0,
                    help="seconds past --run-timeout before another worker may take a run")  # fmt: skip
     p.set_defaults(func=_worker)
@@ -308,3 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _hold_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    """How a warning's investigation waits for a more severe alert (service/holds.py)."""
+    p.add_argument("--hold-cap", type=float, default=settings.hold_cap,
+                   help="seconds a warning's investigation waits at most for a more severe "
+                   "alert Prometheus holds pending (RUNBOOK_HOLD_CAP, default 600)")  # fmt: skip
+    p.add_argument("--hold-margin", type=float, default=settings.hold_margin,
+                   help="seconds past that alert's for: to wait for Alertmanager to send it "
+                   "(RUNBOOK_HOLD_MARGIN, default 45)")  # fmt: skip
+    p.add_argument("--correlation-hold", type=float, default=settings.correlation_hold,
+                   help="seconds a warning's investigation waits when Prometheus cannot say "
+                   "what is pending (RUNBOOK_CORRELATION_HOLD, default 10)")  # fmt: skip

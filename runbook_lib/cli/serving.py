@@ -17,19 +17,23 @@ from runbook_lib.cli.commands import _pairs, _param_value
 
 
 def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
+    from runbook_lib.service.holds import HoldPolicy
     from runbook_lib.service.workers import RunConfig
 
     settings = Settings()
+    prometheus_url = args.prometheus_url or settings.prometheus_url
     return RunConfig(
         output_dir=output,
         workers=getattr(args, "workers", None) or os.cpu_count() or 2,
         cell_timeout=args.cell_timeout,
         run_timeout=args.run_timeout,
-        prometheus_url=args.prometheus_url or settings.prometheus_url,
+        prometheus_url=prometheus_url,
         alertmanager_url=args.alertmanager_url or "",
         params={k: _param_value(v) for k, v in _pairs(args.param, "--param").items()},
         **({"notebook_dir": Path(args.notebooks)} if getattr(args, "notebooks", None) else {}),
-    )
+        hold=HoldPolicy(prometheus_url, fallback_s=args.correlation_hold, cap_s=args.hold_cap,
+                        margin_s=args.hold_margin),
+    )  # fmt: skip
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -132,10 +136,7 @@ def _check_broker(command: str, url: str) -> None:
 
 def _grouping(args: argparse.Namespace) -> dict[str, float]:
     """How alerts join incidents (see records/grouping.py)."""
-    return {
-        "correlation_window": args.correlation_window,
-        "correlation_hold": args.correlation_hold,
-    }
+    return {"correlation_window": args.correlation_window}
 
 
 def _secret(given: str, path: Path) -> tuple[str, str]:

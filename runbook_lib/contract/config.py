@@ -29,6 +29,11 @@ CORRELATION_WINDOW_S = 300.0  # alerts of one instance and family this close are
 # An alert Alertmanager no longer lists for this long, with no `resolved`, is stale: longer
 # than its default group_interval (5 min), after which the `resolved` would have come.
 STALE_AFTER_S = 900.0
+# A warning's investigation waits for a more severe alert Prometheus holds pending: until
+# that alert's `for:` has passed plus this margin (Alertmanager's default group_wait of 30 s
+# and an evaluation), and never longer than the cap (a `for: 5m` critical and its margin).
+HOLD_MARGIN_S = 45.0
+HOLD_CAP_S = 600.0
 
 
 class ConfigError(ValueError):
@@ -51,6 +56,8 @@ class FileConfig(BaseModel):
     retention_days: float | None = None
     correlation_window: float | None = None
     correlation_hold: float | None = None
+    hold_cap: float | None = None
+    hold_margin: float | None = None
     reconcile_every: float | None = None
     stale_after: float | None = None
     database_url: str | None = None
@@ -161,6 +168,8 @@ class Settings:
         default_factory=lambda: float(value("correlation_window", CORRELATION_WINDOW_S))
     )
     correlation_hold: float = field(default_factory=lambda: float(value("correlation_hold", 10.0)))
+    hold_cap: float = field(default_factory=lambda: float(value("hold_cap", HOLD_CAP_S)))
+    hold_margin: float = field(default_factory=lambda: float(value("hold_margin", HOLD_MARGIN_S)))
     reconcile_every: float = field(default_factory=lambda: float(value("reconcile_every", 60.0)))
     stale_after: float = field(default_factory=lambda: float(value("stale_after", STALE_AFTER_S)))
     database_url: str = field(default_factory=lambda: str(value("database_url")))

@@ -10,9 +10,10 @@ lease, so two senders (two receivers) never send it twice.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -20,18 +21,23 @@ from sqlalchemy.engine import Connection
 from runbook_lib.records.migrations.schema import DELIVERIES as deliveries_t
 from runbook_lib.records.migrations.schema import EVENTS as events_t
 
-KINDS = ("investigation", "resolved", "verification")
+# What the team is told: a run's finding (investigation, escalated, reinvestigation,
+# mitigation, verification), the incident's end (resolved), and what operators did.
+RUN_KINDS = ("investigation", "escalated", "reinvestigation", "mitigation", "verification")
+ACTION_KINDS = ("acknowledged", "mitigated", "silenced")
+KINDS = (*RUN_KINDS, "resolved", *ACTION_KINDS)
 LEASE_S = 120.0  # a claimed delivery is this sender's for so long (renewed before each send)
 
 
 @dataclass(frozen=True)
 class Event:
     id: int
-    key: str  # "investigation:<run id>", "resolved:<incident id>", "verification:<run id>"
+    key: str  # "<kind>:<run id>" for a run, "resolved:<incident id>", "<kind>:a<action id>"
     kind: str
     incident_id: int
     run_id: int | None
     created_at: float
+    detail: dict = field(default_factory=dict)  # e.g. an action's actor
 
 
 @dataclass(frozen=True)
@@ -43,16 +49,18 @@ class Delivery:
 
 
 def add_event(
-    conn: Connection, insert, kind: str, incident_id: int, run_id: int | None, now: float
-) -> None:
+    conn: Connection, insert, kind: str, incident_id: int, run_id: int | None, now: float,
+    *, key: str | None = None, detail: dict | None = None,
+) -> None:  # fmt: skip
     """Within the caller's transaction: the event, once per key (a redelivered run or a
     re-sent resolve adds nothing)."""
-    key = f"{kind}:{run_id if run_id is not None else incident_id}"
+    key = key or f"{kind}:{run_id if run_id is not None else incident_id}"
     conn.execute(
         insert(events_t)
-        .values(key=key, kind=kind, incident_id=incident_id, run_id=run_id, created_at=now)
+        .values(key=key, kind=kind, incident_id=incident_id, run_id=run_id, created_at=now,
+                detail=json.dumps(detail) if detail else None)
         .on_conflict_do_nothing(index_elements=["key"])
-    )
+    )  # fmt: skip
 
 
 class Outbox:
@@ -199,4 +207,6 @@ class Outbox:
 
 
 def _event(r) -> Event:
-    return Event(r["id"], r["key"], r["kind"], r["incident_id"], r["run_id"], r["created_at"])
+    detail = json.loads(r["detail"]) if r.get("detail") else {}
+    return Event(r["id"], r["key"], r["kind"], r["incident_id"], r["run_id"], r["created_at"],
+                 detail)  # fmt: skip

@@ -30,7 +30,7 @@ from celery import Celery, signals
 
 from runbook_lib.records import record, runner
 from runbook_lib.records.index import Index, Queued
-from runbook_lib.service.workers import RunConfig, job_spec
+from runbook_lib.service.workers import RunConfig, held, job_spec
 
 TASK = "runbook.run"
 MAX_ATTEMPTS = 3  # deliveries of one run that may start it before it is given up
@@ -132,6 +132,11 @@ def _run_task(task, run_id: int) -> str:
     job = ctx.index.start(run_id, lease_s=ctx.settings.lease_s)
     if job is None:
         return "taken: done already, or another worker holds its lease"
+    hold = held(ctx.index, job, cfg.hold)
+    if hold is not None:  # a more severe alert is on its way: ask again when it should be here
+        task.app.send_task(TASK, args=[run_id], countdown=max(0.0, hold.until - time.time()))
+        ctx.index.dispatched([run_id])
+        return f"held: {hold.note}"
     published = cfg.output_dir / job.record
     if published.exists():  # an earlier delivery published it, then died before filing
         ctx.index.finish(run_id, record.summary(published), location=str(published))

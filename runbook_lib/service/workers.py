@@ -29,6 +29,8 @@ from runbook_lib.records import record, runner
 from runbook_lib.records.engine import NOTEBOOKS
 from runbook_lib.records.index import Index, Job
 from runbook_lib.records.lifetime import MARK, kill_group, sweep
+from runbook_lib.service import holds
+from runbook_lib.service.holds import HoldPolicy
 
 __all__ = ["MARK", "Pool", "RunConfig"]
 MAX_ATTEMPTS = 3
@@ -49,6 +51,7 @@ class RunConfig:
     alertmanager_url: str = ""
     params: dict[str, Any] = field(default_factory=dict)  # extra notebook parameters
     notebook_dir: Path = NOTEBOOKS
+    hold: HoldPolicy = field(default_factory=HoldPolicy)  # waiting for a more severe alert
 
 
 Observer = Callable[[Job, dict, float], None]
@@ -189,6 +192,8 @@ class Pool:
                 with self._wake:
                     self._wake.wait(IDLE_POLL_S)
                 continue
+            if held(self.index, job, self.config.hold):
+                continue
             started = time.monotonic()
             rec = self.execute(slot, job)
             if rec is not None:
@@ -243,6 +248,16 @@ class Pool:
         self.index.finish(job.run_id, summary)
         if self.on_done:
             self.on_done(job, summary, seconds)
+
+
+def held(index: Index, job: Job, policy: HoldPolicy, now: float | None = None) -> holds.Hold | None:
+    """Put `job` back in the queue when it should wait for a more severe alert (see
+    service/holds.py); the hold, or None when the job runs now."""
+    now = time.time() if now is None else now
+    hold = holds.decide(job, policy, now)
+    if hold is not None:
+        index.defer(job.run_id, hold.until, hold.note, now)
+    return hold
 
 
 def job_spec(job: Job, config: RunConfig) -> dict[str, Any]:

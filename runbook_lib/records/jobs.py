@@ -1,0 +1,87 @@
+"""A run as a worker takes it from the index: the alert that leads it, why it runs, and
+what the incident held before it; and what a finished run tells the team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from runbook_lib.records.migrations import schema
+
+incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed run with what its notebook needs."""
+
+    run_id: int
+    kind: str
+    record: str
+    attempts: int
+    incident_id: int
+    alertname: str
+    runbook: str
+    fingerprint: str
+    starts_at: str
+    ends_at: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    verification_of: str | None  # the investigation's record, for a verification
+    waited_s: float = 0.0  # from due to claimed: time spent in the queue
+    related: tuple[dict, ...] = ()  # the incident's other alerts, as the record header lists them
+    trigger: str = ""  # why the run exists ('' for the first; see schema.RUNS)
+    earlier: tuple[dict, ...] = ()  # the incident's investigations before this run
+    requested_by: str | None = None  # the operator who asked for it
+    enqueued_at: float = 0.0
+    held_since: float | None = None  # when a hold first kept it back
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "")
+
+    @property
+    def escalated(self) -> bool:
+        return self.trigger.startswith("escalated:")
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A run the accept transaction created: what a dispatcher needs to send its task."""
+
+    run_id: int
+    kind: str
+    not_before: float
+
+
+def event_kind(kind: str, trigger: str) -> str:
+    """What a finished run tells the team: its kind, or why it ran when that is the news
+    (an escalation, an operator's re-investigation)."""
+    if trigger.startswith("escalated:"):
+        return "escalated"
+    if trigger.startswith("operator:"):
+        return "reinvestigation"
+    return kind
+
+
+def incident_columns() -> list[sa.Column]:
+    c = incidents_t.c
+    return [c.alertname.label("i_alertname"), c.runbook, c.fingerprint, c.starts_at, c.ends_at,
+            c.labels, c.annotations]  # fmt: skip
+
+
+INVESTIGATING = ("investigation", "mitigation")  # runs that investigate (a mitigation does too)
+
+
+def earlier_runs(conn: Connection, incident: int, run_id: int) -> list[dict]:
+    """The incident's investigations queued before run `run_id`, oldest first."""
+    c = runs_t.c
+    keep = (c.record, c.alertname, c.severity, c.state, c.status, c.top_cause, c.trigger)
+    rows = conn.execute(
+        sa.select(*keep)
+        .where((c.incident_id == incident) & (c.id < run_id) & c.kind.in_(INVESTIGATING))
+        .order_by(c.id)
+    )
+    return [dict(r._mapping) for r in rows]

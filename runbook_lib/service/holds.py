@@ -1,0 +1,122 @@
+"""Whether a warning's investigation should wait for the critical alert of its fault.
+
+With warning thresholds below critical ones, the warning usually fires first and its
+critical twin minutes later. Waiting a fixed time either runs the investigation too early
+(and the critical escalates it) or makes every lone warning wait. Prometheus knows better:
+an alert whose condition holds but whose `for:` has not passed yet is *pending*. Before a
+warning- or info-led investigation starts, the worker asks Prometheus for the pending
+alerts of the same runbook family and instance that are more severe; if one is, the run
+waits until that alert should reach us (its `activeAt` + `for:` + a margin for
+Alertmanager), never longer than a cap from the first wait; if none is, it starts at once.
+When Prometheus cannot say, the run waits the fixed `fallback_s` after it was queued (a
+twin from the same burst still leads it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+
+from runbook_lib.contract.alerts import SEVERITY_RANK, is_slow_burn, route, severity_rank
+from runbook_lib.contract.clock import utc
+from runbook_lib.records.index import Job
+
+TOP_RANK = max(SEVERITY_RANK.values())
+
+
+@dataclass(frozen=True)
+class HoldPolicy:
+    """How long an investigation may wait for a more severe alert of its fault."""
+
+    prometheus_url: str = ""
+    fallback_s: float = 10.0  # when Prometheus cannot say: wait this long after queueing
+    cap_s: float = 600.0  # never wait longer than this from the first wait
+    margin_s: float = 45.0  # past the alert's `for:`: Alertmanager's group_wait + one evaluation
+    timeout_s: float = 3.0  # for the question to Prometheus
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A more severe alert Prometheus holds pending: when it should fire."""
+
+    alertname: str
+    severity: str
+    active_at: datetime
+    for_s: float
+
+    @property
+    def fires_at(self) -> float:
+        return self.active_at.timestamp() + self.for_s
+
+
+@dataclass(frozen=True)
+class Hold:
+    until: float
+    note: str  # what the run waits for, for the log and the record
+
+
+def decide(job: Job, policy: HoldPolicy, now: float) -> Hold | None:
+    """The hold for `job`, or None when it should start now."""
+    if job.kind != "investigation" or job.trigger.startswith("operator:"):
+        return None  # a person asked for this run now; verifications have their own delay
+    if severity_rank(job.severity) >= TOP_RANK:
+        return None
+    instance = job.labels.get("instance", "")
+    try:
+        pending = pending_above(policy, job.runbook, instance, job.severity)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        until = job.enqueued_at + policy.fallback_s
+        why = f"Prometheus could not say what is pending ({type(exc).__name__})"
+        return Hold(until, f"{why}; held {policy.fallback_s:.0f} s") if until > now else None
+    return wait_for(pending, job, policy, now)
+
+
+def wait_for(pending: list[Pending], job: Job, policy: HoldPolicy, now: float) -> Hold | None:
+    """The hold for the first of `pending` to fire, bounded by the cap; None: start now."""
+    if not pending:
+        return None
+    first = min(pending, key=lambda p: p.fires_at)
+    cap = (job.held_since or now) + policy.cap_s
+    until = min(first.fires_at + policy.margin_s, cap)
+    if until <= now:
+        return None
+    note = (
+        f"waited for {first.alertname} ({first.severity}), pending since "
+        f"{first.active_at:%H:%M:%S} UTC with for: {first.for_s:.0f} s"
+    )
+    return Hold(until, note)
+
+
+def pending_above(policy: HoldPolicy, runbook: str, instance: str, severity: str) -> list[Pending]:
+    """Alerts Prometheus holds pending for this runbook family and instance that are more
+    severe than `severity`; slow-burn alerts never lead, so they are not waited for. Raises
+    httpx.HTTPError (or ValueError on a body that is not Prometheus's) when it cannot say."""
+    if not policy.prometheus_url:
+        raise ValueError("no Prometheus URL is configured")
+    resp = httpx.get(
+        f"{policy.prometheus_url.rstrip('/')}/api/v1/rules",
+        params={"type": "alert"},
+        timeout=policy.timeout_s,
+    )
+    resp.raise_for_status()
+    rank = severity_rank(severity)
+    out = []
+    for group in resp.json()["data"]["groups"]:
+        for rule in group["rules"]:
+            if route(rule["name"]) != runbook:
+                continue
+            for alert in rule.get("alerts", []):
+                labels = alert["labels"]
+                if (
+                    alert["state"] == "pending"
+                    and labels.get("instance", "") == instance
+                    and severity_rank(labels.get("severity", "")) > rank
+                    and not is_slow_burn(labels)
+                ):
+                    at = utc(alert["activeAt"])
+                    out.append(
+                        Pending(rule["name"], labels.get("severity", ""), at, rule["duration"])
+                    )
+    return out
