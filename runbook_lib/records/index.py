@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.alerts import Alert, route
 from runbook_lib.contract.config import CORRELATION_WINDOW_S
-from runbook_lib.records import grouping, record
+from runbook_lib.records import actions, grouping, record
 from runbook_lib.records.jobs import Job, Queued, earlier_runs, event_kind, incident_columns
 from runbook_lib.records.migrations import schema
 from runbook_lib.records.outbox import add_event
@@ -400,7 +400,9 @@ class Index(grouping.AlertQueries):
             rows = [dict(r._mapping) for r in conn.execute(q)]
             ids = [r["id"] for r in rows]
             runs, alerts = self._runs(conn, ids), grouping.alerts_of(conn, ids)
+            done = actions.of(conn, ids)
         for inc in rows:
+            inc["actions"] = done.get(inc["id"], [])
             inc["labels"] = json.loads(inc["labels"])
             inc["annotations"] = json.loads(inc["annotations"])
             inc["runs"] = runs.get(inc["id"], [])
@@ -418,6 +420,7 @@ class Index(grouping.AlertQueries):
             inc = dict(row._mapping)
             inc["runs"] = self._runs(conn, [incident_id]).get(incident_id, [])
             inc["alerts"] = grouping.alerts_of(conn, [incident_id]).get(incident_id, [])
+            inc["actions"] = actions.of(conn, [incident_id]).get(incident_id, [])
         inc["labels"] = json.loads(inc["labels"])
         inc["annotations"] = json.loads(inc["annotations"])
         return inc
