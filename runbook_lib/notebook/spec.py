@@ -264,7 +264,8 @@ temp_dir = "/tmp"
 watch_dirs = []
 snapshot_dir = ""  # where to save every Prometheus answer (runs set it to the record's data/)
 replay_from = ""  # a record's data/ directory: answer queries from it, not from Prometheus
-related_alerts = []  # the incident's other alerts (the receiver fills it): listed in the header"""
+related_alerts = []  # the incident's other alerts (the receiver fills it): listed in the header
+incident = {{}}  # what the receiver knows: why this run, earlier investigations, past incidents"""
 
 
 def _literal(text: str) -> str:

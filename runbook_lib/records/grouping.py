@@ -28,23 +28,20 @@ def open_incident(
     """The open incident this alert joins: same instance and runbook family, with an
     alert that started within the correlation window of this one. Unknown alerts (the
     triage runbook) are not one family, so each stays its own incident. A slow-burn alert
-    also joins an incident of its fault that resolved within the window: it is context of
-    that fault, not a new one."""
+    measures a long window, so it starts long after the fault did: it joins the family's
+    firing incident whenever that started, or one that resolved within the window."""
     if runbook == "triage" or window_s <= 0:
         return None
-    lo, hi = _around(a.startsAt, timedelta(seconds=window_s))
     c, ac = incidents_t.c, alerts_t.c
-    live = c.status == "firing"
+    q = sa.select(c.id).where((c.runbook == runbook) & (c.instance == instance))
     if a.context:
-        live = live | ((c.status == "resolved") & (c.resolved_at >= now - window_s))
-    return conn.execute(
-        sa.select(c.id)
-        .join(alerts_t, ac.incident_id == c.id)
-        .where((c.runbook == runbook) & (c.instance == instance) & live)
-        .where((ac.starts_at >= lo) & (ac.starts_at <= hi))
-        .order_by(c.status != "firing", c.id)
-        .limit(1)
-    ).scalar()
+        recent = (c.status == "resolved") & (c.resolved_at >= now - window_s)
+        q = q.where((c.status == "firing") | recent).order_by(c.status != "firing", c.id.desc())
+        return conn.execute(q.limit(1)).scalar()
+    lo, hi = _around(a.startsAt, timedelta(seconds=window_s))
+    near = sa.select(ac.incident_id).where((ac.starts_at >= lo) & (ac.starts_at <= hi))
+    q = q.where((c.status == "firing") & c.id.in_(near))
+    return conn.execute(q.order_by(c.id).limit(1)).scalar()
 
 
 def _around(at: datetime, window: timedelta) -> tuple[str, str]:

@@ -31,8 +31,15 @@ from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.alerts import Alert, route
 from runbook_lib.contract.config import CORRELATION_WINDOW_S
-from runbook_lib.records import actions, grouping, record
-from runbook_lib.records.jobs import Job, Queued, earlier_runs, event_kind, incident_columns
+from runbook_lib.records import actions, grouping, history, record
+from runbook_lib.records.jobs import (
+    INVESTIGATING,
+    Job,
+    Queued,
+    earlier_runs,
+    event_kind,
+    incident_columns,
+)
 from runbook_lib.records.migrations import schema
 from runbook_lib.records.outbox import add_event
 
@@ -271,6 +278,11 @@ class Index(grouping.AlertQueries):
             requested_by=r.requested_by,
             enqueued_at=r.enqueued_at,
             held_since=r.held_since,
+            held_s=max(0.0, (r.started_at or 0) - r.held_since) if r.held_since else 0.0,
+            hold_note=r.hold_note,
+            past=tuple(history.past_incidents(conn, r.runbook, r.received_at, r.incident_id))
+            if r.kind in INVESTIGATING
+            else (),
         )
 
     def job(self, run_id: int) -> Job:

@@ -4,6 +4,7 @@ what the incident held before it; and what a finished run tells the team."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -37,6 +38,9 @@ class Job:
     requested_by: str | None = None  # the operator who asked for it
     enqueued_at: float = 0.0
     held_since: float | None = None  # when a hold first kept it back
+    held_s: float = 0.0  # from the first hold to the start: how long it waited for a lead
+    hold_note: str | None = None  # what it waited for
+    past: tuple[dict, ...] = ()  # the runbook's incidents before this one (records/history.py)
 
     @property
     def severity(self) -> str:
@@ -69,10 +73,11 @@ def event_kind(kind: str, trigger: str) -> str:
 def incident_columns() -> list[sa.Column]:
     c = incidents_t.c
     return [c.alertname.label("i_alertname"), c.runbook, c.fingerprint, c.starts_at, c.ends_at,
-            c.labels, c.annotations]  # fmt: skip
+            c.labels, c.annotations, c.received_at]  # fmt: skip
 
 
 INVESTIGATING = ("investigation", "mitigation")  # runs that investigate (a mitigation does too)
+READABLE = (*INVESTIGATING, "manual")  # runs whose record answers what happened
 
 
 def earlier_runs(conn: Connection, incident: int, run_id: int) -> list[dict]:
@@ -85,3 +90,14 @@ def earlier_runs(conn: Connection, incident: int, run_id: int) -> list[dict]:
         .order_by(c.id)
     )
     return [dict(r._mapping) for r in rows]
+
+
+def current_investigation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The investigation people should read: the newest one with a record, else the first
+    (still queued or running). After an escalation that is the one the more severe alert
+    led, so the page, the lead of its record and the message agree on the severity."""
+    investigations = [r for r in runs if r["kind"] in READABLE]
+    done = [r for r in investigations if r["state"] == "done"]
+    if done:
+        return done[-1]
+    return investigations[0] if investigations else None

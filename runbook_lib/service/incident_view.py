@@ -10,6 +10,7 @@ from typing import Any
 from runbook_lib.contract.clock import utc
 from runbook_lib.notebook.communication import message, status_of
 from runbook_lib.records.index import Index
+from runbook_lib.records.jobs import current_investigation
 
 
 def load(index: Index, incident_id: int) -> dict[str, Any]:
@@ -34,20 +35,6 @@ def describe(inc: dict[str, Any]) -> dict[str, Any]:
     inc["duration_s"] = ((ends or datetime.now(UTC)) - starts).total_seconds()
     inc["duration"] = _human(inc["duration_s"]) + ("" if ends else " (firing)")
     return inc
-
-
-INVESTIGATING = ("investigation", "manual", "mitigation")
-
-
-def current_investigation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The investigation people should read: the newest one with a record, else the first
-    (still queued or running). After an escalation that is the one the more severe alert
-    led, so the page, the lead of its record and the message agree on the severity."""
-    investigations = [r for r in runs if r["kind"] in INVESTIGATING]
-    done = [r for r in investigations if r["state"] == "done"]
-    if done:
-        return done[-1]
-    return investigations[0] if investigations else None
 
 
 def state(inc: dict[str, Any]) -> str:

@@ -289,9 +289,25 @@ def job_params(job: Job, config: RunConfig) -> dict[str, Any]:
         extra={
             **({"alertmanager_url": a} if (a := config.alertmanager_url) else {}),
             **({"related_alerts": list(job.related)} if job.related else {}),
+            "incident": incident_param(job),
             **config.params,
         },
     )
+
+
+def incident_param(job: Job) -> dict[str, Any]:
+    """What the receiver knows of the run's incident, for the notebook: why this run, the
+    investigations before it, and the runbook's past incidents (the record's memory)."""
+    return {
+        "id": job.incident_id,
+        "trigger": job.trigger,
+        "requested_by": job.requested_by or "",
+        "earlier": [
+            {k: e[k] for k in ("record", "alertname", "severity", "status", "top_cause")}
+            for e in job.earlier
+        ],
+        "past": list(job.past),
+    }
 
 
 def job_links(job: Job) -> dict[str, Any]:
@@ -302,6 +318,12 @@ def job_links(job: Job) -> dict[str, Any]:
         "kind": job.kind,
         "attempt": job.attempts,
     }
+    if job.trigger:
+        links["trigger"] = job.trigger
+    if job.earlier:
+        links["earlier_records"] = [e["record"] for e in job.earlier]
+    if job.held_since is not None:
+        links["held"] = {"seconds": round(job.held_s, 1), "for": job.hold_note or ""}
     if job.verification_of:
         links["verification_of"] = job.verification_of
     return links
