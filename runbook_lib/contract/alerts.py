@@ -121,6 +121,12 @@ def is_slow_burn(labels: dict[str, str]) -> bool:
     return labels.get(SLOW_BURN_LABEL, "").lower() in ("true", "1", "yes")
 
 
+def lead_rank(slow_burn: bool, severity: str) -> tuple[int, int]:
+    """How strongly an alert claims the lead of its incident's investigation: a symptom
+    before a slow-burn alert, then the more severe."""
+    return (0 if slow_burn else 1, severity_rank(severity))
+
+
 def route(alertname: str) -> str:
     """The runbook notebook for an alert name; unknown names go to triage."""
     return ROUTES.get(alertname, "triage")

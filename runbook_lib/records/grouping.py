@@ -13,13 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runbook_lib.contract.alerts import SEVERITY_RANK, Alert, route, severity_rank
+from runbook_lib.contract.alerts import Alert, lead_rank, route, severity_rank
 from runbook_lib.records import record
 from runbook_lib.records.migrations import schema
 from runbook_lib.records.outbox import add_event
 
 incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
-TOP_RANK = max(SEVERITY_RANK.values())  # an alert this severe leads at once: none can outrank it
 
 
 def open_incident(
@@ -83,31 +82,24 @@ def add_alert(conn: Connection, incident: int, a: Alert, starts: str, now: float
     )  # fmt: skip
 
 
-def lead_rank(a: Alert) -> tuple[int, int]:
-    """How strongly an alert claims the lead: a symptom before a slow-burn alert, then the
-    more severe."""
-    return (0 if a.context else 1, severity_rank(a.severity))
-
-
 def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> str:
     """A joining alert that outranks the lead (see `lead_rank`): while the investigation is
-    queued, the alert takes it over (its record name, and it starts now if critical); the
-    incident takes its name, labels and severity. Once the investigation started, a more
+    queued, the alert takes it over (its record name; due now, when the worker asks again
+    whether to wait for a stronger lead); the incident takes its name, labels and severity. Once the investigation started, a more
     severe symptom alert escalates the incident (`escalate`); anything else is only listed.
     The run is changed first, and only while queued, so a worker claiming it meanwhile keeps
     the lead it claimed. Returns `led`, `escalated` or `listed`."""
     lead = lead_alert(conn, incident)
-    if lead_rank(a) <= lead_rank(lead):
+    if lead_rank(a.context, a.severity) <= lead_rank(lead.context, lead.severity):
         return "listed"
     name = record.record_name(a.startsAt, a.name, a.fingerprint)
     if conn.execute(sa.select(runs_t.c.id).where(runs_t.c.record == name)).first():
         name = f"{name}-i{incident}"
     first = (runs_t.c.incident_id == incident) & (runs_t.c.kind == "investigation")
     queued = first & (runs_t.c.state == "queued")
-    starts = {"not_before": now} if severity_rank(a.severity) >= TOP_RANK else {}
     moved = conn.execute(
         sa.update(runs_t).where(queued)
-        .values(record=name, alertname=a.name, severity=a.severity, **starts)
+        .values(record=name, alertname=a.name, severity=a.severity, not_before=now)
     ).rowcount  # fmt: skip
     if moved:
         _lead(conn, incident, a)

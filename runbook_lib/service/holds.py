@@ -1,4 +1,5 @@
-"""Whether a warning's investigation should wait for the critical alert of its fault.
+"""Whether a warning's investigation should wait for the critical alert of its fault (or a
+slow-burn alert's for the symptom alert).
 
 With warning thresholds below critical ones, the warning usually fires first and its
 critical twin minutes later. Waiting a fixed time either runs the investigation too early
@@ -19,7 +20,7 @@ from datetime import datetime
 
 import httpx
 
-from runbook_lib.contract.alerts import SEVERITY_RANK, is_slow_burn, route, severity_rank
+from runbook_lib.contract.alerts import SEVERITY_RANK, is_slow_burn, lead_rank, route
 from runbook_lib.contract.clock import utc
 from runbook_lib.records.index import Job
 
@@ -61,11 +62,12 @@ def decide(job: Job, policy: HoldPolicy, now: float) -> Hold | None:
     """The hold for `job`, or None when it should start now."""
     if job.kind != "investigation" or job.trigger.startswith("operator:"):
         return None  # a person asked for this run now; verifications have their own delay
-    if severity_rank(job.severity) >= TOP_RANK:
-        return None
+    rank = lead_rank(is_slow_burn(job.labels), job.severity)
+    if rank >= (1, TOP_RANK):
+        return None  # a critical symptom: nothing can outrank it
     instance = job.labels.get("instance", "")
     try:
-        pending = pending_above(policy, job.runbook, instance, job.severity)
+        pending = pending_above(policy, job.runbook, instance, rank)
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         until = job.enqueued_at + policy.fallback_s
         why = f"Prometheus could not say what is pending ({type(exc).__name__})"
@@ -89,10 +91,13 @@ def wait_for(pending: list[Pending], job: Job, policy: HoldPolicy, now: float) -
     return Hold(until, note)
 
 
-def pending_above(policy: HoldPolicy, runbook: str, instance: str, severity: str) -> list[Pending]:
-    """Alerts Prometheus holds pending for this runbook family and instance that are more
-    severe than `severity`; slow-burn alerts never lead, so they are not waited for. Raises
-    httpx.HTTPError (or ValueError on a body that is not Prometheus's) when it cannot say."""
+def pending_above(
+    policy: HoldPolicy, runbook: str, instance: str, rank: tuple[int, int]
+) -> list[Pending]:
+    """Alerts Prometheus holds pending for this runbook family and instance that would lead
+    the investigation instead of its lead (`lead_rank`: a symptom before a slow-burn alert,
+    then the more severe). Raises httpx.HTTPError (or ValueError on a body that is not
+    Prometheus's) when it cannot say."""
     if not policy.prometheus_url:
         raise ValueError("no Prometheus URL is configured")
     resp = httpx.get(
@@ -101,7 +106,6 @@ def pending_above(policy: HoldPolicy, runbook: str, instance: str, severity: str
         timeout=policy.timeout_s,
     )
     resp.raise_for_status()
-    rank = severity_rank(severity)
     out = []
     for group in resp.json()["data"]["groups"]:
         for rule in group["rules"]:
@@ -109,11 +113,11 @@ def pending_above(policy: HoldPolicy, runbook: str, instance: str, severity: str
                 continue
             for alert in rule.get("alerts", []):
                 labels = alert["labels"]
+                theirs = lead_rank(is_slow_burn(labels), labels.get("severity", ""))
                 if (
                     alert["state"] == "pending"
                     and labels.get("instance", "") == instance
-                    and severity_rank(labels.get("severity", "")) > rank
-                    and not is_slow_burn(labels)
+                    and theirs > rank
                 ):
                     at = utc(alert["activeAt"])
                     out.append(
