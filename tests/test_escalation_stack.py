@@ -28,8 +28,9 @@ import httpx
 import pytest
 
 from runbook_lib.contract.clock import utc
-from runbook_lib.lab import stack
+from runbook_lib.lab import escalation, stack
 from runbook_lib.lab.chat_sink import ChatSink
+from runbook_lib.lab.escalation import CRITICAL, WARNING
 from runbook_lib.records import record
 from runbook_lib.records.index import Index
 from tests.conftest import wait_for
@@ -42,27 +43,13 @@ SLACK_S = 2.0  # the webhook's way and our own transaction, on a busy 2-core mac
 
 @dataclass
 class Lab:
-    info: stack.StackInfo
-    out: Path
-    index: Index
+    sc: escalation.Scenario
     critical_only: ChatSink
     team: ChatSink
 
-    def mode(self, mode: str) -> None:
-        stack.set_mode(self.info, mode)
-
-    def incidents(self) -> list[dict]:
-        return [i for i in self.index.incidents() if i["runbook"] == "high_error_rate"]
-
-    def pending(self) -> set[str]:
-        alerts = httpx.get(f"{self.info.urls['prometheus']}/api/v1/alerts", timeout=5).json()
-        return {
-            a["labels"]["alertname"] for a in alerts["data"]["alerts"] if a["state"] == "pending"
-        }
-
-    def newest(self) -> dict | None:
-        rows = self.incidents()
-        return rows[0] if rows else None
+    @property
+    def out(self) -> Path:
+        return self.sc.out
 
 
 @pytest.fixture(scope="module")
@@ -84,91 +71,62 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         verify_delay=3,
         workers=2,
         notify_config=state / "notify.yml",
-        window_factor=10,
+        window_factor=escalation.WINDOW_FACTOR,
         receiver_args=["--hold-margin", "5", "--hold-cap", "60"],
     )
     info = stack.start(opts)
-    out = Path(info.output_dir)
+    index = Index(Path(info.output_dir) / "index.sqlite")
     try:
-        yield Lab(info, out, Index(out / "index.sqlite"), critical_only, team)
+        time.sleep(3)  # a few scrapes of normal traffic first
+        yield Lab(escalation.Scenario(info, index, say=lambda _: None), critical_only, team)
     finally:
         stack.stop(state)
         critical_only.close()
         team.close()
 
 
-def done_runs(inc: dict, kind: str = "investigation") -> list[dict]:
-    return [r for r in inc["runs"] if r["kind"] == kind and r["state"] == "done"]
-
-
-def settle(lab: Lab) -> None:
-    """Back to normal, and wait until the last incident is over (its verification ran)."""
-    lab.mode("normal")
-    wait_for(lambda: (i := lab.newest()) and done_runs(i, "verification"), 120,
-             "the incident to resolve and verify", 1)  # fmt: skip
-
-
 def test_b_a_critical_pending_when_the_warning_fires_leads_the_one_investigation(
     lab: Lab,
 ) -> None:
-    time.sleep(3)  # a few scrapes of normal traffic first
-    lab.mode("errors:elevated")
-    wait_for(lambda: "GgenMcpElevatedErrorRate" in lab.pending(), 60, "the warning pending", 0.2)
-    lab.mode("errors:invalid_input")
-    inc = wait_for(lambda: (i := lab.newest()) and done_runs(i) and i, 90,
-                   "the investigation", 1)  # fmt: skip
-    critical = _alert(inc, "GgenMcpHighErrorRate")
+    inc = escalation.critical_pending(lab.sc)
+    critical = escalation.alert_of(inc, CRITICAL)
     # The incident began with a lesser alert (the warning, or an SLO alert of the same burst;
     # Alertmanager inhibits the warning once the critical fires, so it may not arrive).
     assert min(a["received_at"] for a in inc["alerts"]) < critical["received_at"], inc["alerts"]
     [run] = inc["runs"]  # one investigation, no escalation
-    assert (run["alertname"], run["severity"]) == ("GgenMcpHighErrorRate", "critical")
-    # It was the warning's, held for the critical Prometheus had pending: not a critical
-    # that merely arrived first.
-    assert "waited for GgenMcpHighErrorRate (critical)" in (run["hold_note"] or ""), run
+    assert (run["alertname"], run["severity"]) == (CRITICAL, "critical")
+    # It was the lesser alert's, held for the critical Prometheus had pending: not a
+    # critical that merely arrived first.
+    assert f"waited for {CRITICAL} (critical)" in (run["hold_note"] or ""), run
     summary = record.summary(lab.out / run["record"])
-    assert summary["alert"] == "GgenMcpHighErrorRate" and summary["severity"] == "critical"
+    assert summary["alert"] == CRITICAL and summary["severity"] == "critical"
     assert summary["held"]["seconds"] > 0
     assert summary["top_cause"] == "invalid_input"
-    settle(lab)
-    assert len(lab.incidents()) == 1
+    escalation.settle(lab.sc, inc["id"])
+    assert len(lab.sc.incidents()) == 1
 
 
 def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_open(
     lab: Lab,
 ) -> None:
-    before = {i["id"] for i in lab.incidents()}
     sent_before = len(lab.critical_only.delivered)
-    lab.mode("errors:elevated")  # 3%: the warning only
-    inc = wait_for(
-        lambda: (i := lab.newest()) and i["id"] not in before and done_runs(i) and i,
-        90, "the warning's investigation", 1,
-    )  # fmt: skip
-    [first] = inc["runs"]
-    assert (first["alertname"], first["severity"]) == ("GgenMcpElevatedErrorRate", "warning")
+    inc = escalation.warning_then_critical(lab.sc, gap_s=60)
+    first, second = escalation.done(inc)
+    assert (first["alertname"], first["severity"]) == (WARNING, "warning")
     assert not first["hold_note"]  # nothing more severe was pending: it started at once
-    warning_at = utc(_alert(inc, "GgenMcpElevatedErrorRate")["starts_at"]).timestamp()
-    time.sleep(max(0.0, warning_at + 50 - time.time()))  # the critical comes a minute later
-    lab.mode("errors:invalid_input")
-
-    inc = wait_for(lambda: len(done_runs(i := lab.newest())) == 2 and i, 90,
-                   "the escalation's investigation", 1)  # fmt: skip
-    critical_at = utc(_alert(inc, "GgenMcpHighErrorRate")["starts_at"]).timestamp()
-    assert critical_at - warning_at >= 55  # beyond any hold: the first run had finished
-    first, second = done_runs(inc)
+    gap = escalation.fired_at(inc, CRITICAL) - escalation.fired_at(inc, WARNING)
+    assert gap >= 55, gap  # beyond any hold: the first investigation had finished
     assert second["trigger"].startswith("escalated:")
-    assert (second["alertname"], second["severity"]) == ("GgenMcpHighErrorRate", "critical")
-    assert inc["severity"] == "critical" and inc["alertname"] == "GgenMcpHighErrorRate"
+    assert (second["alertname"], second["severity"]) == (CRITICAL, "critical")
+    assert inc["severity"] == "critical" and inc["alertname"] == CRITICAL
     lead = record.summary(lab.out / second["record"])
     assert lead["severity"] == "critical" and lead["escalated_from"]["severity"] == "warning"
     assert lead["escalated_from"]["record"] == first["record"]
-    assert (
-        "Escalated from warning to critical"
-        in (lab.out / second["record"] / "report.html").read_text()
-    )
+    report = (lab.out / second["record"] / "report.html").read_text()
+    assert "Escalated from warning to critical" in report
 
     # One escalated message, to the critical-only target, saying critical.
-    msgs = wait_for(lambda: lab.critical_only.delivered[sent_before:], 30, "the escalation", 0.5)
+    wait_for(lambda: lab.critical_only.delivered[sent_before:], 30, "the escalation", 0.5)
     time.sleep(2)  # anything else it would get comes with it
     msgs = [r.json() for r in lab.critical_only.delivered[sent_before:]]
     assert len(msgs) == 1, [m["title"] for m in msgs]
@@ -177,26 +135,21 @@ def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_
     assert "Severity: Critical" in msgs[0]["message"]  # the paste-ready incident message
     # The page shows the critical incident and the critical-led record.
     viewer = (lab.out / ".viewer-token").read_text().strip()
-    page = httpx.get(f"{lab.info.urls['runbook']}/incidents/{inc['id']}", timeout=10,
+    page = httpx.get(f"{lab.sc.info.urls['runbook']}/incidents/{inc['id']}", timeout=10,
                      headers={"authorization": f"Bearer {viewer}"})  # fmt: skip
     assert page.status_code == 200
     assert 'class="sev-critical">critical' in page.text and second["record"] in page.text
 
-    # (c) The fault ends; the SLO alerts (2 min windows here) go on firing.
-    lab.mode("normal")
-    inc = wait_for(lambda: (i := lab.newest())["status"] == "resolved" and i, 90,
-                   "the symptom alerts to resolve", 0.5)  # fmt: skip
+    # (c) The fault ends; the SLO alerts (6 min windows here) go on firing.
+    lab.sc.mode("normal")
+    inc = wait_for(lambda: (i := lab.sc.incident(inc["id"]))["status"] == "resolved" and i,
+                   90, "the symptom alerts to resolve", 0.5)  # fmt: skip
     symptoms = [a for a in inc["alerts"] if not a["context"]]
     context = [a for a in inc["alerts"] if a["context"]]
     assert context and all(a["status"] == "firing" for a in context), inc["alerts"]
     assert all(a["status"] == "resolved" for a in symptoms)
     last_end = max(utc(a["ends_at"]).timestamp() for a in symptoms)
     assert inc["resolved_at"] - last_end <= EVAL_S + GROUP_INTERVAL_S + SLACK_S
-    inc = wait_for(lambda: done_runs(i := lab.newest(), "verification") and i, 60,
-                   "the verification", 1)  # fmt: skip
-    [check] = done_runs(inc, "verification")
+    inc = escalation.settle(lab.sc, inc["id"])
+    [check] = escalation.done(inc, "verification")
     assert check["started_at"] >= inc["resolved_at"] + 3
-
-
-def _alert(inc: dict, name: str) -> dict:
-    return next(a for a in inc["alerts"] if a["alertname"] == name)
