@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from runbook_lib.lab.stack import free_port
+from runbook_lib.records.actions import Closed
 from runbook_lib.records.index import Index
 from runbook_lib.records.migrations import schema
 from runbook_lib.service.operators import Operators
@@ -254,6 +255,8 @@ def test_unknown_incident_closed_incident_and_unknown_action(index: Index, alice
         assert resp.json()["detail"] == (
             f"incident {iid} is closed (resolved): actions are for open incidents"
         )
+    with pytest.raises(Closed, match="is closed"):  # `runbook incidents --mitigated` too
+        index.mark_mitigated(iid, actor="root (command line)")
     assert snapshot(index) == same
 
 

@@ -223,11 +223,8 @@ class ActionWrites:
     ) -> int:  # fmt: skip
         """The runbook again with its mitigation allowed, as a new record of the incident,
         and its verification, which waits until the mitigation ends (`release_verification`)."""
-        lead, trigger, suffix = (
-            lead_alert(conn, incident_id),
-            f"mitigation:{action_id}",
-            f"-m{action_id}",
-        )
+        lead = lead_alert(conn, incident_id)
+        trigger, suffix = f"mitigation:{action_id}", f"-m{action_id}"
         run_id = self._enqueue(conn, incident_id, lead, "mitigation", now, queued,
                                trigger=trigger, suffix=suffix, requested_by=actor, now=now)  # fmt: skip
         later: list[Queued] = []  # not dispatched now: it waits for the mitigation

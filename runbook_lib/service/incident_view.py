@@ -79,7 +79,7 @@ def why(run: dict[str, Any]) -> str:
         return f"re-investigation asked by {by}"
     if trigger.startswith("mitigation:"):
         return (
-            f"mitigation approved by {by}"
+            f"approved by {by}"
             if run["kind"] == "mitigation"
             else f"after the mitigation {by} approved"
         )
@@ -109,7 +109,8 @@ def pending(inc: dict[str, Any]) -> str:
     n, state = newer[-1], "running" if newer[-1]["state"] == "running" else "queued"
     earlier = f"the record below is the earlier one ({shown.get('severity') or '-'})"
     if n["kind"] == "mitigation":
-        return f"the runbook's mitigation ({why(n)}) is {state}; {earlier}"
+        return (f"the runbook's mitigation, {why(n)}, is {state}; the record below is the "
+                "investigation that proposed it")  # fmt: skip
     asked = f", {why(n)}" if (n.get("trigger") or "").startswith("operator:") else ""
     return (f"a new investigation led by {n.get('alertname') or inc['alertname']} "
             f"({n.get('severity') or '-'}) is {state}{asked}; {earlier}")  # fmt: skip
@@ -122,8 +123,8 @@ def action_lines(inc: dict[str, Any]) -> list[dict[str, Any]]:
     for a in inc.get("actions", []):
         d, run = a.detail, runs.get(a.run_id) if a.run_id else None
         said = {
-            "silence": f"until {d.get('ends_at', '?').replace('T', ' ')} ({d.get('duration', '')}), "
-                       f"silence {d.get('silence_id', '?')}",
+            "silence": f"until {str(d.get('ends_at', '?'))[:19].replace('T', ' ')} UTC "
+                       f"({d.get('duration', '')}), silence {d.get('silence_id', '?')}",
             "mitigation": f"ran {', '.join(d.get('mitigations', []))}",
         }.get(a.kind, "")  # fmt: skip
         if run is not None:
