@@ -4,12 +4,14 @@ recording that a mitigation is in place."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from runbook_lib.contract.config import Settings
+from runbook_lib.records.actions import Closed
 from runbook_lib.records.index import Index
 from runbook_lib.service import incident_view
 
@@ -89,7 +91,11 @@ def _about_one(args: argparse.Namespace, index: Index, output: Path, settings: S
 
     if args.mitigated:
         iid = find(index, args.mitigated)
-        new = index.mark_mitigated(iid)
+        try:  # the same action as the page's "Mark mitigated", by this machine's user
+            new = index.mark_mitigated(iid, actor=f"{getpass.getuser()} (command line)")
+        except Closed as exc:
+            print(f"runbook incidents: {exc}", file=sys.stderr)
+            return 2
         print(f"incident #{iid}: mitigation {'recorded' if new else 'was recorded already'}; "
               "its message now says Mitigating until its alerts resolve")  # fmt: skip
         return 0

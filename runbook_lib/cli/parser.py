@@ -30,6 +30,7 @@ from runbook_lib.cli.commands import (
 )
 from runbook_lib.cli.configure import init as _init
 from runbook_lib.cli.incidents import incidents as _incidents
+from runbook_lib.cli.operators import add_parser as _operator_parser
 from runbook_lib.cli.serving import (
     _notify_status,
     _notify_test,
@@ -150,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--external-url", default=settings.external_url,
                    help="this server as people reach it, for links in messages "
                    "(RUNBOOK_EXTERNAL_URL; default http://HOST:PORT)")  # fmt: skip
+    p.add_argument("--operators-file", default=settings.operators_file,
+                   help="who may act on incidents: `runbook operator add` writes it "
+                   "(RUNBOOK_OPERATORS_FILE; default operators.json in the output directory)")  # fmt: skip
     p.set_defaults(func=_serve)
 
     nt = sub.add_parser("notify", help="the notifications of notify.yml")
@@ -202,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mitigated", metavar="ID|FINGERPRINT",
                    help="record that a mitigation is in place (the message then says Mitigating)")  # fmt: skip
     p.set_defaults(func=_incidents)
+
+    _operator_parser(sub, settings)
 
     p = sub.add_parser("postmortem", help="a post-mortem draft from an incident's records")
     p.add_argument("records", nargs="+", metavar="RECORD")

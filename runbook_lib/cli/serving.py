@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runbook_lib.cli.errors import UsageError
-from runbook_lib.contract.config import ConfigError, Settings, config_path, read_token
+from runbook_lib.contract.config import (
+    ConfigError,
+    Settings,
+    config_path,
+    operators_path,
+    read_token,
+)
 
 if TYPE_CHECKING:
     from runbook_lib.service.workers import RunConfig
@@ -67,6 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ.get("RUNBOOK_VIEWER_TOKEN", ""), output / ".viewer-token"
     )
     secret, _ = _secret(os.environ.get("RUNBOOK_SESSION_SECRET", ""), output / ".session-secret")
+    operators = operators_path(args.operators_file, output)
     app = create_app(
         index,
         token,
@@ -83,13 +90,14 @@ def _serve(args: argparse.Namespace) -> int:
         alertmanager_url=args.alertmanager_url or "",
         reconcile_every=args.reconcile_every,
         stale_after=args.stale_after,
+        operators_file=operators,
     )
     mode = (f"{config.workers} workers" if embedded else
             f"runs to {args.broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip
     print(f"runbook serve: http://{args.host}:{args.port}/alerts -> {output} ({mode})",
           file=sys.stderr)  # fmt: skip
     print(f"runbook serve: incident pages http://{args.host}:{args.port}/incidents "
-          f"(viewer token {viewer_where})", file=sys.stderr)  # fmt: skip
+          f"(viewer token {viewer_where}; operators in {operators})", file=sys.stderr)  # fmt: skip
     print(f"runbook serve: {notify_says}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

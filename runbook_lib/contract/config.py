@@ -53,6 +53,7 @@ class FileConfig(BaseModel):
     port: int | None = None
     external_url: str | None = None
     notify_config: str | None = None
+    operators_file: str | None = None  # who may act on incidents (`runbook operator add`)
     retention_days: float | None = None
     correlation_window: float | None = None
     correlation_hold: float | None = None
@@ -66,7 +67,7 @@ class FileConfig(BaseModel):
     metrics_profile: str | None = None  # contract (ggen_mcp_*) or server (the real mcp_*)
 
 
-PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config")
+PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config", "operators_file")
 
 
 def is_root() -> bool:
@@ -163,6 +164,7 @@ class Settings:
     port: int = field(default_factory=lambda: int(value("port", 8080)))
     external_url: str = field(default_factory=lambda: str(value("external_url")))
     notify_config: str = field(default_factory=lambda: str(value("notify_config")))
+    operators_file: str = field(default_factory=lambda: str(value("operators_file")))
     retention_days: float = field(default_factory=lambda: float(value("retention_days", 0.0)))
     correlation_window: float = field(
         default_factory=lambda: float(value("correlation_window", CORRELATION_WINDOW_S))
@@ -186,6 +188,12 @@ class Settings:
         if self.webhook_token_file:
             return read_token(Path(self.webhook_token_file))
         return ""
+
+
+def operators_path(given: str | Path | None, output_dir: Path) -> Path:
+    """Who may act on incidents: the operators file given, else operators.json beside the
+    records (the receiver's output directory)."""
+    return Path(given).expanduser() if given else Path(output_dir) / "operators.json"
 
 
 def read_token(path: Path) -> str:

@@ -228,24 +228,6 @@ class AlertQueries:
                           now + delay, created, now=now)  # fmt: skip
         return True
 
-    def mark_mitigated(self, incident_id: int, now: float | None = None) -> bool:
-        """A person says a mitigation is in place; False when it was recorded already."""
-        with self._tx() as conn:
-            if not conn.execute(
-                sa.select(incidents_t.c.id).where(incidents_t.c.id == incident_id)
-            ).first():
-                raise LookupError(f"no incident {incident_id} in {self.where}")
-            return self._mitigated(conn, incident_id, time.time() if now is None else now)
-
-    def _mitigated(self, conn: Connection, incident_id: int, now: float) -> bool:
-        c = incidents_t.c
-        done = conn.execute(
-            sa.update(incidents_t)
-            .where((c.id == incident_id) & c.mitigated_at.is_(None))
-            .values(mitigated_at=now)
-        )
-        return done.rowcount == 1
-
     def by_fingerprint(self, fingerprint: str) -> int:
         """The newest incident holding an alert with this fingerprint (or its prefix of at
         least 6 characters, as records name it); LookupError when none or several match."""

@@ -48,7 +48,7 @@ KINDS = ("investigation", "verification", "manual", "mitigation")
 incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
 
 
-class Index(grouping.AlertQueries):
+class Index(grouping.AlertQueries, actions.ActionWrites):
     """The incident index at a SQLite file `path`, or at a database `url`."""
 
     def __init__(
@@ -306,6 +306,8 @@ class Index(grouping.AlertQueries):
                 add_event(conn, self._insert, kind, run.incident_id, run_id, now)
                 if any(a.get("done") for a in summary.get("actions") or []):
                     self._mitigated(conn, run.incident_id, now)
+                if run.kind == "mitigation":
+                    actions.release_verification(conn, run.incident_id, run.trigger, now)
             held = (
                 verified(summary.get("post_checks") or [])
                 if run and run.kind == "verification"

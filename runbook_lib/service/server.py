@@ -26,11 +26,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from runbook_lib.contract.alerts import WebhookPayload
-from runbook_lib.contract.config import STALE_AFTER_S
+from runbook_lib.contract.config import STALE_AFTER_S, operators_path
 from runbook_lib.records.index import Index, Queued
-from runbook_lib.service import pages
+from runbook_lib.service import actions, pages
+from runbook_lib.service.access import SESSION_COOKIE, Access
 from runbook_lib.service.metrics import Metrics
 from runbook_lib.service.notify import NotifyConfig, Sender
+from runbook_lib.service.operators import Operators
 from runbook_lib.service.reconcile import reconcile_forever
 from runbook_lib.service.workers import Pool, RunConfig
 
@@ -64,6 +66,7 @@ def create_app(
     alertmanager_url: str = "",
     reconcile_every: float = 0.0,
     stale_after: float = STALE_AFTER_S,
+    operators_file: Path | None = None,
 ) -> FastAPI:
     """The receiver and the incident pages. With `run_config` it also runs the worker pool
     while it serves (one machine); with `dispatcher` it hands accepted runs to a task queue
@@ -73,7 +76,9 @@ def create_app(
     session signed with `session_secret`. With `notify`, a background sender posts each
     investigation, resolve and verification to its targets. With `alertmanager_url` and
     `reconcile_every`, open incidents are checked against Alertmanager's alerts every
-    `reconcile_every` seconds; an alert it has not listed for `stale_after` closes as stale."""
+    `reconcile_every` seconds; an alert it has not listed for `stale_after` closes as stale.
+    The operators of `operators_file` (default: operators.json in the output directory) act
+    on incidents from their pages (service/actions.py); a silence goes to `alertmanager_url`."""
     output_dir = Path(records_dir) if records_dir else index.path.parent
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
@@ -121,12 +126,23 @@ def create_app(
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
-        session_cookie=pages.SESSION_COOKIE,
+        session_cookie=SESSION_COOKIE,
         max_age=12 * 3600,
         same_site="lax",
     )
     viewers = [t for t in (viewer_token, token if pages_accept_webhook_token else "") if t]
-    app.include_router(pages.router(index, output_dir, viewers, jupyter_url))
+    access = Access(viewers, Operators(operators_path(operators_file, output_dir)))
+    app.include_router(pages.router(index, output_dir, access, jupyter_url, alertmanager_url))
+
+    def wake(created: list[Queued]) -> None:
+        """Runs an operator queued: the workers start them now."""
+        if pool:
+            pool.notify()
+        if dispatcher:
+            dispatcher.send(created)
+
+    acting = actions.Actions(index, output_dir, alertmanager_url, verify_delay)
+    app.include_router(actions.router(acting, access, wake))
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -276,7 +276,9 @@ def job_spec(job: Job, config: RunConfig) -> dict[str, Any]:
 
 
 def job_params(job: Job, config: RunConfig) -> dict[str, Any]:
-    """Papermill parameters: alert fields as data, never as code."""
+    """Papermill parameters: alert fields as data, never as code. A `mitigation` run is the
+    runbook again with its mitigation allowed: an operator approved it on the incident page
+    (otherwise only `--param allow_mitigation=true` on serve allows it, for every run)."""
     labels = {k: v for k, v in job.labels.items() if k != "alertname"}
     return runner.alert_params(
         job.alertname,
@@ -291,6 +293,7 @@ def job_params(job: Job, config: RunConfig) -> dict[str, Any]:
             **({"related_alerts": list(job.related)} if job.related else {}),
             "incident": incident_param(job),
             **config.params,
+            **({"allow_mitigation": True} if job.kind == "mitigation" else {}),
         },
     )
 
