@@ -105,6 +105,11 @@ def _prune(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from runbook_lib.lab import demo
 
+    if args.escalate:
+        from runbook_lib.lab import demo_escalation
+
+        out = Path(args.output) if args.output else None
+        return demo_escalation.run(args.state_dir, keep=args.keep, output_dir=out)
     return demo.run(
         args.state_dir,
         mode=args.mode,

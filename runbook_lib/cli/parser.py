@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
     p.add_argument("--timeout", type=float, default=240.0)
     p.add_argument("--keep", action="store_true", help="keep the stack up until Ctrl-C")
+    p.add_argument("--escalate", action="store_true",
+                   help="an error rate that worsens: a warning, then a critical a minute later "
+                   "that escalates the incident")  # fmt: skip
     p.set_defaults(func=_demo)
     return ap
 
