@@ -217,8 +217,8 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode:
         f"fault -> record {since_fault:.0f}s"
     )
     if held >= 1:
-        say(f"            ({held:.0f}s of it held: {run_row.get('hold_note') or 'a more severe '
-            'alert of the same fault was pending'})")  # fmt: skip
+        why = run_row.get("hold_note") or "a more severe alert of the same fault was pending"
+        say(f"            ({held:.0f}s of it held: {why})")
     top = next((d for d in summ["diagnosis"] if d["cause"] == summ["top_cause"]), None)
     if top:
         say(f"  DIAGNOSIS {top['cause']} ({top['verdict']}, score {top['score']:.2f})")
