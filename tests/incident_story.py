@@ -17,6 +17,7 @@ from runbook_lib.records.index import Index
 from runbook_lib.records.jobs import Job
 from runbook_lib.records.migrations.schema import INCIDENTS
 from runbook_lib.records.outbox import add_event
+from runbook_lib.service.notify import NotifyConfig, Sender
 
 T0 = datetime(2026, 11, 28, 4, tzinfo=UTC)
 PNG = base64.b64decode(
@@ -64,6 +65,12 @@ class Story:
     def __init__(self, tmp_path: Path) -> None:
         self.out = tmp_path
         self.index = Index(tmp_path / "index.sqlite")
+
+    def sender(self, config: NotifyConfig, **kw) -> Sender:
+        """A sender that was on from T0 (so actions dated then are news, not backlog)."""
+        sender = Sender(self.index, config, self.out, **kw)
+        sender.started_at = T0.timestamp()
+        return sender
 
     def fire(self, *alerts: Alert) -> list[str]:
         return self.index.accept(list(alerts), verify_delay=0)

@@ -62,7 +62,7 @@ def test_an_escalation_reaches_a_critical_only_target_once_and_follow_ups_reach_
         target("team", team, severities=["warning"]),
         target("firsts", firsts, severities=["warning"], events=["investigation"]),
     )
-    sender = notify.Sender(story.index, cfg, tmp_path)
+    sender = story.sender(cfg)
     warning_investigated(story)
     sender.step()  # the warning's finding goes out while the incident is a warning
     critical_joins(story)
@@ -86,7 +86,7 @@ def test_the_escalated_message_says_from_what_to_what_and_carries_the_new_findin
 ) -> None:
     story = Story(tmp_path)
     hook = sinks("hook")
-    sender = notify.Sender(story.index, config(target("hook", hook)), tmp_path)
+    sender = story.sender(config(target("hook", hook)))
     incident = warning_investigated(story)
     critical_joins(story)
     sender.step()
@@ -123,7 +123,7 @@ def test_operators_actions_and_runs_each_say_who_and_what(tmp_path: Path, sinks)
          "outcome": "not run (allow_mitigation=False); would end 2 soffice processes"},
     ]})  # fmt: skip
     story.act(incident, "mitigated", "erin", T0 + timedelta(minutes=30))
-    notify.Sender(story.index, config(target("hook", hook)), tmp_path).step()
+    story.sender(config(target("hook", hook))).step()
     said = {r.json()["title"]: r.json()["message"].splitlines() for r in hook.delivered}
     assert list(said)[2:] == [
         f"👀 Acknowledged: {HEAD}", f"🔕 Silenced: {HEAD}", f"🔁 Re-investigated: {HEAD}",
@@ -165,7 +165,7 @@ def test_the_line_the_index_recalls_goes_under_each_finding_only(tmp_path: Path,
         seen.append(inc["id"])
         return "3rd incident of this cause on web-1 in 90 days; the last fix held"
 
-    notify.Sender(story.index, config(target("hook", hook)), tmp_path, recall=recall).step()
+    story.sender(config(target("hook", hook)), recall=recall).step()
     bodies = {r.json()["title"].split(":")[0]: r.json()["message"] for r in hook.delivered}
     line = "3rd incident of this cause on web-1 in 90 days; the last fix held"
     # sent after the escalation: the first message's title says critical too
@@ -186,7 +186,7 @@ def test_notify_status_lists_each_delivery_by_kind_and_incident(
     warning_investigated(story)
     critical_joins(story)
     story.act(1, "acknowledged", "alice", T0)
-    notify.Sender(story.index, config(target("hook", hook)), tmp_path).step()
+    story.sender(config(target("hook", hook))).step()
     assert cli.main(["notify", "status", "--output", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "  sent     investigation   incident 1     -> hook  attempts 1",

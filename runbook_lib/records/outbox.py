@@ -106,7 +106,7 @@ class Outbox:
                 ).rowcount
                 if not took:  # another sender expanded it
                     continue
-                for target, not_before in plan:
+                for target, due_at in plan:
                     conn.execute(
                         self.index._insert(deliveries_t)
                         .values(
@@ -114,7 +114,7 @@ class Outbox:
                             target=target,
                             state="pending",
                             attempts=0,
-                            next_at=max(now, not_before),
+                            next_at=max(now, due_at),
                         )  # fmt: skip
                         .on_conflict_do_nothing(index_elements=["event_id", "target"])
                     )
