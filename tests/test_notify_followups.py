@@ -193,3 +193,17 @@ def test_notify_status_lists_each_delivery_by_kind_and_incident(
         "  sent     escalated       incident 1     -> hook  attempts 1",
         "  sent     acknowledged    incident 1     -> hook  attempts 1",
     ]
+
+
+def test_a_failing_recall_costs_its_line_not_the_message(tmp_path: Path, sinks, caplog) -> None:
+    story = Story(tmp_path)
+    hook = sinks("hook")
+    warning_investigated(story)
+
+    def recall(index, inc) -> str:
+        raise LookupError("no such table: memory")
+
+    story.sender(config(target("hook", hook)), recall=recall).step()
+    [msg] = [r.json()["message"] for r in hook.delivered]
+    assert msg.startswith("Top cause: **invalid_input**")
+    assert "recall for incident 1 failed" in caplog.text

@@ -38,8 +38,8 @@ class Event:
     incident_id: int
     run_id: int | None
     created_at: float
-    # What the message says beyond the incident. An operator's action: "actor" (who),
-    # optionally "at" (epoch; else created_at); a silence also "ends_at" (ISO 8601 or epoch).
+    # What the message says beyond the incident. An operator's action: "actor" (who; when is
+    # created_at); a silence also "ends_at" (ISO 8601 or epoch seconds).
     detail: dict = field(default_factory=dict)
 
 
@@ -206,8 +206,8 @@ class Outbox:
 
     # -- who an incident's messages went to ------------------------------------------------
     def targets_of(self, incident_id: int, before_event: int) -> set[str]:
-        """The targets given an earlier message of the incident: its follow-ups go to them
-        too, whatever their severity filter says now."""
+        """The targets an earlier message of the incident was addressed to (sent or not):
+        its follow-ups go to them too, whatever their severity filter says now."""
         with self.index._read() as conn:
             rows = conn.execute(
                 sa.select(deliveries_t.c.target).distinct()

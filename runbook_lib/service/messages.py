@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from runbook_lib.service import incident_view
 # One more line under a finding, from the index (e.g. the incident's past occurrences and
 # what fixed them): given the index and the incident (`incident_view.load`), '' for none.
 Recall = Callable[[Index, dict[str, Any]], str]
+log = logging.getLogger("runbook.notify")
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,25 @@ def compose(
     facts = _Facts(
         ev=ev, inc=inc, run=run, summary=_summary(output_dir, run),
         link=f"{base_url.rstrip('/')}/incidents/{inc['id']}" if base_url else "",
-        recalled=(recall(index, inc) if recall and finds else "") or "",
+        recalled=_recalled(recall, index, inc) if finds else "",
         output_dir=output_dir,
     )  # fmt: skip
     title, lines = WRITERS[ev.kind](facts)
     attach = _overview_png(output_dir, run["record"]) if run and finds else None
     follows = "" if ev.kind == "investigation" else _first(inc)
     return Message(title, "\n".join(lines), inc["severity"], attach, follows, status_line(inc))
+
+
+def _recalled(recall: Recall | None, index: Index, inc: dict[str, Any]) -> str:
+    """The recall hook's line; a hook that fails costs its line, never the message."""
+    if recall is None:
+        return ""
+    try:
+        return recall(index, inc) or ""
+    except Exception:
+        log.exception("recall for incident %s failed; the message goes without its line",
+                      inc["id"])  # fmt: skip
+        return ""
 
 
 def _head(inc: dict[str, Any]) -> str:
@@ -213,7 +227,7 @@ def _actor(f: _Facts) -> str:
 
 
 def _when(f: _Facts) -> str:
-    return _at(f.ev.detail.get("at", f.ev.created_at))
+    return _at(f.ev.created_at)
 
 
 def _at(value: float | str) -> str:

@@ -240,9 +240,20 @@ class Sender:
             self.box.add_thread(ev.incident_id, name, ob.Thread(posted.channel, posted.ts), now)
             return
         first = self.box.first_sent(ev.incident_id, name)
-        if first is not None:
-            bot.update(thread.channel, thread.ts, _slack_text(self._compose(first), reply=False))
+        top = self._compose_or_none(first) if first is not None else None
+        if top is not None:
+            bot.update(thread.channel, thread.ts, _slack_text(top, reply=False))
         bot.post(thread.channel, _slack_text(msg, reply=True), thread_ts=thread.ts)
+
+    def _compose_or_none(self, ev: ob.Event) -> Message | None:
+        """The thread's first message as it reads now; None (and a log line) when it cannot
+        be made: the reply still goes."""
+        try:
+            return self._compose(ev)
+        except Exception:
+            log.exception("cannot compose %s of incident %d again to update its status line",
+                          ev.kind, ev.incident_id)  # fmt: skip
+            return None
 
     def _give_up(self, d: ob.Delivery, why: str) -> None:
         self.box.give_up(d, why)

@@ -75,13 +75,9 @@ class Target(BaseModel):
 
     def wants(self, kind: str, severity: str, runbook: str) -> bool:
         """Whether a message of this kind about such an incident is for it."""
-        return all(
+        return self.takes(kind) and all(
             allowed is None or value in allowed
-            for allowed, value in (
-                (self.events, kind),
-                (self.severities, severity),
-                (self.runbooks, runbook),
-            )
+            for allowed, value in ((self.severities, severity), (self.runbooks, runbook))
         )
 
 
