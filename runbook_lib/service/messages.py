@@ -56,7 +56,6 @@ class _Facts:
     summary: dict[str, Any]
     link: str
     recalled: str
-    output_dir: Path
 
 
 def compose(
@@ -70,7 +69,6 @@ def compose(
         ev=ev, inc=inc, run=run, summary=_summary(output_dir, run),
         link=f"{base_url.rstrip('/')}/incidents/{inc['id']}" if base_url else "",
         recalled=_recalled(recall, index, inc) if finds else "",
-        output_dir=output_dir,
     )  # fmt: skip
     title, lines = WRITERS[ev.kind](facts)
     attach = _overview_png(output_dir, run["record"]) if run and finds else None
@@ -106,7 +104,8 @@ def _first(inc: dict[str, Any]) -> str:
     name = (first or {}).get("alertname") or inc["alertname"]
     sev = (first or {}).get("severity") or inc["severity"] or "no severity"
     where = inc["labels"].get("instance", "")
-    starts = min([a["starts_at"] for a in inc.get("alerts", [])] or [inc["starts_at"]])
+    symptoms = [a for a in inc.get("alerts", []) if not a.get("context")]  # not slow burns
+    starts = min([a["starts_at"] for a in symptoms] or [inc["starts_at"]])
     title = f"🚨 {name} · {sev}" + (f" · {where}" if where else "")
     return f"“{title}” (started {utc(starts):%Y-%m-%d %H:%M} UTC)"
 
