@@ -231,6 +231,10 @@ def test_a_slack_target_needs_one_readable_token_and_no_url(
     )
     with pytest.raises(ValueError, match=r"targets.0: .*either url \(Apprise\) or slack"):
         notify.NotifyConfig.load(path)
+    path.write_text("targets:\n  - name: s\n    slack: {token: xoxb-inline, channel: '#x'}\n")
+    cfg = notify.NotifyConfig.load(path)
+    assert cfg.targets[0].slack.bearer() == "xoxb-inline"
+    assert "xoxb-inline" not in repr(cfg)  # a logged config does not give the token away
 
 
 def test_runbook_notify_test_posts_to_the_slack_channel(

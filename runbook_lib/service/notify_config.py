@@ -10,7 +10,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from runbook_lib.records.outbox import KINDS as EVENT_KINDS
 from runbook_lib.service.slack import DEFAULT_API_URL
@@ -21,7 +28,7 @@ class SlackTarget(BaseModel):
     reply in the first message's thread and its status line is kept current."""
 
     channel: str  # "#incidents" or a channel id; the bot must be in it
-    token: str | None = None  # xoxb-...; or
+    token: SecretStr | None = None  # xoxb-... (kept out of reprs and logs), or
     token_file: Path | None = None  # a file holding it (relative: to notify.yml)
     api_url: str = DEFAULT_API_URL
 
@@ -34,7 +41,7 @@ class SlackTarget(BaseModel):
     def bearer(self) -> str:
         """The token; ValueError naming the file when it cannot be read or is empty."""
         if self.token is not None:
-            return self.token
+            return self.token.get_secret_value()
         try:
             token = Path(self.token_file).read_text().strip()
         except OSError as exc:
