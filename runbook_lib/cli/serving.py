@@ -212,9 +212,10 @@ def _notify_test(args: argparse.Namespace) -> int:
         return 2
     failed = 0
     for t in cfg.targets:
-        ok, why = notify.send(t.url, notify.sample())
-        failed += not ok
-        print(f"  {'answered' if ok else 'FAILED  '}  {t.name}" + ("" if ok else f": {why}"))
+        tried = notify.send(t, notify.sample())
+        failed += not tried.ok
+        print(f"  {'answered' if tried.ok else 'FAILED  '}  {t.name}"
+              + ("" if tried.ok else f": {tried.error}"))  # fmt: skip
     print(f"{len(cfg.targets) - failed} of {len(cfg.targets)} targets answered")
     return 1 if failed else 0
 
@@ -234,7 +235,8 @@ def _notify_status(args: argparse.Namespace) -> int:
         print("no notifications yet")
     for r in rows:
         err = f"  ({r['last_error']})" if r["last_error"] and r["state"] != "sent" else ""
-        print(f"  {r['state']:<8} {r['key']:<20} -> {r['target']}  attempts {r['attempts']}{err}")
+        print(f"  {r['state']:<8} {r['kind']:<15} incident {r['incident_id']:<5} -> {r['target']}"
+              f"  attempts {r['attempts']}{err}")  # fmt: skip
     return 0
 
 

@@ -483,6 +483,7 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
                 sa.delete(schema.DELIVERIES).where(schema.DELIVERIES.c.event_id.in_(events))
             )
             conn.execute(sa.delete(schema.EVENTS).where(schema.EVENTS.c.incident_id.in_(orphans)))
+            conn.execute(sa.delete(schema.THREADS).where(schema.THREADS.c.incident_id.in_(orphans)))
             conn.execute(sa.delete(alerts_t).where(alerts_t.c.incident_id.in_(orphans)))
             conn.execute(sa.delete(incidents_t).where(incidents_t.c.id.in_(orphans)))
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from runbook_lib.records.migrations.schema import DELIVERIES as deliveries_t
 from runbook_lib.records.migrations.schema import EVENTS as events_t
+from runbook_lib.records.migrations.schema import THREADS as threads_t
 
 # What the team is told: a run's finding (investigation, escalated, reinvestigation,
 # mitigation, verification), the incident's end (resolved), and what operators did.
@@ -37,7 +38,18 @@ class Event:
     incident_id: int
     run_id: int | None
     created_at: float
-    detail: dict = field(default_factory=dict)  # e.g. an action's actor
+    # What the message says beyond the incident. An operator's action: "actor" (who; when is
+    # created_at); a silence also "ends_at" (ISO 8601 or epoch seconds).
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Where a target's first message about an incident landed (a Slack channel id and the
+    message's ts): its follow-ups reply there."""
+
+    channel: str
+    ts: str
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ class Outbox:
                 ).rowcount
                 if not took:  # another sender expanded it
                     continue
-                for target, not_before in plan:
+                for target, due_at in plan:
                     conn.execute(
                         self.index._insert(deliveries_t)
                         .values(
@@ -102,7 +114,7 @@ class Outbox:
                             target=target,
                             state="pending",
                             attempts=0,
-                            next_at=max(now, not_before),
+                            next_at=max(now, due_at),
                         )  # fmt: skip
                         .on_conflict_do_nothing(index_elements=["event_id", "target"])
                     )
@@ -162,13 +174,15 @@ class Outbox:
                          last_error=None)  # fmt: skip
 
     def failed(
-        self, d: Delivery, error: str, now: float, base_s: float, max_s: float, max_attempts: int
-    ) -> float | None:
-        """Schedule the next attempt with exponential backoff; None when it is given up."""
+        self, d: Delivery, error: str, now: float, base_s: float, max_s: float, max_attempts: int,
+        *, at_least: float = 0.0,
+    ) -> float | None:  # fmt: skip
+        """Schedule the next attempt with exponential backoff, not sooner than `at_least`
+        seconds (a service that asked us to wait); None when it is given up."""
         if d.attempts >= max_attempts:
             self._set(d, state="failed", last_error=error[:500])
             return None
-        delay = min(max_s, base_s * 2 ** (d.attempts - 1))
+        delay = max(at_least, min(max_s, base_s * 2 ** (d.attempts - 1)))
         self._set(d, state="pending", next_at=now + delay, last_error=error[:500])
         return now + delay
 
@@ -189,6 +203,50 @@ class Outbox:
         )
         with self.index._tx() as conn:
             return conn.execute(sa.update(deliveries_t).where(mine).values(**values)).rowcount == 1
+
+    # -- who an incident's messages went to ------------------------------------------------
+    def targets_of(self, incident_id: int, before_event: int) -> set[str]:
+        """The targets an earlier message of the incident was addressed to (sent or not):
+        its follow-ups go to them too, whatever their severity filter says now."""
+        with self.index._read() as conn:
+            rows = conn.execute(
+                sa.select(deliveries_t.c.target).distinct()
+                .join(events_t, events_t.c.id == deliveries_t.c.event_id)
+                .where((events_t.c.incident_id == incident_id) & (events_t.c.id < before_event))
+            )  # fmt: skip
+            return {t for (t,) in rows}
+
+    def thread(self, incident_id: int, target: str) -> Thread | None:
+        with self.index._read() as conn:
+            row = conn.execute(
+                sa.select(threads_t.c.channel, threads_t.c.ts).where(
+                    (threads_t.c.incident_id == incident_id) & (threads_t.c.target == target)
+                )
+            ).first()
+        return Thread(row.channel, row.ts) if row else None
+
+    def add_thread(self, incident_id: int, target: str, where: Thread, now: float) -> None:
+        """The target's first message of the incident landed `where` (kept once)."""
+        with self.index._tx() as conn:
+            conn.execute(
+                self.index._insert(threads_t)
+                .values(incident_id=incident_id, target=target, channel=where.channel,
+                        ts=where.ts, created_at=now)
+                .on_conflict_do_nothing(index_elements=["incident_id", "target"])
+            )  # fmt: skip
+
+    def first_sent(self, incident_id: int, target: str) -> Event | None:
+        """The event of the first message the target got of the incident (its thread's
+        start), None when it got none."""
+        with self.index._read() as conn:
+            row = conn.execute(
+                sa.select(events_t)
+                .join(deliveries_t, deliveries_t.c.event_id == events_t.c.id)
+                .where((events_t.c.incident_id == incident_id) & (deliveries_t.c.target == target)
+                       & (deliveries_t.c.state == "sent"))
+                .order_by(events_t.c.id).limit(1)
+            ).mappings().first()  # fmt: skip
+        return _event(row) if row else None
 
     def deliveries(self) -> list[dict]:
         """Every delivery with its event, oldest first (for `runbook notify status` and tests)."""
