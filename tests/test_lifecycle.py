@@ -248,3 +248,51 @@ def _events(index: Index):
     from runbook_lib.records.outbox import Outbox
 
     return Outbox(index).events()
+
+
+def test_the_page_and_the_message_recall_the_same_cause_before(
+    index: Index, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from runbook_lib.service import incident_view
+    from runbook_lib.service.server import create_app
+
+    def incident(at: float, *, resolve: bool) -> int:
+        a = Alert(status="firing", labels={"alertname": "GgenMcpLowCacheHitRate",
+                  "instance": INSTANCE, "severity": "warning"},
+                  startsAt=datetime.fromtimestamp(at, UTC), fingerprint=f"f{at}")  # fmt: skip
+        index.accept([a], 0, at)
+        finish(index, index.claim(at), "cache_too_small")
+        if resolve:
+            index.accept([a.model_copy(update={"status": "resolved"})], 0, at + 60)
+            finish(index, index.claim(at + 60))
+        return index.incidents(1)[0]["id"]
+
+    before = incident(NOW - 2 * DAY, resolve=True)
+    now = incident(NOW, resolve=False)
+    inc = incident_view.load(index, now)
+    assert incident_view.recall(index, inc).startswith(
+        f"Seen before: Recurrence: cache too small again on {INSTANCE}, 2 days after #{before} "
+        f"(1 earlier incident of cache too small on {INSTANCE}, 1 on the fleet in 90 days)"
+    )
+    c = TestClient(create_app(index, "hook", viewer_token="v", records_dir=tmp_path))
+    page = c.get(f"/incidents/{now}", headers={"authorization": "Bearer v"}).text
+    assert 'id="seen-before"' in page and f'href="/incidents/{before}"' in page
+    assert "⟳ Seen before:" in page  # within a week: called out
+
+
+def test_forgetting_an_incident_forgets_what_people_did_on_it(index: Index) -> None:
+    import sqlalchemy as sa
+
+    from runbook_lib.records.migrations import schema
+
+    index.accept([alert("GgenMcpHighLatency", "critical")], 0, NOW)
+    job = index.claim(NOW)
+    finish(index, job)
+    with index._tx() as conn:
+        actions.record(conn, job.incident_id, "acknowledge", "alice", NOW)
+    index.forget([job.record])
+    with index._read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.ACTIONS)).scalar() == 0
+    assert index.incidents() == []

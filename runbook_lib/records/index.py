@@ -439,6 +439,13 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
         inc["annotations"] = json.loads(inc["annotations"])
         return inc
 
+    def past_incidents(self, incident: dict[str, Any]) -> list[dict[str, Any]]:
+        """The incidents of `incident`'s runbook in the 90 days before it (records/history.py)."""
+        with self._read() as conn:
+            return history.past_incidents(
+                conn, incident["runbook"], incident["received_at"], incident["id"]
+            )
+
     def latest(self, alertname: str, instance: str | None = None) -> int | None:
         """The newest incident holding an `alertname` alert (on `instance`, when given),
         whether that alert opened it or joined it; None when there is none."""
@@ -483,7 +490,8 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
                 sa.delete(schema.DELIVERIES).where(schema.DELIVERIES.c.event_id.in_(events))
             )
             conn.execute(sa.delete(schema.EVENTS).where(schema.EVENTS.c.incident_id.in_(orphans)))
-            conn.execute(sa.delete(schema.THREADS).where(schema.THREADS.c.incident_id.in_(orphans)))
+            for table in (schema.THREADS, schema.ACTIONS):
+                conn.execute(sa.delete(table).where(table.c.incident_id.in_(orphans)))
             conn.execute(sa.delete(alerts_t).where(alerts_t.c.incident_id.in_(orphans)))
             conn.execute(sa.delete(incidents_t).where(incidents_t.c.id.in_(orphans)))
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from runbook_lib.contract.clock import utc
 from runbook_lib.diagnosis.mitigation import proposed
+from runbook_lib.notebook import recurrence
 from runbook_lib.notebook.communication import message, status_of
 from runbook_lib.records import record
 from runbook_lib.records.index import Index
@@ -38,6 +39,22 @@ def describe(inc: dict[str, Any]) -> dict[str, Any]:
     inc["duration_s"] = ((ends or datetime.now(UTC)) - starts).total_seconds()
     inc["duration"] = _human(inc["duration_s"]) + ("" if ends else " (firing)")
     return inc
+
+
+def memory(index: Index, inc: dict[str, Any]) -> dict[str, Any] | None:
+    """What the index remembers of incidents like this one (its runbook and top cause, here
+    and on the fleet): `notebook.recurrence.summarize`, with the past incidents of that cause
+    under `same` (newest first) for links; None until a top cause is known."""
+    past = index.past_incidents(inc)
+    found = recurrence.summarize(past, inc["top_cause"], inc["instance"], utc(inc["starts_at"]))
+    if found is not None:
+        found["same"] = [p for p in past if p["top_cause"] == inc["top_cause"]]
+    return found
+
+
+def recall(index: Index, inc: dict[str, Any]) -> str:
+    """The memory as the one line a message carries under its finding."""
+    return f"Seen before: {recurrence.headline(memory(index, inc))}" if inc["top_cause"] else ""
 
 
 def proposals(output_dir: Path, inc: dict[str, Any]) -> list[dict[str, str]]:

@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from runbook_lib.contract.config import ROOT
+from runbook_lib.notebook import recurrence
 from runbook_lib.records.index import Index
 from runbook_lib.service import incident_view, silences
 from runbook_lib.service.access import Access, Who, read_form
@@ -101,6 +102,7 @@ def router(
              "has_record": run["state"] == "done" and (out / run["record"]).is_dir()}
             for run in inc["runs"]
         ]  # fmt: skip
+        seen = incident_view.memory(index, inc)
         acting = who.operator and inc["status"] == "firing"
         proposals = incident_view.proposals(out, inc) if acting else []
         page = render(
@@ -113,6 +115,8 @@ def router(
             jupyter=_jupyter_link(jupyter_url, out / rec / "record.ipynb") if rec else "",
             refresh=REFRESH_S if banner or not rec else None,
             banner=banner,
+            seen=seen,
+            headline=recurrence.headline(seen),
             runs=runs,
             current_id=inv["id"] if rec else None,
             actions=incident_view.action_lines(inc),

@@ -28,7 +28,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from runbook_lib.contract.alerts import WebhookPayload
 from runbook_lib.contract.config import STALE_AFTER_S, operators_path
 from runbook_lib.records.index import Index, Queued
-from runbook_lib.service import actions, pages
+from runbook_lib.service import actions, incident_view, pages
 from runbook_lib.service.access import SESSION_COOKIE, Access
 from runbook_lib.service.metrics import Metrics
 from runbook_lib.service.notify import NotifyConfig, Sender
@@ -84,7 +84,11 @@ def create_app(
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
     metrics = Metrics.create(index)
     pool = Pool(index, run_config, metrics.observe_run) if run_config else None
-    sender = Sender(index, notify, output_dir) if notify and notify.targets else None
+    sender = (
+        Sender(index, notify, output_dir, recall=incident_view.recall)
+        if notify and notify.targets
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

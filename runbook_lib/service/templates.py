@@ -21,6 +21,7 @@ th{background:#f3f4f6}
 .firing{color:#b91c1c}.resolved{color:#15803d}
 form.filters{margin:0 0 12px}form.filters *{margin-right:6px}
 .links a{margin-right:14px}
+.recurrence{color:#b45309}
 .banner{background:#fef3c7;border:1px solid #f59e0b;padding:8px 12px}
 #act form{display:inline-block;margin:0 12px 8px 0}
 iframe{width:100%;height:78vh;border:1px solid #d1d5db}
@@ -85,6 +86,8 @@ DETAIL = """{% extends "base" %}{% block main %}
 </tbody></table>{% endif %}
 <p>Started {{ i.starts_at[:19].replace('T', ' ') }} UTC · {{ i.duration }} ·
 top cause: <b id="top-cause">{{ i.top_cause or 'none likely' }}</b> · communication status: {{ state }}</p>
+{% if seen %}<div id="seen-before"><p{% if seen.recurrence %} class="recurrence"{% endif %}><b>{% if seen.recurrence %}⟳ {% endif %}Seen before:</b> {{ headline }}</p>
+{% if seen.same %}<p class="links">{% for p in seen.same[:5] %}<a href="/incidents/{{ p.id }}">#{{ p.id }} {{ p.instance }} {{ p.starts_at[:10] }}</a>{% endfor %}</p>{% endif %}</div>{% endif %}
 {% if who and who.role == 'operator' and i.status == 'firing' %}{% include "act" %}{% endif %}
 <table id="runs"><thead><tr><th>run</th><th>why</th><th>led by</th><th>state</th><th>top cause</th>
 <th>record</th></tr></thead><tbody>
