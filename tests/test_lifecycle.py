@@ -4,6 +4,7 @@ open, and the memory of past incidents a record, page and message recall."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -296,3 +297,28 @@ def test_forgetting_an_incident_forgets_what_people_did_on_it(index: Index) -> N
     with index._read() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.ACTIONS)).scalar() == 0
     assert index.incidents() == []
+
+
+def test_an_incident_s_messages_wait_until_each_target_took_them(index: Index, tmp_path) -> None:
+    from runbook_lib.lab.chat_sink import ChatSink
+    from runbook_lib.records.outbox import Outbox
+    from runbook_lib.service.notify import NotifyConfig, Sender
+
+    sink = ChatSink(fail_first=1)
+    try:
+        cfg = NotifyConfig.model_validate(
+            {"targets": [{"name": "t", "url": f"json://127.0.0.1:{sink.port}/x"}],
+             "retry": {"base_s": 0.01}}
+        )  # fmt: skip
+        index.accept([alert("GgenMcpHighLatency", "critical")], 0, NOW)
+        job = index.claim(NOW)
+        finish(index, job)
+        box, sender = Outbox(index), Sender(index, cfg, tmp_path)
+        assert box.waiting(job.incident_id) == 1  # the finding's event, not yet expanded
+        sender.step()  # expanded; the target fails once
+        assert box.waiting(job.incident_id) == 1  # its delivery waits for the retry
+        sender.step(now=time.time() + 5)  # past the retry's backoff
+        assert box.waiting(job.incident_id) == 0 and len(sink.delivered) == 1
+        assert box.waiting(job.incident_id + 1) == 0
+    finally:
+        sink.close()

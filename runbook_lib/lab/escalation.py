@@ -20,6 +20,7 @@ import httpx
 from runbook_lib.contract.clock import utc
 from runbook_lib.lab import stack
 from runbook_lib.records.index import Index
+from runbook_lib.records.outbox import Outbox
 
 WINDOW_FACTOR = 10
 WARNING, CRITICAL = "GgenMcpElevatedErrorRate", "GgenMcpHighErrorRate"
@@ -120,10 +121,18 @@ def warning_then_critical(sc: Scenario, gap_s: float = 60.0) -> dict:
 
 
 def settle(sc: Scenario, incident_id: int) -> dict:
-    """Back to normal traffic; the incident once it resolved and verified."""
+    """Back to normal traffic; the incident once it resolved and verified, and every
+    message about it was delivered (or given up)."""
     sc.mode("normal")
-    return sc.wait(
+    inc = sc.wait(
         "the incident to resolve and verify",
         lambda: done(i := sc.incident(incident_id), "verification") and i,
         180,
     )
+    sc.wait("its messages to be delivered", lambda: quiet(sc.index, incident_id), 60)
+    return inc
+
+
+def quiet(index: Index, incident_id: int) -> bool:
+    """Nothing about the incident waits to be sent."""
+    return Outbox(index).waiting(incident_id) == 0

@@ -258,6 +258,23 @@ class Outbox:
             ).mappings()
             return [dict(r) for r in rows]
 
+    def waiting(self, incident_id: int) -> int:
+        """Messages about an incident not yet sent nor given up: events not expanded into
+        deliveries, and deliveries pending or being sent."""
+        ev, d = events_t.c, deliveries_t.c
+        with self.index._read() as conn:
+            fresh = conn.execute(
+                sa.select(sa.func.count()).where(
+                    (ev.incident_id == incident_id) & ev.expanded_at.is_(None)
+                )
+            ).scalar()
+            due = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(deliveries_t.join(events_t))
+                .where((ev.incident_id == incident_id) & d.state.in_(("pending", "sending")))
+            ).scalar()
+        return fresh + due
+
     def events(self) -> list[Event]:
         with self.index._read() as conn:
             rows = conn.execute(sa.select(events_t).order_by(events_t.c.id)).mappings()
