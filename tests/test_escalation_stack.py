@@ -6,6 +6,9 @@ The rules' windows are divided by 10 (`[5m]` -> `[30s]`, `[1h]` -> `[6m]`) and t
 by 30 (the fast profile: 10 s), so a fault's alerts come and go within a minute while the
 slow-burn SLO alerts stay firing after the fault is over.
 
+The tests run in this order on one stack: (a) and (c) first, as the SLO alerts of a fault
+outlast it by minutes and a later fault's incident would not get them.
+
 (b) The error rate is 3%; as soon as the warning (> 1%) is pending it rises to 10%: the
     warning fires while the critical (> 5%) is still pending; the warning's investigation
     waits for it, and the critical leads the one investigation.
@@ -85,27 +88,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         team.close()
 
 
-def test_b_a_critical_pending_when_the_warning_fires_leads_the_one_investigation(
-    lab: Lab,
-) -> None:
-    inc = escalation.critical_pending(lab.sc)
-    critical = escalation.alert_of(inc, CRITICAL)
-    # The incident began with a lesser alert (the warning, or an SLO alert of the same burst;
-    # Alertmanager inhibits the warning once the critical fires, so it may not arrive).
-    assert min(a["received_at"] for a in inc["alerts"]) < critical["received_at"], inc["alerts"]
-    [run] = inc["runs"]  # one investigation, no escalation
-    assert (run["alertname"], run["severity"]) == (CRITICAL, "critical")
-    # It was the lesser alert's, held for the critical Prometheus had pending: not a
-    # critical that merely arrived first.
-    assert f"waited for {CRITICAL} (critical)" in (run["hold_note"] or ""), run
-    summary = record.summary(lab.out / run["record"])
-    assert summary["alert"] == CRITICAL and summary["severity"] == "critical"
-    assert summary["held"]["seconds"] > 0
-    assert summary["top_cause"] == "invalid_input"
-    escalation.settle(lab.sc, inc["id"])
-    assert len(lab.sc.incidents()) == 1
-
-
 def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_open(
     lab: Lab,
 ) -> None:
@@ -153,3 +135,25 @@ def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_
     inc = escalation.settle(lab.sc, inc["id"])
     [check] = escalation.done(inc, "verification")
     assert check["started_at"] >= inc["resolved_at"] + 3
+
+
+def test_b_a_critical_pending_when_the_warning_fires_leads_the_one_investigation(
+    lab: Lab,
+) -> None:
+    before = {i["id"] for i in lab.sc.incidents()}
+    inc = escalation.critical_pending(lab.sc)
+    critical = escalation.alert_of(inc, CRITICAL)
+    # The incident began with a lesser alert (the warning, or an SLO alert of the same burst;
+    # Alertmanager inhibits the warning once the critical fires, so it may not arrive).
+    assert min(a["received_at"] for a in inc["alerts"]) < critical["received_at"], inc["alerts"]
+    [run] = inc["runs"]  # one investigation, no escalation
+    assert (run["alertname"], run["severity"]) == (CRITICAL, "critical")
+    # It was the lesser alert's, held for the critical Prometheus had pending: not a
+    # critical that merely arrived first.
+    assert f"waited for {CRITICAL} (critical)" in (run["hold_note"] or ""), run
+    summary = record.summary(lab.out / run["record"])
+    assert summary["alert"] == CRITICAL and summary["severity"] == "critical"
+    assert summary["held"]["seconds"] > 0
+    assert summary["top_cause"] == "invalid_input"
+    escalation.settle(lab.sc, inc["id"])
+    assert [i["id"] for i in lab.sc.incidents() if i["id"] not in before] == [inc["id"]]
