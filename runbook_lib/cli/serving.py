@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,19 @@ from runbook_lib.contract.config import (
 if TYPE_CHECKING:
     from runbook_lib.service.workers import RunConfig
 from runbook_lib.cli.commands import _pairs, _param_value
+
+log = logging.getLogger("runbook.serve")
+
+
+def _logging(command: str, fmt: str) -> None:
+    """The log format for this process and the workers it starts (RUNBOOK_LOG_FORMAT)."""
+    from runbook_lib.service import logs
+
+    if fmt not in logs.FORMATS:
+        raise UsageError(f"{command}: log format {fmt!r} (RUNBOOK_LOG_FORMAT, log_format in "
+                         f"runbook.toml): give one of {', '.join(logs.FORMATS)}")  # fmt: skip
+    logs.configure(fmt)
+    os.environ["RUNBOOK_LOG_FORMAT"] = fmt  # the pool's worker processes log alike
 
 
 def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
@@ -52,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     token = _webhook_token(args.token_file, settings)
     output = Path(args.output or settings.output_dir)
     config = _run_config(args, output)
+    _logging("runbook serve", args.log_format)
     if bool(args.database) != bool(args.broker):
         raise UsageError("runbook serve: distributed mode needs both --database and --broker "
                          "(RUNBOOK_DATABASE_URL, RUNBOOK_BROKER_URL); give both or neither")  # fmt: skip
@@ -94,12 +109,13 @@ def _serve(args: argparse.Namespace) -> int:
     )
     mode = (f"{config.workers} workers" if embedded else
             f"runs to {args.broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip
-    print(f"runbook serve: http://{args.host}:{args.port}/alerts -> {output} ({mode})",
-          file=sys.stderr)  # fmt: skip
-    print(f"runbook serve: incident pages http://{args.host}:{args.port}/incidents "
-          f"(viewer token {viewer_where}; operators in {operators})", file=sys.stderr)  # fmt: skip
-    print(f"runbook serve: {notify_says}", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    log.info("webhook http://%s:%d/alerts -> %s (%s)", args.host, args.port, output, mode)
+    log.info("incident pages http://%s:%d/incidents (viewer token %s; operators in %s)",
+             args.host, args.port, viewer_where, operators)  # fmt: skip
+    log.info("%s", notify_says)
+    # uvicorn's own lines (warnings, errors) go through the same handler; no access log
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None,
+                access_log=False)  # fmt: skip
     return 0
 
 
@@ -190,8 +206,8 @@ def _reachable(host: str) -> str:
 
     if host in ("0.0.0.0", "::", ""):
         name = socket.getfqdn()
-        print(f"runbook serve: links in messages use {name}; set --external-url "
-              "(RUNBOOK_EXTERNAL_URL) to the address people reach", file=sys.stderr)  # fmt: skip
+        log.warning("links in messages use %s; set --external-url (RUNBOOK_EXTERNAL_URL) to the "
+                    "address people reach", name)  # fmt: skip
         return name
     return host
 
@@ -242,11 +258,14 @@ def _worker(args: argparse.Namespace) -> int:
     from runbook_lib.service import distributed
 
     _check_broker("runbook worker", args.broker)
+    _logging("runbook worker", args.log_format)
     output = Path(args.output or Settings().output_dir)
     output.mkdir(parents=True, exist_ok=True)
     config = _run_config(args, output)
     settings = distributed.settings_from(args, config)
-    print(f"runbook worker: runs from {args.broker}, index {args.database.split('@')[-1]}, "
-          f"records -> {output} ({args.concurrency} warm processes)", file=sys.stderr)  # fmt: skip
+    logging.getLogger("runbook.worker").info(
+        "runs from %s, index %s, records -> %s (%d warm processes)", args.broker,
+        args.database.split("@")[-1], output, args.concurrency,
+    )  # fmt: skip
     distributed.run_worker(settings, args.concurrency, args.name)
     return 0

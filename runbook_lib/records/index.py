@@ -201,7 +201,9 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
                 .returning(runs_t.c.id)
             ).scalar()
             if run_id is not None:
-                created.append(Queued(run_id, kind, not_before))
+                created.append(
+                    Queued(run_id, kind, not_before, incident, a.name, candidate, trigger)
+                )
                 return run_id
             c = runs_t.c
             mine = (c.incident_id == incident) & (c.kind == kind) & (c.trigger == trigger)
