@@ -211,9 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _operator_parser(sub, settings)
 
-    p = sub.add_parser("postmortem", help="a post-mortem draft from an incident's records")
-    p.add_argument("records", nargs="+", metavar="RECORD")
+    p = sub.add_parser("postmortem", help="a post-mortem draft of an incident")
+    p.add_argument("records", nargs="+", metavar="INCIDENT|RECORD",
+                   help="an incident id of the index (12 or #12), or its record directories")  # fmt: skip
     p.add_argument("--output", help="default: <records dir>/postmortem-<first record>")
+    p.add_argument("--records-dir", help="the records and the index, for an incident id "
+                   "(RUNBOOK_OUTPUT_DIR)")  # fmt: skip
+    p.add_argument("--database", default=settings.database_url,
+                   help="distributed mode: the shared index (RUNBOOK_DATABASE_URL)")  # fmt: skip
+    p.add_argument("--prometheus-url", default=settings.prometheus_url,
+                   help="asked when the alerts went pending (RUNBOOK_PROMETHEUS_URL)")  # fmt: skip
     p.set_defaults(func=_postmortem)
 
     p = sub.add_parser("prune", help="remove records older than the retention")

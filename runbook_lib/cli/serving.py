@@ -114,6 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
         reconcile_every=args.reconcile_every,
         stale_after=args.stale_after,
         operators_file=operators,
+        prometheus_url=config.prometheus_url,
     )
     _start_logging(log_format)
     mode = (f"{config.workers} workers" if embedded else

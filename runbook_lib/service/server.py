@@ -68,6 +68,7 @@ def create_app(
     reconcile_every: float = 0.0,
     stale_after: float = STALE_AFTER_S,
     operators_file: Path | None = None,
+    prometheus_url: str = "",
 ) -> FastAPI:
     """The receiver and the incident pages. With `run_config` it also runs the worker pool
     while it serves (one machine); with `dispatcher` it hands accepted runs to a task queue
@@ -79,7 +80,8 @@ def create_app(
     `reconcile_every`, open incidents are checked against Alertmanager's alerts every
     `reconcile_every` seconds; an alert it has not listed for `stale_after` closes as stale.
     The operators of `operators_file` (default: operators.json in the output directory) act
-    on incidents from their pages (service/actions.py); a silence goes to `alertmanager_url`."""
+    on incidents from their pages (service/actions.py); a silence goes to `alertmanager_url`.
+    Post-mortems written from the pages ask `prometheus_url` when the alerts went pending."""
     output_dir = Path(records_dir) if records_dir else index.path.parent
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
@@ -133,7 +135,9 @@ def create_app(
     )
     viewers = [t for t in (viewer_token, token if pages_accept_webhook_token else "") if t]
     access = Access(viewers, Operators(operators_path(operators_file, output_dir)))
-    app.include_router(pages.router(index, output_dir, access, jupyter_url, alertmanager_url))
+    app.include_router(
+        pages.router(index, output_dir, access, jupyter_url, alertmanager_url, prometheus_url)
+    )
 
     def wake(created: list[Queued]) -> None:
         """Runs an operator queued: the workers start them now."""
