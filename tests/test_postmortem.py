@@ -82,7 +82,7 @@ def test_the_timeline_holds_every_alert_escalation_run_and_action(incident) -> N
             f"escalated investigation completed: likely cause invalid_input ({CRIT_RECORD})",
         ),  # fmt: skip
         ("21:32:00", "alice acknowledged"),
-        ("21:35:00", "bob marked it mitigated"),
+        ("21:35:00", "bob marked mitigated"),
         ("21:36:00", "GgenMcpElevatedErrorRate resolved"),
         ("21:36:10", "GgenMcpHighErrorRate resolved"),
         ("21:36:20", "incident resolved"),

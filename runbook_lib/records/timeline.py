@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.records import actions
 from runbook_lib.records.jobs import event_kind
 
 if TYPE_CHECKING:
@@ -30,13 +31,6 @@ RUN_WORDS = {  # jobs.event_kind -> how the timeline names the run
     "mitigation": "mitigation run",
     "verification": "verification",
     "manual": "run by hand",
-}
-ACTION_WORDS = {  # records.actions.KINDS -> what the operator did
-    "acknowledge": "acknowledged",
-    "mitigated": "marked it mitigated",
-    "reinvestigate": "asked for a re-investigation",
-    "silence": "silenced its alerts",
-    "mitigation": "approved the runbook's mitigation",
 }
 VERDICTS = {True: "the fix held", False: "the fix did NOT hold", None: "no answer"}
 
@@ -172,12 +166,9 @@ def _finding(run: dict[str, Any]) -> str:
 def _people_rows(inc: dict[str, Any]) -> list[Row]:
     out = []
     for act in inc.get("actions", []):
-        words = ACTION_WORDS.get(act["kind"], act["kind"])
-        detail = ", ".join(f"{k} {v}" for k, v in (act.get("detail") or {}).items()
-                           if isinstance(v, str | int | float))  # fmt: skip
-        out.append(
-            Row(_at(act["at"]), f"{act['actor']} {words}" + (f" ({detail})" if detail else ""))
-        )
+        said = actions.detail_text(act["kind"], act.get("detail") or {})  # its run: a row
+        out.append(Row(_at(act["at"]), f"{act['actor']} {actions.DID[act['kind']]}"
+                       + (f" ({said})" if said else "")))  # fmt: skip
     kinds = {a["kind"] for a in inc.get("actions", [])}
     if inc.get("acknowledged_at") and "acknowledge" not in kinds:
         out.append(Row(_at(inc["acknowledged_at"]), f"acknowledged by {inc['acknowledged_by']}"))

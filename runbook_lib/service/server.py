@@ -141,6 +141,8 @@ def create_app(
 
     def wake(created: list[Queued]) -> None:
         """Runs an operator queued: the workers start them now."""
+        for run in created:
+            logs.run_queued(run)
         if pool:
             pool.notify()
         if dispatcher:
