@@ -121,8 +121,11 @@ def written(tmp_path_factory: pytest.TempPathFactory):
             actions.record(conn, inc["id"], "acknowledge", "alice", FIRED.timestamp() + 90,
                            nonce="n1")  # fmt: skip
         ended = FIRED + timedelta(minutes=1)
-        index.accept([alert("GgenMcpElevatedErrorRate", "warning", WARNING_FIRED, ended)], 0)
-        index.accept([alert("GgenMcpHighErrorRate", "critical", FIRED, ended)], 0)
+        closed = ended.timestamp() + 10
+        index.accept(
+            [alert("GgenMcpElevatedErrorRate", "warning", WARNING_FIRED, ended)], 0, closed
+        )
+        index.accept([alert("GgenMcpHighErrorRate", "critical", FIRED, ended)], 0, closed)
         pool.notify()
         wait_done(index, 3)
     finally:
@@ -147,7 +150,7 @@ def timeline_of(w: Written) -> list[str]:
 
 def test_pending_times_come_from_prometheus_alerts(written: Written) -> None:
     rows = timeline_of(written)
-    assert rows[2:10] == [
+    assert rows[2:11] == [
         "| 2026-01-15 09:53:00 | GgenMcpElevatedErrorRate (warning) went pending |",
         "| 2026-01-15 09:55:00 | GgenMcpHighErrorRate (critical) went pending |",
         "| 2026-01-15 09:58:00 | GgenMcpElevatedErrorRate (warning) fired (received 30 s later) |",
@@ -155,8 +158,11 @@ def test_pending_times_come_from_prometheus_alerts(written: Written) -> None:
         "| 2026-01-15 10:00:30 | escalated from warning to critical by GgenMcpHighErrorRate |",
         "| 2026-01-15 10:01:00 | GgenMcpElevatedErrorRate resolved |",
         "| 2026-01-15 10:01:00 | GgenMcpHighErrorRate resolved |",
+        "| 2026-01-15 10:01:10 | incident resolved |",
         "| 2026-01-15 10:01:30 | alice acknowledged |",
     ]
+    summary = (written.pm / "postmortem.md").read_text().split("## Summary\n", 1)[1]
+    assert "- **Duration**: 3 min\n" in summary  # 09:58:00 to 10:01:00, as Prometheus said
     assert f"Pending times from Prometheus at {written.prometheus} (ALERTS)." in rows
     # the fault is still on at the time the runs evaluate: the checks cannot hold
     [verification] = [r for r in rows if "| verification completed: " in r]

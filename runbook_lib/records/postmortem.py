@@ -401,7 +401,8 @@ def from_records(recs: IncidentRecords) -> dict[str, Any]:
     ]  # fmt: skip
     return {"alertname": s.get("alert"), "severity": s.get("severity") or "",
             "runbook": s.get("runbook"), "labels": s.get("labels") or {}, "annotations": {},
-            "status": alert["status"], "resolved_at": utc(ends).timestamp() if ends else None,
+            "status": alert["status"], "ends_at": ends,
+            "resolved_at": utc(ends).timestamp() if ends else None,
             "alerts": [alert], "runs": runs, "actions": []}  # fmt: skip
 
 

@@ -186,7 +186,9 @@ def facts(inc: dict[str, Any]) -> dict[str, Any]:
     symptoms = [a for a in inc["alerts"] if not a["context"]] or inc["alerts"]
     first = min(symptoms, key=lambda a: a["starts_at"])
     starts = utc(first["starts_at"])
-    ends = _at(inc["resolved_at"]) if inc.get("resolved_at") else None
+    ends = None  # as Prometheus says the last symptom ended, else when the receiver closed it
+    if inc.get("status") in ("resolved", "stale"):
+        ends = utc(inc["ends_at"]) if inc.get("ends_at") else _at(inc["resolved_at"])
     ack = _who_when(inc, "acknowledge", "acknowledged_at", "acknowledged_by")
     mitigated = _who_when(inc, "mitigated", "mitigated_at", "mitigated_by")
     return {
