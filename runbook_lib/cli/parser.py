@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--operators-file", default=settings.operators_file,
                    help="who may act on incidents: `runbook operator add` writes it "
                    "(RUNBOOK_OPERATORS_FILE; default operators.json in the output directory)")  # fmt: skip
+    _log_format_argument(p, settings)
     p.set_defaults(func=_serve)
 
     nt = sub.add_parser("notify", help="the notifications of notify.yml")
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _hold_arguments(p, settings)
     p.add_argument("--lease-grace", type=float, default=30.0,
                    help="seconds past --run-timeout before another worker may take a run")  # fmt: skip
+    _log_format_argument(p, settings)
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("incidents", help="list incidents, newest first")
@@ -209,9 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _operator_parser(sub, settings)
 
-    p = sub.add_parser("postmortem", help="a post-mortem draft from an incident's records")
-    p.add_argument("records", nargs="+", metavar="RECORD")
+    p = sub.add_parser("postmortem", help="a post-mortem draft of an incident")
+    p.add_argument("records", nargs="+", metavar="INCIDENT|RECORD",
+                   help="an incident id of the index (12 or #12), or its record directories")  # fmt: skip
     p.add_argument("--output", help="default: <records dir>/postmortem-<first record>")
+    p.add_argument("--records-dir", help="the records and the index, for an incident id "
+                   "(RUNBOOK_OUTPUT_DIR)")  # fmt: skip
+    p.add_argument("--database", default=settings.database_url,
+                   help="distributed mode: the shared index (RUNBOOK_DATABASE_URL)")  # fmt: skip
+    p.add_argument("--prometheus-url", default=settings.prometheus_url,
+                   help="asked when the alerts went pending (RUNBOOK_PROMETHEUS_URL)")  # fmt: skip
     p.set_defaults(func=_postmortem)
 
     p = sub.add_parser("prune", help="remove records older than the retention")
@@ -329,3 +338,9 @@ def _hold_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
     p.add_argument("--correlation-hold", type=float, default=settings.correlation_hold,
                    help="seconds a warning's investigation waits when Prometheus cannot say "
                    "what is pending (RUNBOOK_CORRELATION_HOLD, default 10)")  # fmt: skip
+
+
+def _log_format_argument(p: argparse.ArgumentParser, settings: Settings) -> None:
+    p.add_argument("--log-format", default=settings.log_format, metavar="text|json",
+                   help="one readable line per event, or one JSON object per line "
+                   "(RUNBOOK_LOG_FORMAT, default text)")  # fmt: skip

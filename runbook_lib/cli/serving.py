@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,27 @@ from runbook_lib.contract.config import (
 if TYPE_CHECKING:
     from runbook_lib.service.workers import RunConfig
 from runbook_lib.cli.commands import _pairs, _param_value
+
+log = logging.getLogger("runbook.serve")
+
+
+def _log_format(command: str, fmt: str) -> str:
+    """--log-format (RUNBOOK_LOG_FORMAT, log_format), checked before anything starts."""
+    from runbook_lib.service import logs
+
+    if fmt not in logs.FORMATS:
+        raise UsageError(f"{command}: --log-format {fmt!r} (RUNBOOK_LOG_FORMAT, log_format in "
+                         f"runbook.toml): give one of {', '.join(logs.FORMATS)}")  # fmt: skip
+    return fmt
+
+
+def _start_logging(fmt: str) -> None:
+    """Once the command is sure to start: every line of this process, and of the workers it
+    starts, in `fmt` (service/logs.py)."""
+    from runbook_lib.service import logs
+
+    logs.configure(fmt)
+    os.environ["RUNBOOK_LOG_FORMAT"] = fmt  # the pool's worker processes log alike
 
 
 def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
@@ -52,6 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     token = _webhook_token(args.token_file, settings)
     output = Path(args.output or settings.output_dir)
     config = _run_config(args, output)
+    log_format = _log_format("runbook serve", args.log_format)
     if bool(args.database) != bool(args.broker):
         raise UsageError("runbook serve: distributed mode needs both --database and --broker "
                          "(RUNBOOK_DATABASE_URL, RUNBOOK_BROKER_URL); give both or neither")  # fmt: skip
@@ -91,15 +114,18 @@ def _serve(args: argparse.Namespace) -> int:
         reconcile_every=args.reconcile_every,
         stale_after=args.stale_after,
         operators_file=operators,
+        prometheus_url=config.prometheus_url,
     )
+    _start_logging(log_format)
     mode = (f"{config.workers} workers" if embedded else
             f"runs to {args.broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip
-    print(f"runbook serve: http://{args.host}:{args.port}/alerts -> {output} ({mode})",
-          file=sys.stderr)  # fmt: skip
-    print(f"runbook serve: incident pages http://{args.host}:{args.port}/incidents "
-          f"(viewer token {viewer_where}; operators in {operators})", file=sys.stderr)  # fmt: skip
-    print(f"runbook serve: {notify_says}", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    log.info("webhook http://%s:%d/alerts -> %s (%s)", args.host, args.port, output, mode)
+    log.info("incident pages http://%s:%d/incidents (viewer token %s; operators in %s)",
+             args.host, args.port, viewer_where, operators)  # fmt: skip
+    log.info("%s", notify_says)
+    # uvicorn's own lines (warnings, errors) go through the same handler; no access log
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None,
+                access_log=False)  # fmt: skip
     return 0
 
 
@@ -178,22 +204,23 @@ def _notify_config(args: argparse.Namespace, output: Path):
         cfg = NotifyConfig.load(path)
     except ValueError as exc:
         raise UsageError(f"runbook serve: {exc}") from None  # names the file and the field
+    guessed = ""
     if not cfg.base_url:
-        cfg.base_url = args.external_url or f"http://{_reachable(args.host)}:{args.port}"
+        host = _reachable(args.host)
+        cfg.base_url = args.external_url or f"http://{host}:{args.port}"
+        if host != args.host and not args.external_url:
+            guessed = (
+                " (a guess: set --external-url, RUNBOOK_EXTERNAL_URL, to the address people reach)"
+            )
     names = ", ".join(t.name for t in cfg.targets) or "none"
-    return cfg, f"notifications to {names} (from {path}), links to {cfg.base_url}"
+    return cfg, f"notifications to {names} (from {path}), links to {cfg.base_url}{guessed}"
 
 
 def _reachable(host: str) -> str:
     """A host name for links: a wildcard bind address is no address to click."""
     import socket
 
-    if host in ("0.0.0.0", "::", ""):
-        name = socket.getfqdn()
-        print(f"runbook serve: links in messages use {name}; set --external-url "
-              "(RUNBOOK_EXTERNAL_URL) to the address people reach", file=sys.stderr)  # fmt: skip
-        return name
-    return host
+    return socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
 
 
 def _notify_test(args: argparse.Namespace) -> int:
@@ -244,11 +271,15 @@ def _worker(args: argparse.Namespace) -> int:
     from runbook_lib.service import distributed
 
     _check_broker("runbook worker", args.broker)
+    log_format = _log_format("runbook worker", args.log_format)
     output = Path(args.output or Settings().output_dir)
     output.mkdir(parents=True, exist_ok=True)
     config = _run_config(args, output)
     settings = distributed.settings_from(args, config)
-    print(f"runbook worker: runs from {args.broker}, index {args.database.split('@')[-1]}, "
-          f"records -> {output} ({args.concurrency} warm processes)", file=sys.stderr)  # fmt: skip
+    _start_logging(log_format)
+    logging.getLogger("runbook.worker").info(
+        "runs from %s, index %s, records -> %s (%d warm processes)", args.broker,
+        args.database.split("@")[-1], output, args.concurrency,
+    )  # fmt: skip
     distributed.run_worker(settings, args.concurrency, args.name)
     return 0

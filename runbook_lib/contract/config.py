@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -65,6 +66,7 @@ class FileConfig(BaseModel):
     broker_url: str | None = None
     memory_limit_bytes: int | None = None
     metrics_profile: str | None = None  # contract (ggen_mcp_*) or server (the real mcp_*)
+    log_format: Literal["text", "json"] | None = None  # serve's and worker's log lines
 
 
 PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config", "operators_file")
@@ -179,6 +181,7 @@ class Settings:
     memory_limit_bytes: int = field(
         default_factory=lambda: int(value("memory_limit_bytes", MEMORY_LIMIT_BYTES))
     )
+    log_format: str = field(default_factory=lambda: str(value("log_format", "text")))
 
     def token(self) -> str:
         """The webhook bearer token: the variable, else the first line of the token file.

@@ -26,6 +26,9 @@ from runbook_lib.records.migrations.schema import RUNS as runs_t
 from runbook_lib.records.outbox import add_event
 
 KINDS = ("acknowledge", "mitigated", "reinvestigate", "silence", "mitigation")
+DID = {"acknowledge": "acknowledged", "mitigated": "marked mitigated",
+       "reinvestigate": "asked for a new investigation", "silence": "silenced the alerts",
+       "mitigation": "approved the runbook's mitigation"}  # fmt: skip
 # The event that tells the team, for actions that are news themselves; a re-investigation
 # and a mitigation are told by their runs' findings when they finish.
 EVENTS = {"acknowledge": "acknowledged", "mitigated": "mitigated", "silence": "silenced"}
@@ -237,3 +240,13 @@ class ActionWrites:
 def _mitigated_already(inc) -> str:
     by = f"by {inc.mitigated_by}" if inc.mitigated_by else "by a mitigation run"
     return f"incident {inc.id} was marked mitigated already {by} at {_when(inc.mitigated_at)}"
+
+
+def detail_text(kind: str, detail: dict[str, Any]) -> str:
+    """What an action's detail says, as the page and the post-mortem show it."""
+    if kind == "silence":
+        return (f"until {str(detail.get('ends_at', '?'))[:19].replace('T', ' ')} UTC "
+                f"({detail.get('duration', '')}), silence {detail.get('silence_id', '?')}")  # fmt: skip
+    if kind == "mitigation":
+        return f"ran {', '.join(detail.get('mitigations', []))}"
+    return ""

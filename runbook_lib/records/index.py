@@ -201,7 +201,9 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
                 .returning(runs_t.c.id)
             ).scalar()
             if run_id is not None:
-                created.append(Queued(run_id, kind, not_before))
+                created.append(
+                    Queued(run_id, kind, not_before, incident, a.name, candidate, trigger)
+                )
                 return run_id
             c = runs_t.c
             mine = (c.incident_id == incident) & (c.kind == kind) & (c.trigger == trigger)
@@ -290,12 +292,15 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
         with self._read() as conn:
             return self._job(conn, run_id)
 
-    def finish(self, run_id: int, summary: dict[str, Any], location: str | None = None) -> None:
+    def finish(
+        self, run_id: int, summary: dict[str, Any], location: str | None = None,
+        now: float | None = None,
+    ) -> None:  # fmt: skip
         """The run is done; in the same transaction, the event that tells the team (see
         `event_kind`) and, for a verification, whether the fix held."""
         from runbook_lib.diagnosis.postcheck import verified
 
-        now = time.time()
+        now = time.time() if now is None else now
         with self._tx() as conn:
             c = runs_t.c
             run = conn.execute(

@@ -58,6 +58,10 @@ class Queued:
     run_id: int
     kind: str
     not_before: float
+    incident_id: int = 0  # what the receiver's log line says of it
+    alertname: str = ""
+    record: str = ""
+    trigger: str = ""
 
 
 def event_kind(kind: str, trigger: str) -> str:
@@ -101,3 +105,32 @@ def current_investigation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     if done:
         return done[-1]
     return investigations[0] if investigations else None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A run filed as done: what the receiver's /metrics counts of it."""
+
+    run_id: int
+    kind: str
+    runbook: str
+    status: str
+    seconds: float  # from its (last) start to its filing
+    finished_at: float
+
+
+def finished_since(conn: Connection, after: float) -> list[Finished]:
+    """Runs filed as done after `after` (their `finished_at`), oldest first, whichever
+    process ran them."""
+    c = runs_t.c
+    rows = conn.execute(
+        sa.select(c.id, c.kind, incidents_t.c.runbook, c.status, c.started_at, c.finished_at)
+        .join(incidents_t)
+        .where((c.state == "done") & (c.finished_at > after))
+        .order_by(c.finished_at, c.id)
+    )
+    return [
+        Finished(r.id, r.kind, r.runbook, r.status or "unknown",
+                 max(0.0, r.finished_at - (r.started_at or r.finished_at)), r.finished_at)
+        for r in rows
+    ]  # fmt: skip

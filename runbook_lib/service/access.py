@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
-import sys
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import HTTPException, Request
 
 from runbook_lib.service.operators import Operators, OperatorsError, digest
+
+log = logging.getLogger("runbook.access")
 
 SESSION_COOKIE = "runbook_session"
 MAX_FORM_BYTES = 4096
@@ -70,7 +72,7 @@ class Access:
         try:
             return self.operators.named(token_sha256)
         except OperatorsError as exc:  # nobody acts until the file is fixed; say why
-            print(f"runbook serve: {exc}", file=sys.stderr)
+            log.error("%s; nobody can act on incidents until it is fixed", exc)
             return None
 
     def _from_session(self, request: Request) -> Who | None:

@@ -12,7 +12,7 @@ from runbook_lib.contract.clock import utc
 from runbook_lib.diagnosis.mitigation import proposed
 from runbook_lib.notebook import recurrence
 from runbook_lib.notebook.communication import message, status_of
-from runbook_lib.records import record
+from runbook_lib.records import actions, record
 from runbook_lib.records.index import Index
 from runbook_lib.records.jobs import READABLE, current_investigation
 
@@ -125,18 +125,12 @@ def action_lines(inc: dict[str, Any]) -> list[dict[str, Any]]:
     runs = {r["id"]: r for r in inc["runs"]}
     out = []
     for a in inc.get("actions", []):
-        d, run = a.detail, runs.get(a.run_id) if a.run_id else None
-        said = {
-            "silence": f"until {str(d.get('ends_at', '?'))[:19].replace('T', ' ')} UTC "
-                       f"({d.get('duration', '')}), silence {d.get('silence_id', '?')}",
-            "mitigation": f"ran {', '.join(d.get('mitigations', []))}",
-        }.get(a.kind, "")  # fmt: skip
+        run = runs.get(a.run_id) if a.run_id else None
+        said = actions.detail_text(a.kind, a.detail)
         if run is not None:
             said = ", ".join(x for x in (said, f"run {run['record']}: {run_state(run)}") if x)
-        did = {"acknowledge": "acknowledged", "mitigated": "marked mitigated",
-               "reinvestigate": "asked for a new investigation", "silence": "silenced the alerts",
-               "mitigation": "approved the runbook's mitigation"}[a.kind]  # fmt: skip
-        out.append({"kind": a.kind, "at": a.at, "actor": a.actor, "did": did, "said": said})
+        out.append({"kind": a.kind, "at": a.at, "actor": a.actor, "did": actions.DID[a.kind],
+                    "said": said})  # fmt: skip
     return out
 
 

@@ -38,10 +38,11 @@ IncidentId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]
 
 def router(
     index: Index, output_dir: Path, access: Access, jupyter_url: str = "",
-    alertmanager_url: str = "",
+    alertmanager_url: str = "", prometheus_url: str = "",
 ) -> APIRouter:  # fmt: skip
     """The pages, readable by `access.viewer`; operators also see the action buttons (the
-    silence only with `alertmanager_url`)."""
+    silence only with `alertmanager_url`). Post-mortems ask `prometheus_url` when the
+    incident's alerts went pending."""
     out = output_dir.resolve()
     r = APIRouter()
     viewer = Depends(access.viewer)
@@ -89,13 +90,17 @@ def router(
 
     @r.get("/incidents/{incident_id}", response_class=HTMLResponse)
     def incident(request: Request, incident_id: IncidentId, who: Who = viewer) -> Response:
+        from runbook_lib.records import postmortem
+
         try:
             inc = incident_view.load(index, incident_id)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
         inv = inc["investigation"]
         rec = inv["record"] if inv and (out / inv["record"]).is_dir() else None
-        pm = f"postmortem-{rec}" if rec and (out / f"postmortem-{rec}").is_dir() else None
+        records = postmortem.incident_records(inc, out)
+        written = postmortem.default_output(records) if records else None
+        pm = written.name if written and written.is_dir() else None
         banner = incident_view.pending(inc)
         runs = [
             {**run, "why": incident_view.why(run), "shown_state": incident_view.run_state(run),
@@ -133,10 +138,14 @@ def router(
     async def write_postmortem(incident_id: IncidentId, who: Who = viewer) -> Response:
         from runbook_lib.records import postmortem
 
-        records = postmortem.incident_records(index, out, incident_id)
-        if not records:
-            raise HTTPException(409, f"incident {incident_id} has no finished record yet")
-        await run_in_threadpool(postmortem.write, records)
+        try:
+            await run_in_threadpool(
+                postmortem.for_incident, index, incident_id, out, prometheus_url=prometheus_url
+            )
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except ValueError as exc:  # no finished record yet
+            raise HTTPException(409, str(exc)) from exc
         return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
 
     @r.get("/records/{path:path}")

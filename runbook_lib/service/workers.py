@@ -13,6 +13,7 @@ earlier runs left behind, keeps records that were completed, and runs the rest a
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import shutil
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,14 @@ from runbook_lib.records import record, runner
 from runbook_lib.records.engine import NOTEBOOKS
 from runbook_lib.records.index import Index, Job
 from runbook_lib.records.lifetime import MARK, kill_group, sweep
-from runbook_lib.service import holds
+from runbook_lib.service import holds, logs
 from runbook_lib.service.holds import HoldPolicy
 
 __all__ = ["MARK", "Pool", "RunConfig"]
 MAX_ATTEMPTS = 3
 GRACE_S = 30.0  # past the run limit, a worker that does not answer is killed
 IDLE_POLL_S = 0.5  # how often an idle slot looks for due runs without being woken
+log = logging.getLogger("runbook.workers")
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,6 @@ class RunConfig:
     params: dict[str, Any] = field(default_factory=dict)  # extra notebook parameters
     notebook_dir: Path = NOTEBOOKS
     hold: HoldPolicy = field(default_factory=HoldPolicy)  # waiting for a more severe alert
-
-
-Observer = Callable[[Job, dict, float], None]
 
 
 class Slot:
@@ -114,8 +112,8 @@ def _read_lines(proc: subprocess.Popen, out: queue.Queue) -> None:
 
 
 class Pool:
-    def __init__(self, index: Index, config: RunConfig, on_done: Observer | None = None) -> None:
-        self.index, self.config, self.on_done = index, config, on_done
+    def __init__(self, index: Index, config: RunConfig) -> None:
+        self.index, self.config = index, config
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -168,7 +166,7 @@ class Pool:
         for job in self.index.in_flight():
             done = self.config.output_dir / job.record
             if done.exists():
-                self.index.finish(job.run_id, record.summary(done))
+                self._file(job, done, 0.0)
             elif job.attempts >= MAX_ATTEMPTS:
                 error = f"the run was interrupted {job.attempts} times; not trying again"
                 self._file(job, self._failure(job, "failed", error), 0.0)
@@ -183,9 +181,9 @@ class Pool:
             try:
                 job = self.index.claim()
             except Exception as exc:  # a locked or broken index must not end the worker
-                print(
-                    f"runbook worker: cannot claim from {self.index.path}: {exc}", file=sys.stderr
-                )
+                said = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
+                log.error("cannot claim a run from %s: %s; trying again in 2 s",
+                          self.index.where, said)  # fmt: skip
                 self._stop.wait(2)
                 continue
             if job is None:
@@ -194,6 +192,7 @@ class Pool:
                 continue
             if held(self.index, job, self.config.hold):
                 continue
+            logs.run_started(job)
             started = time.monotonic()
             rec = self.execute(slot, job)
             if rec is not None:
@@ -246,8 +245,7 @@ class Pool:
     def _file(self, job: Job, rec: Path, seconds: float) -> None:
         summary = record.summary(rec)
         self.index.finish(job.run_id, summary)
-        if self.on_done:
-            self.on_done(job, summary, seconds)
+        logs.run_finished(job, summary, seconds)
 
 
 def held(index: Index, job: Job, policy: HoldPolicy, now: float | None = None) -> holds.Hold | None:
@@ -257,6 +255,7 @@ def held(index: Index, job: Job, policy: HoldPolicy, now: float | None = None) -
     hold = holds.decide(job, policy, now)
     if hold is not None:
         index.defer(job.run_id, hold.until, hold.note, now)
+        logs.run_held(job, hold.until, hold.note)
     return hold
 
 
