@@ -12,7 +12,7 @@ import pytest
 
 from runbook_lib.contract.alerts import Alert
 from runbook_lib.notebook import recurrence
-from runbook_lib.records import actions
+from runbook_lib.records import actions, retention
 from runbook_lib.records.index import Index
 from runbook_lib.records.lead import lead_html
 from runbook_lib.service import holds
@@ -293,7 +293,7 @@ def test_forgetting_an_incident_forgets_what_people_did_on_it(index: Index) -> N
     finish(index, job)
     with index._tx() as conn:
         actions.record(conn, job.incident_id, "acknowledge", "alice", NOW)
-    index.forget([job.record])
+    retention.forget(index, [job.record])
     with index._read() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.ACTIONS)).scalar() == 0
     assert index.incidents() == []

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from runbook_lib.records import retention
 from runbook_lib.records.index import Index
 from runbook_lib.records.migrations import schema
 from runbook_lib.service.server import MAX_BODY_BYTES, create_app
@@ -309,7 +310,7 @@ def test_runs_are_counted_from_the_index_once_each_whoever_filed_them(tmp_path: 
     }
     assert _samples(c, "runbook_runs_total") == counted
     assert _samples(c, "runbook_runs_total") == counted  # scraped again: not counted again
-    index.forget([first.record])  # retention
+    retention.forget(index, [first.record])  # retention
     assert _samples(c, "runbook_runs_total") == counted
     index.finish(third.run_id, {"status": "completed"})
     started = app.state.metrics.runs.since

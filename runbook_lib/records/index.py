@@ -481,24 +481,5 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
             out.setdefault(r.incident_id, []).append(dict(r._mapping))
         return out
 
-    def forget(self, records: list[str]) -> None:
-        """Drop these records' runs, and incidents left with no run (retention)."""
-        if not records:
-            return
-        with self._tx() as conn:
-            conn.execute(sa.delete(runs_t).where(runs_t.c.record.in_(records)))
-            orphans = sa.select(incidents_t.c.id).where(
-                ~incidents_t.c.id.in_(sa.select(runs_t.c.incident_id).distinct())
-            )
-            events = sa.select(schema.EVENTS.c.id).where(schema.EVENTS.c.incident_id.in_(orphans))
-            conn.execute(
-                sa.delete(schema.DELIVERIES).where(schema.DELIVERIES.c.event_id.in_(events))
-            )
-            conn.execute(sa.delete(schema.EVENTS).where(schema.EVENTS.c.incident_id.in_(orphans)))
-            for table in (schema.THREADS, schema.ACTIONS):
-                conn.execute(sa.delete(table).where(table.c.incident_id.in_(orphans)))
-            conn.execute(sa.delete(alerts_t).where(alerts_t.c.incident_id.in_(orphans)))
-            conn.execute(sa.delete(incidents_t).where(incidents_t.c.id.in_(orphans)))
-
     def close(self) -> None:
         self.engine.dispose()

@@ -66,23 +66,46 @@ def send(target: Target, msg: Message) -> Attempt:
 
 
 def send_apprise(url: str, msg: Message) -> Attempt:
-    """One message to one Apprise URL, with the notify type of its severity. Apprise's
-    warnings are captured per call; lanes run in parallel, so a line may rarely come from
-    another target's call."""
+    """One message to one Apprise URL, with the notify type of its severity; when it fails,
+    the last warning its plugin logged says why. Lanes send to several targets at once
+    and Apprise logs through one logger, from threads of its own: each call's plugin logs
+    to a logger of this lane (a child of Apprise's), which only this call listens to."""
     import apprise
 
     ap = apprise.Apprise()
     if not ap.add(url):
         return Attempt(False, "not a URL Apprise knows (check the scheme in notify.yml)", True)
-    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as capture:
+    lane = logging.getLogger(f"apprise.runbook-lane-{threading.get_ident()}")
+    for plugin in ap:
+        plugin.logger = lane
+    with _Warnings(lane) as warned:
         attach = apprise.AppriseAttachment(str(msg.attach)) if msg.attach else None
         ok = ap.notify(body=msg.standalone(), title=msg.title, attach=attach,
                        body_format=apprise.NotifyFormat.MARKDOWN,
                        notify_type=notify_type(msg.severity))  # fmt: skip
-        text = capture.getvalue().strip().splitlines()
     if ok:
         return Attempt(True)
-    return Attempt(False, text[-1] if text else "the service did not accept it")
+    return Attempt(False, warned[-1] if warned else "the service did not accept it")
+
+
+class _Warnings(logging.Handler):
+    """The warnings `logger` logs while the block runs."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logging.WARNING)
+        self.logger, self.lines = logger, []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def __enter__(self) -> list[str]:
+        if self.logger.getEffectiveLevel() > logging.WARNING:
+            self.logger.setLevel(logging.WARNING)
+        self.logger.addHandler(self)
+        return self.lines
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)
 
 
 def _slack_text(msg: Message, *, reply: bool) -> str:
