@@ -103,6 +103,11 @@ def test_a_hold_waits_for_the_pending_alert_plus_the_margin_and_never_past_the_c
     assert again.held_since == NOW  # the first hold's time is kept: the cap holds across
     assert holds.wait_for(pending, again, short, NOW + 120) is None  # waited enough
     assert holds.wait_for([], job, policy, NOW) is None  # nothing pending: start now
+    fired = [holds.Pending("GgenMcpHighErrorRate", "critical", active, 300, firing=True)]
+    on_its_way = holds.wait_for(fired, again, policy, NOW + 10)
+    assert on_its_way.until == NOW + 45  # firing already: the margin from the first wait
+    assert holds.wait_for(fired, again, policy, NOW + 45) is None  # it did not come: go
+    assert "firing since 04:05:10 UTC, on its way" in on_its_way.note
 
 
 def test_critical_runs_and_operator_requests_are_never_held(index: Index) -> None:

@@ -88,13 +88,16 @@ def fired_at(inc: dict, name: str) -> float:
 
 
 def critical_pending(sc: Scenario) -> dict:
-    """3% errors until the warning is pending, then 10%: the warning fires while the
-    critical is pending, and its investigation waits for it. Returns the incident once its
-    investigation is done."""
+    """3% errors until the warning is pending, then a surge (40%): the critical goes pending
+    within seconds, the warning fires while it is, and the warning's investigation waits for
+    it. Returns the incident once its investigation is done."""
     known = {i["id"] for i in sc.incidents()}
     sc.mode("errors:elevated")
     sc.wait("the warning to be pending", lambda: sc.alerts().get(WARNING) == "pending", 90)
-    sc.mode("errors:invalid_input")
+    sc.mode("errors:surge")
+    states = sc.wait("the critical to be pending", lambda: (a := sc.alerts()).get(CRITICAL) and a)
+    if states.get(WARNING) != "pending":
+        raise ScenarioError(f"{WARNING} was {states.get(WARNING)} before {CRITICAL} was pending")
     sc.wait("the warning to fire", lambda: sc.alerts().get(WARNING) == "firing", 60)
     sc.seen["warning_fired"] = time.time()  # within a poll: Alertmanager may inhibit it
     sc.say(f"      {WARNING} fires while {CRITICAL} is {sc.alerts().get(CRITICAL, 'not yet')}")

@@ -5,10 +5,12 @@ With warning thresholds below critical ones, the warning usually fires first and
 critical twin minutes later. Waiting a fixed time either runs the investigation too early
 (and the critical escalates it) or makes every lone warning wait. Prometheus knows better:
 an alert whose condition holds but whose `for:` has not passed yet is *pending*. Before a
-warning- or info-led investigation starts, the worker asks Prometheus for the pending
-alerts of the same runbook family and instance that are more severe; if one is, the run
-waits until that alert should reach us (its `activeAt` + `for:` + a margin for
-Alertmanager), never longer than a cap from the first wait; if none is, it starts at once.
+warning- or info-led investigation starts, the worker asks Prometheus for the alerts of the
+same runbook family and instance that would lead it instead (more severe, or a symptom where
+the lead is a slow-burn alert): one pending makes the run wait until it should reach us
+(its `activeAt` + `for:` + a margin for Alertmanager); one firing already but not yet here
+(it fired in the same evaluation, Alertmanager is delivering it) makes it wait the margin;
+never longer than a cap from the first wait. When there is none, the run starts at once.
 When Prometheus cannot say, the run waits the fixed `fallback_s` after it was queued (a
 twin from the same burst still leads it).
 """
@@ -16,7 +18,7 @@ twin from the same burst still leads it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 
@@ -40,12 +42,14 @@ class HoldPolicy:
 
 @dataclass(frozen=True)
 class Pending:
-    """A more severe alert Prometheus holds pending: when it should fire."""
+    """A stronger alert Prometheus holds: pending (when it should fire), or firing already
+    and not yet here (Alertmanager is about to deliver it)."""
 
     alertname: str
     severity: str
     active_at: datetime
     for_s: float
+    firing: bool = False
 
     @property
     def fires_at(self) -> float:
@@ -66,38 +70,46 @@ def decide(job: Job, policy: HoldPolicy, now: float) -> Hold | None:
     if rank >= (1, TOP_RANK):
         return None  # a critical symptom: nothing can outrank it
     instance = job.labels.get("instance", "")
+    here = {job.alertname, *(a["alertname"] for a in job.related)}
     try:
-        pending = pending_above(policy, job.runbook, instance, rank)
+        coming = stronger(policy, job.runbook, instance, rank, here)
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         until = job.enqueued_at + policy.fallback_s
         why = f"Prometheus could not say what is pending ({type(exc).__name__})"
         return Hold(until, f"{why}; held {policy.fallback_s:.0f} s") if until > now else None
-    return wait_for(pending, job, policy, now)
+    return wait_for(coming, job, policy, now)
 
 
-def wait_for(pending: list[Pending], job: Job, policy: HoldPolicy, now: float) -> Hold | None:
-    """The hold for the first of `pending` to fire, bounded by the cap; None: start now."""
-    if not pending:
+def wait_for(coming: list[Pending], job: Job, policy: HoldPolicy, now: float) -> Hold | None:
+    """The hold for the first of `coming` to arrive, bounded by the cap; None: start now.
+    A pending alert arrives after its `for:` and the margin; one firing already, within the
+    margin of when this run first waited for it."""
+    if not coming:
         return None
-    first = min(pending, key=lambda p: p.fires_at)
-    cap = (job.held_since or now) + policy.cap_s
-    until = min(first.fires_at + policy.margin_s, cap)
+    first_wait = job.held_since or now
+
+    def arrives(p: Pending) -> float:
+        return (first_wait if p.firing else p.fires_at) + policy.margin_s
+
+    first = min(coming, key=arrives)
+    until = min(arrives(first), first_wait + policy.cap_s)
     if until <= now:
         return None
-    note = (
-        f"waited for {first.alertname} ({first.severity}), pending since "
-        f"{first.active_at:%H:%M:%S} UTC with for: {first.for_s:.0f} s"
-    )
-    return Hold(until, note)
+    fired = datetime.fromtimestamp(first.fires_at, UTC)
+    since = f"firing since {fired:%H:%M:%S} UTC, on its way" if first.firing else (
+        f"pending since {first.active_at:%H:%M:%S} UTC with for: {first.for_s:.0f} s"
+    )  # fmt: skip
+    return Hold(until, f"waited for {first.alertname} ({first.severity}), {since}")
 
 
-def pending_above(
-    policy: HoldPolicy, runbook: str, instance: str, rank: tuple[int, int]
+def stronger(
+    policy: HoldPolicy, runbook: str, instance: str, rank: tuple[int, int], here: set[str]
 ) -> list[Pending]:
-    """Alerts Prometheus holds pending for this runbook family and instance that would lead
-    the investigation instead of its lead (`lead_rank`: a symptom before a slow-burn alert,
-    then the more severe). Raises httpx.HTTPError (or ValueError on a body that is not
-    Prometheus's) when it cannot say."""
+    """Alerts of this runbook family and instance that would lead the investigation instead
+    of its lead (`lead_rank`: a symptom before a slow-burn alert, then the more severe):
+    pending in Prometheus, or firing there but not among the incident's alerts (`here`) yet.
+    Raises httpx.HTTPError (or ValueError on a body that is not Prometheus's) when it cannot
+    say."""
     if not policy.prometheus_url:
         raise ValueError("no Prometheus URL is configured")
     resp = httpx.get(
@@ -112,15 +124,12 @@ def pending_above(
             if route(rule["name"]) != runbook:
                 continue
             for alert in rule.get("alerts", []):
-                labels = alert["labels"]
+                labels, state = alert["labels"], alert["state"]
                 theirs = lead_rank(is_slow_burn(labels), labels.get("severity", ""))
-                if (
-                    alert["state"] == "pending"
-                    and labels.get("instance", "") == instance
-                    and theirs > rank
-                ):
-                    at = utc(alert["activeAt"])
-                    out.append(
-                        Pending(rule["name"], labels.get("severity", ""), at, rule["duration"])
-                    )
+                if labels.get("instance", "") != instance or theirs <= rank:
+                    continue
+                if state == "pending" or (state == "firing" and rule["name"] not in here):
+                    out.append(Pending(rule["name"], labels.get("severity", ""),
+                                       utc(alert["activeAt"]), rule["duration"],
+                                       firing=state == "firing"))  # fmt: skip
     return out
