@@ -327,3 +327,18 @@ def test_an_incident_s_messages_wait_until_each_target_took_them(index: Index, t
         assert box.waiting(job.incident_id + 1) == 0
     finally:
         sink.close()
+
+
+def test_an_escalated_incident_started_with_its_first_symptom(index: Index) -> None:
+    from runbook_lib.service.incident_view import incident_message, load
+
+    slo = alert("GgenMcpErrorRateSLOViolation", "warning", -600, slow_burn=True)
+    index.accept([slo, alert("GgenMcpElevatedErrorRate", "warning", 5)], 300, NOW)
+    finish(index, index.claim(NOW))
+    index.accept([alert("GgenMcpHighErrorRate", "critical", 120)], 300, NOW + 120)
+    inc = load(index, 1)
+    assert inc["starts_at"] == "2026-11-28T04:02:00+00:00"  # the lead: the critical
+    # the fault began with the warning (the SLO alert measures an hour: it is context)
+    assert inc["fault_starts_at"] == "2026-11-28T04:00:05+00:00"
+    text = incident_message(index, 1, now=T0 + timedelta(minutes=3))
+    assert "Start Time: 2026-11-28 04:00 UTC" in text and "Severity: Critical" in text

@@ -24,11 +24,12 @@ incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
 def open_incident(
     conn: Connection, a: Alert, runbook: str, instance: str, window_s: float, now: float
 ) -> int | None:
-    """The open incident this alert joins: same instance and runbook family, with an
+    """The open incident this alert joins: same instance and runbook family, with a symptom
     alert that started within the correlation window of this one. Unknown alerts (the
     triage runbook) are not one family, so each stays its own incident. A slow-burn alert
-    measures a long window, so it starts long after the fault did: it joins the family's
-    firing incident whenever that started, or one that resolved within the window."""
+    measures a long window, so its start says little of when the fault began: it joins the
+    family's firing incident whenever that started, or one that resolved within the window;
+    and a symptom alert joins a firing incident that has only slow-burn alerts."""
     if runbook == "triage" or window_s <= 0:
         return None
     c, ac = incidents_t.c, alerts_t.c
@@ -38,8 +39,10 @@ def open_incident(
         q = q.where((c.status == "firing") | recent).order_by(c.status != "firing", c.id.desc())
         return conn.execute(q.limit(1)).scalar()
     lo, hi = _around(a.startsAt, timedelta(seconds=window_s))
-    near = sa.select(ac.incident_id).where((ac.starts_at >= lo) & (ac.starts_at <= hi))
-    q = q.where((c.status == "firing") & c.id.in_(near))
+    symptom = ac.context == sa.false()
+    near = sa.select(ac.incident_id).where(symptom & (ac.starts_at >= lo) & (ac.starts_at <= hi))
+    has_symptom = sa.select(ac.id).where((ac.incident_id == c.id) & symptom).exists()
+    q = q.where((c.status == "firing") & (c.id.in_(near) | ~has_symptom))
     return conn.execute(q.order_by(c.id).limit(1)).scalar()
 
 

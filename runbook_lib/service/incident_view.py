@@ -34,11 +34,20 @@ def describe(inc: dict[str, Any]) -> dict[str, Any]:
     inc.setdefault("alerts", [])
     inc["top_cause"] = inv["top_cause"] if inv else None
     inc["run_status"] = (inv["status"] or inv["state"]) if inv else "none"
-    starts = utc(inc["starts_at"])
+    inc["fault_starts_at"] = fault_start(inc)
+    starts = utc(inc["fault_starts_at"])
     ends = _ends(inc)
     inc["duration_s"] = ((ends or datetime.now(UTC)) - starts).total_seconds()
     inc["duration"] = _human(inc["duration_s"]) + ("" if ends else " (firing)")
     return inc
+
+
+def fault_start(inc: dict[str, Any]) -> str:
+    """When the fault began: its first symptom alert's start (slow-burn alerts start late and
+    are context), not its lead's, which an escalation moves to the later critical."""
+    alerts = inc.get("alerts") or []
+    symptoms = [a for a in alerts if not a.get("context")] or alerts
+    return min([a["starts_at"] for a in symptoms] or [inc["starts_at"]], key=utc)
 
 
 def memory(index: Index, inc: dict[str, Any]) -> dict[str, Any] | None:
@@ -153,7 +162,7 @@ def message_of(inc: dict[str, Any], now: datetime | None = None, link: str = "")
     return message(
         alert=inc["alertname"],
         severity=inc["severity"],
-        starts_at=utc(inc["starts_at"]),
+        starts_at=utc(inc["fault_starts_at"]),
         now=now or datetime.now(UTC),
         status=state(inc),
         summary=ann.get("summary", ""),

@@ -104,8 +104,7 @@ def _first(inc: dict[str, Any]) -> str:
     name = (first or {}).get("alertname") or inc["alertname"]
     sev = (first or {}).get("severity") or inc["severity"] or "no severity"
     where = inc["labels"].get("instance", "")
-    symptoms = [a for a in inc.get("alerts", []) if not a.get("context")]  # not slow burns
-    starts = min([a["starts_at"] for a in symptoms] or [inc["starts_at"]])
+    starts = inc.get("fault_starts_at") or inc["starts_at"]
     title = f"🚨 {name} · {sev}" + (f" · {where}" if where else "")
     return f"“{title}” (started {utc(starts):%Y-%m-%d %H:%M} UTC)"
 

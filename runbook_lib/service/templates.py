@@ -22,6 +22,7 @@ th{background:#f3f4f6}
 form.filters{margin:0 0 12px}form.filters *{margin-right:6px}
 .links a{margin-right:14px}
 .recurrence{color:#b45309}
+.context{color:#6b7280;font-size:12px}
 .banner{background:#fef3c7;border:1px solid #f59e0b;padding:8px 12px}
 #act form{display:inline-block;margin:0 12px 8px 0}
 iframe{width:100%;height:78vh;border:1px solid #d1d5db}
@@ -44,7 +45,7 @@ LIST = """{% extends "base" %}{% block main %}
 <table id="incidents"><thead><tr><th>#</th><th>started (UTC)</th><th>alert</th><th>severity</th>
 <th>status</th><th>top cause</th><th>duration</th><th>run</th></tr></thead><tbody>
 {% for i in incidents %}<tr>
-  <td>{{ i.id }}</td><td>{{ i.starts_at[:19].replace('T', ' ') }}</td>
+  <td>{{ i.id }}</td><td>{{ i.fault_starts_at[:19].replace('T', ' ') }}</td>
   <td><a class="incident" href="/incidents/{{ i.id }}">{{ i.alertname }}</a>{% if i.alerts | length > 1 %} <span class="more">+{{ i.alerts | length - 1 }} alerts</span>{% endif %}</td>
   <td class="sev-{{ i.severity }}">{{ i.severity or '-' }}</td>
   <td class="{{ i.status }}">{{ i.status }}</td><td>{{ i.top_cause or '—' }}</td>
@@ -81,10 +82,10 @@ DETAIL = """{% extends "base" %}{% block main %}
 {% if i.mitigated_at %}Mitigation in place since {{ when(i.mitigated_at) }}{% if i.mitigated_by %} (said by <b>{{ i.mitigated_by }}</b>){% endif %}.{% endif %}</p>{% endif %}
 {% if i.alerts | length > 1 %}<table id="alerts"><thead><tr><th>alert in this incident</th>
 <th>severity</th><th>started (UTC)</th><th>status</th></tr></thead><tbody>
-{% for a in i.alerts %}<tr><td>{{ a.alertname }}</td><td class="sev-{{ a.severity }}">{{ a.severity or '-' }}</td>
+{% for a in i.alerts %}<tr><td>{{ a.alertname }}{% if a.context %} <span class="context" title="a slow-burn alert: context of the fault; it does not hold the incident open">(slow burn)</span>{% endif %}</td><td class="sev-{{ a.severity }}">{{ a.severity or '-' }}</td>
 <td>{{ a.starts_at[:19].replace('T', ' ') }}</td><td class="{{ a.status }}">{{ a.status }}</td></tr>{% endfor %}
 </tbody></table>{% endif %}
-<p>Started {{ i.starts_at[:19].replace('T', ' ') }} UTC · {{ i.duration }} ·
+<p>Started {{ i.fault_starts_at[:19].replace('T', ' ') }} UTC · {{ i.duration }} ·
 top cause: <b id="top-cause">{{ i.top_cause or 'none likely' }}</b> · communication status: {{ state }}</p>
 {% if seen %}<div id="seen-before"><p{% if seen.recurrence %} class="recurrence"{% endif %}><b>{% if seen.recurrence %}⟳ {% endif %}Seen before:</b> {{ headline }}</p>
 {% if seen.same %}<p class="links">{% for p in seen.same[:5] %}<a href="/incidents/{{ p.id }}">#{{ p.id }} {{ p.instance }} {{ p.starts_at[:10] }}</a>{% endfor %}</p>{% endif %}</div>{% endif %}
