@@ -72,6 +72,8 @@ def test_the_same_alert_twice_is_one_incident_a_new_start_another(index: Index) 
         "queued",
         "duplicate",
     ]
+    ended = alert("aaaa", status="resolved")
+    assert index.accept([ended], verify_delay=0, now=T0) == ["resolved"]
     assert index.accept([alert("aaaa", hour=6)], verify_delay=0, now=T0) == ["queued"]
     assert [i["starts_at"] for i in index.incidents()] == [
         "2026-11-28T06:00:00+00:00",

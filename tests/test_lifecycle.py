@@ -63,7 +63,7 @@ def test_an_escalation_runs_a_second_investigation_that_names_the_first(
     assert params["incident"]["trigger"] == "escalated:higherrorrate-web-1"
     assert params["incident"]["earlier"] == [
         {"record": "20261128T040000Z-GgenMcpElevatedErrorRate-elevatederro",
-         "alertname": "GgenMcpElevatedErrorRate", "severity": "warning",
+         "kind": "investigation", "alertname": "GgenMcpElevatedErrorRate", "severity": "warning",
          "status": "completed", "top_cause": "invalid_input"}
     ]  # fmt: skip
     links = job_links(second)
@@ -98,7 +98,7 @@ def test_a_hold_waits_for_the_pending_alert_plus_the_margin_and_never_past_the_c
     assert "GgenMcpHighErrorRate (critical), pending since 04:00:10 UTC" in hold.note
     short = holds.HoldPolicy("http://unused", cap_s=120, margin_s=45)
     assert holds.wait_for(pending, job, short, NOW).until == NOW + 120  # the cap
-    index.defer(job.run_id, NOW + 120, "n", now=NOW)
+    index.defer(job, NOW + 120, "n", now=NOW)
     again = index.claim(NOW + 120)
     assert again.held_since == NOW  # the first hold's time is kept: the cap holds across
     assert holds.wait_for(pending, again, short, NOW + 120) is None  # waited enough

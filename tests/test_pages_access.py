@@ -96,10 +96,16 @@ def test_latest_leads_to_the_newest_investigation_of_that_alert_and_instance(
     index: Index,
 ) -> None:
     c = app(index)
-    for fp, hour, inst in (("a1", "04", "h:9464"), ("a2", "05", "h:9464"), ("b1", "06", "g:1")):
-        assert post(c, payload(fingerprint=fp, startsAt=f"2026-11-28T{hour}:00:00Z",
-                               labels={"alertname": "GgenMcpHighErrorRate", "instance": inst,
-                                       "severity": "critical"}), token=HOOK).status_code == 200  # fmt: skip
+    for fp, hour, inst, status in (
+        ("a1", "04", "h:9464", "firing"),
+        ("a1", "04", "h:9464", "resolved"),
+        ("a2", "05", "h:9464", "firing"),
+        ("b1", "06", "g:1", "firing"),
+    ):
+        body = payload(fingerprint=fp, startsAt=f"2026-11-28T{hour}:00:00Z", status=status,
+                       labels={"alertname": "GgenMcpHighErrorRate", "instance": inst,
+                               "severity": "critical"})  # fmt: skip
+        assert post(c, body, token=HOOK).status_code == 200  # a1 ends before a2 begins
     ids = {i["fingerprint"]: i["id"] for i in index.incidents()}
     signed_in(c)
     resp = c.get("/incidents/latest?alertname=GgenMcpHighErrorRate&instance=h%3A9464")

@@ -165,6 +165,7 @@ def test_the_same_group_posted_five_times_queues_one_run(client) -> None:
 def test_a_new_start_of_the_same_alert_is_a_new_incident(client) -> None:
     c, index = client
     post(c, payload())
+    post(c, payload(status="resolved", endsAt="2026-11-28T04:20:00Z"))  # over, then again:
     assert post(c, payload(startsAt="2026-11-28T06:00:00Z")).json()["outcomes"] == ["queued"]
     assert len(index.incidents()) == 2
 

@@ -42,6 +42,13 @@ def proposed(entry: dict[str, Any]) -> str | None:
     return outcome.removeprefix(NOT_ALLOWED).removeprefix("; ").removeprefix("would ")
 
 
+def not_approved(action: str, approved: list[str]) -> dict:
+    """A mitigation the operator did not approve in this run: never run."""
+    names = ", ".join(approved) or "none"
+    return {"action": action, "done": False,
+            "outcome": f"not run: the operator approved {names}, not this one"}  # fmt: skip
+
+
 def restart_container(values: dict[str, Any], allowed: bool, live: bool) -> dict:
     name = values.get("container") or "ggen-mcp-server"
     skipped = _skip("restart_container", f"restart container {name}", allowed, live)

@@ -134,6 +134,10 @@ def run_checks(runbook: str, scope: Scope, prom: Prom, at: datetime) -> list[dic
     return rows
 
 
+# What a verification's answer (`verified`) says, wherever it is shown.
+HELD = {True: "the fix held", False: "the fix did NOT hold", None: "no answer"}
+
+
 def verified(rows: list[dict]) -> bool | None:
     """True when every check a query answers holds; None when none could be answered."""
     answered = [r["holds"] for r in rows if r.get("holds") is not None]

@@ -38,10 +38,16 @@ def related_md(alerts: list[dict]) -> str:
 
 
 def escalated_from(incident: dict) -> dict | None:
-    """The investigation an escalation followed (its alert, severity and record), or None."""
-    if not str(incident.get("trigger", "")).startswith("escalated:") or not incident.get("earlier"):
+    """The investigation an escalation followed (its alert, severity and record), or None:
+    the last investigation before it (an approved mitigation run in between is not one)."""
+    if not str(incident.get("trigger", "")).startswith("escalated:"):
         return None
-    return incident["earlier"][-1]
+    before = [
+        e
+        for e in incident.get("earlier") or []
+        if e.get("kind", "investigation") == "investigation"
+    ]
+    return before[-1] if before else None
 
 
 def why_md(incident: dict, alert: str, severity: str) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from runbook_lib.diagnosis.postcheck import HELD
+
 HISTORY_DAYS = 90  # how far back the index is asked
 RECENT_DAYS = 7  # a recurrence within this is called out at the top
 
@@ -62,11 +64,10 @@ def headline(h: dict[str, Any] | None) -> str:
         f"{h['on_instance']} earlier incident{'' if h['on_instance'] == 1 else 's'} of {cause} "
         f"on {here}, {h['on_fleet']} on the fleet in {h['days']} days"
     )
-    held = {True: "the fix held", False: "the fix did NOT hold", None: "not verified"}
     where = "" if last.get("instance") == h["instance"] else f" on {last.get('instance') or '?'}"
     fixed = (
         f"the last, #{last['id']}{where} at {_utc(last['starts_at']):%Y-%m-%d %H:%M} UTC: "
-        f"{last.get('fix') or 'no recorded fix'}, {held[last.get('held')]}"
+        f"{last.get('fix') or 'no recorded fix'}, {HELD[last.get('held')]}"
     )
     if h["recurrence"]:
         return (

@@ -390,12 +390,16 @@ class Session:
         }
 
     def mitigate(self, action: str) -> None:
-        """A mitigation that acts only when `allow_mitigation` is true; says what it did."""
-        from runbook_lib.diagnosis.mitigation import ACTIONS
+        """A mitigation that acts only when `allow_mitigation` is true (and, in a run an
+        operator approved, only when it is one they approved); says what it did."""
+        from runbook_lib.diagnosis.mitigation import ACTIONS, not_approved
 
-        result = ACTIONS[action](
-            self.values(), bool(self.p.get("allow_mitigation")), self.p.get("live")
-        )
+        approved = (self.p.get("incident") or {}).get("approved_mitigations")
+        if approved is not None and action not in approved:
+            result = not_approved(action, approved)
+        else:
+            allowed = bool(self.p.get("allow_mitigation"))
+            result = ACTIONS[action](self.values(), allowed, self.p.get("live"))
         self.actions.append(result)
         display(Markdown(f"**{action}**: {esc(result['outcome'])}"))
 

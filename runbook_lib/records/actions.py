@@ -86,6 +86,17 @@ def record(
         raise Replayed(f"this form was submitted already (nonce {nonce})") from exc
 
 
+def approved(conn: Connection, trigger: str) -> tuple[str, ...]:
+    """The mitigations an operator approved for the run `mitigation:<action id>` starts."""
+    action_id = trigger.removeprefix("mitigation:")
+    if not action_id.isdigit():
+        return ()
+    detail = conn.execute(
+        sa.select(actions_t.c.detail).where(actions_t.c.id == int(action_id))
+    ).scalar()
+    return tuple(json.loads(detail or "{}").get("mitigations", ()))
+
+
 def set_run(conn: Connection, action_id: int, run_id: int) -> None:
     conn.execute(sa.update(actions_t).where(actions_t.c.id == action_id).values(run_id=run_id))
 
@@ -225,7 +236,17 @@ class ActionWrites:
         verify_delay: float, queued: list[Queued],
     ) -> int:  # fmt: skip
         """The runbook again with its mitigation allowed, as a new record of the incident,
-        and its verification, which waits until the mitigation ends (`release_verification`)."""
+        and its verification, which waits until the mitigation ends (`release_verification`).
+        One at a time: while an approved mitigation is queued or running, another is
+        refused (a second click, or a second operator, would run it twice)."""
+        c = runs_t.c
+        busy = conn.execute(
+            sa.select(c.requested_by).where((c.incident_id == incident_id) & (c.kind == "mitigation")
+                                            & c.state.in_(("queued", "running")))
+        ).first()  # fmt: skip
+        if busy is not None:
+            raise DoneAlready(f"a mitigation {busy.requested_by or 'an operator'} approved for "
+                              f"incident {incident_id} has not finished yet")  # fmt: skip
         lead = lead_alert(conn, incident_id)
         trigger, suffix = f"mitigation:{action_id}", f"-m{action_id}"
         run_id = self._enqueue(conn, incident_id, lead, "mitigation", now, queued,

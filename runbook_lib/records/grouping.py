@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.alerts import Alert, lead_rank, route, severity_rank
+from runbook_lib.contract.clock import utc
 from runbook_lib.records import record
 from runbook_lib.records.migrations import schema
 from runbook_lib.records.outbox import add_event
@@ -24,42 +25,22 @@ incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
 def open_incident(
     conn: Connection, a: Alert, runbook: str, instance: str, window_s: float, now: float
 ) -> int | None:
-    """The open incident this alert joins: same instance and runbook family, with a symptom
-    alert that started within the correlation window of this one. Unknown alerts (the
-    triage runbook) are not one family, so each stays its own incident. A slow-burn alert
-    measures a long window, so its start says little of when the fault began: it joins the
-    family's firing incident whenever that started, or one that resolved within the window;
-    and a symptom alert joins a firing incident that has only slow-burn alerts."""
+    """The incident this alert joins: its runbook family's on its instance that is still
+    firing, whenever it began (two alerts of one family firing together on one instance
+    are one fault: a critical that fires minutes after its warning escalates the warning's
+    incident). A slow-burn alert measures a long window, so it often fires after the
+    symptom alerts resolved: it also joins the family's incident resolved within
+    `window_s`, as context. Unknown alerts (the triage runbook) are not one family, so each
+    stays its own incident; a window of 0 turns correlation off."""
     if runbook == "triage" or window_s <= 0:
         return None
-    c, ac = incidents_t.c, alerts_t.c
+    c = incidents_t.c
     q = sa.select(c.id).where((c.runbook == runbook) & (c.instance == instance))
     if a.context:
         recent = (c.status == "resolved") & (c.resolved_at >= now - window_s)
         q = q.where((c.status == "firing") | recent).order_by(c.status != "firing", c.id.desc())
         return conn.execute(q.limit(1)).scalar()
-    lo, hi = _around(a.startsAt, timedelta(seconds=window_s))
-    symptom = ac.context == sa.false()
-    near = sa.select(ac.incident_id).where(symptom & (ac.starts_at >= lo) & (ac.starts_at <= hi))
-    has_symptom = sa.select(ac.id).where((ac.incident_id == c.id) & symptom).exists()
-    q = q.where((c.status == "firing") & (c.id.in_(near) | ~has_symptom))
-    return conn.execute(q.order_by(c.id).limit(1)).scalar()
-
-
-def _around(at: datetime, window: timedelta) -> tuple[str, str]:
-    """The window around `at` as the index's text times; clipped at the ends of time (an
-    alert may say year 1 or 9999, and must still be filed)."""
-    lo = (
-        at - window
-        if at - datetime.min.replace(tzinfo=UTC) > window
-        else datetime.min.replace(tzinfo=UTC)
-    )
-    hi = (
-        at + window
-        if datetime.max.replace(tzinfo=UTC) - at > window
-        else datetime.max.replace(tzinfo=UTC)
-    )
-    return lo.isoformat(), hi.isoformat()
+    return conn.execute(q.where(c.status == "firing").order_by(c.id).limit(1)).scalar()
 
 
 def new_incident(
@@ -85,31 +66,41 @@ def add_alert(conn: Connection, incident: int, a: Alert, starts: str, now: float
     )  # fmt: skip
 
 
-def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> str:
-    """A joining alert that outranks the lead (see `lead_rank`): while the investigation is
-    queued, the alert takes it over (its record name; due now, when the worker asks again
-    whether to wait for a stronger lead); the incident takes its name, labels and severity. Once the investigation started, a more
-    severe symptom alert escalates the incident (`escalate`); anything else is only listed.
-    The run is changed first, and only while queued, so a worker claiming it meanwhile keeps
-    the lead it claimed. Returns `led`, `escalated` or `listed`."""
+def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> tuple[str, int | None]:
+    """A joining alert that outranks the lead (`lead_rank`: a symptom before a slow-burn
+    alert, then the more severe). While the incident's own investigation (its first, or an
+    escalation's) has not started, the alert takes it over: its record name, due now (the
+    worker asks again whether to wait for a stronger lead); the incident takes its name,
+    labels and severity. Once it started, a more severe symptom alert escalates the incident
+    (`escalated`), and a symptom alert over a slow-burn lead gets an investigation of its
+    own (`symptom`); anything else is only listed. The run is changed first, and only while
+    queued, so a worker claiming it meanwhile keeps the lead it claimed. Returns `led`,
+    `escalated`, `symptom` or `listed`, and the run it led (to dispatch again: it is due
+    now)."""
     lead = lead_alert(conn, incident)
     if lead_rank(a.context, a.severity) <= lead_rank(lead.context, lead.severity):
-        return "listed"
-    name = record.record_name(a.startsAt, a.name, a.fingerprint)
-    if conn.execute(sa.select(runs_t.c.id).where(runs_t.c.record == name)).first():
-        name = f"{name}-i{incident}"
-    first = (runs_t.c.incident_id == incident) & (runs_t.c.kind == "investigation")
-    queued = first & (runs_t.c.state == "queued")
-    moved = conn.execute(
-        sa.update(runs_t).where(queued)
-        .values(record=name, alertname=a.name, severity=a.severity, not_before=now)
-    ).rowcount  # fmt: skip
-    if moved:
+        return "listed", None
+    c = runs_t.c
+    ours = (c.trigger == "") | c.trigger.startswith("escalated:")  # not an operator's run
+    waiting = conn.execute(
+        sa.select(c.id).where((c.incident_id == incident) & (c.kind == "investigation")
+                              & (c.state == "queued") & ours).order_by(c.id.desc()).limit(1)
+    ).scalar()  # fmt: skip
+    if waiting is not None:
+        name = record.record_name(a.startsAt, a.name, a.fingerprint)
+        if conn.execute(sa.select(c.id).where(c.record == name)).first():
+            name = f"{name}-i{incident}"
+        conn.execute(
+            sa.update(runs_t).where((c.id == waiting) & (c.state == "queued"))
+            .values(record=name, alertname=a.name, severity=a.severity, not_before=now)
+        )  # fmt: skip
         _lead(conn, incident, a)
-        return "led"
-    if a.context or severity_rank(a.severity) <= severity_rank(lead.severity):
-        return "listed"
-    return "escalated"
+        return "led", waiting
+    if a.context:
+        return "listed", None
+    if severity_rank(a.severity) > severity_rank(lead.severity):
+        return "escalated", None
+    return ("symptom" if lead.context else "listed"), None
 
 
 def _lead(conn: Connection, incident: int, a: Alert, **more: object) -> None:
@@ -121,10 +112,10 @@ def _lead(conn: Connection, incident: int, a: Alert, **more: object) -> None:
     )  # fmt: skip
 
 
-def escalate(conn: Connection, incident: int, a: Alert, now: float) -> None:
-    """The incident becomes as severe as `a`, which leads it from now on. The caller
-    enqueues the new investigation, whose finding is the `escalated` message."""
-    _lead(conn, incident, a, escalated_at=now)
+def lead_by(conn: Connection, incident: int, a: Alert, now: float, *, escalated: bool) -> None:
+    """`a` leads the incident from now on (escalated: it raised its severity); the caller
+    enqueues its investigation."""
+    _lead(conn, incident, a, **({"escalated_at": now} if escalated else {}))
 
 
 def lead_alert(conn: Connection, incident: int) -> Alert:
@@ -212,11 +203,13 @@ class AlertQueries:
         reconciliation found it gone. A late resolution turns a stale incident into a
         resolved one."""
         ac = alerts_t.c
-        rows = conn.execute(sa.select(ac.status, ac.context).where(ac.incident_id == incident))
-        rows = rows.all()
+        rows = conn.execute(
+            sa.select(ac.status, ac.context, ac.ends_at).where(ac.incident_id == incident)
+        ).all()
         symptoms = [r for r in rows if not r.context] or rows
         if any(r.status == "firing" for r in symptoms):
             return False
+        ends = max((r.ends_at for r in symptoms if r.ends_at), key=utc, default=ends)
         closable = ("firing", "stale") if how == "resolved" else ("firing",)
         done = conn.execute(
             sa.update(incidents_t)

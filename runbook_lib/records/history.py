@@ -21,13 +21,14 @@ LIMIT = 200  # the newest incidents passed to a run: enough for any count a pers
 def past_incidents(
     conn: Connection, runbook: str, before: float, exclude: int, days: float = HISTORY_DAYS
 ) -> list[dict[str, Any]]:
-    """The incidents of `runbook` received in the `days` before `before`, newest first,
-    other than `exclude` and runs by hand."""
+    """The incidents of `runbook` that ended in the `days` before `before`, newest first,
+    other than `exclude`: resolved or closed as stale, never one still open (a fault still
+    going on is not its own recurrence) nor a run by hand."""
     c = incidents_t.c
     rows = conn.execute(
         sa.select(incidents_t)
-        .where((c.runbook == runbook) & (c.status != "manual") & (c.id != exclude))
-        .where((c.received_at >= before - days * 86400) & (c.received_at <= before))
+        .where((c.runbook == runbook) & c.status.in_(("resolved", "stale")) & (c.id != exclude))
+        .where((c.resolved_at >= before - days * 86400) & (c.resolved_at <= before))
         .order_by(c.received_at.desc(), c.id.desc())
         .limit(LIMIT)
     ).all()
@@ -62,9 +63,8 @@ def fix_of(inc, acts: list[actions.Action]) -> str:
     if said:
         a = said[-1]
         if a.kind == "mitigation":
-            return f"mitigation {a.detail.get('mitigation', '')} approved by {a.actor}".replace(
-                "  ", " "
-            )
+            names = ", ".join(a.detail.get("mitigations") or ()) or "the runbook's mitigation"
+            return f"{names} approved by {a.actor}"
         return f"marked mitigated by {a.actor}"
     if inc.mitigated_at is not None:
         return f"marked mitigated by {inc.mitigated_by}" if inc.mitigated_by else (

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from runbook_lib.contract.alerts import Alert, route
 from runbook_lib.contract.config import CORRELATION_WINDOW_S
 from runbook_lib.records import actions, grouping, history, record
+from runbook_lib.records.dispatch import Dispatch
 from runbook_lib.records.jobs import (
     INVESTIGATING,
     Job,
@@ -48,7 +49,7 @@ KINDS = ("investigation", "verification", "manual", "mitigation")
 incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
 
 
-class Index(grouping.AlertQueries, actions.ActionWrites):
+class Index(grouping.AlertQueries, actions.ActionWrites, Dispatch):
     """The incident index at a SQLite file `path`, or at a database `url`."""
 
     def __init__(
@@ -141,12 +142,16 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
                     conn, self._insert, a, starts, runbook, instance, now
                 )
             grouping.add_alert(conn, incident, a, starts, now)
-            if (
-                outcome == "correlated"
-                and grouping.take_lead(conn, incident, a, now) == "escalated"
-            ):
-                self._escalate(conn, incident, a, now, created)
-                outcome = "escalated"
+            took, led = (
+                grouping.take_lead(conn, incident, a, now)
+                if outcome == "correlated"
+                else ("", None)
+            )
+            if led is not None:  # due now: a task sent for its hold would come too late
+                created.append(Queued(led, "investigation", now, incident, a.name))
+            if took in ("escalated", "symptom"):
+                self._new_lead(conn, incident, a, now, created, escalated=took == "escalated")
+                outcome = took if took == "escalated" else outcome
         else:
             incident = known.incident_id
             if known.status == "stale" and a.status == "firing":
@@ -160,15 +165,18 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
             return outcome
         return self._resolve(conn, incident, a, delay, now, created)
 
-    def _escalate(
-        self, conn: Connection, incident: int, a: Alert, now: float, created: list[Queued]
-    ) -> None:
-        """A more severe alert joined after the investigation started: it leads the
-        incident from now on, with an investigation of its own, whose finding goes out as
-        the `escalated` message."""
-        grouping.escalate(conn, incident, a, now)
+    def _new_lead(
+        self, conn: Connection, incident: int, a: Alert, now: float, created: list[Queued],
+        *, escalated: bool,
+    ) -> None:  # fmt: skip
+        """An alert that outranks the lead joined after the investigation started: it leads
+        the incident from now on, with an investigation of its own. A more severe one
+        escalates the incident (its finding goes out as the `escalated` message); a symptom
+        over a slow-burn lead is the fault's first symptom (`symptom:`)."""
+        grouping.lead_by(conn, incident, a, now, escalated=escalated)
+        why = "escalated" if escalated else "symptom"
         self._enqueue(conn, incident, a, "investigation", now, created,
-                      trigger=f"escalated:{a.fingerprint}", now=now)  # fmt: skip
+                      trigger=f"{why}:{a.fingerprint}", now=now)  # fmt: skip
 
     def _enqueue(
         self,
@@ -285,6 +293,7 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
             past=tuple(history.past_incidents(conn, r.runbook, r.received_at, r.incident_id))
             if r.kind in INVESTIGATING
             else (),
+            approved=actions.approved(conn, r.trigger) if r.kind == "mitigation" else (),
         )
 
     def job(self, run_id: int) -> Job:
@@ -332,17 +341,32 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
                 )
             )
 
-    def defer(self, run_id: int, until: float, note: str, now: float | None = None) -> None:
-        """Put a claimed run back in the queue until `until` (a hold: a more severe alert
-        of its fault is on its way); the first hold's time is kept, to bound the wait."""
+    def defer(self, job: Job, until: float, note: str, now: float | None = None) -> None:
+        """Put a claimed run back in the queue until `until` (a hold: a stronger alert of
+        its fault is on its way); the first hold's time is kept, to bound the wait. When
+        that alert arrived while the worker asked Prometheus (the run counted as started,
+        so it escalated the incident), it leads this run instead, due now: the incident's
+        first investigation has not begun, so nothing was escalated."""
         now = time.time() if now is None else now
         c = runs_t.c
+        values = dict(state="queued", not_before=until, attempts=c.attempts - 1,
+                      held_since=sa.func.coalesce(c.held_since, now), hold_note=note)  # fmt: skip
         with self._tx() as conn:
+            later = conn.execute(
+                sa.select(c.id, c.record, c.alertname, c.severity)
+                .where((c.incident_id == job.incident_id) & (c.id > job.run_id)
+                       & (c.state == "queued") & c.trigger.startswith("escalated:"))
+                .order_by(c.id.desc()).limit(1)
+            ).first()  # fmt: skip
+            if later is not None and not job.escalated:
+                conn.execute(sa.delete(runs_t).where(c.id == later.id))
+                conn.execute(sa.update(incidents_t).where(incidents_t.c.id == job.incident_id)
+                             .values(escalated_at=None))  # fmt: skip
+                values.update(record=later.record, alertname=later.alertname,
+                              severity=later.severity, not_before=now)  # fmt: skip
             conn.execute(
-                sa.update(runs_t)
-                .where((c.id == run_id) & (c.state == "running"))
-                .values(state="queued", not_before=until, attempts=c.attempts - 1,
-                        held_since=sa.func.coalesce(c.held_since, now), hold_note=note)
+                sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
+                .values(**values)
             )  # fmt: skip
 
     def in_flight(self) -> list[Job]:
@@ -358,33 +382,6 @@ class Index(grouping.AlertQueries, actions.ActionWrites):
                 .where((runs_t.c.id == run_id) & (runs_t.c.state == "running"))
                 .values(state="queued")
             )
-
-    def dispatched(self, run_ids: Sequence[int], now: float | None = None) -> None:
-        """Note that tasks were sent for these runs (the sweeper leaves them alone a while)."""
-        if not run_ids:
-            return
-        now = time.time() if now is None else now
-        with self._tx() as conn:
-            conn.execute(
-                sa.update(runs_t).where(runs_t.c.id.in_(run_ids)).values(dispatched_at=now)
-            )
-
-    def undispatched(
-        self, grace_s: float, lease_s: float, *, resend_sent: bool, now: float | None = None
-    ) -> list[Queued]:
-        """Runs that no worker will get without a new task: due for `grace_s` and never
-        sent; with `resend_sent`, also those sent but not started by then (the caller knows
-        the broker's queue is empty, so their tasks are lost); and runs whose worker's lease
-        expired."""
-        now = time.time() if now is None else now
-        c = runs_t.c
-        waited = (c.state == "queued") & (c.not_before <= now - grace_s)
-        sent_long_ago = c.dispatched_at < now - grace_s if resend_sent else sa.false()
-        lost = waited & (c.dispatched_at.is_(None) | sent_long_ago)
-        stale = (c.state == "running") & (c.started_at < now - lease_s)
-        with self._read() as conn:
-            rows = conn.execute(sa.select(c.id, c.kind, c.not_before).where(lost | stale))
-            return [Queued(r.id, r.kind, r.not_before) for r in rows.all()]
 
     # -- reading -----------------------------------------------------------------------------
     def queue_stats(self, now: float | None = None) -> tuple[int, float]:

@@ -3,8 +3,9 @@ what the incident held before it; and what a finished run tells the team."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Connection
 from runbook_lib.records.migrations import schema
 
 incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Job:
     held_s: float = 0.0  # from the first hold to the start: how long it waited for a lead
     hold_note: str | None = None  # what it waited for
     past: tuple[dict, ...] = ()  # the runbook's incidents before this one (records/history.py)
+    approved: tuple[str, ...] = ()  # a mitigation run: the mitigations the operator approved
 
     @property
     def severity(self) -> str:
@@ -87,7 +90,7 @@ READABLE = (*INVESTIGATING, "manual")  # runs whose record answers what happened
 def earlier_runs(conn: Connection, incident: int, run_id: int) -> list[dict]:
     """The incident's investigations queued before run `run_id`, oldest first."""
     c = runs_t.c
-    keep = (c.record, c.alertname, c.severity, c.state, c.status, c.top_cause, c.trigger)
+    keep = (c.record, c.kind, c.alertname, c.severity, c.state, c.status, c.top_cause, c.trigger)
     rows = conn.execute(
         sa.select(*keep)
         .where((c.incident_id == incident) & (c.id < run_id) & c.kind.in_(INVESTIGATING))
@@ -96,14 +99,27 @@ def earlier_runs(conn: Connection, incident: int, run_id: int) -> list[dict]:
     return [dict(r._mapping) for r in rows]
 
 
+def best_finding(items: list[T], status: Callable[[T], str | None]) -> T | None:
+    """Which of an incident's finished investigations (oldest first) says what happened:
+    the newest that completed, else the newest that ran without all its data (degraded),
+    else the newest (a failed one says why). The incident page, the messages and the
+    post-mortem all read this one."""
+    for wanted in ("completed", "degraded"):
+        found = [i for i in items if status(i) == wanted]
+        if found:
+            return found[-1]
+    return items[-1] if items else None
+
+
 def current_investigation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The investigation people should read: the newest one with a record, else the first
-    (still queued or running). After an escalation that is the one the more severe alert
-    led, so the page, the lead of its record and the message agree on the severity."""
+    """The investigation people should read: the best finished one (`best_finding`), else
+    the first (still queued or running). After an escalation that is the one the more
+    severe alert led, so the page, the lead of its record and the message agree on the
+    severity; a later re-investigation that failed does not hide the earlier finding."""
     investigations = [r for r in runs if r["kind"] in READABLE]
     done = [r for r in investigations if r["state"] == "done"]
     if done:
-        return done[-1]
+        return best_finding(done, lambda r: r.get("status"))
     return investigations[0] if investigations else None
 
 

@@ -27,6 +27,7 @@ import nbformat
 from runbook_lib.contract.config import NOTEBOOKS
 from runbook_lib.evidence.prom import utc
 from runbook_lib.records import kernels, record, timeline
+from runbook_lib.records.jobs import best_finding
 from runbook_lib.records.retention import POSTMORTEM_MANIFEST
 
 if TYPE_CHECKING:
@@ -75,13 +76,8 @@ class IncidentRecords:
 
     @property
     def main(self) -> Source:
-        """The investigation the diagnosis is taken from: the last one that completed, else
-        the last that ran without all its data (degraded), else the last."""
-        for status in ("completed", "degraded"):
-            done = [s for s in self.investigations if s.summary.get("status") == status]
-            if done:
-                return done[-1]
-        return self.investigations[-1]
+        """The investigation the diagnosis is taken from, as the incident page picks it."""
+        return best_finding(self.investigations, lambda s: s.summary.get("status"))
 
     # -- facts ---------------------------------------------------------------------------
     def facts(self) -> dict[str, Any]:

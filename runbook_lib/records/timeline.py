@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.diagnosis.postcheck import HELD
 from runbook_lib.records import actions
 from runbook_lib.records.jobs import event_kind
 
@@ -32,7 +33,6 @@ RUN_WORDS = {  # jobs.event_kind -> how the timeline names the run
     "verification": "verification",
     "manual": "run by hand",
 }
-VERDICTS = {True: "the fix held", False: "the fix did NOT hold", None: "no answer"}
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def _run_rows(inc: dict[str, Any]) -> list[Row]:
 
 def _finding(run: dict[str, Any]) -> str:
     if run["kind"] == "verification":
-        said = VERDICTS[run.get("verified")]
+        said = HELD[run.get("verified")]
     elif run.get("top_cause"):
         said = f"likely cause {run['top_cause']}"
     else:

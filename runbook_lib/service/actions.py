@@ -76,10 +76,12 @@ class Actions:
         try:
             return self.index.act(incident_id, kind, who.actor, nonce=nonce, detail=detail,
                                   verify_delay=self.verify_delay)  # fmt: skip
-        except (LookupError, Closed, DoneAlready, Replayed) as exc:
-            if silence is not None:  # refused after all (a second submit won the race)
+        except BaseException as exc:
+            if silence is not None:  # not recorded after all: no silence nobody knows of
                 silences.expire(self.alertmanager_url, silence.id)
-            raise _refusal(exc) from exc
+            if isinstance(exc, LookupError | Closed | DoneAlready | Replayed):
+                raise _refusal(exc) from exc
+            raise
 
     def _may_act(self, incident_id: int, nonce: str | None) -> None:
         try:
@@ -126,6 +128,8 @@ def router(actions: Actions, access: Access, wake: Callable[[list[Queued]], None
             raise HTTPException(404, f"no action {kind!r}; actions: {', '.join(KINDS)}")
         try:
             form = ActionForm.model_validate(await read_form(request))
+            if not form.nonce and (key := request.headers.get("idempotency-key", "")):
+                form = form.model_copy(update={"nonce": key[:128]})  # a script's retry
         except ValidationError as exc:
             raise HTTPException(422, f"the form's {exc.errors()[0]['loc'][0]}: "
                                 f"{exc.errors()[0]['msg']}") from exc  # fmt: skip

@@ -66,6 +66,8 @@ def decide(job: Job, policy: HoldPolicy, now: float) -> Hold | None:
     """The hold for `job`, or None when it should start now."""
     if job.kind != "investigation" or job.trigger.startswith("operator:"):
         return None  # a person asked for this run now; verifications have their own delay
+    if job.runbook == "triage":
+        return None  # unknown alerts are no family: nothing stronger joins their incident
     rank = lead_rank(is_slow_burn(job.labels), job.severity)
     if rank >= (1, TOP_RANK):
         return None  # a critical symptom: nothing can outrank it

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.diagnosis.postcheck import HELD
 from runbook_lib.records import outbox as ob
 from runbook_lib.records import record
 from runbook_lib.records.index import Index
@@ -186,7 +187,7 @@ def _verification(f: _Facts) -> tuple[str, list[str]]:
     from runbook_lib.diagnosis.postcheck import verified
 
     held = verified(f.summary.get("post_checks") or [])
-    verdict = {True: "the fix held", False: "the fix did NOT hold", None: "no answer"}[held]
+    verdict = HELD[held]
     title = f"{'✅' if held else '⚠️'} Verification: {_head(f.inc)}: {verdict}"
     return title, [f"Verification after the resolve: {verdict}.", *_link(f)]
 

@@ -12,6 +12,7 @@ output directory.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from pathlib import Path
@@ -46,6 +47,7 @@ def router(
     out = output_dir.resolve()
     r = APIRouter()
     viewer = Depends(access.viewer)
+    writing: dict[int, asyncio.Lock] = {}  # post-mortem drafts being written, per incident
 
     @r.get("/signin", response_class=HTMLResponse)
     def signin_page(next: str = "/incidents") -> Response:
@@ -135,13 +137,25 @@ def router(
         return HTMLResponse(page)
 
     @r.post("/incidents/{incident_id}/postmortem")
-    async def write_postmortem(incident_id: IncidentId, who: Who = viewer) -> Response:
+    async def write_postmortem(
+        request: Request, incident_id: IncidentId, who: Who = viewer
+    ) -> Response:
+        """Any reader may write the draft (a document from the records), from this site's
+        form only, one at a time per incident (it runs a notebook)."""
         from runbook_lib.records import postmortem
 
+        form = await read_form(request)
+        access.check_form(request, who, form.get("csrf", ""))
+        busy = writing.setdefault(incident_id, asyncio.Lock())
+        if busy.locked():
+            raise HTTPException(409, f"the post-mortem draft of incident {incident_id} is "
+                                "being written; reload the page in a moment")  # fmt: skip
         try:
-            await run_in_threadpool(
-                postmortem.for_incident, index, incident_id, out, prometheus_url=prometheus_url
-            )
+            async with busy:
+                await run_in_threadpool(
+                    postmortem.for_incident, index, incident_id, out,
+                    prometheus_url=prometheus_url,
+                )  # fmt: skip
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
         except ValueError as exc:  # no finished record yet

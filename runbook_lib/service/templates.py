@@ -106,7 +106,7 @@ top cause: <b id="top-cause">{{ i.top_cause or 'none likely' }}</b> · communica
   <a href="/records/{{ rec | urlq }}/record.html">Full record (with code)</a>
   {% if jupyter %}<a href="{{ jupyter }}">Open in JupyterLab</a>{% endif %}
   {% if postmortem %}<a id="postmortem" href="/records/{{ postmortem | urlq }}/postmortem.html">Post-mortem draft</a>
-  {% else %}</p><form method="post" action="/incidents/{{ i.id }}/postmortem">
+  {% else %}</p><form method="post" action="/incidents/{{ i.id }}/postmortem"><input type="hidden" name="csrf" value="{{ csrf }}">
   <button type="submit">Write the post-mortem draft</button></form><p>{% endif %}
 </p>
 <iframe id="record" src="/records/{{ rec | urlq }}/report.html" title="incident record"></iframe>

@@ -254,7 +254,7 @@ def held(index: Index, job: Job, policy: HoldPolicy, now: float | None = None) -
     now = time.time() if now is None else now
     hold = holds.decide(job, policy, now)
     if hold is not None:
-        index.defer(job.run_id, hold.until, hold.note, now)
+        index.defer(job, hold.until, hold.note, now)
         logs.run_held(job, hold.until, hold.note)
     return hold
 
@@ -305,10 +305,11 @@ def incident_param(job: Job) -> dict[str, Any]:
         "trigger": job.trigger,
         "requested_by": job.requested_by or "",
         "earlier": [
-            {k: e[k] for k in ("record", "alertname", "severity", "status", "top_cause")}
+            {k: e[k] for k in ("record", "kind", "alertname", "severity", "status", "top_cause")}
             for e in job.earlier
         ],
         "past": list(job.past),
+        **({"approved_mitigations": list(job.approved)} if job.kind == "mitigation" else {}),
     }
 
 

@@ -1,0 +1,201 @@
+"""The edges a review found in incidents that follow the fault: an escalation beside an
+operator's re-investigation, a critical arriving while the warning's run asks Prometheus, a
+slow-burn lead, a failed later run, a mitigation approved twice, resolutions out of order,
+and the post-mortem form."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from runbook_lib.contract.alerts import Alert
+from runbook_lib.records import history
+from runbook_lib.records.actions import DoneAlready
+from runbook_lib.records.index import Index
+from runbook_lib.records.jobs import current_investigation
+from runbook_lib.records.outbox import Outbox
+from runbook_lib.service.operators import Operators
+from runbook_lib.service.server import create_app
+from runbook_lib.service.workers import RunConfig, job_params
+
+T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
+NOW = T0.timestamp() + 30
+INSTANCE = "web-1:9464"
+
+
+def alert(name: str, severity: str, after_s: float = 0, *, status: str = "firing",
+          slow_burn: bool = False, ends_s: float = 0) -> Alert:  # fmt: skip
+    labels = {"alertname": name, "instance": INSTANCE, "severity": severity}
+    if slow_burn:
+        labels["slow_burn"] = "true"
+    return Alert(
+        status=status, labels=labels, annotations={"summary": name},
+        startsAt=T0 + timedelta(seconds=after_s),
+        endsAt=T0 + timedelta(seconds=ends_s) if status == "resolved" else None,
+        fingerprint=f"{name[7:]}".lower(),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Index:
+    return Index(tmp_path / "out" / "index.sqlite", correlation_window=300)
+
+
+def done(index: Index, job, top: str | None = "invalid_input", status: str = "completed") -> None:
+    index.finish(job.run_id, {"status": status, "top_cause": top})
+
+
+def kinds(index: Index) -> list[str]:
+    return [e.kind for e in Outbox(index).events()]
+
+
+def test_a_critical_beside_a_queued_re_investigation_escalates_and_loses_nothing(
+    index: Index,
+) -> None:
+    index.accept([alert("GgenMcpElevatedErrorRate", "warning")], 0, NOW)
+    done(index, index.claim(NOW))
+    index.act(1, "reinvestigate", "alice", now=NOW + 10)  # queued, not started yet
+    out = index.accept([alert("GgenMcpHighErrorRate", "critical", 60)], 0, NOW + 60)
+    assert out == ["escalated"]  # not a 503 on a record name both runs took
+    runs = index.incident(1)["runs"]
+    assert [(r["trigger"][:9], r["alertname"]) for r in runs] == [
+        ("", "GgenMcpElevatedErrorRate"),
+        ("operator:", "GgenMcpElevatedErrorRate"),  # the operator's run is left as asked
+        ("escalated", "GgenMcpHighErrorRate"),
+    ]
+    for _ in range(2):
+        done(index, index.claim(NOW + 61))
+    assert kinds(index) == ["investigation", "reinvestigation", "escalated"]
+
+
+def test_a_critical_that_arrives_while_the_warning_asks_prometheus_leads_that_run(
+    index: Index,
+) -> None:
+    index.accept([alert("GgenMcpElevatedErrorRate", "warning")], 0, NOW)
+    job = index.claim(NOW)  # the worker asks Prometheus now (the run counts as started)
+    assert index.accept([alert("GgenMcpHighErrorRate", "critical", 5)], 0, NOW + 1) == ["escalated"]
+    index.defer(job, NOW + 60, "waited for GgenMcpHighErrorRate", now=NOW + 2)  # its answer
+    [run] = index.incident(1)["runs"]  # one investigation: the escalation is undone
+    assert (run["trigger"], run["alertname"], run["state"]) == (
+        "", "GgenMcpHighErrorRate", "queued",
+    )  # fmt: skip
+    assert run["not_before"] == NOW + 2 and index.incident(1)["escalated_at"] is None
+    again = index.claim(NOW + 2)
+    assert again.run_id == job.run_id and again.severity == "critical"
+    done(index, again)
+    assert kinds(index) == ["investigation"]
+
+
+def test_a_symptom_after_a_slow_burn_lead_started_gets_its_own_investigation(
+    index: Index,
+) -> None:
+    slo = alert("GgenMcpErrorRateSLOViolation", "warning", slow_burn=True)
+    index.accept([slo], 0, NOW)
+    done(index, index.claim(NOW))
+    assert index.accept([alert("GgenMcpElevatedErrorRate", "warning", 400)], 0, NOW + 400) == [
+        "correlated"
+    ]
+    inc = index.incident(1)
+    assert inc["alertname"] == "GgenMcpElevatedErrorRate" and not inc["escalated_at"]
+    second = index.claim(NOW + 400)
+    assert second.alertname == "GgenMcpElevatedErrorRate"
+    assert second.trigger == "symptom:elevatederrorrate"
+
+
+def test_a_late_slow_burn_alert_joins_the_fault_it_measured(index: Index) -> None:
+    index.accept([alert("GgenMcpHighErrorRate", "critical")], 0, NOW)
+    done(index, index.claim(NOW))
+    index.accept([alert("GgenMcpHighErrorRate", "critical", status="resolved", ends_s=300)], 0,
+                 NOW + 300)  # fmt: skip
+    late = alert("GgenMcpAvailabilitySLOViolation", "warning", 550, slow_burn=True)
+    assert index.accept([late], 0, NOW + 550) == ["correlated"]  # 250 s after: context
+    assert len(index.incidents()) == 1 and index.incident(1)["status"] == "resolved"
+
+
+def test_a_failed_re_investigation_does_not_hide_the_finding(index: Index) -> None:
+    index.accept([alert("GgenMcpHighErrorRate", "critical")], 0, NOW)
+    done(index, index.claim(NOW), "invalid_input")
+    index.act(1, "reinvestigate", "bob", now=NOW + 10)
+    done(index, index.claim(NOW + 11), None, status="timed_out")
+    shown = current_investigation(index.incident(1)["runs"])
+    assert (shown["trigger"], shown["top_cause"]) == ("", "invalid_input")
+
+
+def test_a_mitigation_is_approved_once_and_runs_only_what_was_approved(
+    index: Index, tmp_path: Path
+) -> None:
+    index.accept([alert("GgenMcpHighLibreOfficeProcessCount", "critical")], 0, NOW)
+    done(index, index.claim(NOW))
+    detail = {"mitigations": ["end_old_soffice"]}
+    index.act(1, "mitigation", "alice", detail=detail, now=NOW + 5)
+    with pytest.raises(DoneAlready, match="approved for incident 1 has not finished"):
+        index.act(1, "mitigation", "bob", detail=detail, now=NOW + 6)
+    job = index.claim(NOW + 7)
+    assert job.kind == "mitigation" and job.approved == ("end_old_soffice",)
+    params = job_params(job, RunConfig(output_dir=tmp_path))
+    assert params["allow_mitigation"] is True
+    assert params["incident"]["approved_mitigations"] == ["end_old_soffice"]
+    done(index, job)
+    past = history.fix_of(index.incident(1) | {"mitigated_at": None, "status": "resolved"},
+                          index.incident(1)["actions"])  # fmt: skip
+    assert past == "end_old_soffice approved by alice"
+
+
+def test_an_incident_ends_when_its_last_symptom_ended_whatever_order_they_come_in(
+    index: Index,
+) -> None:
+    index.accept([alert("GgenMcpHighLatency", "critical"), alert("GgenMcpHighCPUUsage", "warning")],
+                 0, NOW)  # fmt: skip
+    index.accept([alert("GgenMcpHighLatency", "critical", status="resolved", ends_s=900)], 0,
+                 NOW + 900)  # fmt: skip
+    index.accept(
+        [alert("GgenMcpHighCPUUsage", "warning", status="resolved", ends_s=600)], 0, NOW + 960
+    )  # fmt: skip  (its group was sent later)
+    assert index.incident(1)["ends_at"] == "2026-11-28T04:15:00+00:00"
+
+
+def test_only_incidents_that_ended_are_the_past(index: Index) -> None:
+    index.accept([alert("GgenMcpHighErrorRate", "critical")], 0, NOW - 3600)
+    done(index, index.claim(NOW - 3600))  # still firing on another instance? no: this one
+    other = Alert(status="firing", labels={"alertname": "GgenMcpHighErrorRate",
+                  "instance": "web-2:9464", "severity": "critical"}, startsAt=T0,
+                  fingerprint="other")  # fmt: skip
+    index.accept([other], 0, NOW)
+    job = index.claim(NOW)
+    assert job.past == ()  # incident 1 is still open: not a recurrence
+
+
+def test_the_post_mortem_form_needs_this_site_and_its_csrf_token(
+    index: Index, tmp_path: Path
+) -> None:
+    index.accept([alert("GgenMcpHighErrorRate", "critical")], 0, NOW)
+    token = Operators(tmp_path / "out" / "operators.json").add("alice")
+    c = TestClient(create_app(index, "hook", viewer_token="v", session_secret="s" * 32),
+                   follow_redirects=False)  # fmt: skip
+    assert c.post("/signin", data={"token": token, "next": "/incidents"}).status_code == 303
+    page = c.get("/incidents/1").text  # the session's CSRF token is in every form
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)[1]
+    cross = c.post("/incidents/1/postmortem", data={"csrf": csrf},
+                   headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})  # fmt: skip
+    assert cross.status_code == 403
+    assert c.post("/incidents/1/postmortem", data={"csrf": "x"}).status_code == 403
+    ok = c.post("/incidents/1/postmortem", data={"csrf": csrf},
+                headers={"Origin": "http://testserver"})  # fmt: skip
+    assert ok.status_code == 409  # past the checks: no finished record to write from yet
+
+
+def test_a_script_s_retry_with_the_same_idempotency_key_acts_once(
+    index: Index, tmp_path: Path
+) -> None:
+    index.accept([alert("GgenMcpHighErrorRate", "critical")], 0, NOW)
+    token = Operators(tmp_path / "out" / "operators.json").add("alice")
+    c = TestClient(create_app(index, "hook", viewer_token="v"))
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "retry-1"}
+    assert c.post("/incidents/1/actions/reinvestigate", headers=headers).status_code == 200
+    again = c.post("/incidents/1/actions/reinvestigate", headers=headers)
+    assert again.status_code == 409 and "submitted already" in again.text
+    assert [r["trigger"][:9] for r in index.incident(1)["runs"]] == ["", "operator:"]
