@@ -24,29 +24,31 @@ from .conftest import free_port, wait_for
 pytestmark = pytest.mark.stack  # a server with a warm worker and its kernels
 
 TOKEN = "log-test-token"
-TRIAGE = """summary = {"alert": alert_name, "runbook": "triage", "status": "completed",
+SLOW = "GgenMcpElevatedLatency"  # a warning of a runbook family: held, unlike triage
+PROBE = """summary = {"alert": alert_name, "runbook": "%s", "status": "completed",
            "top_cause": "probe_cause"}
 from IPython.display import display
 display({"application/json": summary}, raw=True, metadata={"runbook_summary": True})"""
 
 
 def notebooks(tmp_path: Path) -> Path:
-    """A `triage` runbook that finds `probe_cause` at once."""
+    """`triage` and `high_latency` runbooks that find `probe_cause` at once."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
-    nb = new_notebook(
-        cells=[
-            new_code_cell('alert_name = "x"', metadata={"tags": ["parameters"]}),
-            new_code_cell(TRIAGE),
-        ],
-        metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
-        },
-    )
     d = tmp_path / "notebooks"
     d.mkdir()
-    nbformat.write(nb, d / "triage.ipynb")
+    for runbook in ("triage", "high_latency"):
+        nb = new_notebook(
+            cells=[
+                new_code_cell('alert_name = "x"', metadata={"tags": ["parameters"]}),
+                new_code_cell(PROBE % runbook),
+            ],
+            metadata={
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+            },
+        )
+        nbformat.write(nb, d / f"{runbook}.ipynb")
     return d
 
 
@@ -114,8 +116,9 @@ def test_every_webhook_and_run_has_its_line_and_its_count(served: Served) -> Non
     del no_fp["fingerprint"]
     assert s.post(group(no_fp)).status_code == 422
     # the warning first: the worker claims it first and holds it (Prometheus cannot say
-    # whether a critical is pending), then runs the critical, then the warning
-    both = group(alert("ProbeSlow", "warning", "b" * 16, "b:1"),
+    # whether a critical of its family is pending), then runs the critical (an unknown
+    # alert: triage), then the warning
+    both = group(alert(SLOW, "warning", "b" * 16, "b:1"),
                  alert("ProbeDown", "critical", "a" * 16, "a:1"))  # fmt: skip
     assert s.post(both).json()["outcomes"] == ["queued", "queued"]
     index = Index(s.out / "index.sqlite")
@@ -129,7 +132,8 @@ def test_every_webhook_and_run_has_its_line_and_its_count(served: Served) -> Non
     assert s.metric('runbook_webhooks_refused_total{reason="invalid"}') == 2
     assert s.metric('runbook_webhooks_refused_total{reason="unavailable"}') == 0
     done = 'runbook_runs_total{kind="investigation",runbook="triage",status="completed"}'
-    assert s.metric(done) == 2
+    slow = 'runbook_runs_total{kind="investigation",runbook="high_latency",status="completed"}'
+    assert (s.metric(done), s.metric(slow)) == (1, 1)
     assert s.metric('runbook_alerts_received_total{status="firing"}') == 2
     assert s.metric("runbook_queue_depth") == 0
 
@@ -137,7 +141,7 @@ def test_every_webhook_and_run_has_its_line_and_its_count(served: Served) -> Non
     assert s.post(group(alert("ProbeDown", "critical", "c" * 16, "c:1"))).status_code == 503
     assert s.metric('runbook_webhooks_refused_total{reason="unavailable"}') == 1
     assert math.isnan(s.metric("runbook_queue_depth"))
-    assert s.metric(done) == 2  # what was counted stays
+    assert (s.metric(done), s.metric(slow)) == (1, 1)  # what was counted stays
     s.proc.terminate()
     s.proc.wait(30)
 
@@ -162,7 +166,7 @@ def test_every_webhook_and_run_has_its_line_and_its_count(served: Served) -> Non
             "WARNING",
             "webhook refused (422, invalid) from 127.0.0.1: alerts.0.fingerprint: Field required",
         ),  # fmt: skip
-        ("INFO", "webhook accepted: 2 alerts (ProbeSlow queued, ProbeDown queued)"),
+        ("INFO", f"webhook accepted: 2 alerts ({SLOW} queued, ProbeDown queued)"),
     ]
     assert server[-1]["level"] == "WARNING"
     assert server[-1]["msg"].startswith(
@@ -172,16 +176,16 @@ def test_every_webhook_and_run_has_its_line_and_its_count(served: Served) -> Non
     run = [line for line in lines if line["logger"] == "runbook.runs"]
     said = [line["msg"] for line in run]
     assert said[:2] == [
-        "run 1 queued: investigation of incident #1 (ProbeSlow)",
+        f"run 1 queued: investigation of incident #1 ({SLOW})",
         "run 2 queued: investigation of incident #2 (ProbeDown)",
     ]
     assert re.fullmatch(r"run 1 held until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: Prometheus could "
                         r"not say what is pending \(ConnectError\); held 5 s", said[2]), said[2]  # fmt: skip
     assert not any(m.startswith("run 2 held") for m in said)  # a critical never waits
-    for rid, name in ((1, "ProbeSlow"), (2, "ProbeDown")):
+    for rid, name, runbook in ((1, SLOW, "high_latency"), (2, "ProbeDown", "triage")):
         [started] = [m for m in said if m.startswith(f"run {rid} started: ")]
         assert started.startswith(
-            f"run {rid} started: investigation of incident #{rid} ({name}, runbook triage), "
+            f"run {rid} started: investigation of incident #{rid} ({name}, runbook {runbook}), "
             "attempt 1, "
         )
         [finished] = [m for m in said if m.startswith(f"run {rid} finished: ")]
@@ -219,7 +223,7 @@ def check_fields(server: list[dict], run: list[dict]) -> None:
     accepted = server[5]
     assert (accepted["event"], accepted["outcome"]) == ("webhook", "accepted")
     assert accepted["alerts"] == [
-        {"alertname": "ProbeSlow", "status": "firing", "outcome": "queued"},
+        {"alertname": SLOW, "status": "firing", "outcome": "queued"},
         {"alertname": "ProbeDown", "status": "firing", "outcome": "queued"},
     ]
     assert server[-1]["reason"] == "unavailable" and server[-1]["http_status"] == 503
@@ -230,5 +234,5 @@ def check_fields(server: list[dict], run: list[dict]) -> None:
     assert finished["record"].startswith("20261201T213000Z-ProbeDown-")
     assert 0 < finished["duration_s"] < 120
     held = next(r for r in run if r["outcome"] == "held")
-    assert (held["run_id"], held["incident_id"], held["alertname"]) == (1, 1, "ProbeSlow")
+    assert (held["run_id"], held["incident_id"], held["alertname"]) == (1, 1, SLOW)
     assert held["note"] == "Prometheus could not say what is pending (ConnectError); held 5 s"

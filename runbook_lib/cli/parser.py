@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for the notebooks and to reconcile open incidents against its "
                    "active alerts (RUNBOOK_ALERTMANAGER_URL)")  # fmt: skip
     p.add_argument("--correlation-window", type=float, default=settings.correlation_window,
-                   help="seconds: alerts of one instance and runbook family that start this "
-                   "close join one incident (RUNBOOK_CORRELATION_WINDOW, default 300)")  # fmt: skip
+                   help="seconds after an incident resolved during which a slow-burn alert of its "
+                   "family still joins it as context; 0: every alert its own incident "
+                   "(RUNBOOK_CORRELATION_WINDOW, default 900)")  # fmt: skip
     _hold_arguments(p, settings)
     p.add_argument("--reconcile-every", type=float, default=settings.reconcile_every,
                    help="seconds between checks of open incidents against Alertmanager; alerts "

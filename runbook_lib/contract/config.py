@@ -26,7 +26,10 @@ NOTEBOOKS = (
 )  # shipped in the package (`notebooks/` in the checkout links here)
 RULES = PACKAGE / "rules"  # the Prometheus rule files, likewise (`deploy/rules/`)
 MEMORY_LIMIT_BYTES = 4 << 30  # the service's limit; RUNBOOK_MEMORY_LIMIT_BYTES overrides it
-CORRELATION_WINDOW_S = 300.0  # alerts of one instance and family this close are one incident
+# Alerts of one instance and runbook family firing together are one incident; a slow-burn
+# alert (an SLO burn rate with its own `for: 5m`) that fires up to this long after the
+# incident resolved is still its context. 0 turns correlation off.
+CORRELATION_WINDOW_S = 900.0
 # An alert Alertmanager no longer lists for this long, with no `resolved`, is stale: longer
 # than its default group_interval (5 min), after which the `resolved` would have come.
 STALE_AFTER_S = 900.0

@@ -82,13 +82,16 @@ def wait_delivered(index: Index, alertname: str, timeout: float, known: set[int]
     raise DemoError(f"Alertmanager did not deliver {alertname} within {timeout:.0f}s")
 
 
-def wait_record(index: Index, incident_id: int, kind: str, timeout: float, say: Say) -> dict:
-    """The finished run of `kind` for the incident; reports when a worker picks it up."""
+def wait_record(
+    index: Index, incident_id: int, kind: str, timeout: float, say: Say, alertname: str = ""
+) -> dict:
+    """The finished run of `kind` for the incident (led by `alertname`, when given: after
+    an escalation, the critical's); reports when a worker picks it up."""
     deadline, seen = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         [inc] = [i for i in index.incidents() if i["id"] == incident_id]
         for r in inc["runs"]:
-            if r["kind"] != kind:
+            if r["kind"] != kind or (alertname and r["alertname"] != alertname):
                 continue
             if r["state"] != seen:
                 say(f"      {kind} run: {r['state']}")
@@ -162,12 +165,12 @@ def run(
         delivered = time.monotonic() - fault_at
         _report(say, info, inc, fired, delivered)
         say(f"[6/7] A worker runs notebooks/{route(alertname)}.ipynb for it (Papermill)")
-        run_row = wait_record(index, inc["id"], "investigation", 600, say)
+        lead = index.incident(inc["id"])["alertname"]  # the most severe, after an escalation
+        run_row = wait_record(index, inc["id"], "investigation", 600, say, alertname=lead)
         rec = Path(info.output_dir) / run_row["record"]
         _report_record(say, rec, time.monotonic() - fault_at, run_row, mode)
         _report_incident(say, index, inc["id"])
         say("[7/7] The finding goes to the team's channel (notify.yml)")
-        lead = index.incident(inc["id"])["alertname"]  # the alert the investigation ran for
         _report_message(say, sink, index, notify_yml, lead)
         if keep:
             say("The stack keeps running so you can look at the URLs above; Ctrl-C stops it.")
@@ -236,16 +239,22 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode:
 
 
 def _report_incident(say: Say, index: Index, incident_id: int) -> None:
-    """The fault's alerts, filed as one incident with one investigation."""
+    """The fault's alerts, filed as one incident, and its investigations: one, led by the
+    most severe alert, or a warning's and the critical's that escalated it."""
     inc = index.incident(incident_id)
     alerts = inc["alerts"]
-    runs = [r["kind"] for r in inc["runs"]]
+    runs = [r for r in inc["runs"] if r["kind"] == "investigation"]
+    led = ", then ".join(
+        f"{r['alertname']} ({r['severity']}{', escalated' if r['trigger'].startswith('escalated:') else ''})"
+        for r in runs
+    )  # fmt: skip
     say(f"  INCIDENT  #{incident_id}: {len(alerts)} alert{'s' * (len(alerts) != 1)} of one fault "
-        f"on {inc['instance'] or 'no instance'}, {runs.count('investigation')} investigation "
-        f"(by {inc['alertname']}, the most severe when it started)")  # fmt: skip
+        f"on {inc['instance'] or 'no instance'}, {len(runs)} investigation"
+        f"{'s' * (len(runs) != 1)}: {led}")  # fmt: skip
     for a in alerts:
-        say(f"            {a['alertname']:<34} {a['severity'] or '-':<9} {a['status']}")
-    say("            `runbook incidents` lists it; it closes when all its alerts resolve")
+        kind = " (slow burn: context)" if a["context"] else ""
+        say(f"            {a['alertname']:<34} {a['severity'] or '-':<9} {a['status']}{kind}")
+    say("            `runbook incidents` lists it; it closes when its symptom alerts resolve")
     say("")
 
 
@@ -279,10 +288,11 @@ def _report_message(
         say(f"            targets from {notify_yml}; `runbook notify status` shows the outbox")
         return
 
-    def ours() -> dict | None:  # the message about the incident followed, not an earlier one
-        return next((m for r in sink.delivered if (m := r.json())["title"].startswith(title)), None)
+    def ours() -> dict | None:  # the finding of the investigation shown, not an earlier one
+        return next((m for r in sink.delivered if (m := r.json())["title"].startswith(titles)),
+                    None)  # fmt: skip
 
-    title = f"🚨 {alertname} · "
+    titles = (f"🚨 {alertname} · ", f"⬆️ Escalated: {alertname} · ")
     while time.monotonic() < deadline and not ours():
         time.sleep(0.3)
     msg = ours()
