@@ -4,24 +4,31 @@ from __future__ import annotations
 
 from runbook_lib.contract.thresholds import THRESHOLDS as T
 from runbook_lib.contract.tools import DB_TOOLS, LIBREOFFICE_TOOLS
-from runbook_lib.diagnosis.attribution import Attribution
+from runbook_lib.diagnosis.attribution import Attribution, pct
+from runbook_lib.diagnosis.constants import (
+    EVICTING,
+    LATENCY_FLOOR_S,
+    MIN_LOG_LINES,
+    MIN_TRAFFIC,
+    PRESSURE_PERCENT,
+    QUERY_SLOW_S,
+    SLOW_QUERY_RATE,
+    STAGE_SLOW_S,
+    SWAP_BUSY,
+)
 from runbook_lib.diagnosis.engine import (
     LITTLE,
     Evidence,
     Fact,
     attributes,
+    rule,
+)
+from runbook_lib.diagnosis.facts import (
     explains,
     host_fact,
     log_seen,
     metric,
-    pct,
-    rule,
 )
-
-PRESSURE_PERCENT = 85  # memory above this share of the limit slows everything (GC, swap)
-QUERY_SLOW_S, STAGE_SLOW_S = 2.0, 5.0  # a stage's p95 that counts as slow
-EVICTING = 0.5  # share of misses that evict: the cache is churning
-MIN_TRAFFIC_SHARE = 0.05  # tools below this share of requests do not set the shared slowdown
 
 
 def _cpu_busy(v: float) -> bool:
@@ -86,11 +93,11 @@ def latency_attribution(ev: Evidence) -> Attribution | None:
     weight = {t: rates[t] / total_rate for t in tools}
     added = {t: max(0.0, now[t] - before[t]) for t in tools}
     total = sum(weight[t] * added[t] for t in tools)
-    if total <= 0.05:
+    if total <= LATENCY_FLOOR_S:
         return None
     # A slowdown every tool shares: the least any tool with real traffic slowed down (by a
     # factor, or by added seconds); a tool with little traffic cannot set it.
-    busy = [t for t in tools if weight[t] >= MIN_TRAFFIC_SHARE] or tools
+    busy = [t for t in tools if weight[t] >= MIN_TRAFFIC] or tools
     factor = max(1.0, min(now[t] / before[t] for t in busy))
     extra = max(0.0, min(added[t] for t in busy))
     shared = {t: min(added[t], max(before[t] * (factor - 1), extra)) for t in tools}
@@ -205,7 +212,7 @@ def memory_pressure(ev: Evidence) -> list[Fact]:
         ),
         host_fact(
             ev,
-            lambda h: h["memory"]["swap_percent"] >= 20 if "memory" in h else None,
+            lambda h: h["memory"]["swap_percent"] >= SWAP_BUSY if "memory" in h else None,
             lambda h: f"swap is {h['memory']['swap_percent']:.0f}% used",
             1,
             what="swap use",
@@ -234,8 +241,14 @@ def slow_database_queries(ev: Evidence) -> list[Fact]:
             2,
             required=True,
         ),
-        metric(ev, "slow_query_rate", lambda v: v >= 0.5, lambda v: f"{v:.1f} slow queries/s", 2),
-        log_seen(ev, "slow_query", "'slow query'", 1, at_least=3),
+        metric(
+            ev,
+            "slow_query_rate",
+            lambda v: v >= SLOW_QUERY_RATE,
+            lambda v: f"{v:.1f} slow queries/s",
+            2,
+        ),
+        log_seen(ev, "slow_query", "'slow query'", 1, at_least=MIN_LOG_LINES),
         _others_fast(ev, db, "database-backed tools"),
         explains(ev, "slow_database_queries", at_least=LITTLE),
     ]

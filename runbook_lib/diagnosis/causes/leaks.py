@@ -4,21 +4,30 @@ from __future__ import annotations
 
 from runbook_lib.contract.thresholds import THRESHOLDS as T
 from runbook_lib.diagnosis.attribution import Attribution, ends
+from runbook_lib.diagnosis.constants import (
+    ENOUGH_FDS,
+    FDS_FOLLOW_LOAD_R2,
+    HUNG_AGE_S,
+    HUNG_CPU_SHARE,
+    LEAKED,
+    STEADY_R2,
+)
 from runbook_lib.diagnosis.engine import (
     LITTLE,
     Evidence,
     Fact,
     attributes,
+    rule,
+)
+from runbook_lib.diagnosis.facts import (
     explains,
     metric,
     processes_named,
-    rule,
 )
 
 LEAK_NAMES = {"libreoffice_leak": "soffice", "fork_leak": "ggen-mcp-fork"}
+PIDS_SHOWN = 8  # pids listed in the evidence line, not a threshold
 KINDS = {"orphaned": "orphaned_processes", "zombie": "zombie_processes", "hung": "hung_processes"}
-STEADY_R2 = 0.9  # a linear fit this good over the hour is a steady climb
-ENOUGH_FDS = 4096  # the runbook's suggested descriptor limit
 
 
 def _picks(service: int | None) -> dict:
@@ -29,8 +38,8 @@ def _picks(service: int | None) -> dict:
         "hung": lambda p: (
             p["status"] != "zombie"
             and p["ppid"] == service
-            and p["age_s"] > 300
-            and p["cpu_seconds"] < 0.01 * p["age_s"]
+            and p["age_s"] > HUNG_AGE_S
+            and p["cpu_seconds"] < HUNG_CPU_SHARE * p["age_s"]
         ),
     }
 
@@ -82,11 +91,13 @@ def _leak_rule(runbook: str, kind: str):
         else:
             pick = _picks(service)[kind]
             hits = [p for p in procs if pick(p)]
-            pids = ", ".join(str(p["pid"]) for p in hits[:8])
+            shown = hits[:PIDS_SHOWN]
+            pids = ", ".join(str(p["pid"]) for p in shown)
             found = Fact(
-                len(hits) >= 3,
+                len(hits) >= LEAKED,
                 f"{len(hits)} of {len(procs)} {name} processes are "
-                f"{kind}" + (f" (pids {pids}{', ...' if len(hits) > 8 else ''})" if hits else ""),
+                f"{kind}"
+                + (f" (pids {pids}{', ...' if hits[len(shown) :] else ''})" if hits else ""),
                 3,
                 True,
             )
@@ -210,7 +221,7 @@ def fd_limit_too_low(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "fds_r2",
-            lambda v: v < 0.6,
+            lambda v: v < FDS_FOLLOW_LOAD_R2,
             lambda v: f"open descriptors follow load rather than grow steadily (fit R² {v:.2f})",
             1,
         ),

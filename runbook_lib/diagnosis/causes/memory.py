@@ -5,29 +5,37 @@ from __future__ import annotations
 import pandas as pd
 
 from runbook_lib.contract.thresholds import THRESHOLDS as T
-from runbook_lib.diagnosis.attribution import Attribution, ends, minutes
+from runbook_lib.diagnosis.attribution import Attribution, ends, minutes, pct
+from runbook_lib.diagnosis.constants import (
+    CACHE_HEAVY,
+    DEJUMP_POINTS,
+    GAIN_FLOOR,
+    JUMPY,
+    LEAK_MB_H,
+    LEAK_R2,
+    MANY_CACHED,
+    MIN_LOG_LINES,
+    SOFFICE_DEFAULT,
+    SOFFICE_HEAVY,
+    STEADY_R2,
+)
 from runbook_lib.diagnosis.engine import (
     LITTLE,
     Evidence,
     Fact,
     attributes,
+    rule,
+)
+from runbook_lib.diagnosis.facts import (
     explains,
     host_fact,
     log_seen,
     metric,
-    pct,
     processes_named,
-    rule,
 )
 from runbook_lib.evidence.panels import trend
 
 CAUSES = ("memory_leak", "cache_too_large", "large_payloads", "too_many_libreoffice_processes")
-TYPICAL_SOFFICE_BYTES = 150e6  # one LibreOffice process, when the host cannot be asked
-LEAK_MB_H = 50  # growth per hour that counts as still growing
-JUMPY = 0.05  # share of scrapes that jump by over 10% of the limit: memory comes and goes
-STEADY_R2 = 0.8  # a linear fit this good over the hour: a steady climb
-DEJUMP_POINTS = 20  # five minutes of 15 s points: the rolling minimum under the spikes
-GAIN_FLOOR = 64 * 2**20  # less growth than this over the hour is no memory symptom
 
 
 @attributes("memory")
@@ -68,7 +76,7 @@ def memory_attribution(ev: Evidence) -> Attribution | None:
     jumps = ev.sig("memory_jumps")
     jumpy = jumps is not None and jumps >= JUMPY
     if jumpy:  # the level under the spikes: a leak shows in it, not in the spikes
-        parts["value"] = parts["value"].rolling(DEJUMP_POINTS, min_periods=1).min()
+        parts["value"] = parts["value"].rolling(int(DEJUMP_POINTS), min_periods=1).min()
     _leak(att, parts)
     if jumps is None:
         att.cannot_judge("large_payloads", ev.signals.why_missing("memory_jumps"))
@@ -106,7 +114,7 @@ def _minus(parts: pd.DataFrame, component: pd.DataFrame) -> pd.DataFrame:
 def _soffice_size(ev: Evidence) -> float:
     procs = processes_named(ev.host or {}, "soffice")
     sizes = [p["rss_bytes"] for p in procs if p.get("rss_bytes")]
-    return sum(sizes) / len(sizes) if sizes else TYPICAL_SOFFICE_BYTES
+    return sum(sizes) / len(sizes) if sizes else SOFFICE_DEFAULT
 
 
 def _leak(att: Attribution, remainder: pd.DataFrame) -> None:
@@ -118,7 +126,7 @@ def _leak(att: Attribution, remainder: pd.DataFrame) -> None:
         att.cannot_judge("memory_leak", "a leak is what the other parts do not explain")
         return
     t = trend(remainder)
-    if t is None or t.slope_per_h / 1e6 < LEAK_MB_H or t.r2 < STEADY_R2:
+    if t is None or t.slope_per_h / 1e6 < LEAK_MB_H or t.r2 < LEAK_R2:
         att.notes.append("what the other parts do not explain did not climb steadily")
         return
     span_h = (remainder["timestamp"].max() - remainder["timestamp"].min()).total_seconds() / 3600
@@ -143,7 +151,7 @@ def memory_leak(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "memory_growth_mb_h",
-            lambda v: v >= 50,
+            lambda v: v >= LEAK_MB_H,
             lambda v: f"memory grew {v:+.0f} MB/h over the last hour",
             2,
             required=True,
@@ -151,14 +159,14 @@ def memory_leak(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "memory_r2",
-            lambda v: v >= 0.9,
+            lambda v: v >= STEADY_R2,
             lambda v: f"the growth is steady (linear fit R² {v:.2f})",
             3,
         ),
         metric(
             ev,
             "memory_recent_growth_mb_h",
-            lambda v: v >= 50,
+            lambda v: v >= LEAK_MB_H,
             lambda v: (
                 f"memory still grows {v:+.0f} MB/h over the last {ev.signals.window}: no plateau"
             ),
@@ -167,7 +175,7 @@ def memory_leak(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "cache_memory_share",
-            lambda v: v < 0.4,
+            lambda v: v < CACHE_HEAVY,
             lambda v: f"the cache holds {pct(v)} of resident memory",
             2,
             sign=False,
@@ -198,12 +206,18 @@ def cache_too_large(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "cache_memory_share",
-            lambda v: v >= 0.4,
+            lambda v: v >= CACHE_HEAVY,
             lambda v: f"the cache holds {pct(v)} of resident memory",
             3,
             required=True,
         ),
-        metric(ev, "cache_size", lambda v: v >= 2000, lambda v: f"{v:.0f} workbooks are cached", 1),
+        metric(
+            ev,
+            "cache_size",
+            lambda v: v >= MANY_CACHED,
+            lambda v: f"{v:.0f} workbooks are cached",
+            1,
+        ),
         explains(ev, "cache_too_large", at_least=LITTLE, weight=2),
     ]
 
@@ -223,7 +237,7 @@ def large_payloads(ev: Evidence) -> list[Fact]:
             2,
             required=True,
         ),
-        log_seen(ev, "large_payload", "large request payloads", 2, at_least=3),
+        log_seen(ev, "large_payload", "large request payloads", 2, at_least=MIN_LOG_LINES),
     ]
 
 
@@ -262,4 +276,4 @@ def too_many_libreoffice_processes(ev: Evidence) -> list[Fact]:
 def _soffice_rss(h: dict) -> bool | None:
     if "processes" not in h:
         return None
-    return sum(p["rss_bytes"] for p in processes_named(h, "soffice")) > 512 * 2**20
+    return sum(p["rss_bytes"] for p in processes_named(h, "soffice")) > SOFFICE_HEAVY

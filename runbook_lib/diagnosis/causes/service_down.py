@@ -6,6 +6,9 @@ from runbook_lib.contract.thresholds import THRESHOLDS as T
 from runbook_lib.diagnosis.engine import (
     Evidence,
     Fact,
+    rule,
+)
+from runbook_lib.diagnosis.facts import (
     container_fact,
     down,
     errors_share,
@@ -14,7 +17,6 @@ from runbook_lib.diagnosis.engine import (
     log_seen,
     log_share,
     metric,
-    rule,
     unhealthy,
 )
 
