@@ -230,7 +230,9 @@ def test_unhealthy_and_down() -> None:
         True, "component database reports unhealthy", 2.0
     )
     assert facts.unhealthy(health, "cache").text == "component cache reports healthy"
-    assert facts.unhealthy(health, "queue").holds is False  # not reported: taken as healthy
+    queue = facts.unhealthy(health, "queue")  # not reported: unknown, never healthy
+    assert queue == Fact(None, "health of queue", 2.0, False, 'health of queue: no series for '
+                         'component "queue" (reads ggen_mcp_component_health{component="queue"})')  # fmt: skip
     assert facts.down(health) == Fact(
         True, "the service stopped answering scrapes in the window", 0.0, True
     )

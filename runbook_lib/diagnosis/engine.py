@@ -243,12 +243,12 @@ def top_text(verdicts: list[Verdict]) -> str:
 
 
 def unknown_gaps(verdicts: list[Verdict]) -> list[str]:
-    """For each cause that could not be judged, the series it lacked (gaps without a series,
-    such as an unreachable Prometheus or no log source, are listed once elsewhere)."""
+    """Every fact that could not be judged for lack of a series, naming the series: for a
+    cause left unknown by it, and for a cause judged without it (gaps without a series, such
+    as an unreachable Prometheus or no log source, are listed once elsewhere)."""
     return [
-        f"{v.cause} is unknown: {m}"
+        f"{v.cause} is unknown: {m}" if v.verdict == "unknown" else f"{v.cause}, not judged: {m}"
         for v in verdicts
-        if v.verdict == "unknown"
         for m in v.missing
         if "(reads " in m and "unreachable" not in m
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runbook_lib.contract.names import NAMES
 from runbook_lib.diagnosis.attribution import pct
 from runbook_lib.diagnosis.constants import ERROR_TYPES_SHARE, LOG_SHARE, MOSTLY
 from runbook_lib.diagnosis.engine import Evidence, Fact, LogFacts
@@ -144,15 +145,21 @@ def log_seen(
 
 
 def unhealthy(ev: Evidence, component: str, weight: float = 2.0) -> Fact:
+    """The component reports itself unhealthy. A component the health series does not list
+    is unknown: the real server exposes no component health at all."""
+    what = f"health of {component}"
+    health = ev.sig("health")
+    if health and component not in health:
+        metric_name = next(iter(ev.signals.series.get("health", ())), NAMES.health)
+        why = f'no series for component "{component}" (reads {metric_name}{{component="{component}"}})'
+        return Fact(None, what, weight, missing=f"{what}: {why}")
     return metric(
         ev,
         "health",
-        lambda h: h.get(component, 1) < 1,
-        lambda h: (
-            f"component {component} reports {'unhealthy' if h.get(component, 1) < 1 else 'healthy'}"
-        ),
+        lambda h: h[component] < 1,
+        lambda h: f"component {component} reports {'unhealthy' if h[component] < 1 else 'healthy'}",
         weight,
-        what=f"health of {component}",
+        what=what,
     )
 
 
