@@ -78,9 +78,12 @@ class Verdict:
     missing: list[str] = field(default_factory=list)
     explained_share: float | None = None  # None: the runbook's symptom is not attributed
     strongest: list[str] = field(default_factory=list)  # the two weightiest facts that held
+    required_held: bool = field(default=False, repr=False)  # it has a gate, and it held
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["required_held"]  # how the verdict was reached, not part of the summary
+        return out
 
 
 Rule = Callable[[Evidence], list[Fact]]
@@ -155,7 +158,8 @@ def judge(cause: str, facts: list[Fact]) -> Verdict:
         score = min(score, 0.5)
         missing.insert(0, "no direct sign of this cause could be judged")
     verdict = "likely" if score >= LIKELY else "possible" if score >= POSSIBLE else "ruled_out"
-    return Verdict(cause, verdict, score, lines, missing, strongest=strongest)
+    gated = any(f.required for f in facts)
+    return Verdict(cause, verdict, score, lines, missing, strongest=strongest, required_held=gated)
 
 
 def diagnose(runbook: str, ev: Evidence) -> list[Verdict]:
@@ -173,8 +177,10 @@ def diagnose(runbook: str, ev: Evidence) -> list[Verdict]:
 
 
 def differentiate(verdicts: list[Verdict], att: Attribution | None) -> None:
-    """Give each verdict its share of the symptom; a likely cause explaining little of a
-    symptom another cause mostly explains becomes `possible`, the other cause named."""
+    """Give each verdict its share of the symptom; then let the shares decide between the
+    verdicts the facts left close: the cause that explains most of the symptom with no rival
+    is likely (`dominant`), and a likely cause explaining little of a symptom another cause
+    mostly explains is at most possible (`capped`)."""
     if att is None:
         return
     for v in verdicts:
@@ -187,18 +193,22 @@ def differentiate(verdicts: list[Verdict], att: Attribution | None) -> None:
     if not contenders:
         return
     leader = max(contenders, key=lambda v: v.explained_share or 0.0)
+    lead = leader.explained_share or 0.0
+    rival = max((v.explained_share or 0.0 for v in shared if v is not leader), default=0.0)
+    dominant = lead >= MOSTLY and rival < LITTLE
+    if dominant and leader.verdict == "possible" and leader.required_held:
+        leader.verdict = "likely"
+        leader.evidence.append(
+            f"✔ explains {pct(lead)} of the symptom and no other cause explains {pct(LITTLE)}: likely"
+        )
     for v in shared:
-        if (
-            v is not leader
-            and v.verdict == "likely"
-            and (v.explained_share or 0.0) < LITTLE
-            and (leader.explained_share or 0.0) >= MOSTLY
-        ):
-            v.verdict, v.score = "possible", min(v.score, round(LIKELY - 0.01, 2))
-            v.evidence.append(
-                f"✘ {leader.cause} explains {pct(leader.explained_share or 0.0)} of it, this "
-                f"cause {pct(v.explained_share or 0.0)}: at most possible"
-            )
+        if v is not leader and v.verdict == "likely" and (v.explained_share or 0.0) < LITTLE:
+            if lead >= MOSTLY:
+                v.verdict, v.score = "possible", min(v.score, round(LIKELY - 0.01, 2))
+                v.evidence.append(
+                    f"✘ {leader.cause} explains {pct(lead)} of it, this "
+                    f"cause {pct(v.explained_share or 0.0)}: at most possible"
+                )
 
 
 def top_causes(verdicts: list[Verdict]) -> list[dict]:
