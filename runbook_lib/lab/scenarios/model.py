@@ -15,6 +15,7 @@ import numpy as np
 
 from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
 from runbook_lib.contract.names import NAMES
+from runbook_lib.contract.tools import CACHE_TOOLS
 from runbook_lib.lab.sim.modes import BASE_LATENCY, COMPONENTS, DB_TOOLS, ERROR_TYPES, TOOLS
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0, math.inf)
@@ -117,21 +118,29 @@ def _erf(z: np.ndarray) -> np.ndarray:
     return np.vectorize(math.erf, otypes=[float])(z)
 
 
-def _duration_cdf(tl: Timeline, tool: str, le: float, scale: float = 1.0) -> np.ndarray:
+def _miss_extra(tl: Timeline, tool: str, request: bool) -> np.ndarray:
+    """What a cache miss adds to `tool`: loading the workbook, so only to a whole request of a
+    tool that loads one; an operation's own timer (recalc, query) starts after the load."""
+    return tl.miss_extra if request and tool in CACHE_TOOLS else np.zeros(len(tl.times))
+
+
+def _duration_cdf(
+    tl: Timeline, tool: str, le: float, scale: float = 1.0, request: bool = True
+) -> np.ndarray:
     """P(duration * scale <= le) for `tool` at each time (hit/miss mixture)."""
     if math.isinf(le):
         return np.ones(len(tl.times))
     median = BASE_LATENCY[tool] * tl.latency_factor[tool] * scale
     base = le - tl.latency_extra[tool] * scale
     hit = _lognorm_cdf(base, median)
-    miss = _lognorm_cdf(base - tl.miss_extra * scale, median)
+    miss = _lognorm_cdf(base - _miss_extra(tl, tool, request) * scale, median)
     return tl.hit * hit + (1 - tl.hit) * miss
 
 
-def _mean_duration(tl: Timeline, tool: str, scale: float = 1.0) -> np.ndarray:
+def _mean_duration(tl: Timeline, tool: str, scale: float = 1.0, request: bool = True):
     median = BASE_LATENCY[tool] * tl.latency_factor[tool]
-    mean = median * math.exp(SIGMA**2 / 2) + tl.latency_extra[tool] + (1 - tl.hit) * tl.miss_extra
-    return mean * scale
+    miss = (1 - tl.hit) * _miss_extra(tl, tool, request)
+    return (median * math.exp(SIGMA**2 / 2) + tl.latency_extra[tool] + miss) * scale
 
 
 def families(tl: Timeline, labels: dict[str, str]) -> list[Family]:
@@ -194,7 +203,9 @@ def families(tl: Timeline, labels: dict[str, str]) -> list[Family]:
         )
     )
     fams.append(
-        _histogram(NAMES.duration, tl, base, weights, counter, {t: (t, 1.0) for t in TOOLS})
+        _histogram(
+            NAMES.duration, tl, base, weights, counter, {t: (t, 1.0) for t in TOOLS}, request=True
+        )
     )
     ops = {
         NAMES.recalc: {"": ("recalc", 0.9)},
@@ -279,7 +290,7 @@ def _lacked(f: Family) -> bool:
     )
 
 
-def _histogram(name, tl, base, weights, counter, spec: dict) -> Family:
+def _histogram(name, tl, base, weights, counter, spec: dict, request: bool = False) -> Family:
     samples = []
     requests = tl.rate * tl.step_s
     for key, (tool, scale) in spec.items():
@@ -291,11 +302,12 @@ def _histogram(name, tl, base, weights, counter, spec: dict) -> Family:
                 (
                     f"{name}_bucket",
                     {**lab, "le": le_text},
-                    counter(n_req * _duration_cdf(tl, tool, le, scale)),
+                    counter(n_req * _duration_cdf(tl, tool, le, scale, request)),
                 )
             )
         samples.append((f"{name}_count", lab, counter(n_req)))
-        samples.append((f"{name}_sum", lab, counter(n_req * _mean_duration(tl, tool, scale))))
+        mean = _mean_duration(tl, tool, scale, request)
+        samples.append((f"{name}_sum", lab, counter(n_req * mean)))
     return Family(name, "histogram", samples)
 
 
@@ -309,10 +321,10 @@ def _query_histogram(tl, base, weights, counter) -> Family:
     samples = []
     for le in BUCKETS:
         le_text = "+Inf" if math.isinf(le) else f"{le:g}"
-        cdf = sum(weights[t] * _duration_cdf(tl, t, le, scale) for t in DB_TOOLS) / db_share
+        cdf = sum(weights[t] * _duration_cdf(tl, t, le, scale, False) for t in DB_TOOLS) / db_share
         samples.append((f"{name}_bucket", {**base, "le": le_text}, counter(n_req * cdf)))
     samples.append((f"{name}_count", base, counter(n_req)))
-    mean = sum(weights[t] * _mean_duration(tl, t, scale) for t in DB_TOOLS) / db_share
+    mean = sum(weights[t] * _mean_duration(tl, t, scale, False) for t in DB_TOOLS) / db_share
     samples.append((f"{name}_sum", base, counter(n_req * mean)))
     return Family(name, "histogram", samples)
 
