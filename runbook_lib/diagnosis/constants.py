@@ -58,6 +58,9 @@ LEAK_MB_H = _c("leak_mb_per_h", 50, "MB/h",
 LEAK_R2 = _c("leak_fit_r2", 0.8, "R²",
              "growth nothing else explains is a leak only when a straight line fits it this "
              "well since it began; steps and swings fit worse")  # fmt: skip
+MIN_CLIMB_POINTS = _c("min_climb_points", 40, "scrapes",
+                      "ten minutes of 15 s scrapes: a climb shorter than that is a step, and "
+                      "a line through it says nothing about a steady growth")  # fmt: skip
 STEADY_R2 = _c("steady_fit_r2", 0.9, "R²",
                "the rule's own sign of a steady climb over the hour, stricter than the "
                "attribution's, as the rule reads the whole series, spikes included")  # fmt: skip
@@ -74,14 +77,19 @@ MANY_CACHED = _c("many_cached_workbooks", 2000, "workbooks",
 SOFFICE_HEAVY = _c("soffice_heavy_bytes", 512 * 2**20, "bytes",
                    "all soffice processes together holding more than half a GiB (an eighth of "
                    "the limit) is memory worth reclaiming")  # fmt: skip
-SOFFICE_DEFAULT = _c("soffice_default_bytes", 150e6, "bytes",
-                     "one LibreOffice process, when the host cannot be asked")  # fmt: skip
+SOFFICE_DEFAULT = _c("soffice_default_bytes", 250e6, "bytes",
+                     "a headless soffice worker with a workbook open holds 200-300 MB; used only "
+                     "when neither the series nor the host can say")  # fmt: skip
 MIN_PROCESS_STEPS = _c("min_process_steps", 3, "processes",
                        "the process count must move by this many over the hour before memory "
                        "can be regressed on it; fewer steps cannot tell a size from noise")  # fmt: skip
 PROCESS_FIT_R2 = _c("process_fit_r2", 0.5, "R²",
                     "the moves of memory must follow the moves of the process count this well "
                     "for their ratio to be a process's size")  # fmt: skip
+DRIFT_POINTS = _c("drift_points", 20, "scrapes",
+                  "memory's drift around a process's start is read from five minutes of 15 s "
+                  "scrapes either side: near enough to be the same drift, long enough for a "
+                  "median")  # fmt: skip
 PLAUSIBLE_PROCESS = _c("plausible_process_bytes", 2e9, "bytes",
                        "no worker process holds half the service's limit: an estimate beyond "
                        "this is something else moving with the count")  # fmt: skip
@@ -101,6 +109,10 @@ EVICTING = _c("evicting_share", 0.5, "evictions per miss",
 MIN_TRAFFIC = _c("min_traffic_share", 0.05, "share of requests",
                  "a tool with less traffic than this does not set the slowdown every tool "
                  "shares: a handful of requests makes a noisy p95")  # fmt: skip
+RESOLUTION = _c("histogram_resolution", 2.0, "times",
+                "a p95 read from a histogram is known only to within its bucket, and the "
+                "duration buckets are up to 2.5x apart (1 s to 2.5 s): a tool is slowed by its "
+                "stage only when it is at least twice as slow as the shared slowdown makes it")  # fmt: skip
 LATENCY_FLOOR_S = _c("latency_floor_s", 0.05, "s of added p95",
                      "less added latency than this on the average request is no symptom")  # fmt: skip
 BASELINE_QUANTILE = _c("baseline_quantile", 0.1, "quantile",

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from runbook_lib.diagnosis.answer import unexplained, unexplained_share
 from runbook_lib.diagnosis.attribution import Attribution, pct
 from runbook_lib.diagnosis.constants import CONTRIBUTOR, LIKELY, MOSTLY, POSSIBLE
 from runbook_lib.evidence.signals import Signals
@@ -54,6 +55,7 @@ class Evidence:
     container: Any = None  # containers.ContainerState
     container_missing: str = "no container was given"
     attribution: Attribution | None = None  # set by `diagnose` for the runbook judged
+    unsplit: str = ""  # why there is no attribution, when the runbook has an attributor
 
     def sig(self, name: str) -> Any:
         return self.signals.get(name)
@@ -106,6 +108,7 @@ CAUSES: dict[str, Cause] = {}
 RULES: dict[str, dict[str, Rule]] = {}  # runbook -> cause id -> rule, the engine's view
 Attributor = Callable[[Evidence], Attribution | None]
 ATTRIBUTORS: dict[str, Attributor] = {}  # runbook -> how its symptom splits among causes
+SPLIT_NEEDS: dict[str, tuple[str, ...]] = {}  # runbook -> the signals its attributor needs
 
 
 def rule(
@@ -129,15 +132,30 @@ def rule(
     return register
 
 
-def attributes(*runbooks: str) -> Callable[[Attributor], Attributor]:
-    """Register `fn` as the attributor of the symptom of `runbooks`."""
+def attributes(*runbooks: str, needs: tuple[str, ...] = ()) -> Callable[[Attributor], Attributor]:
+    """Register `fn` as the attributor of the symptom of `runbooks`; `needs` names the
+    signals (or "host", the host snapshot) without which it cannot measure the symptom."""
 
     def register(fn: Attributor) -> Attributor:
         for rb in runbooks:
             ATTRIBUTORS[rb] = fn
+            SPLIT_NEEDS[rb] = needs
         return fn
 
     return register
+
+
+def unsplit(runbook: str, ev: Evidence) -> str:
+    """Why `runbook`'s symptom was not split: the series it lacked, or no symptom."""
+    needs = SPLIT_NEEDS.get(runbook, ())
+    lacking = [ev.signals.why_missing(n) for n in needs if n != "host" and ev.sig(n) is None]
+    if "host" in needs and ev.host is None:
+        lacking.append(f"the host: {ev.host_missing}")
+    return (
+        "the symptom could not be measured: " + "; ".join(lacking)
+        if lacking
+        else ("no symptom to split in the window")
+    )
 
 
 def judge(cause: str, facts: list[Fact]) -> Verdict:
@@ -167,6 +185,7 @@ def diagnose(runbook: str, ev: Evidence) -> list[Verdict]:
     first, then by the share of the symptom explained, then by score (unknown last)."""
     attribute = ATTRIBUTORS.get(runbook)
     ev.attribution = attribute(ev) if attribute else None
+    ev.unsplit = unsplit(runbook, ev) if attribute and ev.attribution is None else ""
     verdicts = [judge(cause, fn(ev)) for cause, fn in RULES.get(runbook, {}).items()]
     differentiate(verdicts, ev.attribution)
     order = {v: i for i, v in enumerate(VERDICTS)}
@@ -228,9 +247,23 @@ def top_causes(verdicts: list[Verdict]) -> list[dict]:
     ]
 
 
-def top_text(verdicts: list[Verdict]) -> str:
-    """The answer in one Markdown line: the top cause, or the causes that together explain
-    the symptom with their shares, or that none is likely."""
+def top_text(verdicts: list[Verdict], att: Attribution | None = None, runbook: str = "") -> str:
+    """The answer in Markdown: first, when the causes explain less than half of the symptom
+    (`att`), that no runbook cause explains it; then the top cause, or the causes that
+    together explain the symptom with their shares, or that none is likely."""
+    said = unexplained(
+        {"runbook": runbook, "unexplained_share": unexplained_share(att),
+         "diagnosis": [v.as_dict() for v in verdicts]}
+    )  # fmt: skip
+    first = (
+        f"**{said.headline}.** Checked: {'; '.join(said.checked)}. Manual steps: {said.manual}.\n\n"
+        if said
+        else ""
+    )
+    return first + _top_line(verdicts)
+
+
+def _top_line(verdicts: list[Verdict]) -> str:
     tops = top_causes(verdicts)
     if not tops:
         return (

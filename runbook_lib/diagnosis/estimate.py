@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from runbook_lib.diagnosis.constants import (
+    DRIFT_POINTS,
+    MIN_CLIMB_POINTS,
     MIN_POINTS,
     MIN_PROCESS_STEPS,
     PLAUSIBLE_PROCESS,
@@ -66,6 +68,60 @@ def split_by_stage(
     return out
 
 
+# ---------------------------------------------------------------- when a climb began
+@dataclass(frozen=True)
+class Climb:
+    """Where a series climbed, and how much its line rose there (a jump between levels is
+    not a climb: it belongs to neither)."""
+
+    frame: pd.DataFrame
+    rise: float
+
+
+def climb(series: pd.DataFrame) -> Climb:
+    """The stretch of `series` over which it climbed: the split into a level stretch, a line
+    and a level stretch again that fits it best (either level stretch may be empty), so that
+    how steadily it grew is judged where it grew, whenever that began and if it stopped."""
+    f = series.dropna(subset=["value"]).sort_values("timestamp").reset_index(drop=True)
+    y = f["value"].to_numpy(dtype=float)
+    n, shortest = len(y), int(MIN_CLIMB_POINTS)
+    if n < shortest + 2:
+        return Climb(f, float(y[-1] - y[0]) if n else 0.0)
+    x = np.arange(n, dtype=float)
+    sums = [np.concatenate([[0.0], np.cumsum(v)]) for v in (np.ones(n), x, y, x * x, x * y, y * y)]
+    cuts = np.arange(n + 1)
+    a, b = np.meshgrid(cuts, cuts, indexing="ij")
+    ok = b - a >= shortest
+    a, b = a[ok], b[ok]
+    err = _sse_level(sums, 0, a) + _sse_line(sums, a, b) + _sse_level(sums, b, n)
+    # A point that fits the level and the line equally well is the line's: of the splits
+    # that fit best, the longest climb.
+    near = err <= err.min() + 1e-9 * float(((y - y.mean()) ** 2).sum()) + 1e-12
+    best = int(np.flatnonzero(near)[np.argmax((b - a)[near])])
+    start, end = int(a[best]), int(b[best])
+    slope = np.polyfit(x[start:end], y[start:end], 1)[0]
+    return Climb(f.iloc[start:end], float(slope * (end - 1 - start)))
+
+
+def _seg(sums: list[np.ndarray], a, b) -> list[np.ndarray]:
+    return [s[b] - s[a] for s in sums]
+
+
+def _sse_level(sums: list[np.ndarray], a, b) -> np.ndarray:
+    """Squared error of each stretch [a, b) about its mean (0 for an empty stretch)."""
+    n, _, sy, _, _, syy = _seg(sums, a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, syy - np.where(n > 0, sy * sy / np.maximum(n, 1), 0.0), 0.0)
+
+
+def _sse_line(sums: list[np.ndarray], a, b) -> np.ndarray:
+    """Squared error of each stretch [a, b) about its least-squares line."""
+    n, sx, sy, sxx, sxy, syy = _seg(sums, a, b)
+    vx = sxx - sx * sx / n
+    cov = sxy - sx * sy / n
+    return syy - sy * sy / n - np.where(vx > 0, cov * cov / np.where(vx > 0, vx, 1.0), 0.0)
+
+
 # ---------------------------------------------------------------- what one process holds
 @dataclass(frozen=True)
 class ProcessSize:
@@ -108,8 +164,10 @@ def per_process(
 def _regressed(
     memory: pd.DataFrame | None, count: pd.DataFrame | None
 ) -> tuple[float, float, float] | None:
-    """(bytes per process, R², processes moved) from first differences of memory on the
-    process count, or None when the count moved too little or memory does not follow it."""
+    """(bytes per process, R², processes moved): memory's move at each scrape where the
+    count moved, less the drift of the scrapes around it where the count did not (a leak
+    moves memory at every scrape), over the count's move. None when the count moved too
+    little or memory does not follow it."""
     if not isinstance(memory, pd.DataFrame) or not isinstance(count, pd.DataFrame):
         return None
     both = memory.merge(count, on="timestamp", suffixes=("_mem", "_n")).sort_values("timestamp")
@@ -118,15 +176,32 @@ def _regressed(
         return None
     d_mem = np.diff(both["value_mem"].to_numpy(dtype=float))
     d_n = np.diff(both["value_n"].to_numpy(dtype=float))
+    moved = d_n != 0
     steps = float(np.abs(d_n).sum())
     if steps < MIN_PROCESS_STEPS:
         return None
-    a = np.column_stack([np.ones_like(d_n), d_n])
-    (drift, size), *_ = np.linalg.lstsq(a, d_mem, rcond=None)
-    fitted = a @ np.array([drift, size])
-    moved = d_mem[d_n != 0]
-    ss_tot = float(((d_mem - d_mem.mean()) ** 2).sum())
-    r2 = 1 - float(((d_mem - fitted) ** 2).sum()) / ss_tot if ss_tot > 0 else 0.0
-    if size <= 0 or size > PLAUSIBLE_PROCESS or r2 < PROCESS_FIT_R2 or not len(moved):
+    # A scrape where neither moved repeats the previous sample (a query step finer than the
+    # scrape interval): it says nothing about drift.
+    rest = _drift(d_mem, ~moved & (d_mem != 0))
+    size = float((d_mem - rest)[moved] @ d_n[moved] / (d_n[moved] @ d_n[moved]))
+    r = (d_mem - rest)[moved]
+    ss_tot = float(r @ r)
+    r2 = 1 - float(((r - size * d_n[moved]) ** 2).sum()) / ss_tot if ss_tot > 0 else 0.0
+    if size <= 0 or size > PLAUSIBLE_PROCESS or r2 < PROCESS_FIT_R2:
         return None
-    return float(size), r2, steps
+    return size, r2, steps
+
+
+def _drift(d_mem: np.ndarray, quiet: np.ndarray) -> np.ndarray:
+    """At each scrape, how memory moved when no process started or ended: the median move of
+    the quiet scrapes within `DRIFT_POINTS` of it (of all quiet scrapes when none is near;
+    none when there is no quiet scrape)."""
+    idx = np.flatnonzero(quiet)
+    if not len(idx):
+        return np.zeros_like(d_mem)
+    overall = float(np.median(d_mem[idx]))
+    out = np.empty_like(d_mem)
+    for i in range(len(d_mem)):
+        near = idx[np.abs(idx - i) <= DRIFT_POINTS]
+        out[i] = float(np.median(d_mem[near])) if len(near) else overall
+    return out

@@ -107,7 +107,8 @@ def errors_share(
     s = share(by, keys)
     w = ev.signals.window
     if s is None:
-        why = ev.signals.missing.get("errors_by_type", "no errors in the window")
+        missing = "errors_by_type" in ev.signals.missing
+        why = ev.signals.why_missing("errors_by_type") if missing else "no errors in the window"
         return Fact(
             None, f"{label} share of errors", weight, required, f"{label} share of errors: {why}"
         )
@@ -186,6 +187,6 @@ def explains(
     att = ev.attribution
     share = att.share(cause) if att else None
     if att is None or share is None:
-        why = "; ".join(att.notes) if att and att.notes else "the symptom could not be split"
+        why = "; ".join(att.notes) if att and att.notes else ev.unsplit or "not split"
         return Fact(None, "share of the symptom explained", weight, required, why)
     return Fact(share >= at_least, att.sentence(cause), weight, required)

@@ -30,7 +30,7 @@ from runbook_lib.diagnosis.facts import (
 CAUSES = ("cache_too_small", "ttl_too_short", "poor_cache_keys", "high_request_variance")
 
 
-@attributes("cache_hit_rate")
+@attributes("cache_hit_rate", needs=("cache_misses",))
 def cache_attribution(ev: Evidence) -> Attribution | None:
     """The misses of the window: those that evicted a workbook (for capacity or for TTL, by
     the logs' reasons, else by whether the size sits at its cap or falls) and those that did

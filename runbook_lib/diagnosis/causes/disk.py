@@ -23,7 +23,7 @@ DISK_DIRS = {
 }
 
 
-@attributes("disk_usage")
+@attributes("disk_usage", needs=("host",))
 def disk_attribution(ev: Evidence) -> Attribution | None:
     """The disk's growth per hour, split by the directory that grows."""
     growth = (ev.host or {}).get("dir_growth_bytes_per_h") or {}

@@ -12,6 +12,7 @@ from runbook_lib.diagnosis.constants import (
     MIN_TRAFFIC,
     PRESSURE_PERCENT,
     QUERY_SLOW_S,
+    RESOLUTION,
     SLOW_QUERY_RATE,
     STAGE_SLOW_S,
     SWAP_BUSY,
@@ -82,7 +83,7 @@ NEEDS = {  # the signals each cause's sign needs (any one of them, for a stage's
 }
 
 
-@attributes("high_latency")
+@attributes("high_latency", needs=("p95_by_tool", "p95_by_tool_before", "requests_by_tool"))
 def latency_attribution(ev: Evidence) -> Attribution | None:
     """The p95 added since before the incident, per tool and weighted by its traffic, split
     into a slowdown every tool shares (claimed by CPU or memory pressure, whichever shows a
@@ -125,7 +126,14 @@ def latency_attribution(ev: Evidence) -> Attribution | None:
         att.claim(cause, common / len(signed), f"{what} (a slowdown every tool shares)")
     if not signed and common > 0:
         att.notes.append("every tool slowed alike, and no sign of CPU or memory pressure")
-    _stages(ev, att, {t: added[t] - shared[t] for t in tools}, weight)
+    # What a tool gained beyond the shared slowdown is a stage's only when it is more than the
+    # histogram's buckets can blur: the tool at least `RESOLUTION` times as slow as the shared
+    # slowdown alone would make it.
+    beyond = {
+        t: added[t] - shared[t] if now[t] >= RESOLUTION * (before[t] + shared[t]) else 0.0
+        for t in tools
+    }
+    _stages(ev, att, beyond, weight)
     return att
 
 

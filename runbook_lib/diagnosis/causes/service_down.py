@@ -50,7 +50,7 @@ def process_crashed(ev: Evidence) -> list[Fact]:
             "memory_percent_peak",
             lambda v: v < T["memory"].crit_value,
             lambda v: f"memory peaked at {v:.0f}% of the limit before the stop ({MEMORY_RULE})",
-            1,
+            2,  # memory at the limit before the stop points at the OOM killer, whatever the log
             sign=False,
         ),
         log_fact(
