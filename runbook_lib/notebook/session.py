@@ -17,6 +17,7 @@ from IPython.display import HTML, Markdown, display
 from runbook_lib import diagnosis
 from runbook_lib.contract.names import NAMES
 from runbook_lib.diagnosis import investigate
+from runbook_lib.diagnosis.answer import unexplained_share
 from runbook_lib.evidence import panels
 from runbook_lib.evidence.prom import Prom
 from runbook_lib.notebook import charts, gaps
@@ -315,9 +316,9 @@ class Session:
         if not self.verdicts:
             self.verdicts = diagnosis.diagnose(self.runbook, self.gather())
             self._unknown_gaps()
-        display(HTML(diagnosis.to_html(self.verdicts)))
-        display(Markdown(diagnosis.top_text(self.verdicts)))
         att = self.evidence.attribution if self.evidence else None
+        display(HTML(diagnosis.to_html(self.verdicts)))
+        display(Markdown(diagnosis.top_text(self.verdicts, att, self.runbook)))
         if att is not None and att.total > 0:
             name = charts.SYMPTOM_PANEL.get(self.runbook)
             symptom = self.data(name) if name else None
@@ -435,6 +436,7 @@ class Session:
                 if self.evidence and self.evidence.attribution
                 else None
             ),
+            "unexplained_share": unexplained_share(self.evidence and self.evidence.attribution),
             "data_gaps": self.gaps,
             "actions": self.actions,
             "post_checks": getattr(self, "post_check_rows", []),

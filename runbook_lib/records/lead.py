@@ -8,6 +8,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from runbook_lib.diagnosis.answer import unexplained
+
 COLORS = {"likely": "#d62728", "possible": "#e69f00", "none": "#7f7f7f"}
 
 
@@ -22,6 +24,7 @@ def lead_html(summary: dict[str, Any]) -> str:
         "padding:4px 14px;margin-bottom:8px'>",
         f"<p>{_alert_line(summary)}</p>",
         *_degraded(summary),
+        *_unexplained(summary),
     ]
     if found:
         share = found.get("explained_share")
@@ -58,6 +61,18 @@ def _degraded(summary: dict[str, Any]) -> list[str]:
     return [
         f"<p style='color:{COLORS['likely']}'><b>Degraded run:</b> {escape(text)}</p>"
         for text in summary.get("degraded_by") or []
+    ]
+
+
+def _unexplained(summary: dict[str, Any]) -> list[str]:
+    """When the causes explain less than half of the symptom, that comes first."""
+    said = unexplained(summary)
+    if said is None:
+        return []
+    return [
+        f"<h2 style='margin:4px 0'>{escape(said.headline)}</h2>",
+        f"<p><b>Checked:</b> {escape('; '.join(said.checked))}.</p>",
+        f"<p><b>Manual steps:</b> {escape(said.manual)}.</p>",
     ]
 
 

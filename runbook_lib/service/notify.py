@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from runbook_lib.diagnosis.answer import unexplained
 from runbook_lib.records import outbox as ob
 from runbook_lib.records import record
 from runbook_lib.records.index import Index
@@ -193,7 +194,8 @@ def _finding(summ: dict, run: dict | None) -> str:
         why = summ.get("error") or summ.get("status")
         return f"The investigation did not complete ({why}); see the record."
     blind = [f"⚠️ Degraded: {text}" for text in summ.get("degraded_by") or []]
-    return "\n".join([*blind, _cause(summ)])
+    nothing = unexplained(summ)  # no runbook cause explains most of it: said first
+    return "\n".join([*blind, *([nothing.text()] if nothing else []), _cause(summ)])
 
 
 def _cause(summ: dict) -> str:
