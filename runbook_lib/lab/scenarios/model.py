@@ -8,6 +8,7 @@ from them, so PromQL over the backfilled data sees what it would have seen live.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,6 +33,31 @@ class ErrorPart:
     tools: tuple[str, ...] = tuple(TOOLS)
 
 
+@dataclass(frozen=True)
+class Variation:
+    """How one scenario of the robustness sweep differs from its cause's usual picture (the
+    defaults change nothing): the fault's effect scaled, the size of one LibreOffice process,
+    which of a stage's tools the fault touches, the series the service does not expose, and
+    how long before the alert the fault began."""
+
+    seed: str = ""
+    magnitude: float = 1.0
+    soffice_bytes: float | None = None
+    pick_tools: bool = False
+    dropped: frozenset[str] = frozenset()
+    onset_min: float | None = None
+
+    def tools(self, tools: tuple[str, ...] | frozenset[str]) -> tuple[str, ...]:
+        """The tools of `tools` the fault touches: all, or (when picking) a non-empty subset
+        drawn from this variation's own seed."""
+        ordered = tuple(sorted(tools))
+        if not self.pick_tools or len(ordered) < 2:
+            return ordered
+        rng = random.Random(f"{self.seed}/{','.join(ordered)}")
+        kept = tuple(t for t in ordered if rng.random() < 0.6)
+        return kept or (rng.choice(ordered),)
+
+
 @dataclass
 class Timeline:
     """Everything that varies over time for one service instance."""
@@ -40,6 +66,7 @@ class Timeline:
     step_s: float
     onset: float  # epoch seconds the fault began
     memory_limit: float = MEMORY_LIMIT_BYTES
+    variation: Variation = field(default_factory=Variation)
     up: np.ndarray = field(init=False)
     rate: np.ndarray = field(init=False)
     errors: list[ErrorPart] = field(init=False)
@@ -98,6 +125,36 @@ class Timeline:
 
     def after(self, delay_min: float = 0.0) -> np.ndarray:
         return (self.times - self.onset) / 60.0 >= delay_min
+
+    # -- what the robustness sweep varies (nothing, by default) ----------------------------
+    @property
+    def magnitude(self) -> float:
+        """How strongly the fault acts."""
+        return self.variation.magnitude
+
+    def touched(self, tools) -> tuple[str, ...]:
+        """The tools the fault touches: all of `tools`, or the sweep's pick of them."""
+        return self.variation.tools(tools) if self.variation.pick_tools else tuple(tools)
+
+    def growth(self, minutes: float) -> float:
+        """How long a growth lasts, its start becoming the onset: `minutes`, ending at the
+        usual onset; in the sweep, from the onset it draws until five minutes before the
+        alert (which fires as the level crosses its threshold)."""
+        if self.variation.onset_min is not None:
+            return max(5.0, self.variation.onset_min - 5.0)
+        self.onset -= minutes * 60
+        return minutes
+
+    def grown_from(self, peak: float) -> float:
+        """Where resident memory growing to `peak` starts: the healthy level, or (the sweep
+        scaling the growth) the level from which it is that much larger or smaller."""
+        start = float(self.rss[0])
+        return max(0.05 * self.memory_limit, peak - self.magnitude * (peak - start))
+
+    def lowered_hit(self, target: float) -> float:
+        """The hit rate a cache fault brings: its drop from 85 % scaled by the sweep, kept
+        where the hit-rate alert (under 50 %) fires."""
+        return float(np.clip(0.85 - (0.85 - target) * self.magnitude, 0.03, 0.45))
 
 
 @dataclass(frozen=True)
@@ -242,8 +299,8 @@ def families(tl: Timeline, labels: dict[str, str]) -> list[Family]:
         NAMES.active_requests: active,
         NAMES.cache_size: tl.cache_size,
         NAMES.cache_memory: cache_memory,
-        NAMES.active_forks: tl.forks,
-        NAMES.libreoffice: tl.libreoffice,
+        NAMES.active_forks: np.round(tl.forks),  # processes come whole
+        NAMES.libreoffice: np.round(tl.libreoffice),
         NAMES.rss: tl.rss,
         NAMES.heap_used: tl.heap,
         NAMES.heap_total: tl.heap * 1.25,
@@ -276,13 +333,14 @@ def families(tl: Timeline, labels: dict[str, str]) -> list[Family]:
             [(NAMES.fs_avail, node, np.round(tl.disk_size * (1 - tl.disk_used)))],
         )
     )
-    return [f for f in fams if not _lacked(f)]
+    return [f for f in fams if not _lacked(f, tl.variation.dropped)]
 
 
-def _lacked(f: Family) -> bool:
+def _lacked(f: Family, dropped: frozenset[str] = frozenset()) -> bool:
     """A family the metrics profile in use does not expose (the server profile has no
-    process_*, eviction, health, query, template, screenshot or slow-query series)."""
-    lacked = NAMES.lacked()
+    process_*, eviction, health, query, template, screenshot or slow-query series), or one
+    this scenario's service does not expose."""
+    lacked = NAMES.lacked() | dropped
     return any(
         name in lacked or name.removesuffix(sfx) in lacked
         for name, _, _ in f.samples
