@@ -105,6 +105,17 @@ def test_a_stage_and_the_misses_together_are_told_apart_by_the_tools_they_share(
     assert v["libreoffice_bottleneck"].explained_share == 0.2
 
 
+def test_misses_as_frequent_before_the_incident_explain_none_of_it() -> None:
+    """The hit rate was already 24 % before: the 12 s read_table and the LibreOffice tools
+    gained are not the misses' (nothing else shows a sign here: unexplained)."""
+    now = {t: p + (12.0 if t in ("read_table", "recalc", "screenshot") else 0.0)
+           for t, p in BEFORE.items()}  # fmt: skip
+    ev = Evidence(thrashing(now, cache_hit_rate_before=24.0, recalc_p95=1.5, screenshot_p95=2.2))
+    v = by_cause(diagnosis.diagnose("high_latency", ev))
+    assert v["cache_thrashing"].explained_share == 0.0
+    assert ev.attribution.unexplained == pytest.approx(7.2)
+
+
 def test_misses_do_not_claim_a_slowdown_every_tool_shares() -> None:
     """Every tool three times slower, the CPU busy and the cache thrashing: a miss cannot slow
     list_workbooks, so the common slowdown is the CPU's, not the cache's."""

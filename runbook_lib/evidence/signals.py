@@ -203,8 +203,12 @@ def _derive(sig: Signals, scope: Scope, lookback_minutes: int) -> None:
         rt = trend(recent)
         sig.values["memory_recent_growth_mb_h"] = rt.slope_per_h / 1e6 if rt else None
         steps = np.abs(np.diff(recent["value"].to_numpy(dtype=float)))
-        big = steps > 0.1 * scope.memory_limit_bytes
-        sig.values["memory_jumps"] = float(big.mean()) if len(steps) else None
+        # per scrape: a point that repeats the one before is the same scrape read twice (a
+        # query step finer than the scrape interval); memory that never moved never jumped
+        moved = steps[steps > 0]
+        big = moved > 0.1 * scope.memory_limit_bytes
+        jumps = float(big.mean()) if len(moved) else 0.0
+        sig.values["memory_jumps"] = jumps if len(steps) else None
     fds = sig.values.get("fds_series")
     if isinstance(fds, pd.DataFrame):
         t = trend(fds)

@@ -38,12 +38,15 @@ def _cpu_busy(v: float) -> bool:
 
 
 def _thrashing(ev: Evidence) -> bool:
-    """The cache misses most lookups (its alert's level) and, where evictions are counted,
-    most misses evict; an absent eviction counter neither confirms nor denies it."""
+    """The cache misses most lookups (its alert's level), more than before the incident (misses
+    as frequent then cannot have added latency since), and, where evictions are counted, most
+    misses evict; an absent series neither confirms nor denies it."""
     hit, evict = ev.sig("cache_hit_rate"), ev.sig("evictions_per_miss")
+    before = ev.sig("cache_hit_rate_before")
     return (
         hit is not None
         and T["cache_hit_rate"].breached(hit, "crit")
+        and (before is None or hit < before)
         and (evict is None or evict >= EVICTING)
     )
 

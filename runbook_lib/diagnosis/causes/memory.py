@@ -127,6 +127,12 @@ def _leak(att: Attribution, remainder: pd.DataFrame, jumpy: bool) -> None:
     since it began to climb (over the whole window under spikes, whose rolling minimum lags),
     when it climbed steadily. It cannot claim while a component is unmeasured."""
     if att.unjudged:
+        if att.unexplained < LITTLE * att.total:  # whatever the unmeasured parts hold
+            att.notes.append(
+                f"the parts measured explain {pct(1 - att.unexplained / att.total)} of it: "
+                "a leak could be no more than the rest"
+            )
+            return
         att.cannot_judge("memory_leak", "a leak is what the other parts do not explain")
         return
     if jumpy:  # the whole window: the spikes' rolling minimum lags, and blurs a start
