@@ -41,6 +41,25 @@ from runbook_lib.lab.scenarios.build import gather
 from runbook_lib.lab.scenarios.sweep import sweep_scenarios
 
 METRICS = ("accuracy", "likely_precision", "none_rate", "false_contributor_rate")
+# The issue's targets on the sweep: figure -> (at least, at most).
+TARGETS = {
+    "accuracy": (0.97, None),
+    "likely_precision": (0.97, None),
+    "false_contributor_rate": (None, 0.02),
+}
+
+
+def targets(sweep: dict) -> dict[str, bool]:
+    """Each target of the sweep, met or not; a healthy baseline is never `likely`."""
+    out = {}
+    for name, (low, high) in TARGETS.items():
+        v = sweep[name]["overall"]
+        label = f"{name} >= {low:g}" if low is not None else f"{name} <= {high:g}"
+        out[label] = v is not None and (low is None or v >= low) and (high is None or v <= high)
+    healthy = sweep["accuracy"]["families"].get("healthy")
+    if healthy is not None:  # (not when --only leaves the baselines out)
+        out["healthy baselines never likely"] = healthy == 1.0
+    return out
 
 
 @contextmanager
@@ -218,9 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         report(f"scenarios, seeds {args.seeds}", base, compare=True)
     if sweep:
         report(f"robustness sweep, seeds {args.sweep_seeds}", sweep, compare=False)
+        sweep["targets"] = targets(sweep)
+        print("\ntargets on the sweep:")
+        for label, met in sweep["targets"].items():
+            print(f"  {'met    ' if met else 'MISSED '} {label}")
     print(f"\n{time.monotonic() - t0:.0f} s in all")
     if args.json:
-        out = {m: sweep[m] for m in METRICS} if sweep else {}
+        out = {m: sweep[m] for m in METRICS} | {"targets": sweep["targets"]} if sweep else {}
         out |= {"seeds": args.seeds, "sweep_seeds": args.sweep_seeds, "scenarios": base,
                 "sweep": sweep}  # fmt: skip
         print(json.dumps(out))
