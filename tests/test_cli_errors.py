@@ -177,8 +177,8 @@ def test_prune_and_postmortem_name_the_directory_and_the_flag(tmp_path: Path, ca
         "runbook prune: --days 0: give a positive number of days"
     )
     assert refused(capsys, ["postmortem", str(missing)]) == (
-        f"runbook postmortem: {missing} is not a record directory: give the incident's record "
-        "directories (`runbook incidents` lists them)"
+        f"runbook postmortem: {missing} is not a record directory: give an incident id or the "
+        "incident's record directories (`runbook incidents` lists them)"
     )
     assert not missing.exists()
 

@@ -94,6 +94,7 @@ def test_init_writes_the_config_and_a_private_token_and_prints_the_wiring(
     assert "      - url: https://runbook.example.org/alerts" in out
     assert f"credentials_file: {token}" in out
     assert str(config.RULES / "alerts.yml") in out and str(config.RULES / "recording.yml") in out
+    assert str(config.RULES / "receiver.yml") in out
     first = token.read_text()
 
     assert main(argv) == 2  # never over an existing file by accident

@@ -10,7 +10,9 @@ import pytest
 
 from runbook_lib.contract.alerts import Alert
 from runbook_lib.records.index import Index
+from runbook_lib.service.holds import HoldPolicy
 from runbook_lib.service.incident_view import incident_message
+from runbook_lib.service.workers import held
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 NOW = T0.timestamp() + 30
@@ -58,54 +60,85 @@ def test_the_four_alerts_of_one_fault_are_one_incident_with_one_investigation(in
     assert index.claim(NOW + 300) is None
 
 
+# Prometheus cannot say what is pending (no URL): the fixed hold of 10 s applies.
+BLIND = HoldPolicy("", fallback_s=10)
+
+
+def claim(index: Index, now: float, policy: HoldPolicy = BLIND):
+    """What a pool slot does: claim the due run, put it back if it should wait."""
+    job = index.claim(now)
+    if job is not None and held(index, job, policy, now):
+        return None
+    return job
+
+
 def test_a_critical_twin_arriving_while_the_warning_waits_leads_the_investigation(
-    tmp_path: Path,
+    index,
 ) -> None:
-    index = Index(tmp_path / "index.sqlite", correlation_window=300, correlation_hold=10)
     assert index.accept([alert("GgenMcpElevatedErrorRate", "warning")], 300, NOW) == ["queued"]
-    assert index.claim(NOW + 5) is None  # a warning's investigation waits for a twin
-    assert index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=2)], 300, NOW + 2) == [
+    assert claim(index, NOW + 5) is None  # a warning's investigation waits for a twin
+    assert index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=2)], 300, NOW + 6) == [
         "correlated"
     ]
-    job = index.claim(NOW + 3)  # the critical one does not wait
+    job = claim(index, NOW + 6)  # the critical one does not wait
     assert job is not None and job.alertname == "GgenMcpHighErrorRate"
     assert job.labels["severity"] == "critical" and "GgenMcpHighErrorRate" in job.record
     [inc] = index.incidents()
     assert inc["severity"] == "critical" and len(inc["alerts"]) == 2
+    assert [r["kind"] for r in inc["runs"]] == ["investigation"]
 
 
-def test_a_critical_alone_is_not_held_and_a_warning_alone_runs_after_the_hold(
-    tmp_path: Path,
-) -> None:
-    index = Index(tmp_path / "index.sqlite", correlation_window=300, correlation_hold=10)
+def test_a_critical_alone_is_not_held_and_a_warning_alone_runs_after_the_hold(index) -> None:
     index.accept([alert("GgenMcpHighLatency", "critical")], 300, NOW)
-    assert index.claim(NOW).alertname == "GgenMcpHighLatency"
+    assert claim(index, NOW).alertname == "GgenMcpHighLatency"
     index.accept([alert("GgenMcpLowCacheHitRate", "warning")], 300, NOW)
-    assert index.claim(NOW + 9.9) is None
-    assert index.claim(NOW + 10).alertname == "GgenMcpLowCacheHitRate"
+    assert claim(index, NOW + 9.9) is None
+    assert claim(index, NOW + 10).alertname == "GgenMcpLowCacheHitRate"
 
 
-def test_a_warning_over_an_info_alert_keeps_waiting_for_a_critical(tmp_path: Path) -> None:
-    index = Index(tmp_path / "index.sqlite", correlation_window=300, correlation_hold=10)
+def test_a_warning_over_an_info_alert_keeps_waiting_for_a_critical(index) -> None:
     index.accept([alert("GgenMcpIncreasingHeapUsage", "info")], 300, NOW)
     index.accept([alert("GgenMcpElevatedMemoryUsage", "warning", after_s=2)], 300, NOW + 2)
-    assert index.claim(NOW + 3) is None  # the warning leads now, and still waits
+    assert claim(index, NOW + 3) is None  # the warning leads now, and still waits
     index.accept([alert("GgenMcpMemoryCritical", "critical", after_s=5)], 300, NOW + 5)
-    assert index.claim(NOW + 5).alertname == "GgenMcpMemoryCritical"
+    assert claim(index, NOW + 5).alertname == "GgenMcpMemoryCritical"
 
 
-def test_a_more_severe_alert_after_the_investigation_started_is_only_listed(index) -> None:
+def test_a_more_severe_alert_after_the_investigation_started_escalates_the_incident(
+    index,
+) -> None:
     index.accept([alert("GgenMcpElevatedErrorRate", "warning")], 300, NOW)
     first = index.claim(NOW)
-    index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=60)], 300, NOW + 60)
+    out = index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=60)], 300, NOW + 60)
+    assert out == ["escalated"]
     [inc] = index.incidents()
-    assert inc["alertname"] == "GgenMcpElevatedErrorRate"  # the investigation it had
-    assert inc["severity"] == "critical"  # but as severe as its worst alert
+    assert inc["alertname"] == "GgenMcpHighErrorRate" and inc["severity"] == "critical"
+    assert inc["escalated_at"] == NOW + 60
     assert [a["alertname"] for a in inc["alerts"]] == [
         "GgenMcpHighErrorRate",
         "GgenMcpElevatedErrorRate",
     ]
-    assert [r["record"] for r in inc["runs"]] == [first.record]
+    second = index.claim(NOW + 60)  # a new investigation, led by the critical, at once
+    assert second.alertname == "GgenMcpHighErrorRate" and second.severity == "critical"
+    assert second.record == "20261128T040100Z-GgenMcpHighErrorRate-higherroweb-"
+    assert second.record != first.record
+    assert [(e["record"], e["severity"]) for e in second.earlier] == [(first.record, "warning")]
+    # the same critical sent again (Alertmanager repeats) escalates nothing more
+    again = index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=60)], 300, NOW + 90)
+    assert again == ["duplicate"]
+    assert len(index.incidents()[0]["runs"]) == 2
+
+
+def test_an_equal_or_slow_burn_alert_after_the_start_is_only_listed(index) -> None:
+    index.accept([alert("GgenMcpElevatedErrorRate", "warning")], 300, NOW)
+    index.claim(NOW)
+    slo = alert("GgenMcpErrorRateSLOViolation", "critical", after_s=30)
+    slo.labels["slow_burn"] = "true"  # a critical SLO burn: context, never the lead
+    twin = alert("GgenMcpElevatedErrorRate", "warning", after_s=40, fp="twin")
+    assert index.accept([slo, twin], 300, NOW + 40) == ["correlated", "correlated"]
+    [inc] = index.incidents()
+    assert inc["severity"] == "warning" and inc["alertname"] == "GgenMcpElevatedErrorRate"
+    assert [r["kind"] for r in inc["runs"]] == ["investigation"]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from runbook_lib.notebook.gaps import source_hint, unanswered
 from runbook_lib.records.lead import lead_html
-from runbook_lib.service import notify
+from runbook_lib.service import messages
 
 UNANSWERED = (
     "Prometheus at http://127.0.0.1:1 did not answer: connection refused; every figure from "
@@ -59,10 +59,10 @@ def test_the_record_header_and_the_team_message_say_the_run_is_degraded() -> Non
     assert "<b>Degraded run:</b> Prometheus at http://127.0.0.1:1 did not answer" in html
     assert html.index("Degraded run") < html.index("No cause is likely")
     assert "Degraded" not in lead_html(SUMMARY)
-    said = notify._finding(DEGRADED, None).splitlines()
+    said = messages._finding(DEGRADED).splitlines()
     assert said[0] == f"⚠️ Degraded: {UNANSWERED}"
     assert said[1].startswith("No cause is likely")
-    assert notify._finding({**SUMMARY, "status": "failed", "error": "E"}, None) == (
+    assert messages._finding({**SUMMARY, "status": "failed", "error": "E"}) == (
         "The investigation did not complete (E); see the record."
     )
 

@@ -5,6 +5,7 @@ whatever dies: a worker mid-run, a receiver mid-storm, or Redis itself."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -79,8 +80,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
 def test_two_receivers_get_every_alert_and_make_one_incident_and_one_record(cluster) -> None:
     a = cluster.receiver("receiver-a")
     b = cluster.receiver("receiver-b")
-    cluster.worker("worker-1")
-    cluster.worker("worker-2")
+    workers = [cluster.worker(f"worker-{i}", 1, "--log-format", "json") for i in (1, 2)]
     bodies = [group(i) for i in range(STORM)]
     with ThreadPoolExecutor(8) as pool:  # Alertmanager delivers each alert to both
         codes = list(pool.map(lambda x: post(*x), [(n, body) for body in bodies for n in (a, b)]))
@@ -90,6 +90,22 @@ def test_two_receivers_get_every_alert_and_make_one_incident_and_one_record(clus
     assert len(index.incidents(1000)) == STORM and len(runs) == STORM
     assert Counter(r["status"] for r in runs) == {"degraded": STORM}  # Prometheus unreachable
     one_record_each(cluster, runs, "d")
+    # the runs finished in the workers, yet each receiver counts them all, from the index
+    degraded = (
+        'runbook_runs_total{kind="investigation",runbook="high_error_rate",status="degraded"}'
+    )
+    for node in (a, b):
+        text = httpx.get(f"{node.url}/metrics", timeout=10).text
+        assert f"{degraded} {float(STORM)}" in text.splitlines(), node.name
+    # and each run is started and finished in the log of the worker that ran it, once
+    lines = [json.loads(line) for w in workers for line in w.log.read_text().splitlines()
+             if line.startswith("{")]  # fmt: skip
+    said = Counter((r["run_id"], r["outcome"]) for r in lines if r.get("event") == "run")
+    once = {(r["id"], o): 1 for r in runs for o in ("started", "finished")}
+    assert {k: n for k, n in said.items() if k[1] != "held"} == once  # held: see holds.py
+    finished = [r for r in lines if r.get("outcome") == "finished"]
+    assert {r["status"] for r in finished} == {"degraded"}
+    assert all(r["logger"] == "runbook.runs" and r["duration_s"] > 0 for r in finished)
 
 
 SLOW = """import time

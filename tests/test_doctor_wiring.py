@@ -132,21 +132,23 @@ def rules_answer(names: list[tuple[str, str]]) -> dict:
 
 def test_the_rules_check_counts_alerts_and_recordings_and_prints_the_rule_files() -> None:
     alerts, records = wc.expected_rules("contract")
-    assert len(alerts) == 23 and len(records) == 24  # as the local stack's Prometheus loads
+    # as the local stack's Prometheus loads: 23 on GGEN MCP, 2 on this receiver
+    assert len(alerts) == 25 and len(records) == 24
     assert "GgenMcpHighErrorRate" in alerts and "ggen_mcp:error_rate_percent:5m" in records
+    assert "RunbookWebhooksRefused" in alerts and "RunbookDeliveriesGivenUp" in alerts
     every = rules_answer([(a, "alerting") for a in alerts] + [(r, "recording") for r in records])
     assert wc.rules_check(every, "contract") == Check(
-        "rules", True, "23 of 23 alert rules, 24 of 24 recording rules loaded"
+        "rules", True, "25 of 25 alert rules, 24 of 24 recording rules loaded"
     )
     alerts_only = rules_answer([(a, "alerting") for a in alerts])
     check = wc.rules_check(alerts_only, "contract")
     assert not check.ok and check.detail.startswith(
-        "23 of 23 alert rules, 0 of 24 recording rules loaded; missing ggen_mcp:"
+        "25 of 25 alert rules, 0 of 24 recording rules loaded; missing ggen_mcp:"
     )
     assert check.detail.endswith(" and 20 more")
     assert check.fix == (
         "add to prometheus.yml, then reload Prometheus:\nrule_files:\n"
-        f"  - {RULES / 'alerts.yml'}\n  - {RULES / 'recording.yml'}\n"
+        f"  - {RULES / 'alerts.yml'}\n  - {RULES / 'recording.yml'}\n  - {RULES / 'receiver.yml'}\n"
     )
     server = wc.rules_check(alerts_only, "server")
     assert f"  - {RULES / 'server' / 'recording.yml'}" in server.fix

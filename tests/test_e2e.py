@@ -180,9 +180,9 @@ def test_postmortem_from_the_records_after_prometheus_is_gone(e2e: Incident) -> 
     assert f"**{first['top_cause']}** (likely" in root and top["evidence"][0] in root
     timeline = md.split("## Timeline", 1)[1].split("## Root cause", 1)[0]
     assert f"likely cause {first['top_cause']} ({records[0].name})" in timeline
-    assert "alert resolved" in timeline and f"({records[1].name})" in timeline
-    assert "webhook received" in timeline
-    assert "10 or fewer LibreOffice processes for 15 minutes: ✘ not yet" in md
+    assert "| incident resolved |" in timeline and f"({records[1].name})" in timeline
+    assert f"| {first['alert']} ({first['severity']}) fired (received " in timeline
+    assert "| 10 or fewer LibreOffice processes for 15 minutes | ✘ not yet |" in md
     pngs = sorted((pm / "charts").glob("*.png"))
     assert len(pngs) == 2 and all(p.stat().st_size > 20_000 for p in pngs)
     assert all(f"]({p.relative_to(pm)})" in md for p in pngs)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.contract.alerts import Alert
+from runbook_lib.records import retention
 from runbook_lib.records.index import Index
 
 T0 = 1_800_000_000.0  # a fixed "now" for accept/claim
@@ -182,7 +183,7 @@ def test_one_incident_its_record_and_forgetting(index: Index) -> None:
     run, incident = index.run_of("20261128T040000Z-GgenMcpHighErrorRate-aaaa")
     assert run["kind"] == "investigation" and incident["id"] == 1
     assert index.run_of("no-such-record") is None
-    index.forget(["20261128T040000Z-GgenMcpHighErrorRate-aaaa"])
+    retention.forget(index, ["20261128T040000Z-GgenMcpHighErrorRate-aaaa"])
     assert [i["fingerprint"] for i in index.incidents()] == ["bbbb"]
 
 

@@ -11,7 +11,7 @@ from runbook_lib import diagnosis
 from runbook_lib.diagnosis.answer import unexplained, unexplained_share
 from runbook_lib.diagnosis.attribution import Attribution
 from runbook_lib.records.lead import lead_html
-from runbook_lib.service.notify import _finding
+from runbook_lib.service.messages import _finding
 
 
 def summary(explained_s: float, top: str | None = None) -> dict:
@@ -100,7 +100,7 @@ def test_a_cause_that_explains_most_leads_alone() -> None:
 
 
 def test_the_message_says_it_first() -> None:
-    text = _finding(summary(0.38), None)
+    text = _finding(summary(0.38))
     lines = text.splitlines()
     assert lines[0] == "No runbook cause explains 96% of the added latency"
     assert lines[1].startswith("Checked: cache_thrashing: possible, explains 4%;")

@@ -1,11 +1,12 @@
 """Notifications over real HTTP: Apprise posting to a loopback stand-in for the chat service
-(`tests/chat_sink.py`), through the index's outbox, with retries, restarts, two senders
+(`runbook_lib/lab/chat_sink.py`), through the index's outbox, with retries, restarts, two senders
 and routing; `notify.yml` parsing; `runbook notify test`."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -304,6 +305,16 @@ def test_a_bad_notify_yml_names_the_file_and_the_field(tmp_path: Path) -> None:
     )
 
 
+def test_a_targets_events_filter_takes_every_kind_of_event(tmp_path: Path) -> None:
+    every = ["investigation", "escalated", "reinvestigation", "mitigation", "acknowledged",
+             "mitigated", "silenced", "resolved", "verification"]  # fmt: skip
+    path = _write(tmp_path / "notify.yml", f"targets:\n  - {{name: a, url: 'json://x', "
+                                           f"events: [{', '.join(every)}]}}\n")  # fmt: skip
+    [target] = notify.NotifyConfig.load(path).targets
+    assert [k for k in every if target.takes(k)] == every
+    assert not target.model_copy(update={"events": ["resolved"]}).takes("escalated")
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
@@ -349,17 +360,27 @@ def test_notifications_turned_on_later_do_not_post_the_backlog(
 ) -> None:
     index = Index(tmp_path / "index.sqlite")
     investigated(index, tmp_path, fp="old")
+    investigated(index, tmp_path, fp="older")
     cfg = config({"name": "hook", "url": f"json://127.0.0.1:{sink.port}/hook"})
     sender = notify.Sender(index, cfg, tmp_path)
-    sender.started_at += 2 * 3600  # started two hours after that investigation
+    sender.started_at += 2 * 3600  # started two hours after those investigations
     investigated(index, tmp_path, fp="new")
     with index._tx() as conn:  # the new one happened after the start
         from runbook_lib.records.migrations.schema import EVENTS
 
-        conn.execute(EVENTS.update().where(EVENTS.c.key == "investigation:2")
+        conn.execute(EVENTS.update().where(EVENTS.c.key == "investigation:3")
                      .values(created_at=sender.started_at + 1))  # fmt: skip
     assert sender.step() == 1
-    assert [r["key"] for r in Outbox(index).deliveries()] == ["investigation:2"]
+    assert [r["key"] for r in Outbox(index).deliveries()] == ["investigation:3"]
+    investigated(index, tmp_path, fp="newer")
+    investigated(index, tmp_path, fp="late")  # written after it, about a long-past run
+    with index._tx() as conn:
+        conn.execute(EVENTS.update().where(EVENTS.c.key == "investigation:4")
+                     .values(created_at=sender.started_at + 2))  # fmt: skip
+        conn.execute(EVENTS.update().where(EVENTS.c.key == "investigation:5")
+                     .values(created_at=sender.started_at - 2 * 3600))  # fmt: skip
+    assert sender.step() == 1  # expanded in one pass: the backlog rule holds for both
+    assert [r["key"] for r in Outbox(index).deliveries()] == ["investigation:3", "investigation:4"]
 
 
 def test_an_unknown_url_scheme_is_given_up_at_once(tmp_path: Path) -> None:
@@ -394,3 +415,77 @@ def test_a_slow_target_does_not_hold_up_another(tmp_path: Path, sink: ChatSink) 
             sender.stop()
     finally:
         slow.close()
+
+
+# ---------------------------------------------------------------------- deliveries seen
+def test_the_apprise_notify_type_follows_the_incidents_severity(
+    tmp_path: Path, sink: ChatSink
+) -> None:
+    from tests.incident_story import Story, alert, finding
+
+    story = Story(tmp_path)
+    for severity, host in (("critical", "a"), ("warning", "b"), ("info", "c"), ("", "d")):
+        story.fire(alert("GgenMcpHighErrorRate", severity, host, instance=f"web-{host}:9464"))
+        story.run(finding("invalid_input", "✔ validation errors are 81% of errors"))
+    cfg = config({"name": "hook", "url": f"json://127.0.0.1:{sink.port}/hook"})
+    notify.Sender(story.index, cfg, tmp_path).step()
+    assert {r.json()["title"]: r.json()["type"] for r in sink.delivered} == {
+        "🚨 GgenMcpHighErrorRate · critical · web-a:9464": "failure",
+        "🚨 GgenMcpHighErrorRate · warning · web-b:9464": "warning",
+        "🚨 GgenMcpHighErrorRate · info · web-c:9464": "info",
+        "🚨 GgenMcpHighErrorRate · no severity · web-d:9464": "info",
+    }
+
+
+def test_each_delivery_says_how_it_went_in_one_log_line_and_to_the_callback(
+    tmp_path: Path, sink: ChatSink, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="runbook.notify")
+    flaky, down = ChatSink(fail_first=1), ChatSink(fail_first=10**6)
+    try:
+        index = Index(tmp_path / "index.sqlite")
+        investigated(index, tmp_path)
+        cfg = notify.NotifyConfig.model_validate({"targets": [
+            {"name": "flaky", "url": f"json://127.0.0.1:{flaky.port}/"},
+            {"name": "down", "url": f"json://127.0.0.1:{down.port}/"},
+            {"name": "typo", "url": "slak://T000/B000/XXX"},
+        ], "retry": {"base_s": 2, "max_s": 60, "max_attempts": 2}})  # fmt: skip
+        told: list[tuple[str, str]] = []
+        sender = notify.Sender(index, cfg, tmp_path, on_delivery=lambda *o: told.append(o))
+        t0 = datetime(2026, 12, 1, 4, 0, tzinfo=UTC).timestamp()
+        sender.started_at = t0
+        sender.step(now=t0)
+        sender.step(now=t0 + 2)
+        assert sender.step(now=t0 + 100) == 0  # all settled
+        assert sorted(told) == sorted([
+            ("typo", "given_up"), ("flaky", "retried"), ("down", "retried"),
+            ("flaky", "sent"), ("down", "given_up"),
+        ])  # fmt: skip
+        lines = sorted((r.getMessage(), r.levelname) for r in caplog.records
+                       if r.name == "runbook.notify")  # fmt: skip
+        on, http500 = "investigation of incident 1 to", "Internal server error., error=500."
+        assert [(m.replace(http500, "HTTP 500"), level) for m, level in lines] == [
+            (
+                f"{on} down: attempt 1 failed (Failed to send JSON POST notification: HTTP 500); "
+                "next at 04:00:02 UTC",
+                "WARNING",
+            ),
+            (
+                f"{on} down: given up after 2 attempts: Failed to send JSON POST notification: "
+                "HTTP 500",
+                "ERROR",
+            ),
+            (
+                f"{on} flaky: attempt 1 failed (Failed to send JSON POST notification: HTTP 500); "
+                "next at 04:00:02 UTC",
+                "WARNING",
+            ),
+            (f"{on} flaky: sent (attempt 2)", "INFO"),
+            (
+                f"{on} typo: given up: not a URL Apprise knows (check the scheme in notify.yml)",
+                "ERROR",
+            ),
+        ]  # one line per delivery attempt's outcome, nothing else
+    finally:
+        flaky.close()
+        down.close()

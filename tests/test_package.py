@@ -38,7 +38,7 @@ def test_the_wheel_holds_notebooks_rules_and_migrations(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for nb in (ROOT / "runbook_lib" / "notebooks").glob("*.ipynb"):
         assert f"runbook_lib/notebooks/{nb.name}" in names
-    for rule in ("alerts.yml", "recording.yml", "server/recording.yml"):
+    for rule in ("alerts.yml", "recording.yml", "receiver.yml", "server/recording.yml"):
         assert f"runbook_lib/rules/{rule}" in names
     for mig in (ROOT / "runbook_lib" / "records" / "migrations" / "versions").glob("0*.py"):
         assert f"runbook_lib/records/migrations/versions/{mig.name}" in names
@@ -78,6 +78,7 @@ def test_installed_alone_it_inits_and_runs_a_notebook_from_another_directory(
     init = runbook("init", "--output", str(tmp_path / "records"))
     assert init.returncode == 0, init.stderr
     assert f"{site}/runbook_lib/rules/alerts.yml" in init.stdout
+    assert f"{site}/runbook_lib/rules/receiver.yml" in init.stdout
     assert (tmp_path / "etc" / "webhook-token").exists()
 
     run = runbook("run", "GgenMcpHighErrorRate", "--prometheus-url", "http://127.0.0.1:1")

@@ -50,7 +50,7 @@ def test_a_browser_is_sent_to_sign_in_and_back_and_the_cookie_holds_no_token(ind
     form = c.get(resp.headers["location"])
     assert 'name="next" value="/incidents?alert=Mem"' in form.text
     wrong = c.post("/signin", data={"token": "guess", "next": "/incidents"})
-    assert wrong.status_code == 401 and "not the viewer token" in wrong.text
+    assert wrong.status_code == 401 and "neither the viewer token nor an operator" in wrong.text
     signed_in(c, "/incidents?alert=Mem")
     cookie = c.cookies.get("runbook_session")
     assert cookie and VIEWER not in cookie and HOOK not in cookie

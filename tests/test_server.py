@@ -4,13 +4,17 @@ once in the index with its runs queued, resolution and hostile labels."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from runbook_lib.records import retention
 from runbook_lib.records.index import Index
+from runbook_lib.records.migrations import schema
 from runbook_lib.service.server import MAX_BODY_BYTES, create_app
 
 TOKEN = "s3cret-token"
@@ -274,26 +278,81 @@ def test_the_home_page_leads_to_the_incidents(client) -> None:
     assert resp.status_code == 307 and resp.headers["location"] == "/incidents"
 
 
-def test_run_outcomes_and_durations_are_counted_by_runbook() -> None:
-    from prometheus_client import generate_latest
+def _samples(c: TestClient, name: str) -> dict[str, float]:
+    """The samples of one metric on /metrics, by their label text."""
+    out = {}
+    for line in c.get("/metrics").text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key, value = line.rsplit(" ", 1)
+            out[key[len(name) :]] = float(value)
+    return out
 
-    from runbook_lib.records.index import Job
-    from runbook_lib.service.metrics import Metrics
 
-    class NoQueue:
-        def queue_stats(self) -> tuple[int, float]:
-            return (3, 12.5)
+def test_runs_are_counted_from_the_index_once_each_whoever_filed_them(tmp_path: Path) -> None:
+    """Runs filed by another process (a Celery worker) count as well as the pool's; each once,
+    however often /metrics is scraped; retention removing a counted run takes nothing back;
+    a run filed late (its commit came after a newer one's) still counts; and runs filed
+    before the receiver started are not counted by it."""
+    index = Index(tmp_path / "index.sqlite")
+    app = create_app(index, TOKEN)
+    c = TestClient(app)
+    post(c, payload())
+    mem = {"alertname": "GgenMcpMemoryCritical", "instance": "h:9464", "severity": "critical"}
+    post(c, payload(labels=mem, fingerprint="00000000000000aa"))
+    post(c, payload(labels={**mem, "instance": "g:9464"}, fingerprint="00000000000000bb"))
+    first, second, third = (index.claim() for _ in range(3))
+    assert _samples(c, "runbook_runs_total") == {}
+    index.finish(first.run_id, {"status": "completed", "top_cause": "invalid_input"})
+    index.finish(second.run_id, {"status": "failed", "error": "no kernel"})
+    counted = {
+        '{kind="investigation",runbook="high_error_rate",status="completed"}': 1.0,
+        '{kind="investigation",runbook="memory",status="failed"}': 1.0,
+    }
+    assert _samples(c, "runbook_runs_total") == counted
+    assert _samples(c, "runbook_runs_total") == counted  # scraped again: not counted again
+    retention.forget(index, [first.record])  # retention
+    assert _samples(c, "runbook_runs_total") == counted
+    index.finish(third.run_id, {"status": "completed"})
+    started = app.state.metrics.runs.since
+    with index._tx() as conn:  # filed after the start, before the newest run counted
+        filed = conn.execute(sa.select(schema.RUNS.c.finished_at).where(
+            schema.RUNS.c.id == second.run_id)).scalar()  # fmt: skip
+        conn.execute(
+            sa.update(schema.RUNS).where(schema.RUNS.c.id == third.run_id)
+            .values(finished_at=(started + filed) / 2)
+        )  # fmt: skip
+    counted['{kind="investigation",runbook="memory",status="completed"}'] = 1.0
+    assert _samples(c, "runbook_runs_total") == counted
+    durations = _samples(c, "runbook_run_duration_seconds_count")
+    assert durations == {'{runbook="high_error_rate"}': 1.0, '{runbook="memory"}': 2.0}
+    restarted = TestClient(create_app(index, TOKEN))
+    assert _samples(restarted, "runbook_runs_total") == {}
 
-    m = Metrics.create(NoQueue())
-    job = Job(1, "investigation", "r", 1, 1, "A", "memory", "f", "s", None, {}, {}, None)
-    m.observe_run(job, {"status": "completed"}, 1.4)
-    m.observe_run(job, {}, 40.0)  # a summary without status counts as failed
-    text = generate_latest(m.registry).decode()
-    assert 'runbook_runs_total{outcome="completed",runbook="memory"} 1.0' in text
-    assert 'runbook_runs_total{outcome="failed",runbook="memory"} 1.0' in text
-    assert 'runbook_run_duration_seconds_bucket{le="2.0",runbook="memory"} 1.0' in text
-    assert 'runbook_run_duration_seconds_bucket{le="45.0",runbook="memory"} 2.0' in text
-    assert "runbook_queue_depth 3.0" in text and "runbook_queue_oldest_age_seconds 12.5" in text
+
+def test_refusals_and_deliveries_start_at_zero_and_metrics_answer_without_the_index(
+    tmp_path: Path,
+) -> None:
+    from runbook_lib.service.notify import NotifyConfig
+
+    index = Index(tmp_path / "index.sqlite")
+    notify = NotifyConfig(targets=[{"name": "chat", "url": "json://127.0.0.1:9/"}])
+    app = create_app(index, TOKEN, notify=notify)
+    c = TestClient(app)
+    assert _samples(c, "runbook_webhooks_refused_total") == {
+        '{reason="token"}': 0.0,
+        '{reason="too_large"}': 0.0,
+        '{reason="invalid"}': 0.0,
+        '{reason="unavailable"}': 0.0,
+    }
+    assert _samples(c, "runbook_deliveries_total") == {
+        '{outcome="sent",target="chat"}': 0.0,
+        '{outcome="retried",target="chat"}': 0.0,
+        '{outcome="given_up",target="chat"}': 0.0,
+    }
+    (tmp_path / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    assert post(c, payload()).status_code == 503
+    assert _samples(c, "runbook_webhooks_refused_total")['{reason="unavailable"}'] == 1.0
+    assert math.isnan(_samples(c, "runbook_queue_depth")[""])  # unknown, not 0
 
 
 def test_explain_names_each_field_without_the_input() -> None:
@@ -341,7 +400,7 @@ def test_an_app_with_a_run_config_has_its_pool_and_the_default_verify_delay(tmp_
     index = Index(tmp_path / "index.sqlite")
     app = create_app(index, TOKEN, run_config=RunConfig(output_dir=tmp_path, workers=1))
     assert isinstance(app.state.pool, Pool) and app.state.pool.index is index
-    assert app.state.pool.config.workers == 1 and app.state.pool.on_done is not None
+    assert app.state.pool.config.workers == 1
     assert create_app(index, TOKEN).state.pool is None
     c = TestClient(create_app(index, TOKEN))
     post(c, payload(status="resolved"))

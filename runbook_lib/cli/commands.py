@@ -70,16 +70,43 @@ def _sim_mode(args: argparse.Namespace) -> int:
 def _postmortem(args: argparse.Namespace) -> int:
     from runbook_lib.records import postmortem
 
+    output = Path(args.output) if args.output else None
+    incident = args.records[0].removeprefix("#") if len(args.records) == 1 else ""
     try:
-        out = postmortem.write(args.records, Path(args.output) if args.output else None, True)
+        if incident.isdigit():
+            index, records_dir = _index_of(args, "runbook postmortem")
+            out = postmortem.for_incident(
+                index, int(incident), records_dir, output=output,
+                prometheus_url=args.prometheus_url, progress=True,
+            )  # fmt: skip
+        else:
+            out = postmortem.for_records(args.records, output=output,
+                                         prometheus_url=args.prometheus_url, progress=True)  # fmt: skip
+    except LookupError as exc:
+        raise UsageError(f"runbook postmortem: {exc.args[0]}: `runbook incidents` lists "
+                         "them") from None  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(
-            f"runbook postmortem: {exc}: give the incident's record directories "
-            "(`runbook incidents` lists them)"
+            f"runbook postmortem: {exc}: give an incident id or the incident's record "
+            "directories (`runbook incidents` lists them)"
         ) from None
     print(out / "postmortem.html")
     print(out / "postmortem.md")
     return 0
+
+
+def _index_of(args: argparse.Namespace, command: str):
+    """The index (`--database`, else index.sqlite in the records directory) and the records
+    directory; UsageError when there is neither."""
+    from runbook_lib.records.index import Index
+
+    records_dir = Path(args.records_dir or Settings().output_dir)
+    if args.database:
+        return Index(url=args.database), records_dir
+    if not (records_dir / "index.sqlite").exists():
+        raise UsageError(f"{command}: no index at {records_dir / 'index.sqlite'}: give "
+                         "--records-dir DIR (RUNBOOK_OUTPUT_DIR) or --database URL")  # fmt: skip
+    return Index(records_dir / "index.sqlite"), records_dir
 
 
 def _prune(args: argparse.Namespace) -> int:
@@ -105,6 +132,11 @@ def _prune(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from runbook_lib.lab import demo
 
+    if args.escalate:
+        from runbook_lib.lab import demo_escalation
+
+        out = Path(args.output) if args.output else None
+        return demo_escalation.run(args.state_dir, keep=args.keep, output_dir=out)
     return demo.run(
         args.state_dir,
         mode=args.mode,

@@ -4,13 +4,16 @@ recording that a mitigation is in place."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from runbook_lib.contract.config import Settings
+from runbook_lib.records.actions import Closed
 from runbook_lib.records.index import Index
+from runbook_lib.service import incident_view
 
 
 class _NoIndex(LookupError):
@@ -45,7 +48,7 @@ def link(inc: dict, output: Path, external_url: str) -> str:
     else the investigation's report."""
     if external_url:
         return f"{external_url.rstrip('/')}/incidents/{inc['id']}"
-    inv = next((r for r in inc["runs"] if r["kind"] in ("investigation", "manual")), None)
+    inv = incident_view.current_investigation(inc["runs"])
     return str(output / inv["record"] / "report.html") if inv else ""
 
 
@@ -88,7 +91,11 @@ def _about_one(args: argparse.Namespace, index: Index, output: Path, settings: S
 
     if args.mitigated:
         iid = find(index, args.mitigated)
-        new = index.mark_mitigated(iid)
+        try:  # the same action as the page's "Mark mitigated", by this machine's user
+            new = index.mark_mitigated(iid, actor=f"{getpass.getuser()} (command line)")
+        except Closed as exc:
+            print(f"runbook incidents: {exc}", file=sys.stderr)
+            return 2
         print(f"incident #{iid}: mitigation {'recorded' if new else 'was recorded already'}; "
               "its message now says Mitigating until its alerts resolve")  # fmt: skip
         return 0

@@ -30,6 +30,7 @@ from runbook_lib.cli.commands import (
 )
 from runbook_lib.cli.configure import init as _init
 from runbook_lib.cli.incidents import incidents as _incidents
+from runbook_lib.cli.operators import add_parser as _operator_parser
 from runbook_lib.cli.serving import (
     _notify_status,
     _notify_test,
@@ -122,9 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--correlation-window", type=float, default=settings.correlation_window,
                    help="seconds: alerts of one instance and runbook family that start this "
                    "close join one incident (RUNBOOK_CORRELATION_WINDOW, default 300)")  # fmt: skip
-    p.add_argument("--correlation-hold", type=float, default=settings.correlation_hold,
-                   help="seconds a new incident led by a warning waits before its investigation, "
-                   "for a more severe alert of the same fault to lead it (default 10)")  # fmt: skip
+    _hold_arguments(p, settings)
     p.add_argument("--reconcile-every", type=float, default=settings.reconcile_every,
                    help="seconds between checks of open incidents against Alertmanager; alerts "
                    "it no longer has are closed as stale (0: never)")  # fmt: skip
@@ -152,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--external-url", default=settings.external_url,
                    help="this server as people reach it, for links in messages "
                    "(RUNBOOK_EXTERNAL_URL; default http://HOST:PORT)")  # fmt: skip
+    p.add_argument("--operators-file", default=settings.operators_file,
+                   help="who may act on incidents: `runbook operator add` writes it "
+                   "(RUNBOOK_OPERATORS_FILE; default operators.json in the output directory)")  # fmt: skip
+    _log_format_argument(p, settings)
     p.set_defaults(func=_serve)
 
     nt = sub.add_parser("notify", help="the notifications of notify.yml")
@@ -187,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the receivers' --verify-delay (the broker's visibility timeout)")  # fmt: skip
     p.add_argument("--param", action="append", default=[], metavar="K=V")
     p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
+    _hold_arguments(p, settings)
     p.add_argument("--lease-grace", type=float, default=30.0,
                    help="seconds past --run-timeout before another worker may take a run")  # fmt: skip
+    _log_format_argument(p, settings)
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("incidents", help="list incidents, newest first")
@@ -204,9 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record that a mitigation is in place (the message then says Mitigating)")  # fmt: skip
     p.set_defaults(func=_incidents)
 
-    p = sub.add_parser("postmortem", help="a post-mortem draft from an incident's records")
-    p.add_argument("records", nargs="+", metavar="RECORD")
+    _operator_parser(sub, settings)
+
+    p = sub.add_parser("postmortem", help="a post-mortem draft of an incident")
+    p.add_argument("records", nargs="+", metavar="INCIDENT|RECORD",
+                   help="an incident id of the index (12 or #12), or its record directories")  # fmt: skip
     p.add_argument("--output", help="default: <records dir>/postmortem-<first record>")
+    p.add_argument("--records-dir", help="the records and the index, for an incident id "
+                   "(RUNBOOK_OUTPUT_DIR)")  # fmt: skip
+    p.add_argument("--database", default=settings.database_url,
+                   help="distributed mode: the shared index (RUNBOOK_DATABASE_URL)")  # fmt: skip
+    p.add_argument("--prometheus-url", default=settings.prometheus_url,
+                   help="asked when the alerts went pending (RUNBOOK_PROMETHEUS_URL)")  # fmt: skip
     p.set_defaults(func=_postmortem)
 
     p = sub.add_parser("prune", help="remove records older than the retention")
@@ -276,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
     p.add_argument("--timeout", type=float, default=240.0)
     p.add_argument("--keep", action="store_true", help="keep the stack up until Ctrl-C")
+    p.add_argument("--escalate", action="store_true",
+                   help="an error rate that worsens: a warning, then a critical a minute later "
+                   "that escalates the incident")  # fmt: skip
     p.set_defaults(func=_demo)
     return ap
 
@@ -308,3 +325,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _hold_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    """How a warning's investigation waits for a more severe alert (service/holds.py)."""
+    p.add_argument("--hold-cap", type=float, default=settings.hold_cap,
+                   help="seconds a warning's investigation waits at most for a more severe "
+                   "alert Prometheus holds pending (RUNBOOK_HOLD_CAP, default 600)")  # fmt: skip
+    p.add_argument("--hold-margin", type=float, default=settings.hold_margin,
+                   help="seconds past that alert's for: to wait for Alertmanager to send it "
+                   "(RUNBOOK_HOLD_MARGIN, default 45)")  # fmt: skip
+    p.add_argument("--correlation-hold", type=float, default=settings.correlation_hold,
+                   help="seconds a warning's investigation waits when Prometheus cannot say "
+                   "what is pending (RUNBOOK_CORRELATION_HOLD, default 10)")  # fmt: skip
+
+
+def _log_format_argument(p: argparse.ArgumentParser, settings: Settings) -> None:
+    p.add_argument("--log-format", default=settings.log_format, metavar="text|json",
+                   help="one readable line per event, or one JSON object per line "
+                   "(RUNBOOK_LOG_FORMAT, default text)")  # fmt: skip

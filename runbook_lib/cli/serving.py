@@ -3,33 +3,65 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runbook_lib.cli.errors import UsageError
-from runbook_lib.contract.config import ConfigError, Settings, config_path, read_token
+from runbook_lib.contract.config import (
+    ConfigError,
+    Settings,
+    config_path,
+    operators_path,
+    read_token,
+)
 
 if TYPE_CHECKING:
     from runbook_lib.service.workers import RunConfig
 from runbook_lib.cli.commands import _pairs, _param_value
 
+log = logging.getLogger("runbook.serve")
+
+
+def _log_format(command: str, fmt: str) -> str:
+    """--log-format (RUNBOOK_LOG_FORMAT, log_format), checked before anything starts."""
+    from runbook_lib.service import logs
+
+    if fmt not in logs.FORMATS:
+        raise UsageError(f"{command}: --log-format {fmt!r} (RUNBOOK_LOG_FORMAT, log_format in "
+                         f"runbook.toml): give one of {', '.join(logs.FORMATS)}")  # fmt: skip
+    return fmt
+
+
+def _start_logging(fmt: str) -> None:
+    """Once the command is sure to start: every line of this process, and of the workers it
+    starts, in `fmt` (service/logs.py)."""
+    from runbook_lib.service import logs
+
+    logs.configure(fmt)
+    os.environ["RUNBOOK_LOG_FORMAT"] = fmt  # the pool's worker processes log alike
+
 
 def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
+    from runbook_lib.service.holds import HoldPolicy
     from runbook_lib.service.workers import RunConfig
 
     settings = Settings()
+    prometheus_url = args.prometheus_url or settings.prometheus_url
     return RunConfig(
         output_dir=output,
         workers=getattr(args, "workers", None) or os.cpu_count() or 2,
         cell_timeout=args.cell_timeout,
         run_timeout=args.run_timeout,
-        prometheus_url=args.prometheus_url or settings.prometheus_url,
+        prometheus_url=prometheus_url,
         alertmanager_url=args.alertmanager_url or "",
         params={k: _param_value(v) for k, v in _pairs(args.param, "--param").items()},
         **({"notebook_dir": Path(args.notebooks)} if getattr(args, "notebooks", None) else {}),
-    )
+        hold=HoldPolicy(prometheus_url, fallback_s=args.correlation_hold, cap_s=args.hold_cap,
+                        margin_s=args.hold_margin),
+    )  # fmt: skip
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -42,6 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     token = _webhook_token(args.token_file, settings)
     output = Path(args.output or settings.output_dir)
     config = _run_config(args, output)
+    log_format = _log_format("runbook serve", args.log_format)
     if bool(args.database) != bool(args.broker):
         raise UsageError("runbook serve: distributed mode needs both --database and --broker "
                          "(RUNBOOK_DATABASE_URL, RUNBOOK_BROKER_URL); give both or neither")  # fmt: skip
@@ -63,6 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ.get("RUNBOOK_VIEWER_TOKEN", ""), output / ".viewer-token"
     )
     secret, _ = _secret(os.environ.get("RUNBOOK_SESSION_SECRET", ""), output / ".session-secret")
+    operators = operators_path(args.operators_file, output)
     app = create_app(
         index,
         token,
@@ -79,15 +113,19 @@ def _serve(args: argparse.Namespace) -> int:
         alertmanager_url=args.alertmanager_url or "",
         reconcile_every=args.reconcile_every,
         stale_after=args.stale_after,
+        operators_file=operators,
+        prometheus_url=config.prometheus_url,
     )
+    _start_logging(log_format)
     mode = (f"{config.workers} workers" if embedded else
             f"runs to {args.broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip
-    print(f"runbook serve: http://{args.host}:{args.port}/alerts -> {output} ({mode})",
-          file=sys.stderr)  # fmt: skip
-    print(f"runbook serve: incident pages http://{args.host}:{args.port}/incidents "
-          f"(viewer token {viewer_where})", file=sys.stderr)  # fmt: skip
-    print(f"runbook serve: {notify_says}", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    log.info("webhook http://%s:%d/alerts -> %s (%s)", args.host, args.port, output, mode)
+    log.info("incident pages http://%s:%d/incidents (viewer token %s; operators in %s)",
+             args.host, args.port, viewer_where, operators)  # fmt: skip
+    log.info("%s", notify_says)
+    # uvicorn's own lines (warnings, errors) go through the same handler; no access log
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None,
+                access_log=False)  # fmt: skip
     return 0
 
 
@@ -132,10 +170,7 @@ def _check_broker(command: str, url: str) -> None:
 
 def _grouping(args: argparse.Namespace) -> dict[str, float]:
     """How alerts join incidents (see records/grouping.py)."""
-    return {
-        "correlation_window": args.correlation_window,
-        "correlation_hold": args.correlation_hold,
-    }
+    return {"correlation_window": args.correlation_window}
 
 
 def _secret(given: str, path: Path) -> tuple[str, str]:
@@ -169,22 +204,23 @@ def _notify_config(args: argparse.Namespace, output: Path):
         cfg = NotifyConfig.load(path)
     except ValueError as exc:
         raise UsageError(f"runbook serve: {exc}") from None  # names the file and the field
+    guessed = ""
     if not cfg.base_url:
-        cfg.base_url = args.external_url or f"http://{_reachable(args.host)}:{args.port}"
+        host = _reachable(args.host)
+        cfg.base_url = args.external_url or f"http://{host}:{args.port}"
+        if host != args.host and not args.external_url:
+            guessed = (
+                " (a guess: set --external-url, RUNBOOK_EXTERNAL_URL, to the address people reach)"
+            )
     names = ", ".join(t.name for t in cfg.targets) or "none"
-    return cfg, f"notifications to {names} (from {path}), links to {cfg.base_url}"
+    return cfg, f"notifications to {names} (from {path}), links to {cfg.base_url}{guessed}"
 
 
 def _reachable(host: str) -> str:
     """A host name for links: a wildcard bind address is no address to click."""
     import socket
 
-    if host in ("0.0.0.0", "::", ""):
-        name = socket.getfqdn()
-        print(f"runbook serve: links in messages use {name}; set --external-url "
-              "(RUNBOOK_EXTERNAL_URL) to the address people reach", file=sys.stderr)  # fmt: skip
-        return name
-    return host
+    return socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
 
 
 def _notify_test(args: argparse.Namespace) -> int:
@@ -203,9 +239,10 @@ def _notify_test(args: argparse.Namespace) -> int:
         return 2
     failed = 0
     for t in cfg.targets:
-        ok, why = notify.send(t.url, notify.sample())
-        failed += not ok
-        print(f"  {'answered' if ok else 'FAILED  '}  {t.name}" + ("" if ok else f": {why}"))
+        tried = notify.send(t, notify.sample())
+        failed += not tried.ok
+        print(f"  {'answered' if tried.ok else 'FAILED  '}  {t.name}"
+              + ("" if tried.ok else f": {tried.error}"))  # fmt: skip
     print(f"{len(cfg.targets) - failed} of {len(cfg.targets)} targets answered")
     return 1 if failed else 0
 
@@ -225,7 +262,8 @@ def _notify_status(args: argparse.Namespace) -> int:
         print("no notifications yet")
     for r in rows:
         err = f"  ({r['last_error']})" if r["last_error"] and r["state"] != "sent" else ""
-        print(f"  {r['state']:<8} {r['key']:<20} -> {r['target']}  attempts {r['attempts']}{err}")
+        print(f"  {r['state']:<8} {r['kind']:<15} incident {r['incident_id']:<5} -> {r['target']}"
+              f"  attempts {r['attempts']}{err}")  # fmt: skip
     return 0
 
 
@@ -233,11 +271,15 @@ def _worker(args: argparse.Namespace) -> int:
     from runbook_lib.service import distributed
 
     _check_broker("runbook worker", args.broker)
+    log_format = _log_format("runbook worker", args.log_format)
     output = Path(args.output or Settings().output_dir)
     output.mkdir(parents=True, exist_ok=True)
     config = _run_config(args, output)
     settings = distributed.settings_from(args, config)
-    print(f"runbook worker: runs from {args.broker}, index {args.database.split('@')[-1]}, "
-          f"records -> {output} ({args.concurrency} warm processes)", file=sys.stderr)  # fmt: skip
+    _start_logging(log_format)
+    logging.getLogger("runbook.worker").info(
+        "runs from %s, index %s, records -> %s (%d warm processes)", args.broker,
+        args.database.split("@")[-1], output, args.concurrency,
+    )  # fmt: skip
     distributed.run_worker(settings, args.concurrency, args.name)
     return 0

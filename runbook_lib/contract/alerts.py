@@ -50,6 +50,15 @@ class Alert(_Model):
     def name(self) -> str:
         return self.labels.get("alertname", "")
 
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "")
+
+    @property
+    def context(self) -> bool:
+        """A slow-burn alert: context of the incident it joins (see SLOW_BURN_LABEL)."""
+        return is_slow_burn(self.labels)
+
 
 class WebhookPayload(_Model):
     version: Literal["4"]
@@ -100,6 +109,22 @@ SEVERITY_RANK = {"critical": 3, "error": 3, "warning": 2, "info": 1}
 
 def severity_rank(severity: str) -> int:
     return SEVERITY_RANK.get(severity.lower(), 0)
+
+
+# A rule declares its alert slow-burn (an SLO burn rate over a long window) with this label:
+# such an alert attaches to the incident of its fault as context; it neither leads the
+# investigation nor holds the incident open once the symptom alerts resolve.
+SLOW_BURN_LABEL = "slow_burn"
+
+
+def is_slow_burn(labels: dict[str, str]) -> bool:
+    return labels.get(SLOW_BURN_LABEL, "").lower() in ("true", "1", "yes")
+
+
+def lead_rank(slow_burn: bool, severity: str) -> tuple[int, int]:
+    """How strongly an alert claims the lead of its incident's investigation: a symptom
+    before a slow-burn alert, then the more severe."""
+    return (0 if slow_burn else 1, severity_rank(severity))
 
 
 def route(alertname: str) -> str:

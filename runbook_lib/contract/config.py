@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -29,6 +30,11 @@ CORRELATION_WINDOW_S = 300.0  # alerts of one instance and family this close are
 # An alert Alertmanager no longer lists for this long, with no `resolved`, is stale: longer
 # than its default group_interval (5 min), after which the `resolved` would have come.
 STALE_AFTER_S = 900.0
+# A warning's investigation waits for a more severe alert Prometheus holds pending: until
+# that alert's `for:` has passed plus this margin (Alertmanager's default group_wait of 30 s
+# and an evaluation), and never longer than the cap (a `for: 5m` critical and its margin).
+HOLD_MARGIN_S = 45.0
+HOLD_CAP_S = 600.0
 
 
 class ConfigError(ValueError):
@@ -48,18 +54,22 @@ class FileConfig(BaseModel):
     port: int | None = None
     external_url: str | None = None
     notify_config: str | None = None
+    operators_file: str | None = None  # who may act on incidents (`runbook operator add`)
     retention_days: float | None = None
     correlation_window: float | None = None
     correlation_hold: float | None = None
+    hold_cap: float | None = None
+    hold_margin: float | None = None
     reconcile_every: float | None = None
     stale_after: float | None = None
     database_url: str | None = None
     broker_url: str | None = None
     memory_limit_bytes: int | None = None
     metrics_profile: str | None = None  # contract (ggen_mcp_*) or server (the real mcp_*)
+    log_format: Literal["text", "json"] | None = None  # serve's and worker's log lines
 
 
-PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config")
+PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config", "operators_file")
 
 
 def is_root() -> bool:
@@ -156,11 +166,14 @@ class Settings:
     port: int = field(default_factory=lambda: int(value("port", 8080)))
     external_url: str = field(default_factory=lambda: str(value("external_url")))
     notify_config: str = field(default_factory=lambda: str(value("notify_config")))
+    operators_file: str = field(default_factory=lambda: str(value("operators_file")))
     retention_days: float = field(default_factory=lambda: float(value("retention_days", 0.0)))
     correlation_window: float = field(
         default_factory=lambda: float(value("correlation_window", CORRELATION_WINDOW_S))
     )
     correlation_hold: float = field(default_factory=lambda: float(value("correlation_hold", 10.0)))
+    hold_cap: float = field(default_factory=lambda: float(value("hold_cap", HOLD_CAP_S)))
+    hold_margin: float = field(default_factory=lambda: float(value("hold_margin", HOLD_MARGIN_S)))
     reconcile_every: float = field(default_factory=lambda: float(value("reconcile_every", 60.0)))
     stale_after: float = field(default_factory=lambda: float(value("stale_after", STALE_AFTER_S)))
     database_url: str = field(default_factory=lambda: str(value("database_url")))
@@ -168,6 +181,7 @@ class Settings:
     memory_limit_bytes: int = field(
         default_factory=lambda: int(value("memory_limit_bytes", MEMORY_LIMIT_BYTES))
     )
+    log_format: str = field(default_factory=lambda: str(value("log_format", "text")))
 
     def token(self) -> str:
         """The webhook bearer token: the variable, else the first line of the token file.
@@ -177,6 +191,12 @@ class Settings:
         if self.webhook_token_file:
             return read_token(Path(self.webhook_token_file))
         return ""
+
+
+def operators_path(given: str | Path | None, output_dir: Path) -> Path:
+    """Who may act on incidents: the operators file given, else operators.json beside the
+    records (the receiver's output directory)."""
+    return Path(given).expanduser() if given else Path(output_dir) / "operators.json"
 
 
 def read_token(path: Path) -> str:

@@ -12,6 +12,9 @@ from runbook_lib.evidence import host
 
 SOFFICE_MAX_AGE_S = 600.0
 TEMP_MAX_AGE_S = 86400.0
+# What a mitigation says when it was held back only because no operator allowed it: the
+# runbook proposes it, and an operator may approve it from the incident page.
+NOT_ALLOWED = "not run (allow_mitigation=False)"
 
 
 def _skip(action: str, would: str, allowed: bool, live: bool) -> dict | None:
@@ -25,9 +28,18 @@ def _skip(action: str, would: str, allowed: bool, live: bool) -> dict | None:
         return {
             "action": action,
             "done": False,
-            "outcome": f"not run (allow_mitigation=False); would {would}",
+            "outcome": f"{NOT_ALLOWED}; would {would}",
         }
     return None
+
+
+def proposed(entry: dict[str, Any]) -> str | None:
+    """What a record's action entry would do if allowed ("restart container x"), when the
+    runbook proposed it and only the missing permission kept it from running; else None."""
+    outcome = str(entry.get("outcome") or "")
+    if entry.get("done") or not outcome.startswith(NOT_ALLOWED):
+        return None
+    return outcome.removeprefix(NOT_ALLOWED).removeprefix("; ").removeprefix("would ")
 
 
 def restart_container(values: dict[str, Any], allowed: bool, live: bool) -> dict:

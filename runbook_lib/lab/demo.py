@@ -208,7 +208,7 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode:
 
     summ = record.summary(rec)
     alert_to_record = run_row["finished_at"] - run_row["enqueued_at"]
-    held = max(0.0, run_row["not_before"] - run_row["enqueued_at"])
+    held = (run_row["started_at"] - run_row["held_since"]) if run_row.get("held_since") else 0.0
     say("")
     say(f"  RECORD    {rec}/report.html")
     say(f"            {rec}/record.html   (with the code)")
@@ -217,8 +217,8 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode:
         f"fault -> record {since_fault:.0f}s"
     )
     if held >= 1:
-        say(f"            ({held:.0f}s of it waiting for a more severe alert of the same fault "
-            "to lead the investigation: --correlation-hold)")  # fmt: skip
+        why = run_row.get("hold_note") or "a more severe alert of the same fault was pending"
+        say(f"            ({held:.0f}s of it held: {why})")
     top = next((d for d in summ["diagnosis"] if d["cause"] == summ["top_cause"]), None)
     if top:
         say(f"  DIAGNOSIS {top['cause']} ({top['verdict']}, score {top['score']:.2f})")

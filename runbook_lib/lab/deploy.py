@@ -55,10 +55,13 @@ RUNBOOK_BASE = "http://127.0.0.1:8080"  # the receiver the rules' runbook_url po
 
 
 def rules_profile(
-    rules: dict, *, fast: bool, memory_limit_bytes: int | None, runbook_base: str | None = None
-) -> dict:
+    rules: dict, *, fast: bool, memory_limit_bytes: int | None, runbook_base: str | None = None,
+    window_factor: int = 1,
+) -> dict:  # fmt: skip
     """One rule file rewritten for a profile: same expressions, other timings, and the
-    `runbook_url` links pointing at this stack's receiver."""
+    `runbook_url` links pointing at this stack's receiver. `window_factor` divides the range
+    windows of the expressions too (`[5m]` -> `[10s]` for 30), for tests whose faults must
+    come and go in seconds (an alert resolves as soon as its window forgets the fault)."""
     for group in rules["groups"]:
         if fast:
             group["interval"] = FAST_INTERVAL
@@ -70,7 +73,18 @@ def rules_profile(
                 rule["for"] = fast_for(rule["for"])
             if memory_limit_bytes and rule.get("record") == "ggen_mcp:memory_limit_bytes":
                 rule["expr"] = f"vector({int(memory_limit_bytes)})"
+            if window_factor > 1:
+                rule["expr"] = shorter_windows(str(rule["expr"]), window_factor)
     return rules
+
+
+def shorter_windows(expr: str, factor: int) -> str:
+    """`expr` with each range window `[D]` divided by `factor` (at least 2 s)."""
+
+    def short(m: re.Match) -> str:
+        return f"[{format_duration(max(FAST_MIN_FOR_S, parse_duration(m[1]) / factor))}]"
+
+    return re.sub(r"\[(\d+(?:ms|s|m|h|d|w|y))\]", short, expr)
 
 
 def prometheus_profile(cfg: dict, targets: Targets, rule_files: list[Path], *, fast: bool) -> dict:
@@ -118,6 +132,7 @@ def write_profile(
     memory_limit_bytes: int | None = None,
     deploy_dir: Path | None = None,
     metrics_profile: str = "contract",
+    window_factor: int = 1,
 ) -> Profile:
     """Write prometheus.yml, rules/ and alertmanager.yml for one stack into `dest`; for the
     server metrics profile, the recording rules that derive the alerts' series from mcp_*."""
@@ -137,6 +152,7 @@ def write_profile(
             fast=fast,
             memory_limit_bytes=memory_limit_bytes,
             runbook_base=webhook_url.removesuffix("/alerts"),
+            window_factor=window_factor,
         )
         _dump(out, rules)
         rule_files.append(out)

@@ -99,6 +99,8 @@ class StackOptions:
     start_timeout: float = 30.0
     notify_config: Path | None = None  # the receiver's notify.yml
     metrics_profile: str = "contract"  # "server": the simulator speaks the server's mcp_*
+    window_factor: int = 1  # divides the rules' range windows (tests whose faults come and go)
+    receiver_args: list[str] = field(default_factory=list)  # more `runbook serve` flags
 
 
 def start(opts: StackOptions) -> StackInfo:
@@ -121,6 +123,7 @@ def start(opts: StackOptions) -> StackInfo:
         fast=opts.profile == "fast",
         memory_limit_bytes=opts.memory_limit_bytes,
         metrics_profile=opts.metrics_profile,
+        window_factor=opts.window_factor,
     )
     info = StackInfo(
         state_dir=str(state),
@@ -278,6 +281,7 @@ def _components(info: StackInfo, profile: deploy.Profile, opts: StackOptions) ->
                     "--param",
                     f"temp_dir={info.temp_dir}",
                     *(["--notify-config", str(opts.notify_config)] if opts.notify_config else []),
+                    *opts.receiver_args,
                 ],
                 f"{u['runbook']}/health",
             )

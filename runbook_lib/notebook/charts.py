@@ -75,11 +75,14 @@ def draw(
     peak = data.peak()
     if peak is not None:
         ts, value = peak
-        ax.annotate(
+        times = data.frame["timestamp"]
+        left = ts - times.min() > (times.max() - ts)  # in the right half: label to its left,
+        ax.annotate(  # or it runs past the figure's edge and is cut off
             f"{'min' if p.below_is_bad else 'peak'} {value:.3g} {p.unit}",
             (ts, value),
-            xytext=(6, 6),
+            xytext=(-6 if left else 6, 6),
             textcoords="offset points",
+            ha="right" if left else "left",
             fontsize=8,
             arrowprops={"arrowstyle": "-", "color": "gray"},
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pandas as pd
 from IPython import get_ipython
@@ -34,6 +35,31 @@ def related_md(alerts: list[dict]) -> str:
         lines.append(f"- {esc(a.get('alertname', '?'))} · {esc(a.get('severity') or 'unknown')}"
                      f" · since {esc(_when(a.get('starts_at', '?')))}{state}")  # fmt: skip
     return "\n".join(lines)
+
+
+def escalated_from(incident: dict) -> dict | None:
+    """The investigation an escalation followed (its alert, severity and record), or None."""
+    if not str(incident.get("trigger", "")).startswith("escalated:") or not incident.get("earlier"):
+        return None
+    return incident["earlier"][-1]
+
+
+def why_md(incident: dict, alert: str, severity: str) -> str:
+    """Why this run exists when it is not the incident's first investigation: an
+    escalation (with the earlier record) or an operator's request."""
+    before = escalated_from(incident)
+    if before:
+        rec = before.get("record") or ""
+        return (
+            f"**⬆️ Escalated** from {esc(before.get('severity') or 'unknown')} to "
+            f"{esc(severity or 'unknown')}: {esc(alert)} joined after the investigation of "
+            f"{esc(before.get('alertname') or '?')} had started, and leads this one. "
+            f"Earlier record: [{esc(rec)}](/records/{quote(rec)}/report.html)"
+        )
+    if str(incident.get("trigger", "")).startswith("operator:"):
+        who = esc(incident.get("requested_by") or "an operator")
+        return f"**Re-investigation** requested by {who} on the incident page."
+    return ""
 
 
 def _when(text: str) -> str:

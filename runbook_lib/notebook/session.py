@@ -17,11 +17,10 @@ from IPython.display import HTML, Markdown, display
 from runbook_lib import diagnosis
 from runbook_lib.contract.names import NAMES
 from runbook_lib.diagnosis import investigate
-from runbook_lib.diagnosis.answer import unexplained_share
 from runbook_lib.evidence import panels
 from runbook_lib.evidence.prom import Prom
-from runbook_lib.notebook import charts, gaps
-from runbook_lib.notebook.display import code, esc, iso, plain, related_md, show, status_of
+from runbook_lib.notebook import charts, gaps, recurrence
+from runbook_lib.notebook.display import code, esc, plain, related_md, show, status_of, why_md
 
 PARAMS = (
     "alert_name",
@@ -47,6 +46,7 @@ PARAMS = (
     "snapshot_dir",
     "replay_from",
     "related_alerts",
+    "incident",
 )
 ESCALATE_AFTER = timedelta(minutes=30)
 CHART_HISTORY = timedelta(minutes=45)
@@ -157,6 +157,9 @@ class Session:
             display(pd.DataFrame(sorted(labels.items()), columns=["label", "value"]))
         if self.p.get("related_alerts"):
             display(Markdown(related_md(self.p["related_alerts"])))
+        why = why_md(self.p.get("incident") or {}, p["alert_name"], p.get("severity") or "")
+        if why:
+            display(Markdown(why))
         if self.firing_for > ESCALATE_AFTER and not self.ends_at:
             display(
                 HTML(
@@ -319,6 +322,9 @@ class Session:
         att = self.evidence.attribution if self.evidence else None
         display(HTML(diagnosis.to_html(self.verdicts)))
         display(Markdown(diagnosis.top_text(self.verdicts, att, self.runbook)))
+        seen = recurrence.headline(self.history())
+        if seen:
+            display(Markdown(f"**Seen before:** {esc(seen)}"))
         if att is not None and att.total > 0:
             name = charts.SYMPTOM_PANEL.get(self.runbook)
             symptom = self.data(name) if name else None
@@ -327,6 +333,11 @@ class Session:
     @property
     def top_cause(self) -> str | None:
         return diagnosis.summary(self.verdicts)[1]
+
+    def history(self) -> dict[str, Any] | None:
+        """The runbook's past incidents with this top cause (the receiver passes them)."""
+        past = (self.p.get("incident") or {}).get("past") or []
+        return recurrence.summarize(past, self.top_cause, self.scope.instance or "", self.at)
 
     # -- resolution, communication, follow-up ------------------------------------------
     def resolution(self) -> None:
@@ -415,35 +426,10 @@ class Session:
 
     # -- summary -----------------------------------------------------------------------
     def summary(self) -> dict:
-        diag, top = diagnosis.summary(self.verdicts)
-        out = {
-            "alert": self.p["alert_name"],
-            "runbook": self.runbook,
-            "status": "degraded" if self.down else "completed",
-            "degraded_by": self.degraded_by(),
-            "severity": self.p.get("severity") or "",
-            "starts_at": iso(self.starts_at),
-            "ends_at": iso(self.ends_at) if self.ends_at else None,
-            "evaluated_at": iso(self.at),
-            "fingerprint": self.p.get("fingerprint") or "",
-            "labels": self.p.get("labels") or {},
-            "figures": self.figures,
-            "diagnosis": diag,
-            "top_cause": top,
-            "top_causes": diagnosis.top_causes(self.verdicts),
-            "attribution": (
-                self.evidence.attribution.as_dict()
-                if self.evidence and self.evidence.attribution
-                else None
-            ),
-            "unexplained_share": unexplained_share(self.evidence and self.evidence.attribution),
-            "data_gaps": self.gaps,
-            "actions": self.actions,
-            "post_checks": getattr(self, "post_check_rows", []),
-            "first_command": self.first_command(top),
-            "resolution": self.resolution_steps(),
-            "links": {"prometheus": self.graph_url(), "alertmanager": self.alertmanager_url()},
-        }
+        """The summary the record files (summary.json), displayed as the last output."""
+        from runbook_lib.notebook.summary import build
+
+        out = build(self)
         display(
             {"application/json": out, "text/plain": json.dumps(out, indent=1, ensure_ascii=False)},
             raw=True,

@@ -264,7 +264,8 @@ temp_dir = "/tmp"
 watch_dirs = []
 snapshot_dir = ""  # where to save every Prometheus answer (runs set it to the record's data/)
 replay_from = ""  # a record's data/ directory: answer queries from it, not from Prometheus
-related_alerts = []  # the incident's other alerts (the receiver fills it): listed in the header"""
+related_alerts = []  # the incident's other alerts (the receiver fills it): listed in the header
+incident = {{}}  # what the receiver knows: why this run, earlier investigations, past incidents"""
 
 
 def _literal(text: str) -> str:
@@ -370,9 +371,10 @@ def build(runbook: str) -> nbformat.NotebookNode:
 
 
 POSTMORTEM_PARAMETERS = """\
-# Parameters: `runbook postmortem RECORD...` sets them.
+# Parameters: `runbook postmortem INCIDENT` (or RECORD...) sets them.
 records = []  # the incident's record directories (investigation, re-runs, verification)
-output_dir = "."  # where the charts and postmortem.md are written"""
+output_dir = "."  # where the charts and postmortem.md are written
+incident = ""  # incident.json: the incident from the index (alerts, runs, actions)"""
 
 
 def build_postmortem() -> nbformat.NotebookNode:
@@ -383,8 +385,8 @@ def build_postmortem() -> nbformat.NotebookNode:
     sections = [
         ("## Summary\nWhat happened, when, for how long, with what impact.", "show_summary"),
         (
-            "## Timeline\nFrom the alert's start to the verification, from the records and "
-            "the runbook server's index.",
+            "## Timeline\nEvery alert (pending, fired, ended), escalation, run and operator "
+            "action, from the runbook server's index.",
             "show_timeline",
         ),
         (
@@ -409,7 +411,8 @@ def build_postmortem() -> nbformat.NotebookNode:
         ),
         params,
         code(
-            "from runbook_lib.records import postmortem\n\npm = postmortem.Draft(records, output_dir)"
+            "from runbook_lib.records import postmortem\n\n"
+            "pm = postmortem.Draft(records, output_dir, incident)"
         ),
     ]
     for text, method in sections:

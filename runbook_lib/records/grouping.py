@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runbook_lib.contract.alerts import SEVERITY_RANK, Alert, route, severity_rank
+from runbook_lib.contract.alerts import Alert, lead_rank, route, severity_rank
 from runbook_lib.records import record
 from runbook_lib.records.migrations import schema
 from runbook_lib.records.outbox import add_event
@@ -22,23 +22,25 @@ incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
 
 
 def open_incident(
-    conn: Connection, a: Alert, runbook: str, instance: str, window_s: float
+    conn: Connection, a: Alert, runbook: str, instance: str, window_s: float, now: float
 ) -> int | None:
     """The open incident this alert joins: same instance and runbook family, with an
     alert that started within the correlation window of this one. Unknown alerts (the
-    triage runbook) are not one family, so each stays its own incident."""
+    triage runbook) are not one family, so each stays its own incident. A slow-burn alert
+    measures a long window, so it starts long after the fault did: it joins the family's
+    firing incident whenever that started, or one that resolved within the window."""
     if runbook == "triage" or window_s <= 0:
         return None
-    lo, hi = _around(a.startsAt, timedelta(seconds=window_s))
     c, ac = incidents_t.c, alerts_t.c
-    return conn.execute(
-        sa.select(c.id)
-        .join(alerts_t, ac.incident_id == c.id)
-        .where((c.runbook == runbook) & (c.instance == instance) & (c.status == "firing"))
-        .where((ac.starts_at >= lo) & (ac.starts_at <= hi))
-        .order_by(c.id)
-        .limit(1)
-    ).scalar()
+    q = sa.select(c.id).where((c.runbook == runbook) & (c.instance == instance))
+    if a.context:
+        recent = (c.status == "resolved") & (c.resolved_at >= now - window_s)
+        q = q.where((c.status == "firing") | recent).order_by(c.status != "firing", c.id.desc())
+        return conn.execute(q.limit(1)).scalar()
+    lo, hi = _around(a.startsAt, timedelta(seconds=window_s))
+    near = sa.select(ac.incident_id).where((ac.starts_at >= lo) & (ac.starts_at <= hi))
+    q = q.where((c.status == "firing") & c.id.in_(near))
+    return conn.execute(q.order_by(c.id).limit(1)).scalar()
 
 
 def _around(at: datetime, window: timedelta) -> tuple[str, str]:
@@ -74,42 +76,52 @@ def add_alert(conn: Connection, incident: int, a: Alert, starts: str, now: float
     conn.execute(
         sa.insert(alerts_t).values(
             incident_id=incident, fingerprint=a.fingerprint, starts_at=starts,
-            alertname=a.name, severity=a.labels.get("severity", ""),
-            labels=json.dumps(a.labels), status="firing", received_at=now,
+            alertname=a.name, severity=a.severity, labels=json.dumps(a.labels),
+            status="firing", received_at=now, context=a.context,
         )
     )  # fmt: skip
 
 
-def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> None:
-    """A more severe alert that joins while the investigation is still queued leads it:
-    the run takes its record name (and starts now if it is critical; a lesser lead keeps
-    waiting for a critical one), the incident its name and labels. Once the run started,
-    the alert is only listed. The run is changed first, and only while queued, so a worker
-    claiming it meanwhile keeps the lead it claimed; the incident still takes the alert's
-    severity, so its message and list show how bad it is."""
-    c = incidents_t.c
-    current = conn.execute(sa.select(c.severity).where(c.id == incident)).scalar_one()
-    rank = severity_rank(a.labels.get("severity", ""))
-    if rank <= severity_rank(current):
-        return
+def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> str:
+    """A joining alert that outranks the lead (see `lead_rank`): while the investigation is
+    queued, the alert takes it over (its record name; due now, when the worker asks again
+    whether to wait for a stronger lead); the incident takes its name, labels and severity. Once the investigation started, a more
+    severe symptom alert escalates the incident (`escalate`); anything else is only listed.
+    The run is changed first, and only while queued, so a worker claiming it meanwhile keeps
+    the lead it claimed. Returns `led`, `escalated` or `listed`."""
+    lead = lead_alert(conn, incident)
+    if lead_rank(a.context, a.severity) <= lead_rank(lead.context, lead.severity):
+        return "listed"
     name = record.record_name(a.startsAt, a.name, a.fingerprint)
     if conn.execute(sa.select(runs_t.c.id).where(runs_t.c.record == name)).first():
         name = f"{name}-i{incident}"
-    mine = (runs_t.c.incident_id == incident) & (runs_t.c.kind == "investigation")
-    starts = {"not_before": now} if rank >= max(SEVERITY_RANK.values()) else {}
+    first = (runs_t.c.incident_id == incident) & (runs_t.c.kind == "investigation")
+    queued = first & (runs_t.c.state == "queued")
     moved = conn.execute(
-        sa.update(runs_t).where(mine & (runs_t.c.state == "queued")).values(record=name, **starts)
-    ).rowcount
-    if moved == 0:  # investigated already: the incident is as severe as its worst alert
-        severity = a.labels.get("severity", "")
-        conn.execute(sa.update(incidents_t).where(c.id == incident).values(severity=severity))
-        return
+        sa.update(runs_t).where(queued)
+        .values(record=name, alertname=a.name, severity=a.severity, not_before=now)
+    ).rowcount  # fmt: skip
+    if moved:
+        _lead(conn, incident, a)
+        return "led"
+    if a.context or severity_rank(a.severity) <= severity_rank(lead.severity):
+        return "listed"
+    return "escalated"
+
+
+def _lead(conn: Connection, incident: int, a: Alert, **more: object) -> None:
     conn.execute(
-        sa.update(incidents_t).where(c.id == incident)
+        sa.update(incidents_t).where(incidents_t.c.id == incident)
         .values(fingerprint=a.fingerprint, starts_at=a.startsAt.isoformat(), alertname=a.name,
-                severity=a.labels.get("severity", ""), labels=json.dumps(a.labels),
-                annotations=json.dumps(a.annotations), generator_url=a.generatorURL)
+                severity=a.severity, labels=json.dumps(a.labels),
+                annotations=json.dumps(a.annotations), generator_url=a.generatorURL, **more)
     )  # fmt: skip
+
+
+def escalate(conn: Connection, incident: int, a: Alert, now: float) -> None:
+    """The incident becomes as severe as `a`, which leads it from now on. The caller
+    enqueues the new investigation, whose finding is the `escalated` message."""
+    _lead(conn, incident, a, escalated_at=now)
 
 
 def lead_alert(conn: Connection, incident: int) -> Alert:
@@ -191,14 +203,16 @@ class AlertQueries:
         self, conn: Connection, incident: int, now: float, delay: float,
         created: list, ends: str | None = None, how: str = "resolved",
     ) -> bool:  # fmt: skip
-        """Close the incident when none of its alerts fires any more, as its last one ended:
-        `resolved` (with its verification) by a resolution, `stale` when reconciliation
-        found it gone. A late resolution turns a stale incident into a resolved one."""
+        """Close the incident when none of its symptom alerts fires any more (slow-burn
+        alerts are context: they never hold it open, unless they are all it has), as its
+        last one ended: `resolved` (with its verification) by a resolution, `stale` when
+        reconciliation found it gone. A late resolution turns a stale incident into a
+        resolved one."""
         ac = alerts_t.c
-        states = {
-            s for (s,) in conn.execute(sa.select(ac.status).where(ac.incident_id == incident))
-        }
-        if "firing" in states:
+        rows = conn.execute(sa.select(ac.status, ac.context).where(ac.incident_id == incident))
+        rows = rows.all()
+        symptoms = [r for r in rows if not r.context] or rows
+        if any(r.status == "firing" for r in symptoms):
             return False
         closable = ("firing", "stale") if how == "resolved" else ("firing",)
         done = conn.execute(
@@ -211,26 +225,8 @@ class AlertQueries:
         if how == "resolved":
             add_event(conn, self._insert, "resolved", incident, None, now)
             self._enqueue(conn, incident, lead_alert(conn, incident), "verification",
-                          now + delay, created)  # fmt: skip
+                          now + delay, created, now=now)  # fmt: skip
         return True
-
-    def mark_mitigated(self, incident_id: int, now: float | None = None) -> bool:
-        """A person says a mitigation is in place; False when it was recorded already."""
-        with self._tx() as conn:
-            if not conn.execute(
-                sa.select(incidents_t.c.id).where(incidents_t.c.id == incident_id)
-            ).first():
-                raise LookupError(f"no incident {incident_id} in {self.where}")
-            return self._mitigated(conn, incident_id, time.time() if now is None else now)
-
-    def _mitigated(self, conn: Connection, incident_id: int, now: float) -> bool:
-        c = incidents_t.c
-        done = conn.execute(
-            sa.update(incidents_t)
-            .where((c.id == incident_id) & c.mitigated_at.is_(None))
-            .values(mitigated_at=now)
-        )
-        return done.rowcount == 1
 
     def by_fingerprint(self, fingerprint: str) -> int:
         """The newest incident holding an alert with this fingerprint (or its prefix of at

@@ -23,55 +23,32 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runbook_lib.contract.alerts import SEVERITY_RANK, Alert, route, severity_rank
+from runbook_lib.contract.alerts import Alert, route
 from runbook_lib.contract.config import CORRELATION_WINDOW_S
-from runbook_lib.records import grouping, record
+from runbook_lib.records import actions, grouping, history, record
+from runbook_lib.records.jobs import (
+    INVESTIGATING,
+    Job,
+    Queued,
+    earlier_runs,
+    event_kind,
+    incident_columns,
+)
 from runbook_lib.records.migrations import schema
 from runbook_lib.records.outbox import add_event
 
-KINDS = ("investigation", "verification", "manual")  # manual: `runbook run` by hand
+# manual: `runbook run` by hand; mitigation: an operator approved the runbook's mitigation
+KINDS = ("investigation", "verification", "manual", "mitigation")
 incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
-TOP_RANK = max(SEVERITY_RANK.values())  # an alert this severe leads at once: none can outrank it
 
 
-@dataclass(frozen=True)
-class Job:
-    """A claimed run with what its notebook needs."""
-
-    run_id: int
-    kind: str
-    record: str
-    attempts: int
-    incident_id: int
-    alertname: str
-    runbook: str
-    fingerprint: str
-    starts_at: str
-    ends_at: str | None
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    verification_of: str | None  # the investigation's record, for a verification
-    waited_s: float = 0.0  # from due to claimed: time spent in the queue
-    related: tuple[dict, ...] = ()  # the incident's other alerts, as the record header lists them
-
-
-@dataclass(frozen=True)
-class Queued:
-    """A run the accept transaction created: what a dispatcher needs to send its task."""
-
-    run_id: int
-    kind: str
-    not_before: float
-
-
-class Index(grouping.AlertQueries):
+class Index(grouping.AlertQueries, actions.ActionWrites):
     """The incident index at a SQLite file `path`, or at a database `url`."""
 
     def __init__(
@@ -80,13 +57,11 @@ class Index(grouping.AlertQueries):
         *,
         url: str | None = None,
         correlation_window: float = CORRELATION_WINDOW_S,
-        correlation_hold: float = 0.0,
     ) -> None:
         """`correlation_window`: seconds within which alerts of one instance and runbook
-        family join one incident (0: never). `correlation_hold`: seconds a new incident led
-        by a less than critical alert waits before its investigation, so that a more
-        severe twin from the same fault, arriving in the same burst, leads it instead."""
-        self.correlation_window, self.correlation_hold = correlation_window, correlation_hold
+        family join one incident (0: never). Whether a warning's investigation waits for a
+        more severe twin is the workers' decision (service/holds.py), not the index's."""
+        self.correlation_window = correlation_window
         if url is None:
             url = f"sqlite:///{path}"
         self.path = Path(url.split("///", 1)[1]) if url.startswith("sqlite:///") else None
@@ -158,15 +133,20 @@ class Index(grouping.AlertQueries):
         ).first()
         outcome = "duplicate"
         if known is None:
-            incident = grouping.open_incident(conn, a, runbook, instance, self.correlation_window)
+            window = self.correlation_window
+            incident = grouping.open_incident(conn, a, runbook, instance, window, now)
             outcome = "correlated" if incident else "queued"
             if incident is None:
                 incident = grouping.new_incident(
                     conn, self._insert, a, starts, runbook, instance, now
                 )
             grouping.add_alert(conn, incident, a, starts, now)
-            if outcome == "correlated":
-                grouping.take_lead(conn, incident, a, now)
+            if (
+                outcome == "correlated"
+                and grouping.take_lead(conn, incident, a, now) == "escalated"
+            ):
+                self._escalate(conn, incident, a, now, created)
+                outcome = "escalated"
         else:
             incident = known.incident_id
             if known.status == "stale" and a.status == "firing":
@@ -174,13 +154,21 @@ class Index(grouping.AlertQueries):
                 outcome = "reopened"
         # A resolved alert never seen firing still gets its investigation: none is lost.
         lead = grouping.lead_alert(conn, incident)
-        critical = severity_rank(lead.labels.get("severity", "")) >= TOP_RANK
-        hold = 0.0 if critical else self.correlation_hold
-        if self._enqueue(conn, incident, lead, "investigation", now + hold, created):
+        if self._enqueue(conn, incident, lead, "investigation", now, created, now=now):
             outcome = "queued"
         if a.status == "firing":
             return outcome
         return self._resolve(conn, incident, a, delay, now, created)
+
+    def _escalate(
+        self, conn: Connection, incident: int, a: Alert, now: float, created: list[Queued]
+    ) -> None:
+        """A more severe alert joined after the investigation started: it leads the
+        incident from now on, with an investigation of its own, whose finding goes out as
+        the `escalated` message."""
+        grouping.escalate(conn, incident, a, now)
+        self._enqueue(conn, incident, a, "investigation", now, created,
+                      trigger=f"escalated:{a.fingerprint}", now=now)  # fmt: skip
 
     def _enqueue(
         self,
@@ -190,13 +178,22 @@ class Index(grouping.AlertQueries):
         kind: str,
         not_before: float,
         created: list[Queued],
-    ) -> bool:
-        name = record.record_name(a.startsAt, a.name, a.fingerprint)
+        *,
+        trigger: str = "",
+        suffix: str = "",
+        requested_by: str | None = None,
+        now: float | None = None,
+    ) -> int | None:
+        """Queue the incident's run of this kind and trigger, led by `a`; None when it
+        has one already. `suffix` tells its record from another run of the same alert."""
+        now = time.time() if now is None else now
+        name = record.record_name(a.startsAt, a.name, a.fingerprint) + suffix
         if kind == "verification":
             name += "-verify"
         for candidate in (name, f"{name}-i{incident}"):
             values = dict(incident_id=incident, kind=kind, state="queued", record=candidate,
-                          not_before=not_before, enqueued_at=time.time())  # fmt: skip
+                          not_before=not_before, enqueued_at=now, trigger=trigger,
+                          alertname=a.name, severity=a.severity, requested_by=requested_by)  # fmt: skip
             run_id = conn.execute(
                 self._insert(runs_t)
                 .values(**values)
@@ -204,11 +201,14 @@ class Index(grouping.AlertQueries):
                 .returning(runs_t.c.id)
             ).scalar()
             if run_id is not None:
-                created.append(Queued(run_id, kind, not_before))
-                return True
-            mine = (runs_t.c.incident_id == incident) & (runs_t.c.kind == kind)
-            if conn.execute(sa.select(runs_t.c.id).where(mine)).first():
-                return False  # this incident has its run of this kind already
+                created.append(
+                    Queued(run_id, kind, not_before, incident, a.name, candidate, trigger)
+                )
+                return run_id
+            c = runs_t.c
+            mine = (c.incident_id == incident) & (c.kind == kind) & (c.trigger == trigger)
+            if conn.execute(sa.select(c.id).where(mine)).first():
+                return None  # this incident has this run already
             # else the record name belongs to another incident: try the suffixed name
         raise RuntimeError(f"record names {name} and {name}-i{incident} are both taken")
 
@@ -256,29 +256,35 @@ class Index(grouping.AlertQueries):
 
     def _job(self, conn: Connection, run_id: int) -> Job:
         r = conn.execute(
-            sa.select(runs_t, *_incident_cols()).join(incidents_t).where(runs_t.c.id == run_id)
+            sa.select(runs_t, *incident_columns()).join(incidents_t).where(runs_t.c.id == run_id)
         ).one()
-        first = conn.execute(
-            sa.select(runs_t.c.record).where(
-                (runs_t.c.incident_id == r.incident_id) & (runs_t.c.kind == "investigation")
-            )
-        ).scalar()
+        earlier = earlier_runs(conn, r.incident_id, run_id)
         return Job(
             run_id=r.id,
             kind=r.kind,
             record=r.record,
             attempts=r.attempts,
             incident_id=r.incident_id,
-            alertname=r.alertname,
+            alertname=r.i_alertname,
             runbook=r.runbook,
             fingerprint=r.fingerprint,
             starts_at=r.starts_at,
             ends_at=r.ends_at,
             labels=json.loads(r.labels),
             annotations=json.loads(r.annotations),
-            verification_of=first if r.kind == "verification" else None,
+            verification_of=earlier[-1]["record"] if r.kind == "verification" and earlier else None,
             waited_s=max(0.0, (r.started_at or r.not_before) - r.not_before),
             related=grouping.related(conn, r.incident_id, r.fingerprint),
+            trigger=r.trigger,
+            earlier=tuple(earlier),
+            requested_by=r.requested_by,
+            enqueued_at=r.enqueued_at,
+            held_since=r.held_since,
+            held_s=max(0.0, (r.started_at or 0) - r.held_since) if r.held_since else 0.0,
+            hold_note=r.hold_note,
+            past=tuple(history.past_incidents(conn, r.runbook, r.received_at, r.incident_id))
+            if r.kind in INVESTIGATING
+            else (),
         )
 
     def job(self, run_id: int) -> Job:
@@ -286,28 +292,58 @@ class Index(grouping.AlertQueries):
         with self._read() as conn:
             return self._job(conn, run_id)
 
-    def finish(self, run_id: int, summary: dict[str, Any], location: str | None = None) -> None:
-        """The run is done; in the same transaction, the event that tells the team."""
+    def finish(
+        self, run_id: int, summary: dict[str, Any], location: str | None = None,
+        now: float | None = None,
+    ) -> None:  # fmt: skip
+        """The run is done; in the same transaction, the event that tells the team (see
+        `event_kind`) and, for a verification, whether the fix held."""
+        from runbook_lib.diagnosis.postcheck import verified
+
+        now = time.time() if now is None else now
         with self._tx() as conn:
+            c = runs_t.c
             run = conn.execute(
-                sa.select(runs_t.c.kind, runs_t.c.incident_id).where(runs_t.c.id == run_id)
+                sa.select(c.kind, c.incident_id, c.trigger).where(c.id == run_id)
             ).first()
             if run is not None:
-                add_event(conn, self._insert, run.kind, run.incident_id, run_id, time.time())
+                kind = event_kind(run.kind, run.trigger)
+                add_event(conn, self._insert, kind, run.incident_id, run_id, now)
                 if any(a.get("done") for a in summary.get("actions") or []):
-                    self._mitigated(conn, run.incident_id, time.time())
+                    self._mitigated(conn, run.incident_id, now)
+                if run.kind == "mitigation":
+                    actions.release_verification(conn, run.incident_id, run.trigger, now)
+            held = (
+                verified(summary.get("post_checks") or [])
+                if run and run.kind == "verification"
+                else None
+            )
             conn.execute(
                 sa.update(runs_t)
                 .where(runs_t.c.id == run_id)
                 .values(
                     state="done",
-                    finished_at=time.time(),
+                    finished_at=now,
                     status=summary.get("status"),
                     top_cause=summary.get("top_cause"),
                     error=summary.get("error"),
+                    verified=held,
                     **({"location": location} if location else {}),
                 )
             )
+
+    def defer(self, run_id: int, until: float, note: str, now: float | None = None) -> None:
+        """Put a claimed run back in the queue until `until` (a hold: a more severe alert
+        of its fault is on its way); the first hold's time is kept, to bound the wait."""
+        now = time.time() if now is None else now
+        c = runs_t.c
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(runs_t)
+                .where((c.id == run_id) & (c.state == "running"))
+                .values(state="queued", not_before=until, attempts=c.attempts - 1,
+                        held_since=sa.func.coalesce(c.held_since, now), hold_note=note)
+            )  # fmt: skip
 
     def in_flight(self) -> list[Job]:
         """Runs marked running: after a crash, the ones no worker will finish."""
@@ -383,7 +419,9 @@ class Index(grouping.AlertQueries):
             rows = [dict(r._mapping) for r in conn.execute(q)]
             ids = [r["id"] for r in rows]
             runs, alerts = self._runs(conn, ids), grouping.alerts_of(conn, ids)
+            done = actions.of(conn, ids)
         for inc in rows:
+            inc["actions"] = done.get(inc["id"], [])
             inc["labels"] = json.loads(inc["labels"])
             inc["annotations"] = json.loads(inc["annotations"])
             inc["runs"] = runs.get(inc["id"], [])
@@ -401,9 +439,17 @@ class Index(grouping.AlertQueries):
             inc = dict(row._mapping)
             inc["runs"] = self._runs(conn, [incident_id]).get(incident_id, [])
             inc["alerts"] = grouping.alerts_of(conn, [incident_id]).get(incident_id, [])
+            inc["actions"] = actions.of(conn, [incident_id]).get(incident_id, [])
         inc["labels"] = json.loads(inc["labels"])
         inc["annotations"] = json.loads(inc["annotations"])
         return inc
+
+    def past_incidents(self, incident: dict[str, Any]) -> list[dict[str, Any]]:
+        """The incidents of `incident`'s runbook in the 90 days before it (records/history.py)."""
+        with self._read() as conn:
+            return history.past_incidents(
+                conn, incident["runbook"], incident["received_at"], incident["id"]
+            )
 
     def latest(self, alertname: str, instance: str | None = None) -> int | None:
         """The newest incident holding an `alertname` alert (on `instance`, when given),
@@ -435,28 +481,5 @@ class Index(grouping.AlertQueries):
             out.setdefault(r.incident_id, []).append(dict(r._mapping))
         return out
 
-    def forget(self, records: list[str]) -> None:
-        """Drop these records' runs, and incidents left with no run (retention)."""
-        if not records:
-            return
-        with self._tx() as conn:
-            conn.execute(sa.delete(runs_t).where(runs_t.c.record.in_(records)))
-            orphans = sa.select(incidents_t.c.id).where(
-                ~incidents_t.c.id.in_(sa.select(runs_t.c.incident_id).distinct())
-            )
-            events = sa.select(schema.EVENTS.c.id).where(schema.EVENTS.c.incident_id.in_(orphans))
-            conn.execute(
-                sa.delete(schema.DELIVERIES).where(schema.DELIVERIES.c.event_id.in_(events))
-            )
-            conn.execute(sa.delete(schema.EVENTS).where(schema.EVENTS.c.incident_id.in_(orphans)))
-            conn.execute(sa.delete(alerts_t).where(alerts_t.c.incident_id.in_(orphans)))
-            conn.execute(sa.delete(incidents_t).where(incidents_t.c.id.in_(orphans)))
-
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _incident_cols() -> list[sa.Column]:
-    c = incidents_t.c
-    return [c.alertname, c.runbook, c.fingerprint, c.starts_at, c.ends_at, c.labels,
-            c.annotations]  # fmt: skip

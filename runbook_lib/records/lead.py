@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from runbook_lib.diagnosis.answer import unexplained
 
@@ -23,8 +24,10 @@ def lead_html(summary: dict[str, Any]) -> str:
         f"<div class='runbook-answer' style='border-left:6px solid {color};"
         "padding:4px 14px;margin-bottom:8px'>",
         f"<p>{_alert_line(summary)}</p>",
+        *_escalated(summary),
         *_degraded(summary),
         *_unexplained(summary),
+        *_recurrence(summary),
     ]
     if found:
         share = found.get("explained_share")
@@ -54,6 +57,30 @@ def lead_html(summary: dict[str, Any]) -> str:
         parts.append(f"<p>{links}</p>")
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def _escalated(summary: dict[str, Any]) -> list[str]:
+    """An escalation says so before the finding: which alert raised it, from what."""
+    before = summary.get("escalated_from")
+    if not before:
+        return []
+    return [
+        f"<p><b>⬆️ Escalated from {escape(str(before.get('severity') or 'unknown'))} to "
+        f"{escape(str(summary.get('severity') or 'unknown'))}</b> by "
+        f"{escape(str(summary.get('alert') or ''))}; the earlier investigation led by "
+        f"{escape(str(before.get('alertname') or '?'))} is "
+        f"<a href='/records/{quote(str(before.get('record') or ''))}/report.html'>here</a>.</p>"
+    ]
+
+
+def _recurrence(summary: dict[str, Any]) -> list[str]:
+    """A recurrence within a week is called out before the finding."""
+    from runbook_lib.notebook.recurrence import headline
+
+    h = summary.get("history")
+    if not h or not h.get("recurrence"):
+        return []
+    return [f"<p style='color:{COLORS['possible']}'><b>⟳</b> {escape(headline(h))}</p>"]
 
 
 def _degraded(summary: dict[str, Any]) -> list[str]:

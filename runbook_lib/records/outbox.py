@@ -10,28 +10,46 @@ lease, so two senders (two receivers) never send it twice.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runbook_lib.records.migrations.schema import DELIVERIES as deliveries_t
 from runbook_lib.records.migrations.schema import EVENTS as events_t
+from runbook_lib.records.migrations.schema import THREADS as threads_t
 
-KINDS = ("investigation", "resolved", "verification")
+# What the team is told: a run's finding (investigation, escalated, reinvestigation,
+# mitigation, verification), the incident's end (resolved), and what operators did.
+RUN_KINDS = ("investigation", "escalated", "reinvestigation", "mitigation", "verification")
+ACTION_KINDS = ("acknowledged", "mitigated", "silenced")
+KINDS = (*RUN_KINDS, "resolved", *ACTION_KINDS)
 LEASE_S = 120.0  # a claimed delivery is this sender's for so long (renewed before each send)
 
 
 @dataclass(frozen=True)
 class Event:
     id: int
-    key: str  # "investigation:<run id>", "resolved:<incident id>", "verification:<run id>"
+    key: str  # "<kind>:<run id>" for a run, "resolved:<incident id>", "<kind>:a<action id>"
     kind: str
     incident_id: int
     run_id: int | None
     created_at: float
+    # What the message says beyond the incident. An operator's action: "actor" (who; when is
+    # created_at); a silence also "ends_at" (ISO 8601 or epoch seconds).
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Where a target's first message about an incident landed (a Slack channel id and the
+    message's ts): its follow-ups reply there."""
+
+    channel: str
+    ts: str
 
 
 @dataclass(frozen=True)
@@ -43,16 +61,18 @@ class Delivery:
 
 
 def add_event(
-    conn: Connection, insert, kind: str, incident_id: int, run_id: int | None, now: float
-) -> None:
+    conn: Connection, insert, kind: str, incident_id: int, run_id: int | None, now: float,
+    *, key: str | None = None, detail: dict | None = None,
+) -> None:  # fmt: skip
     """Within the caller's transaction: the event, once per key (a redelivered run or a
     re-sent resolve adds nothing)."""
-    key = f"{kind}:{run_id if run_id is not None else incident_id}"
+    key = key or f"{kind}:{run_id if run_id is not None else incident_id}"
     conn.execute(
         insert(events_t)
-        .values(key=key, kind=kind, incident_id=incident_id, run_id=run_id, created_at=now)
+        .values(key=key, kind=kind, incident_id=incident_id, run_id=run_id, created_at=now,
+                detail=json.dumps(detail) if detail else None)
         .on_conflict_do_nothing(index_elements=["key"])
-    )
+    )  # fmt: skip
 
 
 class Outbox:
@@ -86,7 +106,7 @@ class Outbox:
                 ).rowcount
                 if not took:  # another sender expanded it
                     continue
-                for target, not_before in plan:
+                for target, due_at in plan:
                     conn.execute(
                         self.index._insert(deliveries_t)
                         .values(
@@ -94,7 +114,7 @@ class Outbox:
                             target=target,
                             state="pending",
                             attempts=0,
-                            next_at=max(now, not_before),
+                            next_at=max(now, due_at),
                         )  # fmt: skip
                         .on_conflict_do_nothing(index_elements=["event_id", "target"])
                     )
@@ -154,13 +174,15 @@ class Outbox:
                          last_error=None)  # fmt: skip
 
     def failed(
-        self, d: Delivery, error: str, now: float, base_s: float, max_s: float, max_attempts: int
-    ) -> float | None:
-        """Schedule the next attempt with exponential backoff; None when it is given up."""
+        self, d: Delivery, error: str, now: float, base_s: float, max_s: float, max_attempts: int,
+        *, at_least: float = 0.0,
+    ) -> float | None:  # fmt: skip
+        """Schedule the next attempt with exponential backoff, not sooner than `at_least`
+        seconds (a service that asked us to wait); None when it is given up."""
         if d.attempts >= max_attempts:
             self._set(d, state="failed", last_error=error[:500])
             return None
-        delay = min(max_s, base_s * 2 ** (d.attempts - 1))
+        delay = max(at_least, min(max_s, base_s * 2 ** (d.attempts - 1)))
         self._set(d, state="pending", next_at=now + delay, last_error=error[:500])
         return now + delay
 
@@ -182,6 +204,50 @@ class Outbox:
         with self.index._tx() as conn:
             return conn.execute(sa.update(deliveries_t).where(mine).values(**values)).rowcount == 1
 
+    # -- who an incident's messages went to ------------------------------------------------
+    def targets_of(self, incident_id: int, before_event: int) -> set[str]:
+        """The targets an earlier message of the incident was addressed to (sent or not):
+        its follow-ups go to them too, whatever their severity filter says now."""
+        with self.index._read() as conn:
+            rows = conn.execute(
+                sa.select(deliveries_t.c.target).distinct()
+                .join(events_t, events_t.c.id == deliveries_t.c.event_id)
+                .where((events_t.c.incident_id == incident_id) & (events_t.c.id < before_event))
+            )  # fmt: skip
+            return {t for (t,) in rows}
+
+    def thread(self, incident_id: int, target: str) -> Thread | None:
+        with self.index._read() as conn:
+            row = conn.execute(
+                sa.select(threads_t.c.channel, threads_t.c.ts).where(
+                    (threads_t.c.incident_id == incident_id) & (threads_t.c.target == target)
+                )
+            ).first()
+        return Thread(row.channel, row.ts) if row else None
+
+    def add_thread(self, incident_id: int, target: str, where: Thread, now: float) -> None:
+        """The target's first message of the incident landed `where` (kept once)."""
+        with self.index._tx() as conn:
+            conn.execute(
+                self.index._insert(threads_t)
+                .values(incident_id=incident_id, target=target, channel=where.channel,
+                        ts=where.ts, created_at=now)
+                .on_conflict_do_nothing(index_elements=["incident_id", "target"])
+            )  # fmt: skip
+
+    def first_sent(self, incident_id: int, target: str) -> Event | None:
+        """The event of the first message the target got of the incident (its thread's
+        start), None when it got none."""
+        with self.index._read() as conn:
+            row = conn.execute(
+                sa.select(events_t)
+                .join(deliveries_t, deliveries_t.c.event_id == events_t.c.id)
+                .where((events_t.c.incident_id == incident_id) & (deliveries_t.c.target == target)
+                       & (deliveries_t.c.state == "sent"))
+                .order_by(events_t.c.id).limit(1)
+            ).mappings().first()  # fmt: skip
+        return _event(row) if row else None
+
     def deliveries(self) -> list[dict]:
         """Every delivery with its event, oldest first (for `runbook notify status` and tests)."""
         with self.index._read() as conn:
@@ -192,6 +258,23 @@ class Outbox:
             ).mappings()
             return [dict(r) for r in rows]
 
+    def waiting(self, incident_id: int) -> int:
+        """Messages about an incident not yet sent nor given up: events not expanded into
+        deliveries, and deliveries pending or being sent."""
+        ev, d = events_t.c, deliveries_t.c
+        with self.index._read() as conn:
+            fresh = conn.execute(
+                sa.select(sa.func.count()).where(
+                    (ev.incident_id == incident_id) & ev.expanded_at.is_(None)
+                )
+            ).scalar()
+            due = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(deliveries_t.join(events_t))
+                .where((ev.incident_id == incident_id) & d.state.in_(("pending", "sending")))
+            ).scalar()
+        return fresh + due
+
     def events(self) -> list[Event]:
         with self.index._read() as conn:
             rows = conn.execute(sa.select(events_t).order_by(events_t.c.id)).mappings()
@@ -199,4 +282,6 @@ class Outbox:
 
 
 def _event(r) -> Event:
-    return Event(r["id"], r["key"], r["kind"], r["incident_id"], r["run_id"], r["created_at"])
+    detail = json.loads(r["detail"]) if r.get("detail") else {}
+    return Event(r["id"], r["key"], r["kind"], r["incident_id"], r["run_id"], r["created_at"],
+                 detail)  # fmt: skip

@@ -1,11 +1,14 @@
-"""Post-mortem drafts from incident records (the runbook's "Document" and "Post-mortem").
+"""Post-mortem drafts of an incident (the runbook's "Document" and "Post-mortem").
 
-Everything comes from the records: their summaries, the executed notebooks (resolution
-commands as the run filled them), the index's timestamps (webhook received, run finished),
-and each record's saved data, from which the key charts are redrawn, so the draft can be
-written after Prometheus has dropped the series. `write` runs `notebooks/postmortem.ipynb`
-with Papermill and files it like a record: `.ipynb`, `.html`, `.md`, and `postmortem.json`
-naming its sources (retention keeps those).
+`for_incident` writes the draft of an incident in the index: its snapshot (every alert,
+escalation, run and operator action, with the times Prometheus still has of the alerts
+going pending; records/timeline.py) is kept as `incident.json`, and its records give the
+diagnosis, the resolution as the run filled it and the checks of the verification; the key
+charts are redrawn from each record's saved data, so the draft can be written after
+Prometheus has dropped the series. `write` runs `notebooks/postmortem.ipynb` with Papermill
+and files it like a record: `.ipynb`, `.html`, `.md`, and `postmortem.json` naming its
+sources (retention keeps those). Given records alone, the incident is the index's beside
+them, else what the records say of it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +26,7 @@ import nbformat
 
 from runbook_lib.contract.config import NOTEBOOKS
 from runbook_lib.evidence.prom import utc
-from runbook_lib.records import kernels, record
+from runbook_lib.records import kernels, record, timeline
 from runbook_lib.records.retention import POSTMORTEM_MANIFEST
 
 if TYPE_CHECKING:
@@ -39,7 +42,6 @@ class Source:
     path: Path
     summary: dict[str, Any]
     run: dict[str, Any] = field(default_factory=dict)
-    incident: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -51,14 +53,14 @@ class Source:
 
 
 class IncidentRecords:
-    """The records of one incident, in order: investigations, then verifications."""
+    """The records of one incident, in order (investigations, then verifications), and the
+    incident they belong to: `incident` (a timeline snapshot), else what the records say."""
 
-    def __init__(self, paths: list[str | Path]) -> None:
+    def __init__(self, paths: list[str | Path], incident: dict[str, Any] | None = None) -> None:
         if not paths:
             raise ValueError("a post-mortem needs at least one record")
         sources = [_load(Path(p)) for p in paths]
-        keys = {(s.summary.get("fingerprint"), s.summary.get("starts_at")) for s in sources}
-        if len({k[0] for k in keys}) > 1:
+        if incident is None and len({s.summary.get("fingerprint") for s in sources}) > 1:
             names = ", ".join(s.path.name for s in sources)
             raise ValueError(f"these records are of different incidents (alerts): {names}")
         self.sources = sorted(sources, key=lambda s: (s.kind == "verification", s.evaluated))
@@ -66,6 +68,10 @@ class IncidentRecords:
         self.verifications = [s for s in self.sources if s.kind == "verification"]
         if not self.investigations:
             raise ValueError("a post-mortem needs the incident's investigation record")
+        self.incident = incident or from_records(self)
+        runs = {r["record"]: r for r in self.incident["runs"]}
+        for src in self.sources:
+            src.run = runs.get(src.path.name, {})
 
     @property
     def main(self) -> Source:
@@ -79,23 +85,14 @@ class IncidentRecords:
 
     # -- facts ---------------------------------------------------------------------------
     def facts(self) -> dict[str, Any]:
-        s = self.main.summary
-        inc = self.main.incident
-        starts = utc(s.get("starts_at"))
-        ends_text = inc.get("ends_at") or next(
-            (v.summary.get("ends_at") for v in self.verifications if v.summary.get("ends_at")),
-            None,
-        )
-        ends = utc(ends_text) if ends_text else None
+        s, inc = self.main.summary, self.incident
         return {
-            "alert": s.get("alert"),
-            "severity": s.get("severity") or "unknown",
-            "runbook": s.get("runbook"),
-            "instance": (s.get("labels") or {}).get("instance", ""),
-            "starts_at": starts,
-            "ends_at": ends,
-            "duration": (ends - starts) if ends else None,
-            "impact": json.loads(inc.get("annotations") or "{}").get("impact", ""),
+            **timeline.facts(inc),
+            "alert": inc["alertname"],
+            "severity": inc["severity"] or "unknown",
+            "runbook": inc["runbook"],
+            "instance": inc["labels"].get("instance", ""),
+            "impact": inc["annotations"].get("impact", ""),
             "figures": s.get("figures") or {},
             "top_cause": s.get("top_cause"),
             "contributing": [
@@ -105,33 +102,8 @@ class IncidentRecords:
             ],
         }
 
-    def timeline(self) -> list[tuple[datetime, str]]:
-        f = self.facts()
-        events = [(f["starts_at"], f"{f['alert']} started firing ({f['severity']})")]
-        if self.main.incident.get("received_at"):
-            ts = datetime.fromtimestamp(self.main.incident["received_at"], UTC)
-            events.append((ts, "webhook received by the runbook server; investigation queued"))
-        for src in self.sources:
-            finished = src.run.get("finished_at")
-            when = datetime.fromtimestamp(finished, UTC) if finished else src.evaluated
-            if src.kind == "verification":
-                verdict = {True: "the fix held", False: "not yet verified", None: "no answer"}[
-                    _verified(src.summary)
-                ]
-                events.append((when, f"verification run finished: {verdict} ({src.path.name})"))
-                continue
-            cause = src.summary.get("top_cause")
-            events.append(
-                (
-                    when,
-                    f"investigation {src.summary.get('status')}: "
-                    + (f"likely cause {cause}" if cause else "no likely cause")
-                    + f" ({src.path.name})",
-                )
-            )
-        if f["ends_at"]:
-            events.append((f["ends_at"], "alert resolved"))
-        return sorted(events, key=lambda e: e[0])
+    def timeline(self) -> list[timeline.Row]:
+        return timeline.rows(self.incident)
 
     def root_cause(self) -> dict[str, Any] | None:
         s = self.main.summary
@@ -196,13 +168,16 @@ class IncidentRecords:
     def markdown(self, chart_files: list[tuple[str, str]] = ()) -> str:
         f = self.facts()
         dur = _duration(f["duration"]) if f["duration"] else "ongoing (not resolved in the records)"
+        escalated = f", escalated at {f['escalated_at']:%H:%M:%S} UTC" if f["escalated_at"] else ""
         lines = [
             f"# Post-mortem (draft): {f['alert']} on {f['instance'] or 'unknown instance'}",
             "",
             "## Summary",
-            f"- **What**: {f['alert']} ({f['severity']}), runbook `{f['runbook']}`",
-            f"- **When**: {f['starts_at']:%Y-%m-%d %H:%M:%S} UTC",
+            f"- **What**: {f['alert']} ({f['severity']}{escalated}), runbook `{f['runbook']}`",
+            f"- **When**: {f['starts_at']:%Y-%m-%d %H:%M:%S} UTC ({f['first_alert']} fired)",
             f"- **Duration**: {dur}",
+            f"- **Acknowledged**: {_after(f['acknowledged'])}",
+            f"- **Mitigated**: {_after(f['mitigated'])}",
             f"- **Impact**: {f['impact'] or 'to be assessed'}",
             f"- **Likely cause**: {f['top_cause'] or 'none found by the runbook'}",
             *(
@@ -212,9 +187,10 @@ class IncidentRecords:
             ),
             "",
             "## Timeline (UTC)",
-            "| time | event |",
+            "| time (UTC) | event |",
             "|---|---|",
-            *[f"| {t:%Y-%m-%d %H:%M:%S} | {_md(e)} |" for t, e in self.timeline()],
+            *[f"| {r.at:%Y-%m-%d %H:%M:%S} | {_md(r.event)} |" for r in self.timeline()],
+            *(["", self.incident["pending_note"]] if self.incident.get("pending_note") else []),
             "",
             "## Root cause",
         ]
@@ -230,7 +206,11 @@ class IncidentRecords:
         lines += [f"![{title}]({path})" for title, path in chart_files] or ["(no saved data)"]
         lines += ["", "## Resolution", "", self.resolution_text(), "", "## Verification", ""]
         rows = self.verification_rows()
-        lines += [f"- {r['check']}: {r['status']}" for r in rows] or ["No verification record."]
+        if rows:
+            lines += ["| record | check | status |", "|---|---|---|"]
+            lines += [f"| {r['record']} | {_md(r['check'])} | {_md(r['status'])} |" for r in rows]
+        else:
+            lines.append("No verification record.")
         lines += [
             "",
             "## Lessons learned",
@@ -250,37 +230,38 @@ class IncidentRecords:
 
 
 class Draft(IncidentRecords):
-    """What the post-mortem notebook shows, section by section; charts are saved as PNGs
-    beside the draft so the Markdown can link them."""
+    """What the post-mortem notebook shows, section by section, as the Markdown draft says
+    it (tables in full, no row numbers); charts are saved as PNGs beside the draft so the
+    Markdown can link them. `incident`: the incident.json `runbook postmortem` wrote."""
 
-    def __init__(self, paths: list[str | Path], output_dir: str | Path = ".") -> None:
-        super().__init__(paths)
+    def __init__(
+        self, paths: list[str | Path], output_dir: str | Path = ".", incident: str | Path = ""
+    ) -> None:
+        super().__init__(paths, json.loads(Path(incident).read_text()) if incident else None)
         self.output_dir = Path(output_dir)
         self.chart_files: list[tuple[str, str]] = []
 
-    def show_summary(self) -> None:
+    def _section(self, title: str) -> None:
+        """Display one section of the Markdown draft, from its heading to the next."""
         from IPython.display import Markdown, display
 
-        md = self.markdown()
-        display(Markdown(md.split("## Summary", 1)[1].split("## Timeline", 1)[0]))
+        body = self.markdown().split(f"\n## {title}", 1)[1].split("\n## ", 1)[0]
+        display(Markdown(body.split("\n", 1)[1] if "\n" in body else ""))
+
+    def show_summary(self) -> None:
+        self._section("Summary")
 
     def show_timeline(self) -> None:
-        import pandas as pd
-        from IPython.display import display
-
-        rows = [{"time (UTC)": f"{t:%Y-%m-%d %H:%M:%S}", "event": e} for t, e in self.timeline()]
-        display(pd.DataFrame(rows))
+        self._section("Timeline (UTC)")
 
     def show_root_cause(self) -> None:
-        from IPython.display import Markdown, display
-
-        md = self.markdown()
-        display(Markdown(md.split("## Root cause", 1)[1].split("## Key charts", 1)[0]))
+        self._section("Root cause")
 
     def show_charts(self) -> None:
         from IPython.display import Markdown, display
 
         from runbook_lib.notebook import charts
+        from runbook_lib.notebook.display import show
 
         figures = self.chart_figures()
         if not figures:
@@ -291,47 +272,93 @@ class Draft(IncidentRecords):
             (self.output_dir / name).write_bytes(charts.png_bytes(fig))
             self.chart_files.append((title, name))
             display(Markdown(f"**{title}**"))
-            display(fig)
+            show(fig)  # once, and closed: the backend must not draw it again
 
     def show_resolution(self) -> None:
-        from IPython.display import Markdown, display
-
-        display(Markdown(self.resolution_text()))
+        self._section("Resolution")
 
     def show_verification(self) -> None:
-        import pandas as pd
+        self._section("Verification")
+
+    def write_markdown(self) -> None:
+        """Write postmortem.md beside the notebook and say so (by its name: the directory
+        is a temporary one until the draft is published)."""
         from IPython.display import Markdown, display
 
-        rows = self.verification_rows()
-        display(pd.DataFrame(rows) if rows else Markdown("*No verification record.*"))
-
-    def write_markdown(self) -> Path:
         path = self.output_dir / "postmortem.md"
         path.write_text(self.markdown(self.chart_files), encoding="utf-8")
-        return path
+        display(Markdown(f"Written to [{path.name}]({path.name}) beside this notebook."))
 
 
-def write(records: list[str | Path], output: Path | None = None, progress: bool = False) -> Path:
-    """Run the post-mortem notebook for `records`; returns the post-mortem directory."""
+def for_incident(
+    index: Index, incident_id: int, records_dir: Path, *, output: Path | None = None,
+    prometheus_url: str = "", progress: bool = False,
+) -> Path:  # fmt: skip
+    """The post-mortem of incident `incident_id` of `index`, whose records are in
+    `records_dir`; LookupError for an unknown incident, ValueError when it has no record."""
+    inc = timeline.snapshot(index, incident_id, prometheus_url)
+    records = incident_records(inc, records_dir)
+    if not records:
+        raise ValueError(f"incident {incident_id} has no finished record in {records_dir} yet")
+    return write(records, output, progress, incident=inc)
+
+
+def for_records(
+    records: list[str | Path], *, output: Path | None = None, prometheus_url: str = "",
+    progress: bool = False,
+) -> Path:  # fmt: skip
+    """The post-mortem of the incident these records are of: the index beside them tells
+    which, and the rest of its story; without one, the records alone."""
+    paths = [Path(r).resolve() for r in records]
+    incident = None
+    beside = paths[0].parent / "index.sqlite" if paths else None
+    if beside and beside.exists():
+        from runbook_lib.records.index import Index
+
+        index = Index(beside)
+        found = [index.run_of(p.name) for p in paths]
+        ids = {run["incident_id"] for run, _ in filter(None, found)}
+        if len(ids) > 1:
+            names = ", ".join(p.name for p in paths)
+            raise ValueError(f"these records are of different incidents ({sorted(ids)}): {names}")
+        if ids and all(found):
+            incident = timeline.snapshot(index, ids.pop(), prometheus_url)
+    return write(paths, output, progress, incident=incident)
+
+
+def write(
+    records: list[str | Path], output: Path | None = None, progress: bool = False,
+    *, incident: dict[str, Any] | None = None,
+) -> Path:  # fmt: skip
+    """Run the post-mortem notebook for `records` (of `incident`, a timeline snapshot);
+    returns the post-mortem directory."""
     import papermill
 
     paths = [Path(r).resolve() for r in records]
-    IncidentRecords(paths)  # refuse bad input before starting a kernel
-    output = Path(output) if output else paths[0].parent / f"postmortem-{paths[0].name}"
+    IncidentRecords(paths, incident)  # refuse bad input before starting a kernel
+    output = Path(output) if output else default_output(paths)
     tmp = output.with_name(f".tmp-{output.name}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     ipc = Path(tempfile.mkdtemp(prefix="rbk-"))
+    # paths in the draft's own directory are relative (the notebook runs there): the
+    # temporary directory it is written in is gone once the draft is published
+    params: dict[str, Any] = {"records": [str(p) for p in paths], "output_dir": "."}
+    if incident is not None:
+        (tmp / "incident.json").write_text(json.dumps(incident, indent=1, default=str))
+        params["incident"] = "incident.json"
     try:
         papermill.execute_notebook(
             str(NOTEBOOK),
             str(tmp / "postmortem.ipynb"),
-            parameters={"records": [str(p) for p in paths], "output_dir": str(tmp)},
+            parameters=params,
             kernel_name="python3",
             progress_bar=progress,
             cwd=str(tmp),
             config=kernels.ipc_config(ipc),
         )
         nb = nbformat.read(tmp / "postmortem.ipynb", as_version=4)
+        nb.metadata.papermill["output_path"] = str(output / "postmortem.ipynb")  # not tmp's
+        nbformat.write(nb, tmp / "postmortem.ipynb")
         (tmp / "postmortem.html").write_text(record.html(nb, code=False), encoding="utf-8")
         manifest = {"records": [str(p) for p in paths]}
         (tmp / POSTMORTEM_MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -344,24 +371,45 @@ def write(records: list[str | Path], output: Path | None = None, progress: bool 
     return output
 
 
-def incident_records(index: Index, output_dir: Path, incident_id: int) -> list[Path]:
-    """The record directories of one incident in the index, in run order."""
-    runs = index.incident(incident_id)["runs"]
-    done = [output_dir / r["record"] for r in runs if r["state"] == "done"]
-    return [d for d in done if d.exists()]
+def default_output(records: list[Path]) -> Path:
+    """Where a post-mortem goes unless told: beside its first record, named for it."""
+    return records[0].parent / f"postmortem-{records[0].name}"
+
+
+def incident_records(inc: dict[str, Any], records_dir: Path) -> list[Path]:
+    """The record directories of an incident (as `Index.incident` gives it), in run order."""
+    done = [Path(records_dir) / r["record"] for r in inc["runs"] if r["state"] == "done"]
+    return [d for d in done if d.is_dir()]
+
+
+def from_records(recs: IncidentRecords) -> dict[str, Any]:
+    """The incident as its records alone tell it (no index knows them): the alert of the
+    investigation, and one finished run per record."""
+    s = recs.main.summary
+    ends = s.get("ends_at") or next(
+        (v.summary["ends_at"] for v in recs.verifications if v.summary.get("ends_at")), None
+    )
+    alert = {"id": 0, "alertname": s.get("alert"), "severity": s.get("severity") or "",
+             "starts_at": s.get("starts_at"), "ends_at": ends, "context": False,
+             "status": "resolved" if ends else "firing", "labels": s.get("labels") or {}}  # fmt: skip
+    runs = [
+        {"id": i, "kind": src.kind, "trigger": "", "record": src.path.name, "state": "done",
+         "status": src.summary.get("status"), "top_cause": src.summary.get("top_cause"),
+         "error": src.summary.get("error"), "finished_at": src.evaluated.timestamp(),
+         "verified": _verified(src.summary) if src.kind == "verification" else None}
+        for i, src in enumerate(recs.sources, 1)
+    ]  # fmt: skip
+    return {"alertname": s.get("alert"), "severity": s.get("severity") or "",
+            "runbook": s.get("runbook"), "labels": s.get("labels") or {}, "annotations": {},
+            "status": alert["status"], "ends_at": ends,
+            "resolved_at": utc(ends).timestamp() if ends else None,
+            "alerts": [alert], "runs": runs, "actions": []}  # fmt: skip
 
 
 def _load(path: Path) -> Source:
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a record directory")
-    src = Source(path, record.summary(path))
-    if (path.parent / "index.sqlite").exists():
-        from runbook_lib.records.index import Index  # noqa: F811
-
-        found = Index(path.parent / "index.sqlite").run_of(path.name)
-        if found:
-            src.run, src.incident = found
-    return src
+    return Source(path, record.summary(path))
 
 
 def _verified(summary: dict) -> bool | None:
@@ -373,6 +421,15 @@ def _verified(summary: dict) -> bool | None:
 def _duration(d: Any) -> str:
     minutes = int(d.total_seconds() // 60)
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _after(done: tuple[Any, str] | None) -> str:
+    """`after 3 min, by alice` from (time since the start, who); or that none is recorded."""
+    if done is None:
+        return "not recorded"
+    seconds = max(0, int(done[0].total_seconds()))
+    took = f"{seconds} s" if seconds < 120 else _duration(done[0])
+    return f"after {took}, by {done[1]}"
 
 
 def _md(text: str) -> str:

@@ -10,7 +10,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from runbook_lib.records.index import Index
+from runbook_lib.records.migrations import schema
 
 POSTMORTEM_MANIFEST = "postmortem.json"
 
@@ -63,7 +66,7 @@ def prune(
         if index is None and (output_dir / "index.sqlite").exists():
             index = Index(output_dir / "index.sqlite")
         if index is not None:
-            index.forget(out.removed)
+            forget(index, out.removed)
     return out
 
 
@@ -73,3 +76,21 @@ def _is_record(path: Path) -> bool:
         and not path.name.startswith(".")
         and ((path / "summary.json").exists() or (path / "record.ipynb").exists())
     )
+
+
+def forget(index: Index, records: list[str]) -> None:
+    """Drop these records' runs, and incidents left with no run (retention)."""
+    if not records:
+        return
+    with index._tx() as conn:
+        conn.execute(sa.delete(schema.RUNS).where(schema.RUNS.c.record.in_(records)))
+        orphans = sa.select(schema.INCIDENTS.c.id).where(
+            ~schema.INCIDENTS.c.id.in_(sa.select(schema.RUNS.c.incident_id).distinct())
+        )
+        events = sa.select(schema.EVENTS.c.id).where(schema.EVENTS.c.incident_id.in_(orphans))
+        conn.execute(sa.delete(schema.DELIVERIES).where(schema.DELIVERIES.c.event_id.in_(events)))
+        conn.execute(sa.delete(schema.EVENTS).where(schema.EVENTS.c.incident_id.in_(orphans)))
+        for table in (schema.THREADS, schema.ACTIONS):
+            conn.execute(sa.delete(table).where(table.c.incident_id.in_(orphans)))
+        conn.execute(sa.delete(schema.ALERTS).where(schema.ALERTS.c.incident_id.in_(orphans)))
+        conn.execute(sa.delete(schema.INCIDENTS).where(schema.INCIDENTS.c.id.in_(orphans)))

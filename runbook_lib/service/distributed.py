@@ -18,9 +18,9 @@ their lease expired (the worker vanished) are sent again.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +30,15 @@ from celery import Celery, signals
 
 from runbook_lib.records import record, runner
 from runbook_lib.records.index import Index, Queued
-from runbook_lib.service.workers import RunConfig, job_spec
+from runbook_lib.service import logs
+from runbook_lib.service.workers import RunConfig, held, job_spec
 
 TASK = "runbook.run"
 MAX_ATTEMPTS = 3  # deliveries of one run that may start it before it is given up
 MAX_RETRIES = 5  # retries of infrastructure failures
 BACKOFF_S = 2.0  # first retry after about this long, doubling each time
 GRACE_S = 30.0  # the lease past the run's own limit before another worker may take it
+log = logging.getLogger("runbook.distributed")
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,15 @@ def _run_task(task, run_id: int) -> str:
     job = ctx.index.start(run_id, lease_s=ctx.settings.lease_s)
     if job is None:
         return "taken: done already, or another worker holds its lease"
+    started = time.monotonic()
+    hold = held(ctx.index, job, cfg.hold)
+    if hold is not None:  # a more severe alert is on its way: ask again when it should be here
+        task.app.send_task(TASK, args=[run_id], countdown=max(0.0, hold.until - time.time()))
+        ctx.index.dispatched([run_id])
+        return f"held: {hold.note}"
     published = cfg.output_dir / job.record
     if published.exists():  # an earlier delivery published it, then died before filing
-        ctx.index.finish(run_id, record.summary(published), location=str(published))
+        _file(ctx, job, published, started)
         return "found published"
     if job.attempts > MAX_ATTEMPTS:
         rec = runner.failure_record(
@@ -142,21 +150,31 @@ def _run_task(task, run_id: int) -> str:
             status="failed", error=f"the run was started {job.attempts - 1} times and never "
             "finished; not trying again", extra={"run_id": run_id},
         )  # fmt: skip
-        ctx.index.finish(run_id, record.summary(rec), location=str(rec))
+        _file(ctx, job, rec, started)
         return "given up"
     from runbook_lib.records.kernels import KernelError
 
+    logs.run_started(job)
     try:
         rec = ctx.worker.run(job_spec(job, cfg))
     except (KernelError, OSError) as exc:  # infrastructure: put it back and retry later
+        log.warning("run %d put back in the queue (try %d of %d): %s", run_id,
+                    task.request.retries + 1, MAX_RETRIES + 1, exc)  # fmt: skip
         ctx.index.requeue(run_id)
         if task.request.retries >= MAX_RETRIES:
             raise
         raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
     finally:
         ctx.worker.prepare()
-    ctx.index.finish(run_id, record.summary(rec), location=str(rec))
+    _file(ctx, job, rec, started)
     return "done"
+
+
+def _file(ctx: _Context, job, rec: Path, started: float) -> None:
+    """File the run's record in the index, and say so in the log."""
+    summary = record.summary(rec)
+    ctx.index.finish(job.run_id, summary, location=str(rec))
+    logs.run_finished(job, summary, time.monotonic() - started)
 
 
 def backoff(retries: int) -> float:
@@ -165,7 +183,9 @@ def backoff(retries: int) -> float:
 
 
 def run_worker(settings: Settings, concurrency: int, name: str = "") -> None:
-    """`runbook worker`: a Celery worker whose pool processes each keep a warm kernel."""
+    """`runbook worker`: a Celery worker whose pool processes each keep a warm kernel. Its
+    log lines keep the format `runbook worker` set up (service/logs.py)."""
+    signals.setup_logging.connect(_keep_logging, weak=False)
     app = make_app(settings)
     level = os.environ.get("RUNBOOK_WORKER_LOGLEVEL", "WARNING")
     argv = ["worker", f"--loglevel={level}", f"--concurrency={concurrency}", "--pool=prefork",
@@ -173,6 +193,12 @@ def run_worker(settings: Settings, concurrency: int, name: str = "") -> None:
     if name:
         argv.append(f"--hostname={name}@%h")
     app.worker_main(argv)
+
+
+def _keep_logging(loglevel: int | None = None, **_: Any) -> None:
+    """Celery's `setup_logging`: with a receiver connected, Celery adds no handler of its
+    own; its loggers only take the worker's --loglevel."""
+    logging.getLogger("celery").setLevel(loglevel or logging.WARNING)
 
 
 # -- the receiver side ------------------------------------------------------------------
@@ -206,8 +232,8 @@ class CeleryDispatcher:
                     )
                     sent.append(run.run_id)
         except Exception as exc:  # kombu's OperationalError and friends
-            print(f"runbook serve: cannot send {len(runs) - len(sent)} runs: {exc}",
-                  file=sys.stderr)  # fmt: skip
+            log.error("cannot send %d runs to the broker: %s; the sweep sends them later",
+                      len(runs) - len(sent), exc)  # fmt: skip
         self.index.dispatched(sent)
 
     def sweep(self) -> int:

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.diagnosis.mitigation import proposed
+from runbook_lib.notebook import recurrence
 from runbook_lib.notebook.communication import message, status_of
+from runbook_lib.records import actions, record
 from runbook_lib.records.index import Index
+from runbook_lib.records.jobs import READABLE, current_investigation
 
 
 def load(index: Index, incident_id: int) -> dict[str, Any]:
@@ -23,7 +28,7 @@ def describe(inc: dict[str, Any]) -> dict[str, Any]:
         if isinstance(inc.get(k), str):
             inc[k] = json.loads(inc[k])
     runs = inc.get("runs", [])
-    inv = next((r for r in runs if r["kind"] in ("investigation", "manual")), None)
+    inv = current_investigation(runs)
     inc["investigation"] = inv
     inc["followups"] = [r for r in runs if r is not inv]
     inc.setdefault("alerts", [])
@@ -34,6 +39,99 @@ def describe(inc: dict[str, Any]) -> dict[str, Any]:
     inc["duration_s"] = ((ends or datetime.now(UTC)) - starts).total_seconds()
     inc["duration"] = _human(inc["duration_s"]) + ("" if ends else " (firing)")
     return inc
+
+
+def memory(index: Index, inc: dict[str, Any]) -> dict[str, Any] | None:
+    """What the index remembers of incidents like this one (its runbook and top cause, here
+    and on the fleet): `notebook.recurrence.summarize`, with the past incidents of that cause
+    under `same` (newest first) for links; None until a top cause is known."""
+    past = index.past_incidents(inc)
+    found = recurrence.summarize(past, inc["top_cause"], inc["instance"], utc(inc["starts_at"]))
+    if found is not None:
+        found["same"] = [p for p in past if p["top_cause"] == inc["top_cause"]]
+    return found
+
+
+def recall(index: Index, inc: dict[str, Any]) -> str:
+    """The memory as the one line a message carries under its finding."""
+    return f"Seen before: {recurrence.headline(memory(index, inc))}" if inc["top_cause"] else ""
+
+
+def proposals(output_dir: Path, inc: dict[str, Any]) -> list[dict[str, str]]:
+    """The mitigations the incident's current investigation proposed but did not run (only
+    because no operator allowed them): [{action, would}]."""
+    inv = current_investigation(inc["runs"])
+    if not inv or inv["state"] != "done":
+        return []
+    try:
+        summary = record.summary(output_dir / inv["record"])
+    except (OSError, ValueError):  # no record (yet, or removed by retention)
+        return []
+    found = []
+    for entry in summary.get("actions") or []:
+        if (would := proposed(entry)) is not None:
+            found.append({"action": str(entry.get("action", "")), "would": would})
+    return found
+
+
+def why(run: dict[str, Any]) -> str:
+    """Why a run exists, as its trigger says (schema.RUNS)."""
+    trigger, by = run.get("trigger") or "", run.get("requested_by") or "an operator"
+    if trigger.startswith("escalated:"):
+        return "escalation"
+    if trigger.startswith("operator:"):
+        return f"re-investigation asked by {by}"
+    if trigger.startswith("mitigation:"):
+        return (
+            f"approved by {by}"
+            if run["kind"] == "mitigation"
+            else f"after the mitigation {by} approved"
+        )
+    return {"verification": "after resolution", "manual": "by hand"}.get(run["kind"], "first")
+
+
+def run_state(run: dict[str, Any]) -> str:
+    if run["state"] == "done":
+        return run["status"] or "done"
+    if run["state"] == "queued" and run.get("held_since"):
+        return f"held: {run.get('hold_note') or 'waiting for a more severe alert'}"
+    if run["state"] == "waiting":
+        return "waiting for the mitigation to end"
+    return run["state"]
+
+
+def pending(inc: dict[str, Any]) -> str:
+    """A banner when an investigation newer than the record shown is queued or running
+    (an escalation, a re-investigation, an approved mitigation); '' otherwise."""
+    shown = inc.get("investigation")
+    if not shown or shown["state"] != "done":
+        return ""
+    newer = [r for r in inc["runs"] if r["kind"] in READABLE and r["id"] > shown["id"]
+             and r["state"] in ("queued", "running")]  # fmt: skip
+    if not newer:
+        return ""
+    n, state = newer[-1], "running" if newer[-1]["state"] == "running" else "queued"
+    earlier = f"the record below is the earlier one ({shown.get('severity') or '-'})"
+    if n["kind"] == "mitigation":
+        return (f"the runbook's mitigation, {why(n)}, is {state}; the record below is the "
+                "investigation that proposed it")  # fmt: skip
+    asked = f", {why(n)}" if (n.get("trigger") or "").startswith("operator:") else ""
+    return (f"a new investigation led by {n.get('alertname') or inc['alertname']} "
+            f"({n.get('severity') or '-'}) is {state}{asked}; {earlier}")  # fmt: skip
+
+
+def action_lines(inc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The incident's actions as the page lists them: when, who, what they did, detail."""
+    runs = {r["id"]: r for r in inc["runs"]}
+    out = []
+    for a in inc.get("actions", []):
+        run = runs.get(a.run_id) if a.run_id else None
+        said = actions.detail_text(a.kind, a.detail)
+        if run is not None:
+            said = ", ".join(x for x in (said, f"run {run['record']}: {run_state(run)}") if x)
+        out.append({"kind": a.kind, "at": a.at, "actor": a.actor, "did": actions.DID[a.kind],
+                    "said": said})  # fmt: skip
+    return out
 
 
 def state(inc: dict[str, Any]) -> str:

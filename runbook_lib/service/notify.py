@@ -1,284 +1,126 @@
-"""Getting the finding to the team: the investigation, the resolve and the verification,
-posted to the channels `notify.yml` names, through Apprise (Slack, Mattermost, Teams,
-Discord, Matrix, e-mail, ntfy, PagerDuty, JSON webhooks, ...).
+"""Getting the finding to the team: every event of an incident (its investigation, an
+escalation, what operators and mitigations did, the resolve, the verification), posted to
+the channels `notify.yml` names (service/notify_config.py): through Apprise (Slack webhooks,
+Mattermost, Teams, Discord, Matrix, e-mail, ntfy, PagerDuty, JSON webhooks, ...) as messages
+of their own, or through Slack's Web API with a bot token as one thread per incident whose
+first message's status line is kept current.
 
 Messages go through the index's outbox (`records.outbox`) and a background `Sender`: a run
 or a webhook never waits for a chat service, a target that is down delays only its own
-messages (retried with exponential backoff), and a restart resumes where it stopped.
+messages (retried with exponential backoff), and a restart resumes where it stopped. Which
+targets an event goes to is decided when it is expanded, right after it is written, from
+the incident's severity then; a target that got any earlier message of an incident gets
+its follow-ups too. Each delivery's outcome is one log line on `runbook.notify` and a call
+of `on_delivery(target, outcome)`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from datetime import time as clock
+from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
-
-from runbook_lib.diagnosis.answer import unexplained
 from runbook_lib.records import outbox as ob
-from runbook_lib.records import record
 from runbook_lib.records.index import Index
-from runbook_lib.service import incident_view
+from runbook_lib.service import slack
+from runbook_lib.service.messages import Message, Recall, compose
+from runbook_lib.service.notify_config import NotifyConfig, QuietHours, Retry, SlackTarget, Target
 
-EVENT_KINDS = ob.KINDS
-
-
-class Target(BaseModel):
-    """One channel: an Apprise URL, and which alerts go there (all when a list is absent)."""
-
-    name: str
-    url: str
-    severities: list[str] | None = None
-    runbooks: list[str] | None = None
-    events: list[str] | None = None
-
-    @field_validator("events")
-    @classmethod
-    def _known(cls, v: list[str] | None) -> list[str] | None:
-        bad = sorted(set(v or ()) - set(EVENT_KINDS))
-        if bad:
-            raise ValueError(f"unknown events {bad}; known: {', '.join(EVENT_KINDS)}")
-        return v
-
-    def wants(self, kind: str, severity: str, runbook: str) -> bool:
-        return all(
-            allowed is None or value in allowed
-            for allowed, value in (
-                (self.events, kind),
-                (self.severities, severity),
-                (self.runbooks, runbook),
-            )
-        )
+__all__ = ["Message", "NotifyConfig", "QuietHours", "Retry", "Sender", "SlackTarget", "Target",
+           "compose", "sample", "send"]  # fmt: skip
+log = logging.getLogger("runbook.notify")
+OUTCOMES = ("sent", "retried", "given_up")  # what `on_delivery` is told
+# Apprise's notify type (a colour or an icon in most services) by the incident's severity.
+NOTIFY_TYPES = {"critical": "failure", "warning": "warning", "info": "info"}
 
 
-class QuietHours(BaseModel):
-    """Messages for alerts below `except_severities` wait until the quiet hours end."""
-
-    start: clock
-    end: clock
-    timezone: str = "UTC"
-    except_severities: list[str] = Field(default_factory=lambda: ["critical"])
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (KeyError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
-            raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
-
-    def resume_at(self, now: float, severity: str) -> float:
-        """When a message held at `now` may go: `now` outside quiet hours or when exempt."""
-        if severity in self.except_severities:
-            return now
-        local = datetime.fromtimestamp(now, ZoneInfo(self.timezone))
-        t = local.time()
-        quiet = self.start <= t < self.end if self.start <= self.end else (
-            t >= self.start or t < self.end
-        )  # fmt: skip
-        if not quiet:
-            return now
-        end = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
-        if end <= local:
-            end += timedelta(days=1)
-        return end.timestamp()
-
-
-class Retry(BaseModel):
-    base_s: float = 5.0  # first retry after this, doubling each time
-    max_s: float = 600.0
-    max_attempts: int = 20
-
-
-class NotifyConfig(BaseModel):
-    base_url: str = ""  # links in messages lead here (the receiver as people reach it)
-    targets: list[Target] = Field(default_factory=list)
-    quiet_hours: QuietHours | None = None  # off unless set
-    retry: Retry = Field(default_factory=Retry)
-    backlog_hours: float = 1.0  # on start, events older than this before it are not sent
-
-    @classmethod
-    def load(cls, path: Path) -> NotifyConfig:
-        """The file parsed and checked; ValueError naming the file and the bad field."""
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: cannot read: {exc}") from exc
-        try:
-            cfg = cls.model_validate(raw)
-        except ValidationError as exc:
-            where = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                for e in exc.errors(include_url=False, include_input=False)
-            )
-            raise ValueError(f"{path}: {where}") from exc
-        names = [t.name for t in cfg.targets]
-        if len(set(names)) != len(names):
-            raise ValueError(f"{path}: target names must be unique, got {names}")
-        return cfg
-
-    def target(self, name: str) -> Target | None:
-        return next((t for t in self.targets if t.name == name), None)
-
-
-# ---------------------------------------------------------------------- messages
 @dataclass(frozen=True)
-class Message:
-    title: str
-    body: str  # Markdown
-    attach: Path | None = None
+class Attempt:
+    """How sending one message went."""
+
+    ok: bool
+    error: str = ""
+    permanent: bool = False  # retrying cannot help (a URL Apprise does not know, a bad token)
+    retry_after: float = 0.0  # the service asked us to wait this long (seconds)
 
 
-def compose(ev: ob.Event, index: Index, output_dir: Path, base_url: str) -> Message:
-    """What to say about `ev`, from the incident and its records: the alert, the top cause
-    with its verdict and two strongest evidence lines, the first command, the link, and the
-    runbook's communication message ready to paste."""
-    inc = incident_view.load(index, ev.incident_id)
-    link = f"{base_url.rstrip('/')}/incidents/{inc['id']}" if base_url else ""
-    where = inc["labels"].get("instance", "")
-    head = f"{inc['alertname']} · {inc['severity'] or 'no severity'}" + (
-        f" · {where}" if where else ""
-    )
-    first = f"🚨 {head}"  # the first message's title, which follow-ups name
-    paste = incident_view.message_of(inc)
-    if ev.kind == "investigation":
-        run = _run(inc, ev.run_id)
-        summ = _summary(output_dir, run)
-        lines = [_finding(summ, run)]
-        if summ.get("first_command"):
-            lines.append(f"First step: `{summ['first_command']}`")
-        lines += _link(link)
-        lines += ["", "Incident message, ready to paste:", "```", paste, "```"]
-        attach = _overview_png(output_dir, run["record"]) if run else None
-        return Message(first, "\n".join(lines), attach)
-    follow = f"Follow-up to “{first}” (started {inc['starts_at'][:16].replace('T', ' ')} UTC)"
-    if ev.kind == "resolved":
-        body = [follow, f"Resolved after {inc['duration']}."]
-        body += _link(link) + ["", "```", paste, "```"]
-        return Message(f"✅ Resolved: {head}", "\n".join(body))
-    run = _run(inc, ev.run_id)
-    summ = _summary(output_dir, run)
-    held = _held(summ)
-    verdict = {True: "the fix held", False: "the fix did NOT hold", None: "no answer"}[held]
-    body = [follow, f"Verification after the resolve: {verdict}."] + _link(link)
-    return Message(f"{'✅' if held else '⚠️'} Verification: {head}: {verdict}", "\n".join(body))
+def notify_type(severity: str) -> str:
+    return NOTIFY_TYPES.get(severity, "info")
 
 
-def _run(inc: dict, run_id: int | None) -> dict | None:
-    return next((r for r in inc.get("runs", []) if r["id"] == run_id), None)
-
-
-def _summary(output_dir: Path, run: dict | None) -> dict:
-    if not run:
-        return {}
+def send(target: Target, msg: Message) -> Attempt:
+    """One message to one target, on its own (`runbook notify test`)."""
+    if target.slack is None:
+        return send_apprise(target.url or "", msg)
     try:
-        return record.summary(output_dir / run["record"])
-    except (OSError, ValueError, KeyError):
-        return {"status": run.get("status") or "unknown", "top_cause": run.get("top_cause")}
+        bot = slack.Slack(target.slack.bearer(), target.slack.api_url)
+        bot.post(target.slack.channel, _slack_text(msg, reply=False))
+    except (slack.SlackError, ValueError) as exc:
+        return _failed(exc)
+    return Attempt(True)
 
 
-def _finding(summ: dict, run: dict | None) -> str:
-    if summ.get("status") not in (None, "completed", "degraded"):
-        why = summ.get("error") or summ.get("status")
-        return f"The investigation did not complete ({why}); see the record."
-    blind = [f"⚠️ Degraded: {text}" for text in summ.get("degraded_by") or []]
-    nothing = unexplained(summ)  # no runbook cause explains most of it: said first
-    return "\n".join([*blind, *([nothing.text()] if nothing else []), _cause(summ)])
-
-
-def _cause(summ: dict) -> str:
-    """The top cause with its verdict, share and strongest evidence, or that none is likely."""
-    top = summ.get("top_cause")
-    found = next((d for d in summ.get("diagnosis", []) if d["cause"] == top), None)
-    if top and not found:  # the record could not be read here: the index still knows
-        return f"Top cause: **{top}** (details in the record)"
-    if not found:
-        return "No cause is likely: check the overview and the logs; escalate if it persists."
-    share = found.get("explained_share")
-    explains = f", explains {100 * share:.0f}% of the symptom" if share is not None else ""
-    out = [f"Top cause: **{top}** — {found['verdict']} ({found['score']:.2f}{explains})"]
-    others = (summ.get("top_causes") or [])[1:]
-    if others:
-        out.append(
-            "Contributing as well: "
-            + ", ".join(f"{t['cause']} ({100 * (t['explained_share'] or 0):.0f}%)" for t in others)
-        )
-    strongest = found.get("strongest") or [e for e in found["evidence"] if e.startswith("✔")]
-    out += [f"- {e}" for e in strongest[:2]]
-    return "\n".join(out)
-
-
-def _held(summ: dict) -> bool | None:
-    """The verification's answer: every check a query could answer holds (None: none could)."""
-    from runbook_lib.diagnosis.postcheck import verified
-
-    return verified(summ.get("post_checks") or [])
-
-
-def _link(link: str) -> list[str]:
-    return [f"Investigation: {link}"] if link else []
-
-
-def _overview_png(output_dir: Path, record_name: str) -> Path | None:
-    """The assessment's four-panel overview, cut out of the executed notebook once."""
-    import base64
-
-    out = output_dir / ".notify" / f"{record_name}-overview.png"
-    if out.exists():
-        return out
-    try:
-        nb = json.loads((output_dir / record_name / "record.ipynb").read_text())
-    except (OSError, ValueError):
-        return None
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code" or "run.assess()" not in "".join(cell["source"]):
-            continue
-        for o in cell.get("outputs", []):
-            png = o.get("data", {}).get("image/png")
-            if png:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                part = out.with_suffix(f".{threading.get_ident()}.part")
-                part.write_bytes(base64.b64decode(png))
-                os.replace(part, out)  # lanes for two targets may cut it at once
-                return out
-    return None
-
-
-# ---------------------------------------------------------------------- sending
-def send(url: str, msg: Message) -> tuple[bool, str]:
-    """One message to one Apprise URL: (answered, what went wrong)."""
-    ok, why, _ = send_once(url, msg)
-    return ok, why
-
-
-def send_once(url: str, msg: Message) -> tuple[bool, str, bool]:
-    """(answered, what went wrong, whether retrying cannot help: a URL Apprise does not
-    know). Apprise's warnings are captured per call; lanes run in parallel, so a line may
-    rarely come from another target's call."""
+def send_apprise(url: str, msg: Message) -> Attempt:
+    """One message to one Apprise URL, with the notify type of its severity; when it fails,
+    the last warning its plugin logged says why. Lanes send to several targets at once
+    and Apprise logs through one logger, from threads of its own: each call's plugin logs
+    to a logger of this lane (a child of Apprise's), which only this call listens to."""
     import apprise
 
     ap = apprise.Apprise()
     if not ap.add(url):
-        return False, "not a URL Apprise knows (check the scheme in notify.yml)", True
-    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as log:
+        return Attempt(False, "not a URL Apprise knows (check the scheme in notify.yml)", True)
+    lane = logging.getLogger(f"apprise.runbook-lane-{threading.get_ident()}")
+    for plugin in ap:
+        plugin.logger = lane
+    with _Warnings(lane) as warned:
         attach = apprise.AppriseAttachment(str(msg.attach)) if msg.attach else None
-        ok = ap.notify(
-            body=msg.body, title=msg.title, body_format=apprise.NotifyFormat.MARKDOWN, attach=attach
-        )
-        text = log.getvalue().strip().splitlines()
-    return bool(ok), (text[-1] if text else "" if ok else "the service did not accept it"), False
+        ok = ap.notify(body=msg.standalone(), title=msg.title, attach=attach,
+                       body_format=apprise.NotifyFormat.MARKDOWN,
+                       notify_type=notify_type(msg.severity))  # fmt: skip
+    if ok:
+        return Attempt(True)
+    return Attempt(False, warned[-1] if warned else "the service did not accept it")
+
+
+class _Warnings(logging.Handler):
+    """The warnings `logger` logs while the block runs."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logging.WARNING)
+        self.logger, self.lines = logger, []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def __enter__(self) -> list[str]:
+        if self.logger.getEffectiveLevel() > logging.WARNING:
+            self.logger.setLevel(logging.WARNING)
+        self.logger.addHandler(self)
+        return self.lines
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)
+
+
+def _slack_text(msg: Message, *, reply: bool) -> str:
+    """A thread's first message leads with the incident's status line; a reply needs
+    neither that nor to say what it follows."""
+    if reply:
+        return f"*{msg.title}*\n{slack.mrkdwn(msg.body)}"
+    status = f"{msg.status}\n" if msg.status else ""
+    return f"{status}*{msg.title}*\n{slack.mrkdwn(msg.standalone())}"
+
+
+def _failed(exc: Exception) -> Attempt:
+    if isinstance(exc, slack.SlackError):
+        return Attempt(False, f"Slack: {exc.error}", exc.permanent, exc.retry_after)
+    return Attempt(False, str(exc))
 
 
 class Sender:
@@ -287,9 +129,13 @@ class Sender:
     target holds up only its own messages; retries with backoff."""
 
     def __init__(
-        self, index: Index, config: NotifyConfig, output_dir: Path, poll_s: float = 1.0
-    ) -> None:
+        self, index: Index, config: NotifyConfig, output_dir: Path, poll_s: float = 1.0,
+        *, on_delivery: Callable[[str, str], None] | None = None, recall: Recall | None = None,
+    ) -> None:  # fmt: skip
+        """`on_delivery(target, outcome)`: told of each delivery's outcome (one of
+        `OUTCOMES`), e.g. to count them; `recall`: one more line under each finding."""
         self.index, self.config, self.output_dir = index, config, Path(output_dir)
+        self.on_delivery, self.recall = on_delivery, recall
         self.box = ob.Outbox(index)
         self.poll_s = poll_s
         self.started_at = time.time()
@@ -317,7 +163,7 @@ class Sender:
             try:
                 self.step(wait=False)
             except Exception as exc:  # the database is away: try again on the next tick
-                print(f"runbook serve: notifications: {exc}", file=sys.stderr)
+                log.warning("notifications: %s (trying again in %.0f s)", exc, self.poll_s)
             self._wake.wait(self.poll_s)
             self._wake.clear()
 
@@ -338,11 +184,19 @@ class Sender:
         return sum(f.result() for f in futures.values()) if wait else 0
 
     def route(self, ev: ob.Event) -> list[tuple[str, float]]:
+        """The targets of `ev` and when each may have it: those whose filters take the
+        incident as it is now, and those that got an earlier message of it (their
+        `events:` filter still applies)."""
         inc = self.index.incident(ev.incident_id)
         sev, rb = inc["severity"], inc["runbook"]
+        earlier = self.box.targets_of(ev.incident_id, before_event=ev.id)
         quiet = self.config.quiet_hours
         when = quiet.resume_at(time.time(), sev) if quiet else 0.0
-        return [(t.name, when) for t in self.config.targets if t.wants(ev.kind, sev, rb)]
+        return [
+            (t.name, when)
+            for t in self.config.targets
+            if t.wants(ev.kind, sev, rb) or (t.name in earlier and t.takes(ev.kind))
+        ]
 
     def _lane(self, ds: list[ob.Delivery], clock) -> int:
         """One target's due deliveries, in order. A message that cannot be made is given up
@@ -351,29 +205,96 @@ class Sender:
         for i, d in enumerate(ds):
             target = self.config.target(d.target)
             if target is None:
-                self.box.give_up(d, f"target {d.target!r} is no longer in notify.yml")
+                self._give_up(d, f"target {d.target!r} is no longer in notify.yml")
                 continue
             try:
-                msg = compose(d.event, self.index, self.output_dir, self.config.base_url)
+                msg = self._compose(d.event)
             except Exception as exc:  # this message cannot be made: retrying will not help
-                self.box.give_up(d, f"cannot compose: {type(exc).__name__}: {exc}")
+                self._give_up(d, f"cannot compose: {type(exc).__name__}: {exc}")
                 continue
             if not self.box.renew(d, clock()):
                 continue  # our lease ran out and another sender has it: do not send
-            ok, why, permanent = send_once(target.url, msg)
-            if ok:
+            tried = self._deliver(target, d, msg, clock())
+            if tried.ok:
                 sent += self.box.sent(d)
+                self._tell(d, "sent", f"sent (attempt {d.attempts})")
                 continue
-            if permanent:
+            if tried.permanent:
                 for rest in ds[i:]:
-                    self.box.give_up(rest, why)
+                    self._give_up(rest, tried.error)
                 break
             r = self.config.retry
-            retry_at = self.box.failed(d, why, clock(), r.base_s, r.max_s, r.max_attempts)
+            retry_at = self.box.failed(d, tried.error, clock(), r.base_s, r.max_s, r.max_attempts,
+                                       at_least=tried.retry_after)  # fmt: skip
+            if retry_at is None:
+                self._tell(d, "given_up", f"given up after {d.attempts} attempts: {tried.error}")
+            else:
+                at = datetime.fromtimestamp(retry_at, UTC).strftime("%H:%M:%S")
+                self._tell(d, "retried", f"attempt {d.attempts} failed ({tried.error}); "
+                                         f"next at {at} UTC")  # fmt: skip
             for rest in ds[i + 1 :]:  # not tried: they go after the failed one, in order
                 self.box.postpone(rest, retry_at or clock())
             break
         return sent
+
+    def _compose(self, ev: ob.Event) -> Message:
+        return compose(ev, self.index, self.output_dir, self.config.base_url, recall=self.recall)
+
+    def _deliver(self, target: Target, d: ob.Delivery, msg: Message, now: float) -> Attempt:
+        if target.slack is None:
+            return send_apprise(target.url or "", msg)
+        try:
+            self._to_slack(target.name, target.slack, d.event, msg, now)
+        except (slack.SlackError, ValueError) as exc:
+            return _failed(exc)
+        return Attempt(True)
+
+    def _to_slack(
+        self, name: str, cfg: SlackTarget, ev: ob.Event, msg: Message, now: float
+    ) -> None:
+        """The incident's first message to this target starts its thread; a follow-up first
+        brings the thread's first message up to date (its status line), then replies in the
+        thread. In that order, a retry after a failure repeats an idempotent update, never a
+        reply."""
+        bot = slack.Slack(cfg.bearer(), cfg.api_url)
+        thread = self.box.thread(ev.incident_id, name)
+        if thread is None:
+            posted = bot.post(cfg.channel, _slack_text(msg, reply=False))
+            self.box.add_thread(ev.incident_id, name, ob.Thread(posted.channel, posted.ts), now)
+            return
+        first = self.box.first_sent(ev.incident_id, name)
+        top = self._compose_or_none(first) if first is not None else None
+        if top is not None:
+            bot.update(thread.channel, thread.ts, _slack_text(top, reply=False))
+        bot.post(thread.channel, _slack_text(msg, reply=True), thread_ts=thread.ts)
+
+    def _compose_or_none(self, ev: ob.Event) -> Message | None:
+        """The thread's first message as it reads now; None (and a log line) when it cannot
+        be made: the reply still goes."""
+        try:
+            return self._compose(ev)
+        except Exception:
+            log.exception("cannot compose %s of incident %d again to update its status line",
+                          ev.kind, ev.incident_id)  # fmt: skip
+            return None
+
+    def _give_up(self, d: ob.Delivery, why: str) -> None:
+        self.box.give_up(d, why)
+        self._tell(d, "given_up", f"given up: {why}")
+
+    def _tell(self, d: ob.Delivery, outcome: str, what: str) -> None:
+        """One log line per delivery's outcome, and the `on_delivery` callback."""
+        level = {"sent": logging.INFO, "retried": logging.WARNING}.get(outcome, logging.ERROR)
+        ev = d.event
+        fields = {"target": d.target, "outcome": outcome, "incident_id": ev.incident_id,
+                  "event": ev.key}  # fmt: skip
+        log.log(level, "%s of incident %d to %s: %s", ev.kind, ev.incident_id, d.target, what,
+                extra=fields)  # fmt: skip
+        if self.on_delivery is not None:
+            try:
+                self.on_delivery(d.target, outcome)
+            except Exception:  # a broken counter must not stop the messages
+                log.exception("on_delivery(%r, %r) failed", d.target, outcome)
 
 
 def sample() -> Message:
@@ -382,5 +303,5 @@ def sample() -> Message:
     return Message(
         "🚨 runbook notify test",
         f"A test message from `runbook notify test` at {now} UTC. "
-        "Investigations, resolves and verifications will arrive here like this.",
+        "Investigations, escalations, resolves and what people did will arrive here like this.",
     )

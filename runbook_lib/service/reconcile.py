@@ -11,13 +11,14 @@ answer, nothing changes."""
 from __future__ import annotations
 
 import asyncio
-import sys
+import logging
 
 import httpx
 from starlette.concurrency import run_in_threadpool
 
 from runbook_lib.records.index import Index
 
+log = logging.getLogger("runbook.reconcile")
 QUERY = {"active": "true", "silenced": "true", "inhibited": "true", "unprocessed": "true"}
 
 
@@ -42,10 +43,10 @@ async def reconcile_forever(
         try:
             closed = await run_in_threadpool(reconcile_once, index, alertmanager_url, stale_after_s)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, try again next time
-            print(f"runbook serve: could not reconcile with Alertmanager at {alertmanager_url}: "
-                  f"{exc}; nothing closed", file=sys.stderr)  # fmt: skip
+            log.warning("could not reconcile with Alertmanager at %s: %s; nothing closed",
+                        alertmanager_url, exc)  # fmt: skip
             continue
         if closed:
             ids = ", ".join(f"#{i}" for i in closed)
-            print(f"runbook serve: closed {ids} as stale (Alertmanager no longer has their "
-                  "alerts)", file=sys.stderr)  # fmt: skip
+            log.info("closed %s as stale (Alertmanager no longer has their alerts)", ids,
+                     extra={"event": "stale", "incident_ids": closed})  # fmt: skip

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import secrets
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,15 +26,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from runbook_lib.contract.alerts import WebhookPayload
-from runbook_lib.contract.config import STALE_AFTER_S
+from runbook_lib.contract.config import STALE_AFTER_S, operators_path
 from runbook_lib.records.index import Index, Queued
-from runbook_lib.service import pages
+from runbook_lib.service import actions, incident_view, logs, pages
+from runbook_lib.service.access import SESSION_COOKIE, Access
 from runbook_lib.service.metrics import Metrics
 from runbook_lib.service.notify import NotifyConfig, Sender
+from runbook_lib.service.operators import Operators
 from runbook_lib.service.reconcile import reconcile_forever
 from runbook_lib.service.workers import Pool, RunConfig
 
 MAX_BODY_BYTES = 1 << 20
+log = logging.getLogger("runbook.server")
 
 
 class Dispatcher(Protocol):
@@ -64,6 +67,8 @@ def create_app(
     alertmanager_url: str = "",
     reconcile_every: float = 0.0,
     stale_after: float = STALE_AFTER_S,
+    operators_file: Path | None = None,
+    prometheus_url: str = "",
 ) -> FastAPI:
     """The receiver and the incident pages. With `run_config` it also runs the worker pool
     while it serves (one machine); with `dispatcher` it hands accepted runs to a task queue
@@ -73,13 +78,23 @@ def create_app(
     session signed with `session_secret`. With `notify`, a background sender posts each
     investigation, resolve and verification to its targets. With `alertmanager_url` and
     `reconcile_every`, open incidents are checked against Alertmanager's alerts every
-    `reconcile_every` seconds; an alert it has not listed for `stale_after` closes as stale."""
+    `reconcile_every` seconds; an alert it has not listed for `stale_after` closes as stale.
+    The operators of `operators_file` (default: operators.json in the output directory) act
+    on incidents from their pages (service/actions.py); a silence goes to `alertmanager_url`.
+    Post-mortems written from the pages ask `prometheus_url` when the alerts went pending."""
     output_dir = Path(records_dir) if records_dir else index.path.parent
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
-    metrics = Metrics.create(index)
-    pool = Pool(index, run_config, metrics.observe_run) if run_config else None
-    sender = Sender(index, notify, output_dir) if notify and notify.targets else None
+    targets = [t.name for t in notify.targets] if notify else []
+    metrics = Metrics.create(index, targets)
+    pool = Pool(index, run_config) if run_config else None
+    sender = (
+        Sender(
+            index, notify, output_dir, on_delivery=metrics.delivered, recall=incident_view.recall
+        )
+        if targets
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,11 +116,8 @@ def create_app(
         if pool:
             pool.start()
             if pool.leftovers_killed:
-                print(
-                    f"runbook serve: killed {len(pool.leftovers_killed)} processes left by "
-                    "runs of an earlier server",
-                    file=sys.stderr,
-                )
+                log.warning("killed %d processes left by runs of an earlier server",
+                            len(pool.leftovers_killed))  # fmt: skip
         yield
         for task in (pruner, sweeper, reconciler):
             if task:
@@ -117,41 +129,73 @@ def create_app(
 
     app = FastAPI(title="runbook server", lifespan=lifespan)
     app.state.index, app.state.pool, app.state.sender = index, pool, sender
+    app.state.metrics = metrics
     secret = session_secret or secrets.token_urlsafe(32)  # sessions end with the process
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
-        session_cookie=pages.SESSION_COOKIE,
+        session_cookie=SESSION_COOKIE,
         max_age=12 * 3600,
         same_site="lax",
     )
     viewers = [t for t in (viewer_token, token if pages_accept_webhook_token else "") if t]
-    app.include_router(pages.router(index, output_dir, viewers, jupyter_url))
+    access = Access(viewers, Operators(operators_path(operators_file, output_dir)))
+    app.include_router(
+        pages.router(index, output_dir, access, jupyter_url, alertmanager_url, prometheus_url)
+    )
+
+    def wake(created: list[Queued]) -> None:
+        """Runs an operator queued: the workers start them now."""
+        for run in created:
+            logs.run_queued(run)
+        if pool:
+            pool.notify()
+        if dispatcher:
+            dispatcher.send(created)
+
+    acting = actions.Actions(index, output_dir, alertmanager_url, verify_delay)
+    app.include_router(actions.router(acting, access, wake))
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
         return RedirectResponse("/incidents")
 
+    def refused(status: int, reason: str, detail: object, request: Request, said: str = "",
+                **headers: str) -> HTTPException:  # fmt: skip
+        """Count and log a refused webhook; the answer to raise (`reason`: metrics.REFUSALS)."""
+        metrics.refused.labels(reason).inc()
+        said = said or (detail if isinstance(detail, str) else _fields(detail))
+        client = request.client.host if request.client else ""
+        log.warning("webhook refused (%d, %s) from %s: %s", status, reason, client or "?", said,
+                    extra={"event": "webhook", "outcome": "refused", "reason": reason,
+                           "http_status": status, "client": client})  # fmt: skip
+        return HTTPException(status, detail, headers or None)
+
     @app.post("/alerts")
     async def alerts(request: Request, authorization: str = Header("")) -> dict:
         expected = f"Bearer {token}".encode()
         if not hmac.compare_digest(authorization.encode(), expected):
-            raise HTTPException(
-                401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
-            )
-        body = await _read_limited(request)
+            said = "wrong bearer token" if authorization else "no bearer token"
+            raise refused(401, "token", "missing or wrong bearer token", request, said,
+                          **{"WWW-Authenticate": "Bearer"})  # fmt: skip
+        try:
+            body = await _read_limited(request)
+        except BodyTooLarge as exc:
+            raise refused(413, "too_large", str(exc), request) from None
         try:
             payload = WebhookPayload.model_validate_json(body)
         except ValidationError as exc:
-            raise HTTPException(422, _explain(exc)) from exc
+            raise refused(422, "invalid", _explain(exc), request) from exc
         try:
             outcomes, created = await run_in_threadpool(
                 index.accept_runs, payload.alerts, verify_delay
             )
         except SQLAlchemyError as exc:  # 5xx: Alertmanager keeps the alert and retries
-            raise HTTPException(
-                503, f"could not persist the alerts in {index.where}: {_first_line(exc)}"
-            ) from exc
+            detail = f"could not persist the alerts in {index.where}: {_first_line(exc)}"
+            raise refused(503, "unavailable", detail, request) from exc
+        _log_accepted(payload, outcomes)
+        for run in created:  # before a worker may say it started
+            logs.run_queued(run)
         if pool and created:
             pool.notify()
         if dispatcher and created:  # after the commit; a failed send is swept up later
@@ -182,9 +226,10 @@ async def _sweep(dispatcher: Dispatcher) -> None:
         try:
             resent = await run_in_threadpool(dispatcher.sweep)
             if resent:
-                print(f"runbook serve: re-sent {resent} runs to the queue", file=sys.stderr)
+                log.warning("re-sent %d runs to the queue (never sent, lost, or their worker's "
+                            "lease expired)", resent, extra={"event": "sweep", "runs": resent})  # fmt: skip
         except Exception as exc:  # the broker or database is down: try again next time
-            print(f"runbook serve: sweep failed: {exc}", file=sys.stderr)
+            log.error("sweep failed: %s; trying again in %.0f s", exc, dispatcher.sweep_every_s)
 
 
 async def _prune_hourly(index: Index, output_dir: Path, days: float) -> None:
@@ -195,30 +240,48 @@ async def _prune_hourly(index: Index, output_dir: Path, days: float) -> None:
         try:
             done = await run_in_threadpool(retention.prune, output_dir, days, index=index)
             if done.removed:
-                print(
-                    f"runbook serve: retention removed {len(done.removed)} records", file=sys.stderr
-                )
+                log.info("retention removed %d records older than %g days (%.1f MiB)",
+                         len(done.removed), days, done.freed_bytes / 2**20,
+                         extra={"event": "retention", "removed": len(done.removed)})  # fmt: skip
         except (OSError, SQLAlchemyError) as exc:  # try again next hour
-            print(f"runbook serve: retention failed: {exc}", file=sys.stderr)
+            log.error("retention failed: %s; trying again in an hour", exc)
         await asyncio.sleep(3600)
 
 
+class BodyTooLarge(ValueError):
+    """The webhook's body is over MAX_BODY_BYTES (answered 413)."""
+
+
+def _log_accepted(payload: WebhookPayload, outcomes: list[str]) -> None:
+    n = len(outcomes)
+    said = ", ".join(f"{a.name} {o}" for a, o in zip(payload.alerts, outcomes, strict=True))
+    each = [{"alertname": a.name, "status": a.status, "outcome": o}
+            for a, o in zip(payload.alerts, outcomes, strict=True)]  # fmt: skip
+    log.info("webhook accepted: %d alert%s (%s)", n, "" if n == 1 else "s", said,
+             extra={"event": "webhook", "outcome": "accepted", "alerts": each})  # fmt: skip
+
+
 async def _read_limited(request: Request) -> bytes:
-    """The body, refusing (413) past MAX_BODY_BYTES without reading it all into memory."""
+    """The body; BodyTooLarge past MAX_BODY_BYTES, without reading it all into memory."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(413, f"body of {declared} bytes exceeds {MAX_BODY_BYTES}")
+        raise BodyTooLarge(f"body of {declared} bytes exceeds {MAX_BODY_BYTES}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise HTTPException(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+            raise BodyTooLarge(f"body exceeds {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _first_line(exc: Exception) -> str:
     return (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
+
+
+def _fields(problems: list[dict]) -> str:
+    """`_explain`'s problems in one line, for the log."""
+    return "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
 
 
 def _explain(exc: ValidationError) -> list[dict]:

@@ -12,6 +12,7 @@ stdout, `{"record": PATH}`. Everything else this process prints goes to stderr.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -20,6 +21,8 @@ from typing import IO, Any
 
 from runbook_lib.records import engine, kernels, runner
 from runbook_lib.records.lifetime import die_with_parent
+
+log = logging.getLogger("runbook.worker")
 
 
 class Worker:
@@ -41,7 +44,7 @@ class Worker:
             try:
                 self.kernel = self.zygote.fork()
             except kernels.KernelError as exc:
-                print(f"runbook worker: {exc}", file=sys.stderr)
+                log.error("no warm kernel: %s; the next run starts one", exc)
                 self.kernel = None
 
     def acquire(self) -> kernels.Kernel:
@@ -129,6 +132,9 @@ def main() -> int:
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # library output goes to the log, never into the protocol
     sys.stdout = sys.stderr
+    from runbook_lib.service import logs
+
+    logs.configure(os.environ.get("RUNBOOK_LOG_FORMAT", "text"))  # as the server's
     worker = Worker(
         os.environ["RUNBOOK_MARK_PREFIX"],
         Path(os.environ.get("RUNBOOK_NOTEBOOK_DIR", str(engine.NOTEBOOKS))),

@@ -47,12 +47,12 @@ def receiver_url(external_url: str, host: str, port: int) -> str:
 
 def rule_files(profile: str = "contract") -> list[Path]:
     """The rule files Prometheus must load: the alerts, and the recording rules that derive
-    the series the alerts fire on; for the real server's mcp_* metrics, the recording rules
-    that derive those series from them instead."""
+    the series the alerts fire on (for the real server's mcp_* metrics, the recording rules
+    that derive those series from them instead); and the alerts on this receiver itself."""
     recording = (
         RULES / "server" / "recording.yml" if profile == "server" else RULES / "recording.yml"
     )
-    return [RULES / "alerts.yml", recording]
+    return [RULES / "alerts.yml", recording, RULES / "receiver.yml"]
 
 
 def prometheus_snippet(profile: str = "contract") -> str:

@@ -13,6 +13,7 @@ earlier runs left behind, keeps records that were completed, and runs the rest a
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import shutil
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,14 @@ from runbook_lib.records import record, runner
 from runbook_lib.records.engine import NOTEBOOKS
 from runbook_lib.records.index import Index, Job
 from runbook_lib.records.lifetime import MARK, kill_group, sweep
+from runbook_lib.service import holds, logs
+from runbook_lib.service.holds import HoldPolicy
 
 __all__ = ["MARK", "Pool", "RunConfig"]
 MAX_ATTEMPTS = 3
 GRACE_S = 30.0  # past the run limit, a worker that does not answer is killed
 IDLE_POLL_S = 0.5  # how often an idle slot looks for due runs without being woken
+log = logging.getLogger("runbook.workers")
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,7 @@ class RunConfig:
     alertmanager_url: str = ""
     params: dict[str, Any] = field(default_factory=dict)  # extra notebook parameters
     notebook_dir: Path = NOTEBOOKS
-
-
-Observer = Callable[[Job, dict, float], None]
+    hold: HoldPolicy = field(default_factory=HoldPolicy)  # waiting for a more severe alert
 
 
 class Slot:
@@ -111,8 +112,8 @@ def _read_lines(proc: subprocess.Popen, out: queue.Queue) -> None:
 
 
 class Pool:
-    def __init__(self, index: Index, config: RunConfig, on_done: Observer | None = None) -> None:
-        self.index, self.config, self.on_done = index, config, on_done
+    def __init__(self, index: Index, config: RunConfig) -> None:
+        self.index, self.config = index, config
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -165,7 +166,7 @@ class Pool:
         for job in self.index.in_flight():
             done = self.config.output_dir / job.record
             if done.exists():
-                self.index.finish(job.run_id, record.summary(done))
+                self._file(job, done, 0.0)
             elif job.attempts >= MAX_ATTEMPTS:
                 error = f"the run was interrupted {job.attempts} times; not trying again"
                 self._file(job, self._failure(job, "failed", error), 0.0)
@@ -180,15 +181,18 @@ class Pool:
             try:
                 job = self.index.claim()
             except Exception as exc:  # a locked or broken index must not end the worker
-                print(
-                    f"runbook worker: cannot claim from {self.index.path}: {exc}", file=sys.stderr
-                )
+                said = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
+                log.error("cannot claim a run from %s: %s; trying again in 2 s",
+                          self.index.where, said)  # fmt: skip
                 self._stop.wait(2)
                 continue
             if job is None:
                 with self._wake:
                     self._wake.wait(IDLE_POLL_S)
                 continue
+            if held(self.index, job, self.config.hold):
+                continue
+            logs.run_started(job)
             started = time.monotonic()
             rec = self.execute(slot, job)
             if rec is not None:
@@ -241,8 +245,18 @@ class Pool:
     def _file(self, job: Job, rec: Path, seconds: float) -> None:
         summary = record.summary(rec)
         self.index.finish(job.run_id, summary)
-        if self.on_done:
-            self.on_done(job, summary, seconds)
+        logs.run_finished(job, summary, seconds)
+
+
+def held(index: Index, job: Job, policy: HoldPolicy, now: float | None = None) -> holds.Hold | None:
+    """Put `job` back in the queue when it should wait for a more severe alert (see
+    service/holds.py); the hold, or None when the job runs now."""
+    now = time.time() if now is None else now
+    hold = holds.decide(job, policy, now)
+    if hold is not None:
+        index.defer(job.run_id, hold.until, hold.note, now)
+        logs.run_held(job, hold.until, hold.note)
+    return hold
 
 
 def job_spec(job: Job, config: RunConfig) -> dict[str, Any]:
@@ -261,7 +275,9 @@ def job_spec(job: Job, config: RunConfig) -> dict[str, Any]:
 
 
 def job_params(job: Job, config: RunConfig) -> dict[str, Any]:
-    """Papermill parameters: alert fields as data, never as code."""
+    """Papermill parameters: alert fields as data, never as code. A `mitigation` run is the
+    runbook again with its mitigation allowed: an operator approved it on the incident page
+    (otherwise only `--param allow_mitigation=true` on serve allows it, for every run)."""
     labels = {k: v for k, v in job.labels.items() if k != "alertname"}
     return runner.alert_params(
         job.alertname,
@@ -274,9 +290,26 @@ def job_params(job: Job, config: RunConfig) -> dict[str, Any]:
         extra={
             **({"alertmanager_url": a} if (a := config.alertmanager_url) else {}),
             **({"related_alerts": list(job.related)} if job.related else {}),
+            "incident": incident_param(job),
             **config.params,
+            **({"allow_mitigation": True} if job.kind == "mitigation" else {}),
         },
     )
+
+
+def incident_param(job: Job) -> dict[str, Any]:
+    """What the receiver knows of the run's incident, for the notebook: why this run, the
+    investigations before it, and the runbook's past incidents (the record's memory)."""
+    return {
+        "id": job.incident_id,
+        "trigger": job.trigger,
+        "requested_by": job.requested_by or "",
+        "earlier": [
+            {k: e[k] for k in ("record", "alertname", "severity", "status", "top_cause")}
+            for e in job.earlier
+        ],
+        "past": list(job.past),
+    }
 
 
 def job_links(job: Job) -> dict[str, Any]:
@@ -287,6 +320,12 @@ def job_links(job: Job) -> dict[str, Any]:
         "kind": job.kind,
         "attempt": job.attempts,
     }
+    if job.trigger:
+        links["trigger"] = job.trigger
+    if job.earlier:
+        links["earlier_records"] = [e["record"] for e in job.earlier]
+    if job.held_since is not None:
+        links["held"] = {"seconds": round(job.held_s, 1), "for": job.hold_note or ""}
     if job.verification_of:
         links["verification_of"] = job.verification_of
     return links

@@ -77,6 +77,11 @@ MODES: dict[str, Profile] = {
     "errors:invalid_input": Profile(
         error_ratio=0.10, error_mix={"invalid_input": 3, "parse_error": 1}
     ),
+    # 3% of requests fail: above the warning's 1%, below the critical's 5%. Switching from
+    # here to errors:invalid_input is an error rate that worsens: warning, then critical.
+    "errors:elevated": Profile(error_ratio=0.03, error_mix={"invalid_input": 3, "parse_error": 1}),
+    # 40%: a surge that takes the error rate past the critical's 5% within seconds.
+    "errors:surge": Profile(error_ratio=0.40, error_mix={"invalid_input": 3, "parse_error": 1}),
     "errors:database": Profile(
         error_ratio=0.10,
         error_mix={"io_error": 3, "timeout": 2},
@@ -120,6 +125,8 @@ EXPECTED_ALERT: dict[str, str | None] = {
     "high": None,
     "errors": "GgenMcpHighErrorRate",
     "errors:invalid_input": "GgenMcpHighErrorRate",
+    "errors:elevated": "GgenMcpElevatedErrorRate",
+    "errors:surge": "GgenMcpHighErrorRate",
     "errors:database": "GgenMcpHighErrorRate",
     "errors:third_party": "GgenMcpHighErrorRate",
     "errors:libreoffice": "GgenMcpHighErrorRate",

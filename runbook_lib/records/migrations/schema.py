@@ -35,6 +35,10 @@ INCIDENTS = sa.Table(
     sa.Column("resolved_at", sa.Float),  # when its last alert resolved (or went stale)
     sa.Column("instance", sa.Text, nullable=False, server_default=""),
     sa.Column("mitigated_at", sa.Float),  # a mitigation was done (by a run, or said by a person)
+    sa.Column("acknowledged_at", sa.Float),  # an operator took it
+    sa.Column("acknowledged_by", sa.Text),
+    sa.Column("mitigated_by", sa.Text),  # the operator who said so ('' when a run did it)
+    sa.Column("escalated_at", sa.Float),  # the last time a more severe alert took the lead
     sa.UniqueConstraint("fingerprint", "starts_at"),
     sa.Index("ix_incidents_open", "runbook", "instance", "status"),
 )
@@ -57,6 +61,9 @@ ALERTS = sa.Table(
     sa.Column("ends_at", sa.Text),
     sa.Column("closed_at", sa.Float),
     sa.Column("missing_since", sa.Float),  # firing here, but Alertmanager no longer lists it
+    # A slow-burn alert (its rule says so with a label): context of the incident, which
+    # neither leads it nor holds it open.
+    sa.Column("context", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("fingerprint", "starts_at"),
     sa.Index("ix_alerts_incident", "incident_id"),
 )
@@ -79,7 +86,16 @@ RUNS = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("location", sa.Text),  # where the record is (a path or fsspec URL)
     sa.Column("dispatched_at", sa.Float),  # when its task was last sent (distributed mode)
-    sa.UniqueConstraint("incident_id", "kind"),
+    # Why the run exists: '' for an incident's first investigation and its verification,
+    # `escalated:<alert fingerprint>`, `operator:<action id>`, `mitigation:<action id>`, ...
+    sa.Column("trigger", sa.Text, nullable=False, server_default=""),
+    sa.Column("alertname", sa.Text),  # the alert that led it, and its severity
+    sa.Column("severity", sa.Text),
+    sa.Column("held_since", sa.Float),  # first held back for a more severe pending alert
+    sa.Column("hold_note", sa.Text),  # what it waited for
+    sa.Column("verified", sa.Boolean),  # a verification's answer: the fix held (None: unknown)
+    sa.Column("requested_by", sa.Text),  # the operator who asked for it
+    sa.UniqueConstraint("incident_id", "kind", "trigger", name="uq_runs_incident_kind_trigger"),
 )
 
 
@@ -95,6 +111,7 @@ EVENTS = sa.Table(
     sa.Column("run_id", sa.Integer),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expanded_at", sa.Float),  # when its deliveries were made
+    sa.Column("detail", sa.Text),  # JSON: what the message says beyond the incident
     sa.Index("ix_events_unexpanded", "expanded_at"),
 )
 
@@ -112,6 +129,35 @@ DELIVERIES = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.UniqueConstraint("event_id", "target"),
     sa.Index("ix_deliveries_due", "state", "next_at"),
+)
+
+
+# What people did on an incident, with who and when; `nonce` makes a replayed form a no-op.
+ACTIONS = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("nonce", sa.Text, unique=True),
+    sa.Column("run_id", sa.Integer),  # the run it started, if any
+    sa.Index("ix_actions_incident", "incident_id"),
+)
+
+# The chat message each target got first for an incident: follow-ups reply in its thread.
+THREADS = sa.Table(
+    "threads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("ts", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("incident_id", "target"),
 )
 
 

@@ -1,0 +1,136 @@
+"""A run as a worker takes it from the index: the alert that leads it, why it runs, and
+what the incident held before it; and what a finished run tells the team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from runbook_lib.records.migrations import schema
+
+incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed run with what its notebook needs."""
+
+    run_id: int
+    kind: str
+    record: str
+    attempts: int
+    incident_id: int
+    alertname: str
+    runbook: str
+    fingerprint: str
+    starts_at: str
+    ends_at: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    verification_of: str | None  # the investigation's record, for a verification
+    waited_s: float = 0.0  # from due to claimed: time spent in the queue
+    related: tuple[dict, ...] = ()  # the incident's other alerts, as the record header lists them
+    trigger: str = ""  # why the run exists ('' for the first; see schema.RUNS)
+    earlier: tuple[dict, ...] = ()  # the incident's investigations before this run
+    requested_by: str | None = None  # the operator who asked for it
+    enqueued_at: float = 0.0
+    held_since: float | None = None  # when a hold first kept it back
+    held_s: float = 0.0  # from the first hold to the start: how long it waited for a lead
+    hold_note: str | None = None  # what it waited for
+    past: tuple[dict, ...] = ()  # the runbook's incidents before this one (records/history.py)
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "")
+
+    @property
+    def escalated(self) -> bool:
+        return self.trigger.startswith("escalated:")
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A run the accept transaction created: what a dispatcher needs to send its task."""
+
+    run_id: int
+    kind: str
+    not_before: float
+    incident_id: int = 0  # what the receiver's log line says of it
+    alertname: str = ""
+    record: str = ""
+    trigger: str = ""
+
+
+def event_kind(kind: str, trigger: str) -> str:
+    """What a finished run tells the team: its kind, or why it ran when that is the news
+    (an escalation, an operator's re-investigation)."""
+    if trigger.startswith("escalated:"):
+        return "escalated"
+    if trigger.startswith("operator:"):
+        return "reinvestigation"
+    return kind
+
+
+def incident_columns() -> list[sa.Column]:
+    c = incidents_t.c
+    return [c.alertname.label("i_alertname"), c.runbook, c.fingerprint, c.starts_at, c.ends_at,
+            c.labels, c.annotations, c.received_at]  # fmt: skip
+
+
+INVESTIGATING = ("investigation", "mitigation")  # runs that investigate (a mitigation does too)
+READABLE = (*INVESTIGATING, "manual")  # runs whose record answers what happened
+
+
+def earlier_runs(conn: Connection, incident: int, run_id: int) -> list[dict]:
+    """The incident's investigations queued before run `run_id`, oldest first."""
+    c = runs_t.c
+    keep = (c.record, c.alertname, c.severity, c.state, c.status, c.top_cause, c.trigger)
+    rows = conn.execute(
+        sa.select(*keep)
+        .where((c.incident_id == incident) & (c.id < run_id) & c.kind.in_(INVESTIGATING))
+        .order_by(c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def current_investigation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The investigation people should read: the newest one with a record, else the first
+    (still queued or running). After an escalation that is the one the more severe alert
+    led, so the page, the lead of its record and the message agree on the severity."""
+    investigations = [r for r in runs if r["kind"] in READABLE]
+    done = [r for r in investigations if r["state"] == "done"]
+    if done:
+        return done[-1]
+    return investigations[0] if investigations else None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A run filed as done: what the receiver's /metrics counts of it."""
+
+    run_id: int
+    kind: str
+    runbook: str
+    status: str
+    seconds: float  # from its (last) start to its filing
+    finished_at: float
+
+
+def finished_since(conn: Connection, after: float) -> list[Finished]:
+    """Runs filed as done after `after` (their `finished_at`), oldest first, whichever
+    process ran them."""
+    c = runs_t.c
+    rows = conn.execute(
+        sa.select(c.id, c.kind, incidents_t.c.runbook, c.status, c.started_at, c.finished_at)
+        .join(incidents_t)
+        .where((c.state == "done") & (c.finished_at > after))
+        .order_by(c.finished_at, c.id)
+    )
+    return [
+        Finished(r.id, r.kind, r.runbook, r.status or "unknown",
+                 max(0.0, r.finished_at - (r.started_at or r.finished_at)), r.finished_at)
+        for r in rows
+    ]  # fmt: skip
