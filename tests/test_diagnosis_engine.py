@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from runbook_lib.diagnosis import engine as d
+from runbook_lib.diagnosis import facts
 from runbook_lib.diagnosis.engine import Evidence, Fact, LogFacts, Verdict, judge
 from runbook_lib.evidence.containers import ContainerState
 from runbook_lib.evidence.signals import Signals
@@ -128,33 +129,33 @@ def test_the_html_table_colours_each_verdict_and_escapes_text() -> None:
 
 def test_pct_and_share() -> None:
     assert d.pct(0.125) == "12%" and d.pct(1) == "100%"
-    assert d.share({"a": 3.0, "b": 1.0}, {"a"}) == 0.75
-    assert d.share({"a": 0.0}, {"a"}) is None and d.share({}, {"a"}) is None
-    assert d.share(None, {"a"}) is None
+    assert facts.share({"a": 3.0, "b": 1.0}, {"a"}) == 0.75
+    assert facts.share({"a": 0.0}, {"a"}) is None and facts.share({}, {"a"}) is None
+    assert facts.share(None, {"a"}) is None
 
 
 # -- fact helpers --------------------------------------------------------------------------
 def test_metric_holds_fails_or_says_why_it_is_missing() -> None:
     def fact(e: Evidence) -> Fact:
-        return d.metric(e, "cpu", lambda v: v > 0.8, lambda v: f"cpu {v}", 2, what="CPU use")
+        return facts.metric(e, "cpu", lambda v: v > 0.8, lambda v: f"cpu {v}", 2, what="CPU use")
 
     assert fact(ev({"cpu": 0.9})) == Fact(True, "cpu 0.9", 2)
     assert fact(ev({"cpu": 0.1})) == Fact(False, "cpu 0.1", 2)
     unreachable = fact(ev(missing={"cpu": "Prometheus is unreachable"}))
     assert unreachable == Fact(None, "CPU use", 2, False, "CPU use: Prometheus is unreachable")
     assert fact(ev()).missing == "CPU use: no data"
-    assert d.metric(ev({"health": {}}), "health", bool, str).holds is None  # empty by-label
+    assert facts.metric(ev({"health": {}}), "health", bool, str).holds is None  # empty by-label
 
 
 def test_log_facts_need_logs_and_enough_lines() -> None:
     logs = LogFacts(counts={"fatal": 2}, error_lines=4, shares={"fatal": 0.5}, source="f.log")
-    seen = d.log_seen(ev(logs=logs), "fatal", "a fatal error", 3, at_least=2)
+    seen = facts.log_seen(ev(logs=logs), "fatal", "a fatal error", 3, at_least=2)
     assert seen == Fact(True, "2 log lines with a fatal error", 3)
-    assert d.log_seen(ev(logs=logs), "fatal", "x", at_least=3).holds is False
-    none = d.log_seen(ev(logs_missing="no log source was given"), "fatal", "a fatal error")
+    assert facts.log_seen(ev(logs=logs), "fatal", "x", at_least=3).holds is False
+    none = facts.log_seen(ev(logs_missing="no log source was given"), "fatal", "a fatal error")
     assert none.holds is None
     assert none.missing == "log lines with a fatal error: no log source was given"
-    unsure = d.log_fact(ev(logs=logs), lambda lf: None, lambda lf: "", what="pattern")
+    unsure = facts.log_fact(ev(logs=logs), lambda lf: None, lambda lf: "", what="pattern")
     assert unsure.holds is None and unsure.missing == "pattern: not enough log lines"
 
 
@@ -164,16 +165,16 @@ def test_log_share_counts_the_patterns_against_the_error_lines() -> None:
         error_lines=10,
         shares={"db_timeout": 0.3, "connection_refused": 0.1},
     )
-    f = d.log_share(ev(logs=logs), {"db_timeout", "connection_refused"}, "database trouble")
+    f = facts.log_share(ev(logs=logs), {"db_timeout", "connection_refused"}, "database trouble")
     assert f == Fact(True, "4 log lines show database trouble (40% of 10 error lines)", 2.0)
-    assert d.log_share(ev(logs=logs), {"db_timeout"}, "x", min_share=0.31).holds is False
+    assert facts.log_share(ev(logs=logs), {"db_timeout"}, "x", min_share=0.31).holds is False
     quiet = LogFacts(counts={}, error_lines=0, shares={})
-    assert d.log_share(ev(logs=quiet), {"db_timeout"}, "x").holds is False
+    assert facts.log_share(ev(logs=quiet), {"db_timeout"}, "x").holds is False
 
 
 def test_host_facts_need_a_snapshot_holding_the_part() -> None:
     def fact(e: Evidence) -> Fact:
-        return d.host_fact(
+        return facts.host_fact(
             e,
             lambda h: h["zombies"] > 2 if "zombies" in h else None,
             lambda h: f"{h['zombies']} zombies",
@@ -190,7 +191,7 @@ def test_host_facts_need_a_snapshot_holding_the_part() -> None:
 
 def test_container_facts_need_a_container_that_could_be_inspected() -> None:
     def fact(c: object) -> Fact:
-        return d.container_fact(
+        return facts.container_fact(
             ev(container=c, container_missing="no container was given"),
             lambda c: c.oom_killed,
             lambda c: f"{c.name} OOMKilled={c.oom_killed}",
@@ -210,92 +211,105 @@ def test_container_facts_need_a_container_that_could_be_inspected() -> None:
 
 def test_errors_share_claims_error_types() -> None:
     by = {"invalid_input": 6.0, "parse_error": 2.0, "timeout": 2.0}
-    f = d.errors_share(ev({"errors_by_type": by}), {"invalid_input", "parse_error"}, "validation")
+    f = facts.errors_share(
+        ev({"errors_by_type": by}), {"invalid_input", "parse_error"}, "validation"
+    )
     assert f == Fact(True, "validation are 80% of errors over the last 15m", 3.0, True)
-    low = d.errors_share(ev({"errors_by_type": by}), {"timeout"}, "timeouts", 1, False, 0.3)
+    low = facts.errors_share(ev({"errors_by_type": by}), {"timeout"}, "timeouts", 1, False, 0.3)
     assert low == Fact(False, "timeouts are 20% of errors over the last 15m", 1, False)
-    none = d.errors_share(ev(), {"timeout"}, "timeouts")
+    none = facts.errors_share(ev(), {"timeout"}, "timeouts")
     assert none.holds is None and none.required
     assert none.missing == "timeouts share of errors: no errors in the window"
-    why = d.errors_share(ev(missing={"errors_by_type": "unreachable"}), {"x"}, "x")
+    why = facts.errors_share(ev(missing={"errors_by_type": "unreachable"}), {"x"}, "x")
     assert why.missing == "x share of errors: unreachable"
 
 
 def test_unhealthy_and_down() -> None:
     health = ev({"health": {"database": 0.0, "cache": 1.0}, "up_min": 0.0})
-    assert d.unhealthy(health, "database") == Fact(
+    assert facts.unhealthy(health, "database") == Fact(
         True, "component database reports unhealthy", 2.0
     )
-    assert d.unhealthy(health, "cache").text == "component cache reports healthy"
-    assert d.unhealthy(health, "queue").holds is False  # not reported: taken as healthy
-    assert d.down(health) == Fact(
+    assert facts.unhealthy(health, "cache").text == "component cache reports healthy"
+    queue = facts.unhealthy(health, "queue")  # not reported: unknown, never healthy
+    assert queue == Fact(None, "health of queue", 2.0, False, 'health of queue: no series for '
+                         'component "queue" (reads ggen_mcp_component_health{component="queue"})')  # fmt: skip
+    assert facts.down(health) == Fact(
         True, "the service stopped answering scrapes in the window", 0.0, True
     )
-    up = d.down(ev({"up_min": 1.0}), required=False)
+    up = facts.down(ev({"up_min": 1.0}), required=False)
     assert up == Fact(False, "the service answered every scrape in the window", 0.0, False)
 
 
 # -- defaults and boundaries, spelled out ------------------------------------------------
 def test_missing_evidence_facts_keep_their_defaults() -> None:
-    assert d.log_fact(ev(), bool, str) == Fact(
+    assert facts.log_fact(ev(), bool, str) == Fact(
         None, "log evidence", 1.0, False, "log evidence: no log source was given", True
     )
-    assert d.host_fact(ev(), bool, str) == Fact(
+    assert facts.host_fact(ev(), bool, str) == Fact(
         None, "host evidence", 1.0, False, "host evidence: host checks were not run"
     )
-    assert d.host_fact(ev(host={}), lambda h: None, str, 2, True, "x") == Fact(
+    assert facts.host_fact(ev(host={}), lambda h: None, str, 2, True, "x") == Fact(
         None, "x", 2, True, "x: not in the host snapshot"
     )
-    assert d.container_fact(ev(), bool, str) == Fact(
+    assert facts.container_fact(ev(), bool, str) == Fact(
         None, "container state", 1.0, False, "container state: no container was given"
     )
     unknown = ContainerState("svc", exists=None, error="engine unreachable")
-    assert d.container_fact(ev(container=unknown), bool, str).missing == (
+    assert facts.container_fact(ev(container=unknown), bool, str).missing == (
         "container state: engine unreachable"
     )
 
     class Bare:  # an object that says nothing about itself
         pass
 
-    assert d.container_fact(ev(container=Bare()), bool, str).missing == "container state: not found"
-    assert d.metric(ev(), "p95", bool, str) == Fact(None, "p95", 1.0, False, "p95: no data", True)
-    assert d.metric(ev(), "p95", bool, str, sign=False).sign is False
-    assert d.down(ev()) == Fact(None, "scrape status", 0.0, True, "scrape status: no data", True)
-    assert d.unhealthy(ev(), "db").missing == "health of db: no data"
+    assert (
+        facts.container_fact(ev(container=Bare()), bool, str).missing
+        == "container state: not found"
+    )
+    assert facts.metric(ev(), "p95", bool, str) == Fact(
+        None, "p95", 1.0, False, "p95: no data", True
+    )
+    assert facts.metric(ev(), "p95", bool, str, sign=False).sign is False
+    assert facts.down(ev()) == Fact(
+        None, "scrape status", 0.0, True, "scrape status: no data", True
+    )
+    assert facts.unhealthy(ev(), "db").missing == "health of db: no data"
 
 
 def test_facts_that_hold_keep_required_and_sign() -> None:
     logs = LogFacts(counts={"fatal": 1}, error_lines=1, shares={"fatal": 1.0})
-    f = d.log_fact(ev(logs=logs), lambda lf: True, lambda lf: "yes", 3, True, sign=False)
+    f = facts.log_fact(ev(logs=logs), lambda lf: True, lambda lf: "yes", 3, True, sign=False)
     assert f == Fact(True, "yes", 3, True, "", False)
-    assert d.host_fact(ev(host={"a": 1}), lambda h: True, lambda h: "h", 2, True) == Fact(
+    assert facts.host_fact(ev(host={"a": 1}), lambda h: True, lambda h: "h", 2, True) == Fact(
         True, "h", 2, True
     )
-    assert d.metric(ev({"x": 1}), "x", bool, str, 2, True, sign=False) == Fact(
+    assert facts.metric(ev({"x": 1}), "x", bool, str, 2, True, sign=False) == Fact(
         True, "1", 2, True, "", False
     )
 
 
 def test_log_seen_counts_lines_and_defaults_to_one() -> None:
     logs = LogFacts(counts={"fatal": 1}, error_lines=1, shares={})
-    assert d.log_seen(ev(logs=logs), "fatal", "fatal errors") == Fact(
+    assert facts.log_seen(ev(logs=logs), "fatal", "fatal errors") == Fact(
         True, "1 log lines with fatal errors", 2.0
     )
-    assert d.log_seen(ev(logs=logs), "oom", "OOM kills") == Fact(
+    assert facts.log_seen(ev(logs=logs), "oom", "OOM kills") == Fact(
         False, "0 log lines with OOM kills", 2.0
     )
 
 
 def test_shares_at_exactly_the_threshold_count() -> None:
     by = {"invalid_input": 1.0, "timeout": 1.0}
-    assert d.errors_share(ev({"errors_by_type": by}), {"invalid_input"}, "x").holds is True
+    assert facts.errors_share(ev({"errors_by_type": by}), {"invalid_input"}, "x").holds is True
     logs = LogFacts(counts={"a": 3}, error_lines=10, shares={"a": 0.3})
-    share = d.log_share(ev(logs=logs), {"a", "b"}, "a or b")
+    share = facts.log_share(ev(logs=logs), {"a", "b"}, "a or b")
     assert share == Fact(True, "3 log lines show a or b (30% of 10 error lines)", 2.0)
     one = LogFacts(counts={"a": 1}, error_lines=1, shares={"a": 1.0})
-    assert d.log_share(ev(logs=one), {"a"}, "a").holds is True
-    assert d.log_share(ev(), {"a"}, "a").missing == "log lines showing a: no log source was given"
-    assert d.share({"a": 0.25, "b": 0.25}, {"a"}) == 0.5
+    assert facts.log_share(ev(logs=one), {"a"}, "a").holds is True
+    assert (
+        facts.log_share(ev(), {"a"}, "a").missing == "log lines showing a: no log source was given"
+    )
+    assert facts.share({"a": 0.25, "b": 0.25}, {"a"}) == 0.5
 
 
 def test_a_sign_of_no_weight_is_no_sign() -> None:
@@ -338,13 +352,13 @@ def test_the_html_table_exactly() -> None:
 
 
 def test_every_missing_path_keeps_its_fields() -> None:
-    none = d.errors_share(ev(), {"timeout"}, "timeouts", 1.5, False)
+    none = facts.errors_share(ev(), {"timeout"}, "timeouts", 1.5, False)
     assert none == Fact(None, "timeouts share of errors", 1.5, False,
                         "timeouts share of errors: no errors in the window")  # fmt: skip
     logs = LogFacts(counts={}, error_lines=3, shares={})
-    unsure = d.log_fact(ev(logs=logs), lambda lf: None, str, 2.5, True, "x", sign=False)
+    unsure = facts.log_fact(ev(logs=logs), lambda lf: None, str, 2.5, True, "x", sign=False)
     assert unsure == Fact(None, "x", 2.5, True, "x: not enough log lines", False)
-    no_logs = d.log_fact(ev(), bool, str, 2, True, "y", sign=False)
+    no_logs = facts.log_fact(ev(), bool, str, 2, True, "y", sign=False)
     assert no_logs == Fact(None, "y", 2, True, "y: no log source was given", False)
     weightless = judge("c", [Fact(True, "a", 0), Fact(False, "b", 0)])
     assert weightless.evidence == ["✔ a", "✘ b"] and weightless.missing == []
@@ -352,7 +366,7 @@ def test_every_missing_path_keeps_its_fields() -> None:
 
 def test_a_pattern_missing_from_the_shares_adds_nothing() -> None:
     logs = LogFacts(counts={"a": 1}, error_lines=10, shares={"a": 0.1})
-    assert d.log_share(ev(logs=logs), {"a", "absent"}, "x", min_share=0.5).holds is False
+    assert facts.log_share(ev(logs=logs), {"a", "absent"}, "x", min_share=0.5).holds is False
 
 
 def test_the_html_table_of_two_causes_exactly() -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from runbook_lib.diagnosis.constants import MIN_POINTS
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -96,10 +98,10 @@ def ends(frame: object) -> tuple[float, float] | None:
     its last minute): single scrapes are too noisy to subtract."""
     import pandas as pd
 
-    if not isinstance(frame, pd.DataFrame) or len(frame) < 3:
+    if not isinstance(frame, pd.DataFrame) or len(frame) < MIN_POINTS:
         return None
     v = frame.sort_values("timestamp")["value"].dropna().to_numpy(dtype=float)
-    if len(v) < 3:
+    if len(v) < MIN_POINTS:
         return None
     k = max(1, min(4, len(v) // 4))
     return float(sorted(v[:k])[k // 2]), float(sorted(v[-k:])[k // 2])

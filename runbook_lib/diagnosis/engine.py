@@ -20,12 +20,13 @@ from typing import Any
 
 import pandas as pd
 
+from runbook_lib.diagnosis.answer import unexplained, unexplained_share
 from runbook_lib.diagnosis.attribution import Attribution, pct
+from runbook_lib.diagnosis.constants import CONTRIBUTOR, LIKELY, MOSTLY, POSSIBLE
 from runbook_lib.evidence.signals import Signals
 
-LIKELY, POSSIBLE = 0.7, 0.35
-MOSTLY = 0.5  # a cause explaining at least this much of the symptom...
-LITTLE = 0.2  # ...caps a likely cause explaining less than this at `possible`
+LITTLE = CONTRIBUTOR  # a likely cause explaining less than this of a symptom another
+# cause mostly explains is at most `possible`, and is not named as contributing
 VERDICTS = ("likely", "possible", "ruled_out", "unknown")
 
 
@@ -54,6 +55,7 @@ class Evidence:
     container: Any = None  # containers.ContainerState
     container_missing: str = "no container was given"
     attribution: Attribution | None = None  # set by `diagnose` for the runbook judged
+    unsplit: str = ""  # why there is no attribution, when the runbook has an attributor
 
     def sig(self, name: str) -> Any:
         return self.signals.get(name)
@@ -78,9 +80,12 @@ class Verdict:
     missing: list[str] = field(default_factory=list)
     explained_share: float | None = None  # None: the runbook's symptom is not attributed
     strongest: list[str] = field(default_factory=list)  # the two weightiest facts that held
+    required_held: bool = field(default=False, repr=False)  # it has a gate, and it held
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["required_held"]  # how the verdict was reached, not part of the summary
+        return out
 
 
 Rule = Callable[[Evidence], list[Fact]]
@@ -103,6 +108,7 @@ CAUSES: dict[str, Cause] = {}
 RULES: dict[str, dict[str, Rule]] = {}  # runbook -> cause id -> rule, the engine's view
 Attributor = Callable[[Evidence], Attribution | None]
 ATTRIBUTORS: dict[str, Attributor] = {}  # runbook -> how its symptom splits among causes
+SPLIT_NEEDS: dict[str, tuple[str, ...]] = {}  # runbook -> the signals its attributor needs
 
 
 def rule(
@@ -126,15 +132,30 @@ def rule(
     return register
 
 
-def attributes(*runbooks: str) -> Callable[[Attributor], Attributor]:
-    """Register `fn` as the attributor of the symptom of `runbooks`."""
+def attributes(*runbooks: str, needs: tuple[str, ...] = ()) -> Callable[[Attributor], Attributor]:
+    """Register `fn` as the attributor of the symptom of `runbooks`; `needs` names the
+    signals (or "host", the host snapshot) without which it cannot measure the symptom."""
 
     def register(fn: Attributor) -> Attributor:
         for rb in runbooks:
             ATTRIBUTORS[rb] = fn
+            SPLIT_NEEDS[rb] = needs
         return fn
 
     return register
+
+
+def unsplit(runbook: str, ev: Evidence) -> str:
+    """Why `runbook`'s symptom was not split: the series it lacked, or no symptom."""
+    needs = SPLIT_NEEDS.get(runbook, ())
+    lacking = [ev.signals.why_missing(n) for n in needs if n != "host" and ev.sig(n) is None]
+    if "host" in needs and ev.host is None:
+        lacking.append(f"the host: {ev.host_missing}")
+    return (
+        "the symptom could not be measured: " + "; ".join(lacking)
+        if lacking
+        else ("no symptom to split in the window")
+    )
 
 
 def judge(cause: str, facts: list[Fact]) -> Verdict:
@@ -155,7 +176,8 @@ def judge(cause: str, facts: list[Fact]) -> Verdict:
         score = min(score, 0.5)
         missing.insert(0, "no direct sign of this cause could be judged")
     verdict = "likely" if score >= LIKELY else "possible" if score >= POSSIBLE else "ruled_out"
-    return Verdict(cause, verdict, score, lines, missing, strongest=strongest)
+    gated = any(f.required for f in facts)
+    return Verdict(cause, verdict, score, lines, missing, strongest=strongest, required_held=gated)
 
 
 def diagnose(runbook: str, ev: Evidence) -> list[Verdict]:
@@ -163,6 +185,7 @@ def diagnose(runbook: str, ev: Evidence) -> list[Verdict]:
     first, then by the share of the symptom explained, then by score (unknown last)."""
     attribute = ATTRIBUTORS.get(runbook)
     ev.attribution = attribute(ev) if attribute else None
+    ev.unsplit = unsplit(runbook, ev) if attribute and ev.attribution is None else ""
     verdicts = [judge(cause, fn(ev)) for cause, fn in RULES.get(runbook, {}).items()]
     differentiate(verdicts, ev.attribution)
     order = {v: i for i, v in enumerate(VERDICTS)}
@@ -173,8 +196,10 @@ def diagnose(runbook: str, ev: Evidence) -> list[Verdict]:
 
 
 def differentiate(verdicts: list[Verdict], att: Attribution | None) -> None:
-    """Give each verdict its share of the symptom; a likely cause explaining little of a
-    symptom another cause mostly explains becomes `possible`, the other cause named."""
+    """Give each verdict its share of the symptom; then let the shares decide between the
+    verdicts the facts left close: the cause that explains most of the symptom with no rival
+    is likely (`dominant`), and a likely cause explaining little of a symptom another cause
+    mostly explains is at most possible (`capped`)."""
     if att is None:
         return
     for v in verdicts:
@@ -187,18 +212,22 @@ def differentiate(verdicts: list[Verdict], att: Attribution | None) -> None:
     if not contenders:
         return
     leader = max(contenders, key=lambda v: v.explained_share or 0.0)
+    lead = leader.explained_share or 0.0
+    rival = max((v.explained_share or 0.0 for v in shared if v is not leader), default=0.0)
+    dominant = lead >= MOSTLY and rival < LITTLE
+    if dominant and leader.verdict == "possible" and leader.required_held:
+        leader.verdict = "likely"
+        leader.evidence.append(
+            f"✔ explains {pct(lead)} of the symptom and no other cause explains {pct(LITTLE)}: likely"
+        )
     for v in shared:
-        if (
-            v is not leader
-            and v.verdict == "likely"
-            and (v.explained_share or 0.0) < LITTLE
-            and (leader.explained_share or 0.0) >= MOSTLY
-        ):
-            v.verdict, v.score = "possible", min(v.score, round(LIKELY - 0.01, 2))
-            v.evidence.append(
-                f"✘ {leader.cause} explains {pct(leader.explained_share or 0.0)} of it, this "
-                f"cause {pct(v.explained_share or 0.0)}: at most possible"
-            )
+        if v is not leader and v.verdict == "likely" and (v.explained_share or 0.0) < LITTLE:
+            if lead >= MOSTLY:
+                v.verdict, v.score = "possible", min(v.score, round(LIKELY - 0.01, 2))
+                v.evidence.append(
+                    f"✘ {leader.cause} explains {pct(lead)} of it, this "
+                    f"cause {pct(v.explained_share or 0.0)}: at most possible"
+                )
 
 
 def top_causes(verdicts: list[Verdict]) -> list[dict]:
@@ -218,9 +247,23 @@ def top_causes(verdicts: list[Verdict]) -> list[dict]:
     ]
 
 
-def top_text(verdicts: list[Verdict]) -> str:
-    """The answer in one Markdown line: the top cause, or the causes that together explain
-    the symptom with their shares, or that none is likely."""
+def top_text(verdicts: list[Verdict], att: Attribution | None = None, runbook: str = "") -> str:
+    """The answer in Markdown: first, when the causes explain less than half of the symptom
+    (`att`), that no runbook cause explains it; then the top cause, or the causes that
+    together explain the symptom with their shares, or that none is likely."""
+    said = unexplained(
+        {"runbook": runbook, "unexplained_share": unexplained_share(att),
+         "diagnosis": [v.as_dict() for v in verdicts]}
+    )  # fmt: skip
+    first = (
+        f"**{said.headline}.** Checked: {'; '.join(said.checked)}. Manual steps: {said.manual}.\n\n"
+        if said
+        else ""
+    )
+    return first + _top_line(verdicts)
+
+
+def _top_line(verdicts: list[Verdict]) -> str:
     tops = top_causes(verdicts)
     if not tops:
         return (
@@ -243,12 +286,12 @@ def top_text(verdicts: list[Verdict]) -> str:
 
 
 def unknown_gaps(verdicts: list[Verdict]) -> list[str]:
-    """For each cause that could not be judged, the series it lacked (gaps without a series,
-    such as an unreachable Prometheus or no log source, are listed once elsewhere)."""
+    """Every fact that could not be judged for lack of a series, naming the series: for a
+    cause left unknown by it, and for a cause judged without it (gaps without a series, such
+    as an unreachable Prometheus or no log source, are listed once elsewhere)."""
     return [
-        f"{v.cause} is unknown: {m}"
+        f"{v.cause} is unknown: {m}" if v.verdict == "unknown" else f"{v.cause}, not judged: {m}"
         for v in verdicts
-        if v.verdict == "unknown"
         for m in v.missing
         if "(reads " in m and "unreachable" not in m
     ]
@@ -258,18 +301,6 @@ def summary(verdicts: list[Verdict]) -> tuple[list[dict], str | None]:
     """The diagnosis list of the record summary, and its top cause (first likely)."""
     top = next((v.cause for v in verdicts if v.verdict == "likely"), None)
     return [v.as_dict() for v in verdicts], top
-
-
-def explains(
-    ev: Evidence, cause: str, at_least: float = MOSTLY, weight: float = 2.0, required: bool = False
-) -> Fact:
-    """A fact from the attribution: `cause` explains at least `at_least` of the symptom."""
-    att = ev.attribution
-    share = att.share(cause) if att else None
-    if att is None or share is None:
-        why = "; ".join(att.notes) if att and att.notes else "the symptom could not be split"
-        return Fact(None, "share of the symptom explained", weight, required, why)
-    return Fact(share >= at_least, att.sentence(cause), weight, required)
 
 
 def table(verdicts: list[Verdict]) -> pd.DataFrame:
@@ -284,166 +315,6 @@ def table(verdicts: list[Verdict]) -> pd.DataFrame:
             }
             for v in verdicts
         ]
-    )
-
-
-# ---------------------------------------------------------------------- fact helpers
-def metric(
-    ev: Evidence,
-    name: str,
-    test: Callable[[Any], bool],
-    text: Callable[[Any], str],
-    weight: float = 1.0,
-    required: bool = False,
-    what: str = "",
-    sign: bool = True,
-) -> Fact:
-    value = ev.sig(name)
-    if value is None or (isinstance(value, dict) and not value):
-        why = ev.signals.why_missing(name)
-        return Fact(None, what or name, weight, required, f"{what or name}: {why}", sign)
-    return Fact(bool(test(value)), text(value), weight, required, sign=sign)
-
-
-def log_fact(
-    ev: Evidence,
-    test: Callable[[LogFacts], bool | None],
-    text: Callable[[LogFacts], str],
-    weight: float = 1.0,
-    required: bool = False,
-    what: str = "log evidence",
-    sign: bool = True,
-) -> Fact:
-    if ev.logs is None:
-        return Fact(None, what, weight, required, f"{what}: {ev.logs_missing}", sign)
-    held = test(ev.logs)
-    if held is None:
-        return Fact(None, what, weight, required, f"{what}: not enough log lines", sign)
-    return Fact(bool(held), text(ev.logs), weight, required, sign=sign)
-
-
-def processes_named(h: dict, name: str) -> list[dict]:
-    """The host snapshot's processes called `name`."""
-    return [p for p in h.get("processes", []) if p.get("name") == name]
-
-
-def host_fact(
-    ev: Evidence,
-    test: Callable[[dict], bool | None],
-    text: Callable[[dict], str],
-    weight: float = 1.0,
-    required: bool = False,
-    what: str = "host evidence",
-) -> Fact:
-    if ev.host is None:
-        return Fact(None, what, weight, required, f"{what}: {ev.host_missing}")
-    held = test(ev.host)
-    if held is None:
-        return Fact(None, what, weight, required, f"{what}: not in the host snapshot")
-    return Fact(bool(held), text(ev.host), weight, required)
-
-
-def container_fact(
-    ev: Evidence,
-    test: Callable[[Any], bool],
-    text: Callable[[Any], str],
-    weight: float = 1.0,
-    what: str = "container state",
-) -> Fact:
-    c = ev.container
-    if (
-        c is None
-        or not getattr(c, "exists", False)
-        or getattr(c, "error", None)
-        and not getattr(c, "status", None)
-    ):
-        why = ev.container_missing if c is None else (getattr(c, "error", "") or "not found")
-        return Fact(None, what, weight, False, f"{what}: {why}")
-    return Fact(bool(test(c)), text(c), weight)
-
-
-def share(by: dict[str, float] | None, keys: set[str]) -> float | None:
-    if not by:
-        return None
-    total = sum(by.values())
-    return None if total <= 0 else sum(v for k, v in by.items() if k in keys) / total
-
-
-def errors_share(
-    ev: Evidence,
-    keys: set[str],
-    label: str,
-    weight: float = 3.0,
-    required: bool = True,
-    min_share: float = 0.5,
-) -> Fact:
-    by = ev.sig("errors_by_type")
-    s = share(by, keys)
-    w = ev.signals.window
-    if s is None:
-        why = ev.signals.missing.get("errors_by_type", "no errors in the window")
-        return Fact(
-            None, f"{label} share of errors", weight, required, f"{label} share of errors: {why}"
-        )
-    return Fact(
-        s >= min_share, f"{label} are {pct(s)} of errors over the last {w}", weight, required
-    )
-
-
-def log_share(
-    ev: Evidence, patterns: set[str], label: str, weight: float = 2.0, min_share: float = 0.3
-) -> Fact:
-    def test(lf: LogFacts) -> bool | None:
-        if lf.error_lines == 0:
-            return False
-        return sum(lf.shares.get(p, 0.0) for p in patterns) >= min_share
-
-    def text(lf: LogFacts) -> str:
-        s = sum(lf.shares.get(p, 0.0) for p in patterns)
-        n = sum(lf.counts.get(p, 0) for p in patterns)
-        return f"{n} log lines show {label} ({pct(s)} of {lf.error_lines} error lines)"
-
-    return log_fact(ev, test, text, weight, what=f"log lines showing {label}")
-
-
-def log_seen(
-    ev: Evidence, pattern: str, label: str, weight: float = 2.0, at_least: int = 1
-) -> Fact:
-    return log_fact(
-        ev,
-        lambda lf: lf.counts.get(pattern, 0) >= at_least,
-        lambda lf: f"{lf.counts.get(pattern, 0)} log lines with {label}",
-        weight,
-        what=f"log lines with {label}",
-    )
-
-
-def unhealthy(ev: Evidence, component: str, weight: float = 2.0) -> Fact:
-    return metric(
-        ev,
-        "health",
-        lambda h: h.get(component, 1) < 1,
-        lambda h: (
-            f"component {component} reports {'unhealthy' if h.get(component, 1) < 1 else 'healthy'}"
-        ),
-        weight,
-        what=f"health of {component}",
-    )
-
-
-def down(ev: Evidence, required: bool = True) -> Fact:
-    return metric(
-        ev,
-        "up_min",
-        lambda v: v < 1,
-        lambda v: (
-            "the service stopped answering scrapes in the window"
-            if v < 1
-            else "the service answered every scrape in the window"
-        ),
-        0.0,
-        required,
-        what="scrape status",
     )
 
 

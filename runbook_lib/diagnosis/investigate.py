@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from runbook_lib.diagnosis.constants import MIN_KEYED_MISSES
 from runbook_lib.diagnosis.engine import Evidence, LogFacts
 from runbook_lib.evidence import host_state as host_snapshot
 from runbook_lib.evidence import logs, signals
@@ -66,12 +67,16 @@ def log_facts(read: logs.LogRead) -> LogFacts:
         counts=dict(m.counts),
         error_lines=errors,
         shares=shares,
-        keys_per_workbook=None if math.isnan(kpw) or cache["identified"] < 10 else kpw,
+        keys_per_workbook=None
+        if math.isnan(kpw) or cache["identified"] < MIN_KEYED_MISSES
+        else kpw,
         distinct_workbook_ratio=(
-            cache["workbooks"] / cache["identified"] if cache["identified"] >= 10 else None
+            cache["workbooks"] / cache["identified"]
+            if cache["identified"] >= MIN_KEYED_MISSES
+            else None
         ),
         source=read.source,
-        cache_keys=cache if cache["identified"] >= 10 else None,
+        cache_keys=cache if cache["identified"] >= MIN_KEYED_MISSES else None,
     )
 
 

@@ -26,6 +26,13 @@ from runbook_lib.evidence.prom import Prom
 
 TREND_WINDOW = timedelta(minutes=60)  # a leak shows as a steady climb over this
 TREND_STEP_S = 15.0  # one point per scrape: jumps between scrapes stay visible
+# The service's level before the incident is read from this window: a fault that began up to
+# an hour and a half ago still leaves a healthy half hour in it ...
+BASELINE_WINDOW = timedelta(minutes=120)
+BASELINE_STEP_S = 60.0
+# ... as a low quantile of what rises with trouble (latency) and a high one of what falls
+# (the hit rate): the quiet stretch of the window, not one lucky scrape.
+BASELINE_QUANTILE = 0.1
 
 
 @dataclass
@@ -99,9 +106,13 @@ def _queries(s: Scope, w: str) -> dict[str, tuple[str, str | None]]:
     }
 
 
-def _before_queries(s: Scope) -> dict[str, tuple[str, str | None]]:
-    """Evaluated one trend window before `at`: the service's figures before the incident."""
-    return {"p95_by_tool_before": (quantile_q(s, 0.95, by="tool"), "tool")}
+def _history_queries(s: Scope) -> dict[str, tuple[str, str | None, bool]]:
+    """The service's level before the incident, read over the baseline window:
+    name -> (PromQL, label to split by, whether higher is healthier)."""
+    return {
+        "p95_by_tool_before": (quantile_q(s, 0.95, by="tool"), "tool", False),
+        "cache_hit_rate_before": (cache_hit_q(s), None, True),
+    }
 
 
 def _range_queries(s: Scope) -> dict[str, str]:
@@ -119,17 +130,27 @@ def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) 
     w = f"{int(lookback_minutes)}m"
     out = Signals(window=w)
     start = at - TREND_WINDOW
-    for queries, when in ((_queries(scope, w), at), (_before_queries(scope), start)):
-        for name, (query, label) in queries.items():
-            out.series[name] = series_in(query)
-            if lacking := not_exposed(out.series[name]):
-                out.missing[name] = lacking
-                continue
-            res = prom.instant(query, when)
-            if not res.ok:
-                out.missing[name] = res.reason
-                continue
-            out.values[name] = res.by(label) if label else res.last()
+    for name, (query, label) in _queries(scope, w).items():
+        out.series[name] = series_in(query)
+        if lacking := not_exposed(out.series[name]):
+            out.missing[name] = lacking
+            continue
+        res = prom.instant(query, at)
+        if not res.ok:
+            out.missing[name] = res.reason
+            continue
+        out.values[name] = res.by(label) if label else res.last()
+    for level, (query, label, healthy_high) in _history_queries(scope).items():
+        out.series[level] = series_in(query)
+        if lacking := not_exposed(out.series[level]):
+            out.missing[level] = lacking
+            continue
+        res = prom.range(query, at - BASELINE_WINDOW, at, step=BASELINE_STEP_S)
+        found = _baseline(res.frame, label, healthy_high) if res.ok else None
+        if found is None:
+            out.missing[level] = res.reason or "no data in the baseline window"
+        else:
+            out.values[level] = found
     for name, query in _range_queries(scope).items():
         out.series[name] = series_in(query)
         if lacking := not_exposed(out.series[name]):
@@ -142,6 +163,19 @@ def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) 
             out.missing[name] = res.reason or "fewer than 3 points in the last hour"
     _derive(out, scope, lookback_minutes)
     return out
+
+
+def _baseline(frame: pd.DataFrame, label: str | None, healthy_high: bool) -> object | None:
+    """The quiet level of a series over the baseline window (per value of `label`)."""
+    q = 1 - BASELINE_QUANTILE if healthy_high else BASELINE_QUANTILE
+    frame = frame.dropna(subset=["value"])
+    if frame.empty:
+        return None
+    if label is None:
+        return float(frame["value"].quantile(q))
+    if label not in frame:
+        return None
+    return {str(k): float(v) for k, v in frame.groupby(label)["value"].quantile(q).items()}
 
 
 def _derive(sig: Signals, scope: Scope, lookback_minutes: int) -> None:
@@ -169,8 +203,12 @@ def _derive(sig: Signals, scope: Scope, lookback_minutes: int) -> None:
         rt = trend(recent)
         sig.values["memory_recent_growth_mb_h"] = rt.slope_per_h / 1e6 if rt else None
         steps = np.abs(np.diff(recent["value"].to_numpy(dtype=float)))
-        big = steps > 0.1 * scope.memory_limit_bytes
-        sig.values["memory_jumps"] = float(big.mean()) if len(steps) else None
+        # per scrape: a point that repeats the one before is the same scrape read twice (a
+        # query step finer than the scrape interval); memory that never moved never jumped
+        moved = steps[steps > 0]
+        big = moved > 0.1 * scope.memory_limit_bytes
+        jumps = float(big.mean()) if len(moved) else 0.0
+        sig.values["memory_jumps"] = jumps if len(steps) else None
     fds = sig.values.get("fds_series")
     if isinstance(fds, pd.DataFrame):
         t = trend(fds)

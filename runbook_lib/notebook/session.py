@@ -319,12 +319,12 @@ class Session:
         if not self.verdicts:
             self.verdicts = diagnosis.diagnose(self.runbook, self.gather())
             self._unknown_gaps()
+        att = self.evidence.attribution if self.evidence else None
         display(HTML(diagnosis.to_html(self.verdicts)))
-        display(Markdown(diagnosis.top_text(self.verdicts)))
+        display(Markdown(diagnosis.top_text(self.verdicts, att, self.runbook)))
         seen = recurrence.headline(self.history())
         if seen:
             display(Markdown(f"**Seen before:** {esc(seen)}"))
-        att = self.evidence.attribution if self.evidence else None
         if att is not None and att.total > 0:
             name = charts.SYMPTOM_PANEL.get(self.runbook)
             symptom = self.data(name) if name else None

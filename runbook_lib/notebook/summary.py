@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from runbook_lib import diagnosis
+from runbook_lib.diagnosis.answer import unexplained_share
 from runbook_lib.notebook.display import escalated_from, iso
 
 
@@ -31,6 +32,7 @@ def build(s: Any) -> dict[str, Any]:
         "top_cause": top,
         "top_causes": diagnosis.top_causes(s.verdicts),
         "attribution": att.as_dict() if att else None,
+        "unexplained_share": unexplained_share(att),
         "data_gaps": s.gaps,
         "actions": s.actions,
         "post_checks": getattr(s, "post_check_rows", []),

@@ -9,6 +9,8 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from runbook_lib.diagnosis.answer import unexplained
+
 COLORS = {"likely": "#d62728", "possible": "#e69f00", "none": "#7f7f7f"}
 
 
@@ -24,6 +26,7 @@ def lead_html(summary: dict[str, Any]) -> str:
         f"<p>{_alert_line(summary)}</p>",
         *_escalated(summary),
         *_degraded(summary),
+        *_unexplained(summary),
         *_recurrence(summary),
     ]
     if found:
@@ -85,6 +88,18 @@ def _degraded(summary: dict[str, Any]) -> list[str]:
     return [
         f"<p style='color:{COLORS['likely']}'><b>Degraded run:</b> {escape(text)}</p>"
         for text in summary.get("degraded_by") or []
+    ]
+
+
+def _unexplained(summary: dict[str, Any]) -> list[str]:
+    """When the causes explain less than half of the symptom, that comes first."""
+    said = unexplained(summary)
+    if said is None:
+        return []
+    return [
+        f"<h2 style='margin:4px 0'>{escape(said.headline)}</h2>",
+        f"<p><b>Checked:</b> {escape('; '.join(said.checked))}.</p>",
+        f"<p><b>Manual steps:</b> {escape(said.manual)}.</p>",
     ]
 
 

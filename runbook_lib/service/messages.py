@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.diagnosis.answer import unexplained
 from runbook_lib.diagnosis.postcheck import HELD
 from runbook_lib.records import outbox as ob
 from runbook_lib.records import record
@@ -249,7 +250,8 @@ def _finding(summ: dict) -> str:
         why = summ.get("error") or summ.get("status")
         return f"The investigation did not complete ({why}); see the record."
     blind = [f"⚠️ Degraded: {text}" for text in summ.get("degraded_by") or []]
-    return "\n".join([*blind, _cause(summ)])
+    nothing = unexplained(summ)  # no runbook cause explains most of it: said first
+    return "\n".join([*blind, *([nothing.text()] if nothing else []), _cause(summ)])
 
 
 def _cause(summ: dict) -> str:

@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
-from runbook_lib.diagnosis.attribution import Attribution
+from runbook_lib.diagnosis.attribution import Attribution, pct
+from runbook_lib.diagnosis.constants import (
+    EVICTING,
+    FEW_KEYS,
+    MIN_EVENTS,
+    MIN_EVICT_LINES,
+    NEW_WORKBOOKS,
+    PINNED,
+    POOR_KEYS,
+    VARYING,
+)
 from runbook_lib.diagnosis.engine import (
     LITTLE,
     Evidence,
     Fact,
     attributes,
+    rule,
+)
+from runbook_lib.diagnosis.facts import (
     explains,
     log_fact,
     log_seen,
     metric,
-    pct,
-    rule,
 )
 
 CAUSES = ("cache_too_small", "ttl_too_short", "poor_cache_keys", "high_request_variance")
-PINNED, VARYING = 0.02, 0.05  # variation of the cache size: at its cap / evicting below it
 
 
-@attributes("cache_hit_rate")
+@attributes("cache_hit_rate", needs=("cache_misses",))
 def cache_attribution(ev: Evidence) -> Attribution | None:
     """The misses of the window: those that evicted a workbook (for capacity or for TTL, by
     the logs' reasons, else by whether the size sits at its cap or falls) and those that did
     not (a workbook under yet another key, or a workbook never seen before)."""
     misses = ev.sig("cache_misses")
-    if not misses or misses < 1:
+    if not misses or misses < MIN_EVENTS:
         return None
     att = Attribution(
         "cache_hit_rate", f"cache misses in the last {ev.signals.window}", misses, CAUSES, digits=0
@@ -64,7 +74,7 @@ def cache_attribution(ev: Evidence) -> Attribution | None:
 def _evictions(ev: Evidence, att: Attribution, evicting: float) -> None:
     counts = ev.logs.counts if ev.logs else {}
     cap, ttl = counts.get("cache_evict_capacity", 0), counts.get("cache_evict_ttl", 0)
-    if cap + ttl >= 3:
+    if cap + ttl >= MIN_EVICT_LINES:
         att.claim("cache_too_small", evicting * cap / (cap + ttl), "evictions for capacity")
         att.claim("ttl_too_short", evicting * ttl / (cap + ttl), "evictions for TTL expiry")
         return
@@ -89,7 +99,7 @@ def cache_too_small(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "evictions_per_miss",
-            lambda v: v >= 0.5,
+            lambda v: v >= EVICTING,
             lambda v: f"{pct(v)} of cache misses evict a workbook",
             2,
             required=True,
@@ -101,7 +111,7 @@ def cache_too_small(ev: Evidence) -> list[Fact]:
             lambda v: f"the cache size is flat (variation {pct(v)}): it sits at its maximum",
             2,
         ),
-        log_seen(ev, "cache_evict_capacity", "evictions for capacity", 2, at_least=3),
+        log_seen(ev, "cache_evict_capacity", "evictions for capacity", 2, at_least=MIN_EVICT_LINES),
         log_fact(
             ev,
             lambda lf: lf.counts.get("cache_evict_ttl", 0) == 0,
@@ -123,7 +133,7 @@ def ttl_too_short(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "evictions_per_miss",
-            lambda v: v >= 0.5,
+            lambda v: v >= EVICTING,
             lambda v: f"{pct(v)} of cache misses evict a workbook",
             2,
             required=True,
@@ -135,7 +145,7 @@ def ttl_too_short(ev: Evidence) -> list[Fact]:
             lambda v: f"the cache size varies by {pct(v)}: evictions happen below the cap",
             2,
         ),
-        log_seen(ev, "cache_evict_ttl", "evictions for TTL expiry", 2, at_least=3),
+        log_seen(ev, "cache_evict_ttl", "evictions for TTL expiry", 2, at_least=MIN_EVICT_LINES),
         log_fact(
             ev,
             lambda lf: lf.counts.get("cache_evict_capacity", 0) == 0,
@@ -156,7 +166,7 @@ def poor_cache_keys(ev: Evidence) -> list[Fact]:
     return [
         log_fact(
             ev,
-            lambda lf: None if lf.keys_per_workbook is None else lf.keys_per_workbook >= 2,
+            lambda lf: None if lf.keys_per_workbook is None else lf.keys_per_workbook >= POOR_KEYS,
             lambda lf: (
                 f"each missed workbook was looked up under "
                 f"{lf.keys_per_workbook:.1f} different keys on average"
@@ -168,7 +178,7 @@ def poor_cache_keys(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "evictions_per_miss",
-            lambda v: v < 0.5,
+            lambda v: v < EVICTING,
             lambda v: f"only {pct(v)} of misses evict: the cache has room",
             1,
         ),
@@ -186,7 +196,9 @@ def high_request_variance(ev: Evidence) -> list[Fact]:
         log_fact(
             ev,
             lambda lf: (
-                None if lf.distinct_workbook_ratio is None else lf.distinct_workbook_ratio >= 0.8
+                None
+                if lf.distinct_workbook_ratio is None
+                else lf.distinct_workbook_ratio >= NEW_WORKBOOKS
             ),
             lambda lf: (
                 f"{pct(lf.distinct_workbook_ratio)} of cache misses are for a "
@@ -198,7 +210,7 @@ def high_request_variance(ev: Evidence) -> list[Fact]:
         ),
         log_fact(
             ev,
-            lambda lf: None if lf.keys_per_workbook is None else lf.keys_per_workbook < 1.5,
+            lambda lf: None if lf.keys_per_workbook is None else lf.keys_per_workbook < FEW_KEYS,
             lambda lf: f"{lf.keys_per_workbook:.1f} keys per workbook",
             1,
             what="keys per workbook",

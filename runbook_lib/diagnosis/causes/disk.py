@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from runbook_lib.diagnosis.attribution import Attribution
+from runbook_lib.diagnosis.constants import OLD_TEMP_FILES
 from runbook_lib.diagnosis.engine import (
     LITTLE,
     Evidence,
     Fact,
     attributes,
+    rule,
+)
+from runbook_lib.diagnosis.facts import (
     explains,
     host_fact,
-    rule,
 )
 
 DISK_DIRS = {
@@ -20,7 +23,7 @@ DISK_DIRS = {
 }
 
 
-@attributes("disk_usage")
+@attributes("disk_usage", needs=("host",))
 def disk_attribution(ev: Evidence) -> Attribution | None:
     """The disk's growth per hour, split by the directory that grows."""
     growth = (ev.host or {}).get("dir_growth_bytes_per_h") or {}
@@ -52,7 +55,11 @@ def _disk_rule(cause: str, path: str):
             out.append(
                 host_fact(
                     ev,
-                    lambda h: h["temp_files"]["old_count"] >= 50 if "temp_files" in h else None,
+                    lambda h: (
+                        h["temp_files"]["old_count"] >= OLD_TEMP_FILES
+                        if "temp_files" in h
+                        else None
+                    ),
                     lambda h: (
                         f"{h['temp_files']['old_count']} ggen-mcp-* temp files are older than a day"
                     ),

@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from runbook_lib.contract.tools import DB_TOOLS, LIBREOFFICE_TOOLS
-from runbook_lib.diagnosis.attribution import Attribution
+from runbook_lib.diagnosis.attribution import Attribution, pct
+from runbook_lib.diagnosis.constants import MIN_EVENTS, TOOLS_SHARE
 from runbook_lib.diagnosis.engine import (
     LITTLE,
     Evidence,
     Fact,
     attributes,
+    rule,
+)
+from runbook_lib.diagnosis.facts import (
     errors_share,
     explains,
     log_share,
-    pct,
-    rule,
     unhealthy,
 )
 
@@ -41,13 +43,13 @@ CLAIMS: dict[str, tuple[set[str], Callable[[str], bool], str]] = {
 }
 
 
-@attributes("high_error_rate")
+@attributes("high_error_rate", needs=("errors_by_tool_type",))
 def error_attribution(ev: Evidence) -> Attribution | None:
     """The errors of the window by tool and error type; each cause claims the types it
     produces on the tools it can reach (a database failure cannot fail a screenshot)."""
     by = ev.sig("errors_by_tool_type") or {}
     total = sum(by.values())
-    if total < 1:
+    if total < MIN_EVENTS:
         return None
     att = Attribution(
         "high_error_rate", "errors in the last " + ev.signals.window, total, tuple(CLAIMS), digits=0
@@ -132,6 +134,8 @@ def _tools_share(ev: Evidence, tools: set[str], label: str) -> Fact:
     by = ev.sig("errors_by_tool") or {}
     total = sum(by.values())
     if total <= 0:
-        return Fact(None, f"errors of {label}", 1, False, "no errors by tool in the window")
+        missing = "errors_by_tool" in ev.signals.missing
+        why = ev.signals.why_missing("errors_by_tool") if missing else "no errors in the window"
+        return Fact(None, f"errors of {label}", 1, False, f"errors of {label}: {why}")
     s = sum(v for k, v in by.items() if k in tools) / total
-    return Fact(s >= 0.8, f"{pct(s)} of errors come from {label}", 1)
+    return Fact(s >= TOOLS_SHARE, f"{pct(s)} of errors come from {label}", 1)

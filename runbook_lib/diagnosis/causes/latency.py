@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 from runbook_lib.contract.thresholds import THRESHOLDS as T
-from runbook_lib.contract.tools import DB_TOOLS, LIBREOFFICE_TOOLS
-from runbook_lib.diagnosis.attribution import Attribution
+from runbook_lib.contract.tools import CACHE_TOOLS, DB_TOOLS, LIBREOFFICE_TOOLS
+from runbook_lib.diagnosis.attribution import Attribution, pct
+from runbook_lib.diagnosis.constants import (
+    EVICTING,
+    LATENCY_FLOOR_S,
+    MIN_LOG_LINES,
+    MIN_TRAFFIC,
+    PRESSURE_PERCENT,
+    QUERY_SLOW_S,
+    RESOLUTION,
+    SLOW_QUERY_RATE,
+    STAGE_SLOW_S,
+    SWAP_BUSY,
+)
 from runbook_lib.diagnosis.engine import (
     LITTLE,
     Evidence,
     Fact,
     attributes,
+    rule,
+)
+from runbook_lib.diagnosis.estimate import split_by_stage, stage_costs
+from runbook_lib.diagnosis.facts import (
     explains,
     host_fact,
     log_seen,
     metric,
-    pct,
-    rule,
 )
-
-PRESSURE_PERCENT = 85  # memory above this share of the limit slows everything (GC, swap)
-QUERY_SLOW_S, STAGE_SLOW_S = 2.0, 5.0  # a stage's p95 that counts as slow
-EVICTING = 0.5  # share of misses that evict: the cache is churning
-MIN_TRAFFIC_SHARE = 0.05  # tools below this share of requests do not set the shared slowdown
 
 
 def _cpu_busy(v: float) -> bool:
@@ -29,54 +38,62 @@ def _cpu_busy(v: float) -> bool:
 
 
 def _thrashing(ev: Evidence) -> bool:
+    """The cache misses most lookups (its alert's level), more than before the incident (misses
+    as frequent then cannot have added latency since), and, where evictions are counted, most
+    misses evict; an absent series neither confirms nor denies it."""
     hit, evict = ev.sig("cache_hit_rate"), ev.sig("evictions_per_miss")
+    before = ev.sig("cache_hit_rate_before")
     return (
         hit is not None
-        and evict is not None
         and T["cache_hit_rate"].breached(hit, "crit")
-        and evict >= EVICTING
+        and (before is None or hit < before)
+        and (evict is None or evict >= EVICTING)
     )
 
 
-# Causes that slow every tool alike, each with its sign; and the stages that slow some.
+def _stage_p95(ev: Evidence) -> float | None:
+    """The slower of the LibreOffice operations' p95 (None when neither is measured)."""
+    known = [v for v in (ev.sig("recalc_p95"), ev.sig("screenshot_p95")) if v is not None]
+    return max(known) if known else None
+
+
+# Causes that slow every tool alike, each with its sign; and the stages that slow the tools
+# that go through them, each with its tools and its sign.
 EVERYWHERE = {
     "cpu_saturation": ("a saturated CPU", lambda ev: _cpu_busy(ev.sig("cpu") or 0.0)),
     "memory_pressure": (
         "memory pressure",
         lambda ev: (ev.sig("memory_percent") or 0.0) >= PRESSURE_PERCENT,
     ),
-    "cache_thrashing": ("cache misses", _thrashing),
 }
 STAGES = {
     "slow_database_queries": (
-        "the database stage",
         DB_TOOLS,
         lambda ev: (ev.sig("query_p95") or 0.0) >= QUERY_SLOW_S,
     ),
     "libreoffice_bottleneck": (
-        "the LibreOffice stage",
         LIBREOFFICE_TOOLS,
-        lambda ev: (
-            max(ev.sig("recalc_p95") or 0.0, ev.sig("screenshot_p95") or 0.0) >= STAGE_SLOW_S
-        ),
+        lambda ev: (_stage_p95(ev) or 0.0) >= STAGE_SLOW_S,
     ),
+    "cache_thrashing": (CACHE_TOOLS, _thrashing),
 }
-
-
-NEEDS = {  # the signals each cause's sign reads
+NEEDS = {  # the signals each cause's sign needs (any one of them, for a stage's operations)
     "cpu_saturation": ("cpu",),
     "memory_pressure": ("memory_percent",),
-    "cache_thrashing": ("cache_hit_rate", "evictions_per_miss"),
+    "cache_thrashing": ("cache_hit_rate",),
     "slow_database_queries": ("query_p95",),
-    "libreoffice_bottleneck": ("recalc_p95",),
+    "libreoffice_bottleneck": ("recalc_p95", "screenshot_p95"),
 }
 
 
-@attributes("high_latency")
+@attributes("high_latency", needs=("p95_by_tool", "p95_by_tool_before", "requests_by_tool"))
 def latency_attribution(ev: Evidence) -> Attribution | None:
-    """The p95 added since an hour before, per tool and weighted by its traffic, split into
-    a slowdown every tool shares (claimed by CPU, memory pressure or cache misses, whichever
-    show a sign) and what one stage adds to the tools that use it."""
+    """The p95 added since before the incident, per tool and weighted by its traffic, split
+    into a slowdown every tool shares (claimed by CPU or memory pressure, whichever shows a
+    sign) and what each stage adds to the tools that go through it: the database, a
+    LibreOffice process, loading a workbook on a cache miss. What a stage adds is estimated
+    from the tools, not assumed: a tool that only one slow stage touches says what that
+    stage costs (`estimate.stage_costs`)."""
     now, before = ev.sig("p95_by_tool") or {}, ev.sig("p95_by_tool_before") or {}
     rates = ev.sig("requests_by_tool") or {}
     tools = [t for t in now if t in before and rates.get(t, 0) > 0 and before[t] > 0]
@@ -86,49 +103,89 @@ def latency_attribution(ev: Evidence) -> Attribution | None:
     weight = {t: rates[t] / total_rate for t in tools}
     added = {t: max(0.0, now[t] - before[t]) for t in tools}
     total = sum(weight[t] * added[t] for t in tools)
-    if total <= 0.05:
+    if total <= LATENCY_FLOOR_S:
         return None
     # A slowdown every tool shares: the least any tool with real traffic slowed down (by a
     # factor, or by added seconds); a tool with little traffic cannot set it.
-    busy = [t for t in tools if weight[t] >= MIN_TRAFFIC_SHARE] or tools
+    busy = [t for t in tools if weight[t] >= MIN_TRAFFIC] or tools
     factor = max(1.0, min(now[t] / before[t] for t in busy))
-    extra = max(0.0, min(added[t] for t in busy))
-    shared = {t: min(added[t], max(before[t] * (factor - 1), extra)) for t in tools}
+    least = max(0.0, min(added[t] for t in busy))
+    shared = {t: min(added[t], max(before[t] * (factor - 1), least)) for t in tools}
     att = Attribution(
         "high_latency",
-        "s added to the p95 of the average request since an hour before",
+        "s added to the p95 of the average request since before the incident",
         total,
         (*EVERYWHERE, *STAGES),
         digits=2,
     )
     for cause, needs in NEEDS.items():
-        lacking = [n for n in needs if ev.sig(n) is None]
-        if lacking:
-            att.cannot_judge(cause, "; ".join(ev.signals.why_missing(n) for n in lacking))
-    signed = [
-        (c, what) for c, (what, sign) in EVERYWHERE.items() if c not in att.unjudged and sign(ev)
-    ]
+        if all(ev.sig(n) is None for n in needs):
+            att.cannot_judge(cause, "; ".join(ev.signals.why_missing(n) for n in needs))
+    signed = [c for c, (_, sign) in EVERYWHERE.items() if c not in att.unjudged and sign(ev)]
     common = sum(weight[t] * shared[t] for t in tools)
     att.extra["shared"] = common
-    for cause, what in signed:
+    for cause in signed:
+        what = EVERYWHERE[cause][0]
         att.claim(cause, common / len(signed), f"{what} (a slowdown every tool shares)")
     if not signed and common > 0:
-        att.notes.append("every tool slowed alike, and no sign of CPU, memory or cache")
-    for cause, (what, stage_tools, sign) in STAGES.items():
-        mine = [t for t in tools if t in stage_tools]
-        if mine and cause not in att.unjudged and sign(ev):
-            att.claim(
-                cause,
-                sum(weight[t] * (added[t] - shared[t]) for t in mine),
-                f"{what} (the tools that use it: {', '.join(sorted(mine))})",
-            )
+        att.notes.append("every tool slowed alike, and no sign of CPU or memory pressure")
+    # What a tool gained beyond the shared slowdown is a stage's only when it is more than the
+    # histogram's buckets can blur: the tool at least `RESOLUTION` times as slow as the shared
+    # slowdown alone would make it.
+    beyond = {
+        t: added[t] - shared[t] if now[t] >= RESOLUTION * (before[t] + shared[t]) else 0.0
+        for t in tools
+    }
+    _stages(ev, att, beyond, weight)
     return att
 
 
-def _p95(ev: Evidence, tools: set[str]) -> float | None:
-    by = ev.sig("p95_by_tool") or {}
-    vals = [v for k, v in by.items() if k in tools]
-    return max(vals) if vals else None
+def _stages(
+    ev: Evidence, att: Attribution, extra: dict[str, float], weight: dict[str, float]
+) -> None:
+    """Each slow stage claims what it adds to its tools beyond the shared slowdown."""
+    slow = {
+        c: frozenset(t for t in extra if t in tools)
+        for c, (tools, sign) in STAGES.items()
+        if c not in att.unjudged and sign(ev)
+    }
+    slow = {c: tools for c, tools in slow.items() if tools}
+    costs = stage_costs(extra, weight, slow)
+    for cause, per_tool in split_by_stage(extra, costs, slow).items():
+        mine = sorted(slow[cause])
+        att.claim(
+            cause,
+            sum(weight[t] * s for t, s in per_tool.items()),
+            _stage_words(ev, cause, costs[cause], mine),
+        )
+
+
+def _stage_words(ev: Evidence, cause: str, cost: float, tools: list[str]) -> str:
+    if cause != "cache_thrashing":
+        stage = "the database" if cause == "slow_database_queries" else "the LibreOffice"
+        return f"{stage} stage (the tools that use it: {', '.join(tools)})"
+    hit, before = ev.sig("cache_hit_rate"), ev.sig("cache_hit_rate_before")
+    ratio = (
+        f"the miss ratio rose from {pct(1 - before / 100)} to {pct(1 - hit / 100)}"
+        if before is not None
+        else f"the miss ratio is {pct(1 - hit / 100)}"
+    )
+    return (
+        f"a miss adds {cost:.1f} s at p95 to the tools that load a workbook "
+        f"({', '.join(tools)}), {ratio}"
+    )
+
+
+def _stage_slow(ev: Evidence) -> Fact:
+    """The gate: one LibreOffice operation (recalc or screenshot) is slow; unknown only when
+    neither is measured."""
+    worst = _stage_p95(ev)
+    what = "the LibreOffice operations' p95"
+    if worst is None:
+        why = "; ".join(ev.signals.why_missing(n) for n in NEEDS["libreoffice_bottleneck"])
+        return Fact(None, what, 0, True, f"{what}: {why}")
+    return Fact(worst >= STAGE_SLOW_S, f"the slower LibreOffice operation's p95 is {worst:.1f} s"
+                f" (slow from {STAGE_SLOW_S:g} s)", 0, True)  # fmt: skip
 
 
 def _others_fast(ev: Evidence, tools: frozenset[str], label: str) -> Fact:
@@ -205,7 +262,7 @@ def memory_pressure(ev: Evidence) -> list[Fact]:
         ),
         host_fact(
             ev,
-            lambda h: h["memory"]["swap_percent"] >= 20 if "memory" in h else None,
+            lambda h: h["memory"]["swap_percent"] >= SWAP_BUSY if "memory" in h else None,
             lambda h: f"swap is {h['memory']['swap_percent']:.0f}% used",
             1,
             what="swap use",
@@ -234,8 +291,14 @@ def slow_database_queries(ev: Evidence) -> list[Fact]:
             2,
             required=True,
         ),
-        metric(ev, "slow_query_rate", lambda v: v >= 0.5, lambda v: f"{v:.1f} slow queries/s", 2),
-        log_seen(ev, "slow_query", "'slow query'", 1, at_least=3),
+        metric(
+            ev,
+            "slow_query_rate",
+            lambda v: v >= SLOW_QUERY_RATE,
+            lambda v: f"{v:.1f} slow queries/s",
+            2,
+        ),
+        log_seen(ev, "slow_query", "'slow query'", 1, at_least=MIN_LOG_LINES),
         _others_fast(ev, db, "database-backed tools"),
         explains(ev, "slow_database_queries", at_least=LITTLE),
     ]
@@ -281,13 +344,13 @@ def cache_thrashing(ev: Evidence) -> list[Fact]:
 def libreoffice_bottleneck(ev: Evidence) -> list[Fact]:
     lo = LIBREOFFICE_TOOLS
     return [
+        _stage_slow(ev),
         metric(
             ev,
             "recalc_p95",
             lambda v: v >= STAGE_SLOW_S,
             lambda v: f"recalc p95 is {v:.1f} s",
             2,
-            required=True,
         ),
         metric(
             ev,

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from runbook_lib.contract.thresholds import THRESHOLDS as T
 from runbook_lib.diagnosis.attribution import Attribution, ends
+from runbook_lib.diagnosis.constants import (
+    ENOUGH_FDS,
+    FDS_FOLLOW_LOAD_R2,
+    HUNG_AGE_S,
+    HUNG_CPU_SHARE,
+    LEAKED,
+    STEADY_R2,
+)
 from runbook_lib.diagnosis.engine import (
     LITTLE,
     Evidence,
     Fact,
     attributes,
+    rule,
+)
+from runbook_lib.diagnosis.estimate import climb
+from runbook_lib.diagnosis.facts import (
     explains,
     metric,
     processes_named,
-    rule,
 )
+from runbook_lib.evidence.panels import trend
 
 LEAK_NAMES = {"libreoffice_leak": "soffice", "fork_leak": "ggen-mcp-fork"}
+PIDS_SHOWN = 8  # pids listed in the evidence line, not a threshold
 KINDS = {"orphaned": "orphaned_processes", "zombie": "zombie_processes", "hung": "hung_processes"}
-STEADY_R2 = 0.9  # a linear fit this good over the hour is a steady climb
-ENOUGH_FDS = 4096  # the runbook's suggested descriptor limit
 
 
 def _picks(service: int | None) -> dict:
@@ -29,8 +42,8 @@ def _picks(service: int | None) -> dict:
         "hung": lambda p: (
             p["status"] != "zombie"
             and p["ppid"] == service
-            and p["age_s"] > 300
-            and p["cpu_seconds"] < 0.01 * p["age_s"]
+            and p["age_s"] > HUNG_AGE_S
+            and p["cpu_seconds"] < HUNG_CPU_SHARE * p["age_s"]
         ),
     }
 
@@ -54,7 +67,7 @@ def _process_attribution(runbook: str):
 
 
 for _rb in LEAK_NAMES:
-    attributes(_rb)(_process_attribution(_rb))
+    attributes(_rb, needs=("host",))(_process_attribution(_rb))
 
 
 def _procs(ev: Evidence, runbook: str) -> list[dict] | None:
@@ -82,11 +95,13 @@ def _leak_rule(runbook: str, kind: str):
         else:
             pick = _picks(service)[kind]
             hits = [p for p in procs if pick(p)]
-            pids = ", ".join(str(p["pid"]) for p in hits[:8])
+            shown = hits[:PIDS_SHOWN]
+            pids = ", ".join(str(p["pid"]) for p in shown)
             found = Fact(
-                len(hits) >= 3,
+                len(hits) >= LEAKED,
                 f"{len(hits)} of {len(procs)} {name} processes are "
-                f"{kind}" + (f" (pids {pids}{', ...' if len(hits) > 8 else ''})" if hits else ""),
+                f"{kind}"
+                + (f" (pids {pids}{', ...' if hits[len(shown) :] else ''})" if hits else ""),
                 3,
                 True,
             )
@@ -133,17 +148,28 @@ for _rb in LEAK_NAMES:
         )
 
 
-@attributes("fd_leak")
+@attributes("fd_leak", needs=("fds_series",))
 def fd_attribution(ev: Evidence) -> Attribution | None:
-    """The descriptors open now: the steady growth of the hour (a leak) and the level the
+    """The descriptors open now: the steady growth since it began (a leak) and the level the
     service held before it, which only a limit below the runbook's 4096 makes a problem."""
-    level, limit, r2 = ends(ev.sig("fds_series")), ev.sig("max_fds"), ev.sig("fds_r2")
+    frame, limit = ev.sig("fds_series"), ev.sig("max_fds")
+    level = ends(frame)
     if level is None:
         return None
-    start, now = level
+    now = level[1]
     att = Attribution("fd_leak", "open descriptors", now, ("fd_leak", "fd_limit_too_low"), digits=0)
-    growth = max(0.0, now - start) if r2 is not None and r2 >= STEADY_R2 else 0.0
-    att.claim("fd_leak", growth, "steady growth over the hour")
+    found = climb(frame)
+    rising = found.frame
+    t = trend(rising)
+    growth = 0.0
+    if t is not None:
+        att.extra["fds_r2"] = t.r2
+        since = rising["timestamp"].min()
+        att.extra["fds_since"] = since.timestamp()
+        if t.r2 >= STEADY_R2 and t.slope_per_h > 0:
+            growth = min(max(0.0, found.rise), now)  # the climb's, not a jump with the load
+        what = f"steady growth since {since:%H:%M} (fit R² {t.r2:.2f})"
+        att.claim("fd_leak", growth, what)
     if limit is None:
         att.cannot_judge(
             "fd_limit_too_low", f"descriptor limit: {ev.signals.why_missing('max_fds')}"
@@ -151,6 +177,19 @@ def fd_attribution(ev: Evidence) -> Attribution | None:
     elif limit < ENOUGH_FDS:
         att.claim("fd_limit_too_low", now - growth, f"the working level, on a limit of {limit:.0f}")
     return att
+
+
+def _fds_fit(ev: Evidence, holds, text: str, weight: float) -> Fact:
+    """A fact on how well a line fits the open descriptors: since they began to climb (the
+    attribution's fit), else over the hour."""
+    att = ev.attribution
+    if att is not None and "fds_r2" in att.extra:
+        r2 = att.extra["fds_r2"]
+        since = pd.Timestamp(att.extra["fds_since"], unit="s", tz="UTC")
+        return Fact(holds(r2), f"{text} since {since:%H:%M} (linear fit R² {r2:.2f})", weight)
+    return metric(
+        ev, "fds_r2", holds, lambda v: f"{text} over the hour (linear fit R² {v:.2f})", weight
+    )
 
 
 @rule(
@@ -173,13 +212,7 @@ def fd_leak(ev: Evidence) -> list[Fact]:
             2,
             required=True,
         ),
-        metric(
-            ev,
-            "fds_r2",
-            lambda v: v >= STEADY_R2,
-            lambda v: f"the growth is steady (linear fit R² {v:.2f})",
-            2,
-        ),
+        _fds_fit(ev, lambda v: v >= STEADY_R2, "the growth is steady", 2),
         metric(
             ev,
             "max_fds",
@@ -207,11 +240,10 @@ def fd_limit_too_low(ev: Evidence) -> list[Fact]:
             3,
             required=True,
         ),
-        metric(
+        _fds_fit(
             ev,
-            "fds_r2",
-            lambda v: v < 0.6,
-            lambda v: f"open descriptors follow load rather than grow steadily (fit R² {v:.2f})",
+            lambda v: v < FDS_FOLLOW_LOAD_R2,
+            "open descriptors follow load rather than grow steadily",
             1,
         ),
         explains(ev, "fd_limit_too_low", at_least=LITTLE),

@@ -5,32 +5,42 @@ from __future__ import annotations
 import pandas as pd
 
 from runbook_lib.contract.thresholds import THRESHOLDS as T
-from runbook_lib.diagnosis.attribution import Attribution, ends, minutes
+from runbook_lib.diagnosis.attribution import Attribution, ends, minutes, pct
+from runbook_lib.diagnosis.constants import (
+    CACHE_HEAVY,
+    DEJUMP_POINTS,
+    GAIN_FLOOR,
+    JUMPY,
+    LEAK_MB_H,
+    LEAK_R2,
+    MANY_CACHED,
+    MIN_LOG_LINES,
+    MOSTLY,
+    SOFFICE_DEFAULT,
+    SOFFICE_HEAVY,
+    STEADY_R2,
+)
 from runbook_lib.diagnosis.engine import (
     LITTLE,
     Evidence,
     Fact,
     attributes,
+    rule,
+)
+from runbook_lib.diagnosis.estimate import ProcessSize, climb, per_process
+from runbook_lib.diagnosis.facts import (
     explains,
     host_fact,
     log_seen,
     metric,
-    pct,
     processes_named,
-    rule,
 )
 from runbook_lib.evidence.panels import trend
 
 CAUSES = ("memory_leak", "cache_too_large", "large_payloads", "too_many_libreoffice_processes")
-TYPICAL_SOFFICE_BYTES = 150e6  # one LibreOffice process, when the host cannot be asked
-LEAK_MB_H = 50  # growth per hour that counts as still growing
-JUMPY = 0.05  # share of scrapes that jump by over 10% of the limit: memory comes and goes
-STEADY_R2 = 0.8  # a linear fit this good over the hour: a steady climb
-DEJUMP_POINTS = 20  # five minutes of 15 s points: the rolling minimum under the spikes
-GAIN_FLOOR = 64 * 2**20  # less growth than this over the hour is no memory symptom
 
 
-@attributes("memory")
+@attributes("memory", needs=("memory_series",))
 def memory_attribution(ev: Evidence) -> Attribution | None:
     """Resident memory gained over the hour, split into the cache's growth, the LibreOffice
     processes spawned (count x typical size), memory that comes and goes with large requests,
@@ -56,20 +66,20 @@ def memory_attribution(ev: Evidence) -> Attribution | None:
     if cache is not None:
         att.claim("cache_too_large", cache[0], "the cache's growth")
         parts = _minus(parts, cache[1])
-    typical = _soffice_size(ev)
-    lo = _component(ev, "libreoffice_series", typical, att, "too_many_libreoffice_processes")
+    size = _soffice_size(ev, parts)
+    lo = _component(ev, "libreoffice_series", size.bytes, att, "too_many_libreoffice_processes")
     if lo is not None:
         att.claim(
             "too_many_libreoffice_processes",
             lo[0],
-            f"{lo[0] / typical:.0f} more LibreOffice processes (x {typical / 1e6:.0f} MB each)",
+            f"{lo[0] / size.bytes:.0f} more LibreOffice processes ({size.text()})",
         )
         parts = _minus(parts, lo[1])
     jumps = ev.sig("memory_jumps")
     jumpy = jumps is not None and jumps >= JUMPY
     if jumpy:  # the level under the spikes: a leak shows in it, not in the spikes
-        parts["value"] = parts["value"].rolling(DEJUMP_POINTS, min_periods=1).min()
-    _leak(att, parts)
+        parts["value"] = parts["value"].rolling(int(DEJUMP_POINTS), min_periods=1).min()
+    _leak(att, parts, jumpy)
     if jumps is None:
         att.cannot_judge("large_payloads", ev.signals.why_missing("memory_jumps"))
     elif jumpy:
@@ -103,29 +113,47 @@ def _minus(parts: pd.DataFrame, component: pd.DataFrame) -> pd.DataFrame:
     return joined[["timestamp", "value"]]
 
 
-def _soffice_size(ev: Evidence) -> float:
+def _soffice_size(ev: Evidence, memory: pd.DataFrame) -> ProcessSize:
+    """What one soffice process holds: read from how `memory` (resident memory less the
+    cache) moves with the process count, else the host's processes, else the default."""
     procs = processes_named(ev.host or {}, "soffice")
     sizes = [p["rss_bytes"] for p in procs if p.get("rss_bytes")]
-    return sum(sizes) / len(sizes) if sizes else TYPICAL_SOFFICE_BYTES
+    return per_process(memory, ev.sig("libreoffice_series"), sizes, SOFFICE_DEFAULT, "soffice")
 
 
-def _leak(att: Attribution, remainder: pd.DataFrame) -> None:
-    """The leak claims the growth nothing else explains: the rise over the hour of the
-    line fitted to the remainder (resident memory less the cache's and the processes'
-    growth, under its spikes), when that remainder climbed steadily. It cannot claim while
-    a component is unmeasured."""
+def _leak(att: Attribution, remainder: pd.DataFrame, jumpy: bool) -> None:
+    """The leak claims the growth nothing else explains: the rise of the line fitted to the
+    remainder (resident memory less the cache's and the processes' growth, under its spikes)
+    since it began to climb (over the whole window under spikes, whose rolling minimum lags),
+    when it climbed steadily. It cannot claim while a component is unmeasured."""
     if att.unjudged:
+        if att.unexplained < LITTLE * att.total:  # whatever the unmeasured parts hold
+            att.notes.append(
+                f"the parts measured explain {pct(1 - att.unexplained / att.total)} of it: "
+                "a leak could be no more than the rest"
+            )
+            return
         att.cannot_judge("memory_leak", "a leak is what the other parts do not explain")
         return
-    t = trend(remainder)
-    if t is None or t.slope_per_h / 1e6 < LEAK_MB_H or t.r2 < STEADY_R2:
+    if jumpy:  # the whole window: the spikes' rolling minimum lags, and blurs a start
+        t = trend(remainder)
+        span_h = (remainder["timestamp"].max() - remainder["timestamp"].min()).total_seconds()
+        rising, rise = remainder, (t.slope_per_h * span_h / 3600 if t else 0.0)
+    else:
+        found = climb(remainder)
+        rising, rise, t = found.frame, found.rise, trend(found.frame)
+    if t is not None:
+        att.extra["leak_r2"] = t.r2
+        att.extra["leak_since"] = rising["timestamp"].min().timestamp()
+    if t is None or t.slope_per_h / 1e6 < LEAK_MB_H or t.r2 < LEAK_R2:
         att.notes.append("what the other parts do not explain did not climb steadily")
         return
-    span_h = (remainder["timestamp"].max() - remainder["timestamp"].min()).total_seconds() / 3600
+    since = rising["timestamp"].min().strftime("%H:%M")
     att.claim(
         "memory_leak",
-        min(att.unexplained, t.slope_per_h * span_h),  # the steady line's rise over the window
-        f"growth nothing else explains ({t.slope_per_h / 1e6:+.0f} MB/h, fit R² {t.r2:.2f})",
+        min(att.unexplained, rise),  # the climb, from the level before it to the level after
+        f"growth nothing else explains ({t.slope_per_h / 1e6:+.0f} MB/h since {since}, "
+        f"fit R² {t.r2:.2f})",
     )
 
 
@@ -143,22 +171,16 @@ def memory_leak(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "memory_growth_mb_h",
-            lambda v: v >= 50,
+            lambda v: v >= LEAK_MB_H,
             lambda v: f"memory grew {v:+.0f} MB/h over the last hour",
             2,
             required=True,
         ),
-        metric(
-            ev,
-            "memory_r2",
-            lambda v: v >= 0.9,
-            lambda v: f"the growth is steady (linear fit R² {v:.2f})",
-            3,
-        ),
+        _steady(ev),
         metric(
             ev,
             "memory_recent_growth_mb_h",
-            lambda v: v >= 50,
+            lambda v: v >= LEAK_MB_H,
             lambda v: (
                 f"memory still grows {v:+.0f} MB/h over the last {ev.signals.window}: no plateau"
             ),
@@ -167,7 +189,7 @@ def memory_leak(ev: Evidence) -> list[Fact]:
         metric(
             ev,
             "cache_memory_share",
-            lambda v: v < 0.4,
+            lambda v: v < CACHE_HEAVY,
             lambda v: f"the cache holds {pct(v)} of resident memory",
             2,
             sign=False,
@@ -195,15 +217,14 @@ def memory_leak(ev: Evidence) -> list[Fact]:
 )
 def cache_too_large(ev: Evidence) -> list[Fact]:
     return [
+        _cache_heavy(ev),
         metric(
             ev,
-            "cache_memory_share",
-            lambda v: v >= 0.4,
-            lambda v: f"the cache holds {pct(v)} of resident memory",
-            3,
-            required=True,
+            "cache_size",
+            lambda v: v >= MANY_CACHED,
+            lambda v: f"{v:.0f} workbooks are cached",
+            1,
         ),
-        metric(ev, "cache_size", lambda v: v >= 2000, lambda v: f"{v:.0f} workbooks are cached", 1),
         explains(ev, "cache_too_large", at_least=LITTLE, weight=2),
     ]
 
@@ -223,7 +244,7 @@ def large_payloads(ev: Evidence) -> list[Fact]:
             2,
             required=True,
         ),
-        log_seen(ev, "large_payload", "large request payloads", 2, at_least=3),
+        log_seen(ev, "large_payload", "large request payloads", 2, at_least=MIN_LOG_LINES),
     ]
 
 
@@ -259,7 +280,42 @@ def too_many_libreoffice_processes(ev: Evidence) -> list[Fact]:
     ]
 
 
+def _steady(ev: Evidence) -> Fact:
+    """The growth is steady: what nothing else explains fits a line since it began to climb
+    (the attribution's fit), else resident memory fits one over the hour."""
+    att = ev.attribution
+    if att is not None and "leak_r2" in att.extra:
+        r2 = att.extra["leak_r2"]
+        since = pd.Timestamp(att.extra["leak_since"], unit="s", tz="UTC").strftime("%H:%M")
+        return Fact(
+            r2 >= STEADY_R2,
+            f"what nothing else explains grows steadily since {since} (linear fit R² {r2:.2f})",
+            3,
+        )
+    return metric(
+        ev,
+        "memory_r2",
+        lambda v: v >= STEADY_R2,
+        lambda v: f"the growth is steady (linear fit R² {v:.2f})",
+        3,
+    )
+
+
+def _cache_heavy(ev: Evidence) -> Fact:
+    """The gate: the cache holds a large part of resident memory, or its growth is most of
+    what the process gained."""
+    held = ev.sig("cache_memory_share")
+    if held is None:
+        why = ev.signals.why_missing("cache_memory_share")
+        return Fact(None, "the cache's share of memory", 3, True, f"the cache's share: {why}")
+    grew = ev.attribution.share("cache_too_large") if ev.attribution else None
+    text = f"the cache holds {pct(held)} of resident memory"
+    if grew is not None:
+        text += f" and its growth is {pct(grew)} of what the process gained"
+    return Fact(held >= CACHE_HEAVY or (grew or 0.0) >= MOSTLY, text, 3, True)
+
+
 def _soffice_rss(h: dict) -> bool | None:
     if "processes" not in h:
         return None
-    return sum(p["rss_bytes"] for p in processes_named(h, "soffice")) > 512 * 2**20
+    return sum(p["rss_bytes"] for p in processes_named(h, "soffice")) > SOFFICE_HEAVY

@@ -6,6 +6,9 @@ from runbook_lib.contract.thresholds import THRESHOLDS as T
 from runbook_lib.diagnosis.engine import (
     Evidence,
     Fact,
+    rule,
+)
+from runbook_lib.diagnosis.facts import (
     container_fact,
     down,
     errors_share,
@@ -14,7 +17,6 @@ from runbook_lib.diagnosis.engine import (
     log_seen,
     log_share,
     metric,
-    rule,
     unhealthy,
 )
 
@@ -48,7 +50,7 @@ def process_crashed(ev: Evidence) -> list[Fact]:
             "memory_percent_peak",
             lambda v: v < T["memory"].crit_value,
             lambda v: f"memory peaked at {v:.0f}% of the limit before the stop ({MEMORY_RULE})",
-            1,
+            2,  # memory at the limit before the stop points at the OOM killer, whatever the log
             sign=False,
         ),
         log_fact(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runbook_lib.contract.names import NAMES
 from runbook_lib.lab.scenarios.catalog import CATALOG, Extras
-from runbook_lib.lab.scenarios.model import Timeline, grid
+from runbook_lib.lab.scenarios.model import Timeline, Variation, grid
 from runbook_lib.lab.sim.messages import error_message
 
 BASE_TIME = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
@@ -91,11 +91,18 @@ class Scenario:
         return path
 
 
-def build(runbook: str, cause: str, seed: int = 0, alert_at: datetime | None = None) -> Scenario:
+def build(
+    runbook: str,
+    cause: str,
+    seed: int = 0,
+    alert_at: datetime | None = None,
+    variation: Variation | None = None,
+) -> Scenario:
     spec = CATALOG.get((runbook, cause))
     if spec is None:
         raise KeyError(f"no scenario for cause {cause!r} of runbook {runbook!r}")
-    alert_at, tl, extras = _generate(f"{runbook}/{cause}/{seed}", spec.apply, seed, alert_at)
+    key = f"{runbook}/{cause}/{seed}"
+    alert_at, tl, extras = _generate(key, spec.apply, seed, alert_at, variation)
     return Scenario(
         f"{runbook}/{cause}/s{seed}",
         runbook,
@@ -110,7 +117,9 @@ def build(runbook: str, cause: str, seed: int = 0, alert_at: datetime | None = N
     )
 
 
-def build_mix(name: str, seed: int = 0, alert_at: datetime | None = None) -> Scenario:
+def build_mix(
+    name: str, seed: int = 0, alert_at: datetime | None = None, variation: Variation | None = None
+) -> Scenario:
     """A co-occurring scenario of `mixes.MIXES`: the true cause(s), and a second cause's
     signal moving with them."""
     from runbook_lib.lab.scenarios.mixes import MIXES
@@ -118,7 +127,7 @@ def build_mix(name: str, seed: int = 0, alert_at: datetime | None = None) -> Sce
     m = MIXES.get(name)
     if m is None:
         raise KeyError(f"no co-occurring scenario {name!r}; known: {', '.join(sorted(MIXES))}")
-    alert_at, tl, extras = _generate(f"mix/{name}/{seed}", m.apply, seed, alert_at)
+    alert_at, tl, extras = _generate(f"mix/{name}/{seed}", m.apply, seed, alert_at, variation)
     return Scenario(
         f"{m.runbook}/mix-{name}/s{seed}",
         m.runbook,
@@ -135,13 +144,13 @@ def build_mix(name: str, seed: int = 0, alert_at: datetime | None = None) -> Sce
 
 
 def _generate(
-    key: str, apply, seed: int, alert_at: datetime | None
+    key: str, apply, seed: int, alert_at: datetime | None, variation: Variation | None = None
 ) -> tuple[datetime, Timeline, Extras]:
     """A healthy timeline around the alert time of `seed`, changed by `apply`, drawn from
     the random source named `key` (the same key gives the same scenario)."""
     rng = random.Random(key)
     alert_at = alert_at or BASE_TIME + timedelta(hours=3 * seed)
-    tl = _timeline(alert_at, rng)
+    tl = _timeline(alert_at, rng, variation or Variation())
     extras = Extras()
     apply(tl, rng, extras)
     return alert_at, tl, extras
@@ -153,10 +162,12 @@ def mixed_scenarios(seeds: tuple[int, ...] = (0, 1, 2)) -> list[Scenario]:
     return [build_mix(name, seed) for seed in seeds for name in MIXES]
 
 
-def healthy(seed: int = 0, alert_at: datetime | None = None) -> Scenario:
+def healthy(
+    seed: int = 0, alert_at: datetime | None = None, variation: Variation | None = None
+) -> Scenario:
     rng = random.Random(f"healthy/{seed}")
     alert_at = alert_at or BASE_TIME + timedelta(hours=3 * seed)
-    tl = _timeline(alert_at, rng)
+    tl = _timeline(alert_at, rng, variation or Variation())
     return Scenario(
         f"healthy/s{seed}",
         None,
@@ -175,10 +186,15 @@ def all_scenarios(seeds: tuple[int, ...] = (0,)) -> list[Scenario]:
     return out + [healthy(seed) for seed in seeds]
 
 
-def _timeline(alert_at: datetime, rng: random.Random) -> Timeline:
+def _timeline(alert_at: datetime, rng: random.Random, variation: Variation) -> Timeline:
+    """Healthy traffic around `alert_at`; the fault begins 8-16 minutes before the alert,
+    or when the variation says."""
     times = grid(alert_at - HISTORY, alert_at + AFTER, STEP_S)
     lead = rng.uniform(8, 16) * 60
-    return Timeline(times=times, step_s=STEP_S, onset=alert_at.timestamp() - lead)
+    if variation.onset_min is not None:
+        lead = variation.onset_min * 60
+    onset = alert_at.timestamp() - lead
+    return Timeline(times=times, step_s=STEP_S, onset=onset, variation=variation)
 
 
 def _error_lines(s: Scenario) -> list[tuple]:

@@ -150,7 +150,7 @@ def dependency_unavailable(tl: Timeline, rng: random.Random, ex: Extras) -> None
 # ------------------------------------------------------------------ error rate
 def _errors(tl: Timeline, rng: random.Random, mix: dict, tools=tuple(TOOLS)) -> np.ndarray:
     k = tl.ramp(rng.uniform(1, 4))
-    tl.errors.append(ErrorPart(rng.uniform(0.07, 0.25) * k, mix, tuple(tools)))
+    tl.errors.append(ErrorPart(rng.uniform(0.07, 0.25) * k * tl.magnitude, mix, tl.touched(tools)))
     return k
 
 
@@ -183,9 +183,9 @@ def libreoffice_failure(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     k = tl.ramp(rng.uniform(1, 3))
     tl.errors.append(
         ErrorPart(
-            rng.uniform(0.07, 0.2) * k,
+            rng.uniform(0.07, 0.2) * k * tl.magnitude,
             {"recalc_error": rng.uniform(1.5, 3), "fork_error": 1},
-            tuple(LIBREOFFICE_TOOLS),
+            tl.touched(LIBREOFFICE_TOOLS),
         )
     )
     tl.health["libreoffice"] = 1 - (k > 0.5)
@@ -202,7 +202,7 @@ def _slow(tl: Timeline, tools, extra: float, k: np.ndarray) -> None:
 def cpu_saturation(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     k = tl.ramp(rng.uniform(1, 4))
     for t in TOOLS:
-        tl.latency_factor[t] = tl.latency_factor[t] * (1 + rng.uniform(25, 45) * k)
+        tl.latency_factor[t] = tl.latency_factor[t] * (1 + rng.uniform(25, 45) * k * tl.magnitude)
     tl.cpu = tl.cpu + (rng.uniform(0.93, 1.6) - tl.cpu) * k
 
 
@@ -211,15 +211,15 @@ def memory_pressure(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     k = tl.ramp(rng.uniform(3, 8))
     tl.rss += (rng.uniform(0.88, 0.97) * tl.memory_limit - tl.rss) * k
     for t in TOOLS:
-        tl.latency_factor[t] = tl.latency_factor[t] * (1 + rng.uniform(20, 35) * k)
+        tl.latency_factor[t] = tl.latency_factor[t] * (1 + rng.uniform(20, 35) * k * tl.magnitude)
     ex.host = _host(tl, memory={"swap_percent": rng.uniform(40, 90)})
 
 
 @cause("high_latency", "slow_database_queries", "GgenMcpHighLatency")
 def slow_database_queries(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     k = tl.ramp(rng.uniform(1, 4))
-    extra = rng.uniform(11, 20)
-    _slow(tl, DB_TOOLS, extra, k)
+    extra = rng.uniform(11, 20) * tl.magnitude
+    _slow(tl, tl.touched(DB_TOOLS), extra, k)
     tl.slow_queries = tl.slow_queries + tl.rate * 0.6 * k
     for t in _every(tl, 0.25, 1):
         ex.log(
@@ -234,8 +234,8 @@ def slow_database_queries(tl: Timeline, rng: random.Random, ex: Extras) -> None:
 @cause("high_latency", "cache_thrashing", "GgenMcpHighLatency")
 def cache_thrashing(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     k = tl.ramp(rng.uniform(1, 4))
-    tl.hit = tl.hit - (tl.hit - rng.uniform(0.08, 0.25)) * k
-    tl.miss_extra = tl.miss_extra + rng.uniform(11, 16) * k
+    tl.hit = tl.hit - (tl.hit - tl.lowered_hit(rng.uniform(0.08, 0.25))) * k
+    tl.miss_extra = tl.miss_extra + rng.uniform(11, 16) * k * tl.magnitude
     tl.evict_per_miss = tl.evict_per_miss + 0.95 * k
     tl.cache_size = tl.cache_size - (tl.cache_size - 80) * k
 
@@ -243,21 +243,21 @@ def cache_thrashing(tl: Timeline, rng: random.Random, ex: Extras) -> None:
 @cause("high_latency", "libreoffice_bottleneck", "GgenMcpHighLatency")
 def libreoffice_bottleneck(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     k = tl.ramp(rng.uniform(1, 4))
-    _slow(tl, LIBREOFFICE_TOOLS, rng.uniform(12, 22), k)
+    _slow(tl, tl.touched(LIBREOFFICE_TOOLS), rng.uniform(12, 22) * tl.magnitude, k)
     tl.libreoffice = tl.libreoffice + (5 - tl.libreoffice) * k
 
 
 # ------------------------------------------------------------------ memory
 def _memory_to(tl: Timeline, rng: random.Random, minutes: float) -> np.ndarray:
-    tl.onset -= minutes * 60
-    return tl.ramp(minutes)
+    return tl.ramp(tl.growth(minutes))
 
 
 @cause("memory", "memory_leak", "GgenMcpMemoryCritical")
 def memory_leak(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     k = _memory_to(tl, rng, rng.uniform(40, 70))
     peak = rng.uniform(0.91, 0.97) * tl.memory_limit
-    tl.rss = tl.rss + (peak - tl.rss) * k
+    start = tl.grown_from(peak)
+    tl.rss = start + (peak - start) * k
     tl.heap = tl.heap + (peak - tl.rss[0]) * 0.8 * k
 
 
@@ -265,16 +265,22 @@ def memory_leak(tl: Timeline, rng: random.Random, ex: Extras) -> None:
 def cache_too_large(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     k = _memory_to(tl, rng, rng.uniform(15, 30))
     cache_share = rng.uniform(0.55, 0.7)
+    grown = min(0.85, cache_share * tl.magnitude)  # the rest of the process holds the difference
     tl.cache_size = tl.cache_size + (rng.uniform(5000, 9000) - tl.cache_size) * k
-    tl.cache_memory = 0.04 * tl.memory_limit + cache_share * tl.memory_limit * k
-    tl.rss = 0.3 * tl.memory_limit + tl.cache_memory
+    tl.cache_memory = 0.04 * tl.memory_limit + grown * tl.memory_limit * k
+    rest = max(0.05, 0.3 + cache_share - grown) * tl.memory_limit
+    tl.rss = rest + tl.cache_memory
 
 
 @cause("memory", "large_payloads", "GgenMcpMemoryCritical")
 def large_payloads(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     k = tl.ramp(rng.uniform(0.5, 2))
+    often = 0.85 * min(1.0, tl.magnitude)  # scrapes with a large request in flight: fewer, or all
     spikes = np.array(
-        [rng.uniform(0.9, 0.99) if rng.random() < 0.85 else rng.uniform(0.6, 0.8) for _ in tl.times]
+        [
+            rng.uniform(0.9, 0.99) if rng.random() < often else rng.uniform(0.6, 0.8)
+            for _ in tl.times
+        ]
     )
     tl.rss = np.where(k > 0, spikes * tl.memory_limit, tl.rss)
     for t in _every(tl, 0.5):
@@ -291,14 +297,21 @@ def large_payloads(tl: Timeline, rng: random.Random, ex: Extras) -> None:
 @cause("memory", "too_many_libreoffice_processes", "GgenMcpMemoryCritical")
 def too_many_libreoffice_processes(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     k = _memory_to(tl, rng, rng.uniform(10, 20))
-    count = rng.randrange(12, 25)
-    tl.libreoffice = tl.libreoffice + (count - tl.libreoffice) * k
-    tl.rss = tl.rss + (rng.uniform(0.91, 0.97) * tl.memory_limit - tl.rss) * k
+    count = max(12, round(rng.randrange(12, 25) * tl.magnitude))
+    peak = rng.uniform(0.91, 0.97) * tl.memory_limit
+    start = float(tl.rss[0])
+    size = (peak - start) / (count - 2)  # each process holds its part of the climb
+    if tl.variation.soffice_bytes is not None:  # the sweep's size: as many as fit the limit
+        size = tl.variation.soffice_bytes
+        count = max(12, min(count, int(2 + (peak - 0.1 * tl.memory_limit) / size)))
+        start = max(0.1 * tl.memory_limit, peak - size * (count - 2))
+    running = np.round(2 + (count - 2) * k)  # whole processes; memory steps with each
+    tl.libreoffice = running
+    tl.rss = start + size * (running - 2)
     ex.host = _host(
         tl,
         processes=[
-            _proc(5000 + i, "soffice", rss=tl.memory_limit * 0.6 / count, cmd="soffice --headless")
-            for i in range(count)
+            _proc(5000 + i, "soffice", rss=size, cmd="soffice --headless") for i in range(count)
         ],
     )
 
@@ -306,7 +319,7 @@ def too_many_libreoffice_processes(tl: Timeline, rng: random.Random, ex: Extras)
 # ------------------------------------------------------------------ cache
 def _cache_low(tl: Timeline, rng: random.Random) -> np.ndarray:
     k = tl.ramp(rng.uniform(1, 4))
-    tl.hit = tl.hit - (tl.hit - rng.uniform(0.15, 0.42)) * k
+    tl.hit = tl.hit - (tl.hit - tl.lowered_hit(rng.uniform(0.15, 0.42))) * k
     return k
 
 
@@ -365,7 +378,7 @@ def ttl_too_short(tl: Timeline, rng: random.Random, ex: Extras) -> None:
 # ------------------------------------------------------------------ process leaks
 def _leak(tl: Timeline, rng: random.Random, ex: Extras, gauge: str, name: str, kind: str):
     k = tl.ramp(rng.uniform(3, 10))
-    count = rng.randrange(12, 30)
+    count = max(12, round(rng.randrange(12, 30) * tl.magnitude))
     setattr(tl, gauge, getattr(tl, gauge) + (count - getattr(tl, gauge)) * k)
     procs = [_proc(6000, name, age_s=30, cpu_s=0.2)]
     for i in range(count):

@@ -46,9 +46,7 @@ def _true(tl: Timeline, rng: random.Random, ex: Extras, runbook: str, cause: str
 # ------------------------------------------------------------------ memory
 @mix("memory", ("cache_too_large",), "resident memory grows steadily, like a leak")
 def cache_grows_like_a_leak(tl: Timeline, rng: random.Random, ex: Extras) -> None:
-    minutes = rng.uniform(65, 80)
-    tl.onset -= minutes * 60
-    k = tl.ramp(minutes)
+    k = tl.ramp(tl.growth(rng.uniform(65, 80)))
     tl.cache_memory = 0.05 * tl.memory_limit + rng.uniform(0.5, 0.56) * tl.memory_limit * k
     tl.cache_size = tl.cache_size + (rng.uniform(1500, 1900) - tl.cache_size) * k
     tl.rss = 0.32 * tl.memory_limit + tl.cache_memory
@@ -56,23 +54,26 @@ def cache_grows_like_a_leak(tl: Timeline, rng: random.Random, ex: Extras) -> Non
 
 @mix("memory", ("memory_leak",), "LibreOffice processes pile up meanwhile")
 def leak_while_libreoffice_spawns(tl: Timeline, rng: random.Random, ex: Extras) -> None:
-    minutes = rng.uniform(45, 70)
-    tl.onset -= minutes * 60
+    """Over ten processes (their rule's sign), holding together about a tenth of what the
+    leak added: a minor part, not a second cause."""
+    minutes = tl.growth(rng.uniform(45, 70))
     k = tl.ramp(minutes)
-    tl.rss = tl.rss + (rng.uniform(0.78, 0.81) * tl.memory_limit - tl.rss) * k
+    leaked = rng.uniform(0.78, 0.81) * tl.memory_limit - tl.rss[0]
+    tl.rss = tl.rss + leaked * k
     tl.heap = tl.heap + tl.rss * 0.5 * k
-    count, size = rng.randrange(13, 16), rng.uniform(40e6, 48e6)
-    spawn = tl.ramp(15, delay_min=minutes - 15)
-    tl.libreoffice = tl.libreoffice + (count - tl.libreoffice) * spawn
-    tl.rss = tl.rss + (count - 2) * size * spawn
+    count = rng.randrange(13, 16)
+    size = min(rng.uniform(40e6, 48e6), 0.12 * leaked / (count - 2))
+    spawn = tl.ramp(min(15.0, minutes), delay_min=max(0.0, minutes - 15))
+    running = np.round(2 + (count - 2) * spawn)  # whole processes; memory steps with each
+    tl.libreoffice = running
+    tl.rss = tl.rss + (running - 2) * size
     procs = [_proc(5000 + i, "soffice", rss=size, cmd="soffice --headless") for i in range(count)]
     ex.host = {"taken_at": float(tl.times[-1]), "service_pid": 4242, "processes": procs}
 
 
 @mix("memory", ("cache_too_large", "memory_leak"), "both grow: a cache and a leak")
 def leak_and_cache_together(tl: Timeline, rng: random.Random, ex: Extras) -> None:
-    minutes = rng.uniform(50, 70)
-    tl.onset -= minutes * 60
+    minutes = tl.growth(rng.uniform(50, 70))
     k = tl.ramp(minutes)
     tl.cache_memory = 0.04 * tl.memory_limit + rng.uniform(0.37, 0.4) * tl.memory_limit * k
     tl.cache_size = tl.cache_size + (rng.uniform(2500, 4000) - tl.cache_size) * k
@@ -137,6 +138,8 @@ def ttl_short_sometimes_full(tl: Timeline, rng: random.Random, ex: Extras) -> No
 
 # ------------------------------------------------------------------ process leaks
 def _extra_procs(ex: Extras, name: str, kind: str, n: int) -> None:
+    """`n` processes of another kind, kept a minor part (under a fifth) of the processes."""
+    n = min(n, max(3, int(0.15 * len(ex.host["processes"]))))
     for i in range(n):
         if kind == "orphan":
             p = _proc(9000 + i, name, ppid=1, age_s=900, cpu_s=2.0)

@@ -8,6 +8,7 @@ from them, so PromQL over the backfilled data sees what it would have seen live.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
 from runbook_lib.contract.names import NAMES
+from runbook_lib.contract.tools import CACHE_TOOLS
 from runbook_lib.lab.sim.modes import BASE_LATENCY, COMPONENTS, DB_TOOLS, ERROR_TYPES, TOOLS
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0, math.inf)
@@ -31,6 +33,31 @@ class ErrorPart:
     tools: tuple[str, ...] = tuple(TOOLS)
 
 
+@dataclass(frozen=True)
+class Variation:
+    """How one scenario of the robustness sweep differs from its cause's usual picture (the
+    defaults change nothing): the fault's effect scaled, the size of one LibreOffice process,
+    which of a stage's tools the fault touches, the series the service does not expose, and
+    how long before the alert the fault began."""
+
+    seed: str = ""
+    magnitude: float = 1.0
+    soffice_bytes: float | None = None
+    pick_tools: bool = False
+    dropped: frozenset[str] = frozenset()
+    onset_min: float | None = None
+
+    def tools(self, tools: tuple[str, ...] | frozenset[str]) -> tuple[str, ...]:
+        """The tools of `tools` the fault touches: all, or (when picking) a non-empty subset
+        drawn from this variation's own seed."""
+        ordered = tuple(sorted(tools))
+        if not self.pick_tools or len(ordered) < 2:
+            return ordered
+        rng = random.Random(f"{self.seed}/{','.join(ordered)}")
+        kept = tuple(t for t in ordered if rng.random() < 0.6)
+        return kept or (rng.choice(ordered),)
+
+
 @dataclass
 class Timeline:
     """Everything that varies over time for one service instance."""
@@ -39,6 +66,7 @@ class Timeline:
     step_s: float
     onset: float  # epoch seconds the fault began
     memory_limit: float = MEMORY_LIMIT_BYTES
+    variation: Variation = field(default_factory=Variation)
     up: np.ndarray = field(init=False)
     rate: np.ndarray = field(init=False)
     errors: list[ErrorPart] = field(init=False)
@@ -98,6 +126,36 @@ class Timeline:
     def after(self, delay_min: float = 0.0) -> np.ndarray:
         return (self.times - self.onset) / 60.0 >= delay_min
 
+    # -- what the robustness sweep varies (nothing, by default) ----------------------------
+    @property
+    def magnitude(self) -> float:
+        """How strongly the fault acts."""
+        return self.variation.magnitude
+
+    def touched(self, tools) -> tuple[str, ...]:
+        """The tools the fault touches: all of `tools`, or the sweep's pick of them."""
+        return self.variation.tools(tools) if self.variation.pick_tools else tuple(tools)
+
+    def growth(self, minutes: float) -> float:
+        """How long a growth lasts, its start becoming the onset: `minutes`, ending at the
+        usual onset; in the sweep, from the onset it draws until five minutes before the
+        alert (which fires as the level crosses its threshold)."""
+        if self.variation.onset_min is not None:
+            return max(5.0, self.variation.onset_min - 5.0)
+        self.onset -= minutes * 60
+        return minutes
+
+    def grown_from(self, peak: float) -> float:
+        """Where resident memory growing to `peak` starts: the healthy level, or (the sweep
+        scaling the growth) the level from which it is that much larger or smaller."""
+        start = float(self.rss[0])
+        return max(0.05 * self.memory_limit, peak - self.magnitude * (peak - start))
+
+    def lowered_hit(self, target: float) -> float:
+        """The hit rate a cache fault brings: its drop from 85 % scaled by the sweep, kept
+        where the hit-rate alert (under 50 %) fires."""
+        return float(np.clip(0.85 - (0.85 - target) * self.magnitude, 0.03, 0.45))
+
 
 @dataclass(frozen=True)
 class Family:
@@ -117,21 +175,29 @@ def _erf(z: np.ndarray) -> np.ndarray:
     return np.vectorize(math.erf, otypes=[float])(z)
 
 
-def _duration_cdf(tl: Timeline, tool: str, le: float, scale: float = 1.0) -> np.ndarray:
+def _miss_extra(tl: Timeline, tool: str, request: bool) -> np.ndarray:
+    """What a cache miss adds to `tool`: loading the workbook, so only to a whole request of a
+    tool that loads one; an operation's own timer (recalc, query) starts after the load."""
+    return tl.miss_extra if request and tool in CACHE_TOOLS else np.zeros(len(tl.times))
+
+
+def _duration_cdf(
+    tl: Timeline, tool: str, le: float, scale: float = 1.0, request: bool = True
+) -> np.ndarray:
     """P(duration * scale <= le) for `tool` at each time (hit/miss mixture)."""
     if math.isinf(le):
         return np.ones(len(tl.times))
     median = BASE_LATENCY[tool] * tl.latency_factor[tool] * scale
     base = le - tl.latency_extra[tool] * scale
     hit = _lognorm_cdf(base, median)
-    miss = _lognorm_cdf(base - tl.miss_extra * scale, median)
+    miss = _lognorm_cdf(base - _miss_extra(tl, tool, request) * scale, median)
     return tl.hit * hit + (1 - tl.hit) * miss
 
 
-def _mean_duration(tl: Timeline, tool: str, scale: float = 1.0) -> np.ndarray:
+def _mean_duration(tl: Timeline, tool: str, scale: float = 1.0, request: bool = True):
     median = BASE_LATENCY[tool] * tl.latency_factor[tool]
-    mean = median * math.exp(SIGMA**2 / 2) + tl.latency_extra[tool] + (1 - tl.hit) * tl.miss_extra
-    return mean * scale
+    miss = (1 - tl.hit) * _miss_extra(tl, tool, request)
+    return (median * math.exp(SIGMA**2 / 2) + tl.latency_extra[tool] + miss) * scale
 
 
 def families(tl: Timeline, labels: dict[str, str]) -> list[Family]:
@@ -194,7 +260,9 @@ def families(tl: Timeline, labels: dict[str, str]) -> list[Family]:
         )
     )
     fams.append(
-        _histogram(NAMES.duration, tl, base, weights, counter, {t: (t, 1.0) for t in TOOLS})
+        _histogram(
+            NAMES.duration, tl, base, weights, counter, {t: (t, 1.0) for t in TOOLS}, request=True
+        )
     )
     ops = {
         NAMES.recalc: {"": ("recalc", 0.9)},
@@ -231,8 +299,8 @@ def families(tl: Timeline, labels: dict[str, str]) -> list[Family]:
         NAMES.active_requests: active,
         NAMES.cache_size: tl.cache_size,
         NAMES.cache_memory: cache_memory,
-        NAMES.active_forks: tl.forks,
-        NAMES.libreoffice: tl.libreoffice,
+        NAMES.active_forks: np.round(tl.forks),  # processes come whole
+        NAMES.libreoffice: np.round(tl.libreoffice),
         NAMES.rss: tl.rss,
         NAMES.heap_used: tl.heap,
         NAMES.heap_total: tl.heap * 1.25,
@@ -265,13 +333,14 @@ def families(tl: Timeline, labels: dict[str, str]) -> list[Family]:
             [(NAMES.fs_avail, node, np.round(tl.disk_size * (1 - tl.disk_used)))],
         )
     )
-    return [f for f in fams if not _lacked(f)]
+    return [f for f in fams if not _lacked(f, tl.variation.dropped)]
 
 
-def _lacked(f: Family) -> bool:
+def _lacked(f: Family, dropped: frozenset[str] = frozenset()) -> bool:
     """A family the metrics profile in use does not expose (the server profile has no
-    process_*, eviction, health, query, template, screenshot or slow-query series)."""
-    lacked = NAMES.lacked()
+    process_*, eviction, health, query, template, screenshot or slow-query series), or one
+    this scenario's service does not expose."""
+    lacked = NAMES.lacked() | dropped
     return any(
         name in lacked or name.removesuffix(sfx) in lacked
         for name, _, _ in f.samples
@@ -279,7 +348,7 @@ def _lacked(f: Family) -> bool:
     )
 
 
-def _histogram(name, tl, base, weights, counter, spec: dict) -> Family:
+def _histogram(name, tl, base, weights, counter, spec: dict, request: bool = False) -> Family:
     samples = []
     requests = tl.rate * tl.step_s
     for key, (tool, scale) in spec.items():
@@ -291,11 +360,12 @@ def _histogram(name, tl, base, weights, counter, spec: dict) -> Family:
                 (
                     f"{name}_bucket",
                     {**lab, "le": le_text},
-                    counter(n_req * _duration_cdf(tl, tool, le, scale)),
+                    counter(n_req * _duration_cdf(tl, tool, le, scale, request)),
                 )
             )
         samples.append((f"{name}_count", lab, counter(n_req)))
-        samples.append((f"{name}_sum", lab, counter(n_req * _mean_duration(tl, tool, scale))))
+        mean = _mean_duration(tl, tool, scale, request)
+        samples.append((f"{name}_sum", lab, counter(n_req * mean)))
     return Family(name, "histogram", samples)
 
 
@@ -309,10 +379,10 @@ def _query_histogram(tl, base, weights, counter) -> Family:
     samples = []
     for le in BUCKETS:
         le_text = "+Inf" if math.isinf(le) else f"{le:g}"
-        cdf = sum(weights[t] * _duration_cdf(tl, t, le, scale) for t in DB_TOOLS) / db_share
+        cdf = sum(weights[t] * _duration_cdf(tl, t, le, scale, False) for t in DB_TOOLS) / db_share
         samples.append((f"{name}_bucket", {**base, "le": le_text}, counter(n_req * cdf)))
     samples.append((f"{name}_count", base, counter(n_req)))
-    mean = sum(weights[t] * _mean_duration(tl, t, scale) for t in DB_TOOLS) / db_share
+    mean = sum(weights[t] * _mean_duration(tl, t, scale, False) for t in DB_TOOLS) / db_share
     samples.append((f"{name}_sum", base, counter(n_req * mean)))
     return Family(name, "histogram", samples)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
+from runbook_lib.contract.tools import CACHE_TOOLS
 from runbook_lib.lab.sim import faults
 from runbook_lib.lab.sim.eventlog import EventLog
 from runbook_lib.lab.sim.messages import error_message
@@ -180,9 +181,9 @@ class Simulator:
         seconds = BASE_LATENCY[tool] * p.latency_factor * rng.lognormvariate(0.0, 0.5)
         if tool in p.slow_tools:
             seconds += p.slow_extra_s * rng.uniform(0.8, 1.3)
-        if not hit:
+        self._observe_operation(tool, seconds)  # the operation's own timer: after the load
+        if not hit and tool in CACHE_TOOLS:  # a miss loads the workbook first
             seconds += p.miss_extra_s * rng.uniform(0.8, 1.3)
-        self._observe_operation(tool, seconds)
         error_type = self._error_for(p, tool)
         status = (
             "success" if error_type is None else ("timeout" if error_type == "timeout" else "error")
