@@ -243,6 +243,7 @@ def _alert_params(args: argparse.Namespace, settings: Settings, extra: dict) -> 
             f"runbook run: --at {args.at!r} is not an ISO 8601 time: "
             "write e.g. --at 2026-01-15T10:30:00Z"
         ) from None
+    extra = {**settings.notebook_params(), **extra}  # its logs, container and memory limit
     if settings.alertmanager_url:  # the record's links lead to the configured Alertmanager
         extra = {"alertmanager_url": settings.alertmanager_url, **extra}
     return runner.alert_params(

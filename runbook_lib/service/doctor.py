@@ -5,17 +5,18 @@ the Jupyter kernel, the output directory. A failed check names what fixes it."""
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from runbook_lib.contract import paths
 from runbook_lib.contract.alerts import RUNBOOKS
+from runbook_lib.contract.config import config_path
 from runbook_lib.contract.names import NAMES, PROFILES, use
 from runbook_lib.evidence.panels import PANELS, Scope
 from runbook_lib.evidence.prom import Failure, Prom
+from runbook_lib.service import rulefiles
 from runbook_lib.service import wiring_checks as wc
 from runbook_lib.service.wiring_checks import Check
 
@@ -87,7 +88,7 @@ def run(
     else:
         report.checks.append(Check("prometheus", True, f"{prometheus_url} answers"))
         report.profile = detect_profile(present)
-        _prometheus_wiring(report, prometheus_url)
+        _prometheus_wiring(report, prometheus_url, wiring.links if wiring else "")
         if not report.waiting:
             _judge_metrics(report, prom, present, at)
     if wiring is not None:
@@ -97,19 +98,22 @@ def run(
     return report
 
 
-def _prometheus_wiring(report: Report, url: str) -> None:
-    """The rules loaded, and a first scrape of GGEN MCP (before it, no metric is missing:
-    none is there yet, and listing them all would only alarm)."""
+def _prometheus_wiring(report: Report, url: str, links: str) -> None:
+    """The rules loaded (linking to `links`, rendered by this version), and a first scrape
+    of GGEN MCP (before it, no metric is missing: none is there yet, and listing them all
+    would only alarm)."""
     base = url.rstrip("/")
     profile = report.profile or NAMES.profile
     rules, error = wc.get_json(f"{base}/api/v1/rules")
-    report.checks.append(
-        wc.rules_check(rules, profile) if rules is not None
-        else Check("rules", False, f"cannot read {base}/api/v1/rules: {error}", PROMETHEUS_FIX)
+    report.checks += (
+        wc.rules_checks(rules, profile, links, rulefiles.rules_dir(config_path()))
+        if rules is not None
+        else [Check("rules", False, f"cannot read {base}/api/v1/rules: {error}", PROMETHEUS_FIX)]
     )  # fmt: skip
     targets, error = wc.get_json(f"{base}/api/v1/targets")
     if targets is None:
-        report.checks.append(Check("first scrape", False, f"cannot read targets: {error}"))
+        report.checks.append(Check("first scrape", False, f"cannot read targets: {error}",
+                                   PROMETHEUS_FIX))  # fmt: skip
         return
     started = wc.started_at(wc.get_json(f"{base}/api/v1/status/runtimeinfo")[0])
     with use(profile):
@@ -191,7 +195,9 @@ def _docker(base_url: str | None) -> Check:
 
     client, error = containers.client(base_url)
     if client is None:
-        return Check("docker", False, f"{error} (container checks will say so)")
+        fix = ("start the Docker engine (or give this user its socket); without one, the "
+               "records say the container checks were not made")  # fmt: skip
+        return Check("docker", False, f"{error} (container checks will say so)", fix)
     return Check("docker", True, "engine answers")
 
 
@@ -200,19 +206,21 @@ def _kernel() -> Check:
 
     specs = KernelSpecManager().find_kernel_specs()
     ok = "runbook" in specs or "python3" in specs
-    return Check(
-        "jupyter kernel", ok, ", ".join(sorted(specs)) or "no kernel installed (run `make setup`)"
+    fix = (
+        "install ipykernel's kernel into this environment: python -m ipykernel install --sys-prefix"
     )
+    return Check("jupyter kernel", ok, ", ".join(sorted(specs)) or "no kernel installed", fix)
 
 
 def _writable(path: Path) -> Check:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path):
-            pass
-        return Check("output directory", os.access(path, os.W_OK), f"{path} is writable")
-    except OSError as exc:
-        return Check("output directory", False, f"{path}: {exc.strerror}")
+    """Whether `serve` could write its records there, found without creating anything."""
+    problem = paths.unwritable_dir(path)
+    if problem:
+        fix = ("give a directory this user may write with --output, RUNBOOK_OUTPUT_DIR or "
+               "output_dir in runbook.toml")  # fmt: skip
+        return Check("output directory", False, problem, fix)
+    said = f"{path} is writable" if path.is_dir() else f"{path} can be created (serve creates it)"
+    return Check("output directory", True, said)
 
 
 def render(report: Report) -> str:
