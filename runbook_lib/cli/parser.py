@@ -329,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] != ["init"]:  # init writes the file; everyone else needs it there
             require_file()
+        _metric_names()
         args = build_parser().parse_args(argv)  # reads runbook.toml for the defaults
         return args.func(args)
     except UsageError as exc:  # an operator's mistake: one line with the fix, no traceback
@@ -343,6 +344,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _metric_names() -> None:
+    """The metrics profile of the settings, checked (the import took the default if not)."""
+    from runbook_lib.contract import names
+
+    try:
+        names.NAMES.current = names.load()
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise UsageError(f"runbook: {exc} (metrics_profile in runbook.toml)") from None
 
 
 def _hold_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
