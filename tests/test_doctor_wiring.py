@@ -130,7 +130,7 @@ def rules_answer(names: list[tuple[str, str]], url: str = "", info: dict | None 
     runbook_rules_info series of `info` (file -> version)."""
     rules = [{"name": n, "type": kind} for n, kind in names]
     for r in rules:
-        if r["type"] == "alerting":
+        if r["type"] == "alerting" and r["name"].startswith("GgenMcp"):  # as the files have it
             r["annotations"] = {"runbook_url": f"{url}/incidents/latest?alertname={r['name']}"}
     rules += [{"name": "runbook_rules_info", "type": "recording",
                "labels": {"file": f, "version": v}} for f, v in (info or {}).items()]  # fmt: skip
@@ -180,7 +180,7 @@ def test_rules_linking_elsewhere_or_from_another_version_are_named_with_the_rend
     _, links, version = wc.rules_checks(answer, "contract", "http://127.0.0.1:18777/", RENDERED)
     assert links == Check(
         "rule links", False,
-        "25 of 25 alerts link to http://127.0.0.1:8080, not to this receiver (http://127.0.0.1:18777)",
+        "23 of 23 alerts link to http://127.0.0.1:8080, not to this receiver (http://127.0.0.1:18777)",
         "`runbook rules render` writes them for http://127.0.0.1:18777 (external_url in "
         "runbook.toml) into /etc/runbook/rules; then reload Prometheus",
     )  # fmt: skip
