@@ -155,7 +155,7 @@ def _doctor(args: argparse.Namespace) -> int:
     settings = Settings()
     url = args.prometheus_url or settings.prometheus_url or "http://127.0.0.1:9090"
     wired = Wiring.from_settings(settings, args.alertmanager_url or "", args.receiver_url or "")
-    report = doctor.run(url, settings.output_dir, wiring=wired)
+    report = doctor.run(url, settings.output_dir, wiring=wired, log_sources=settings.log_sources())
     print(doctor.render(report))
     return 0 if report.ok else 1
 

@@ -15,6 +15,15 @@ from runbook_lib.diagnosis.engine import CAUSES, NO_COMMANDS
 CONTAINER = "<CONTAINER>"  # no container configured: the reader fills it in
 
 
+def container_ref(container: str) -> str:
+    """The container as a shell word: its name, or for `label:K=V` the newest running
+    container with that label, found when the command runs."""
+    if container.startswith("label:"):
+        label = shlex.quote(container.removeprefix("label:"))
+        return f"$(docker ps -q --filter label={label} | head -n1)"
+    return shlex.quote(container)
+
+
 def _unit(values: dict[str, Any]) -> str:
     """The systemd unit of the configured journal source, if any."""
     for spec in values.get("log_sources") or ():
@@ -27,7 +36,7 @@ def logs_command(values: dict[str, Any]) -> str:
     """How to read the service's logs where this installation keeps them (runbook.toml's
     container, log_unit or log_file), never a container named from nothing."""
     if values.get("container"):
-        return f"docker logs {shlex.quote(str(values['container']))} 2>&1"
+        return f"docker logs {container_ref(str(values['container']))} 2>&1"
     if unit := _unit(values):
         return f"journalctl -u {shlex.quote(unit)} --since -1h"
     files = [s for s in values.get("log_sources") or () if ":" not in s.partition("/")[0]]
@@ -40,7 +49,7 @@ def logs_command(values: dict[str, Any]) -> str:
 
 def restart_command(values: dict[str, Any]) -> str:
     if values.get("container"):
-        return f"docker restart {shlex.quote(str(values['container']))}"
+        return f"docker restart {container_ref(str(values['container']))}"
     if unit := _unit(values):
         return f"systemctl restart {shlex.quote(unit)}"
     return f"docker restart {CONTAINER}   # or: systemctl restart <UNIT>"

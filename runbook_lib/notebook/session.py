@@ -49,6 +49,17 @@ PARAMS = (
     "incident",
 )
 ESCALATE_AFTER = timedelta(minutes=30)
+
+
+def log_specs(p: dict[str, Any]) -> list[str]:
+    """Where a run reads the service's logs: every `log_file` (a path, a glob, or
+    journal:UNIT; one or a list) and the `container`'s logs, together."""
+    files = p.get("log_file") or []
+    specs = [files] if isinstance(files, str) else list(files)
+    container = p.get("container") or ""
+    return specs + ([f"container:{container}"] if container else [])
+
+
 CHART_HISTORY = timedelta(minutes=45)
 
 
@@ -284,12 +295,7 @@ class Session:
 
     @property
     def log_source(self) -> list[str]:
-        """Where the logs are read: every `log_file` (a path, glob or journal:UNIT; one or a
-        list) and the container's logs, together."""
-        files = self.p.get("log_file") or []
-        specs = [files] if isinstance(files, str) else list(files)
-        container = self.p.get("container") or ""
-        return specs + ([f"container:{container}"] if container else [])
+        return log_specs(self.p)
 
     def source_gap(self, part: str, why: str) -> None:
         """A missing source of evidence, with the parameter that supplies it."""

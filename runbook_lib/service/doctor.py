@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from runbook_lib.contract import paths
@@ -64,7 +64,7 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.blind_runbooks and all(
-            c.ok or c.skipped for c in self.checks if c.name not in ADVISORY
+            c.ok or c.skipped or c.warn for c in self.checks if c.name not in ADVISORY
         )
 
 
@@ -74,8 +74,10 @@ def run(
     docker_base_url: str | None = None,
     at: datetime | None = None,
     wiring: wc.Wiring | None = None,
+    log_sources: list[str] | None = None,
 ) -> Report:
-    """Every check; with `wiring`, also Alertmanager, the token and the receiver."""
+    """Every check; with `wiring`, also Alertmanager, the token and the receiver; with
+    `log_sources` (runbook.toml's), whether they answer with recent lines."""
     report = Report()
     prom = Prom(prometheus_url, timeout=5)
     at = at or datetime.now(UTC)
@@ -95,7 +97,37 @@ def run(
         report.checks += wc.alertmanager_checks(wiring)
         report.checks += [wc.token_check(wiring), *wc.receiver_checks(wiring)]
     report.checks += [_docker(docker_base_url), _kernel(), _writable(output_dir)]
+    if log_sources is not None:
+        report.checks.append(log_check(log_sources, at))
     return report
+
+
+RECENT = timedelta(hours=24)  # a service's log with no line this long is not where it logs now
+LOG_FIX = ("name where the service logs in runbook.toml: log_file (a glob; rotated files "
+           "too), container (a name or label:K=V) or log_unit (`runbook init --force "
+           "--log-file/--log-container/--log-unit`)")  # fmt: skip
+
+
+def log_check(specs: list[str], at: datetime) -> Check:
+    """The configured log sources answer, and hold a line of the last 24 hours; without
+    any, the records cannot judge the causes that need logs (a warning, not a failure)."""
+    from runbook_lib.evidence import logs
+
+    if not specs:
+        return Check("log source", False, "none configured: records cannot judge the causes that "
+                     "need logs", LOG_FIX, warn=True)  # fmt: skip
+    source = logs.source_for(specs)
+    read = source.read(at - RECENT, at + timedelta(minutes=1), limit=1_000_000)
+    if read.error:
+        return Check("log source", False, read.error, LOG_FIX)
+    if not read.lines:
+        return Check("log source", False, f"{source.description}: no line in the last 24 h: "
+                     "is this where the service logs now?", LOG_FIX)  # fmt: skip
+    newest = max((x.ts for x in read.lines if x.ts), default=None)
+    when = f", newest {newest:%Y-%m-%d %H:%M} UTC" if newest else ""
+    return Check(
+        "log source", True, f"{source.description}: {len(read.lines)} lines in the last 24 h{when}"
+    )
 
 
 def _prometheus_wiring(report: Report, url: str, links: str) -> None:
@@ -247,7 +279,15 @@ def render(report: Report) -> str:
 
 def _check_lines(c: Check) -> list[str]:
     """A check's status line and, when it failed, what fixes it (a snippet indented)."""
-    mark = "skip" if c.skipped else "ok  " if c.ok else "warn" if c.name in ADVISORY else "FAIL"
+    mark = (
+        "skip"
+        if c.skipped
+        else "ok  "
+        if c.ok
+        else "warn"
+        if c.warn or c.name in ADVISORY
+        else "FAIL"
+    )
     lines = [f"{mark} {c.name:<17} {c.detail}"]
     if c.fix and not c.ok:
         first, *rest = c.fix.splitlines()

@@ -27,6 +27,7 @@ class Check:
     detail: str
     fix: str = ""  # on failure: the command or setting that fixes it
     skipped: bool = False  # not configured, so not judged
+    warn: bool = False  # worth knowing, but the wiring works without it
 
 
 def skip(name: str, why: str) -> Check:
