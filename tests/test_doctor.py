@@ -60,7 +60,11 @@ def test_unreachable_prometheus_blinds_every_runbook_and_exits_nonzero(tmp_path:
         timeout=60,
     )
     assert out.returncode == 1
-    assert "FAIL prometheus" in out.stdout and "BLIND runbooks: service_down" in out.stdout
+    assert (
+        "FAIL prometheus" in out.stdout
+        and "runbooks with no data of their own (every panel beyond the overview lost): service_down"
+        in out.stdout
+    )
 
 
 def test_unwritable_output_directory_is_reported(tmp_path: Path) -> None:
@@ -113,7 +117,7 @@ def test_render_lists_checks_then_what_is_missing_and_blind() -> None:
         "missing metrics (2): ggen_mcp_active_forks, process_open_fds",
         "  fork_leak: loses active_forks",
         "  memory: cannot judge memory_leak, cache_too_large",
-        "BLIND runbooks: fork_leak",
+        "runbooks with no data of their own (every panel beyond the overview lost): fork_leak",
     ]
 
 
@@ -249,7 +253,7 @@ def test_render_joins_several_panels_and_runbooks() -> None:
     )
     assert doctor.render(report).splitlines() == [
         "  memory: loses heap, cache_size",
-        "BLIND runbooks: memory, fd_leak",
+        "runbooks with no data of their own (every panel beyond the overview lost): memory, fd_leak",
     ]
 
 

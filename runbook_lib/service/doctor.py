@@ -273,7 +273,10 @@ def render(report: Report) -> str:
     for runbook, causes in report.blind_causes.items():
         lines.append(f"  {runbook}: cannot judge {', '.join(causes)}")
     if report.blind_runbooks:
-        lines.append("BLIND runbooks: " + ", ".join(report.blind_runbooks))
+        lines.append(
+            "runbooks with no data of their own (every panel beyond the overview lost): "
+            + ", ".join(report.blind_runbooks)
+        )
     return "\n".join(lines)
 
 
