@@ -453,3 +453,23 @@ def test_docker_warns_but_does_not_fail_the_doctor() -> None:
     assert report.ok and _check_lines(report.checks[0])[0].startswith("warn docker")
     report.checks.append(Check("receiver", False, "refused", "start it"))
     assert not report.ok and _check_lines(report.checks[1])[0].startswith("FAIL receiver")
+
+
+def test_doctor_flags_a_port_the_external_url_contradicts(tmp_path: Path, monkeypatch) -> None:
+    from runbook_lib.contract.config import Settings
+
+    cfg = tmp_path / "runbook.toml"
+    monkeypatch.setenv("RUNBOOK_CONFIG", str(cfg))
+    cfg.write_text('external_url = "http://127.0.0.1:18777"\nport = 8080\n')
+    wrong = wc.listen_check(Settings())
+    assert wrong == Check(
+        "listen address", False,
+        "external_url http://127.0.0.1:18777 is port 18777 of this machine, but serve listens on "
+        "127.0.0.1:8080",
+        f"set port = 18777 in {cfg}, or external_url to the address of the proxy that forwards "
+        "to port 8080",
+    )  # fmt: skip
+    cfg.write_text('external_url = "http://127.0.0.1:18777"\nport = 18777\n')
+    assert wc.listen_check(Settings()).ok
+    cfg.write_text('external_url = "https://runbook.example.org"\nport = 8080\n')
+    assert wc.listen_check(Settings()).ok  # a proxy's port is the proxy's

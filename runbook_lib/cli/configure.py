@@ -6,11 +6,9 @@ checked before anything is written; a failure leaves nothing behind."""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import secrets
 import shutil
-import socket
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,25 +37,6 @@ class Listen:
     proxy: str  # "" when Alertmanager reaches `serve` directly; else what must forward where
 
 
-def _is_this_machine(hostname: str) -> bool | None:
-    """True for a loopback name, False for another machine; None for an address of this
-    machine reachable from others."""
-    try:
-        if ipaddress.ip_address(hostname).is_loopback:
-            return True
-    except ValueError:
-        if hostname == "localhost":
-            return True
-    mine = {socket.gethostname(), socket.getfqdn()}
-    try:
-        import psutil
-
-        mine |= {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
-    except Exception:  # noqa: BLE001 - without the list, only the names count
-        pass
-    return None if hostname in mine else False
-
-
 def listen_address(external_url: str, host: str | None, port: int | None) -> Listen:
     """Where `serve` listens, agreeing with the external URL: when that URL is plain http on
     this machine, its port (and a loopback URL's host); otherwise a proxy forwards to
@@ -68,7 +47,7 @@ def listen_address(external_url: str, host: str | None, port: int | None) -> Lis
     if url.scheme not in ("http", "https") or not url.hostname:
         raise UsageError(f"runbook init: --external-url {external_url!r} is not an http(s) URL: "
                          "write e.g. http://runbook.example.internal:8080")  # fmt: skip
-    local = _is_this_machine(url.hostname)
+    local = wiring.this_machine(url.hostname)
     if url.scheme == "http" and local is not False:
         url_port = url.port or 80
         if port and port != url_port:

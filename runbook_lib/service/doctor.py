@@ -103,6 +103,7 @@ def run(
 
 
 RECENT = timedelta(hours=24)  # a service's log with no line this long is not where it logs now
+LOG_SAMPLE = 1000  # lines enough to say the source is alive, without reading a day of them
 LOG_FIX = ("name where the service logs in runbook.toml: log_file (a glob; rotated files "
            "too), container (a name or label:K=V) or log_unit (`runbook init --force "
            "--log-file/--log-container/--log-unit`)")  # fmt: skip
@@ -117,17 +118,16 @@ def log_check(specs: list[str], at: datetime) -> Check:
         return Check("log source", False, "none configured: records cannot judge the causes that "
                      "need logs", LOG_FIX, warn=True)  # fmt: skip
     source = logs.source_for(specs)
-    read = source.read(at - RECENT, at + timedelta(minutes=1), limit=1_000_000)
+    read = source.read(at - RECENT, at + timedelta(minutes=1), limit=LOG_SAMPLE)
     if read.error:
         return Check("log source", False, read.error, LOG_FIX)
     if not read.lines:
         return Check("log source", False, f"{source.description}: no line in the last 24 h: "
                      "is this where the service logs now?", LOG_FIX)  # fmt: skip
     newest = max((x.ts for x in read.lines if x.ts), default=None)
-    when = f", newest {newest:%Y-%m-%d %H:%M} UTC" if newest else ""
-    return Check(
-        "log source", True, f"{source.description}: {len(read.lines)} lines in the last 24 h{when}"
-    )
+    when = f", newest {newest:%Y-%m-%d %H:%M} UTC" if newest and not read.truncated else ""
+    count = f"{len(read.lines)}{'+' if read.truncated else ''}"
+    return Check("log source", True, f"{source.description}: {count} lines in the last 24 h{when}")
 
 
 def _prometheus_wiring(report: Report, url: str, links: str) -> None:

@@ -4,6 +4,8 @@ lines that load the rule files rendered for this installation (`rulefiles`)."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 from textwrap import indent
 
@@ -55,6 +57,25 @@ def alertmanager_snippet(receiver_url: str, token_file: str | Path) -> str:
         receiver_url=receiver_url,
         auth=indent(auth_snippet(token_file), " " * 8),
     )
+
+
+def this_machine(hostname: str) -> bool | None:
+    """True for a loopback name, False for another machine; None for an address of this
+    machine reachable from others."""
+    try:
+        if ipaddress.ip_address(hostname).is_loopback:
+            return True
+    except ValueError:
+        if hostname == "localhost":
+            return True
+    mine = {socket.gethostname(), socket.getfqdn()}
+    try:
+        import psutil
+
+        mine |= {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
+    except Exception:  # noqa: BLE001 - without the list, only the names count
+        pass
+    return None if hostname in mine else False
 
 
 def receiver_url(external_url: str, host: str, port: int) -> str:

@@ -5,6 +5,7 @@ reads the JSON or YAML the services answer), the fetching is separate."""
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -259,6 +260,21 @@ class Wiring:
     @property
     def alerts_url(self) -> str:
         return f"{self.receiver}/alerts"
+
+
+def listen_check(settings: Settings) -> Check:
+    """`serve` listens where the external URL says, when that URL is plain http on this
+    machine (behind a proxy, the proxy's port is the proxy's)."""
+    url = urllib.parse.urlsplit(settings.external_url)
+    where = f"{settings.host}:{settings.port}"
+    if url.scheme != "http" or not url.hostname or wiring.this_machine(url.hostname) is False:
+        return Check("listen address", True, f"serve listens on {where}")
+    if (url.port or 80) == settings.port:
+        return Check("listen address", True, f"serve listens on {where}, as external_url says")
+    fix = (f"set port = {url.port or 80} in {config_path()}, or external_url to the address of the "
+           f"proxy that forwards to port {settings.port}")  # fmt: skip
+    return Check("listen address", False, f"external_url {settings.external_url} is port "
+                 f"{url.port or 80} of this machine, but serve listens on {where}", fix)  # fmt: skip
 
 
 def token_check(w: Wiring) -> Check:
