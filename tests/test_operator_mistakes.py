@@ -175,3 +175,13 @@ def test_a_fingerprint_prefix_too_short_for_message_says_how_long(tmp_path: Path
         "alert's fingerprint: give the id (12 or #12) or more of the fingerprint; `runbook "
         "incidents` lists them"
     )
+
+
+def test_init_that_fails_midway_removes_what_it_made(tmp_path: Path) -> None:
+    """access(2) lets root past /sys, mkdir does not: the config's directories, made first,
+    go again, parents included."""
+    cfg = tmp_path / "deep" / "etc" / "runbook" / "runbook.toml"
+    line = one_line(runbook(tmp_path, "init", "--config", str(cfg), "--output",
+                            "/sys/kernel/rb-test3/records"))  # fmt: skip
+    assert line.startswith("runbook init: cannot write ") and "rb-test3" in line
+    assert not (tmp_path / "deep").exists() and not Path("/sys/kernel/rb-test3").exists()

@@ -135,11 +135,12 @@ def _write(
     token = path.parent / TOKEN_NAME
     try:
         for place in (path.parent, output):
-            if not place.exists():
-                problem = paths.create_dir(place)
-                if problem:
-                    raise OSError(problem)
-                created.append(place)
+            top = paths.first_missing(place)  # what a rollback removes, parents made included
+            problem = paths.create_dir(place)
+            if problem:
+                raise OSError(problem)
+            if top is not None:
+                created.append(top)
         state = "kept" if token.exists() else "new"
         if state == "new":  # keep an existing token: Alertmanager may already hold it
             token.touch(mode=0o600)

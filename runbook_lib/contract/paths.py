@@ -15,6 +15,13 @@ def _nearest_existing(path: Path) -> Path:
     return probe
 
 
+def first_missing(path: Path) -> Path | None:
+    """The outermost directory of `path` that does not exist yet (None: all of it does)."""
+    path = Path(path).expanduser().absolute()
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    return missing[-1] if missing else None
+
+
 def unwritable_dir(path: Path) -> str:
     """Why `path` cannot hold files written by this user ("" when it can, or can be made):
     found from the file system without creating anything."""
