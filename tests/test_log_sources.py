@@ -23,6 +23,7 @@ from runbook_lib.diagnosis import Evidence, diagnose, investigate
 from runbook_lib.diagnosis.resolution import commands
 from runbook_lib.evidence.signals import Signals
 from runbook_lib.notebook.session import log_specs
+from tests.conftest import wait_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LINE = "Error: listen EADDRINUSE: address already in use :::9464"
@@ -47,8 +48,9 @@ def port_in_use(params: dict) -> tuple[str, list[str], list[str]]:
     """(verdict, evidence, missing) of service_down's port_in_use, the service seen down,
     with the logs the run's parameters name (as the notebook reads them)."""
     ev = Evidence(Signals(values={"up": 0.0, "up_min": 0.0}))
+    end = datetime.now(UTC) + timedelta(seconds=5)  # a run now (lines are stamped from NOW)
     ev.logs, ev.logs_missing = investigate.read_logs(
-        log_specs(params), NOW - timedelta(minutes=15), NOW + timedelta(seconds=5)
+        log_specs(params), NOW - timedelta(minutes=15), end
     )
     [v] = [v for v in diagnose("service_down", ev) if v.cause == "port_in_use"]
     return v.verdict, v.evidence, v.missing
@@ -99,10 +101,7 @@ def test_a_container_found_by_its_label(tmp_path, monkeypatch) -> None:
     try:
         params = configured(tmp_path, monkeypatch, "--log-container", f"label:{label}")
         assert params["container"] == f"label:{label}"
-        for _ in range(100):  # both lines written
-            if len(c.logs().splitlines()) >= 2:
-                break
-            c.reload()
+        wait_for(lambda: len(c.logs().splitlines()) >= 2, 30, "the container's two lines")
         verdict, evidence, _ = port_in_use(params)
         assert verdict == "likely"
         assert any("2 log lines" in e and "EADDRINUSE" in e for e in evidence), evidence
