@@ -50,6 +50,12 @@ class Dispatcher(Protocol):
     def sweep(self) -> int: ...
 
 
+# What `runbook doctor` POSTs with the token to learn whether it is taken: an empty object,
+# which Alertmanager never sends. Answered 422 like any body that is no webhook, but not
+# counted as a refused webhook: RunbookWebhooksRefused would fire after every doctor.
+TOKEN_PROBE = b"{}"
+
+
 def create_app(
     index: Index,
     token: str,
@@ -183,6 +189,9 @@ def create_app(
             body = await _read_limited(request)
         except BodyTooLarge as exc:
             raise refused(413, "too_large", str(exc), request) from None
+        if body.strip() == TOKEN_PROBE:  # `runbook doctor` trying the token: no refusal
+            log.info("token check (`runbook doctor`): the token is this receiver's")
+            raise HTTPException(422, "the token is right; an empty object is no webhook")
         try:
             payload = WebhookPayload.model_validate_json(body)
         except ValidationError as exc:
