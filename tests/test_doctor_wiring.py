@@ -393,7 +393,8 @@ def test_doctor_passes_on_the_wired_stack_and_names_the_fix_when_alerts_go_elsew
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
            "RUNBOOK_CONFIG": str(empty_config(tmp_path)),
            "RUNBOOK_OUTPUT_DIR": str(tmp_path / "records"),
-           "RUNBOOK_EXTERNAL_URL": info.urls["runbook"],
+           "RUNBOOK_EXTERNAL_URL": info.urls["runbook"],  # as the stack's receiver was started
+           "RUNBOOK_PORT": info.urls["runbook"].rsplit(":", 1)[1],
            "RUNBOOK_WEBHOOK_TOKEN_FILE": info.token_file}  # fmt: skip
     argv = [sys.executable, "-m", "runbook_lib.cli", "doctor",
             "--prometheus-url", info.urls["prometheus"],
