@@ -6,14 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/runbook/kernel.json
 
-.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean notebooks golden bench bench-distributed accuracy
+.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean notebooks golden bench bench-distributed accuracy docs
 
 setup: system $(STAMP) $(KERNEL)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,distributed]'
+	$(PY) -m pip install -q -e '.[test,distributed,docs]'
 	touch $(STAMP)
 
 $(KERNEL): $(STAMP)
@@ -50,6 +50,10 @@ mutation: setup
 
 demo: setup
 	$(VENV)/bin/runbook demo
+
+# The documentation site (docs/ -> site/), built offline; --strict fails on a dead link.
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

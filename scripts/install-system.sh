@@ -15,7 +15,8 @@ fonts-noto-color-emoji     /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 fontconfig                 fc-list
 redis-server               redis-server
 redis-tools                redis-check-rdb
-systemd                    systemd-analyze
+systemd                    systemd-analyze journalctl
+systemd-journal-remote     /lib/systemd/systemd-journal-remote
 postgresql-15              /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/15/bin/initdb
 EOF
 missing=()

@@ -63,6 +63,20 @@ os.environ.setdefault("RUNBOOK_CONFIG", str(_SESSION_HOME / "no-runbook.toml"))
 os.environ.setdefault("RUNBOOK_OUTPUT_DIR", str(_SESSION_HOME / "outputs"))
 
 
+def empty_config(directory: Path) -> Path:
+    """An empty runbook.toml in `directory`: every setting at its default. (A config file
+    the command line is told about must exist: a missing one is an operator's mistake.)"""
+    path = Path(directory) / "empty-runbook.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    return path
+
+
+if os.environ["RUNBOOK_CONFIG"] == str(_SESSION_HOME / "no-runbook.toml"):
+    _SESSION_HOME.mkdir(parents=True, exist_ok=True)
+    (_SESSION_HOME / "no-runbook.toml").touch()  # empty: every setting at its default
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         golden = str(item.fspath).endswith(".ipynb")  # nbval against a real Prometheus

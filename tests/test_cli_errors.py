@@ -12,6 +12,7 @@ import pytest
 from runbook_lib import cli
 from runbook_lib.cli import serving
 from runbook_lib.contract.config import Settings
+from tests.conftest import empty_config
 
 TOKEN_VARS = ("RUNBOOK_WEBHOOK_TOKEN", "RUNBOOK_WEBHOOK_TOKEN_FILE")
 
@@ -21,9 +22,9 @@ def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No runbook.toml, no token in the environment, records under tmp_path."""
     for var in TOKEN_VARS:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("RUNBOOK_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("RUNBOOK_CONFIG", str(empty_config(tmp_path)))
     monkeypatch.setenv("RUNBOOK_OUTPUT_DIR", str(tmp_path / "default-out"))
-    return tmp_path / "none.toml"
+    return empty_config(tmp_path)
 
 
 def refused(capsys: pytest.CaptureFixture, argv: list[str]) -> str:
@@ -88,7 +89,7 @@ def test_the_token_comes_from_the_flag_before_the_environment(tmp_path, monkeypa
 
 def test_serve_without_a_token_in_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "RUNBOOK_CONFIG": str(tmp_path / "none.toml")}  # fmt: skip
+           "RUNBOOK_CONFIG": str(empty_config(tmp_path))}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "runbook_lib.cli", "serve", "--output", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=60, env=env,
@@ -103,7 +104,10 @@ def test_serve_without_a_token_in_a_real_process_prints_no_traceback(tmp_path: P
     ("text", "problem"),
     [
         ("prometheus_url = [", "Invalid value"),
-        ("promethues_url = 'http://p:9090'\n", "promethues_url: Extra inputs are not permitted"),
+        (
+            "promethues_url = 'http://p:9090'\n",
+            "promethues_url: unknown key; did you mean prometheus_url?",
+        ),
         ("port = 'eighty'\n", "port: Input should be a valid integer"),
     ],
 )

@@ -10,6 +10,7 @@ import pytest
 
 from runbook_lib import cli
 from runbook_lib.cli.show import summary_text
+from tests.conftest import empty_config
 
 SUMMARY = {
     "alert": "GgenMcpMemoryCritical",
@@ -109,7 +110,7 @@ UNANSWERED = (
 
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("RUNBOOK_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("RUNBOOK_CONFIG", str(empty_config(tmp_path)))
     monkeypatch.delenv("RUNBOOK_ALERTMANAGER_URL", raising=False)
     return tmp_path
 
@@ -139,10 +140,11 @@ def test_a_run_without_prometheus_is_degraded_says_so_once_and_exits_1(config, c
     summ = json.loads((rec / "summary.json").read_text())
     assert summ["status"] == "degraded" and summ["degraded_by"] == [UNANSWERED]
     assert summ["data_gaps"] == [  # each names what supplies it; none repeats Prometheus
-        "logs: no log source was given: pass --param log_file=PATH or --param container=NAME "
-        "(notebook parameters log_file, container)",
-        "container: no container was given: pass --param container=NAME (notebook parameter "
-        "container)",
+        "logs: no log source was given: name the service's logs in runbook.toml (log_file, "
+        "container or log_unit; `runbook init --log-file/--log-container/--log-unit`), or pass "
+        "--param log_file=PATH or --param container=NAME",
+        "container: no container was given: name it in runbook.toml (container) or pass --param "
+        "container=NAME",
         "host: the service's process is unknown: the alert has no instance label HOST:PORT to "
         "find it by its port; pass --label instance=HOST:PORT (notebook parameter labels)",
     ]

@@ -40,7 +40,7 @@ def test_the_file_is_read_and_the_environment_wins(cfg: Path, monkeypatch) -> No
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ('prometheus_uri = "x"\n', "prometheus_uri: Extra inputs are not permitted"),
+        ('prometheus_uri = "x"\n', "prometheus_uri: unknown key; did you mean prometheus_url?"),
         ("port = 'eighty'\n", "port: Input should be a valid integer"),
         ("port = \n", "runbook.toml: "),
     ],
@@ -93,8 +93,13 @@ def test_init_writes_the_config_and_a_private_token_and_prints_the_wiring(
     assert s.token() == token.read_text().strip()
     assert "      - url: https://runbook.example.org/alerts" in out
     assert f"credentials_file: {token}" in out
-    assert str(config.RULES / "alerts.yml") in out and str(config.RULES / "recording.yml") in out
-    assert str(config.RULES / "receiver.yml") in out
+    rules = cfg.parent / "rules"
+    assert f"  - {rules / 'alerts.yml'}\n" in out and f"  - {rules / 'recording.yml'}\n" in out
+    assert f"  - {rules / 'receiver.yml'}\n" in out
+    assert "runbook_url" in (rules / "alerts.yml").read_text()
+    # behind the https proxy, serve keeps its own port, and init says what forwards there
+    assert (s.port, s.external_url) == (8080, "https://runbook.example.org")
+    assert "runbook.example.org must forward to 0.0.0.0:8080" in out
     first = token.read_text()
 
     assert main(argv) == 2  # never over an existing file by accident

@@ -32,11 +32,12 @@ def test_the_statement_names_the_address_the_reason_and_where_it_is_set() -> Non
 
 def test_each_missing_source_names_the_parameter_that_supplies_it() -> None:
     assert source_hint("logs", "no log source was given", {}) == (
-        "pass --param log_file=PATH or --param container=NAME (notebook parameters log_file, "
-        "container)"
+        "name the service's logs in runbook.toml (log_file, container or log_unit; `runbook "
+        "init --log-file/--log-container/--log-unit`), or pass --param log_file=PATH or "
+        "--param container=NAME"
     )
     assert source_hint("container", "no container was given", {}) == (
-        "pass --param container=NAME (notebook parameter container)"
+        "name it in runbook.toml (container) or pass --param container=NAME"
     )
     replay = "replaying a past incident (live=False): the host now is not the host then"
     assert source_hint("host", replay, {}) == (
@@ -44,10 +45,10 @@ def test_each_missing_source_names_the_parameter_that_supplies_it() -> None:
     )
     assert source_hint("container", "replaying a past incident (live=False): x", {}) == ""
     assert source_hint("logs", "file:/x: No such file", {"log_file": "/x"}) == (
-        "check --param log_file (notebook parameter log_file)"
+        "check log_file in runbook.toml or --param log_file (notebook parameter log_file)"
     )
     assert source_hint("logs", "engine unreachable", {"container": "c"}) == (
-        "check --param container (notebook parameter container)"
+        "check container in runbook.toml or --param container (notebook parameter container)"
     )
     assert source_hint("host", "host snapshot /s.json does not exist", {}) == (
         "check --param host_snapshot (notebook parameter host_snapshot)"

@@ -46,6 +46,7 @@ def test_unit_starts_the_receiver_with_the_config_file() -> None:
     assert _unit_values("Environment") == ["RUNBOOK_CONFIG=/etc/runbook/runbook.toml"]
     assert "/var/lib/runbook" in _unit_values("ReadWritePaths")
     assert _unit_values("KillMode") == ["control-group"]  # kernels stop with the service
+    assert _unit_values("ExecReload") == ["/bin/kill -HUP $MAINPID"]  # notify.yml read again
 
 
 def test_containerfile_copies_what_exists_and_probes_a_real_route(tmp_path: Path) -> None:

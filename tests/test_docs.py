@@ -16,7 +16,7 @@ from runbook_lib.service import wiring
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-DOCS = sorted((ROOT / "docs").glob("*.md"))
+DOCS = sorted((ROOT / "docs").rglob("*.md"))
 SNIPPET_MARK = "<!-- alertmanager-snippet -->"
 EXAMPLE_RECEIVER = "http://runbook.example.internal:8080/alerts"
 EXAMPLE_TOKEN_FILE = "/etc/runbook/webhook-token"
@@ -115,11 +115,14 @@ def test_relative_links_lead_to_files_of_the_repository(doc: Path) -> None:
     assert dead_links(doc) == []
 
 
-def test_the_docs_exist_and_the_readme_lists_them() -> None:
+def test_the_docs_exist_and_the_readme_leads_to_them() -> None:
+    """The site's navigation lists every page (tests/test_docs_site.py); the README leads to
+    its home, the connect guide and the glossary."""
     names = {p.name for p in DOCS}
-    assert {"architecture.md", "notebook-parameters.md", "records.md", "operations.md"} <= names
+    assert {"architecture.md", "notebook-parameters.md", "records.md", "operations.md",
+            "index.md", "connect.md", "glossary.md"} <= names  # fmt: skip
     listed = {local_target(t) for t in links(README.read_text(encoding="utf-8"))}
-    assert {f"docs/{n}" for n in names} <= listed
+    assert {"docs/index.md", "docs/connect.md", "docs/glossary.md"} <= listed
 
 
 @pytest.mark.parametrize("doc", [README, *DOCS], ids=lambda p: str(p.relative_to(ROOT)))

@@ -60,7 +60,11 @@ def test_unreachable_prometheus_blinds_every_runbook_and_exits_nonzero(tmp_path:
         timeout=60,
     )
     assert out.returncode == 1
-    assert "FAIL prometheus" in out.stdout and "BLIND runbooks: service_down" in out.stdout
+    assert (
+        "FAIL prometheus" in out.stdout
+        and "runbooks with no data of their own (every panel beyond the overview lost): service_down"
+        in out.stdout
+    )
 
 
 def test_unwritable_output_directory_is_reported(tmp_path: Path) -> None:
@@ -113,7 +117,7 @@ def test_render_lists_checks_then_what_is_missing_and_blind() -> None:
         "missing metrics (2): ggen_mcp_active_forks, process_open_fds",
         "  fork_leak: loses active_forks",
         "  memory: cannot judge memory_leak, cache_too_large",
-        "BLIND runbooks: fork_leak",
+        "runbooks with no data of their own (every panel beyond the overview lost): fork_leak",
     ]
 
 
@@ -123,8 +127,14 @@ def test_the_local_checks_name_what_they_found(tmp_path: Path) -> None:
     docker = doctor._docker("unix:///nonexistent/docker.sock")
     assert docker.name == "docker" and not docker.ok
     assert docker.detail.endswith("(container checks will say so)")
-    ok = doctor._writable(tmp_path / "out")
-    assert ok.ok and ok.detail == f"{tmp_path / 'out'} is writable"
+    ok = doctor._writable(tmp_path)
+    assert ok.ok and ok.detail == f"{tmp_path} is writable"
+    later = doctor._writable(tmp_path / "out" / "records")
+    assert (
+        later.ok
+        and later.detail == f"{tmp_path / 'out' / 'records'} can be created (serve creates it)"
+    )
+    assert list(tmp_path.iterdir()) == []  # the doctor creates nothing
 
 
 def test_unreachable_prometheus_is_reported_first_and_names_the_url(tmp_path: Path) -> None:
@@ -170,8 +180,7 @@ def test_the_kernel_check_lists_the_kernels_found() -> None:
 
     found = sorted(KernelSpecManager().find_kernel_specs())
     check = doctor._kernel()
-    assert check == doctor.Check("jupyter kernel", "python3" in found or "runbook" in found,
-                                 ", ".join(found))  # fmt: skip
+    assert (check.ok, check.detail) == ("python3" in found or "runbook" in found, ", ".join(found))
     assert ", " in check.detail  # the set-up registers `runbook` beside `python3`
 
 
@@ -184,8 +193,16 @@ def test_an_unwritable_directory_says_why(tmp_path: Path) -> None:
         assert check.ok and check.detail == f"{readonly} is writable"
     else:
         assert not check.ok
-    blocked = doctor._writable(tmp_path / "ro" / "x" if os.geteuid() != 0 else Path("/proc/x"))
-    assert not blocked.ok and blocked.name == "output directory"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    blocked = doctor._writable(afile / "records")
+    assert blocked == doctor.Check(
+        "output directory", False,
+        f"{afile / 'records'} lies under {afile}, which is a file, not a directory",
+        "give a directory this user may write with --output, RUNBOOK_OUTPUT_DIR or output_dir "
+        "in runbook.toml",
+    )  # fmt: skip
+    assert doctor.render(doctor.Report(checks=[blocked])).splitlines()[1].startswith("     fix: ")
 
 
 def test_the_kernel_check_wants_runbook_or_python3(monkeypatch) -> None:
@@ -195,12 +212,15 @@ def test_the_kernel_check_wants_runbook_or_python3(monkeypatch) -> None:
         monkeypatch.setattr(KernelSpecManager, "find_kernel_specs", lambda self: found)
         return doctor._kernel()
 
-    assert specs({"runbook": "/k"}) == doctor.Check("jupyter kernel", True, "runbook")
+    assert specs({"runbook": "/k"}).ok and specs({"runbook": "/k"}).detail == "runbook"
     assert specs({"python3": "/k"}).ok and specs({"python3": "/k", "ir": "/k"}).ok
-    assert specs({"ir": "/k"}) == doctor.Check("jupyter kernel", False, "ir")
-    assert specs({}) == doctor.Check(
-        "jupyter kernel", False, "no kernel installed (run `make setup`)"
+    ir = specs({"ir": "/k"})
+    assert (ir.ok, ir.detail) == (False, "ir")
+    assert (
+        ir.fix
+        == "install ipykernel's kernel into this environment: python -m ipykernel install --sys-prefix"
     )
+    assert (specs({}).ok, specs({}).detail) == (False, "no kernel installed")
 
 
 def test_doctor_asks_prometheus_exactly_and_reports_it_answering(tmp_path: Path) -> None:
@@ -233,7 +253,7 @@ def test_render_joins_several_panels_and_runbooks() -> None:
     )
     assert doctor.render(report).splitlines() == [
         "  memory: loses heap, cache_size",
-        "BLIND runbooks: memory, fd_leak",
+        "runbooks with no data of their own (every panel beyond the overview lost): memory, fd_leak",
     ]
 
 

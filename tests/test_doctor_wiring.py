@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook_lib.contract.config import RULES
-from runbook_lib.service import doctor, wiring
+from runbook_lib.service import doctor, rulefiles, wiring
 from runbook_lib.service import wiring_checks as wc
 from runbook_lib.service.wiring_checks import Check
+from tests.conftest import empty_config
 
 
 def targets(*entries: dict) -> dict:
@@ -125,9 +125,23 @@ def test_prometheus_start_time_is_read_from_runtimeinfo() -> None:
     assert wc.started_at(None) is None and wc.started_at({"data": {}}) is None
 
 
-def rules_answer(names: list[tuple[str, str]]) -> dict:
+def rules_answer(names: list[tuple[str, str]], url: str = "", info: dict | None = None) -> dict:
+    """Prometheus' /api/v1/rules holding `names` (alerts linking to `url`), and the
+    runbook_rules_info series of `info` (file -> version)."""
     rules = [{"name": n, "type": kind} for n, kind in names]
+    for r in rules:
+        if r["type"] == "alerting" and r["name"].startswith("GgenMcp"):  # as the files have it
+            r["annotations"] = {"runbook_url": f"{url}/incidents/latest?alertname={r['name']}"}
+    rules += [{"name": "runbook_rules_info", "type": "recording",
+               "labels": {"file": f, "version": v}} for f, v in (info or {}).items()]  # fmt: skip
     return {"status": "success", "data": {"groups": [{"name": "g", "rules": rules}]}}
+
+
+RENDERED = Path("/etc/runbook/rules")
+
+
+def current(profile: str = "contract") -> dict[str, str]:
+    return {name: rulefiles.version(src) for name, src in rulefiles.sources(profile).items()}
 
 
 def test_the_rules_check_counts_alerts_and_recordings_and_prints_the_rule_files() -> None:
@@ -136,45 +150,91 @@ def test_the_rules_check_counts_alerts_and_recordings_and_prints_the_rule_files(
     assert len(alerts) == 25 and len(records) == 24
     assert "GgenMcpHighErrorRate" in alerts and "ggen_mcp:error_rate_percent:5m" in records
     assert "RunbookWebhooksRefused" in alerts and "RunbookDeliveriesGivenUp" in alerts
-    every = rules_answer([(a, "alerting") for a in alerts] + [(r, "recording") for r in records])
-    assert wc.rules_check(every, "contract") == Check(
-        "rules", True, "25 of 25 alert rules, 24 of 24 recording rules loaded"
-    )
+    every = rules_answer([(a, "alerting") for a in alerts] + [(r, "recording") for r in records],
+                         "http://rb:18777", current())  # fmt: skip
+    assert wc.rules_checks(every, "contract", "http://rb:18777", RENDERED) == [
+        Check("rules", True, "25 of 25 alert rules, 24 of 24 recording rules loaded"),
+        Check("rule links", True, "every runbook_url leads to http://rb:18777"),
+        Check("rule version", True, f"rendered by this package ({rulefiles.package_version()})"),
+    ]
     alerts_only = rules_answer([(a, "alerting") for a in alerts])
-    check = wc.rules_check(alerts_only, "contract")
+    [check] = wc.rules_checks(alerts_only, "contract", "http://rb:18777", RENDERED)
     assert not check.ok and check.detail.startswith(
         "25 of 25 alert rules, 0 of 24 recording rules loaded; missing ggen_mcp:"
     )
     assert check.detail.endswith(" and 20 more")
     assert check.fix == (
-        "add to prometheus.yml, then reload Prometheus:\nrule_files:\n"
-        f"  - {RULES / 'alerts.yml'}\n  - {RULES / 'recording.yml'}\n  - {RULES / 'receiver.yml'}\n"
+        "`runbook rules render` (it writes them into /etc/runbook/rules); load them in "
+        "prometheus.yml, then reload Prometheus:\nrule_files:\n"
+        "  - /etc/runbook/rules/alerts.yml\n  - /etc/runbook/rules/recording.yml\n"
+        "  - /etc/runbook/rules/receiver.yml\n"
     )
-    server = wc.rules_check(alerts_only, "server")
-    assert f"  - {RULES / 'server' / 'recording.yml'}" in server.fix
+
+
+def test_rules_linking_elsewhere_or_from_another_version_are_named_with_the_render_fix() -> None:
+    alerts, records = wc.expected_rules("contract")
+    names = [(a, "alerting") for a in alerts] + [(r, "recording") for r in records]
+    old = {**current(), "alerts.yml": "0.0.9+0123456789ab"}
+    del old["receiver.yml"]
+    answer = rules_answer(names, "http://127.0.0.1:8080", old)
+    _, links, version = wc.rules_checks(answer, "contract", "http://127.0.0.1:18777/", RENDERED)
+    assert links == Check(
+        "rule links", False,
+        "23 of 23 alerts link to http://127.0.0.1:8080, not to this receiver (http://127.0.0.1:18777)",
+        "`runbook rules render` writes them for http://127.0.0.1:18777 (external_url in "
+        "runbook.toml) into /etc/runbook/rules; then reload Prometheus",
+    )  # fmt: skip
+    assert not version.ok and version.detail == (
+        f"alerts.yml was rendered by 0.0.9+0123456789ab, this package is "
+        f"{current()['alerts.yml']}; receiver.yml was not rendered by `runbook rules render`"
+    )
+    assert version.fix.startswith("`runbook rules render` (into /etc/runbook/rules)")
+
+
+def test_the_server_profile_expects_its_own_recording_rules() -> None:
+    _, records = wc.expected_rules("server")
+    _, contract = wc.expected_rules("contract")
+    assert "ggen_mcp:memory_usage_percent" in contract - records  # not derivable from mcp_*
+    assert current("server")["recording.yml"] != current()["recording.yml"]
 
 
 def test_alertmanager_wired_to_this_receiver_has_no_problem() -> None:
     assert wc.alertmanager_problems(AM_CONFIG, "http://127.0.0.1:49261/alerts") == []
 
 
+def whats(problems: list[wc.Problem]) -> list[str]:
+    return [p.what for p in problems]
+
+
 def test_alertmanager_sending_elsewhere_or_without_the_token_is_named() -> None:
-    assert wc.alertmanager_problems(AM_CONFIG, "http://runbook:8080/alerts") == [
+    [elsewhere] = wc.alertmanager_problems(AM_CONFIG, "http://runbook:8080/alerts", "", "/t")
+    assert elsewhere.what == (
         "no webhook receiver sends to http://runbook:8080/alerts (its webhooks: "
         "http://127.0.0.1:49261/alerts)"
-    ]
+    )
+    assert elsewhere.fix == ("add this route and receiver to alertmanager.yml, then reload it:\n"
+                             + wiring.alertmanager_snippet("http://runbook:8080/alerts", "/t"))  # fmt: skip
     lax = AM_CONFIG.replace("send_resolved: true", "send_resolved: false").replace(
         "        credentials_file: /tmp/h1/st1/webhook-token\n", ""
     )
-    assert wc.alertmanager_problems(lax, "http://127.0.0.1:49261/alerts") == [
+    resolved, auth = wc.alertmanager_problems(lax, "http://127.0.0.1:49261/alerts", "", "/t")
+    assert (resolved.what, auth.what) == (
         "receiver runbook: send_resolved is not true (incidents never resolve)",
         "receiver runbook: no authorization credentials_file (the token)",
-    ]
+    )
+    assert auth.fix == (
+        "add to receiver runbook's webhook, then reload Alertmanager:\n"
+        "http_config:\n  authorization:\n    type: Bearer\n    credentials_file: /t\n"
+    )
     unrouted = AM_CONFIG.replace("  - receiver: runbook\n", "  - receiver: team\n")
-    assert wc.alertmanager_problems(unrouted, "http://127.0.0.1:49261/alerts") == [
-        "no route sends alerts to receiver runbook"
-    ]
-    assert wc.alertmanager_problems("route: [", "x")[0].startswith("its configuration is not YAML")
+    [route] = wc.alertmanager_problems(unrouted, "http://127.0.0.1:49261/alerts")
+    assert route.what == "no route sends alerts to receiver runbook"
+    assert route.fix.endswith("\n- receiver: runbook\n  matchers: ['alertname=~\"GgenMcp.*\"']\n"
+                              "  group_by: [alertname, instance]\n  continue: true           "
+                              "# the routes after this one (yours) still see the alert\n")  # fmt: skip
+    assert "receivers:" not in route.fix and "webhook_configs" not in route.fix
+    [bad] = wc.alertmanager_problems("route: [", "x")
+    assert bad.what.startswith("its configuration is not YAML")
 
 
 def test_a_url_alertmanager_hides_is_not_held_against_the_wiring() -> None:
@@ -202,12 +262,13 @@ def test_the_wiring_comes_from_flags_then_settings(tmp_path: Path, monkeypatch) 
 
     token = tmp_path / "token"
     token.write_text("s3cret\n")
-    monkeypatch.setenv("RUNBOOK_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("RUNBOOK_CONFIG", str(empty_config(tmp_path)))
     monkeypatch.setenv("RUNBOOK_WEBHOOK_TOKEN_FILE", str(token))
     monkeypatch.setenv("RUNBOOK_EXTERNAL_URL", "https://runbook.example/")
     monkeypatch.setenv("RUNBOOK_ALERTMANAGER_URL", "http://am:9093")
     w = wc.Wiring.from_settings(Settings())
-    assert w == wc.Wiring("http://am:9093", "https://runbook.example", "s3cret", "", str(token))
+    assert w == wc.Wiring("http://am:9093", "https://runbook.example", "s3cret", "", str(token),
+                          "https://runbook.example")  # fmt: skip
     assert w.alerts_url == "https://runbook.example/alerts"
     given = wc.Wiring.from_settings(Settings(), "http://other:9093", "http://rb:1/alerts")
     assert (given.alertmanager_url, given.receiver) == ("http://other:9093", "http://rb:1")
@@ -297,7 +358,7 @@ def test_before_the_first_scrape_no_metric_is_called_missing(unscraped, tmp_path
 
 def test_doctor_with_prometheus_unreachable_names_the_setting_and_exits_1(tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "RUNBOOK_CONFIG": str(tmp_path / "none.toml"),
+           "RUNBOOK_CONFIG": str(empty_config(tmp_path)),
            "RUNBOOK_OUTPUT_DIR": str(tmp_path / "out")}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "runbook_lib.cli", "doctor", "--prometheus-url",
@@ -330,8 +391,10 @@ def test_doctor_passes_on_the_wired_stack_and_names_the_fix_when_alerts_go_elsew
     info = stack.start(stack.StackOptions(state_dir=tmp_path / "stack", any_free_port=True,
                                           receiver=True, output_dir=tmp_path / "records"))  # fmt: skip
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "RUNBOOK_CONFIG": str(tmp_path / "none.toml"),
+           "RUNBOOK_CONFIG": str(empty_config(tmp_path)),
            "RUNBOOK_OUTPUT_DIR": str(tmp_path / "records"),
+           "RUNBOOK_EXTERNAL_URL": info.urls["runbook"],  # as the stack's receiver was started
+           "RUNBOOK_PORT": info.urls["runbook"].rsplit(":", 1)[1],
            "RUNBOOK_WEBHOOK_TOKEN_FILE": info.token_file}  # fmt: skip
     argv = [sys.executable, "-m", "runbook_lib.cli", "doctor",
             "--prometheus-url", info.urls["prometheus"],
@@ -370,10 +433,13 @@ def test_a_token_file_alertmanager_reads_here_must_hold_this_receivers_token(tmp
     url = "http://127.0.0.1:8080/alerts"
     config = wiring.alertmanager_snippet(url, theirs)
     theirs.write_text("old-token\n")
-    assert wc.alertmanager_problems(config, url, "new-token") == [
+    [wrong] = wc.alertmanager_problems(config, url, "new-token", "/etc/runbook/webhook-token")
+    assert wrong == wc.Problem(
         f"receiver runbook: its credentials_file {theirs} holds another token than this "
-        "receiver's (alerts would get 401): copy this receiver's token file over it"
-    ]
+        "receiver's (alerts would get 401)",
+        f"copy /etc/runbook/webhook-token over {theirs} (Alertmanager reads it at each send: "
+        "no reload needed)",
+    )
     theirs.write_text("new-token\n")
     assert wc.alertmanager_problems(config, url, "new-token") == []
     theirs.unlink()  # on Alertmanager's own machine: cannot tell, not held against it
@@ -388,3 +454,23 @@ def test_docker_warns_but_does_not_fail_the_doctor() -> None:
     assert report.ok and _check_lines(report.checks[0])[0].startswith("warn docker")
     report.checks.append(Check("receiver", False, "refused", "start it"))
     assert not report.ok and _check_lines(report.checks[1])[0].startswith("FAIL receiver")
+
+
+def test_doctor_flags_a_port_the_external_url_contradicts(tmp_path: Path, monkeypatch) -> None:
+    from runbook_lib.contract.config import Settings
+
+    cfg = tmp_path / "runbook.toml"
+    monkeypatch.setenv("RUNBOOK_CONFIG", str(cfg))
+    cfg.write_text('external_url = "http://127.0.0.1:18777"\nport = 8080\n')
+    wrong = wc.listen_check(Settings())
+    assert wrong == Check(
+        "listen address", False,
+        "external_url http://127.0.0.1:18777 is port 18777 of this machine, but serve listens on "
+        "127.0.0.1:8080",
+        f"set port = 18777 in {cfg}, or external_url to the address of the proxy that forwards "
+        "to port 8080",
+    )  # fmt: skip
+    cfg.write_text('external_url = "http://127.0.0.1:18777"\nport = 18777\n')
+    assert wc.listen_check(Settings()).ok
+    cfg.write_text('external_url = "https://runbook.example.org"\nport = 8080\n')
+    assert wc.listen_check(Settings()).ok  # a proxy's port is the proxy's

@@ -234,7 +234,7 @@ def test_record_shows_charts_diagnosis_commands_and_message(scenario_set, tmp_pa
     assert page.count("data:image/png;base64") >= 4  # the overview and the runbook's charts
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
     assert "validation and parse errors are" in text  # diagnosis evidence
-    assert "docker logs ggen-mcp-server 2>&1 | grep -A5 'validation error'" in text  # command
+    assert "docker logs <CONTAINER> 2>&1 | grep -A5 'validation error'" in text  # none configured
     assert "INCIDENT: " in text and "Status: Investigating" in text and "Severity: Critical" in text
     assert json.loads((rec / "summary.json").read_text()) == record.summary_from_notebook(
         nbformat.read(rec / "record.ipynb", as_version=4)

@@ -77,8 +77,10 @@ def test_installed_alone_it_inits_and_runs_a_notebook_from_another_directory(
 
     init = runbook("init", "--output", str(tmp_path / "records"))
     assert init.returncode == 0, init.stderr
-    assert f"{site}/runbook_lib/rules/alerts.yml" in init.stdout
-    assert f"{site}/runbook_lib/rules/receiver.yml" in init.stdout
+    rendered = tmp_path / "etc" / "rules"  # rendered beside runbook.toml from the package's
+    assert f"  - {rendered / 'alerts.yml'}\n" in init.stdout
+    assert f"# {site}/runbook_lib/rules/alerts.yml\n" in (rendered / "alerts.yml").read_text()
+    assert f"  - {rendered / 'receiver.yml'}\n" in init.stdout
     assert (tmp_path / "etc" / "webhook-token").exists()
 
     run = runbook("run", "GgenMcpHighErrorRate", "--prometheus-url", "http://127.0.0.1:1")

@@ -15,6 +15,7 @@ from runbook_lib.contract.alerts import Alert
 from runbook_lib.records import actions, timeline
 from runbook_lib.records.index import Index
 from runbook_lib.records.postmortem import IncidentRecords
+from tests.conftest import empty_config
 
 T0 = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)
 T = T0.timestamp()
@@ -188,7 +189,7 @@ def test_the_pending_episode_is_the_one_that_ended_in_the_firing() -> None:
 def test_postmortem_names_an_unknown_incident_and_a_missing_index(
     incident, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    monkeypatch.setenv("RUNBOOK_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("RUNBOOK_CONFIG", str(empty_config(tmp_path)))
     monkeypatch.delenv("RUNBOOK_DATABASE_URL", raising=False)
     assert cli.main(["postmortem", "#99", "--records-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (

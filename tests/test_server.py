@@ -573,3 +573,20 @@ def test_messages_and_the_api_title_are_exact(tmp_path: Path) -> None:
     assert far.value.errors()[0]["msg"] == "Value error, time out of range once converted to UTC"
     c = TestClient(create_app(Index(tmp_path / "i.sqlite"), TOKEN))
     assert c.get("/openapi.json").json()["info"]["title"] == "runbook server"
+
+
+def test_the_doctors_token_probe_is_answered_but_not_counted_as_a_refusal(client) -> None:
+    """`runbook doctor` POSTs {} with the token: 422 as before, but the refusals counter
+    (which RunbookWebhooksRefused fires on) stays where it was; {"alerts": []} still counts."""
+    c, _ = client
+
+    def refused_invalid() -> float:
+        line = [x for x in c.get("/metrics").text.splitlines()
+                if x.startswith('runbook_webhooks_refused_total{reason="invalid"}')]  # fmt: skip
+        return float(line[0].split()[-1]) if line else 0.0
+
+    before = refused_invalid()
+    probe = c.post("/alerts", content=b"{}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert probe.status_code == 422 and refused_invalid() == before
+    bad = c.post("/alerts", content=b'{"alerts": []}', headers={"Authorization": f"Bearer {TOKEN}"})
+    assert bad.status_code == 422 and refused_invalid() == before + 1

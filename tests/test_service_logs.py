@@ -15,6 +15,7 @@ import pytest
 from runbook_lib import cli
 from runbook_lib.records.jobs import Job, Queued
 from runbook_lib.service import logs
+from tests.conftest import empty_config
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def test_a_run_held_and_started_says_why_and_how_long_it_waited(stream) -> None:
 def test_an_unknown_log_format_is_named_with_where_it_came_from(
     command: str, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    monkeypatch.setenv("RUNBOOK_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("RUNBOOK_CONFIG", str(empty_config(tmp_path)))
     monkeypatch.setenv("RUNBOOK_LOG_FORMAT", "xml")
     (tmp_path / "t").write_text("secret\n")
     out = tmp_path / "out"

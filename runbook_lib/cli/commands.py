@@ -149,13 +149,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _doctor(args: argparse.Namespace) -> int:
     """Every check with its fix; exit 0 only when all the configured ones pass."""
-    from runbook_lib.service import doctor
+    from runbook_lib.service import doctor, wiring_checks
     from runbook_lib.service.wiring_checks import Wiring
 
     settings = Settings()
     url = args.prometheus_url or settings.prometheus_url or "http://127.0.0.1:9090"
     wired = Wiring.from_settings(settings, args.alertmanager_url or "", args.receiver_url or "")
-    report = doctor.run(url, settings.output_dir, wiring=wired)
+    report = doctor.run(url, settings.output_dir, wiring=wired, log_sources=settings.log_sources())
+    report.checks.append(wiring_checks.listen_check(settings))
     print(doctor.render(report))
     return 0 if report.ok else 1
 
@@ -243,6 +244,7 @@ def _alert_params(args: argparse.Namespace, settings: Settings, extra: dict) -> 
             f"runbook run: --at {args.at!r} is not an ISO 8601 time: "
             "write e.g. --at 2026-01-15T10:30:00Z"
         ) from None
+    extra = {**settings.notebook_params(), **extra}  # its logs, container and memory limit
     if settings.alertmanager_url:  # the record's links lead to the configured Alertmanager
         extra = {"alertmanager_url": settings.alertmanager_url, **extra}
     return runner.alert_params(

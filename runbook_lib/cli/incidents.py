@@ -40,7 +40,22 @@ def find(index: Index, ref: str) -> int:
         except LookupError:
             if len(text) < 6:
                 raise
-    return index.by_fingerprint(text)
+    try:
+        return index.by_fingerprint(text)
+    except LookupError:
+        if problem := ref_problem(ref):  # no exact match, and too short to be a prefix
+            raise LookupError(problem) from None
+        raise
+
+
+def ref_problem(ref: str) -> str:
+    """Why `ref` can name no incident ("" when it can): a fingerprint prefix under 6
+    characters would match too much."""
+    text = ref.removeprefix("#")
+    if text.isdigit() or len(text) >= 6:
+        return ""
+    return (f"{ref!r} is neither an incident id nor 6 or more characters of an alert's "
+            "fingerprint: give the id (12 or #12) or more of the fingerprint")  # fmt: skip
 
 
 def link(inc: dict, output: Path, external_url: str) -> str:

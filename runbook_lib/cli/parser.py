@@ -6,14 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from runbook_lib.cli.errors import UsageError
-from runbook_lib.contract.config import ConfigError, Settings
-from runbook_lib.lab import stack
-
-if TYPE_CHECKING:
-    pass
 from runbook_lib.cli.commands import (
     _demo,
     _doctor,
@@ -29,6 +22,8 @@ from runbook_lib.cli.commands import (
     _summary,
 )
 from runbook_lib.cli.configure import init as _init
+from runbook_lib.cli.configure import rules_render as _rules_render
+from runbook_lib.cli.errors import UsageError
 from runbook_lib.cli.incidents import incidents as _incidents
 from runbook_lib.cli.operators import add_parser as _operator_parser
 from runbook_lib.cli.serving import (
@@ -37,6 +32,8 @@ from runbook_lib.cli.serving import (
     _serve,
     _worker,
 )
+from runbook_lib.contract.config import ConfigError, Settings, require_file
+from runbook_lib.lab import stack
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,15 +273,34 @@ def build_parser() -> argparse.ArgumentParser:
                    "route, serve closes stale incidents against it (none: all of that is off)")  # fmt: skip
     p.add_argument("--output", help="records and index (default: /var/lib/runbook as root, "
                    "else ~/.local/share/runbook)")  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1", help="the address `runbook serve` binds")
-    p.add_argument("--port", type=int, default=8080)
     p.add_argument("--external-url", default="",
-                   help="this service as Alertmanager and people reach it, e.g. behind a TLS "
-                   "proxy (default http://HOST:PORT)")  # fmt: skip
+                   help="this service as Alertmanager and people reach it: every rule's "
+                   "runbook_url and the webhook lead here; when it is http on this machine, "
+                   "serve listens on its port (default http://127.0.0.1:8080)")  # fmt: skip
+    p.add_argument("--host", help="the address `runbook serve` binds (default 127.0.0.1; "
+                   "0.0.0.0 for an --external-url naming this machine to others)")  # fmt: skip
+    p.add_argument("--port", type=int, help="the port `runbook serve` listens on (default: "
+                   "--external-url's when on this machine, else 8080 behind your proxy)")  # fmt: skip
+    p.add_argument("--memory-limit-bytes", type=int, default=settings.memory_limit_bytes,
+                   help="the service's memory limit, for the recording rule and the notebooks "
+                   "(default 4 GiB)")  # fmt: skip
     p.add_argument("--metrics-profile", choices=["contract", "server"], default="contract",
                    help="server: the real GGEN MCP server's mcp_* metrics (other recording rules)")  # fmt: skip
+    p.add_argument("--log-file", metavar="GLOB",
+                   help="the service's log files, rotated ones included, e.g. "
+                   "'/var/log/ggen-mcp/*.log*'")  # fmt: skip
+    p.add_argument("--log-container", metavar="NAME|label:K=V",
+                   help="the service's Docker container, by name or by label")  # fmt: skip
+    p.add_argument("--log-unit", metavar="UNIT", help="the service's systemd unit (journald)")
     p.add_argument("--force", action="store_true", help="write over an existing config file")
     p.set_defaults(func=_init)
+
+    p = sub.add_parser("rules", help="the Prometheus rule files rendered for this installation")
+    r_sub = p.add_subparsers(dest="action", required=True)
+    p = r_sub.add_parser("render", help="rewrite them for the settings now (external_url, "
+                         "memory_limit_bytes, metrics_profile); after every upgrade")  # fmt: skip
+    p.add_argument("--dir", help="where (default: rules/ beside runbook.toml)")
+    p.set_defaults(func=_rules_render)
 
     p = with_state(sub.add_parser("demo", help="the whole chain on a local stack"))
     p.add_argument("--mode", default="errors:invalid_input", help="simulator fault to inject")
@@ -312,6 +328,9 @@ def _global_config(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = _global_config(list(sys.argv[1:] if argv is None else argv))
     try:
+        if argv[:1] != ["init"]:  # init writes the file; everyone else needs it there
+            require_file()
+        _metric_names()
         args = build_parser().parse_args(argv)  # reads runbook.toml for the defaults
         return args.func(args)
     except UsageError as exc:  # an operator's mistake: one line with the fix, no traceback
@@ -326,6 +345,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _metric_names() -> None:
+    """The metrics profile of the settings, checked (the import took the default if not)."""
+    from runbook_lib.contract import names
+
+    try:
+        names.NAMES.current = names.load()
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise UsageError(f"runbook: {exc} (metrics_profile in runbook.toml)") from None
 
 
 def _hold_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:

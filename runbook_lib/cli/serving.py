@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import signal
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +20,7 @@ from runbook_lib.contract.config import (
     operators_path,
     read_token,
 )
+from runbook_lib.contract.config import file_values as config_file_values
 
 if TYPE_CHECKING:
     from runbook_lib.service.workers import RunConfig
@@ -57,7 +61,8 @@ def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
         run_timeout=args.run_timeout,
         prometheus_url=prometheus_url,
         alertmanager_url=args.alertmanager_url or "",
-        params={k: _param_value(v) for k, v in _pairs(args.param, "--param").items()},
+        params={**settings.notebook_params(),  # the service's logs, container, memory limit
+                **{k: _param_value(v) for k, v in _pairs(args.param, "--param").items()}},
         **({"notebook_dir": Path(args.notebooks)} if getattr(args, "notebooks", None) else {}),
         hold=HoldPolicy(prometheus_url, fallback_s=args.correlation_hold, cap_s=args.hold_cap,
                         margin_s=args.hold_margin),
@@ -80,7 +85,9 @@ def _serve(args: argparse.Namespace) -> int:
                          "(RUNBOOK_DATABASE_URL, RUNBOOK_BROKER_URL); give both or neither")  # fmt: skip
     if args.broker:
         _check_broker("runbook serve", args.broker)
-    notify, notify_says = _notify_config(args, output)  # all checked before anything is made
+    notify, notify_says = _notify_config(args, output)
+    sock = _bind("runbook serve", args.host, args.port)  # all checked before anything is made
+    _make_output("runbook serve", output, sock)
     dispatcher = None
     if args.database:
         from runbook_lib.service import distributed
@@ -91,7 +98,6 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         index = Index(output / "index.sqlite", **_grouping(args))
     embedded = dispatcher is None and not args.no_workers
-    output.mkdir(parents=True, exist_ok=True)
     viewer, viewer_where = _secret(
         os.environ.get("RUNBOOK_VIEWER_TOKEN", ""), output / ".viewer-token"
     )
@@ -124,9 +130,81 @@ def _serve(args: argparse.Namespace) -> int:
              args.host, args.port, viewer_where, operators)  # fmt: skip
     log.info("%s", notify_says)
     # uvicorn's own lines (warnings, errors) go through the same handler; no access log
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None,
-                access_log=False)  # fmt: skip
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
+                                           log_level="warning", access_log=False))  # fmt: skip
+    signal.signal(signal.SIGHUP, _on_hangup(app.state.sender, config_file_values()))
+    server.run(sockets=[sock])  # the socket bound before anything was made
     return 0
+
+
+def _on_hangup(sender, settings_then: dict[str, object]):
+    """SIGHUP: notify.yml is read again (it is also whenever it changes), and runbook.toml:
+    the log says which of its settings changed; those take effect at the next start."""
+
+    def hangup(signum, frame) -> None:
+        if sender:
+            sender.reload()
+        try:
+            now = config_file_values()
+        except ConfigError as exc:
+            log.error("SIGHUP: %s; the running settings stay", exc)
+            return
+        changed = sorted(k for k in {*settings_then, *now} if settings_then.get(k) != now.get(k))
+        if changed:
+            said = ", ".join(f"{k} {settings_then.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            log.warning("SIGHUP: %s changed: %s; restart `runbook serve` for them to apply "
+                        "(notify.yml applies at once)", config_path(), said)  # fmt: skip
+        else:
+            log.info("SIGHUP: %s unchanged; notify.yml read again", config_path())
+
+    return hangup
+
+
+def _bind(command: str, host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is created: a port in use is the
+    operator's to fix, and says how, instead of a traceback after the start banner."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"{command}: {host}:{port} is in use{_holder(port)}: stop it, or "
+                             "give another port with --port (port in runbook.toml; keep "
+                             "external_url's port the same)") from None  # fmt: skip
+        raise UsageError(f"{command}: cannot listen on {host}:{port}: {exc.strerror}: give "
+                         "another --host or --port (host, port in runbook.toml)") from None  # fmt: skip
+    sock.listen(2048)
+    return sock
+
+
+def _holder(port: int) -> str:
+    """' (by pid N, NAME)' for the process listening on `port`, when this user may see it."""
+    try:
+        import psutil
+
+        for conn in psutil.net_connections("inet"):
+            if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
+                return f" (by pid {conn.pid}, {psutil.Process(conn.pid).name()})"
+    except (OSError, psutil.Error):
+        pass
+    return ""
+
+
+def _make_output(command: str, output: Path, sock: socket.socket | None = None) -> None:
+    """The records directory, made (or found writable) before anything is written into it;
+    a path under a file, or one this user may not write, is one line and leaves nothing."""
+    from runbook_lib.contract import paths
+
+    problem = paths.create_dir(output)
+    if problem:
+        if sock is not None:
+            sock.close()
+        raise UsageError(f"{command}: output directory: {problem}; give a directory this "
+                         "user may write with --output (RUNBOOK_OUTPUT_DIR, output_dir in "
+                         "runbook.toml)")  # fmt: skip
 
 
 NO_TOKEN = (
@@ -189,31 +267,35 @@ def _secret(given: str, path: Path) -> tuple[str, str]:
 
 
 def _notify_config(args: argparse.Namespace, output: Path):
-    """notify.yml as given (--notify-config, RUNBOOK_NOTIFY_CONFIG), else beside the records;
-    links lead to --external-url (RUNBOOK_EXTERNAL_URL) unless the file names its base_url."""
-    from runbook_lib.service.notify import NotifyConfig
+    """notify.yml as given (--notify-config, RUNBOOK_NOTIFY_CONFIG), else beside the records,
+    watched: read again when it changes or on SIGHUP. Links lead to --external-url
+    (RUNBOOK_EXTERNAL_URL) unless the file names its base_url."""
+    from runbook_lib.service.notify import NotifyConfig, Watched
 
     path = Path(args.notify_config) if args.notify_config else output / "notify.yml"
+    if args.notify_config and not path.exists():
+        raise UsageError(f"runbook serve: no notification config at {path}: fix "
+                         "--notify-config (RUNBOOK_NOTIFY_CONFIG, notify_config in "
+                         "runbook.toml) or leave it unset")  # fmt: skip
+    host = _reachable(args.host)
+    base = args.external_url or f"http://{host}:{args.port}"
+    guessed = ""
+    if host != args.host and not args.external_url:
+        guessed = (
+            " (a guess: set --external-url, RUNBOOK_EXTERNAL_URL, to the address people reach)"
+        )
     if not path.exists():
-        if args.notify_config:
-            raise UsageError(f"runbook serve: no notification config at {path}: fix "
-                             "--notify-config (RUNBOOK_NOTIFY_CONFIG, notify_config in "
-                             "runbook.toml) or leave it unset")  # fmt: skip
-        return None, f"notifications off (no {path}; see README 'Getting the finding to your team')"
+        return Watched(path, None, base), (
+            f"notifications off until {path} names targets (read when it changes, or on SIGHUP)"
+        )
     try:
         cfg = NotifyConfig.load(path)
     except ValueError as exc:
         raise UsageError(f"runbook serve: {exc}") from None  # names the file and the field
-    guessed = ""
-    if not cfg.base_url:
-        host = _reachable(args.host)
-        cfg.base_url = args.external_url or f"http://{host}:{args.port}"
-        if host != args.host and not args.external_url:
-            guessed = (
-                " (a guess: set --external-url, RUNBOOK_EXTERNAL_URL, to the address people reach)"
-            )
+    watch = Watched(path, cfg, base)
     names = ", ".join(t.name for t in cfg.targets) or "none"
-    return cfg, f"notifications to {names} (from {path}), links to {cfg.base_url}{guessed}"
+    return watch, (f"notifications to {names} (from {path}, read again when it changes), links "
+                   f"to {watch.config.base_url}{guessed if watch.config.base_url == base else ''}")  # fmt: skip
 
 
 def _reachable(host: str) -> str:
@@ -273,7 +355,7 @@ def _worker(args: argparse.Namespace) -> int:
     _check_broker("runbook worker", args.broker)
     log_format = _log_format("runbook worker", args.log_format)
     output = Path(args.output or Settings().output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+    _make_output("runbook worker", output)
     config = _run_config(args, output)
     settings = distributed.settings_from(args, config)
     _start_logging(log_format)

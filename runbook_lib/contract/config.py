@@ -10,6 +10,7 @@ typed. Relative paths in the file are read from the file's directory."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -70,6 +71,10 @@ class FileConfig(BaseModel):
     memory_limit_bytes: int | None = None
     metrics_profile: str | None = None  # contract (ggen_mcp_*) or server (the real mcp_*)
     log_format: Literal["text", "json"] | None = None  # serve's and worker's log lines
+    # Where the service's own logs are, for the records (any of them, read together):
+    log_file: str | None = None  # a file or a glob, rotated (and .gz) files included
+    container: str | None = None  # its Docker container: a name, or label:KEY=VALUE
+    log_unit: str | None = None  # its systemd unit, read from the journal
 
 
 PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config", "operators_file")
@@ -100,6 +105,9 @@ def data_dir() -> Path:
 
 @lru_cache(maxsize=8)
 def _read(path: Path, mtime: float) -> dict[str, object]:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a runbook.toml: name the file itself "
+                          "(--config FILE, RUNBOOK_CONFIG)")  # fmt: skip
     try:
         raw = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -109,12 +117,30 @@ def _read(path: Path, mtime: float) -> dict[str, object]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        said = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(f"{path}: {where}: {said}{_did_you_mean(first)}") from None
     values = cfg.model_dump(exclude_none=True)
     for key in PATH_KEYS:
         if key in values:
             values[key] = str((path.parent / Path(values[key]).expanduser()).resolve())
     return values
+
+
+def _did_you_mean(error: dict) -> str:
+    """For a misspelled key, the key it most likely meant."""
+    if error["type"] != "extra_forbidden":
+        return ""
+    close = difflib.get_close_matches(str(error["loc"][0]), FileConfig.model_fields, n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def require_file() -> None:
+    """A config file named by RUNBOOK_CONFIG (or --config) must be there: a typo in its
+    name would otherwise check, or serve, with every setting at its default."""
+    given = os.environ.get("RUNBOOK_CONFIG", "")
+    if given and not Path(given).expanduser().exists():
+        raise ConfigError(f"{given} does not exist: fix --config or RUNBOOK_CONFIG, or write "
+                          f"it with `runbook init --config {given}`")  # fmt: skip
 
 
 def file_values() -> dict[str, object]:
@@ -185,6 +211,25 @@ class Settings:
         default_factory=lambda: int(value("memory_limit_bytes", MEMORY_LIMIT_BYTES))
     )
     log_format: str = field(default_factory=lambda: str(value("log_format", "text")))
+    log_file: str = field(default_factory=lambda: str(value("log_file")))
+    container: str = field(default_factory=lambda: str(value("container")))
+    log_unit: str = field(default_factory=lambda: str(value("log_unit")))
+
+    def log_sources(self) -> list[str]:
+        """The service's log sources as `logs.source_for` reads them."""
+        return [spec for spec in (self.log_file, self.container and f"container:{self.container}",
+                                  self.log_unit and f"journal:{self.log_unit}") if spec]  # fmt: skip
+
+    def notebook_params(self) -> dict[str, object]:
+        """What every run of this installation passes to its notebook (`--param` wins): the
+        service's logs and container, and its memory limit."""
+        params: dict[str, object] = {"memory_limit_bytes": self.memory_limit_bytes}
+        files = [s for s in self.log_sources() if not s.startswith("container:")]
+        if files:
+            params["log_file"] = files[0] if len(files) == 1 else files
+        if self.container:
+            params["container"] = self.container
+        return params
 
     def token(self) -> str:
         """The webhook bearer token: the variable, else the first line of the token file.

@@ -122,7 +122,10 @@ class ActiveNames:
     profile (`use`) switches the queries everywhere."""
 
     def __init__(self) -> None:
-        self.current = load()
+        try:
+            self.current = load()
+        except ValueError:  # a bad runbook.toml or profile: the command says so, on one line
+            self.current = PROFILES["contract"]
 
     def __getattr__(self, name: str):
         return getattr(self.current, name)

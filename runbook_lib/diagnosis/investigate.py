@@ -25,7 +25,7 @@ class Inputs:
     scope: Scope
     at: datetime
     lookback_minutes: int = 15
-    log_source: str = ""  # "file:/p", "container:NAME", "journal:UNIT" or a path
+    log_source: str | list[str] = ""  # a path or glob, "container:NAME", "journal:UNIT"; or several
     host_snapshot: str = ""  # a JSON snapshot to use instead of the live host
     live: bool = False
     container: str = ""
@@ -45,7 +45,7 @@ def gather(inp: Inputs) -> Evidence:
     return ev
 
 
-def read_logs(spec: str, start: datetime, end: datetime) -> tuple[LogFacts | None, str]:
+def read_logs(spec: str | list[str], start: datetime, end: datetime) -> tuple[LogFacts | None, str]:
     if not spec:
         return None, "no log source was given"
     read = logs.source_for(spec).read(start, end)

@@ -50,7 +50,10 @@ def not_approved(action: str, approved: list[str]) -> dict:
 
 
 def restart_container(values: dict[str, Any], allowed: bool, live: bool) -> dict:
-    name = values.get("container") or "ggen-mcp-server"
+    name = values.get("container") or ""
+    if not name:  # which container is the service's is the installation's to say
+        return {"action": "restart_container", "done": False,
+                "outcome": "no container configured (container in runbook.toml): nothing to restart"}  # fmt: skip
     skipped = _skip("restart_container", f"restart container {name}", allowed, live)
     if skipped:
         return skipped

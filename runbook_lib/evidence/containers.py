@@ -84,6 +84,17 @@ def client(
         return None, f"{_unavailable(exc)} (engine: {where})"
 
 
+def _find(dc: DockerClient, name: str) -> Container:
+    """The container `name` (or id); `label:KEY=VALUE` finds the newest running one with that
+    label (a service redeployed under new names keeps its label)."""
+    if not name.startswith("label:"):
+        return dc.containers.get(name)
+    found = dc.containers.list(filters={"label": name.removeprefix("label:")})
+    if not found:
+        raise NotFound(f"no running container has the label {name.removeprefix('label:')}")
+    return max(found, key=lambda c: c.attrs.get("Created", ""))
+
+
 @dataclass(frozen=True)
 class ContainerState:
     """What `docker inspect` (plus one `docker stats` sample) says about one container.
@@ -198,7 +209,7 @@ def state(name: str, *, base_url: str | None = None) -> ContainerState:
     if dc is None:
         return ContainerState(name=name, error=err)
     try:
-        container = dc.containers.get(name)
+        container = _find(dc, name)
         running = bool((container.attrs.get("State") or {}).get("Running"))
         stats = _one_shot_stats(container) if running else None
         return _from_attrs(name, container.attrs, stats)
@@ -318,7 +329,7 @@ def logs(
     if hi:
         params["until"] = hi.timestamp()
     try:
-        container = dc.containers.get(name)
+        container = _find(dc, name)
         merged = _parse_log(container.logs(stdout=True, stderr=False, **params), "stdout")
         merged += _parse_log(container.logs(stdout=False, stderr=True, **params), "stderr")
     except NotFound:
@@ -361,7 +372,7 @@ def restart(name: str, *, timeout: int = 10, base_url: str | None = None) -> Act
     if dc is None:
         return ActionResult(name, "restart", False, "not restarted", err, before)
     try:
-        dc.containers.get(name).restart(timeout=timeout)
+        _find(dc, name).restart(timeout=timeout)
     except NotFound:
         return ActionResult(name, "restart", False, "gone before restart", _missing(name), before)
     except ENGINE_ERRORS as exc:

@@ -263,7 +263,7 @@ def _sink_config(state_dir: Path, sink: ChatSink) -> Path:
     path = state_dir / "notify.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        "# the demo's stand-in for a team channel; see README 'Getting the finding to your team'\n"
+        "# the demo's stand-in for a team channel; see docs/notifications.md\n"
         f"targets:\n  - {{name: demo-channel, url: 'json://127.0.0.1:{sink.port}/hook'}}\n"
     )
     return path
@@ -305,7 +305,7 @@ def _report_message(
         say(f"            {line}")
     say(f"            + the overview chart ({len(msg.get('attachments') or [])} attachment)")
     say("            To post to Slack, Teams or e-mail instead, put a notify.yml beside the")
-    say("            records (README: 'Getting the finding to your team').")
+    say("            records (docs/notifications.md).")
     say("")
 
 

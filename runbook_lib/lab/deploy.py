@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from runbook_lib.contract.config import Settings
+from runbook_lib.service import rulefiles
 
 FAST_FACTOR = 30  # `for` durations are divided by this in the fast profile
 FAST_MIN_FOR_S = 2
@@ -51,28 +52,28 @@ def fast_for(text: str) -> str:
     return format_duration(max(FAST_MIN_FOR_S, round(parse_duration(text) / FAST_FACTOR)))
 
 
-RUNBOOK_BASE = "http://127.0.0.1:8080"  # the receiver the rules' runbook_url points at
-
-
 def rules_profile(
     rules: dict, *, fast: bool, memory_limit_bytes: int | None, runbook_base: str | None = None,
-    window_factor: int = 1,
+    window_factor: int = 1, template: Path | None = None,
 ) -> dict:  # fmt: skip
-    """One rule file rewritten for a profile: same expressions, other timings, and the
-    `runbook_url` links pointing at this stack's receiver. `window_factor` divides the range
+    """One rule file rendered for this stack (`rulefiles.render`: its receiver in every
+    `runbook_url`, its memory limit; with `template`, the info series), then its timings:
+    the `fast` profile's intervals and `for`, and `window_factor`, which divides the range
     windows of the expressions too (`[5m]` -> `[10s]` for 30), for tests whose faults must
     come and go in seconds (an alert resolves as soon as its window forgets the fault)."""
+    rulefiles.render(
+        rules,
+        runbook_base=runbook_base or rulefiles.TEMPLATE_BASE,
+        memory_limit_bytes=memory_limit_bytes,
+        file=template.name if template else "",
+        rules_version=rulefiles.version(template) if template else "",
+    )
     for group in rules["groups"]:
         if fast:
             group["interval"] = FAST_INTERVAL
         for rule in group["rules"]:
-            url = rule.get("annotations", {}).get("runbook_url", "")
-            if runbook_base and url.startswith(RUNBOOK_BASE):
-                rule["annotations"]["runbook_url"] = runbook_base + url[len(RUNBOOK_BASE) :]
             if fast and "for" in rule:
                 rule["for"] = fast_for(rule["for"])
-            if memory_limit_bytes and rule.get("record") == "ggen_mcp:memory_limit_bytes":
-                rule["expr"] = f"vector({int(memory_limit_bytes)})"
             if window_factor > 1:
                 rule["expr"] = shorter_windows(str(rule["expr"]), window_factor)
     return rules
@@ -153,6 +154,7 @@ def write_profile(
             memory_limit_bytes=memory_limit_bytes,
             runbook_base=webhook_url.removesuffix("/alerts"),
             window_factor=window_factor,
+            template=src / name,
         )
         _dump(out, rules)
         rule_files.append(out)

@@ -280,6 +280,8 @@ def _components(info: StackInfo, profile: deploy.Profile, opts: StackOptions) ->
                     f"log_file={info.sim_log}",
                     "--param",
                     f"temp_dir={info.temp_dir}",
+                    "--param",
+                    f"memory_limit_bytes={memory}",
                     *(["--notify-config", str(opts.notify_config)] if opts.notify_config else []),
                     *opts.receiver_args,
                 ],

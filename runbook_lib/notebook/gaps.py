@@ -25,9 +25,10 @@ def unanswered(url: str, why: str) -> str:
 
 
 NOT_GIVEN = {
-    "no log source was given": "pass --param log_file=PATH or --param container=NAME "
-    "(notebook parameters log_file, container)",
-    "no container was given": "pass --param container=NAME (notebook parameter container)",
+    "no log source was given": "name the service's logs in runbook.toml (log_file, container "
+    "or log_unit; `runbook init --log-file/--log-container/--log-unit`), or pass --param "
+    "log_file=PATH or --param container=NAME",
+    "no container was given": "name it in runbook.toml (container) or pass --param container=NAME",
 }
 REPLAY_HOST = (
     "pass --param host_snapshot=FILE, a snapshot taken then (notebook parameter host_snapshot)"
@@ -44,4 +45,5 @@ def source_hint(part: str, why: str, p: dict[str, Any]) -> str:
         return REPLAY_HOST if part == "host" else ""
     name = {"logs": "log_file" if p.get("log_file") else "container", "host": "host_snapshot"}
     given = name.get(part, part)
-    return f"check --param {given} (notebook parameter {given})"
+    where = f"{given} in runbook.toml or " if given in ("log_file", "container") else ""
+    return f"check {where}--param {given} (notebook parameter {given})"

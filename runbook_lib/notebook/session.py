@@ -49,6 +49,17 @@ PARAMS = (
     "incident",
 )
 ESCALATE_AFTER = timedelta(minutes=30)
+
+
+def log_specs(p: dict[str, Any]) -> list[str]:
+    """Where a run reads the service's logs: every `log_file` (a path, a glob, or
+    journal:UNIT; one or a list) and the `container`'s logs, together."""
+    files = p.get("log_file") or []
+    specs = [files] if isinstance(files, str) else list(files)
+    container = p.get("container") or ""
+    return specs + ([f"container:{container}"] if container else [])
+
+
 CHART_HISTORY = timedelta(minutes=45)
 
 
@@ -283,10 +294,8 @@ class Session:
         return self.evidence
 
     @property
-    def log_source(self) -> str:
-        """Where the logs are read: `log_file`, else the container's logs."""
-        container = self.p.get("container") or ""
-        return self.p.get("log_file") or (f"container:{container}" if container else "")
+    def log_source(self) -> list[str]:
+        return log_specs(self.p)
 
     def source_gap(self, part: str, why: str) -> None:
         """A missing source of evidence, with the parameter that supplies it."""
@@ -371,7 +380,8 @@ class Session:
         if ev and ev.host:
             pids = [p["pid"] for p in ev.host.get("processes", [])]
         return {
-            "container": self.p.get("container") or "ggen-mcp-server",
+            "container": self.p.get("container") or "",
+            "log_sources": self.log_source,
             "port": self.service_port or 9464,
             "instance": self.scope.instance or "",
             "pids": pids,

@@ -29,7 +29,12 @@ def _service_running(run: Session) -> None:
 def _service_logs(run: Session) -> None:
     spec = run.log_source
     if not spec:
-        display(Markdown("*No log source given (`log_file` or `container`).*"))
+        display(
+            Markdown(
+                "*No log source given: `log_file`, `container` or `log_unit` in "
+                "runbook.toml (`runbook init --log-file/--log-container/--log-unit`).*"
+            )
+        )
         return
     start = run.at - timedelta(minutes=int(run.p.get("lookback_minutes") or 15))
     read = logs.source_for(spec).read(start, run.at)

@@ -5,17 +5,18 @@ the Jupyter kernel, the output directory. A failed check names what fixes it."""
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from runbook_lib.contract import paths
 from runbook_lib.contract.alerts import RUNBOOKS
+from runbook_lib.contract.config import config_path
 from runbook_lib.contract.names import NAMES, PROFILES, use
 from runbook_lib.evidence.panels import PANELS, Scope
 from runbook_lib.evidence.prom import Failure, Prom
+from runbook_lib.service import rulefiles
 from runbook_lib.service import wiring_checks as wc
 from runbook_lib.service.wiring_checks import Check
 
@@ -63,7 +64,7 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.blind_runbooks and all(
-            c.ok or c.skipped for c in self.checks if c.name not in ADVISORY
+            c.ok or c.skipped or c.warn for c in self.checks if c.name not in ADVISORY
         )
 
 
@@ -73,8 +74,10 @@ def run(
     docker_base_url: str | None = None,
     at: datetime | None = None,
     wiring: wc.Wiring | None = None,
+    log_sources: list[str] | None = None,
 ) -> Report:
-    """Every check; with `wiring`, also Alertmanager, the token and the receiver."""
+    """Every check; with `wiring`, also Alertmanager, the token and the receiver; with
+    `log_sources` (runbook.toml's), whether they answer with recent lines."""
     report = Report()
     prom = Prom(prometheus_url, timeout=5)
     at = at or datetime.now(UTC)
@@ -87,29 +90,62 @@ def run(
     else:
         report.checks.append(Check("prometheus", True, f"{prometheus_url} answers"))
         report.profile = detect_profile(present)
-        _prometheus_wiring(report, prometheus_url)
+        _prometheus_wiring(report, prometheus_url, wiring.links if wiring else "")
         if not report.waiting:
             _judge_metrics(report, prom, present, at)
     if wiring is not None:
         report.checks += wc.alertmanager_checks(wiring)
         report.checks += [wc.token_check(wiring), *wc.receiver_checks(wiring)]
     report.checks += [_docker(docker_base_url), _kernel(), _writable(output_dir)]
+    if log_sources is not None:
+        report.checks.append(log_check(log_sources, at))
     return report
 
 
-def _prometheus_wiring(report: Report, url: str) -> None:
-    """The rules loaded, and a first scrape of GGEN MCP (before it, no metric is missing:
-    none is there yet, and listing them all would only alarm)."""
+RECENT = timedelta(hours=24)  # a service's log with no line this long is not where it logs now
+LOG_SAMPLE = 1000  # lines enough to say the source is alive, without reading a day of them
+LOG_FIX = ("name where the service logs in runbook.toml: log_file (a glob; rotated files "
+           "too), container (a name or label:K=V) or log_unit (`runbook init --force "
+           "--log-file/--log-container/--log-unit`)")  # fmt: skip
+
+
+def log_check(specs: list[str], at: datetime) -> Check:
+    """The configured log sources answer, and hold a line of the last 24 hours; without
+    any, the records cannot judge the causes that need logs (a warning, not a failure)."""
+    from runbook_lib.evidence import logs
+
+    if not specs:
+        return Check("log source", False, "none configured: records cannot judge the causes that "
+                     "need logs", LOG_FIX, warn=True)  # fmt: skip
+    source = logs.source_for(specs)
+    read = source.read(at - RECENT, at + timedelta(minutes=1), limit=LOG_SAMPLE)
+    if read.error:
+        return Check("log source", False, read.error, LOG_FIX)
+    if not read.lines:
+        return Check("log source", False, f"{source.description}: no line in the last 24 h: "
+                     "is this where the service logs now?", LOG_FIX)  # fmt: skip
+    newest = max((x.ts for x in read.lines if x.ts), default=None)
+    when = f", newest {newest:%Y-%m-%d %H:%M} UTC" if newest and not read.truncated else ""
+    count = f"{len(read.lines)}{'+' if read.truncated else ''}"
+    return Check("log source", True, f"{source.description}: {count} lines in the last 24 h{when}")
+
+
+def _prometheus_wiring(report: Report, url: str, links: str) -> None:
+    """The rules loaded (linking to `links`, rendered by this version), and a first scrape
+    of GGEN MCP (before it, no metric is missing: none is there yet, and listing them all
+    would only alarm)."""
     base = url.rstrip("/")
     profile = report.profile or NAMES.profile
     rules, error = wc.get_json(f"{base}/api/v1/rules")
-    report.checks.append(
-        wc.rules_check(rules, profile) if rules is not None
-        else Check("rules", False, f"cannot read {base}/api/v1/rules: {error}", PROMETHEUS_FIX)
+    report.checks += (
+        wc.rules_checks(rules, profile, links, rulefiles.rules_dir(config_path()))
+        if rules is not None
+        else [Check("rules", False, f"cannot read {base}/api/v1/rules: {error}", PROMETHEUS_FIX)]
     )  # fmt: skip
     targets, error = wc.get_json(f"{base}/api/v1/targets")
     if targets is None:
-        report.checks.append(Check("first scrape", False, f"cannot read targets: {error}"))
+        report.checks.append(Check("first scrape", False, f"cannot read targets: {error}",
+                                   PROMETHEUS_FIX))  # fmt: skip
         return
     started = wc.started_at(wc.get_json(f"{base}/api/v1/status/runtimeinfo")[0])
     with use(profile):
@@ -191,7 +227,9 @@ def _docker(base_url: str | None) -> Check:
 
     client, error = containers.client(base_url)
     if client is None:
-        return Check("docker", False, f"{error} (container checks will say so)")
+        fix = ("start the Docker engine (or give this user its socket); without one, the "
+               "records say the container checks were not made")  # fmt: skip
+        return Check("docker", False, f"{error} (container checks will say so)", fix)
     return Check("docker", True, "engine answers")
 
 
@@ -200,19 +238,21 @@ def _kernel() -> Check:
 
     specs = KernelSpecManager().find_kernel_specs()
     ok = "runbook" in specs or "python3" in specs
-    return Check(
-        "jupyter kernel", ok, ", ".join(sorted(specs)) or "no kernel installed (run `make setup`)"
+    fix = (
+        "install ipykernel's kernel into this environment: python -m ipykernel install --sys-prefix"
     )
+    return Check("jupyter kernel", ok, ", ".join(sorted(specs)) or "no kernel installed", fix)
 
 
 def _writable(path: Path) -> Check:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path):
-            pass
-        return Check("output directory", os.access(path, os.W_OK), f"{path} is writable")
-    except OSError as exc:
-        return Check("output directory", False, f"{path}: {exc.strerror}")
+    """Whether `serve` could write its records there, found without creating anything."""
+    problem = paths.unwritable_dir(path)
+    if problem:
+        fix = ("give a directory this user may write with --output, RUNBOOK_OUTPUT_DIR or "
+               "output_dir in runbook.toml")  # fmt: skip
+        return Check("output directory", False, problem, fix)
+    said = f"{path} is writable" if path.is_dir() else f"{path} can be created (serve creates it)"
+    return Check("output directory", True, said)
 
 
 def render(report: Report) -> str:
@@ -233,13 +273,24 @@ def render(report: Report) -> str:
     for runbook, causes in report.blind_causes.items():
         lines.append(f"  {runbook}: cannot judge {', '.join(causes)}")
     if report.blind_runbooks:
-        lines.append("BLIND runbooks: " + ", ".join(report.blind_runbooks))
+        lines.append(
+            "runbooks with no data of their own (every panel beyond the overview lost): "
+            + ", ".join(report.blind_runbooks)
+        )
     return "\n".join(lines)
 
 
 def _check_lines(c: Check) -> list[str]:
     """A check's status line and, when it failed, what fixes it (a snippet indented)."""
-    mark = "skip" if c.skipped else "ok  " if c.ok else "warn" if c.name in ADVISORY else "FAIL"
+    mark = (
+        "skip"
+        if c.skipped
+        else "ok  "
+        if c.ok
+        else "warn"
+        if c.warn or c.name in ADVISORY
+        else "FAIL"
+    )
     lines = [f"{mark} {c.name:<17} {c.detail}"]
     if c.fix and not c.ok:
         first, *rest = c.fix.splitlines()

@@ -29,9 +29,16 @@ from runbook_lib.records import outbox as ob
 from runbook_lib.records.index import Index
 from runbook_lib.service import slack
 from runbook_lib.service.messages import Message, Recall, compose
-from runbook_lib.service.notify_config import NotifyConfig, QuietHours, Retry, SlackTarget, Target
+from runbook_lib.service.notify_config import (
+    NotifyConfig,
+    QuietHours,
+    Retry,
+    SlackTarget,
+    Target,
+    Watched,
+)
 
-__all__ = ["Message", "NotifyConfig", "QuietHours", "Retry", "Sender", "SlackTarget", "Target",
+__all__ = ["Message", "NotifyConfig", "QuietHours", "Retry", "Sender", "SlackTarget", "Target", "Watched",
            "compose", "sample", "send"]  # fmt: skip
 log = logging.getLogger("runbook.notify")
 OUTCOMES = ("sent", "retried", "given_up")  # what `on_delivery` is told
@@ -131,19 +138,20 @@ class Sender:
     def __init__(
         self, index: Index, config: NotifyConfig, output_dir: Path, poll_s: float = 1.0,
         *, on_delivery: Callable[[str, str], None] | None = None, recall: Recall | None = None,
+        watch: Watched | None = None,
     ) -> None:  # fmt: skip
         """`on_delivery(target, outcome)`: told of each delivery's outcome (one of
-        `OUTCOMES`), e.g. to count them; `recall`: one more line under each finding."""
+        `OUTCOMES`), e.g. to count them; `recall`: one more line under each finding;
+        `watch`: notify.yml, read again when it changes (then `config` is its current)."""
         self.index, self.config, self.output_dir = index, config, Path(output_dir)
+        self.watch = watch
         self.on_delivery, self.recall = on_delivery, recall
         self.box = ob.Outbox(index)
         self.poll_s = poll_s
         self.started_at = time.time()
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
-        self._lanes = ThreadPoolExecutor(
-            max_workers=max(1, min(8, len(config.targets))), thread_name_prefix="notify"
-        )
+        self._lanes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="notify")  # lazily
         self._busy: dict[str, Future] = {}  # target -> its lane at work
 
     def start(self) -> Sender:
@@ -158,9 +166,22 @@ class Sender:
             self._thread.join(10)
         self._lanes.shutdown(wait=False, cancel_futures=True)
 
+    def reload(self) -> None:
+        """Read notify.yml again at once, changed or not (SIGHUP)."""
+        if self.watch:
+            self.watch.request()
+            self._wake.set()
+
+    def _refresh(self) -> None:
+        said = self.watch.poll() if self.watch else None
+        if said:
+            log.info("notifications: %s", said, extra={"event": "notify_config"})
+            self.config = self.watch.config
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self._refresh()
                 self.step(wait=False)
             except Exception as exc:  # the database is away: try again on the next tick
                 log.warning("notifications: %s (trying again in %.0f s)", exc, self.poll_s)
@@ -171,6 +192,8 @@ class Sender:
         """One pass: expand, claim what is due for the targets not busy, hand each target's
         deliveries to its lane. With `wait`, returns the messages this pass sent; `now`
         fixes the clock (tests)."""
+        if not self.config.targets:  # none (yet): events wait for a notify.yml to name some
+            return 0
         clock = (lambda: now) if now is not None else time.time
         backlog = self.started_at - self.config.backlog_hours * 3600
         self.box.expand(self.route, clock(), not_before=backlog)

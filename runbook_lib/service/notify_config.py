@@ -165,3 +165,67 @@ class NotifyConfig(BaseModel):
 
     def target(self, name: str) -> Target | None:
         return next((t for t in self.targets if t.name == name), None)
+
+
+class Watched:
+    """notify.yml as it is now, for a receiver that runs for months: read again when the
+    file changes (a new inode, mtime or size) or when asked (SIGHUP). A file that no longer
+    loads keeps the last good configuration, and the log says why; a file that appears
+    turns notifications on, one that goes turns them off."""
+
+    def __init__(self, path: Path, config: NotifyConfig | None, base_url: str = "") -> None:
+        self.path, self.base_url = Path(path), base_url  # links, when the file names none
+        self.config = self._with_base(config or NotifyConfig())
+        self._seen = self._version()
+        self._asked = False
+
+    def _with_base(self, cfg: NotifyConfig) -> NotifyConfig:
+        if not cfg.base_url:
+            cfg.base_url = self.base_url
+        return cfg
+
+    def _version(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def request(self) -> None:
+        """Read the file again at the next poll, changed or not (SIGHUP)."""
+        self._asked = True
+
+    def poll(self) -> str | None:
+        """Reload when the file changed or a reload was asked; what happened, for the log
+        (None when nothing did)."""
+        now = self._version()
+        if now == self._seen and not self._asked:
+            return None
+        self._seen, self._asked = now, False
+        if now is None:
+            before, self.config = self.config, self._with_base(NotifyConfig())
+            return f"{self.path} is gone: notifications off{_targets_change(before, self.config)}"
+        try:
+            fresh = self._with_base(NotifyConfig.load(self.path))
+        except ValueError as exc:
+            return f"{exc}; kept the configuration loaded before"
+        before, self.config = self.config, fresh
+        return f"{self.path} read again{_targets_change(before, fresh)}"
+
+
+def _targets_change(before: NotifyConfig, after: NotifyConfig) -> str:
+    """': targets a, b (added b; removed c; changed a)', or ': no change'."""
+    old = {t.name: t.model_dump_json() for t in before.targets}
+    new = {t.name: t.model_dump_json() for t in after.targets}
+    parts = [f"{what} {', '.join(names)}" for what, names in (
+        ("added", [n for n in new if n not in old]),
+        ("removed", [n for n in old if n not in new]),
+        ("changed", [n for n in new if n in old and new[n] != old[n]]),
+    ) if names]  # fmt: skip
+    rest = before.model_dump_json(exclude={"targets"}) != after.model_dump_json(exclude={"targets"})
+    if rest:
+        parts.append("quiet hours, retry or links changed")
+    targets = ", ".join(new) or "none"
+    return (
+        f": targets {targets} ({'; '.join(parts)})" if parts else f": targets {targets} (no change)"
+    )

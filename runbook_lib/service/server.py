@@ -31,7 +31,7 @@ from runbook_lib.records.index import Index, Queued
 from runbook_lib.service import actions, incident_view, logs, pages
 from runbook_lib.service.access import SESSION_COOKIE, Access
 from runbook_lib.service.metrics import Metrics
-from runbook_lib.service.notify import NotifyConfig, Sender
+from runbook_lib.service.notify import NotifyConfig, Sender, Watched
 from runbook_lib.service.operators import Operators
 from runbook_lib.service.reconcile import reconcile_forever
 from runbook_lib.service.workers import Pool, RunConfig
@@ -50,6 +50,12 @@ class Dispatcher(Protocol):
     def sweep(self) -> int: ...
 
 
+# What `runbook doctor` POSTs with the token to learn whether it is taken: an empty object,
+# which Alertmanager never sends. Answered 422 like any body that is no webhook, but not
+# counted as a refused webhook: RunbookWebhooksRefused would fire after every doctor.
+TOKEN_PROBE = b"{}"
+
+
 def create_app(
     index: Index,
     token: str,
@@ -63,7 +69,7 @@ def create_app(
     retention_days: float = 0,
     session_secret: str = "",
     pages_accept_webhook_token: bool = False,
-    notify: NotifyConfig | None = None,
+    notify: NotifyConfig | Watched | None = None,
     alertmanager_url: str = "",
     reconcile_every: float = 0.0,
     stale_after: float = STALE_AFTER_S,
@@ -85,16 +91,17 @@ def create_app(
     output_dir = Path(records_dir) if records_dir else index.path.parent
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
-    targets = [t.name for t in notify.targets] if notify else []
+    watch = notify if isinstance(notify, Watched) else None
+    config = watch.config if watch else notify
+    targets = [t.name for t in config.targets] if config else []
     metrics = Metrics.create(index, targets)
     pool = Pool(index, run_config) if run_config else None
-    sender = (
-        Sender(
-            index, notify, output_dir, on_delivery=metrics.delivered, recall=incident_view.recall
-        )
-        if targets
+    sender = (  # watching notify.yml, it runs even while the file names no target yet
+        Sender(index, config, output_dir, on_delivery=metrics.delivered,
+               recall=incident_view.recall, watch=watch)
+        if targets or watch
         else None
-    )
+    )  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -182,6 +189,9 @@ def create_app(
             body = await _read_limited(request)
         except BodyTooLarge as exc:
             raise refused(413, "too_large", str(exc), request) from None
+        if body.strip() == TOKEN_PROBE:  # `runbook doctor` trying the token: no refusal
+            log.info("token check (`runbook doctor`): the token is this receiver's")
+            raise HTTPException(422, "the token is right; an empty object is no webhook")
         try:
             payload = WebhookPayload.model_validate_json(body)
         except ValidationError as exc:

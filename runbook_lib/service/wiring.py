@@ -1,23 +1,34 @@
 """How an existing Prometheus and Alertmanager are connected to this service: the
 Alertmanager receiver and route (printed by `runbook init`, shown in the README) and the
-rule files Prometheus must load."""
+lines that load the rule files rendered for this installation (`rulefiles`)."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
-
-from runbook_lib.contract.config import RULES
+from textwrap import indent
 
 ALERT_MATCHER = 'alertname=~"GgenMcp.*"'
 
+# The pieces of the snippet, so that doctor can print only the one a wiring lacks.
+ROUTE = """\
+- receiver: {name}
+  matchers: ['{matcher}']
+  group_by: [alertname, instance]
+  continue: true           # the routes after this one (yours) still see the alert
+"""
+AUTH = """\
+http_config:
+  authorization:
+    type: Bearer
+    credentials_file: {token_file}
+"""
 ALERTMANAGER_SNIPPET = """\
 route:
   receiver: default            # your root receiver, for alerts no route matches
   routes:
-    - receiver: runbook
-      matchers: ['{matcher}']
-      group_by: [alertname, instance]
-      continue: true           # the routes after this one (yours) still see the alert
+{route}\
 receivers:
   - name: default
   - name: runbook
@@ -25,18 +36,46 @@ receivers:
       - url: {receiver_url}
         send_resolved: true    # resolutions close incidents and start the verification
         max_alerts: 0
-        http_config:
-          authorization:
-            type: Bearer
-            credentials_file: {token_file}
+{auth}\
 """
+
+
+def route_snippet(name: str = "runbook") -> str:
+    """The route that sends GGEN MCP alerts to the receiver `name`."""
+    return ROUTE.format(name=name, matcher=ALERT_MATCHER)
+
+
+def auth_snippet(token_file: str | Path) -> str:
+    """The webhook's bearer token, read from a file on Alertmanager's machine."""
+    return AUTH.format(token_file=token_file)
 
 
 def alertmanager_snippet(receiver_url: str, token_file: str | Path) -> str:
     """The alertmanager.yml route and receiver that send GGEN MCP alerts here."""
     return ALERTMANAGER_SNIPPET.format(
-        matcher=ALERT_MATCHER, receiver_url=receiver_url, token_file=token_file
+        route=indent(route_snippet(), " " * 4),
+        receiver_url=receiver_url,
+        auth=indent(auth_snippet(token_file), " " * 8),
     )
+
+
+def this_machine(hostname: str) -> bool | None:
+    """True for a loopback name, False for another machine; None for an address of this
+    machine reachable from others."""
+    try:
+        if ipaddress.ip_address(hostname).is_loopback:
+            return True
+    except ValueError:
+        if hostname == "localhost":
+            return True
+    mine = {socket.gethostname(), socket.getfqdn()}
+    try:
+        import psutil
+
+        mine |= {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
+    except Exception:  # noqa: BLE001 - without the list, only the names count
+        pass
+    return None if hostname in mine else False
 
 
 def receiver_url(external_url: str, host: str, port: int) -> str:
@@ -45,16 +84,6 @@ def receiver_url(external_url: str, host: str, port: int) -> str:
     return f"{base}/alerts"
 
 
-def rule_files(profile: str = "contract") -> list[Path]:
-    """The rule files Prometheus must load: the alerts, and the recording rules that derive
-    the series the alerts fire on (for the real server's mcp_* metrics, the recording rules
-    that derive those series from them instead); and the alerts on this receiver itself."""
-    recording = (
-        RULES / "server" / "recording.yml" if profile == "server" else RULES / "recording.yml"
-    )
-    return [RULES / "alerts.yml", recording, RULES / "receiver.yml"]
-
-
-def prometheus_snippet(profile: str = "contract") -> str:
-    """The prometheus.yml lines that load the rule files."""
-    return "rule_files:\n" + "".join(f"  - {p}\n" for p in rule_files(profile))
+def prometheus_snippet(paths: list[Path]) -> str:
+    """The prometheus.yml lines that load the rendered rule files (`rulefiles.write`)."""
+    return "rule_files:\n" + "".join(f"  - {p}\n" for p in paths)

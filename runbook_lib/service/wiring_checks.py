@@ -5,6 +5,7 @@ reads the JSON or YAML the services answer), the fetching is separate."""
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ import httpx
 import yaml
 
 from runbook_lib.contract.config import ConfigError, Settings, config_path
-from runbook_lib.service import wiring
+from runbook_lib.service import rulefiles, wiring
 
 NEVER = "0001-01-01T00:00:00Z"  # Prometheus' lastScrape of a target it has not scraped yet
 TIMEOUT = 5.0
@@ -27,6 +28,7 @@ class Check:
     detail: str
     fix: str = ""  # on failure: the command or setting that fixes it
     skipped: bool = False  # not configured, so not judged
+    warn: bool = False  # worth knowing, but the wiring works without it
 
 
 def skip(name: str, why: str) -> Check:
@@ -37,7 +39,7 @@ def skip(name: str, why: str) -> Check:
 def expected_rules(profile: str) -> tuple[set[str], set[str]]:
     """(alert names, recording rule names) of the rule files Prometheus must load."""
     alerts, records = set(), set()
-    for path in wiring.rule_files(profile):
+    for path in rulefiles.sources(profile).values():
         for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
             for rule in group.get("rules", []):
                 if "alert" in rule:
@@ -47,18 +49,69 @@ def expected_rules(profile: str) -> tuple[set[str], set[str]]:
     return alerts, records
 
 
-def rules_check(answer: dict[str, Any], profile: str) -> Check:
-    """Prometheus' /api/v1/rules against the rule files of `profile`."""
-    loaded = {r.get("name") for g in answer.get("data", {}).get("groups", []) for r in g["rules"]}
+def _loaded(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for g in answer.get("data", {}).get("groups", []) for r in g.get("rules", [])]
+
+
+def rules_checks(answer: dict[str, Any], profile: str, links: str, rules_dir: Path) -> list[Check]:
+    """Prometheus' /api/v1/rules against the rule files of `profile` rendered into
+    `rules_dir`: all loaded, linking to `links` (this receiver as people reach it), and
+    rendered by this package version."""
+    loaded = _loaded(answer)
+    names = {r.get("name") for r in loaded}
     alerts, records = expected_rules(profile)
-    missing = sorted((alerts | records) - loaded)
-    said = (f"{len(alerts & loaded)} of {len(alerts)} alert rules, "
-            f"{len(records & loaded)} of {len(records)} recording rules loaded")  # fmt: skip
-    if not missing:
-        return Check("rules", True, said)
-    shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
-    fix = "add to prometheus.yml, then reload Prometheus:\n" + wiring.prometheus_snippet(profile)
-    return Check("rules", False, f"{said}; missing {shown}", fix)
+    missing = sorted((alerts | records) - names)
+    said = (f"{len(alerts & names)} of {len(alerts)} alert rules, "
+            f"{len(records & names)} of {len(records)} recording rules loaded")  # fmt: skip
+    render = (f"`runbook rules render` (it writes them into {rules_dir}); load them in "
+              "prometheus.yml, then reload Prometheus:\n")  # fmt: skip
+    paths = [rules_dir / name for name in rulefiles.sources(profile)]
+    if missing:
+        shown = ", ".join(missing[:4]) + (
+            f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+        )
+        fix = render + wiring.prometheus_snippet(paths)
+        return [Check("rules", False, f"{said}; missing {shown}", fix)]
+    found = [Check("rules", True, said)]
+    if links:
+        found.append(_links_check(loaded, alerts, links, rules_dir))
+    return [*found, _version_check(loaded, profile, rules_dir)]
+
+
+def _links_check(loaded: list[dict], alerts: set[str], links: str, rules_dir: Path) -> Check:
+    """Every alert's runbook_url leads to this receiver's incident pages."""
+    want = links.rstrip("/") + "/incidents/"
+    urls = {r["name"]: (r.get("annotations") or {}).get("runbook_url", "")
+            for r in loaded if r.get("type") == "alerting" and r.get("name") in alerts}  # fmt: skip
+    urls = {name: url for name, url in urls.items() if url}  # the receiver's own alerts: none
+    wrong = sorted(n for n, url in urls.items() if not url.startswith(want))
+    if not wrong:
+        return Check("rule links", True, f"every runbook_url leads to {links.rstrip('/')}")
+    seen = urls[wrong[0]].split("/incidents/")[0]
+    fix = (f"`runbook rules render` writes them for {links.rstrip('/')} (external_url in "
+           f"runbook.toml) into {rules_dir}; then reload Prometheus")  # fmt: skip
+    return Check("rule links", False, f"{len(wrong)} of {len(urls)} alerts link to {seen}, "
+                 f"not to this receiver ({links.rstrip('/')})", fix)  # fmt: skip
+
+
+def _version_check(loaded: list[dict], profile: str, rules_dir: Path) -> Check:
+    """Each file's runbook_rules_info series names the package version that rendered it."""
+    found = {(r.get("labels") or {}).get("file"): (r.get("labels") or {}).get("version", "")
+             for r in loaded if r.get("name") == rulefiles.INFO_RULE}  # fmt: skip
+    stale = []
+    for name, template in rulefiles.sources(profile).items():
+        have, want = found.get(name), rulefiles.version(template)
+        if have is None:
+            stale.append(f"{name} was not rendered by `runbook rules render`")
+        elif have != want:
+            stale.append(f"{name} was rendered by {have}, this package is {want}")
+    if not stale:
+        return Check(
+            "rule version", True, f"rendered by this package ({rulefiles.package_version()})"
+        )
+    fix = (f"`runbook rules render` (into {rules_dir}), load those files in prometheus.yml, "
+           "then reload Prometheus")  # fmt: skip
+    return Check("rule version", False, "; ".join(stale), fix)
 
 
 @dataclass(frozen=True)
@@ -113,34 +166,55 @@ def started_at(answer: dict[str, Any] | None) -> datetime | None:
 
 
 # -- Alertmanager -------------------------------------------------------------------------
-def alertmanager_problems(config_text: str, receiver_url: str, token: str = "") -> list[str]:
+@dataclass(frozen=True)
+class Problem:
+    what: str
+    fix: str  # only what this problem needs: never the whole snippet for one wrong line
+
+
+def alertmanager_problems(
+    config_text: str, receiver_url: str, token: str = "", token_file: str = "TOKEN_FILE"
+) -> list[Problem]:
     """What in Alertmanager's configuration (its /api/v2/status `config.original`) keeps the
     alerts from reaching `receiver_url` with the token; empty when nothing does. When its
     credentials_file can be read here (Alertmanager on this machine), it must hold `token`."""
     try:
         cfg = yaml.safe_load(config_text) or {}
     except yaml.YAMLError as exc:
-        return [f"its configuration is not YAML: {exc}"]
+        return [Problem(f"its configuration is not YAML: {exc}",
+                        "correct alertmanager.yml (`amtool check-config` names the line)")]  # fmt: skip
     hooks = [(r.get("name", ""), h) for r in cfg.get("receivers") or []
              for h in r.get("webhook_configs") or []]  # fmt: skip
     ours = [(n, h) for n, h in hooks if h.get("url") == receiver_url]
     ours = ours or [(n, h) for n, h in hooks if h.get("url") == "<secret>"]  # hidden: unknown
     if not ours:
         urls = ", ".join(str(h.get("url")) for _, h in hooks) or "none"
-        return [f"no webhook receiver sends to {receiver_url} (its webhooks: {urls})"]
+        fix = ("add this route and receiver to alertmanager.yml, then reload it:\n"
+               + wiring.alertmanager_snippet(receiver_url, token_file))  # fmt: skip
+        return [Problem(f"no webhook receiver sends to {receiver_url} (its webhooks: {urls})", fix)]
     name, hook = ours[0]
     problems = []
     if hook.get("send_resolved", True) is not True:
-        problems.append(f"receiver {name}: send_resolved is not true (incidents never resolve)")
+        problems.append(Problem(
+            f"receiver {name}: send_resolved is not true (incidents never resolve)",
+            f"set `send_resolved: true` in receiver {name}'s webhook, then reload Alertmanager"))  # fmt: skip
     auth = (hook.get("http_config") or {}).get("authorization") or {}
     if not auth.get("credentials_file"):
-        problems.append(f"receiver {name}: no authorization credentials_file (the token)")
+        problems.append(Problem(
+            f"receiver {name}: no authorization credentials_file (the token)",
+            f"add to receiver {name}'s webhook, then reload Alertmanager:\n"
+            + wiring.auth_snippet(token_file)))  # fmt: skip
     elif token and _readable(auth["credentials_file"]) not in (None, token):
-        problems.append(f"receiver {name}: its credentials_file {auth['credentials_file']} "
-                        "holds another token than this receiver's (alerts would get 401): copy this "
-                        "receiver's token file over it")  # fmt: skip
+        problems.append(Problem(
+            f"receiver {name}: its credentials_file {auth['credentials_file']} holds another "
+            "token than this receiver's (alerts would get 401)",
+            f"copy {token_file} over {auth['credentials_file']} (Alertmanager reads it at "
+            "each send: no reload needed)"))  # fmt: skip
     if not _routes_to(cfg.get("route") or {}, name):
-        problems.append(f"no route sends alerts to receiver {name}")
+        problems.append(Problem(
+            f"no route sends alerts to receiver {name}",
+            "add this route first under `routes:` of the root route, then reload Alertmanager:\n"
+            + wiring.route_snippet(name)))  # fmt: skip
     return problems
 
 
@@ -166,6 +240,7 @@ class Wiring:
     token: str
     token_problem: str  # why there is no token (empty when there is one)
     token_file: str
+    links: str = ""  # this receiver as people reach it: where the rules' runbook_url lead
 
     @classmethod
     def from_settings(cls, settings: Settings, alertmanager_url: str = "",
@@ -180,11 +255,26 @@ class Wiring:
         if not token and not problem:
             problem = "no webhook token is configured"
         return cls(alertmanager_url or settings.alertmanager_url, base, token, problem,
-                   settings.webhook_token_file)  # fmt: skip
+                   settings.webhook_token_file, default.removesuffix("/alerts"))  # fmt: skip
 
     @property
     def alerts_url(self) -> str:
         return f"{self.receiver}/alerts"
+
+
+def listen_check(settings: Settings) -> Check:
+    """`serve` listens where the external URL says, when that URL is plain http on this
+    machine (behind a proxy, the proxy's port is the proxy's)."""
+    url = urllib.parse.urlsplit(settings.external_url)
+    where = f"{settings.host}:{settings.port}"
+    if url.scheme != "http" or not url.hostname or wiring.this_machine(url.hostname) is False:
+        return Check("listen address", True, f"serve listens on {where}")
+    if (url.port or 80) == settings.port:
+        return Check("listen address", True, f"serve listens on {where}, as external_url says")
+    fix = (f"set port = {url.port or 80} in {config_path()}, or external_url to the address of the "
+           f"proxy that forwards to port {settings.port}")  # fmt: skip
+    return Check("listen address", False, f"external_url {settings.external_url} is port "
+                 f"{url.port or 80} of this machine, but serve listens on {where}", fix)  # fmt: skip
 
 
 def token_check(w: Wiring) -> Check:
@@ -209,13 +299,12 @@ def alertmanager_checks(w: Wiring) -> list[Check]:
                "alertmanager_url in runbook.toml")  # fmt: skip
         return [Check("alertmanager", False, f"{base} does not answer: {error}", fix)]
     problems = alertmanager_problems((status.get("config") or {}).get("original", ""),
-                                     w.alerts_url, w.token)  # fmt: skip
+                                     w.alerts_url, w.token, w.token_file or "TOKEN_FILE")  # fmt: skip
     found = [Check("alertmanager", True, f"{base} answers")]
     if not problems:
         return found + [Check("alert route", True, f"GgenMcp alerts go to {w.alerts_url}")]
-    snippet = wiring.alertmanager_snippet(w.alerts_url, w.token_file or "TOKEN_FILE")
-    fix = "add this route and receiver to alertmanager.yml, then reload it:\n" + snippet
-    return found + [Check("alert route", False, "; ".join(problems), fix)]
+    what = "; ".join(p.what for p in problems)
+    return found + [Check("alert route", False, what, "\n".join(p.fix for p in problems))]
 
 
 def receiver_checks(w: Wiring) -> list[Check]:

@@ -92,7 +92,7 @@ def _evictions(ev: Evidence, att: Attribution, evicting: float) -> None:
 @rule(
     "cache_hit_rate",
     "cache_too_small",
-    commands=("# raise CACHE_MAX_SIZE (e.g. 2000), then\ndocker restart {container}"),
+    commands=("# raise CACHE_MAX_SIZE (e.g. 2000), then\n{restart}"),
 )
 def cache_too_small(ev: Evidence) -> list[Fact]:
     return [

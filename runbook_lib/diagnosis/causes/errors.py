@@ -68,7 +68,7 @@ def error_attribution(ev: Evidence) -> Attribution | None:
     "high_error_rate",
     "invalid_input",
     commands=(
-        "docker logs {container} 2>&1 | grep -A5 'validation error'\n"
+        "{logs} | grep -A5 'validation error'\n"
         "# identify the clients sending invalid requests; improve validation messages"
     ),
 )

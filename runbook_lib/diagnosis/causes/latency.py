@@ -246,9 +246,7 @@ def cpu_saturation(ev: Evidence) -> list[Fact]:
 @rule(
     "high_latency",
     "memory_pressure",
-    commands=(
-        "free -h\nvmstat 1 5\ndocker stats --no-stream {container}\ndocker restart {container}"
-    ),
+    commands=("free -h\nvmstat 1 5\ndocker stats --no-stream {container}\n{restart}"),
 )
 def memory_pressure(ev: Evidence) -> list[Fact]:
     return [
@@ -277,7 +275,7 @@ def memory_pressure(ev: Evidence) -> list[Fact]:
     commands=(
         'psql -c "SELECT query, mean_exec_time FROM pg_stat_statements '
         'ORDER BY mean_exec_time DESC LIMIT 10"\n'
-        "docker logs {container} 2>&1 | grep 'slow query'"
+        "{logs} | grep 'slow query'"
     ),
 )
 def slow_database_queries(ev: Evidence) -> list[Fact]:

@@ -129,9 +129,7 @@ LEAK_COMMANDS = {  # the runbook's resolution commands per cause
         "# reap children on every error path; add process timeouts"
     ),
     "zombie_processes": (
-        "ps aux | grep defunct\n"
-        "# zombies go when their parent reaps them or exits:\n"
-        "docker restart {container}"
+        "ps aux | grep defunct\n# zombies go when their parent reaps them or exits:\n{restart}"
     ),
     "hung_processes": (
         "ps -o pid,etime,time,cmd -p {pids}\nkill -9 {pids}\n"
@@ -198,7 +196,7 @@ def _fds_fit(ev: Evidence, holds, text: str, weight: float) -> Fact:
     commands=(
         "lsof -p {service_pid} | wc -l\n"
         "# close descriptors in finally blocks; restart for now:\n"
-        "docker restart {container}"
+        "{restart}"
     ),
     mitigation="restart_container",
 )

@@ -162,7 +162,7 @@ def _leak(att: Attribution, remainder: pd.DataFrame, jumpy: bool) -> None:
     "memory_leak",
     commands=(
         "kill -USR2 {service_pid}   # heap snapshot, if heapdump is enabled\n"
-        "docker restart {container}   # temporary mitigation"
+        "{restart}   # temporary mitigation"
     ),
     mitigation="restart_container",
 )

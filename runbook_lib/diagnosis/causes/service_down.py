@@ -26,10 +26,7 @@ MEMORY_RULE = T["memory"].rule_text()
 @rule(
     "service_down",
     "process_crashed",
-    commands=(
-        "docker restart {container}\n# or: systemctl restart ggen-mcp\n"
-        "curl http://localhost:{port}/health"
-    ),
+    commands=("{restart}\ncurl http://localhost:{port}/health"),
     mitigation="restart_container",
 )
 def process_crashed(ev: Evidence) -> list[Fact]:
@@ -69,7 +66,7 @@ def process_crashed(ev: Evidence) -> list[Fact]:
     commands=(
         "lsof -i :{port}   # or: ss -ltnp | grep {port}\n"
         "kill {holder_pid}   # the process holding the port: {holder_name}\n"
-        "docker restart {container}"
+        "{restart}"
     ),
 )
 def port_in_use(ev: Evidence) -> list[Fact]:
@@ -139,8 +136,7 @@ def oom_killed(ev: Evidence) -> list[Fact]:
     "service_down",
     "dependency_unavailable",
     commands=(
-        "docker ps -a\nsystemctl status postgresql redis\n"
-        "systemctl restart postgresql\ndocker restart {container}"
+        "docker ps -a\nsystemctl status postgresql redis\nsystemctl restart postgresql\n{restart}"
     ),
 )
 def dependency_unavailable(ev: Evidence) -> list[Fact]:

@@ -25,8 +25,10 @@ from runbook_lib.evidence.logs.patterns import (
 from runbook_lib.evidence.logs.sources import (
     ContainerSource,
     FileSource,
+    FilesSource,
     JournalSource,
     LogSource,
+    Sources,
     source_for,
 )
 
@@ -35,6 +37,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "ERROR_LEVELS",
     "FileSource",
+    "FilesSource",
     "JournalSource",
     "LogLine",
     "LogMatches",
@@ -43,6 +46,7 @@ __all__ = [
     "PATTERNS",
     "Pattern",
     "REDACTED",
+    "Sources",
     "cache_key_stats",
     "match",
     "normalize_level",

@@ -3,6 +3,7 @@ journal. A source never raises for a problem with itself: its `LogRead` names it
 
 from __future__ import annotations
 
+import glob
 import gzip
 import importlib
 import math
@@ -150,21 +151,24 @@ def _in_window(lines: Iterable[LogLine], start: datetime, end: datetime) -> Iter
 
 @dataclass(frozen=True)
 class JournalSource:
-    """`journalctl -u UNIT` for a window, streamed, killed after `timeout` seconds."""
+    """`journalctl -u UNIT` for a window, streamed, killed after `timeout` seconds; from
+    `directory` instead of the system journal when given (journals collected elsewhere)."""
 
     unit: str
     timeout: float = 30.0
     journalctl: str = "journalctl"
+    directory: str = ""
 
     @property
     def description(self) -> str:
-        return f"journal:{self.unit}"
+        return f"journal:{self.unit}" + (f"@{self.directory}" if self.directory else "")
 
     def command(self, start: datetime, end: datetime) -> list[str]:
         """@epoch bounds: journalctl would read plain dates in the machine's local zone."""
         since, until = math.floor(as_utc(start).timestamp()), math.ceil(as_utc(end).timestamp())
         return [
             self.journalctl,
+            *(["-D", self.directory] if self.directory else []),
             "-u",
             self.unit,
             f"--since=@{since}",
@@ -220,14 +224,79 @@ class JournalSource:
         return LogRead(self.description, tuple(lines), None, truncated)
 
 
-def source_for(spec: str) -> FileSource | ContainerSource | JournalSource:
-    """'file:/path', 'container:NAME' (or 'docker:NAME'), 'journal:UNIT', or a bare path."""
+@dataclass(frozen=True)
+class FilesSource:
+    """Every file a glob matches, read together: a log and its rotations (`app.log`,
+    `app.log.1`, `app.log.2.gz`), oldest file first, lines merged by time."""
+
+    pattern: str
+
+    @property
+    def description(self) -> str:
+        return f"file:{self.pattern}"
+
+    def paths(self) -> list[Path]:
+        found = [Path(p) for p in glob.glob(str(Path(self.pattern).expanduser()))]
+        return sorted((p for p in found if p.is_file()), key=_mtime)
+
+    def read(self, start: datetime, end: datetime, limit: int = DEFAULT_LIMIT) -> LogRead:
+        files = self.paths()
+        if not files:
+            return LogRead(self.description, (), f"{self.description}: no file matches")
+        return merged(self.description, [FileSource(f) for f in files], start, end, limit)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Several sources of one service (its files, its container, its journal), read as one."""
+
+    parts: tuple[LogSource, ...]
+
+    @property
+    def description(self) -> str:
+        return " + ".join(p.description for p in self.parts)
+
+    def read(self, start: datetime, end: datetime, limit: int = DEFAULT_LIMIT) -> LogRead:
+        return merged(self.description, list(self.parts), start, end, limit)
+
+
+def merged(
+    description: str, parts: list[LogSource], start: datetime, end: datetime, limit: int
+) -> LogRead:
+    """The lines of every part, by time (lines without one keep their place), the newest
+    `limit`; an error only when no part could be read, naming each."""
+    reads = [part.read(start, end, limit) for part in parts]
+    good = [r for r in reads if r.error is None]
+    if not good:
+        return LogRead(description, (), "; ".join(str(r.error) for r in reads))
+    floor = as_utc(start)
+    lines = sorted((x for r in good for x in r.lines), key=lambda x: x.ts or floor)
+    truncated = any(r.truncated for r in good) or len(lines) > limit
+    return LogRead(description, tuple(lines[-limit:] if limit > 0 else ()), None, truncated)
+
+
+def source_for(spec: str | list[str] | tuple[str, ...]) -> LogSource:
+    """'file:/path', a path or a glob, 'container:NAME' (or 'docker:NAME'; NAME may be
+    'label:KEY=VALUE'), 'journal:UNIT' (or 'journal:UNIT@DIRECTORY'); a list of those is
+    read as one source."""
+    if not isinstance(spec, str):
+        parts = tuple(source_for(s) for s in spec)
+        return parts[0] if len(parts) == 1 else Sources(parts)
     scheme, sep, rest = spec.partition(":")
     scheme = scheme.strip().lower()
     if sep and scheme in ("container", "docker"):
         return ContainerSource(rest)
     if sep and scheme == "journal":
-        return JournalSource(rest)
+        unit, _, directory = rest.partition("@")
+        return JournalSource(unit, directory=directory)
+    path = spec
     if sep and scheme == "file":
-        return FileSource(Path(rest[2:] if rest.startswith("//") else rest))
-    return FileSource(Path(spec))
+        path = rest[2:] if rest.startswith("//") else rest
+    return FilesSource(path) if glob.has_magic(path) else FileSource(Path(path))
