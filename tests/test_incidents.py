@@ -83,6 +83,7 @@ def test_runbook_incidents_lists_and_prints_the_message(tmp_path: Path) -> None:
     record = rows[0]["runs"][0]["record"]
     assert msg.stdout.splitlines()[-1] == f"Record: {tmp_path / record / 'report.html'}"
     by_fp = subprocess.run([*runbook, "--message", "f1"], capture_output=True, text=True)
+
     def same(text: str) -> list[str]:  # the next update's time moves with the clock
         return [ln for ln in text.splitlines() if not ln.startswith("Next Update")]
 
