@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/runbook/kernel.json
 
-.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean notebooks golden bench bench-distributed accuracy
+.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean docs golden bench bench-distributed accuracy
 
 setup: system $(STAMP) $(KERNEL)
+	@bash scripts/install-git-filter.sh $(PY)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,8 +60,9 @@ clean:
 	-bash scripts/stop-monitoring.sh
 	rm -rf $(VENV) .state
 
-notebooks: $(STAMP)
-	$(PY) -m runbook_lib.notebook.spec
+# docs/notebook-parameters.md: the parameters table, read from the notebooks' parameters cells.
+docs: $(STAMP)
+	$(PY) -m runbook_lib.notebook.parameters docs/notebook-parameters.md
 
 golden: setup
 	$(PY) -m tests.golden.golden

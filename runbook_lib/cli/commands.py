@@ -178,6 +178,26 @@ def _param_value(text: str) -> object:
         return text
 
 
+def _lint(args: argparse.Namespace) -> int:
+    """Every notebook's problems, one line each naming the notebook, the cell and the fix;
+    exit 0 only when there are none."""
+    from runbook_lib.contract.config import NOTEBOOKS
+    from runbook_lib.notebook import lint
+
+    paths = [Path(p) for p in args.notebooks] or [NOTEBOOKS]
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"runbook lint: {path} does not exist: give notebooks or a "
+                             "directory of them (default: the package's runbooks)")  # fmt: skip
+    count = sum(len(list(p.glob("*.ipynb"))) if p.is_dir() else 1 for p in paths)
+    problems = lint.lint(paths)
+    for problem in problems:
+        print(problem)
+    print(f"{count} notebooks, {len(problems)} problems"
+          + ("" if problems else ": the notebook contract holds"))  # fmt: skip
+    return 1 if problems else 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from runbook_lib.contract.alerts import ROUTES
 

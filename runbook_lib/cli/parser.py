@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 from runbook_lib.cli.commands import (
     _demo,
     _doctor,
+    _lint,
     _list,
     _postmortem,
     _prune,
@@ -252,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
     p.add_argument("--timeout", type=float, default=600, help="per-cell timeout, seconds")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("lint", help="check runbook notebooks against the notebook contract")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                   help="notebooks or directories (default: the runbooks of the package, "
+                   "the checkout's notebooks/ when installed from it)")  # fmt: skip
+    p.set_defaults(func=_lint)
 
     p = sub.add_parser("summary", help="print a record's summary")
     p.add_argument("record")
