@@ -116,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distributed: seconds between sweeps for runs to send again")  # fmt: skip
     p.add_argument("--lease-grace", type=float, default=30.0,
                    help="distributed: the workers' --lease-grace")  # fmt: skip
-    p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
+    p.add_argument("--runbooks-dir", "--notebooks", dest="runbooks_dir",
+                   default=settings.runbooks_dir, type=Path,
+                   help="the runbook notebooks, pinned at start and again on SIGHUP "
+                   "(RUNBOOK_RUNBOOKS_DIR; default: the installed package's)")  # fmt: skip
     p.add_argument("--prometheus-url", help="for the notebooks (RUNBOOK_PROMETHEUS_URL)")
     p.add_argument("--alertmanager-url", default=settings.alertmanager_url,
                    help="for the notebooks and to reconcile open incidents against its "
@@ -190,7 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-delay", type=float, default=300,
                    help="the receivers' --verify-delay (the broker's visibility timeout)")  # fmt: skip
     p.add_argument("--param", action="append", default=[], metavar="K=V")
-    p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
+    p.add_argument("--runbooks-dir", "--notebooks", dest="runbooks_dir",
+                   default=settings.runbooks_dir, type=Path,
+                   help="the runbook notebooks, pinned at start and again on SIGHUP "
+                   "(RUNBOOK_RUNBOOKS_DIR; default: the installed package's)")  # fmt: skip
     _hold_arguments(p, settings)
     p.add_argument("--lease-grace", type=float, default=30.0,
                    help="seconds past --run-timeout before another worker may take a run")  # fmt: skip

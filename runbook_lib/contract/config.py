@@ -67,9 +67,10 @@ class FileConfig(BaseModel):
     memory_limit_bytes: int | None = None
     metrics_profile: str | None = None  # contract (ggen_mcp_*) or server (the real mcp_*)
     log_format: Literal["text", "json"] | None = None  # serve's and worker's log lines
+    runbooks_dir: str | None = None  # the runbooks serve and worker pin (default: the package's)
 
 
-PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config", "operators_file")
+PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config", "operators_file", "runbooks_dir")
 
 
 def is_root() -> bool:
@@ -182,6 +183,7 @@ class Settings:
         default_factory=lambda: int(value("memory_limit_bytes", MEMORY_LIMIT_BYTES))
     )
     log_format: str = field(default_factory=lambda: str(value("log_format", "text")))
+    runbooks_dir: Path = field(default_factory=lambda: Path(str(value("runbooks_dir", NOTEBOOKS))))
 
     def token(self) -> str:
         """The webhook bearer token: the variable, else the first line of the token file.

@@ -28,11 +28,8 @@ import nbformat
 import promql_parser
 
 from runbook_lib.notebook import parameters
-from runbook_lib.notebook.parameters import CONTRACT, POSTMORTEM_CONTRACT
+from runbook_lib.notebook.parameters import CONTRACT, KERNELSPEC, POSTMORTEM_CONTRACT
 
-# The kernel every notebook declares, and the engine runs it on: the venv's own Python
-# (JupyterLab started from the venv opens the notebooks with it; `make setup` registers it).
-KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 # The runbook's sections, in its order, by the calls on `run` that make them.
 SECTIONS: list[tuple[str, tuple[str, ...]]] = [
     ("header", ("header",)),

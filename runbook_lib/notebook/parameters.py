@@ -20,6 +20,9 @@ from typing import Any
 import papermill
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+# The kernel every notebook declares, and the engine runs it on: the venv's own Python
+# (JupyterLab started from the venv opens the notebooks with it).
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 # What `notebook.start`, the engine and the receiver read or set: name -> declared type.
 CONTRACT: dict[str, str] = {
     "alert_name": "str",
@@ -129,15 +132,18 @@ def model(path: Path) -> type[BaseModel]:
         raise ParameterError(f"no runbook notebook at {path}") from None
 
 
-def validate(path: Path, params: dict[str, Any]) -> dict[str, Any]:
+def validate(path: Path, params: dict[str, Any], *, undeclared: bool = False) -> dict[str, Any]:
     """`params` checked against the declarations of notebook `path`: the same values, typed;
-    ParameterError naming the parameter, its type and the fix."""
+    ParameterError naming the parameter, its type and the fix. A name the notebook does not
+    declare is an error, unless `undeclared` (the engine: papermill sets it, nothing reads it)."""
     m = model(path)
+    checked_names = params if not undeclared else {k: v for k, v in params.items()
+                                                   if k in m.model_fields}  # fmt: skip
     try:
-        checked = m.model_validate(params)
+        checked = m.model_validate(checked_names)
     except ValidationError as exc:
         raise ParameterError(_explain(path, m, params, exc)) from None
-    return {k: getattr(checked, k) for k in params}
+    return {k: getattr(checked, k) if k in checked_names else v for k, v in params.items()}
 
 
 def _explain(path: Path, m: type[BaseModel], params: dict, exc: ValidationError) -> str:
