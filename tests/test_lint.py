@@ -46,7 +46,7 @@ def test_a_missing_parameter_is_named(tmp_path: Path) -> None:
         ln for ln in nb.cells[i].source.splitlines() if not ln.startswith("lookback_minutes")
     )
     [problem] = _problems(path, nb)
-    assert problem.startswith(f"{path}: cell 1 (# Parameters: Papermill sets them")
+    assert problem.startswith(f"{path}: cell 1 `# Parameters: Papermill sets them")
     assert "declares no lookback_minutes: add `lookback_minutes: int = ...  #" in problem
 
 
@@ -73,7 +73,7 @@ def test_a_section_out_of_order_is_named(tmp_path: Path) -> None:
     causes, diagnosis = _cell(nb, "run.causes()"), _cell(nb, "run.diagnosis()")
     nb.cells[causes], nb.cells[diagnosis] = nb.cells[diagnosis], nb.cells[causes]
     [problem] = _problems(path, nb)
-    assert problem.startswith(f"{path}: cell {diagnosis} (run.causes()): ")
+    assert problem.startswith(f"{path}: cell {diagnosis} `run.causes()`: ")
     assert f"run.causes() (causes) comes after run.diagnosis() (diagnosis, cell {causes})" in (
         problem
     )
@@ -93,7 +93,7 @@ def test_a_by_that_disagrees_with_the_grouping_is_named(tmp_path: Path) -> None:
     i = _cell(nb, 'run.step("error_types")')
     nb.cells[i].source = nb.cells[i].source.replace("sum by (error_type)", "sum by (tool)")
     [problem] = _problems(path, nb)
-    assert problem.startswith(f'{path}: cell {i} (run.panel(): run.panel("errors_by_type"): ')
+    assert problem.startswith(f'{path}: cell {i} `run.panel(`: run.panel("errors_by_type"): ')
     assert 'the query groups by (tool) but by="error_type": make them agree' in problem
 
 
@@ -120,7 +120,7 @@ def test_outputs_left_in_are_named(tmp_path: Path) -> None:
     nb.cells[i].outputs = [nbformat.v4.new_output("stream", text="hello\n")]
     nb.cells[i].execution_count = 3
     [problem] = _problems(path, nb)
-    assert problem.startswith(f"{path}: cell {i} (run.header()): has outputs or an execution")
+    assert problem.startswith(f"{path}: cell {i} `run.header()`: has outputs or an execution")
 
 
 def test_another_kernel_is_named(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ class Problem:
     source: str = ""  # its first line, to find it in JupyterLab
 
     def __str__(self) -> str:
-        where = "" if self.cell is None else f": cell {self.cell} ({self.source})"
+        where = "" if self.cell is None else f": cell {self.cell} `{self.source}`"
         return f"{self.notebook}{where}: {self.what}"
 
 
