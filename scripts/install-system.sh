@@ -16,6 +16,7 @@ fontconfig                 fc-list
 redis-server               redis-server
 redis-tools                redis-check-rdb
 systemd                    systemd-analyze
+git                        git
 postgresql-15              /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/15/bin/initdb
 EOF
 missing=()
