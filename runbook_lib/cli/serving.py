@@ -81,15 +81,16 @@ def _pin(config: RunConfig) -> RunConfig:
 
 
 def _site_params(items: list[str], runbooks_dir: Path) -> dict:
-    """serve's and worker's --param: typed and checked against every runbook, since each run
-    gets them."""
+    """serve's and worker's --param, typed and checked against every runbook of
+    `runbooks_dir`, since each of their runs gets them."""
     from runbook_lib.contract.alerts import RUNBOOKS
 
     pairs = _pairs(items, "--param")
-    out: dict = {}
-    for runbook in RUNBOOKS:
-        out = typed_params(pairs, Path(runbooks_dir) / f"{runbook}.ipynb", "--param")
-    return out
+    if not pairs:
+        return {}
+    notebooks = [n for rb in RUNBOOKS if (n := Path(runbooks_dir) / f"{rb}.ipynb").exists()]
+    checked = [typed_params(pairs, n, "--param") for n in notebooks or [Path(runbooks_dir)]]
+    return checked[-1]
 
 
 def _reload_on_hup(runbooks) -> None:

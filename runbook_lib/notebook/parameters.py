@@ -126,10 +126,9 @@ def model(path: Path) -> type[BaseModel]:
     """A pydantic model of the parameters notebook `path` declares (read again when the
     file changes)."""
     path = Path(path)
-    try:
-        return _model(path, path.stat().st_mtime_ns)
-    except FileNotFoundError:
-        raise ParameterError(f"no runbook notebook at {path}") from None
+    if not path.is_file():
+        raise ParameterError(f"no runbook notebook at {path}")
+    return _model(path, path.stat().st_mtime_ns)
 
 
 def validate(path: Path, params: dict[str, Any], *, undeclared: bool = False) -> dict[str, Any]:
@@ -176,7 +175,7 @@ def from_text(text: str, kind: str) -> Any:
 
 def parse_pairs(pairs: dict[str, str], path: Path) -> dict[str, Any]:
     """`--param` texts typed by the declarations of notebook `path`, then validated."""
-    decl = declared(Path(path)) if Path(path).exists() else {}
+    decl = declared(Path(path)) if Path(path).is_file() else {}
     values = {k: from_text(v, decl[k].type if k in decl else "") for k, v in pairs.items()}
     return validate(path, values)
 

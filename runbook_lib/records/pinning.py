@@ -73,8 +73,6 @@ class Runbooks:
         self.source, self.output_dir = Path(source), Path(output_dir)
         self._lock = threading.Lock()
         self.current = take(self.source, self.output_dir)
-        log.info("runbooks %s from %s (pinned in %s)", self.current.hash, self.current.source,
-                 self.current.dir)  # fmt: skip
 
     def reload(self) -> Snapshot:
         """A new snapshot of the source; the old one stays for runs that started on it. A
