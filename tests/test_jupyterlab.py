@@ -265,6 +265,7 @@ def test_opened_by_hand_the_runbook_takes_the_firing_alert(lab: Lab) -> None:
     assert "GgenMcpHighErrorRate · critical · firing" in header
     assert f"**Started** {starts:%Y-%m-%d %H:%M:%S} UTC" in header
     assert "errors above 5%" in header and "team" in header
+    assert f"Opened by hand: the alert of this runbook Alertmanager ({am}) holds firing" in header
     marker = lab.page.evaluate(
         f"""async () => {{
       const future = {CURRENT}.sessionContext.session.kernel.requestExecute(

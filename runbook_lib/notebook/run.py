@@ -115,12 +115,14 @@ def derive(runbook: str, given: dict[str, Any]) -> dict[str, Any]:
     if not p.get("alert_name") and p["labels"].get("alertname"):
         p["alert_name"] = p["labels"]["alertname"]
     at = utc(p.get("at") or None)
-    exploring, gaps = "", []
+    exploring, found, gaps = "", "", []
     if not p.get("alert_name"):
         lookup = by_hand.firing(p.get("alertmanager_url") or "", runbook, p["labels"], at,
                                 datetime.now(UTC))  # fmt: skip
         if lookup.params:
             p.update(lookup.params)
+            found = (f"Opened by hand: the alert of this runbook Alertmanager ({lookup.url}) "
+                     "holds firing for this instance.")  # fmt: skip
         else:
             p["alert_name"] = ""
             exploring = by_hand.exploring_md(runbook, p["labels"].get("instance", ""), at, lookup)
@@ -139,7 +141,8 @@ def derive(runbook: str, given: dict[str, Any]) -> dict[str, Any]:
     if p["alert_name"] and route(p["alert_name"]) != runbook and runbook != "triage":
         gaps.append(f"alert {p['alert_name']} routes to {route(p['alert_name'])}, not {runbook}")
     return {"p": p, "given": given, "at": at, "starts_at": starts_at, "ends_at": ends_at,
-            "scope": scope, "prom": _prometheus(p), "gaps": gaps, "exploring": exploring}  # fmt: skip
+            "scope": scope, "prom": _prometheus(p), "gaps": gaps, "exploring": exploring,
+            "found_by_hand": found}  # fmt: skip
 
 
 def _prometheus(p: dict[str, Any]) -> Any:

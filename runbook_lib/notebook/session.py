@@ -48,6 +48,7 @@ class Session:
     given: dict[str, Any] = field(default_factory=dict)
     panel_defs: dict[str, tuple[panels.Panel, timedelta]] = field(default_factory=dict)
     exploring: str = ""  # opened by hand with no alert firing: what the header says instead
+    found_by_hand: str = ""  # opened by hand: where the firing alert examined came from
 
     # -- window ------------------------------------------------------------------------
     @property
@@ -137,6 +138,8 @@ class Session:
             f"{minutes:.0f} min at evaluation time {self.at:%Y-%m-%d %H:%M:%S} UTC.  ",
             f"**Runbook** `{self.runbook}` · **fingerprint** {code(p.get('fingerprint') or '')}",
         ]
+        if self.found_by_hand:
+            lines.append(f"*{esc(self.found_by_hand)}*")
         for key in ("summary", "description", "impact"):
             if ann.get(key):
                 lines.append(f"- **{key}**: {esc(ann[key])}")
