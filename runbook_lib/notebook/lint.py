@@ -157,7 +157,7 @@ def _parameters(
         if p is None and name not in names:
             out.append(_problem(shown, nb, i, f"declares no {name}: add `{name}: {kind} = "
                                 "...  # what it changes` (docs/notebook-parameters.md)"))  # fmt: skip
-        elif p is not None and p.type != kind:
+        elif p is not None and not _same_type(p.type, kind):
             out.append(_problem(shown, nb, i, f"{name} is declared "
                                 f"{'with no type' if p.type == 'None' else p.type}: declare "
                                 f"`{name}: {kind} = ...`, the type the library and the "
@@ -169,6 +169,14 @@ def _parameters(
             except ValueError as exc:
                 out.append(_problem(shown, nb, i, f"parameter {p.name}: {exc}"))
     return out
+
+
+def _same_type(declared: str, kind: str) -> bool:
+    """`dict[str,str]` is `dict[str, str]`: compared as types, not as text."""
+    try:
+        return parameters.type_of(declared) == parameters.type_of(kind)
+    except ValueError:
+        return False
 
 
 def _runbook_cells(
