@@ -121,3 +121,41 @@ def test_a_save_changes_what_serve_runs_only_after_sighup(tmp_path: Path) -> Non
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.mark.stack  # PostgreSQL, Redis, a receiver and a Celery worker
+def test_a_worker_runs_its_pinned_runbooks_until_sighup(tmp_path: Path) -> None:
+    from runbook_lib.lab.backing import LocalCluster
+    from runbook_lib.records.index import Index
+
+    from .test_distributed import FAST, group, post, settle
+
+    work = _working_copy(tmp_path)
+    h1 = pinning.content_hash(work)
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    cluster = LocalCluster(tmp_path / "cluster",
+                           run_args=["--prometheus-url", unreachable, *FAST]).start()  # fmt: skip
+    try:
+        receiver = cluster.receiver("receiver")
+        worker = cluster.worker("worker", 1, "--runbooks-dir", str(work))
+        index = Index(url=cluster.postgres.url)
+
+        def hash_of_run(i: int) -> str:
+            assert post(receiver, group(i, "p")) == 200
+            latest = max(settle(index, i + 1, 180), key=lambda r: r["id"])
+            return record_hash(cluster.records / latest["record"])
+
+        assert hash_of_run(0) == h1
+        _save(work, "lookback_minutes: int = 15", "lookback_minutes: int = 5")
+        h2 = pinning.content_hash(work)
+        assert hash_of_run(1) == h1  # the save is not deployed to the running worker
+        worker.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: f"runbooks {h2} from" in worker.log.read_text(), 120,
+                 "the restarted worker's pinning")  # fmt: skip
+        assert hash_of_run(2) == h2
+    finally:
+        cluster.stop()
+
+
+def record_hash(rec: Path) -> str:
+    return json.loads((rec / "summary.json").read_text())["runbooks_hash"]

@@ -54,9 +54,8 @@ class Request:
     cell_timeout: float = 600.0
     run_timeout: float | None = None
     progress: bool = False
-    notebook_dir: Path | None = (
-        None  # the runbooks to run from (a pinned snapshot); None: the engine's
-    )
+    # the runbooks to run from (the pinned copy, records/pinning.py); None: the engine's own
+    notebook_dir: Path | None = None
 
 
 @dataclass

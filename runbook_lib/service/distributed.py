@@ -32,7 +32,7 @@ from runbook_lib.records import record, runner
 from runbook_lib.records.index import Index, Queued
 from runbook_lib.records.pinning import Runbooks
 from runbook_lib.service import logs
-from runbook_lib.service.workers import RunConfig, held, job_spec
+from runbook_lib.service.workers import RunConfig, held, job_params, job_spec
 
 TASK = "runbook.run"
 MAX_ATTEMPTS = 3  # deliveries of one run that may start it before it is given up
@@ -147,7 +147,7 @@ def _run_task(task, run_id: int) -> str:
         return "found published"
     if job.attempts > MAX_ATTEMPTS:
         rec = runner.failure_record(
-            job_spec(job, cfg, _runbooks(ctx.settings))["params"], cfg.output_dir, runbook=job.runbook, name=job.record,
+            job_params(job, cfg), cfg.output_dir, runbook=job.runbook, name=job.record,
             status="failed", error=f"the run was started {job.attempts - 1} times and never "
             "finished; not trying again", extra={"run_id": run_id},
         )  # fmt: skip
