@@ -43,7 +43,6 @@ def test_a_snapshot_is_the_content_of_the_runbooks(tmp_path: Path) -> None:
     assert first.dir == tmp_path / "out" / ".runbooks" / first.hash and len(first.hash) == 12
     assert sorted(p.name for p in first.dir.iterdir()) == sorted(p.name for p in work.iterdir())
     assert (first.dir / "memory.ipynb").read_bytes() == (work / "memory.ipynb").read_bytes()
-    assert not os.access(first.dir / "memory.ipynb", os.W_OK) or os.geteuid() == 0
     assert oct((first.dir / "memory.ipynb").stat().st_mode & 0o777) == "0o444"
     assert pinning.take(work, tmp_path / "out") == first  # the same content: the same copy
     _save(work, "lookback_minutes: int = 15", "lookback_minutes: int = 5")
