@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/runbook/kernel.json
 
-.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean notebooks golden bench bench-distributed accuracy docs
+.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean docs params-doc golden bench bench-distributed accuracy
 
 setup: system $(STAMP) $(KERNEL)
+	@bash scripts/install-git-filter.sh $(PY)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +53,7 @@ demo: setup
 	$(VENV)/bin/runbook demo
 
 # The documentation site (docs/ -> site/), built offline; --strict fails on a dead link.
-docs: setup
+docs: setup params-doc
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 format: $(STAMP)
@@ -63,8 +64,9 @@ clean:
 	-bash scripts/stop-monitoring.sh
 	rm -rf $(VENV) .state
 
-notebooks: $(STAMP)
-	$(PY) -m runbook_lib.notebook.spec
+# docs/notebook-parameters.md: the parameters table, read from the notebooks' parameters cells.
+params-doc: $(STAMP)
+	$(PY) -m runbook_lib.notebook.parameters docs/notebook-parameters.md
 
 golden: setup
 	$(PY) -m tests.golden.golden

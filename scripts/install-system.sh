@@ -17,6 +17,7 @@ redis-server               redis-server
 redis-tools                redis-check-rdb
 systemd                    systemd-analyze journalctl
 systemd-journal-remote     /lib/systemd/systemd-journal-remote
+git                        git
 postgresql-15              /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/15/bin/initdb
 EOF
 missing=()

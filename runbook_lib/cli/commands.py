@@ -171,12 +171,35 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def _param_value(text: str) -> object:
-    """--param values: JSON when they parse (true, 15, [..]), else the plain string."""
+def typed_params(pairs: dict[str, str], notebook: Path, flag: str) -> dict:
+    """--param values read by the types `notebook` declares (a str as written, others as
+    JSON), checked by its model; UsageError naming the parameter and the fix."""
+    from runbook_lib.notebook import parameters
+
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        return parameters.parse_pairs(pairs, notebook)
+    except parameters.ParameterError as exc:
+        raise UsageError(f"runbook: {flag}: {exc}") from None
+
+
+def _lint(args: argparse.Namespace) -> int:
+    """Every notebook's problems, one line each naming the notebook, the cell and the fix;
+    exit 0 only when there are none."""
+    from runbook_lib.contract.config import NOTEBOOKS
+    from runbook_lib.notebook import lint
+
+    paths = [Path(p) for p in args.notebooks] or [NOTEBOOKS]
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"runbook lint: {path} does not exist: give notebooks or a "
+                             "directory of them (default: the package's runbooks)")  # fmt: skip
+    count = sum(len(list(p.glob("*.ipynb"))) if p.is_dir() else 1 for p in paths)
+    problems = lint.lint(paths)
+    for problem in problems:
+        print(problem)
+    print(f"{count} notebooks, {len(problems)} problems"
+          + ("" if problems else ": the notebook contract holds"))  # fmt: skip
+    return 1 if problems else 0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -191,17 +214,27 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """One runbook now: the record's path, then its answer; exit 0 only when it completed."""
+    from runbook_lib.contract.alerts import route
     from runbook_lib.records import record, runner
 
     settings = Settings()
-    extra = {k: _param_value(v) for k, v in _pairs(args.param, "--param").items()}
+    pairs = _pairs(args.param, "--param")
     if args.from_record:
-        params = _replay_params(Path(args.from_record), extra)
+        replayed = _replay_params(Path(args.from_record), {})
+        runbook = route(replayed["alert_name"])
+    elif not args.alertname:
+        raise UsageError("runbook run: no alert: give ALERTNAME (`runbook list` names them), "
+                         "or --from-record RECORD")  # fmt: skip
+    else:
+        runbook = route(args.alertname)
+    extra = typed_params(pairs, settings.runbooks_dir / f"{runbook}.ipynb", "--param")
+    if args.from_record:
+        params = {**replayed, **extra}
     else:
         params = _alert_params(args, settings, extra)
-    out = runner.run(
-        params, Path(args.output or settings.output_dir), progress=True, timeout=args.timeout
-    )
+    out = runner.run(params, Path(args.output or settings.output_dir), progress=True,
+                     timeout=args.timeout, runbook=runbook,
+                     notebook_dir=settings.runbooks_dir)  # fmt: skip
     summ = record.summary(out)
     print(out)
     print(show.summary_text(summ, out, brief=True))

@@ -10,6 +10,7 @@ from pathlib import Path
 from runbook_lib.cli.commands import (
     _demo,
     _doctor,
+    _lint,
     _list,
     _postmortem,
     _prune,
@@ -112,7 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distributed: seconds between sweeps for runs to send again")  # fmt: skip
     p.add_argument("--lease-grace", type=float, default=30.0,
                    help="distributed: the workers' --lease-grace")  # fmt: skip
-    p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
+    p.add_argument("--runbooks-dir", "--notebooks", dest="runbooks_dir",
+                   default=settings.runbooks_dir, type=Path,
+                   help="the runbook notebooks, pinned at start and again on SIGHUP "
+                   "(RUNBOOK_RUNBOOKS_DIR; default: the installed package's)")  # fmt: skip
     p.add_argument("--prometheus-url", help="for the notebooks (RUNBOOK_PROMETHEUS_URL)")
     p.add_argument("--alertmanager-url", default=settings.alertmanager_url,
                    help="for the notebooks and to reconcile open incidents against its "
@@ -187,7 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-delay", type=float, default=300,
                    help="the receivers' --verify-delay (the broker's visibility timeout)")  # fmt: skip
     p.add_argument("--param", action="append", default=[], metavar="K=V")
-    p.add_argument("--notebooks", help="the runbook notebooks (default: the package's)")
+    p.add_argument("--runbooks-dir", "--notebooks", dest="runbooks_dir",
+                   default=settings.runbooks_dir, type=Path,
+                   help="the runbook notebooks, pinned at start and again on SIGHUP "
+                   "(RUNBOOK_RUNBOOKS_DIR; default: the installed package's)")  # fmt: skip
     _hold_arguments(p, settings)
     p.add_argument("--lease-grace", type=float, default=30.0,
                    help="seconds past --run-timeout before another worker may take a run")  # fmt: skip
@@ -250,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="records directory (RUNBOOK_OUTPUT_DIR)")
     p.add_argument("--timeout", type=float, default=600, help="per-cell timeout, seconds")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("lint", help="check runbook notebooks against the notebook contract")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                   help="notebooks or directories (default: the runbooks of the package, "
+                   "the checkout's notebooks/ when installed from it)")  # fmt: skip
+    p.set_defaults(func=_lint)
 
     p = sub.add_parser("summary", help="print a record's summary")
     p.add_argument("record")

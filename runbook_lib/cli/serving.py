@@ -24,7 +24,7 @@ from runbook_lib.contract.config import file_values as config_file_values
 
 if TYPE_CHECKING:
     from runbook_lib.service.workers import RunConfig
-from runbook_lib.cli.commands import _pairs, _param_value
+from runbook_lib.cli.commands import _pairs, typed_params
 
 log = logging.getLogger("runbook.serve")
 
@@ -49,11 +49,14 @@ def _start_logging(fmt: str) -> None:
 
 
 def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
+    """How runs are made, each --param checked against every runbook of --runbooks-dir (the
+    processes that run notebooks pin those with `_pin` once nothing else can fail)."""
     from runbook_lib.service.holds import HoldPolicy
     from runbook_lib.service.workers import RunConfig
 
     settings = Settings()
     prometheus_url = args.prometheus_url or settings.prometheus_url
+    params = _site_params(args.param, args.runbooks_dir)
     return RunConfig(
         output_dir=output,
         workers=getattr(args, "workers", None) or os.cpu_count() or 2,
@@ -61,12 +64,37 @@ def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
         run_timeout=args.run_timeout,
         prometheus_url=prometheus_url,
         alertmanager_url=args.alertmanager_url or "",
-        params={**settings.notebook_params(),  # the service's logs, container, memory limit
-                **{k: _param_value(v) for k, v in _pairs(args.param, "--param").items()}},
-        **({"notebook_dir": Path(args.notebooks)} if getattr(args, "notebooks", None) else {}),
+        params={**settings.notebook_params(), **params},  # the site's logs, then --param
+        notebook_dir=Path(args.runbooks_dir),
         hold=HoldPolicy(prometheus_url, fallback_s=args.correlation_hold, cap_s=args.hold_cap,
                         margin_s=args.hold_margin),
     )  # fmt: skip
+
+
+def _pin(config: RunConfig) -> RunConfig:
+    """`config` with the runbooks of its runbooks_dir pinned under its output directory
+    (records/pinning.py)."""
+    from dataclasses import replace
+
+    from runbook_lib.records.pinning import Runbooks
+
+    try:
+        return replace(config, runbooks=Runbooks(config.notebook_dir, config.output_dir))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"runbook: --runbooks-dir: {exc}") from None
+
+
+def _site_params(items: list[str], runbooks_dir: Path) -> dict:
+    """serve's and worker's --param, typed and checked against every runbook of
+    `runbooks_dir`, since each of their runs gets them."""
+    from runbook_lib.contract.alerts import RUNBOOKS
+
+    pairs = _pairs(items, "--param")
+    if not pairs:
+        return {}
+    notebooks = [n for rb in RUNBOOKS if (n := Path(runbooks_dir) / f"{rb}.ipynb").exists()]
+    checked = [typed_params(pairs, n, "--param") for n in notebooks or [Path(runbooks_dir)]]
+    return checked[-1]
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -78,8 +106,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     token = _webhook_token(args.token_file, settings)
     output = Path(args.output or settings.output_dir)
-    config = _run_config(args, output)
     log_format = _log_format("runbook serve", args.log_format)
+    embedded = not args.database and not args.no_workers
+    config = _run_config(args, output)
     if bool(args.database) != bool(args.broker):
         raise UsageError("runbook serve: distributed mode needs both --database and --broker "
                          "(RUNBOOK_DATABASE_URL, RUNBOOK_BROKER_URL); give both or neither")  # fmt: skip
@@ -98,6 +127,8 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         index = Index(output / "index.sqlite", **_grouping(args))
     embedded = dispatcher is None and not args.no_workers
+    if embedded:
+        config = _pin(config)
     viewer, viewer_where = _secret(
         os.environ.get("RUNBOOK_VIEWER_TOKEN", ""), output / ".viewer-token"
     )
@@ -123,6 +154,9 @@ def _serve(args: argparse.Namespace) -> int:
         prometheus_url=config.prometheus_url,
     )
     _start_logging(log_format)
+    if config.runbooks:
+        log.info("runbooks %s from %s (SIGHUP pins them again)", config.runbooks.current.hash,
+                 config.runbooks.source)  # fmt: skip
     mode = (f"{config.workers} workers" if embedded else
             f"runs to {args.broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip
     log.info("webhook http://%s:%d/alerts -> %s (%s)", args.host, args.port, output, mode)
@@ -132,16 +166,22 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn's own lines (warnings, errors) go through the same handler; no access log
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
                                            log_level="warning", access_log=False))  # fmt: skip
-    signal.signal(signal.SIGHUP, _on_hangup(app.state.sender, config_file_values()))
+    signal.signal(
+        signal.SIGHUP, _on_hangup(app.state.sender, config_file_values(), config.runbooks)
+    )
     server.run(sockets=[sock])  # the socket bound before anything was made
     return 0
 
 
-def _on_hangup(sender, settings_then: dict[str, object]):
-    """SIGHUP: notify.yml is read again (it is also whenever it changes), and runbook.toml:
-    the log says which of its settings changed; those take effect at the next start."""
+def _on_hangup(sender, settings_then: dict[str, object], runbooks=None):
+    """SIGHUP: the runbooks are pinned again (in a thread: not inside the handler), notify.yml
+    is read again (it is also whenever it changes), and runbook.toml: the log says which of
+    its settings changed; those take effect at the next start."""
+    import threading
 
     def hangup(signum, frame) -> None:
+        if runbooks is not None:
+            threading.Thread(target=runbooks.reload, daemon=True).start()
         if sender:
             sender.reload()
         try:
@@ -356,9 +396,12 @@ def _worker(args: argparse.Namespace) -> int:
     log_format = _log_format("runbook worker", args.log_format)
     output = Path(args.output or Settings().output_dir)
     _make_output("runbook worker", output)
-    config = _run_config(args, output)
+    config = _pin(_run_config(args, output))
     settings = distributed.settings_from(args, config)
     _start_logging(log_format)
+    logging.getLogger("runbook.worker").info(
+        "runbooks %s from %s (SIGHUP restarts the worker, which pins them again)",
+        config.runbooks.current.hash, config.runbooks.source)  # fmt: skip
     logging.getLogger("runbook.worker").info(
         "runs from %s, index %s, records -> %s (%d warm processes)", args.broker,
         args.database.split("@")[-1], output, args.concurrency,

@@ -75,9 +75,10 @@ class FileConfig(BaseModel):
     log_file: str | None = None  # a file or a glob, rotated (and .gz) files included
     container: str | None = None  # its Docker container: a name, or label:KEY=VALUE
     log_unit: str | None = None  # its systemd unit, read from the journal
+    runbooks_dir: str | None = None  # the runbooks serve and worker pin (default: the package's)
 
 
-PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config", "operators_file")
+PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config", "operators_file", "runbooks_dir")
 
 
 def is_root() -> bool:
@@ -211,6 +212,7 @@ class Settings:
         default_factory=lambda: int(value("memory_limit_bytes", MEMORY_LIMIT_BYTES))
     )
     log_format: str = field(default_factory=lambda: str(value("log_format", "text")))
+    runbooks_dir: Path = field(default_factory=lambda: Path(str(value("runbooks_dir", NOTEBOOKS))))
     log_file: str = field(default_factory=lambda: str(value("log_file")))
     container: str = field(default_factory=lambda: str(value("container")))
     log_unit: str = field(default_factory=lambda: str(value("log_unit")))
@@ -222,13 +224,11 @@ class Settings:
 
     def notebook_params(self) -> dict[str, object]:
         """What every run of this installation passes to its notebook (`--param` wins): the
-        service's logs and container, and its memory limit."""
+        service's logs and container, and its memory limit (parameters of the same names)."""
         params: dict[str, object] = {"memory_limit_bytes": self.memory_limit_bytes}
-        files = [s for s in self.log_sources() if not s.startswith("container:")]
-        if files:
-            params["log_file"] = files[0] if len(files) == 1 else files
-        if self.container:
-            params["container"] = self.container
+        for key in ("log_file", "container", "log_unit"):
+            if getattr(self, key):
+                params[key] = getattr(self, key)
         return params
 
     def token(self) -> str:

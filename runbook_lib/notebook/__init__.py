@@ -1,5 +1,6 @@
 """What the runbook notebooks call (`notebook.start(...)` returns the `Run` every cell uses),
-how results are shown (charts, the incident message) and the spec that writes the notebooks.
+how results are shown (charts, the incident message), the parameters the notebooks declare and
+`runbook lint`, the contract the notebooks keep.
 
 `start` and `Run` load on first use, so the receiver can use `communication` without
 importing pandas and matplotlib."""

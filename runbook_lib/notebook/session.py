@@ -22,42 +22,15 @@ from runbook_lib.evidence.prom import Prom
 from runbook_lib.notebook import charts, gaps, recurrence
 from runbook_lib.notebook.display import code, esc, plain, related_md, show, status_of, why_md
 
-PARAMS = (
-    "alert_name",
-    "severity",
-    "labels",
-    "annotations",
-    "starts_at",
-    "ends_at",
-    "fingerprint",
-    "prometheus_url",
-    "alertmanager_url",
-    "at",
-    "lookback_minutes",
-    "live",
-    "log_file",
-    "container",
-    "allow_mitigation",
-    "host_snapshot",
-    "node_instance",
-    "memory_limit_bytes",
-    "temp_dir",
-    "watch_dirs",
-    "snapshot_dir",
-    "replay_from",
-    "related_alerts",
-    "incident",
-)
 ESCALATE_AFTER = timedelta(minutes=30)
 
 
 def log_specs(p: dict[str, Any]) -> list[str]:
-    """Where a run reads the service's logs: every `log_file` (a path, a glob, or
-    journal:UNIT; one or a list) and the `container`'s logs, together."""
-    files = p.get("log_file") or []
-    specs = [files] if isinstance(files, str) else list(files)
-    container = p.get("container") or ""
-    return specs + ([f"container:{container}"] if container else [])
+    """Where a run reads the service's logs, together: `log_file` (a path or a glob, or a
+    spec such as journal:UNIT), the `log_unit`'s journal and the `container`'s logs."""
+    unit, container = p.get("log_unit") or "", p.get("container") or ""
+    return [s for s in (p.get("log_file") or "", unit and f"journal:{unit}",
+                        container and f"container:{container}") if s]  # fmt: skip
 
 
 CHART_HISTORY = timedelta(minutes=45)
@@ -79,6 +52,13 @@ class Session:
     actions: list[dict] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     down: dict[str, str] = field(default_factory=dict)  # Prometheus URL -> why it did not answer
+    # The notebook's globals, read again by each cell (run.Run.refresh), and what the
+    # parameters were when last read; panels as cells defined them, kept across a change.
+    namespace: dict[str, Any] | None = None
+    given: dict[str, Any] = field(default_factory=dict)
+    panel_defs: dict[str, tuple[panels.Panel, timedelta]] = field(default_factory=dict)
+    exploring: str = ""  # opened by hand with no alert firing: what the header says instead
+    found_by_hand: str = ""  # opened by hand: where the firing alert examined came from
 
     # -- window ------------------------------------------------------------------------
     @property
@@ -89,10 +69,19 @@ class Session:
     def firing_for(self) -> timedelta:
         return (self.ends_at or self.at) - self.starts_at
 
+    @property
+    def alert_start(self) -> datetime | None:
+        """Where the charts mark the alert: nowhere while exploring a healthy service."""
+        return None if self.exploring else self.starts_at
+
     def data(self, name: str) -> panels.PanelData:
         """A panel's series over the window: as a cell last defined it, else the default."""
         if name not in self.panel_cache:
-            self._fetch(panels.PANELS[name], self.window)
+            if name in self.panel_defs:
+                panel, before = self.panel_defs[name]
+                self._fetch(panel, (min(self.starts_at, self.at) - before, self.at))
+            else:
+                self._fetch(panels.PANELS[name], self.window)
         return self.panel_cache[name]
 
     def panel(
@@ -116,8 +105,9 @@ class Session:
             levels=(warn, crit),
             split_by=by,
         )
-        start = min(self.starts_at, self.at) - _duration(window)
-        self._fetch(panel, (start, self.at))
+        self.panel_defs[name] = (panel, _duration(window))
+        self.panel_cache.pop(name, None)
+        self.data(name)
 
     def _fetch(self, panel: panels.Panel, window: tuple[datetime, datetime]) -> None:
         data = panels.fetch_panel(self.prom, panel, self.scope, *window)
@@ -146,6 +136,9 @@ class Session:
     # -- header ------------------------------------------------------------------------
     def header(self) -> None:
         """What fired, since when, its labels, links for the window, escalation banner."""
+        if self.exploring:
+            display(Markdown(self.exploring))
+            return
         p, ann = self.p, self.p.get("annotations") or {}
         minutes = self.firing_for.total_seconds() / 60
         state = "resolved" if self.ends_at else "firing"
@@ -155,6 +148,8 @@ class Session:
             f"{minutes:.0f} min at evaluation time {self.at:%Y-%m-%d %H:%M:%S} UTC.  ",
             f"**Runbook** `{self.runbook}` · **fingerprint** {code(p.get('fingerprint') or '')}",
         ]
+        if self.found_by_hand:
+            lines.append(f"*{esc(self.found_by_hand)}*")
         for key in ("summary", "description", "impact"):
             if ann.get(key):
                 lines.append(f"- **{key}**: {esc(ann[key])}")
@@ -235,14 +230,14 @@ class Session:
                 }
             )
         display(pd.DataFrame(rows))
-        show(charts.grid([self.data(n) for n in charts.OVERVIEW], self.starts_at, self.ends_at))
+        show(charts.grid([self.data(n) for n in charts.OVERVIEW], self.alert_start, self.ends_at))
 
     def charts(self, *names: str) -> None:
         """The runbook's own charts."""
         show(
             charts.grid(
                 [self.data(n) for n in names],
-                self.starts_at,
+                self.alert_start,
                 self.ends_at,
                 ncols=2 if len(names) > 1 else 1,
             )
@@ -337,7 +332,7 @@ class Session:
         if att is not None and att.total > 0:
             name = charts.SYMPTOM_PANEL.get(self.runbook)
             symptom = self.data(name) if name else None
-            show(charts.attribution(att.as_dict(), symptom, self.starts_at, self.ends_at))
+            show(charts.attribution(att.as_dict(), symptom, self.alert_start, self.ends_at))
 
     @property
     def top_cause(self) -> str | None:
@@ -417,6 +412,9 @@ class Session:
         """The runbook's communication template, filled in."""
         from runbook_lib.notebook.communication import message, status_of
 
+        if self.exploring:
+            display(Markdown("*No incident message: no alert is firing, this is an exploration.*"))
+            return
         ann = self.p.get("annotations") or {}
         text = message(
             alert=self.p["alert_name"],

@@ -204,8 +204,9 @@ def _access_patterns(run: Session) -> None:
 
 
 def _process_counts(run: Session) -> None:
-    name = "soffice" if run.runbook != "fork_leak" else "ggen-mcp-fork"
-    run.charts(*step_panels("process_counts", run.runbook))
+    forks = run.runbook == "fork_leak"
+    run.charts("active_forks" if forks else "libreoffice_processes")
+    name = "ggen-mcp-fork" if forks else "soffice"
     _processes_table(run, name)
 
 
@@ -290,29 +291,4 @@ STEPS = {
     "disk_usage": _disk_usage,
     "large_dirs": _large_dirs,
     "temp_files": _temp_files,
-}
-
-
-def step_panels(step: str, runbook: str) -> tuple[str, ...]:
-    """The panels a step charts or judges from: the notebook shows their PromQL in the
-    step's cell (`run.panel(...)`) so they can be read and changed there."""
-    if step == "process_counts":
-        return ("active_forks",) if runbook == "fork_leak" else ("libreoffice_processes",)
-    return STEP_PANELS.get(step, ())
-
-
-STEP_PANELS: dict[str, tuple[str, ...]] = {
-    "service_running": ("up",),
-    "system_resources": ("cpu", "memory"),
-    "error_types": ("errors_by_type",),
-    "failing_tools": ("errors_by_tool",),
-    "latency_by_tool": ("latency_by_tool",),
-    "system_load": ("cpu",),
-    "memory_breakdown": ("memory", "heap"),
-    "memory_trend": ("memory",),
-    "recent_changes": ("request_rate",),
-    "cache_metrics": ("cache_hit_rate", "cache_evictions"),
-    "cache_size_evictions": ("cache_size", "cache_evictions"),
-    "fds": ("descriptors",),
-    "disk_usage": ("disk",),
 }

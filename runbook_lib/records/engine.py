@@ -33,11 +33,13 @@ from papermill.parameterize import parameterize_notebook
 
 from runbook_lib.contract.clock import utc
 from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.notebook import parameters
+from runbook_lib.notebook.parameters import KERNELSPEC
 from runbook_lib.records import record
 from runbook_lib.records.kernels import Kernel
 from runbook_lib.records.lead import lead_html
 
-KERNEL_NAME = "python3"
+KERNEL_NAME = KERNELSPEC["name"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Request:
     cell_timeout: float = 600.0
     run_timeout: float | None = None
     progress: bool = False
+    # the runbooks to run from (the pinned copy, records/pinning.py); None: the engine's own
+    notebook_dir: Path | None = None
 
 
 @dataclass
@@ -82,12 +86,16 @@ class Engine:
         self.exporters = record.Exporters()
         self._notebooks: dict[str, nbformat.NotebookNode] = {}
 
-    def notebook(self, runbook: str) -> nbformat.NotebookNode:
-        """A fresh copy of the runbook's notebook (read from disk once)."""
-        if runbook not in self._notebooks:
-            path = self.notebook_dir / f"{runbook}.ipynb"
-            self._notebooks[runbook] = load_notebook_node(str(path))
-        return copy.deepcopy(self._notebooks[runbook])
+    def path(self, req: Request) -> Path:
+        return Path(req.notebook_dir or self.notebook_dir) / f"{req.runbook}.ipynb"
+
+    def notebook(self, path: Path) -> nbformat.NotebookNode:
+        """A fresh copy of the notebook at `path` (read from disk once: runs read pinned
+        copies, which do not change)."""
+        key = str(path)
+        if key not in self._notebooks:
+            self._notebooks[key] = load_notebook_node(key)
+        return copy.deepcopy(self._notebooks[key])
 
     def run(self, req: Request, kernel: Kernel) -> tuple[Path, Timings]:
         """Execute `req` in `kernel`; returns the record directory and the timings. With a
@@ -101,8 +109,13 @@ class Engine:
         if not params.get("replay_from") and "snapshot_dir" not in params:
             params["snapshot_dir"] = str(tmp / "data")
         t = time.monotonic()
+        try:
+            params = parameters.validate(self.path(req), params, undeclared=True)
+        except parameters.ParameterError as exc:  # a record that says which, not a crash
+            finish(tmp, new_notebook(cells=[]), req, params, "failed", str(exc), self.exporters)
+            return publish(tmp, req.output_dir / name, fixed=fixed), timings
         nb = parameterize_notebook(
-            self.notebook(req.runbook), params, kernel_name=KERNEL_NAME, language="python"
+            self.notebook(self.path(req)), params, kernel_name=KERNEL_NAME, language="python"
         )
         t = timings.mark("parameterize", t)
         nb, status, error = self._execute(nb, req, kernel, tmp / "record.ipynb")

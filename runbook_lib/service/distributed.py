@@ -30,8 +30,9 @@ from celery import Celery, signals
 
 from runbook_lib.records import record, runner
 from runbook_lib.records.index import Index, Queued
+from runbook_lib.records.pinning import Runbooks
 from runbook_lib.service import logs
-from runbook_lib.service.workers import RunConfig, held, job_spec
+from runbook_lib.service.workers import RunConfig, held, job_params, job_spec
 
 TASK = "runbook.run"
 MAX_ATTEMPTS = 3  # deliveries of one run that may start it before it is given up
@@ -112,7 +113,7 @@ def _context(app: Celery) -> _Context:
 
         settings: Settings = app.conf.runbook
         mark = f"{settings.run.output_dir.resolve()}#celery-{os.getpid()}-"
-        worker = Worker(mark, settings.run.notebook_dir, settings.run.start_timeout)
+        worker = Worker(mark, _runbooks(settings).current.dir, settings.run.start_timeout)
         worker.warm()
         _ctx = _Context(settings, Index(url=settings.database), worker)
     return _ctx
@@ -146,7 +147,7 @@ def _run_task(task, run_id: int) -> str:
         return "found published"
     if job.attempts > MAX_ATTEMPTS:
         rec = runner.failure_record(
-            job_spec(job, cfg)["params"], cfg.output_dir, runbook=job.runbook, name=job.record,
+            job_params(job, cfg), cfg.output_dir, runbook=job.runbook, name=job.record,
             status="failed", error=f"the run was started {job.attempts - 1} times and never "
             "finished; not trying again", extra={"run_id": run_id},
         )  # fmt: skip
@@ -156,7 +157,7 @@ def _run_task(task, run_id: int) -> str:
 
     logs.run_started(job)
     try:
-        rec = ctx.worker.run(job_spec(job, cfg))
+        rec = ctx.worker.run(job_spec(job, cfg, _runbooks(ctx.settings)))
     except (KernelError, OSError) as exc:  # infrastructure: put it back and retry later
         log.warning("run %d put back in the queue (try %d of %d): %s", run_id,
                     task.request.retries + 1, MAX_RETRIES + 1, exc)  # fmt: skip
@@ -168,6 +169,14 @@ def _run_task(task, run_id: int) -> str:
         ctx.worker.prepare()
     _file(ctx, job, rec, started)
     return "done"
+
+
+def _runbooks(settings: Settings) -> Runbooks:
+    """The runbooks this worker pinned when it started (`runbook worker` pins them; SIGHUP
+    restarts the worker, which pins them again)."""
+    if settings.run.runbooks is None:
+        raise RuntimeError("runbook worker: no pinned runbooks in its settings")
+    return settings.run.runbooks
 
 
 def _file(ctx: _Context, job, rec: Path, started: float) -> None:
@@ -186,6 +195,7 @@ def run_worker(settings: Settings, concurrency: int, name: str = "") -> None:
     """`runbook worker`: a Celery worker whose pool processes each keep a warm kernel. Its
     log lines keep the format `runbook worker` set up (service/logs.py)."""
     signals.setup_logging.connect(_keep_logging, weak=False)
+    signals.worker_ready.connect(_hup_restarts, weak=False)
     app = make_app(settings)
     level = os.environ.get("RUNBOOK_WORKER_LOGLEVEL", "WARNING")
     argv = ["worker", f"--loglevel={level}", f"--concurrency={concurrency}", "--pool=prefork",
@@ -193,6 +203,14 @@ def run_worker(settings: Settings, concurrency: int, name: str = "") -> None:
     if name:
         argv.append(f"--hostname={name}@%h")
     app.worker_main(argv)
+
+
+def _hup_restarts(**_: Any) -> None:
+    """SIGHUP: the worker finishes its runs and starts again, pinning the runbooks anew
+    (Celery does so only when detached from a terminal; a worker in one would die)."""
+    from celery.apps.worker import install_worker_restart_handler
+
+    install_worker_restart_handler(None)
 
 
 def _keep_logging(loglevel: int | None = None, **_: Any) -> None:

@@ -133,6 +133,7 @@ def router(
             durations=silences.CHOICES,
             alertmanager=bool(alertmanager_url),
             proposals=[f"{p['action']} (would {p['would']})" for p in proposals],
+            runbooks=_runbooks_hash(out / rec) if rec else "",
         )
         return HTMLResponse(page)
 
@@ -179,6 +180,17 @@ def router(
         return FileResponse(target)
 
     return r
+
+
+def _runbooks_hash(rec: Path) -> str:
+    """Which pinned runbooks made the record (records/pinning.py); empty for a record made
+    by hand or before runbooks were pinned."""
+    from runbook_lib.records import record
+
+    try:
+        return str(record.summary(rec).get("runbooks_hash") or "")
+    except (OSError, ValueError):
+        return ""
 
 
 def _local(target: str) -> str:

@@ -21,6 +21,7 @@ th{background:#f3f4f6}
 .firing{color:#b91c1c}.resolved{color:#15803d}
 form.filters{margin:0 0 12px}form.filters *{margin-right:6px}
 .links a{margin-right:14px}
+.links .runbooks{color:#666;font-size:90%}
 .recurrence{color:#b45309}
 .context{color:#6b7280;font-size:12px}
 .banner{background:#fef3c7;border:1px solid #f59e0b;padding:8px 12px}
@@ -105,6 +106,7 @@ top cause: <b id="top-cause">{{ i.top_cause or 'none likely' }}</b> · communica
   <a href="/records/{{ rec | urlq }}/record.ipynb" download>Download notebook (.ipynb)</a>
   <a href="/records/{{ rec | urlq }}/record.html">Full record (with code)</a>
   {% if jupyter %}<a href="{{ jupyter }}">Open in JupyterLab</a>{% endif %}
+  {% if runbooks %}<span class="runbooks" title="the content hash of the pinned runbooks that made this record">runbooks {{ runbooks }}</span>{% endif %}
   {% if postmortem %}<a id="postmortem" href="/records/{{ postmortem | urlq }}/postmortem.html">Post-mortem draft</a>
   {% else %}</p><form method="post" action="/incidents/{{ i.id }}/postmortem"><input type="hidden" name="csrf" value="{{ csrf }}">
   <button type="submit">Write the post-mortem draft</button></form><p>{% endif %}

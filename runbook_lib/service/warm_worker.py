@@ -83,6 +83,7 @@ class Worker:
             extra=spec["extra"],
             cell_timeout=spec["cell_timeout"],
             run_timeout=spec["run_timeout"],
+            notebook_dir=Path(spec["notebook_dir"]) if spec.get("notebook_dir") else None,
         )
         handoff = max(0.0, time.time() - spec.get("sent_at", time.time()))
         started = time.monotonic()

@@ -29,6 +29,7 @@ from runbook_lib.records import record, runner
 from runbook_lib.records.engine import NOTEBOOKS
 from runbook_lib.records.index import Index, Job
 from runbook_lib.records.lifetime import MARK, kill_group, sweep
+from runbook_lib.records.pinning import Runbooks
 from runbook_lib.service import holds, logs
 from runbook_lib.service.holds import HoldPolicy
 
@@ -51,7 +52,8 @@ class RunConfig:
     prometheus_url: str = ""
     alertmanager_url: str = ""
     params: dict[str, Any] = field(default_factory=dict)  # extra notebook parameters
-    notebook_dir: Path = NOTEBOOKS
+    notebook_dir: Path = NOTEBOOKS  # runbooks_dir: what is pinned at start and on SIGHUP
+    runbooks: Runbooks | None = None  # the pinned copy runs use (None: pinned by the Pool)
     hold: HoldPolicy = field(default_factory=HoldPolicy)  # waiting for a more severe alert
 
 
@@ -119,6 +121,7 @@ class Pool:
         self._threads: list[threading.Thread] = []
         self.slots: list[Slot] = []
         self.leftovers_killed: list[int] = []
+        self.runbooks = config.runbooks or Runbooks(config.notebook_dir, config.output_dir)
         # One mark per pool, so a sweep never touches another server's runs.
         self._mark_prefix = f"{self.index.path.resolve()}#"
 
@@ -128,7 +131,7 @@ class Pool:
             **os.environ,
             "RUNBOOK_PARENT_PID": str(os.getpid()),
             "RUNBOOK_MARK_PREFIX": self._mark_prefix,
-            "RUNBOOK_NOTEBOOK_DIR": str(self.config.notebook_dir),
+            "RUNBOOK_NOTEBOOK_DIR": str(self.runbooks.current.dir),
             "RUNBOOK_START_TIMEOUT": str(self.config.start_timeout),
         }
         env.pop(MARK, None)
@@ -223,7 +226,7 @@ class Pool:
         )
 
     def spec(self, job: Job) -> dict[str, Any]:
-        return job_spec(job, self.config)
+        return job_spec(job, self.config, self.runbooks)
 
     def params(self, job: Job) -> dict[str, Any]:
         return job_params(job, self.config)
@@ -259,16 +262,19 @@ def held(index: Index, job: Job, policy: HoldPolicy, now: float | None = None) -
     return hold
 
 
-def job_spec(job: Job, config: RunConfig) -> dict[str, Any]:
-    """A run as a worker reads it (the pool's workers and the Celery workers alike)."""
+def job_spec(job: Job, config: RunConfig, runbooks: Runbooks) -> dict[str, Any]:
+    """A run as a worker reads it (the pool's workers and the Celery workers alike), on the
+    runbooks pinned when it starts."""
+    pinned = runbooks.current
     return {
         "params": job_params(job, config),
         "output_dir": str(config.output_dir),
         "runbook": job.runbook,
+        "notebook_dir": str(pinned.dir),
         "record": job.record,
         "cell_timeout": config.cell_timeout,
         "run_timeout": config.run_timeout,
-        "extra": job_links(job),
+        "extra": {**job_links(job), "runbooks_hash": pinned.hash},
         "queued_s": round(job.waited_s, 4),
         "sent_at": time.time(),  # the worker times the hand-over from here
     }
