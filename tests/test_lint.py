@@ -62,7 +62,8 @@ def test_a_declaration_papermill_cannot_read_is_named(tmp_path: Path) -> None:
     path, nb = _copy(tmp_path)
     i = _cell(nb, "container: str")
     nb.cells[i].source = nb.cells[i].source.replace(
-        "# the service's Docker container; empty: none", "# e.g. container=ggen"
+        "# the service's Docker container, by name or by label (label:KEY...)",
+        "# e.g. container=ggen",
     )
     [problem] = _problems(path, nb)
     assert "papermill cannot read the declaration of container" in problem

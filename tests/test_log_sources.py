@@ -127,7 +127,8 @@ def test_a_journal_unit_read_by_journalctl(tmp_path, monkeypatch) -> None:
     subprocess.run([JOURNAL_REMOTE, "-o", str(journal / "remote.journal"), "-"],
                    input=export, text=True, check=True, capture_output=True, timeout=60)  # fmt: skip
     params = configured(tmp_path, monkeypatch, "--log-unit", f"ggen-mcp.service@{journal}")
-    assert params["log_file"] == f"journal:ggen-mcp.service@{journal}"
+    assert params["log_unit"] == f"ggen-mcp.service@{journal}"
+    assert log_specs(params) == [f"journal:ggen-mcp.service@{journal}"]
     verdict, evidence, _ = port_in_use(params)
     assert verdict == "likely"
     assert any("2 log lines" in e and "EADDRINUSE" in e for e in evidence), evidence
