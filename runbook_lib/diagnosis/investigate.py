@@ -24,7 +24,8 @@ class Inputs:
     scope: Scope
     at: datetime
     lookback_minutes: int = 15
-    log_source: str = ""  # "file:/p", "container:NAME", "journal:UNIT" or a path
+    log_source: str | logs.LogSource = ""  # "file:/p", "container:NAME", "journal:UNIT", a path
+    # or a source of its own (a record's saved lines)
     host_snapshot: str = ""  # a JSON snapshot to use instead of the live host
     live: bool = False
     container: str = ""
@@ -44,10 +45,12 @@ def gather(inp: Inputs) -> Evidence:
     return ev
 
 
-def read_logs(spec: str, start: datetime, end: datetime) -> tuple[LogFacts | None, str]:
+def read_logs(
+    spec: str | logs.LogSource, start: datetime, end: datetime
+) -> tuple[LogFacts | None, str]:
     if not spec:
         return None, "no log source was given"
-    read = logs.source_for(spec).read(start, end)
+    read = (logs.source_for(spec) if isinstance(spec, str) else spec).read(start, end)
     if read.error:
         return None, read.error
     return log_facts(read), ""

@@ -17,7 +17,8 @@ from IPython.display import HTML, Markdown, display
 from runbook_lib import diagnosis
 from runbook_lib.contract.names import NAMES
 from runbook_lib.diagnosis import investigate
-from runbook_lib.evidence import panels
+from runbook_lib.evidence import panels, recording
+from runbook_lib.evidence.logs import LogSource
 from runbook_lib.evidence.prom import Prom
 from runbook_lib.notebook import charts, gaps, recurrence
 from runbook_lib.notebook.display import code, esc, plain, related_md, show, status_of, why_md
@@ -259,7 +260,7 @@ class Session:
                     scope=self.scope,
                     at=self.at,
                     lookback_minutes=int(self.p.get("lookback_minutes") or 15),
-                    log_source=self.log_source,
+                    log_source=self.logs() or "",
                     host_snapshot=self.p.get("host_snapshot") or "",
                     live=bool(self.p.get("live")),
                     container=self.p.get("container") or "",
@@ -287,6 +288,10 @@ class Session:
         """Where the logs are read: `log_file`, else the container's logs."""
         container = self.p.get("container") or ""
         return self.p.get("log_file") or (f"container:{container}" if container else "")
+
+    def logs(self) -> LogSource | None:
+        """The log source as this run reads it: saved into the record, or its saved lines."""
+        return recording.log_source(self.prom, self.log_source) if self.log_source else None
 
     def source_gap(self, part: str, why: str) -> None:
         """A missing source of evidence, with the parameter that supplies it."""

@@ -32,7 +32,7 @@ def _service_logs(run: Session) -> None:
         display(Markdown("*No log source given (`log_file` or `container`).*"))
         return
     start = run.at - timedelta(minutes=int(run.p.get("lookback_minutes") or 15))
-    read = logs.source_for(spec).read(start, run.at)
+    read = run.logs().read(start, run.at)
     if read.error:
         run.source_gap("logs", read.error)
         display(Markdown(f"*Could not read logs: {esc(read.error)}*"))
