@@ -257,24 +257,3 @@ def test_defaults_read_the_local_stacks_log(tmp_path: Path, monkeypatch) -> None
     assert local_stack_log("10.0.0.5:9464") == ""  # another instance: not this log
     (tmp_path / "stack.json").write_text("{not json")
     assert local_stack_log("127.0.0.1:9464") == ""
-
-
-@pytest.mark.parametrize("peak_at", [0, 29])  # the first point, the last point
-def test_the_peak_label_stays_inside_the_chart(peak_at: int) -> None:
-    """A peak at the right edge (the usual case: the symptom grows until the alert) was
-    labelled to its right and cut off at the figure's edge."""
-    from runbook_lib.evidence.panels import PANELS, PanelData
-    from runbook_lib.notebook import charts
-
-    t0 = datetime(2026, 12, 1, 21, 50, tzinfo=UTC)
-    values = [1.0] * 30
-    values[peak_at] = 1.25
-    frame = pd.DataFrame({"timestamp": [pd.Timestamp(t0 + timedelta(seconds=10 * i)) for i in range(30)],
-                          "series": "resident", "value": values})  # fmt: skip
-    fig = charts.grid([PanelData(PANELS["memory"], frame)] * 2)
-    fig.canvas.draw()
-    right = fig.axes[1]  # the right-hand panel, at the figure's edge
-    [label] = [t for t in right.texts if t.get_text().startswith("peak 1.25")]
-    box, edge = label.get_window_extent(), fig.bbox
-    assert edge.x0 <= box.x0 and box.x1 <= edge.x1 and box.y1 <= edge.y1
-    plt.close(fig)
