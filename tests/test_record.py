@@ -241,3 +241,12 @@ def test_pages_carry_no_script_and_are_absolute_only_with_an_external_url() -> N
         assert 'href="/incidents/7"' in page
     there = record.Exporters(base_url="https://rb.example").html(nb, code=False, name="r")
     assert 'href="https://rb.example/incidents/7"' in there
+
+
+def test_the_external_url_setting_makes_the_links_absolute(monkeypatch) -> None:
+    """The receiver's workers build their exporters from the settings (`runbook serve
+    --external-url` puts it in their environment)."""
+    monkeypatch.setenv("RUNBOOK_EXTERNAL_URL", "https://rb.example")
+    assert record.Exporters().base_url == "https://rb.example"
+    monkeypatch.delenv("RUNBOOK_EXTERNAL_URL")
+    assert record.Exporters().base_url == ""
