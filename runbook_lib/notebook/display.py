@@ -16,7 +16,7 @@ from runbook_lib.diagnosis.engine import COLORS as VERDICT_COLORS
 from runbook_lib.diagnosis.engine import LIKELY, POSSIBLE, Verdict, top_causes
 from runbook_lib.evidence import panels
 from runbook_lib.notebook import charts
-from runbook_lib.notebook.wording import AGAINST, FOR, UNJUDGED, cause_name, for_and_against
+from runbook_lib.notebook.wording import cause_name, evidence_html
 
 
 def show(fig) -> None:
@@ -112,42 +112,6 @@ def causes_html(verdicts: list[Verdict]) -> str:
         "<th>score</th><th>explains</th><th style='text-align:left'>evidence</th></tr></thead>"
         "<tbody>" + "".join(rows) + "</tbody></table>"
     )
-
-
-def evidence_html(evidence: list[str], missing: list[str] = ()) -> str:
-    """Evidence for (a green ✔), against (a red ✘, its text greyed) and what could not be
-    judged (italic), each group under its own label so none reads as another."""
-    support, against = for_and_against(evidence)
-    groups = (
-        ("for", "✔", FOR, "inherit", support),
-        ("against", "✘", AGAINST, UNJUDGED, against),
-        ("cannot judge", "?", UNJUDGED, UNJUDGED, merged(missing)),
-    )
-    out = []
-    for label, mark, color, text, lines in groups:
-        if not lines:
-            continue
-        items = "".join(
-            f"<li style='list-style:none;color:{text}'><span style='color:{color}'>{mark}</span> "
-            f"{html.escape(x)}</li>"
-            for x in lines
-        )
-        out.append(
-            f"<div class='evidence-{label.split()[0]}'><small style='color:{color}'><b>{label}"
-            f"</b></small><ul style='margin:0;padding-left:4px'>{items}</ul></div>"
-        )
-    return "".join(out)
-
-
-def merged(lines: list[str]) -> list[str]:
-    """Lines "<what>: <why>" sharing their why, as one: "a, b: <why>" (a run whose
-    Prometheus did not answer cannot judge any series, for one reason)."""
-    whats: dict[str, list[str]] = {}
-    for line in lines:
-        what, sep, why = line.partition(": ")
-        key = why if sep and " " not in what else line
-        whats.setdefault(key, []).extend([what] if key == why else [])
-    return [f"{', '.join(w)}: {why}" if w else why for why, w in whats.items()]
 
 
 def answer_md(verdicts: list[Verdict]) -> str:

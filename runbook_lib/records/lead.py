@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from runbook_lib.notebook.wording import AGAINST, FOR, cause_name, for_and_against
+from runbook_lib.notebook.wording import cause_name, evidence_html
 
 COLORS = {"likely": "#d62728", "possible": "#e69f00", "none": "#7f7f7f"}
 SEVERITY = {"critical": "#b91c1c", "warning": "#b45309"}
@@ -98,26 +98,8 @@ def _no_cause_step(summary: dict[str, Any]) -> str:
 
 
 def _evidence(found: dict[str, Any]) -> str:
-    """The top cause's evidence, what supports it apart from what speaks against it."""
-    support, against = for_and_against(found.get("evidence") or [])
-    out = []
-    if support:
-        out.append(_items("Evidence for", "✔", FOR, support))
-    if against:
-        out.append(_items("Against", "✘", AGAINST, against))
-    return "".join(out)
-
-
-def _items(title: str, mark: str, color: str, lines: list[str]) -> str:
-    items = "".join(
-        f"<li style='list-style:none'><span style='color:{color}'>{mark}</span> {escape(x)}</li>"
-        for x in lines
-    )
-    return (
-        f"<p style='margin:6px 0 0;color:{color}'><b>{title}</b></p>"
-        f"<ul class='evidence-{title.split()[-1].lower()}' style='margin:2px 0;padding-left:8px'>"
-        f"{items}</ul>"
-    )
+    """The top cause's evidence: what supports it apart from what speaks against it."""
+    return evidence_html(found.get("evidence") or [], labels=("Evidence for", "Against", ""))
 
 
 def _escalated(summary: dict[str, Any]) -> list[str]:

@@ -95,7 +95,10 @@ def as_replay(nb: nbformat.NotebookNode) -> None:
     if params.get("snapshot_dir"):
         meta["parameters"] = {**params, "snapshot_dir": DATA}
     replay = {**params, **REPLAYING}
-    cell.source = REPLAY_NOTE + translate_parameters("python3", "python", replay, "Parameters")
+    kernel = nb.metadata.get("kernelspec", {})
+    cell.source = REPLAY_NOTE + translate_parameters(
+        kernel.get("name", "python3"), kernel.get("language", "python"), replay, "Parameters"
+    )
 
 
 def seal(rec: Path) -> None:
