@@ -162,21 +162,27 @@ class Exporters:
 
     @cached_property
     def report(self) -> HTMLExporter:
-        exporter = HTMLExporter(
-            template_name="runbook",
-            extra_template_basedirs=[str(TEMPLATES)],
-            exclude_input=True,
-            exclude_input_prompt=True,
-            exclude_output_prompt=True,
-        )
+        exporter = self._outputs_only()
         exporter.register_preprocessor(ReportCells(), enabled=True)
         return _quiet(exporter)
 
-    def html(self, nb: nbformat.NotebookNode, *, code: bool = True, name: str = "") -> str:
-        """The notebook as one HTML page; without `code`, the report (see `report`). `name`
+    @cached_property
+    def outputs(self) -> HTMLExporter:
+        return _quiet(self._outputs_only())
+
+    def _outputs_only(self) -> HTMLExporter:
+        return HTMLExporter(template_name="runbook", extra_template_basedirs=[str(TEMPLATES)],
+                            exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)  # fmt: skip
+
+    def html(
+        self, nb: nbformat.NotebookNode, *, code: bool = True, name: str = "", report: bool = True
+    ) -> str:
+        """The notebook as one HTML page; without `code`, an incident record's report (see
+        `report.py`), or with `report=False` every output as it is (a post-mortem). `name`
         is the record's directory name: the page's title, and where its links lead."""
-        resources = {"metadata": {"name": name or "incident record"}}
-        page = (self.full if code else self.report).from_notebook_node(nb, resources)[0]
+        exporter = self.full if code else self.report if report else self.outputs
+        page = exporter.from_notebook_node(nb, {"metadata": {"name": name or "incident record"}})[0]
         return absolute_links(page, self.base_url, name) if self.base_url and name else page
 
 
@@ -185,8 +191,10 @@ def _quiet(exporter: HTMLExporter) -> HTMLExporter:
     return exporter
 
 
-def html(nb: nbformat.NotebookNode, *, code: bool = True, name: str = "") -> str:
-    return Exporters().html(nb, code=code, name=name)
+def html(
+    nb: nbformat.NotebookNode, *, code: bool = True, name: str = "", report: bool = True
+) -> str:
+    return Exporters().html(nb, code=code, name=name, report=report)
 
 
 def write_html(
