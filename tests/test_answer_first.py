@@ -43,31 +43,110 @@ SUMMARY = {
 }
 
 
+def _text(html: str) -> str:
+    """What a reader sees of an HTML fragment: the text without tags, entities decoded."""
+    import html as entities
+    import re
+
+    return entities.unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def _list(html: str, css_class: str) -> list[str]:
+    """The items of the <ul class=css_class> of a fragment, as text."""
+    import re
+
+    found = re.search(rf"<ul class='{css_class}'[^>]*>(.*?)</ul>", html, re.S)
+    return [_text(x).strip() for x in re.findall(r"<li[^>]*>(.*?)</li>", found[1])] if found else []
+
+
 def test_lead_says_alert_cause_evidence_first_step_and_links() -> None:
     html = lead_html(SUMMARY)
-    assert "<b>🚨 GgenMcpHighErrorRate</b> · critical · firing since 2026-01-15 10:00 UTC" in html
-    assert "runbook <code>high_error_rate</code>" in html
-    assert "Top cause: invalid_input — likely (0.90)</h2>" in html
-    assert "<li>✔ 62% of errors are validation errors</li>" in html
-    assert "<li>✘ &lt;script&gt;x&lt;/script&gt;</li>" in html and "<script>" not in html
-    assert (
-        "<code>docker logs &#x27;ggen mcp&#x27; 2&gt;&amp;1 | grep -A5 &#x27;validation error&#x27;"
-        "</code>" in html
-    )
+    text = _text(html)
+    assert "🚨 GgenMcpHighErrorRate · critical · firing since 2026-01-15 10:00 UTC" in text
+    assert "runbook high_error_rate" in text
+    assert "Top cause: Invalid input — likely (score 0.90)" in text  # a name, not an id
+    assert "What to do first: docker logs 'ggen mcp' 2>&1 | grep -A5 'validation error'" in text
+    assert "<script>" not in html  # evidence is text, escaped
     assert "href='http://p:9090/graph?g0.expr=up&amp;x=&#x27;1&#x27;'>Prometheus</a>" in html
     assert "<a href='http://a/'>Alertmanager</a>" in html
     assert "<a href='/incidents/12'>Incident page</a>" in html
+    assert "<a href='summary.json'>summary.json</a>" in html  # the file, not its JSON
     # the order a person reads it in
-    order = ["🚨", "Top cause", "<li>", "First step", "Prometheus"]
-    assert [html.index(x) for x in order] == sorted(html.index(x) for x in order)
+    order = ["🚨", "Top cause", "What to do first", "Evidence for", "Against", "Prometheus"]
+    assert [text.index(x) for x in order] == sorted(text.index(x) for x in order)
+
+
+def test_evidence_against_the_cause_is_apart_from_what_supports_it() -> None:
+    """A ✘ line listed with the ✔ lines read like support."""
+    html = lead_html(SUMMARY)
+    assert _list(html, "evidence-for") == ["✔ 62% of errors are validation errors"]
+    assert _list(html, "evidence-against") == ["✘ <script>x</script>"]
+    against = html[html.index("evidence-against") :]
+    assert "#b91c1c" in html[html.index("<b>Against") - 80 : html.index("<b>Against")]
+    assert "✔" not in _text(against)
+
+
+TWO_CAUSES = {
+    **SUMMARY,
+    "diagnosis": [
+        {"cause": "database_connection", "verdict": "likely", "score": 0.8,
+         "evidence": ["✔ I/O errors are 61% of errors", "✘ the database reports healthy"],
+         "explained_share": 0.61},
+        {"cause": "third_party_api", "verdict": "likely", "score": 0.75,
+         "evidence": ["✔ timeouts of the tools that call out"], "explained_share": 0.34},
+        {"cause": "invalid_input", "verdict": "ruled_out", "score": 0.1, "evidence": [],
+         "explained_share": 0.05},
+    ],
+    "top_cause": "database_connection",
+    "top_causes": [
+        {"cause": "database_connection", "explained_share": 0.61, "score": 0.8},
+        {"cause": "third_party_api", "explained_share": 0.34, "score": 0.75},
+    ],
+    "first_command": "pg_isready -h db",
+}  # fmt: skip
+
+
+def test_a_two_cause_lead_names_the_top_cause_and_the_contributing_one() -> None:
+    """The heading is the cause that explains most (61%), its evidence under it; the
+    second cause is named as contributing with its share, never as the answer."""
+    html = lead_html(TWO_CAUSES)
+    text = _text(html)
+    heading = _text(html[html.index("<h2") : html.index("</h2>")])
+    assert heading == (
+        "Top cause: Database connection — likely (score 0.80, explains 61% of the symptom)"
+    )
+    assert "Contributing as well: Third party API (34%). Both need fixing." in text
+    assert _list(html, "evidence-for") == ["✔ I/O errors are 61% of errors"]
+    assert _list(html, "evidence-against") == ["✘ the database reports healthy"]
+    assert "What to do first: pg_isready -h db" in text
+    assert text.index("Top cause") < text.index("Contributing") < text.index("What to do")
 
 
 def test_lead_without_a_likely_cause_says_so_and_names_the_possible() -> None:
     s = {**SUMMARY, "top_cause": None, "first_command": None, "ends_at": "2026-01-15T11:00:00Z"}
-    html = lead_html(s)
-    assert "No cause is likely" in html and "Possible: third_party_api." in html
-    assert "resolved since 2026-01-15 10:00 UTC" in html
-    assert "First step" not in html and "Top cause" not in html
+    text = _text(lead_html(s))
+    assert "No cause is likely" in text and "Possible: Third party API." in text
+    assert "resolved at 2026-01-15 11:00 UTC (started 2026-01-15 10:00)" in text
+    assert "What to do: check the overview and the logs" in text
+    assert "What to do first" not in text and "Top cause" not in text
+
+
+def test_a_degraded_lead_says_to_make_prometheus_reachable_first() -> None:
+    s = {**SUMMARY, "top_cause": None, "first_command": None,
+         "degraded_by": ["Prometheus at http://p:1 did not answer: connection refused"]}  # fmt: skip
+    text = _text(lead_html(s))
+    assert "Degraded run: Prometheus at http://p:1 did not answer" in text
+    assert "What to do: make Prometheus reachable (above) and investigate again" in text
+
+
+def test_a_replay_says_so_first_and_links_the_record_beside_it() -> None:
+    html = lead_html({**SUMMARY, "replay_of": "20260115T100200Z-GgenMcpHighErrorRate-abc"})
+    assert _text(html).startswith("↻ Replay of 20260115T100200Z-GgenMcpHighErrorRate-abc:")
+    assert "href='../20260115T100200Z-GgenMcpHighErrorRate-abc/report.html'" in html
+    elsewhere = lead_html({**SUMMARY, "replay_of": "/srv/old/20260115T100200Z-x"})
+    assert "Replay of /srv/old/20260115T100200Z-x" in _text(elsewhere)
+    assert "href='../" not in elsewhere  # not beside this record: no link that leads nowhere
+    assert "Replay" not in _text(lead_html(SUMMARY))
 
 
 def _executed(tmp: Path) -> nbformat.NotebookNode:
@@ -90,9 +169,12 @@ def test_a_completed_record_opens_with_the_answer(tmp_path: Path) -> None:
     engine.finish(tmp_path, nb, req, req.params, "completed", None)
     saved = nbformat.read(tmp_path / "record.ipynb", as_version=4)
     assert "runbook-answer" in saved.cells[0].source and "Runbook: High" in saved.cells[1].source
-    for page in ("record.html", "report.html"):
-        text = (tmp_path / page).read_text()
-        assert text.index("Top cause: invalid_input") < text.index("Runbook: High error rate")
+    full = (tmp_path / "record.html").read_text()
+    assert full.index("Top cause: Invalid input") < full.index("Runbook: High error rate")
+    report = (tmp_path / "report.html").read_text()
+    assert "Top cause: Invalid input" in report
+    # the report is no notebook: no title introducing the summary cell, no raw summary
+    assert "Runbook: High error rate" not in report and '"top_cause"' not in report
 
 
 def test_a_failed_record_gets_the_failure_banner_not_an_answer(tmp_path: Path) -> None:
@@ -175,24 +257,3 @@ def test_defaults_read_the_local_stacks_log(tmp_path: Path, monkeypatch) -> None
     assert local_stack_log("10.0.0.5:9464") == ""  # another instance: not this log
     (tmp_path / "stack.json").write_text("{not json")
     assert local_stack_log("127.0.0.1:9464") == ""
-
-
-@pytest.mark.parametrize("peak_at", [0, 29])  # the first point, the last point
-def test_the_peak_label_stays_inside_the_chart(peak_at: int) -> None:
-    """A peak at the right edge (the usual case: the symptom grows until the alert) was
-    labelled to its right and cut off at the figure's edge."""
-    from runbook_lib.evidence.panels import PANELS, PanelData
-    from runbook_lib.notebook import charts
-
-    t0 = datetime(2026, 12, 1, 21, 50, tzinfo=UTC)
-    values = [1.0] * 30
-    values[peak_at] = 1.25
-    frame = pd.DataFrame({"timestamp": [pd.Timestamp(t0 + timedelta(seconds=10 * i)) for i in range(30)],
-                          "series": "resident", "value": values})  # fmt: skip
-    fig = charts.grid([PanelData(PANELS["memory"], frame)] * 2)
-    fig.canvas.draw()
-    right = fig.axes[1]  # the right-hand panel, at the figure's edge
-    [label] = [t for t in right.texts if t.get_text().startswith("peak 1.25")]
-    box, edge = label.get_window_extent(), fig.bbox
-    assert edge.x0 <= box.x0 and box.x1 <= edge.x1 and box.y1 <= edge.y1
-    plt.close(fig)

@@ -333,7 +333,7 @@ def test_the_chart_shows_one_segment_per_part_and_what_is_unexplained() -> None:
     fig = charts.attribution(att, None)
     bars = fig.axes[1]
     legend = [t.get_text() for t in bars.get_legend().get_texts()]
-    assert legend == ["cache too large 55%", "memory leak 35%", "unexplained 10%"]
+    assert legend == ["Cache too large 55%", "Memory leak 35%", "unexplained 10%"]
     widths = [round(p.get_width(), 2) for p in bars.patches]
     assert widths == [1.1, 0.7, 0.2]
     assert "GB of resident memory gained" in bars.get_xlabel()

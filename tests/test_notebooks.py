@@ -140,6 +140,8 @@ def test_runbook_run_of_each_notebook_finds_its_cause(scenario_set, tmp_path) ->
                                 jobs))  # fmt: skip
     found = {rb: summ["top_cause"] for (_, rb, _), summ in results}
     assert found == NOTEBOOK_RUNS
+    warned = {rb: stderr_of(Path(summ["record"])) for (_, rb, _), summ in results}
+    assert not any(warned.values()), warned  # no warning text reaches a record
     assert all(summ["status"] == "completed" for _, summ in results)
     assert {summ["runbook"] for _, summ in results} == set(RUNBOOKS)
 
@@ -169,6 +171,12 @@ def test_record_shows_charts_diagnosis_commands_and_message(scenario_set, tmp_pa
     )
 
 
+def stderr_of(rec: Path) -> list[str]:
+    """What a record's cells wrote to stderr (warnings): it would reach report.html."""
+    nb = nbformat.read(rec / "record.ipynb", as_version=4)
+    return [o["text"] for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+
+
 def test_unreachable_prometheus_still_writes_a_readable_record(tmp_path: Path) -> None:
     params = runner.alert_params(
         "GgenMcpHighLatency",
@@ -184,7 +192,15 @@ def test_unreachable_prometheus_still_writes_a_readable_record(tmp_path: Path) -
     )
     assert not [g for g in summ["data_gaps"] if "unreachable" in g]  # said once, above
     assert all(d["verdict"] == "unknown" for d in summ["diagnosis"])
-    assert "is unreachable (connection refused)" in (rec / "report.html").read_text()
+    page = (rec / "report.html").read_text()
+    assert "is unreachable (connection refused)" in page
+    # no grid of empty frames: one line per chart that had nothing to draw
+    assert (
+        "No data for Error rate, Request latency, Cache hit rate, Memory (% of limit): "
+        "Prometheus at http://127.0.0.1:1 is unreachable (connection refused)"
+        in html.unescape(re.sub(r"<[^>]+>", "", page))
+    )
+    assert "<img" not in page
 
 
 def test_a_failing_notebook_leaves_a_failed_record_with_the_error_on_top(tmp_path) -> None:
@@ -211,12 +227,20 @@ def test_a_record_keeps_its_data_and_replays_without_prometheus(scenario_set, tm
     saved = [json.loads(line) for line in (data / "queries.jsonl").read_text().splitlines()]
     assert len(saved) > 10 and all((data / e["file"]).exists() for e in saved)
     params = runner.replay_params(Path(first["record"]), prometheus_url="http://127.0.0.1:1")
-    again = record.summary(runner.run(params, tmp_path / "replayed"))
+    again_rec = runner.run(params, tmp_path / "replayed")
+    again = record.summary(again_rec)
     assert again["status"] == "completed" and again["top_cause"] == "cache_too_small"
     assert again["figures"] == first["figures"]
     assert again["diagnosis"] == first["diagnosis"]
     assert not [g for g in again["data_gaps"] if "unreachable" in g.lower()]
-    assert not (Path(runner.run(params, tmp_path / "r2")) / "data").exists()  # no new copy
+    assert again["replay_of"] == str(Path(first["record"]))  # not beside it: its path
+    # the replay's record keeps what it was answered, so it replays in turn
+    kept = [
+        json.loads(x)["key"]
+        for x in (Path(again_rec) / "data/queries.jsonl").read_text().splitlines()
+    ]
+    assert sorted(kept) == sorted(e["key"] for e in saved)
+    assert not stderr_of(Path(again_rec))  # no warning text (pandas' FutureWarnings were)
 
 
 def test_replay_refuses_a_record_without_data(tmp_path) -> None:

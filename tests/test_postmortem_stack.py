@@ -180,7 +180,11 @@ def test_each_chart_is_drawn_once(written: Written) -> None:
     verification): two charts, each shown once (the figure was also the cell's result)."""
     pngs = [o for o in cells(written, "pm.show_charts()") if "image/png" in o.get("data", {})]
     assert len(pngs) == 2 == len(list((written.pm / "charts").glob("*.png")))
-    assert (written.pm / "postmortem.html").read_text().count("<img ") == 2
+    page = (written.pm / "postmortem.html").read_text()
+    assert page.count("<img ") == 2
+    # the draft whole: its title and what to fill in (an incident record's report leaves
+    # out a notebook's title; a post-mortem's is its heading), and no script from a CDN
+    assert "Post-mortem draft" in page and "Lessons learned" in page and "<script" not in page
 
 
 def test_no_path_to_a_temporary_file_is_left_as_a_result(written: Written) -> None:

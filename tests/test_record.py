@@ -62,7 +62,7 @@ def test_both_pages_come_from_the_notebook_in_memory(tmp_path: Path) -> None:
     full = (tmp_path / "record.html").read_text()
     report = (tmp_path / "report.html").read_text()
     assert "secret_code_marker" in full and "secret_code_marker" not in report
-    assert record.html(nb, code=False) == report
+    assert record.html(nb, code=False, name=tmp_path.name) == report
 
 
 def test_markdown_cells_have_no_outputs_and_are_skipped(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_markdown_cells_have_no_outputs_and_are_skipped(tmp_path: Path) -> None:
 
     err = new_output("error", ename="KeyError", evalue="'x'", traceback=[])
     nb = executed(summary_output(SUMMARY), err)
-    nb.cells.insert(0, new_markdown_cell("# Runbook"))
+    nb.cells.insert(1, new_markdown_cell("# Runbook"))  # before the cell with the error
     assert record.summary_from_notebook(nb) == SUMMARY
     assert record.error_of(nb) == "KeyError: 'x'"
     rec = tmp_path / "rec"
@@ -115,3 +115,138 @@ def test_the_default_page_has_the_code_and_the_alt_text_warning_is_dropped() -> 
     exporters.full.log.warning("Alternative text is missing on 2 image(s).")
     exporters.full.log.warning("something else")
     assert seen == ["something else"]
+
+
+# --------------------------------------------------------------------------- immutability
+
+
+def _modes(rec: Path) -> dict[str, int]:
+    import stat
+
+    return {str(p.relative_to(rec)): stat.S_IMODE(p.stat().st_mode) for p in [rec, *rec.rglob("*")]}
+
+
+def _published(tmp_path: Path) -> Path:
+    from runbook_lib.records import engine
+
+    tmp = engine.tmp_dir(tmp_path, "rec")
+    (tmp / "data").mkdir()
+    (tmp / "data" / "q0001.csv").write_text("timestamp,value\n")
+    (tmp / "summary.json").write_text("{}")
+    return engine.publish(tmp, tmp_path / "rec", fixed=True)
+
+
+def test_a_published_record_is_read_only_and_timings_keep_it_so(tmp_path: Path) -> None:
+    from runbook_lib.records.engine import Timings
+
+    rec = _published(tmp_path)
+    assert _modes(rec) == {".": 0o555, "data": 0o555, "data/q0001.csv": 0o444,
+                           "summary.json": 0o444}  # fmt: skip
+    Timings(phases={"total": 1.0}).write(rec)  # the one file added after the rename
+    assert _modes(rec) == {".": 0o555, "data": 0o555, "data/q0001.csv": 0o444,
+                           "summary.json": 0o444, "timings.json": 0o444}  # fmt: skip
+    assert json.loads((rec / "timings.json").read_text())["phases"] == {"total": 1.0}
+
+
+def test_retention_removes_a_read_only_record(tmp_path: Path) -> None:
+    import os
+
+    from runbook_lib.records import retention
+
+    rec = _published(tmp_path)
+    old = 1_000_000.0
+    os.utime(rec, (old, old))
+    pruned = retention.prune(tmp_path, days=1, now=old + 3 * 86400)
+    assert pruned.removed == ["rec"] and not rec.exists()
+
+
+def _injected(params: dict) -> nbformat.NotebookNode:
+    from papermill.parameterize import parameterize_notebook
+
+    nb = new_notebook(cells=[new_code_cell("x = 1")])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    nb.metadata["papermill"] = {}
+    return parameterize_notebook(nb, params, kernel_name="python3", language="python")
+
+
+def test_a_record_notebook_replays_its_own_data_relative_to_itself() -> None:
+    """Injected as the run had them, the parameters pointed at the temporary path the record
+    was written under: re-run, the notebook asked the live Prometheus and wrote there."""
+    ran = {"alert_name": "A", "prometheus_url": "http://p:9090", "live": True,
+           "allow_mitigation": True, "snapshot_dir": "/out/.tmp-rec-1a2b/data", "replay_from": ""}  # fmt: skip
+    nb = _injected(ran)
+    record.as_replay(nb)
+    cell = next(c for c in nb.cells if "injected-parameters" in c.metadata["tags"])
+    values: dict = {}
+    exec(cell.source, values)  # what the kernel gets from the cell
+    assert {k: values[k] for k in ran} == {
+        "alert_name": "A", "prometheus_url": "http://p:9090", "live": False,
+        "allow_mitigation": False, "snapshot_dir": "", "replay_from": "data"}  # fmt: skip
+    assert cell.source.startswith("# Re-running this record replays it")
+    # what the run had stays in papermill's metadata, its data path the record's own
+    assert nb.metadata.papermill.parameters == {**ran, "snapshot_dir": "data"}
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def test_the_report_leaves_out_the_notebook_s_instructions_code_and_raw_summary() -> None:
+    from nbformat.v4 import new_markdown_cell
+
+    from runbook_lib.records.report import ReportCells
+
+    shown = new_output("display_data", data={"text/markdown": "**Top cause: X**"})
+    nb = new_notebook(cells=[
+        new_markdown_cell("# Runbook: X\n\nRun all cells."),
+        new_code_cell("alert_name = 'A'"),  # parameters: no output
+        new_markdown_cell("## Assess"),
+        new_code_cell("run.assess()", outputs=[shown]),
+        new_markdown_cell("## Hidden by the runbook"),
+        new_code_cell("run.x()", outputs=[shown]),
+        new_markdown_cell("## Summary\nMachine-readable"),
+        new_code_cell("summary = run.summary()", outputs=[summary_output(SUMMARY)]),
+    ])  # fmt: skip
+    nb.cells[4].metadata["tags"] = ["report-hide"]
+    nb.cells[5].metadata["tags"] = ["report-hide"]
+    kept, _ = ReportCells().preprocess(nb, {})
+    assert [c.source for c in kept.cells] == ["## Assess", "run.assess()"]
+
+
+def test_links_become_absolute_under_the_external_url() -> None:
+    from runbook_lib.records.report import absolute_links
+
+    page = (
+        "<a href='/incidents/3'>i</a> <a href=\"summary.json\">s</a> "
+        "<a href='../20260115T1000Z-A-b/report.html'>r</a> <a href='#top'>t</a> "
+        "<a href='http://p:9090/graph?x=1&amp;y=2'>p</a> <a href='//cdn.example/x'>c</a>"
+    )
+    assert absolute_links(page, "https://runbook.example/", "rec 1") == (
+        "<a href='https://runbook.example/incidents/3'>i</a> "
+        '<a href="https://runbook.example/records/rec%201/summary.json">s</a> '
+        "<a href='https://runbook.example/records/20260115T1000Z-A-b/report.html'>r</a> "
+        "<a href='#top'>t</a> <a href='http://p:9090/graph?x=1&amp;y=2'>p</a> "
+        "<a href='//cdn.example/x'>c</a>"
+    )
+
+
+def test_pages_carry_no_script_and_are_absolute_only_with_an_external_url() -> None:
+    from nbformat.v4 import new_markdown_cell
+
+    said = new_output("stream", name="stdout", text="found\n")
+    nb = executed(said, summary_output(SUMMARY))
+    nb.cells.insert(1, new_markdown_cell("<a href='/incidents/7'>Incident page</a>"))
+    for page in (record.html(nb, name="r"), record.html(nb, code=False, name="r")):
+        assert "<script" not in page  # no require.js, MathJax nor Mermaid from a CDN
+        assert 'href="/incidents/7"' in page
+    there = record.Exporters(base_url="https://rb.example").html(nb, code=False, name="r")
+    assert 'href="https://rb.example/incidents/7"' in there
+
+
+def test_the_external_url_setting_makes_the_links_absolute(monkeypatch) -> None:
+    """The receiver's workers build their exporters from the settings (`runbook serve
+    --external-url` puts it in their environment)."""
+    monkeypatch.setenv("RUNBOOK_EXTERNAL_URL", "https://rb.example")
+    assert record.Exporters().base_url == "https://rb.example"
+    monkeypatch.delenv("RUNBOOK_EXTERNAL_URL")
+    assert record.Exporters().base_url == ""

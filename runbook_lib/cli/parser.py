@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="notify.yml: where findings are posted (RUNBOOK_NOTIFY_CONFIG; "
                    "default: notify.yml in the output directory, when there)")  # fmt: skip
     p.add_argument("--external-url", default=settings.external_url,
-                   help="this server as people reach it, for links in messages "
+                   help="this server as people reach it, for links in messages and records "
                    "(RUNBOOK_EXTERNAL_URL; default http://HOST:PORT)")  # fmt: skip
     p.add_argument("--operators-file", default=settings.operators_file,
                    help="who may act on incidents: `runbook operator add` writes it "

@@ -127,6 +127,8 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         index = Index(output / "index.sqlite", **_grouping(args))
     embedded = dispatcher is None and not args.no_workers
+    if args.external_url:  # the pool's workers write records whose links lead here
+        os.environ["RUNBOOK_EXTERNAL_URL"] = args.external_url
     if embedded:
         config = _pin(config)
     viewer, viewer_where = _secret(

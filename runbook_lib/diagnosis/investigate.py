@@ -25,7 +25,9 @@ class Inputs:
     scope: Scope
     at: datetime
     lookback_minutes: int = 15
-    log_source: str | list[str] = ""  # a path or glob, "container:NAME", "journal:UNIT"; or several
+    # a path or glob, "file:/p", "container:NAME", "journal:UNIT"; several, read together; or
+    # a source of its own (a record's saved lines)
+    log_source: str | list[str] | logs.LogSource = ""
     host_snapshot: str = ""  # a JSON snapshot to use instead of the live host
     live: bool = False
     container: str = ""
@@ -45,10 +47,12 @@ def gather(inp: Inputs) -> Evidence:
     return ev
 
 
-def read_logs(spec: str | list[str], start: datetime, end: datetime) -> tuple[LogFacts | None, str]:
+def read_logs(
+    spec: str | list[str] | logs.LogSource, start: datetime, end: datetime
+) -> tuple[LogFacts | None, str]:
     if not spec:
         return None, "no log source was given"
-    read = logs.source_for(spec).read(start, end)
+    read = (logs.source_for(spec) if isinstance(spec, str) else spec).read(start, end)
     if read.error:
         return None, read.error
     return log_facts(read), ""

@@ -1,24 +1,43 @@
 """A record keeps the data it was judged on.
 
 `Recording` wraps the Prometheus client and saves every answer (CSV per query plus
-`queries.jsonl`) in the record's `data/` directory, so charts can be redrawn and the
-incident re-examined after Prometheus's retention has dropped the series. `Replay` answers
-the same queries from such a directory: a runbook re-executed with `--from-record` at the
-same evaluation time asks exactly the questions it asked before and gets the same answers.
+`queries.jsonl`), and every window of log lines the run read (`logs.jsonl` and a file of
+lines per read), in the record's `data/` directory, so charts can be redrawn and the
+incident re-examined after Prometheus's retention has dropped the series and the logs have
+rotated away. `Replay` answers the same questions from such a directory: a runbook
+re-executed from a record at the same evaluation time asks exactly the questions it asked
+before and gets the same answers, a Prometheus that did not answer included, and writes
+nothing.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from runbook_lib.evidence.logs import (
+    DEFAULT_LIMIT,
+    LogLine,
+    LogRead,
+    LogSource,
+    parse_ts,
+    source_for,
+)
 from runbook_lib.evidence.prom import Failure, Prom, QueryResult
 
 INDEX = "queries.jsonl"
+# No answer: typed like one, so frames of answers and non-answers combine without pandas'
+# warning about concatenating empty, untyped frames.
+EMPTY = pd.DataFrame(
+    {"timestamp": pd.Series(dtype="datetime64[ns, UTC]"), "value": pd.Series(dtype=float)}
+)
+LOG_INDEX = "logs.jsonl"
 
 
 def key(kind: str, query: str, *times: float | None) -> str:
@@ -26,13 +45,17 @@ def key(kind: str, query: str, *times: float | None) -> str:
 
 
 class Recording:
-    """A Prom that also writes each answer to `directory`."""
+    """A Prom that also writes each answer to `directory` (made at once, so every run's
+    record has a data/ to replay, even one whose Prometheus never answered)."""
 
-    def __init__(self, prom: Prom, directory: Path) -> None:
+    def __init__(self, prom: Prom | Replay, directory: Path) -> None:
         self.prom, self.dir = prom, Path(directory)
         self.url = prom.url
         self._lock = threading.Lock()
         self._seen: set[str] = set()
+        self._logs: dict[str, LogRead] = {}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / INDEX).touch()
 
     def instant(self, query: str, at: datetime) -> QueryResult:
         res = self.prom.instant(query, at)
@@ -47,13 +70,12 @@ class Recording:
         return res
 
     def _save(self, k: str, res: QueryResult) -> None:
-        if res.failure == Failure.UNREACHABLE:
-            return  # nothing was answered; a replay should say the data is missing
+        """The answer, a failure included: a replay of a run whose Prometheus did not
+        answer says so again, naming the same address and reason."""
         with self._lock:
             if k in self._seen:
                 return
             self._seen.add(k)
-            self.dir.mkdir(parents=True, exist_ok=True)
             name = f"q{len(self._seen):04d}.csv"
             res.frame.to_csv(self.dir / name, index=False)
             entry = {
@@ -64,8 +86,42 @@ class Recording:
                 "step_s": res.step_s,
                 "labels": list(res.labels),
             }
-            with open(self.dir / INDEX, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(entry) + "\n")
+            _append(self.dir / INDEX, entry)
+
+    def logs(self, spec: str) -> LogSource:
+        """The log source `spec`, each window it is read for saved into the record (and
+        read once: the steps and the diagnosis read the same window)."""
+        return _RecordedLogs(self, log_source(self.prom, spec), spec)
+
+    def _read_logs(self, source: LogSource, spec: str, start: datetime, end: datetime,
+                   limit: int) -> LogRead:  # fmt: skip
+        k = json.dumps([spec, start.timestamp(), end.timestamp(), limit])
+        with self._lock:
+            if k in self._logs:
+                return self._logs[k]
+        read = source.read(start, end, limit)
+        with self._lock:
+            self._logs[k] = read
+            name = f"l{len(self._logs):04d}.jsonl"
+            with open(self.dir / name, "w", encoding="utf-8") as fh:
+                for line in read.lines:
+                    fh.write(json.dumps(_line_row(line), default=str) + "\n")
+            entry = {"key": [spec, start.timestamp(), end.timestamp()], "file": name,
+                     "source": read.source, "error": read.error, "truncated": read.truncated}  # fmt: skip
+            _append(self.dir / LOG_INDEX, entry)
+        return read
+
+
+class _RecordedLogs:
+    def __init__(self, recording: Recording, source: LogSource, spec: str) -> None:
+        self.recording, self.source, self.spec = recording, source, spec
+
+    @property
+    def description(self) -> str:
+        return self.source.description
+
+    def read(self, start: datetime, end: datetime, limit: int = DEFAULT_LIMIT) -> LogRead:
+        return self.recording._read_logs(self.source, self.spec, start, end, limit)
 
 
 class Replay:
@@ -76,12 +132,9 @@ class Replay:
         index = self.dir / INDEX
         if not index.exists():
             raise FileNotFoundError(f"{self.dir} holds no saved queries ({INDEX} is missing)")
-        self.url = url or f"record:{self.dir.parent.name}"  # for links to the original
-        self._entries = {}
-        for line in index.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                self._entries[entry["key"]] = entry
+        self.url = url or f"record:{self.dir.resolve().parent.name}"  # for links to the original
+        self._entries = {entry["key"]: entry for entry in _rows(index)}
+        self._log_entries = _rows(self.dir / LOG_INDEX)
 
     def instant(self, query: str, at: datetime) -> QueryResult:
         return self._load(key("instant", query, at.timestamp()), query)
@@ -104,7 +157,7 @@ class Replay:
         if entry is None:
             return QueryResult(
                 query,
-                pd.DataFrame(columns=["timestamp", "value"]),
+                EMPTY.copy(),
                 Failure.NO_DATA,
                 f"the record's saved data ({self.dir}) has no answer for this query",
             )
@@ -112,9 +165,81 @@ class Replay:
         frame = pd.read_csv(
             self.dir / entry["file"], dtype={name: str for name in labels}, keep_default_na=False
         )
-        if "timestamp" in frame and len(frame):
-            frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+        if "timestamp" in frame:
+            frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
         if "value" in frame:
-            frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+            frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
         failure = Failure(entry["failure"]) if entry["failure"] else None
         return QueryResult(query, frame, failure, entry["reason"], entry["step_s"], labels)
+
+    def logs(self, spec: str) -> LogSource:
+        """The log lines the run read from `spec`, as it read them."""
+        return _SavedLogs(self, spec)
+
+    def _read_logs(self, spec: str, start: datetime, end: datetime) -> LogRead:
+        """The saved read of exactly this window; else the lines of a saved read of `spec`
+        that covers it; else a read that says the record has none."""
+        same = [e for e in self._log_entries if e["key"][0] == spec]
+        t0, t1 = start.timestamp(), end.timestamp()
+        exact = [e for e in same if e["key"][1:] == [t0, t1]]
+        covering = [e for e in same if e["key"][1] <= t0 and e["key"][2] >= t1]
+        entry = (exact or covering or [None])[0]
+        if entry is None:
+            where = same[0]["source"] if same else spec
+            return LogRead(where, (), f"{where}: the record's saved data has no log lines "
+                                      f"for {start:%H:%M}-{end:%H:%M} UTC")  # fmt: skip
+        lines = tuple(_line(row) for row in _rows(self.dir / entry["file"]))
+        if not exact:
+            lines = tuple(x for x in lines if x.ts is None or start <= x.ts < end)
+        return LogRead(entry["source"], lines, entry["error"], entry["truncated"])
+
+
+class _SavedLogs:
+    def __init__(self, replay: Replay, spec: str) -> None:
+        self.replay, self.spec = replay, spec
+
+    @property
+    def description(self) -> str:
+        return source_for(self.spec).description
+
+    def read(self, start: datetime, end: datetime, limit: int = DEFAULT_LIMIT) -> LogRead:
+        return self.replay._read_logs(self.spec, start, end)
+
+
+def client(prometheus_url: str, *, replay_from: str = "", snapshot_dir: str = "") -> Any:
+    """What a run asks: Prometheus, or a record's saved answers (`replay_from`); saving
+    what it was answered into `snapshot_dir` (a record's data/) when given, a replay's
+    answers too, so every record replays."""
+    asked = Replay(Path(replay_from), url=prometheus_url) if replay_from else None
+    asked = asked or Prom(prometheus_url or "http://127.0.0.1:9090")
+    return Recording(asked, Path(snapshot_dir)) if snapshot_dir else asked
+
+
+def log_source(client: Prom | Recording | Replay, spec: str) -> LogSource:
+    """The log source `spec` as a run reads it: saved into its record while recording,
+    answered from the record while replaying, else read as it is."""
+    if isinstance(client, Recording | Replay):
+        return client.logs(spec)
+    return source_for(spec)
+
+
+def _line_row(line: LogLine) -> dict:
+    row = asdict(line)
+    row["ts"] = line.ts.isoformat() if line.ts else None
+    return row
+
+
+def _line(row: dict) -> LogLine:
+    return LogLine(parse_ts(row["ts"]) if row["ts"] else None, row["level"], row["msg"],
+                   row.get("fields") or {}, row.get("raw") or "")  # fmt: skip
+
+
+def _rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(t) for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+
+
+def _append(path: Path, entry: dict) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")

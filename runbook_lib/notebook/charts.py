@@ -1,12 +1,20 @@
 """Matplotlib charts in one style: thresholds, the alert's start and firing window, the peak.
 
-Each chart stays small (about 100 KB as PNG) so the HTML record remains light.
+Read at a glance: the "alert fired" line is black and thresholds orange and red, colours no
+series takes; legends sit under their chart, never over the data or a threshold; the peak's
+label stays inside the frame; a y-axis spans at least a fifth of its values (a flat series
+stays flat instead of magnifying noise in its fourth digit); health and up/down series are
+state timelines, a band per component. Each chart stays small (about 100 KB as PNG) so the
+HTML record remains light. Layout is computed, not searched for: each row's height is its
+chart, its tick labels and its legend's rows, so no layout pass runs.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import textwrap
+from dataclasses import dataclass
 from datetime import datetime
 
 import matplotlib.dates as mdates
@@ -18,6 +26,7 @@ from matplotlib.ticker import Formatter, FuncFormatter
 
 from runbook_lib.evidence.panels import PanelData, Scope, fetch
 from runbook_lib.evidence.prom import Prom
+from runbook_lib.notebook.wording import cause_name
 
 OVERVIEW = ("error_rate", "latency", "cache_hit_rate", "memory")
 STYLE = {
@@ -33,7 +42,15 @@ STYLE = {
     "legend.fontsize": 8,
     "legend.frameon": False,
 }
-WARN, CRIT, ALERT, FIRING = "#e69f00", "#d62728", "#7f3fbf", "#f2e6ff"
+WARN, CRIT, ALERT, FIRING = "#e69f00", "#d62728", "#000000", "#fde8e8"
+# Series colours: none is black, orange, red or purple, nor close to them.
+SERIES = ("#1f77b4", "#2ca02c", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+          "#393b79", "#9ecae1", "#8ca252")  # fmt: skip
+# Panels whose series are states (1 healthy or up, 0 not): drawn as timelines.
+STATES = {"component_health": ("healthy", "unhealthy"), "up": ("up", "down")}
+OK_STATE, BAD_STATE = "#2ca02c", "#d62728"
+MIN_SPAN = 0.2  # a y-axis spans at least this share of its largest value
+HEADROOM = 0.18  # above the highest value, for the peak's label
 
 
 def draw(
@@ -47,37 +64,40 @@ def draw(
     ax.set_title(p.title)
     if not data.ok:
         why = textwrap.fill(data.gap()[:200], 48)
-        ax.text(
-            0.5,
-            0.5,
-            f"no data\n{why}",
-            ha="center",
-            va="center",
-            transform=ax.transAxes,
-            color="gray",
-            fontsize=8,
-        )
+        ax.text(0.5, 0.5, f"no data\n{why}", ha="center", va="center", transform=ax.transAxes,
+                color="gray", fontsize=8)  # fmt: skip
         ax.set_xticks([])
         ax.set_yticks([])
         ax.spines[:].set_visible(False)
         return ax
-    for series, f in data.frame.groupby("series", sort=True):
+    if p.name in STATES:
+        _timeline(data, ax)
+    else:
+        _lines(data, ax)
+    _firing(data, ax, alert_start, alert_end)
+    time_axis(ax)
+    _legend(ax)
+    return ax
+
+
+def _lines(data: PanelData, ax: Axes) -> None:
+    p = data.panel
+    for i, (series, f) in enumerate(data.frame.groupby("series", sort=True)):
         f = f.sort_values("timestamp")
-        ax.plot(f["timestamp"], f["value"], linewidth=1.4, label=str(series) or p.title)
-    for value, color, label in ((p.warn, WARN, "warning"), (p.crit, CRIT, "critical")):
+        ax.plot(f["timestamp"], f["value"], linewidth=1.4, label=str(series) or p.title,
+                color=SERIES[i % len(SERIES)])  # fmt: skip
+    levels = [(p.warn, WARN, "warning"), (p.crit, CRIT, "critical")]
+    for value, color, label in levels:
         if value is not None:
             ax.axhline(value, color=color, linestyle="--", linewidth=1, label=f"{label} {value:g}")
-    if alert_start is not None:
-        start = pd.Timestamp(alert_start)
-        end = pd.Timestamp(alert_end) if alert_end else data.frame["timestamp"].max()
-        ax.axvspan(start, max(end, start), color=FIRING, alpha=0.6, zorder=0)
-        ax.axvline(start, color=ALERT, linewidth=1.2, label="alert fired")
+    values = [*data.frame["value"].dropna(), *(v for v, _, _ in levels if v is not None)]
+    ax.set_ylim(*y_limits(values))
     peak = data.peak()
     if peak is not None:
         ts, value = peak
         times = data.frame["timestamp"]
-        left = ts - times.min() > (times.max() - ts)  # in the right half: label to its left,
-        ax.annotate(  # or it runs past the figure's edge and is cut off
+        left = ts - times.min() > (times.max() - ts)  # in the right half: label to its left
+        ax.annotate(
             f"{'min' if p.below_is_bad else 'peak'} {value:.3g} {p.unit}",
             (ts, value),
             xytext=(-6 if left else 6, 6),
@@ -88,11 +108,72 @@ def draw(
         )
     ax.set_ylabel(p.unit)
     ax.yaxis.set_major_formatter(FuncFormatter(compact))
-    time_axis(ax)
-    handles, _ = ax.get_legend_handles_labels()
+
+
+def y_limits(values: list[float]) -> tuple[float, float]:
+    """The y-axis of `values`: at least `MIN_SPAN` of the largest magnitude wide (1 when all
+    are zero), from zero rather than below it when none is negative, with room above for
+    the peak's label."""
+    lo, hi = (min(values), max(values)) if values else (0.0, 0.0)
+    floor = MIN_SPAN * max(abs(lo), abs(hi)) or 1.0
+    if hi - lo < floor:  # widened around the middle: noise stays small
+        mid = (lo + hi) / 2
+        lo, hi = mid - floor / 2, mid + floor / 2
+    if lo < 0 <= min(values, default=0.0):
+        lo, hi = 0.0, hi - lo
+    span = hi - lo
+    return lo - (0.0 if lo == 0 else 0.05 * span), hi + HEADROOM * span
+
+
+def _timeline(data: PanelData, ax: Axes) -> None:
+    """A band per series: green while the state is 1, red while 0, blank without samples."""
+    good, bad = STATES[data.panel.name]
+    names = sorted(map(str, data.frame["series"].unique()))
+    labelled: set[bool] = set()
+    for row, name in enumerate(names):
+        f = data.frame[data.frame["series"].astype(str) == name].sort_values("timestamp")
+        for start, width, ok in _runs(f):
+            label = (good if ok else bad) if ok not in labelled else None
+            labelled.add(ok)
+            ax.broken_barh([(start, width)], (row - 0.35, 0.7), label=label,
+                           color=OK_STATE if ok else BAD_STATE)  # fmt: skip
+    ax.set_yticks(range(len(names)), [n or data.panel.title for n in names], fontsize=8)
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    ax.grid(False, axis="y")
+
+
+def _runs(f: pd.DataFrame) -> list[tuple[float, float, bool]]:
+    """(start, width, state) in Matplotlib's date units, one per run of equal states, each
+    lasting to its last sample and one step more; samples further apart than three steps
+    end a run, and the gap stays blank."""
+    times = mdates.date2num(f["timestamp"].dt.tz_convert(None).to_numpy())
+    states = (f["value"].to_numpy() >= 1).tolist()
+    step = float(pd.Series(times).diff().median()) if len(times) > 1 else 30 / 86400
+    runs: list[list] = []
+    for t, ok in zip(times, states, strict=True):
+        if runs and runs[-1][2] == ok and t - runs[-1][1] <= 3 * step:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t, ok])
+    return [(first, last - first + step, ok) for first, last, ok in runs]
+
+
+def _firing(data: PanelData, ax: Axes, start: datetime | None, end: datetime | None) -> None:
+    """The alert's firing window, shaded, and a black line where it fired."""
+    if start is None:
+        return
+    begin = pd.Timestamp(start)
+    until = pd.Timestamp(end) if end else data.frame["timestamp"].max()
+    ax.axvspan(begin, max(until, begin), color=FIRING, zorder=0)
+    ax.axvline(begin, color=ALERT, linewidth=1.2, label="alert fired")
+
+
+def _legend(ax: Axes) -> None:
+    """The legend under the chart (below its time labels), in as many columns as fit."""
+    handles, labels = ax.get_legend_handles_labels()
     if len(handles) > 1:
-        ax.legend(loc="upper left", ncols=2)
-    return ax
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(0, -LEGEND_TOP),
+                  ncols=legend_columns(ax), borderaxespad=0, handlelength=1.6)  # fmt: skip
 
 
 class DistinctTimes(Formatter):
@@ -139,11 +220,78 @@ def overview(
     return grid([fetch(prom, name, scope, start, end) for name in OVERVIEW], alert_start, alert_end)
 
 
-WIDTH_IN, ROW_IN = 11.0, 3.1
-# Margins in inches, fitted once to these sizes and fonts (what tight_layout finds for the
-# overview): fixed margins spare a layout pass that cost a third of each chart's rendering.
-MARGINS_IN = {"left": 0.7, "right": 0.35, "top": 0.33, "bottom": 0.36}
-SPACING = {"wspace": 0.22, "hspace": 0.3}
+# -- layout (inches) ------------------------------------------------------------------------
+WIDTH_IN = 11.0
+LEFT_IN, RIGHT_IN, GAP_IN = 0.8, 0.3, 0.75  # margins, and between two charts of a row
+TITLE_IN, AXES_IN, TICKS_IN, LEGEND_ROW_IN, AFTER_IN = 0.32, 2.2, 0.3, 0.17, 0.12
+LEGEND_TOP = TICKS_IN / AXES_IN  # the legend's top, under the tick labels (axes fraction)
+CHARS_PER_IN = 13  # legend text at 8 pt, with its handle
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Where one chart goes: its row, left edge and width (inches)."""
+
+    row: int
+    left: float
+    width: float
+
+
+def legend_columns(ax: Axes) -> int:
+    """How many legend entries fit side by side under `ax`."""
+    width = ax.get_position().width * ax.figure.get_figwidth()
+    return _columns_of(ax.get_legend_handles_labels()[1], width)
+
+
+def _columns_of(labels: list[str], width_in: float) -> int:
+    widest = max((len(x) for x in labels), default=1) + 4  # the handle and the gap
+    return max(1, min(len(labels), int(width_in * CHARS_PER_IN // widest)))
+
+
+def _rows_of(labels: list[str], width_in: float) -> int:
+    return math.ceil(len(labels) / _columns_of(labels, width_in)) if labels else 0
+
+
+def legend_rows(data: PanelData | None, width_in: float) -> int:
+    """The rows the legend of `data` takes under a chart `width_in` wide (counted from the
+    data, before drawing, so the row's height is known)."""
+    if data is None or not data.ok:
+        return 0
+    p = data.panel
+    if p.name in STATES:
+        labels = [*STATES[p.name], "alert fired"]
+    else:
+        labels = [str(s) or p.title for s in data.frame["series"].unique()]
+        labels += [f"{name} {v:g}" for name, v in (("warning", p.warn), ("critical", p.crit))
+                   if v is not None]  # fmt: skip
+        labels += ["alert fired"]
+    return _rows_of(labels, width_in) if len(labels) > 1 else 0
+
+
+def _figure(rows: list[list[tuple[float, float]]], legend: list[int]) -> tuple[Figure, list[Axes]]:
+    """A figure whose row r holds axes at the (left, width) pairs of `rows[r]`, with room
+    for `legend[r]` legend rows under it."""
+    heights = [TITLE_IN + AXES_IN + TICKS_IN + n * LEGEND_ROW_IN + AFTER_IN for n in legend]
+    total = sum(heights)
+    fig = plt.figure(figsize=(WIDTH_IN, total))
+    axes, top = [], total
+    for cells, height in zip(rows, heights, strict=True):
+        bottom = top - TITLE_IN - AXES_IN
+        for left, width in cells:
+            axes.append(fig.add_axes((left / WIDTH_IN, bottom / total, width / WIDTH_IN,
+                                      AXES_IN / total)))  # fmt: skip
+        top -= height
+    return fig, axes
+
+
+def _columns(ratios: tuple[float, ...]) -> list[tuple[float, float]]:
+    usable = WIDTH_IN - LEFT_IN - RIGHT_IN - GAP_IN * (len(ratios) - 1)
+    out, left = [], LEFT_IN
+    for r in ratios:
+        width = usable * r / sum(ratios)
+        out.append((left, width))
+        left += width + GAP_IN
+    return out
 
 
 def grid(
@@ -152,23 +300,18 @@ def grid(
     alert_end: datetime | None = None,
     ncols: int = 2,
 ) -> Figure:
-    """Several already-fetched panels side by side, two per row."""
-    rows = -(-len(datas) // ncols)
-    height = ROW_IN * rows
+    """Several already-fetched panels side by side, `ncols` per row."""
+    cols = _columns((1.0,) * ncols)
+    nrows = -(-len(datas) // ncols)
+    rows = [cols[: min(ncols, len(datas) - r * ncols)] for r in range(nrows)]
+    legend = [
+        max(legend_rows(d, cols[0][1]) for d in datas[r * ncols : (r + 1) * ncols])
+        for r in range(nrows)
+    ]
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(rows, ncols, figsize=(WIDTH_IN, height), squeeze=False)
-        for ax in axes.flat[len(datas) :]:
-            ax.set_visible(False)
-        for data, ax in zip(datas, axes.flat, strict=False):
+        fig, axes = _figure(rows, legend)
+        for data, ax in zip(datas, axes, strict=True):
             draw(data, ax, alert_start, alert_end)
-        m = MARGINS_IN
-        fig.subplots_adjust(
-            left=m["left"] / WIDTH_IN,
-            right=1 - m["right"] / WIDTH_IN,
-            top=1 - m["top"] / height,
-            bottom=m["bottom"] / height,
-            **SPACING,
-        )
     return fig
 
 
@@ -189,7 +332,7 @@ SYMPTOM_PANEL = {
     "libreoffice_leak": "libreoffice_processes",
     "fork_leak": "active_forks",
 }
-PART_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+PART_COLORS = ("#1f77b4", "#8c564b", "#2ca02c", "#17becf", "#e377c2", "#bcbd22")
 UNEXPLAINED = "#c7c7c7"
 
 
@@ -201,28 +344,22 @@ def attribution(
 ) -> Figure:
     """The alerting series (left) and how its symptom splits among the causes (right): one
     stacked bar, a segment per cause that claims a part, grey for what nothing explains."""
-    height = ROW_IN
+    (left_cell, right_cell) = _columns((1.4, 1.0))
+    of_what = textwrap.wrap(str(att.get("of_what", "")), int(right_cell[1] * CHARS_PER_IN))
+    labels = [*(att.get("parts") or {}), *(["unexplained"] if att.get("unexplained") else [])]
+    rows = len(of_what) + _rows_of([f"{cause_name(c)} 100%" for c in labels], right_cell[1])
+    legend = max(legend_rows(symptom, left_cell[1]), rows)
     with plt.rc_context(STYLE):
-        fig, (left, right) = plt.subplots(
-            1, 2, figsize=(WIDTH_IN, height), gridspec_kw={"width_ratios": (1.4, 1)}
-        )
+        fig, (left, right) = _figure([[left_cell, right_cell]], [legend])
         if symptom is not None:
             draw(symptom, left, alert_start, alert_end)
         else:
             left.set_visible(False)
-        _stacked(att, right)
-        m = MARGINS_IN
-        fig.subplots_adjust(
-            left=m["left"] / WIDTH_IN,
-            right=1 - m["right"] / WIDTH_IN,
-            top=1 - m["top"] / height,
-            bottom=0.9 / height,
-            wspace=0.3,
-        )
+        _stacked(att, right, of_what)
     return fig
 
 
-def _stacked(att: dict, ax: Axes) -> None:
+def _stacked(att: dict, ax: Axes, of_what: list[str]) -> None:
     total = att.get("total") or 0.0
     parts = sorted((att.get("parts") or {}).items(), key=lambda kv: -kv[1])
     if att.get("unexplained"):
@@ -232,23 +369,19 @@ def _stacked(att: dict, ax: Axes) -> None:
     for i, (cause, amount) in enumerate(parts):
         share = amount / total if total else 0.0
         color = UNEXPLAINED if cause == "unexplained" else PART_COLORS[i % len(PART_COLORS)]
-        name = cause.replace("_", " ")
+        name = cause if cause == "unexplained" else cause_name(cause)
         ax.barh(0, amount, left=left, color=color, label=f"{name} {100 * share:.0f}%", height=0.6)
         if share >= 0.15:
-            ax.text(
-                left + amount / 2,
-                0,
-                f"{textwrap.fill(name, 14)}\n{100 * share:.0f}%",
-                ha="center",
-                va="center",
-                color="black" if cause == "unexplained" else "white",
-                fontsize=9,
-            )
+            ax.text(left + amount / 2, 0, f"{textwrap.fill(name, 14)}\n{100 * share:.0f}%",
+                    ha="center", va="center", fontsize=9,
+                    color="black" if cause == "unexplained" else "white")  # fmt: skip
         left += amount
     ax.set_yticks([])
-    ax.set_ylim(-0.45, 1.05)
+    ax.set_ylim(-0.45, 0.45)
     ax.set_xlim(0, max(left, total) or 1.0)
-    ax.set_xlabel(textwrap.fill(str(att.get("of_what", "")), 60), fontsize=8)
     ax.xaxis.set_major_formatter(FuncFormatter(compact))
     ax.grid(False)
-    ax.legend(loc="upper left", ncols=2, fontsize=8)
+    ax.set_xlabel("\n".join(of_what), fontsize=8, loc="left")
+    below = LEGEND_TOP + len(of_what) * LEGEND_ROW_IN / AXES_IN
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -below), borderaxespad=0,
+              ncols=legend_columns(ax))  # fmt: skip

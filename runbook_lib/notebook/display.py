@@ -10,10 +10,15 @@ from urllib.parse import quote
 
 import pandas as pd
 from IPython import get_ipython
-from IPython.display import Image, display
+from IPython.display import Image, Markdown, display
 
+from runbook_lib.diagnosis.answer import unexplained, unexplained_share
+from runbook_lib.diagnosis.attribution import Attribution
+from runbook_lib.diagnosis.engine import COLORS as VERDICT_COLORS
+from runbook_lib.diagnosis.engine import LIKELY, POSSIBLE, Verdict, top_causes
 from runbook_lib.evidence import panels
 from runbook_lib.notebook import charts
+from runbook_lib.notebook.wording import cause_name, evidence_html
 
 
 def show(fig) -> None:
@@ -25,6 +30,20 @@ def show(fig) -> None:
     alt = "Chart: " + ", ".join(titles) if titles else "Chart"
     display(Image(data=charts.png_bytes(fig), format="png", alt=alt))
     plt.close(fig)
+
+
+def show_panels(
+    datas: list[panels.PanelData], start: datetime, end: datetime | None, ncols: int = 2
+) -> None:
+    """Panels as one figure; when none has data, one line saying which and why instead of
+    a grid of empty frames (a run whose Prometheus did not answer)."""
+    if any(d.ok for d in datas):
+        show(charts.grid(datas, start, end, ncols=ncols))
+        return
+    # each error is "<series>: <why>"; the same why for every series is said once
+    reasons = list(dict.fromkeys(e.split(": ", 1)[-1] for d in datas for e in d.errors))
+    titles = ", ".join(d.panel.title for d in datas)
+    display(Markdown(f"*No data for {esc(titles)}: {esc('; '.join(reasons) or 'no data')}*"))
 
 
 def related_md(alerts: list[dict]) -> str:
@@ -74,6 +93,70 @@ def _when(text: str) -> str:
         return f"{datetime.fromisoformat(text).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
     except (TypeError, ValueError):
         return str(text)
+
+
+SCORE_MEANS = (
+    "Score: the weighted share of a cause's checks that held, from 0 (none) to 1 (all); "
+    f"likely from {LIKELY:.2f}, possible from {POSSIBLE:.2f}; a failed required check rules "
+    "the cause out."
+)
+
+
+def causes_html(verdicts: list[Verdict]) -> str:
+    """The runbook's causes as the diagnosis ranks them (most likely first): each one's
+    verdict, score, share of the symptom, and its evidence for and against it apart."""
+    rows = []
+    for v in verdicts:
+        share = "" if v.explained_share is None else f"{100 * v.explained_share:.0f}%"
+        rows.append(
+            f"<tr class='cause-{v.verdict}'><td style='text-align:left'><b>"
+            f"{html.escape(cause_name(v.cause))}</b></td>"
+            f"<td style='color:white;background:{VERDICT_COLORS[v.verdict]};text-align:center'>"
+            f"{v.verdict.replace('_', ' ')}</td><td>{v.score:.2f}</td><td>{share}</td>"
+            f"<td style='text-align:left'>{evidence_html(v.evidence, v.missing)}</td></tr>"
+        )
+    return (
+        "<table class='causes'><thead><tr><th style='text-align:left'>cause</th><th>verdict</th>"
+        "<th>score</th><th>explains</th><th style='text-align:left'>evidence</th></tr></thead>"
+        "<tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def answer_md(verdicts: list[Verdict], att: Attribution | None = None, runbook: str = "") -> str:
+    """The diagnosis: first, when the causes explain less than half of the symptom (`att`),
+    that no runbook cause explains it, what was checked and the manual steps; then the top
+    cause, or the causes that together explain the symptom with their shares, or that none
+    is likely."""
+    said = unexplained({"runbook": runbook, "unexplained_share": unexplained_share(att),
+                        "diagnosis": [v.as_dict() for v in verdicts]})  # fmt: skip
+    first = (
+        f"**{esc(said.headline)}.** Checked: {esc('; '.join(said.checked))}. "
+        f"Manual steps: {esc(said.manual)}.\n\n"
+        if said
+        else ""
+    )
+    return first + _top_line(verdicts)
+
+
+def _top_line(verdicts: list[Verdict]) -> str:
+    tops = top_causes(verdicts)
+    if not tops:
+        return (
+            "**No cause is likely.** Look at the overview and the logs; "
+            "escalate if the root cause stays unknown."
+        )
+
+    def named(t: dict) -> str:
+        share = t["explained_share"]
+        return f"{esc(cause_name(t['cause']))}" + (
+            f" ({100 * share:.0f}% of the symptom)" if share is not None else ""
+        )
+
+    if len(tops) == 1:
+        return f"**Top cause: {named(tops[0])}.**"
+    together = sum(t["explained_share"] or 0.0 for t in tops)
+    listed = ", ".join(named(t) for t in tops)
+    return f"**Top causes, together explaining {100 * together:.0f}% of the symptom: {listed}.**"
 
 
 def esc(text: object) -> str:

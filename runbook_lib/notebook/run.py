@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from runbook_lib.contract.alerts import route
 from runbook_lib.contract.config import MEMORY_LIMIT_BYTES, Settings
 from runbook_lib.evidence import panels
-from runbook_lib.evidence.prom import Prom, utc
+from runbook_lib.evidence.prom import utc
 from runbook_lib.notebook import by_hand
 from runbook_lib.notebook.display import tables_without_row_numbers
 from runbook_lib.notebook.parameters import CONTRACT, ParameterError
@@ -146,13 +146,11 @@ def derive(runbook: str, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _prometheus(p: dict[str, Any]) -> Any:
-    """Live Prometheus, recording its answers into the record; or a record's saved answers."""
-    from runbook_lib.evidence.recording import Recording, Replay
+    """Live Prometheus, or a record's saved answers; recording into the record when asked."""
+    from runbook_lib.evidence.recording import client
 
-    if p.get("replay_from"):
-        return Replay(Path(p["replay_from"]), url=p.get("prometheus_url") or "")
-    prom = Prom(p.get("prometheus_url") or "http://127.0.0.1:9090")
-    return Recording(prom, Path(p["snapshot_dir"])) if p.get("snapshot_dir") else prom
+    return client(p.get("prometheus_url") or "", replay_from=p.get("replay_from") or "",
+                  snapshot_dir=p.get("snapshot_dir") or "")  # fmt: skip
 
 
 def local_stack_log(instance: str | None) -> str:

@@ -17,10 +17,24 @@ from IPython.display import HTML, Markdown, display
 from runbook_lib import diagnosis
 from runbook_lib.contract.names import NAMES
 from runbook_lib.diagnosis import investigate
-from runbook_lib.evidence import panels
+from runbook_lib.evidence import panels, recording
+from runbook_lib.evidence.logs import LogSource
 from runbook_lib.evidence.prom import Prom
 from runbook_lib.notebook import charts, gaps, recurrence
-from runbook_lib.notebook.display import code, esc, plain, related_md, show, status_of, why_md
+from runbook_lib.notebook.display import (
+    SCORE_MEANS,
+    answer_md,
+    causes_html,
+    code,
+    esc,
+    plain,
+    related_md,
+    show,
+    show_panels,
+    status_of,
+    why_md,
+)
+from runbook_lib.notebook.wording import cause_name
 
 ESCALATE_AFTER = timedelta(minutes=30)
 
@@ -230,18 +244,12 @@ class Session:
                 }
             )
         display(pd.DataFrame(rows))
-        show(charts.grid([self.data(n) for n in charts.OVERVIEW], self.alert_start, self.ends_at))
+        show_panels([self.data(n) for n in charts.OVERVIEW], self.alert_start, self.ends_at)
 
     def charts(self, *names: str) -> None:
         """The runbook's own charts."""
-        show(
-            charts.grid(
-                [self.data(n) for n in names],
-                self.alert_start,
-                self.ends_at,
-                ncols=2 if len(names) > 1 else 1,
-            )
-        )
+        datas = [self.data(n) for n in names]
+        show_panels(datas, self.alert_start, self.ends_at, ncols=2 if len(names) > 1 else 1)
 
     # -- investigation steps -----------------------------------------------------------
     def _live_only(self, what: str) -> bool:
@@ -265,7 +273,7 @@ class Session:
                     scope=self.scope,
                     at=self.at,
                     lookback_minutes=int(self.p.get("lookback_minutes") or 15),
-                    log_source=self.log_source,
+                    log_source=self.logs() or "",
                     host_snapshot=self.p.get("host_snapshot") or "",
                     live=bool(self.p.get("live")),
                     container=self.p.get("container") or "",
@@ -292,40 +300,38 @@ class Session:
     def log_source(self) -> list[str]:
         return log_specs(self.p)
 
+    def logs(self) -> LogSource | None:
+        """The log source as this run reads it: saved into the record, or its saved lines."""
+        return recording.log_source(self.prom, self.log_source) if self.log_source else None
+
     def source_gap(self, part: str, why: str) -> None:
         """A missing source of evidence, with the parameter that supplies it."""
         hint = gaps.source_hint(part, why, self.p)
         self._gap(f"{part}: {why}" + (f": {hint}" if hint else ""))
 
     def causes(self) -> None:
-        """Each of the runbook's common causes, judged with its evidence."""
+        """The runbook's common causes, judged from the evidence: one table, most likely
+        first, each with its evidence for and against."""
         self.verdicts = diagnosis.diagnose(self.runbook, self.gather())
         self._unknown_gaps()
         if not self.verdicts:
             display(Markdown("*This runbook has no common causes to judge: see the overview.*"))
-        for v in sorted(self.verdicts, key=lambda v: v.cause):
-            items = "\n".join(f"  - {esc(line)}" for line in v.evidence)
-            items += "".join(f"\n  - *cannot judge: {esc(m)}*" for m in v.missing)
-            display(
-                Markdown(
-                    f"### {v.cause.replace('_', ' ').capitalize()} — "
-                    f"**{v.verdict.replace('_', ' ')}** ({v.score:.2f})\n{items}"
-                )
-            )
+            return
+        display(HTML(causes_html(self.verdicts)))
+        display(Markdown(f"*{SCORE_MEANS}*"))
 
     def _unknown_gaps(self) -> None:
         for gap in diagnosis.unknown_gaps(self.verdicts):
             self._gap(gap)
 
     def diagnosis(self) -> None:
-        """The diagnosis table, most likely first; how much of the symptom each cause
-        explains, as a chart beside the alerting series."""
+        """The answer (the causes themselves are the table above it): which causes explain
+        the symptom and how much of it, as a chart beside the alerting series."""
         if not self.verdicts:
             self.verdicts = diagnosis.diagnose(self.runbook, self.gather())
             self._unknown_gaps()
         att = self.evidence.attribution if self.evidence else None
-        display(HTML(diagnosis.to_html(self.verdicts)))
-        display(Markdown(diagnosis.top_text(self.verdicts, att, self.runbook)))
+        display(Markdown(answer_md(self.verdicts, att, self.runbook)))
         seen = recurrence.headline(self.history())
         if seen:
             display(Markdown(f"**Seen before:** {esc(seen)}"))
@@ -355,7 +361,8 @@ class Session:
                 )
             )
         for s in steps:
-            display(Markdown(f"#### {s['cause']} ({s['verdict']})\n```bash\n{s['commands']}\n```"))
+            title = f"{esc(cause_name(s['cause']))} ({s['verdict']})"
+            display(Markdown(f"#### {title}\n```bash\n{s['commands']}\n```"))
 
     def resolution_steps(self) -> list[dict[str, str]]:
         """Per likely or possible cause, its commands filled in (kept in the summary too)."""

@@ -37,7 +37,7 @@ def _service_logs(run: Session) -> None:
         )
         return
     start = run.at - timedelta(minutes=int(run.p.get("lookback_minutes") or 15))
-    read = logs.source_for(spec).read(start, run.at)
+    read = run.logs().read(start, run.at)
     if read.error:
         run.source_gap("logs", read.error)
         display(Markdown(f"*Could not read logs: {esc(read.error)}*"))

@@ -37,7 +37,7 @@ from runbook_lib.notebook import parameters
 from runbook_lib.notebook.parameters import KERNELSPEC
 from runbook_lib.records import record
 from runbook_lib.records.kernels import Kernel
-from runbook_lib.records.lead import lead_html
+from runbook_lib.records.lead import lead_html, replay_html
 
 KERNEL_NAME = KERNELSPEC["name"]
 
@@ -75,7 +75,8 @@ class Timings:
 
     def write(self, rec: Path) -> None:
         """`timings.json` beside the record (after publishing: it times that too)."""
-        (rec / "timings.json").write_text(json.dumps(self.as_dict(), indent=1))
+        with record.opened(rec):
+            (rec / "timings.json").write_text(json.dumps(self.as_dict(), indent=1))
 
 
 class Engine:
@@ -106,8 +107,7 @@ class Engine:
             return req.output_dir / name, timings
         tmp = tmp_dir(req.output_dir, name)
         params = dict(req.params)
-        if not params.get("replay_from") and "snapshot_dir" not in params:
-            params["snapshot_dir"] = str(tmp / "data")
+        params["snapshot_dir"] = str(tmp / "data")  # every record keeps what it was answered
         t = time.monotonic()
         try:
             params = parameters.validate(self.path(req), params, undeclared=True)
@@ -121,9 +121,10 @@ class Engine:
         nb, status, error = self._execute(nb, req, kernel, tmp / "record.ipynb")
         t = timings.mark("execute", t)
         timings.cells = cell_times(nb)
-        finish(tmp, nb, req, params, status, error, self.exporters)
+        final = req.output_dir / name if fixed else _free_name(req.output_dir / name)
+        finish(tmp, nb, req, params, status, error, self.exporters, name=final.name)
         t = timings.mark("export", t)
-        final = publish(tmp, req.output_dir / name, fixed=fixed)
+        final = publish(tmp, final, fixed=fixed)
         timings.mark("publish", t)
         return final, timings
 
@@ -202,8 +203,10 @@ def finish(
     status: str,
     error: str | None,
     exporters: record.Exporters | None = None,
+    name: str = "",
 ) -> None:
-    """summary.json, the error banner of a run that did not complete, both HTML pages."""
+    """summary.json, the answer (or the error banner of a run that did not complete) on top
+    of the notebook, its parameters set to replay the record, both HTML pages."""
     summ = record.summary_from_notebook(nb) if status == "completed" else None
     if summ is None:
         error = error or record.error_of(nb) or "the notebook stopped before its summary"
@@ -215,14 +218,25 @@ def finish(
                 f"{html.escape(error)}</div>"
             ),
         )
-        nbformat.write(nb, tmp / "record.ipynb")
         summ = failure_summary(params, req.runbook, status, error)
     summ.update(req.extra)
+    if params.get("replay_from"):
+        summ.setdefault("replay_of", replayed(Path(params["replay_from"]), req.output_dir))
     if status == "completed":
         nb.cells.insert(0, new_markdown_cell(lead_html(summ)))
-        nbformat.write(nb, tmp / "record.ipynb")
+    elif summ.get("replay_of"):
+        nb.cells.insert(0, new_markdown_cell(replay_html(summ)))
+    record.as_replay(nb)
+    nbformat.write(nb, tmp / "record.ipynb")
     (tmp / "summary.json").write_text(json.dumps(summ, indent=1, default=str))
-    record.write_html(tmp, nb, exporters)
+    record.write_html(tmp, nb, exporters, name=name or req.name or "")
+
+
+def replayed(data: Path, output_dir: Path) -> str:
+    """The record a replay answered from: its name when it sits beside the new record (the
+    pages link to it), else its path."""
+    rec = data.resolve().parent
+    return rec.name if rec.parent == output_dir.resolve() else str(rec)
 
 
 def failure_summary(params: dict[str, Any], runbook: str, status: str, error: str) -> dict:
@@ -261,6 +275,8 @@ def publish(tmp: Path, final: Path, *, fixed: bool) -> Path:
         if not fixed or not final.exists():
             raise
         shutil.rmtree(tmp, ignore_errors=True)
+        return final
+    record.seal(final)
     return final
 
 

@@ -1,7 +1,7 @@
-"""The answer first. A completed record opens with what fired, the top cause with its verdict
-and evidence, the first command of its resolution, and the links to look further; the
-sections of the runbook follow. Built from the summary alone, so it says only what the run
-found."""
+"""The answer first. A record opens with what it is (a replay says so before anything),
+what fired with its severity and state, the top cause with the evidence for and against
+it, what to do first, and the links to look further; the sections of the runbook follow.
+Built from the summary alone, so it says only what the run found."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ from typing import Any
 from urllib.parse import quote
 
 from runbook_lib.diagnosis.answer import unexplained
+from runbook_lib.notebook.wording import cause_name, evidence_html
 
 COLORS = {"likely": "#d62728", "possible": "#e69f00", "none": "#7f7f7f"}
+SEVERITY = {"critical": "#b91c1c", "warning": "#b45309"}
 
 
 def lead_html(summary: dict[str, Any]) -> str:
-    """The opening block of a record, as HTML for a Markdown cell."""
+    """The opening block of a completed record, as HTML for a Markdown cell."""
     top = summary.get("top_cause")
     verdicts = summary.get("diagnosis") or []
     found = next((v for v in verdicts if v.get("cause") == top), None) if top else None
     color = COLORS["likely"] if found else COLORS["none"]
     parts = [
+        replay_html(summary),
         f"<div class='runbook-answer' style='border-left:6px solid {color};"
         "padding:4px 14px;margin-bottom:8px'>",
         f"<p>{_alert_line(summary)}</p>",
@@ -30,33 +33,75 @@ def lead_html(summary: dict[str, Any]) -> str:
         *_recurrence(summary),
     ]
     if found:
-        share = found.get("explained_share")
-        explains = f", explains {100 * share:.0f}% of the symptom" if share is not None else ""
-        parts.append(
-            f"<h2 style='margin:4px 0'>Top cause: {escape(str(top))} — "
-            f"{escape(found['verdict'])} ({found['score']:.2f}{explains})</h2>"
-        )
-        parts.append(_contributing(summary))
-        parts.append(_items(found.get("evidence") or []))
+        parts += [_answer(found), _contributing(summary), _first_step(summary), _evidence(found)]
     else:
         parts.append("<h2 style='margin:4px 0'>No cause is likely</h2>")
-        possible = [v["cause"] for v in verdicts if v.get("verdict") == "possible"]
+        possible = [cause_name(v["cause"]) for v in verdicts if v.get("verdict") == "possible"]
         if possible:
             parts.append(f"<p>Possible: {escape(', '.join(possible))}.</p>")
-        parts.append(
-            "<p>Check the overview and the logs below; escalate if the root cause stays "
-            "unknown.</p>"
+        parts.append(f"<p><b>What to do:</b> {_no_cause_step(summary)}</p>")
+    parts += [f"<p>{_links(summary)}</p>", "</div>"]
+    return "\n".join(p for p in parts if p)
+
+
+def replay_html(summary: dict[str, Any]) -> str:
+    """A replay says so first: it re-ran another record's saved data, it saw nothing new."""
+    of = summary.get("replay_of")
+    if not of:
+        return ""
+    name = escape(str(of))
+    sibling = "/" not in str(of)  # a record beside this one: link it
+    target = f"<a href='../{quote(str(of))}/report.html'>{name}</a>" if sibling else name
+    return (
+        "<div class='runbook-replay' style='background:#e0e7ff;border:1px solid #6366f1;"
+        f"padding:6px 12px;margin-bottom:8px'><b>↻ Replay of {target}</b>: the runbook re-run "
+        "on the data that record saved (Prometheus answers and log lines), not a new "
+        "investigation.</div>"
+    )
+
+
+def _answer(found: dict[str, Any]) -> str:
+    share = found.get("explained_share")
+    explains = f", explains {100 * share:.0f}% of the symptom" if share is not None else ""
+    return (
+        f"<h2 style='margin:4px 0'>Top cause: {escape(cause_name(found['cause']))} — "
+        f"{escape(found['verdict'])} (score {found['score']:.2f}{explains})</h2>"
+    )
+
+
+def _contributing(summary: dict[str, Any]) -> str:
+    """Other likely causes that explain a real part of the same symptom, with their shares."""
+    others = (summary.get("top_causes") or [])[1:]
+    if not others:
+        return ""
+    named = ", ".join(
+        f"{escape(cause_name(str(t['cause'])))} ({100 * (t.get('explained_share') or 0):.0f}%)"
+        for t in others
+    )
+    return f"<p><b>Contributing as well:</b> {named}. Both need fixing.</p>"
+
+
+def _first_step(summary: dict[str, Any]) -> str:
+    if not summary.get("first_command"):
+        return ""
+    return (
+        f"<p><b>What to do first:</b> <code>{escape(summary['first_command'])}</code> "
+        "(every command under Resolution)</p>"
+    )
+
+
+def _no_cause_step(summary: dict[str, Any]) -> str:
+    if summary.get("degraded_by"):
+        return (
+            "make Prometheus reachable (above) and investigate again; until then, look at "
+            "the service and its logs directly."
         )
-    if summary.get("first_command"):
-        parts.append(
-            f"<p><b>First step:</b> <code>{escape(summary['first_command'])}</code> "
-            "(the rest under Resolution)</p>"
-        )
-    links = _links(summary)
-    if links:
-        parts.append(f"<p>{links}</p>")
-    parts.append("</div>")
-    return "\n".join(parts)
+    return "check the overview and the logs below; escalate if the root cause stays unknown."
+
+
+def _evidence(found: dict[str, Any]) -> str:
+    """The top cause's evidence: what supports it apart from what speaks against it."""
+    return evidence_html(found.get("evidence") or [], labels=("Evidence for", "Against", ""))
 
 
 def _escalated(summary: dict[str, Any]) -> list[str]:
@@ -103,33 +148,34 @@ def _unexplained(summary: dict[str, Any]) -> list[str]:
     ]
 
 
-def _contributing(summary: dict[str, Any]) -> str:
-    """Other likely causes that explain a real part of the same symptom, with their shares."""
-    others = (summary.get("top_causes") or [])[1:]
-    if not others:
-        return ""
-    named = ", ".join(
-        f"{escape(str(t['cause']))} ({100 * (t.get('explained_share') or 0):.0f}%)" for t in others
-    )
-    return f"<p><b>Contributing as well:</b> {named}. Both need fixing.</p>"
-
-
 def _alert_line(s: dict[str, Any]) -> str:
-    state = "resolved" if s.get("ends_at") else "firing"
-    since = str(s.get("starts_at") or "")[:16].replace("T", " ")
+    """What fired, how severe, and the state of the incident when the run looked."""
+    since = _minute(s.get("starts_at"))
+    severity = str(s.get("severity") or "")
     bits = [f"<b>🚨 {escape(str(s.get('alert') or 'alert'))}</b>"]
-    if s.get("severity"):
-        bits.append(escape(str(s["severity"])))
-    bits.append(f"{state} since {escape(since)} UTC" if since else state)
+    if severity:
+        color = SEVERITY.get(severity, "#374151")
+        bits.append(f"<b style='color:{color}'>{escape(severity)}</b>")
+    if s.get("ends_at"):
+        state = f"resolved at {escape(_minute(s['ends_at']))} UTC (started {escape(since)})"
+    else:
+        state = f"firing since {escape(since)} UTC" if since else "firing"
+        if s.get("evaluated_at"):
+            state += f", seen at {escape(_minute(s['evaluated_at'])[11:])}"
+    bits.append(state)
+    if s.get("kind") == "verification":
+        bits.append("verification run after it resolved")
     bits.append(f"runbook <code>{escape(str(s.get('runbook') or ''))}</code>")
     return " · ".join(bits)
 
 
-def _items(lines: list[str]) -> str:
-    return "<ul style='margin:2px 0'>" + "".join(f"<li>{escape(x)}</li>" for x in lines) + "</ul>"
+def _minute(text: object) -> str:
+    return str(text or "")[:16].replace("T", " ")
 
 
 def _links(s: dict[str, Any]) -> str:
+    """Where to look further: the alert's series and the alert, the incident page, and this
+    record's own files (relative: they work from a copy of the directory as well)."""
     links = dict(s.get("links") or {})
     out = []
     for key, label in (("prometheus", "Prometheus"), ("alertmanager", "Alertmanager")):
@@ -137,4 +183,6 @@ def _links(s: dict[str, Any]) -> str:
             out.append(f"<a href='{escape(links[key], quote=True)}'>{label}</a>")
     if s.get("incident_id") is not None:
         out.append(f"<a href='/incidents/{int(s['incident_id'])}'>Incident page</a>")
+    out.append("<a href='summary.json'>summary.json</a>")
+    out.append("<a href='record.html'>the notebook with its code</a>")
     return " · ".join(out)

@@ -355,7 +355,8 @@ def write(
         nb = nbformat.read(tmp / "postmortem.ipynb", as_version=4)
         nb.metadata.papermill["output_path"] = str(output / "postmortem.ipynb")  # not tmp's
         nbformat.write(nb, tmp / "postmortem.ipynb")
-        (tmp / "postmortem.html").write_text(record.html(nb, code=False), encoding="utf-8")
+        page = record.html(nb, code=False, report=False)  # the draft whole, its title too
+        (tmp / "postmortem.html").write_text(page, encoding="utf-8")
         manifest = {"records": [str(p) for p in paths]}
         (tmp / POSTMORTEM_MANIFEST).write_text(json.dumps(manifest, indent=1))
         if output.exists():

@@ -5,13 +5,13 @@ post-mortem directory lists its sources in `postmortem.json`)."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from runbook_lib.records import record
 from runbook_lib.records.index import Index
 from runbook_lib.records.migrations import schema
 
@@ -61,7 +61,7 @@ def prune(
         out.freed_bytes += sum(f.stat().st_size for f in rec.rglob("*") if f.is_file())
         out.removed.append(rec.name)
         if not dry_run:
-            shutil.rmtree(rec)
+            record.remove(rec)
     if out.removed and not dry_run:
         if index is None and (output_dir / "index.sqlite").exists():
             index = Index(output_dir / "index.sqlite")

@@ -110,7 +110,7 @@ def run(
 def replay_params(rec: Path, **overrides: Any) -> dict[str, Any]:
     """The parameters of a record's run, set to answer from its saved data."""
     rec = Path(rec)
-    if not (rec / "data" / "queries.jsonl").exists():
+    if not (rec / record.DATA / "queries.jsonl").exists():
         raise FileNotFoundError(f"{rec} has no saved data (data/queries.jsonl) to replay")
     nb = nbformat.read(rec / "record.ipynb", as_version=4)
     params = dict(nb.metadata.get("papermill", {}).get("parameters", {}))
@@ -118,11 +118,9 @@ def replay_params(rec: Path, **overrides: Any) -> dict[str, Any]:
         raise ValueError(f"{rec}/record.ipynb holds no papermill parameters")
     summ = record.summary(rec)
     params.update(
+        record.REPLAYING,
         at=summ.get("evaluated_at") or params.get("at", ""),
-        replay_from=str((rec / "data").resolve()),
-        snapshot_dir="",
-        live=False,
-        allow_mitigation=False,
+        replay_from=str((rec / record.DATA).resolve()),
     )
     return {**params, **overrides}
 
@@ -142,5 +140,5 @@ def failure_record(
         return output_dir / name
     req = engine.Request(params, runbook, output_dir, name, extra or {})
     tmp = engine.tmp_dir(output_dir, name)
-    engine.finish(tmp, new_notebook(cells=[]), req, params, status, error)
+    engine.finish(tmp, new_notebook(cells=[]), req, params, status, error, name=name)
     return engine.publish(tmp, output_dir / name, fixed=True)

@@ -13,6 +13,7 @@ output directory.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from pathlib import Path
@@ -106,7 +107,8 @@ def router(
         banner = incident_view.pending(inc)
         runs = [
             {**run, "why": incident_view.why(run), "shown_state": incident_view.run_state(run),
-             "has_record": run["state"] == "done" and (out / run["record"]).is_dir()}
+             "has_record": run["state"] == "done" and (out / run["record"]).is_dir(),
+             "replay_of": replay_of(out / run["record"])}
             for run in inc["runs"]
         ]  # fmt: skip
         seen = incident_view.memory(index, inc)
@@ -125,6 +127,7 @@ def router(
             seen=seen,
             headline=recurrence.headline(seen),
             runs=runs,
+            replay_of=replay_of(out / rec) if rec else "",
             current_id=inv["id"] if rec else None,
             actions=incident_view.action_lines(inc),
             who=who,
@@ -205,6 +208,14 @@ def listed(index: Index, alert: str, status: str, since: float | None) -> list[d
         incident_view.describe(r)
         for r in index.incidents(500, alert=alert, status=status, since=since)
     ]
+
+
+def replay_of(record_dir: Path) -> str:
+    """The record a replay re-ran (`replay_of` in its summary.json), else ''."""
+    try:
+        return str(json.loads((record_dir / "summary.json").read_text()).get("replay_of") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _jupyter_link(base: str, notebook: Path) -> str:

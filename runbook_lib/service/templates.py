@@ -76,6 +76,8 @@ ACT = """<section id="act"><h3>Act on this incident</h3>
 DETAIL = """{% extends "base" %}{% block main %}
 <h2>#{{ i.id }} {{ i.alertname }} <span class="sev-{{ i.severity }}">{{ i.severity }}</span>
 <span class="{{ i.status }}">{{ i.status }}</span></h2>
+{% if replay_of %}<p class="banner" id="replay"><b>↻ Replay of {{ replay_of }}</b>: the runbook re-run
+on the data that record saved, not a new investigation.</p>{% endif %}
 <p>{{ i.annotations.get('summary', '') }}</p>
 {% if banner %}<p class="banner" id="banner">{{ banner }}</p>{% endif %}
 {% if i.acknowledged_at or i.mitigated_at %}<p id="taken">
@@ -93,7 +95,7 @@ top cause: <b id="top-cause">{{ i.top_cause or 'none likely' }}</b> · communica
 {% if who and who.role == 'operator' and i.status == 'firing' %}{% include "act" %}{% endif %}
 <table id="runs"><thead><tr><th>run</th><th>why</th><th>led by</th><th>state</th><th>top cause</th>
 <th>record</th></tr></thead><tbody>
-{% for r in runs %}<tr class="run-{{ r.kind }}"><td>{{ r.kind }}</td><td>{{ r.why }}</td>
+{% for r in runs %}<tr class="run-{{ r.kind }}"><td>{{ r.kind }}</td><td>{{ r.why }}{% if r.replay_of %} (replay of {{ r.replay_of }}){% endif %}</td>
 <td>{{ r.alertname or '' }}{% if r.severity %} <span class="sev-{{ r.severity }}">({{ r.severity }})</span>{% endif %}</td>
 <td>{{ r.shown_state }}</td><td>{{ r.top_cause or '—' }}</td>
 <td>{% if r.id == current_id %}shown below{% elif r.has_record %}<a class="followup" href="/records/{{ r.record | urlq }}/report.html">{{ r.kind }}: {{ r.status }}</a>{% endif %}</td></tr>

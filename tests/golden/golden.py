@@ -12,6 +12,9 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import nbformat
+from papermill.translators import translate_parameters
+
 from runbook_lib.contract.alerts import route
 from runbook_lib.lab.scenarios import Scenario, ScenarioPrometheus, backfill, build, healthy
 from runbook_lib.records import runner
@@ -84,7 +87,16 @@ def regenerate(work: Path) -> None:
     try:
         for runbook in GOLDEN:
             rec = runner.run(params(runbook), work / "records", runbook=runbook, cwd=HERE)
-            (HERE / f"{runbook}.ipynb").write_bytes((rec / "record.ipynb").read_bytes())
+            nb = nbformat.read(rec / "record.ipynb", as_version=4)
+            # the run's own parameters, not the record's (which replay its data/): nbval
+            # re-executes the golden against Prometheus, writing nothing
+            run_params = params(runbook)
+            injected = next(
+                c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])
+            )
+            injected.source = translate_parameters("python3", "python", run_params, "Parameters")
+            nb.metadata.papermill.parameters = run_params
+            nbformat.write(nb, HERE / f"{runbook}.ipynb")
             print(f"{runbook}: {rec}")
     finally:
         prom.stop()

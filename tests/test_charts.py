@@ -1,0 +1,122 @@
+"""Charts read at a glance: the alert's marker in a colour no series has, legends and labels
+where they hide nothing and are not cut off, y-axes that do not magnify noise, states drawn
+as timelines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+
+from runbook_lib.evidence.panels import PANELS, PanelData  # noqa: E402
+from runbook_lib.notebook import charts  # noqa: E402
+
+T0 = datetime(2026, 1, 15, 9, 15, tzinfo=UTC)
+ALERT_AT = T0 + timedelta(minutes=45)
+
+
+def frame(series: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [
+        {"timestamp": pd.Timestamp(T0 + timedelta(seconds=30 * i)), "series": name, "value": v}
+        for name, values in series.items()
+        for i, v in enumerate(values)
+    ]
+    return pd.DataFrame(rows)
+
+
+def drawn(name: str, series: dict[str, list[float]], ncols: int = 1):
+    fig = charts.grid([PanelData(PANELS[name], frame(series))], ALERT_AT, None, ncols=ncols)
+    fig.canvas.draw()
+    return fig, fig.axes[0]
+
+
+def distance(a, b) -> float:
+    """How far apart two colours are (RGB, 0-255 per channel)."""
+    return sum((255 * (x - y)) ** 2 for x, y in zip(to_rgb(a), to_rgb(b), strict=True)) ** 0.5
+
+
+def test_the_alert_marker_looks_like_no_series_and_no_threshold() -> None:
+    """It was purple, beside a purple series; a dozen tools take every series colour."""
+    tools = {f"tool{i:02d}": [1.0 + i] * 60 for i in range(12)}
+    fig, ax = drawn("latency_by_tool", tools)
+    lines = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    marker = lines.pop("alert fired")
+    assert {"warning 5", "critical 10"} <= set(lines) and len(lines) == 14
+    assert min(distance(marker, c) for c in lines.values()) > 100, lines
+    plt.close(fig)
+
+
+def test_legends_sit_outside_the_data_and_threshold_lines() -> None:
+    """Inside the axes (upper left) the legend covered the critical line at 5%."""
+    fig = charts.grid(
+        [PanelData(PANELS["error_rate"], frame({"": [4.9] * 60})),
+         PanelData(PANELS["latency"], frame({"p50": [1] * 60, "p95": [2] * 60, "p99": [3] * 60}))],
+        ALERT_AT,
+    )  # fmt: skip
+    fig.canvas.draw()
+    for ax in fig.axes:
+        legend, data = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert legend.y1 < data.y0, ax.get_title()  # wholly below the plotting area
+        assert fig.bbox.y0 <= legend.y0  # and inside the figure, not cut off
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("peak_at", [0, 59])  # the first point, the last point
+def test_the_peak_label_stays_inside_the_frame(peak_at: int) -> None:
+    """A peak at the top was labelled above the axes, cut off by the title; one at the right
+    edge was labelled to its right, past the figure's edge."""
+    values = [1.0] * 60
+    values[peak_at] = 1.25  # the highest point of a chart without thresholds above it
+    data = PanelData(PANELS["heap"], frame({"used": values}))
+    fig = charts.grid([data, data], ALERT_AT)
+    fig.canvas.draw()
+    ax = fig.axes[1]  # the right-hand chart, at the figure's edge
+    [label] = [t for t in ax.texts if t.get_text().startswith("peak 1.25")]
+    box, frame_ = label.get_window_extent(), ax.get_window_extent()
+    assert frame_.x0 <= box.x0 and box.x1 <= frame_.x1 and frame_.y0 <= box.y0
+    assert box.y1 <= frame_.y1
+    plt.close(fig)
+
+
+def test_a_flat_series_stays_flat() -> None:
+    """0.00334-0.00335 made an axis of exactly that: noise in the fourth digit filled it."""
+    fig, ax = drawn("request_rate", {"requests/s": [0.00334, 0.00335] * 30})
+    lo, hi = ax.get_ylim()
+    assert hi - lo >= 0.2 * 0.00335 and lo >= 0  # a fifth of the value at least, not below 0
+    plt.close(fig)
+
+
+def test_y_limits_by_hand() -> None:
+    # span at least 0.2 x 0.00335 = 0.00067 around the middle 0.003345: 0.00301-0.00368;
+    # then 5% of it below (0.0000335) and 18% above for the label (0.0001206)
+    lo, hi = charts.y_limits([0.00334, 0.00335])
+    assert lo == pytest.approx(0.0029765, abs=1e-9) and hi == pytest.approx(0.0038006, abs=1e-9)
+    assert charts.y_limits([0.0, 0.0]) == (0.0, pytest.approx(1.18))  # nothing: 0-1
+    assert charts.y_limits([35.0, 70.0, 90.0]) == (pytest.approx(32.25), pytest.approx(99.9))
+    lo, _ = charts.y_limits([-2.0, -1.9])  # negative values keep their place below zero
+    assert lo < -2.0
+
+
+def test_component_health_is_a_state_timeline() -> None:
+    """Overlapping flat lines at 1 hid which component failed and when."""
+    health = {"cache": [1.0] * 60, "database": [1.0] * 20 + [0.0] * 10 + [1.0] * 30}
+    fig, ax = drawn("component_health", health)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cache", "database"]
+    assert [line.get_label() for line in ax.get_lines()] == ["alert fired"]  # no state lines
+    bars = [(c.get_paths()[0].get_extents(), c.get_facecolor()[0]) for c in ax.collections]
+    red = [box for box, color in bars if distance(color, charts.BAD_STATE) < 1]
+    assert len(red) == 1
+    [box] = red
+    step = 30 / 86400  # days, Matplotlib's date unit
+    start = matplotlib.dates.date2num(T0 + timedelta(seconds=30 * 20))
+    assert box.x0 == pytest.approx(start) and box.width == pytest.approx(10 * step)
+    assert 0.5 < box.y0 < 1.5  # the database's row
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {
+        "healthy", "unhealthy", "alert fired"}  # fmt: skip
+    plt.close(fig)
