@@ -90,7 +90,7 @@ def test_the_lead_says_it_first_then_what_was_checked_and_the_manual_steps() -> 
 def test_the_lead_says_it_before_a_top_cause_that_explains_little() -> None:
     html = lead_html(summary(3.0, top="cache_thrashing"))  # 33 % explained
     assert html.index("No runbook cause explains 67% of the added latency") < html.index(
-        "Top cause: cache_thrashing"
+        "Top cause: Cache thrashing"
     )
 
 

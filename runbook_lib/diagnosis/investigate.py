@@ -52,7 +52,7 @@ def read_logs(
 ) -> tuple[LogFacts | None, str]:
     if not spec:
         return None, "no log source was given"
-    read = (logs.source_for(spec) if isinstance(spec, str) else spec).read(start, end)
+    read = (logs.source_for(spec) if isinstance(spec, str | list) else spec).read(start, end)
     if read.error:
         return None, read.error
     return log_facts(read), ""
