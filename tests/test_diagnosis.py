@@ -381,10 +381,3 @@ def test_live_container_state_decides_crash_versus_oom() -> None:
         assert v["oom_killed"].verdict == "ruled_out"
     finally:
         c.remove(force=True)
-
-
-def test_html_table_escapes_and_colours() -> None:
-    v = diagnosis.Verdict("invalid_input", "likely", 0.9, ["<script>x</script> 81%"], ["no logs"])
-    html = diagnosis.to_html([v])
-    assert "<script>" not in html and "&lt;script&gt;" in html
-    assert diagnosis.COLORS["likely"] in html and "? no logs" in html

@@ -10,6 +10,7 @@ import pytest
 from runbook_lib import diagnosis
 from runbook_lib.diagnosis.answer import unexplained, unexplained_share
 from runbook_lib.diagnosis.attribution import Attribution
+from runbook_lib.notebook.display import answer_md
 from runbook_lib.records.lead import lead_html
 from runbook_lib.service.messages import _finding
 
@@ -112,6 +113,6 @@ def test_the_diagnosis_cell_says_it_first() -> None:
     att = Attribution("high_latency", "s", 9.17, ("cache_thrashing",))
     att.claim("cache_thrashing", 0.38, "cache misses")
     verdicts = [diagnosis.Verdict("cache_thrashing", "possible", 0.67, explained_share=0.041)]
-    text = diagnosis.top_text(verdicts, att, "high_latency")
+    text = answer_md(verdicts, att, "high_latency")
     assert text.startswith("**No runbook cause explains 96% of the added latency.**")
     assert "**No cause is likely.**" in text

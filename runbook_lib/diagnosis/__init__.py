@@ -11,9 +11,7 @@ from runbook_lib.diagnosis.engine import (
     Verdict,
     diagnose,
     summary,
-    to_html,
     top_causes,
-    top_text,
     unknown_gaps,
 )
 
@@ -25,8 +23,6 @@ __all__ = [
     "causes",
     "diagnose",
     "summary",
-    "to_html",
     "top_causes",
-    "top_text",
     "unknown_gaps",
 ]

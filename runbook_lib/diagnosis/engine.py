@@ -18,9 +18,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import pandas as pd
-
-from runbook_lib.diagnosis.answer import unexplained, unexplained_share
 from runbook_lib.diagnosis.attribution import Attribution, pct
 from runbook_lib.diagnosis.constants import CONTRIBUTOR, LIKELY, MOSTLY, POSSIBLE
 from runbook_lib.evidence.signals import Signals
@@ -28,6 +25,7 @@ from runbook_lib.evidence.signals import Signals
 LITTLE = CONTRIBUTOR  # a likely cause explaining less than this of a symptom another
 # cause mostly explains is at most `possible`, and is not named as contributing
 VERDICTS = ("likely", "possible", "ruled_out", "unknown")
+COLORS = {"likely": "#d62728", "possible": "#e69f00", "ruled_out": "#2ca02c", "unknown": "#7f7f7f"}
 
 
 @dataclass(frozen=True)
@@ -247,44 +245,6 @@ def top_causes(verdicts: list[Verdict]) -> list[dict]:
     ]
 
 
-def top_text(verdicts: list[Verdict], att: Attribution | None = None, runbook: str = "") -> str:
-    """The answer in Markdown: first, when the causes explain less than half of the symptom
-    (`att`), that no runbook cause explains it; then the top cause, or the causes that
-    together explain the symptom with their shares, or that none is likely."""
-    said = unexplained(
-        {"runbook": runbook, "unexplained_share": unexplained_share(att),
-         "diagnosis": [v.as_dict() for v in verdicts]}
-    )  # fmt: skip
-    first = (
-        f"**{said.headline}.** Checked: {'; '.join(said.checked)}. Manual steps: {said.manual}.\n\n"
-        if said
-        else ""
-    )
-    return first + _top_line(verdicts)
-
-
-def _top_line(verdicts: list[Verdict]) -> str:
-    tops = top_causes(verdicts)
-    if not tops:
-        return (
-            "**No cause is likely.** Look at the overview and the logs; "
-            "escalate if the root cause stays unknown."
-        )
-
-    def named(t: dict) -> str:
-        share = t["explained_share"]
-        return f"`{t['cause']}`" + (f" ({pct(share)} of the symptom)" if share is not None else "")
-
-    if len(tops) == 1:
-        return f"**Top cause: {named(tops[0])}**"
-    together = sum(t["explained_share"] or 0.0 for t in tops)
-    return (
-        f"**Top causes, contributing together ({pct(together)} of the symptom): "
-        + ", ".join(named(t) for t in tops)
-        + "**"
-    )
-
-
 def unknown_gaps(verdicts: list[Verdict]) -> list[str]:
     """Every fact that could not be judged for lack of a series, naming the series: for a
     cause left unknown by it, and for a cause judged without it (gaps without a series, such
@@ -301,41 +261,3 @@ def summary(verdicts: list[Verdict]) -> tuple[list[dict], str | None]:
     """The diagnosis list of the record summary, and its top cause (first likely)."""
     top = next((v.cause for v in verdicts if v.verdict == "likely"), None)
     return [v.as_dict() for v in verdicts], top
-
-
-def table(verdicts: list[Verdict]) -> pd.DataFrame:
-    """The diagnosis as a table for the notebook."""
-    return pd.DataFrame(
-        [
-            {
-                "cause": v.cause,
-                "verdict": v.verdict,
-                "score": v.score,
-                "evidence": "\n".join(v.evidence + [f"? {m}" for m in v.missing]),
-            }
-            for v in verdicts
-        ]
-    )
-
-
-COLORS = {"likely": "#d62728", "possible": "#e69f00", "ruled_out": "#2ca02c", "unknown": "#7f7f7f"}
-
-
-def to_html(verdicts: list[Verdict]) -> str:
-    """The diagnosis table as HTML: verdict coloured, evidence as a list per cause."""
-    import html
-
-    rows = []
-    for v in verdicts:
-        items = "".join(f"<li>{html.escape(e)}</li>" for e in v.evidence)
-        items += "".join(f"<li style='color:#7f7f7f'>? {html.escape(m)}</li>" for m in v.missing)
-        rows.append(
-            f"<tr><td><b>{html.escape(v.cause)}</b></td>"
-            f"<td style='color:white;background:{COLORS[v.verdict]};text-align:center'>"
-            f"{v.verdict.replace('_', ' ')}</td><td>{v.score:.2f}</td>"
-            f"<td style='text-align:left'><ul style='margin:0'>{items}</ul></td></tr>"
-        )
-    return (
-        "<table><thead><tr><th>cause</th><th>verdict</th><th>score</th><th>evidence</th>"
-        "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-    )
