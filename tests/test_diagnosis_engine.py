@@ -110,23 +110,6 @@ def test_no_likely_cause_means_no_top_cause() -> None:
     assert top is None and [r["cause"] for r in rows] == ["a", "b"]
 
 
-def test_the_table_lists_evidence_then_what_is_missing() -> None:
-    table = d.table([Verdict("leak", "likely", 0.8, ["✔ grows"], ["no logs"])])
-    assert table.to_dict("records") == [
-        {"cause": "leak", "verdict": "likely", "score": 0.8, "evidence": "✔ grows\n? no logs"}
-    ]
-
-
-def test_the_html_table_colours_each_verdict_and_escapes_text() -> None:
-    html = d.to_html(
-        [Verdict("a<b", "ruled_out", 0.0, ["x & y"]), Verdict("c", "unknown", 0.0, [], ["m"])]
-    )
-    assert "<b>a&lt;b</b>" in html and "<li>x &amp; y</li>" in html
-    assert "background:#2ca02c" in html and ">ruled out<" in html
-    assert "background:#7f7f7f" in html and "<li style='color:#7f7f7f'>? m</li>" in html
-    assert html.count("<tr>") == 3  # header and two causes
-
-
 def test_pct_and_share() -> None:
     assert d.pct(0.125) == "12%" and d.pct(1) == "100%"
     assert facts.share({"a": 3.0, "b": 1.0}, {"a"}) == 0.75
@@ -340,17 +323,6 @@ def test_rule_registers_under_each_runbook(monkeypatch: pytest.MonkeyPatch) -> N
     assert d.CAUSES["zombies"].rules == {"fork_leak": zombies, "libreoffice_leak": zombies}
 
 
-def test_the_html_table_exactly() -> None:
-    html = d.to_html([Verdict("leak", "likely", 0.8, ["✔ a", "✔ b"], ["m"])])
-    assert html == (
-        "<table><thead><tr><th>cause</th><th>verdict</th><th>score</th><th>evidence</th>"
-        "</tr></thead><tbody><tr><td><b>leak</b></td>"
-        "<td style='color:white;background:#d62728;text-align:center'>likely</td><td>0.80</td>"
-        "<td style='text-align:left'><ul style='margin:0'><li>✔ a</li><li>✔ b</li>"
-        "<li style='color:#7f7f7f'>? m</li></ul></td></tr></tbody></table>"
-    )
-
-
 def test_every_missing_path_keeps_its_fields() -> None:
     none = facts.errors_share(ev(), {"timeout"}, "timeouts", 1.5, False)
     assert none == Fact(None, "timeouts share of errors", 1.5, False,
@@ -367,17 +339,3 @@ def test_every_missing_path_keeps_its_fields() -> None:
 def test_a_pattern_missing_from_the_shares_adds_nothing() -> None:
     logs = LogFacts(counts={"a": 1}, error_lines=10, shares={"a": 0.1})
     assert facts.log_share(ev(logs=logs), {"a", "absent"}, "x", min_share=0.5).holds is False
-
-
-def test_the_html_table_of_two_causes_exactly() -> None:
-    html = d.to_html([Verdict("a", "possible", 0.5, [], ["m1", "m2"]),
-                      Verdict("b", "unknown", 0.0, ["e"], [])])  # fmt: skip
-    body = html.split("<tbody>")[1]
-    assert body == (
-        "<tr><td><b>a</b></td><td style='color:white;background:#e69f00;text-align:center'>"
-        "possible</td><td>0.50</td><td style='text-align:left'><ul style='margin:0'>"
-        "<li style='color:#7f7f7f'>? m1</li><li style='color:#7f7f7f'>? m2</li></ul></td></tr>"
-        "<tr><td><b>b</b></td><td style='color:white;background:#7f7f7f;text-align:center'>"
-        "unknown</td><td>0.00</td><td style='text-align:left'><ul style='margin:0'>"
-        "<li>e</li></ul></td></tr></tbody></table>"
-    )

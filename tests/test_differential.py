@@ -13,6 +13,7 @@ from runbook_lib.diagnosis.attribution import Attribution
 from runbook_lib.diagnosis.engine import Evidence, Verdict, differentiate, top_causes
 from runbook_lib.evidence.panels import Scope
 from runbook_lib.evidence.signals import Signals, _derive
+from runbook_lib.notebook.display import answer_md
 
 T0 = pd.Timestamp("2026-01-15 09:00", tz="UTC")
 
@@ -138,7 +139,10 @@ def test_memory_a_leak_beside_a_growing_cache_contributes() -> None:
         ("cache_too_large", 0.667),
         ("memory_leak", 0.333),
     ]
-    assert "contributing together (100% of the symptom)" in diagnosis.top_text(verdicts)
+    assert answer_md(verdicts, ev.attribution) == (
+        "**Top causes, together explaining 100% of the symptom: "
+        "Cache too large (67% of the symptom), Memory leak (33% of the symptom).**"
+    )
     assert ev.attribution.as_dict()["parts"] == {"memory_leak": 1.0, "cache_too_large": 2.0}
 
 
