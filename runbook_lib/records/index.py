@@ -60,11 +60,7 @@ def urgency(now: float, age_bound: float) -> sa.ColumnElement:
     (contract.alerts.SEVERITY_RANK), the top rank once the run has been due `age_bound`."""
     c = runs_t.c
     top = max(SEVERITY_RANK.values())
-    rank = sa.case(
-        {name: value for name, value in SEVERITY_RANK.items()},
-        value=sa.func.lower(sa.func.coalesce(c.severity, "")),
-        else_=0,
-    )
+    rank = sa.case(SEVERITY_RANK, value=sa.func.lower(sa.func.coalesce(c.severity, "")), else_=0)
     return sa.case((c.not_before <= now - age_bound, top), else_=rank)
 
 
