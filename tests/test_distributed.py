@@ -15,12 +15,14 @@ from pathlib import Path
 import httpx
 import nbformat
 import pytest
+from celery import Celery
 from nbformat.v4 import new_code_cell, new_notebook
 
 from runbook_lib.lab.backing import LocalCluster, Node
 from runbook_lib.lab.stack import free_port
 from runbook_lib.records import record
 from runbook_lib.records.index import Index
+from runbook_lib.service.distributed import TASK
 
 pytestmark = pytest.mark.stack
 
@@ -110,17 +112,17 @@ def test_two_receivers_get_every_alert_and_make_one_incident_and_one_record(clus
 
 SLOW = """import time
 from IPython.display import display
-time.sleep(6)
+time.sleep({sleep_s})
 display({"application/json": {"alert": alert_name, "runbook": "high_error_rate", "fingerprint": fingerprint,
          "status": "completed", "top_cause": None}}, raw=True,
         metadata={"runbook_summary": True})
 """
 
 
-def slow_notebooks(tmp_path: Path) -> Path:
+def slow_notebooks(tmp_path: Path, sleep_s: float = 6) -> Path:
     nb = new_notebook(
         cells=[new_code_cell('alert_name = "x"', metadata={"tags": ["parameters"]}),
-               new_code_cell(SLOW)],
+               new_code_cell(SLOW.replace("{sleep_s}", str(sleep_s)))],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}},
     )  # fmt: skip
@@ -184,3 +186,33 @@ def test_a_redis_restart_mid_storm_loses_no_accepted_alert(cluster) -> None:
     runs = settle(index, STORM, 180)  # the sweeper sent again what Redis lost or never got
     assert Counter(r["status"] for r in runs) == {"degraded": STORM}  # Prometheus unreachable
     one_record_each(cluster, runs, "s")
+
+
+def severe_group(i: int, tag: str, severity: str) -> dict:
+    body = group(i, tag)
+    body["alerts"][0]["labels"]["severity"] = severity
+    return body
+
+
+def test_a_critical_queued_behind_warnings_is_served_first_and_a_task_twice_runs_once(
+    cluster, tmp_path
+) -> None:
+    notebooks = slow_notebooks(tmp_path, sleep_s=0)
+    no_hold = ["--notebooks", str(notebooks), "--correlation-hold", "0"]  # warnings run at once
+    a = cluster.receiver("receiver-a", *no_hold)
+    for i in range(5):  # five warnings, then a critical: the broker holds their tasks so
+        assert post(a, severe_group(i, "w", "warning")) == 200
+    assert post(a, severe_group(0, "c", "critical")) == 200
+    index = Index(url=cluster.postgres.url)
+    first_warning = min(r["id"] for i in index.incidents() for r in i["runs"])
+    broker = Celery(broker=cluster.redis.url)
+    for _ in range(2):  # the first warning's task delivered twice more
+        broker.send_task(TASK, args=[first_warning])
+    cluster.worker("worker-1", 1, *no_hold)  # one process: it starts the runs one by one
+    settle(index, 6, 180)
+    runs = [r | {"fp": i["fingerprint"]} for i in index.incidents() for r in i["runs"]]
+    started = [r["fp"] for r in sorted(runs, key=lambda r: r["started_at"])]
+    # the critical first, then the warnings oldest first
+    assert started == ["c000000000000000", *(f"w{i:015x}" for i in range(5))]
+    assert [r["attempts"] for r in runs] == [1] * 6  # eight deliveries, each run run once
+    one_record_each(cluster, runs, "")

@@ -39,6 +39,54 @@ def test_runs_are_claimed_oldest_due_first(index: Index) -> None:
     assert index.claim(now=T0 + 100) is None
 
 
+def warning(fp: str) -> Alert:
+    return Alert(
+        status="firing",
+        labels={"alertname": "GgenMcpElevatedErrorRate", "instance": f"h:{fp}",
+                "severity": "warning"},
+        startsAt=datetime(2026, 11, 28, 4, tzinfo=UTC),
+        fingerprint=fp,
+    )  # fmt: skip
+
+
+def test_a_critical_queued_behind_ten_warnings_starts_next(index: Index) -> None:
+    for i in range(10):
+        index.accept([warning(f"w{i:03d}")], verify_delay=0, now=T0 + i)
+    index.accept([alert("crit")], verify_delay=0, now=T0 + 20)  # queued last
+    info = Alert(status="firing", labels={"alertname": "Something", "instance": "h:i",
+                                          "severity": "info"},
+                 startsAt=datetime(2026, 11, 28, 4, tzinfo=UTC), fingerprint="info")  # fmt: skip
+    index.accept([info], verify_delay=0, now=T0 - 5)  # queued first
+    claimed = [index.claim(now=T0 + 30).fingerprint for _ in range(12)]
+    # the critical, then the warnings oldest first, then the info run
+    assert claimed == ["crit", *(f"w{i:03d}" for i in range(10)), "info"]
+
+
+def test_a_warning_due_longer_than_the_age_bound_is_not_starved(tmp_path: Path) -> None:
+    index = Index(tmp_path / "index.sqlite", age_bound=300)
+    index.accept([warning("warn")], verify_delay=0, now=T0)
+    index.accept([alert("crit1")], verify_delay=0, now=T0 + 100)
+    index.accept([alert("crit2")], verify_delay=0, now=T0 + 250)
+    assert index.claim(now=T0 + 299).fingerprint == "crit1"  # 299 s: the critical first
+    # due 300 s: the warning counts as critical, and it is the oldest of the two left
+    assert index.claim(now=T0 + 300).fingerprint == "warn"
+    assert index.claim(now=T0 + 300).fingerprint == "crit2"
+
+
+def test_a_held_warning_waits_out_its_hold_then_queues_by_its_severity(index: Index) -> None:
+    index.accept([warning("warn")], verify_delay=0, now=T0)
+    held = index.claim(now=T0 + 1)
+    index.defer(held, T0 + 60, "waiting for its critical twin", now=T0 + 1)
+    index.accept([alert("crit1")], verify_delay=0, now=T0 + 30)
+    assert index.claim(now=T0 + 59).fingerprint == "crit1"
+    assert index.claim(now=T0 + 59) is None  # held until T0 + 60
+    index.accept([alert("crit2")], verify_delay=0, now=T0 + 61)
+    # due again since T0 + 60, it is a warning once more: the critical queued later goes first
+    assert index.claim(now=T0 + 62).fingerprint == "crit2"
+    again = index.claim(now=T0 + 62)
+    assert (again.fingerprint, again.held_since) == ("warn", T0 + 1)
+
+
 def test_a_run_not_yet_due_is_not_claimed(index: Index) -> None:
     index.accept([alert("aaaa")], verify_delay=0, now=T0)
     index.accept([alert("aaaa", status="resolved")], verify_delay=300, now=T0 + 5)
@@ -138,15 +186,18 @@ def test_accept_runs_names_the_runs_it_created(index: Index) -> None:
     ]
 
 
-def test_start_takes_a_queued_run_once_and_a_running_one_after_its_lease(index: Index) -> None:
+def test_claim_with_a_lease_takes_a_queued_run_once_and_a_running_one_after_its_lease(
+    index: Index,
+) -> None:
     [q] = index.accept_runs([alert("aaaa")], 0, now=T0)[1]
-    first = index.start(q.run_id, lease_s=100, now=T0 + 1)
+    first = index.claim(lease_s=100, now=T0 + 1)
     assert first is not None and first.attempts == 1 and first.fingerprint == "aaaa"
-    assert index.start(q.run_id, lease_s=100, now=T0 + 50) is None  # leased to the first
-    again = index.start(q.run_id, lease_s=100, now=T0 + 102)  # its worker vanished
-    assert again is not None and again.attempts == 2
+    assert index.claim(lease_s=100, now=T0 + 50) is None  # leased to the first
+    assert index.claim(now=T0 + 500) is None  # without a lease, running is never due again
+    again = index.claim(lease_s=100, now=T0 + 102)  # its worker vanished
+    assert again is not None and again.run_id == q.run_id and again.attempts == 2
     index.finish(q.run_id, {"status": "completed"}, location="/shared/records/x")
-    assert index.start(q.run_id, lease_s=100, now=T0 + 500) is None  # done is done
+    assert index.claim(lease_s=100, now=T0 + 500) is None  # done is done
     [run] = index.incidents()[0]["runs"]
     assert (run["state"], run["location"]) == ("done", "/shared/records/x")
 
@@ -156,7 +207,11 @@ def test_undispatched_finds_unsent_lost_and_abandoned_runs(index: Index) -> None
     never, sent, running, fresh = runs
     index.dispatched([sent, running], now=T0)
     index.dispatched([fresh], now=T0 + 90)
-    index.start(running, lease_s=30, now=T0 + 10)
+    # as severe and as old: claimed by id; the first two go back to the queue
+    claimed = [index.claim(lease_s=30, now=T0 + 10).run_id for _ in range(3)]
+    assert claimed == [never, sent, running]
+    index.requeue(never)
+    index.requeue(sent)
     found = lambda resend: sorted(  # noqa: E731
         q.run_id for q in index.undispatched(60, 30, resend_sent=resend, now=T0 + 100)
     )
@@ -268,7 +323,7 @@ def test_finish_records_when_and_keeps_a_known_location(index: Index) -> None:
     import time
 
     [q] = index.accept_runs([alert("aaaa")], 0, now=T0)[1]
-    index.start(q.run_id, 60, now=T0)
+    index.claim(now=T0)
     before = time.time()
     index.finish(q.run_id, {"status": "failed", "error": "boom"}, location="/r/a")
     index.finish(q.run_id, {"status": "completed"})  # refiled without a location
@@ -279,8 +334,8 @@ def test_finish_records_when_and_keeps_a_known_location(index: Index) -> None:
 
 def test_lease_and_sweep_boundaries(index: Index) -> None:
     [q] = index.accept_runs([alert("aaaa")], 0, now=T0)[1]
-    index.start(q.run_id, 30, now=T0)
-    assert index.start(q.run_id, 30, now=T0 + 30) is None  # exactly at the lease: still held
+    index.claim(lease_s=30, now=T0)
+    assert index.claim(lease_s=30, now=T0 + 30) is None  # exactly at the lease: still held
     assert index.undispatched(10, 30, resend_sent=True, now=T0 + 30) == []
     assert [x.run_id for x in index.undispatched(10, 30, resend_sent=True, now=T0 + 31)] == [
         q.run_id
@@ -335,7 +390,7 @@ def test_without_a_time_the_clock_is_used(index: Index) -> None:
     before = time.time()
     index.dispatched([q.run_id])
     assert index.undispatched(0, 30, resend_sent=False) == []  # sent: not lost
-    job = index.start(q.run_id, lease_s=60)
+    job = index.claim(lease_s=60)
     [run] = index.incidents()[0]["runs"]
     assert job is not None and before <= run["dispatched_at"] <= run["started_at"] <= time.time()
     assert index.undispatched(0, 30, resend_sent=True) == []  # leased right now

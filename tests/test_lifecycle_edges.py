@@ -69,7 +69,8 @@ def test_a_critical_beside_a_queued_re_investigation_escalates_and_loses_nothing
     ]
     for _ in range(2):
         done(index, index.claim(NOW + 61))
-    assert kinds(index) == ["investigation", "reinvestigation", "escalated"]
+    # both run: the critical's first (the most severe due run), then the operator's
+    assert kinds(index) == ["investigation", "escalated", "reinvestigation"]
 
 
 def test_a_critical_that_arrives_while_the_warning_asks_prometheus_leads_that_run(

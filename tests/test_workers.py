@@ -165,7 +165,7 @@ display({"application/json": summary}, raw=True, metadata={"runbook_summary": Tr
 """
 
 
-def probe_notebooks(tmp_path: Path) -> Path:
+def probe_notebooks(tmp_path: Path, source: str = PROBE) -> Path:
     """A notebook directory whose `triage` reports what it sees, then leaves a mess."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
@@ -173,7 +173,7 @@ def probe_notebooks(tmp_path: Path) -> Path:
     nb = new_notebook(
         cells=[
             new_code_cell('alert_name = "x"', metadata={"tags": ["parameters"]}),
-            new_code_cell(PROBE),
+            new_code_cell(source),
         ],
         metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -210,6 +210,20 @@ def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path)
         "# Parameters",
         "import os, sys",
     ]
+
+
+def test_timings_count_the_cpu_seconds_of_the_kernel_and_the_worker(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    index = Index(out / "index.sqlite")
+    index.accept([alert(alertname="ProbeBurn", instance="a")], verify_delay=0)
+    burn = (
+        "import time\n_t = time.process_time()\nwhile time.process_time() - _t < 0.6:\n    pass\n"
+    )
+    cfg = RunConfig(output_dir=out, workers=1, notebook_dir=probe_notebooks(tmp_path, burn + PROBE))
+    [done] = drain(Pool(index, cfg), index, 1, 120)
+    cpu = json.loads((out / done["record"] / "timings.json").read_text())["cpu"]
+    assert 0.6 <= cpu["kernel_s"] < 30  # the cell burns 0.6 s of the kernel's own CPU
+    assert 0 < cpu["worker_s"] < 30  # papermill, the export and the publish, in the worker
 
 
 def _cmdline(p: psutil.Process) -> list[str]:

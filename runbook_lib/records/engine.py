@@ -64,6 +64,7 @@ class Timings:
 
     phases: dict[str, float] = field(default_factory=dict)
     cells: list[dict[str, Any]] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds: worker, kernel
 
     def mark(self, phase: str, since: float) -> float:
         now = time.monotonic()
@@ -71,7 +72,7 @@ class Timings:
         return now
 
     def as_dict(self) -> dict[str, Any]:
-        return {"phases": self.phases, "cells": self.cells}
+        return {"phases": self.phases, "cells": self.cells, "cpu": self.cpu}
 
     def write(self, rec: Path) -> None:
         """`timings.json` beside the record (after publishing: it times that too)."""

@@ -11,10 +11,13 @@ fault join one incident (records/grouping.py), which has at most one run of each
 re-sent groups are harmless. A run's record directory name is fixed when the run is enqueued, so
 a run done again after a crash finds its record instead of writing a second one.
 
-Embedded mode drains the queue with `claim` (the oldest due run). Distributed mode hands
-runs to Celery and a worker takes a given run with `start`, under a lease, so a task
-delivered twice runs once; `undispatched` finds accepted runs whose task was never sent or
-got lost, for the sweeper.
+Workers take the next run with `claim`: under a backlog the most severe due run first, then
+the oldest, and a run that has waited `age_bound` seconds counts as the most severe, so a
+warning is never starved by criticals that keep coming. Both modes claim so: in distributed
+mode a Celery task only says "a run is due" and its worker claims from the index under a
+lease (an expired lease makes a running run claimable again), so the broker's order does
+not decide which incident goes first. `undispatched` finds accepted runs whose task was
+never sent or got lost, for the sweeper.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runbook_lib.contract.alerts import Alert, route
+from runbook_lib.contract.alerts import SEVERITY_RANK, Alert, route
 from runbook_lib.contract.config import CORRELATION_WINDOW_S
 from runbook_lib.records import actions, grouping, history, record
 from runbook_lib.records.dispatch import Dispatch
@@ -47,6 +50,18 @@ from runbook_lib.records.outbox import add_event
 # manual: `runbook run` by hand; mitigation: an operator approved the runbook's mitigation
 KINDS = ("investigation", "verification", "manual", "mitigation")
 incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
+# A run due for this long is taken as if it were critical: bounded waiting for every run,
+# while a burst of criticals (minutes of a storm) still jumps a warning backlog.
+AGE_BOUND_S = 300.0
+
+
+def urgency(now: float, age_bound: float) -> sa.ColumnElement:
+    """The claim order's first key: the severity rank of the run's lead alert
+    (contract.alerts.SEVERITY_RANK), the top rank once the run has been due `age_bound`."""
+    c = runs_t.c
+    top = max(SEVERITY_RANK.values())
+    rank = sa.case(SEVERITY_RANK, value=sa.func.lower(sa.func.coalesce(c.severity, "")), else_=0)
+    return sa.case((c.not_before <= now - age_bound, top), else_=rank)
 
 
 class Index(grouping.AlertQueries, actions.ActionWrites, Dispatch):
@@ -58,11 +73,14 @@ class Index(grouping.AlertQueries, actions.ActionWrites, Dispatch):
         *,
         url: str | None = None,
         correlation_window: float = CORRELATION_WINDOW_S,
+        age_bound: float = AGE_BOUND_S,
     ) -> None:
         """`correlation_window`: seconds within which alerts of one instance and runbook
         family join one incident (0: never). Whether a warning's investigation waits for a
-        more severe twin is the workers' decision (service/holds.py), not the index's."""
+        more severe twin is the workers' decision (service/holds.py), not the index's.
+        `age_bound`: seconds due after which a run is claimed as if it were critical."""
         self.correlation_window = correlation_window
+        self.age_bound = age_bound
         if url is None:
             url = f"sqlite:///{path}"
         self.path = Path(url.split("///", 1)[1]) if url.startswith("sqlite:///") else None
@@ -221,14 +239,20 @@ class Index(grouping.AlertQueries, actions.ActionWrites, Dispatch):
         raise RuntimeError(f"record names {name} and {name}-i{incident} are both taken")
 
     # -- the workers' side -----------------------------------------------------------------
-    def claim(self, now: float | None = None) -> Job | None:
-        """Take the oldest due queued run, marking it running; None when nothing is due."""
+    def claim(self, now: float | None = None, lease_s: float | None = None) -> Job | None:
+        """Take the most urgent due run (see `urgency`; then the oldest), marking it
+        running; None when nothing is due. With `lease_s`, a run started more than `lease_s`
+        ago and still running (its worker vanished) is due again."""
         now = time.time() if now is None else now
+        c = runs_t.c
+        due = (c.state == "queued") & (c.not_before <= now)
+        if lease_s is not None:
+            due = due | ((c.state == "running") & (c.started_at < now - lease_s))
         with self._tx() as conn:
             pick = (
-                sa.select(runs_t.c.id)
-                .where((runs_t.c.state == "queued") & (runs_t.c.not_before <= now))
-                .order_by(runs_t.c.not_before, runs_t.c.id)
+                sa.select(c.id)
+                .where(due)
+                .order_by(urgency(now, self.age_bound).desc(), c.not_before, c.id)
                 .limit(1)
             )
             if self.postgres:
@@ -238,22 +262,6 @@ class Index(grouping.AlertQueries, actions.ActionWrites, Dispatch):
                 return None
             self._mark_running(conn, run_id, now)
             return self._job(conn, run_id)
-
-    def start(self, run_id: int, lease_s: float, now: float | None = None) -> Job | None:
-        """Take run `run_id` for a worker: it must be queued, or running with its lease
-        (started more than `lease_s` ago) expired. None: done, or another worker has it."""
-        now = time.time() if now is None else now
-        with self._tx() as conn:
-            takeable = (runs_t.c.id == run_id) & (
-                (runs_t.c.state == "queued")
-                | ((runs_t.c.state == "running") & (runs_t.c.started_at < now - lease_s))
-            )
-            taken = conn.execute(
-                sa.update(runs_t)
-                .where(takeable)
-                .values(state="running", started_at=now, attempts=runs_t.c.attempts + 1)
-            )
-            return self._job(conn, run_id) if taken.rowcount else None
 
     def _mark_running(self, conn: Connection, run_id: int, now: float) -> None:
         conn.execute(

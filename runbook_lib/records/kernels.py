@@ -56,6 +56,14 @@ class Kernel:
         except psutil.Error:
             return False
 
+    def cpu_s(self) -> float:
+        """CPU seconds the kernel process has used (user and system; 0 when it is gone)."""
+        try:
+            t = psutil.Process(self.pid).cpu_times()
+        except psutil.Error:
+            return 0.0
+        return t.user + t.system + t.children_user + t.children_system
+
     def kill(self) -> None:
         """End the kernel and everything its cells started; remove its sockets."""
         if self.forked:

@@ -1,13 +1,15 @@
 """Beyond one machine: runs as Celery tasks on Redis, the index in PostgreSQL.
 
 Receivers (`runbook serve --database URL --broker URL`) accept an alert into the index and
-send one task per new run; a verification is sent with its countdown (Celery's ETA), not
-held by a timer in one process. Workers on any machine (`runbook worker --database URL
---broker URL --concurrency N`) keep a warm kernel per pool process, take the run under a
-lease (`Index.start`), execute it, publish the record in the shared records directory,
-file it, and only then acknowledge the task (`acks_late`; `reject_on_worker_lost`). A task
-whose worker died is delivered again; the record name, fixed when the alert was accepted,
-makes a second delivery find the published record and stop: effectively once.
+send one task per new run, which says only that a run is due; a verification is sent with
+its countdown (Celery's ETA), not held by a timer in one process. Workers on any machine
+(`runbook worker --database URL --broker URL --concurrency N`) keep a warm kernel per pool
+process, claim the most urgent due run from the index under a lease (`Index.claim`: the
+most severe first, so a critical alert in a storm of warnings does not wait behind the
+broker's queue), execute it, publish the record in the shared records directory, file it,
+and only then acknowledge the task (`acks_late`; `reject_on_worker_lost`). A task whose
+worker died is delivered again; the record name, fixed when the alert was accepted, makes
+a delivery that finds the run's record published file it and stop: effectively once.
 
 Infrastructure failures (no kernel, the records directory or the database unavailable) are
 retried with exponential backoff. A notebook that fails, or a Prometheus that does not
@@ -129,17 +131,21 @@ def _warm_process(**_: Any) -> None:
 
 
 def _run_task(task, run_id: int) -> str:
-    """Run `run_id` once, whoever delivers it. Returns what happened (for the logs)."""
+    """A run is due (`run_id`'s task, or a held run's task sent again): run the most urgent
+    due run of the index (`Index.claim`: the most severe first, then the oldest, none
+    starved), which need not be `run_id`. One task per run, each claiming at most one: every
+    run is run, and the broker's order does not decide which incident goes first (a task
+    that finds nothing due leaves lost runs to the sweeper). Returns what happened."""
     ctx = _context(task.app)
     cfg = ctx.settings.run
-    job = ctx.index.start(run_id, lease_s=ctx.settings.lease_s)
+    job = ctx.index.claim(lease_s=ctx.settings.lease_s)
     if job is None:
-        return "taken: done already, or another worker holds its lease"
+        return "nothing due: its run was taken by an earlier task, or is done"
     started = time.monotonic()
     hold = held(ctx.index, job, cfg.hold)
     if hold is not None:  # a more severe alert is on its way: ask again when it should be here
-        task.app.send_task(TASK, args=[run_id], countdown=max(0.0, hold.until - time.time()))
-        ctx.index.dispatched([run_id])
+        task.app.send_task(TASK, args=[job.run_id], countdown=max(0.0, hold.until - time.time()))
+        ctx.index.dispatched([job.run_id])
         return f"held: {hold.note}"
     published = cfg.output_dir / job.record
     if published.exists():  # an earlier delivery published it, then died before filing
@@ -149,7 +155,7 @@ def _run_task(task, run_id: int) -> str:
         rec = runner.failure_record(
             job_params(job, cfg), cfg.output_dir, runbook=job.runbook, name=job.record,
             status="failed", error=f"the run was started {job.attempts - 1} times and never "
-            "finished; not trying again", extra={"run_id": run_id},
+            "finished; not trying again", extra={"run_id": job.run_id},
         )  # fmt: skip
         _file(ctx, job, rec, started)
         return "given up"
@@ -159,9 +165,9 @@ def _run_task(task, run_id: int) -> str:
     try:
         rec = ctx.worker.run(job_spec(job, cfg, _runbooks(ctx.settings)))
     except (KernelError, OSError) as exc:  # infrastructure: put it back and retry later
-        log.warning("run %d put back in the queue (try %d of %d): %s", run_id,
+        log.warning("run %d put back in the queue (try %d of %d): %s", job.run_id,
                     task.request.retries + 1, MAX_RETRIES + 1, exc)  # fmt: skip
-        ctx.index.requeue(run_id)
+        ctx.index.requeue(job.run_id)
         if task.request.retries >= MAX_RETRIES:
             raise
         raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc

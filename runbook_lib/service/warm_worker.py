@@ -86,13 +86,18 @@ class Worker:
             notebook_dir=Path(spec["notebook_dir"]) if spec.get("notebook_dir") else None,
         )
         handoff = max(0.0, time.time() - spec.get("sent_at", time.time()))
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         kernel = self.acquire()
         waited = time.monotonic() - started
         try:
             rec, timings = self.engine.run(req, kernel)
         finally:
+            kernel_cpu = kernel.cpu_s()
             kernel.kill()
+        timings.cpu = {
+            "worker_s": round(time.process_time() - cpu_started, 4),
+            "kernel_s": round(kernel_cpu, 4),  # its warm-up (before the job) included
+        }
         timings.phases = {
             "queue": spec.get("queued_s", 0.0),
             "handoff": round(handoff, 4),  # waiting for this worker to take the job

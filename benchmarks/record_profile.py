@@ -1,0 +1,140 @@
+"""Profile: where a record's CPU goes on a warm worker, in the worker and in its kernel.
+
+Starts the local stack (simulator, Prometheus, Alertmanager; no receiver) in a private
+state directory, waits for some history, then runs the high_error_rate runbook N + 1 times
+on a `service.warm_worker.Worker` (the pool's own path: a kernel forked warm from its
+zygote, papermill, the export, the publish), with cProfile on in the worker process and
+inside each run's kernel (enabled by a silent request before the notebook's first cell,
+dumped by another after its last), timed by CPU (process) time, so waiting costs nothing.
+Prints each record's CPU seconds (worker and kernel, from its timings.json) and, on each
+side, the top functions by own CPU time and by CPU time with callees, summed over the
+runs; the first run is left out (warm-up).
+
+    .venv/bin/python -m benchmarks.record_profile --runs 3 [--top 10]
+
+Figures depend on the machine and its load. cProfile slows what it profiles, so the CPU
+seconds printed are the profiled runs'; `alert_to_record` gives the unprofiled figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import itertools
+import json
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jupyter_client import BlockingKernelClient
+
+from runbook_lib.lab import stack
+from runbook_lib.records import runner
+from runbook_lib.records.kernels import Kernel
+from runbook_lib.service import warm_worker
+
+KERNEL_ON = (
+    "import cProfile, time; _rb_prof = cProfile.Profile(time.process_time); _rb_prof.enable()"
+)
+SORTS = (("tottime", "own CPU time"), ("cumulative", "CPU time with callees"))
+KERNEL_OFF = "_rb_prof.disable(); _rb_prof.dump_stats({path!r})"
+
+
+def silent(kernel: Kernel, code: str) -> None:
+    """Run `code` in `kernel` without output or an execution count; wait for its reply."""
+    kc = BlockingKernelClient()
+    kc.load_connection_info(kernel.km.get_connection_info())
+    kc.start_channels()
+    try:
+        msg_id = kc.execute(code, silent=True, store_history=False)
+        while kc.get_shell_msg(timeout=30)["parent_header"].get("msg_id") != msg_id:
+            pass
+    finally:
+        kc.stop_channels()
+
+
+def profiled_worker(work: Path, kernel_prof: list[Path]) -> warm_worker.Worker:
+    """A warm worker whose kernels profile themselves, each into the next of `kernel_prof`'s
+    paths (appended by the caller before each run)."""
+    worker = warm_worker.Worker(f"{work}#", runner.NOTEBOOKS, 60.0)
+    acquire, execute = worker.acquire, worker.engine.run
+
+    def acquire_profiled() -> Kernel:
+        kernel = acquire()
+        silent(kernel, KERNEL_ON)
+        return kernel
+
+    def execute_then_dump(req, kernel: Kernel):
+        try:
+            return execute(req, kernel)
+        finally:  # the worker kills the kernel next
+            silent(kernel, KERNEL_OFF.format(path=str(kernel_prof[-1])))
+
+    worker.acquire, worker.engine.run = acquire_profiled, execute_then_dump
+    return worker
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3, help="profiled runs after the warm-up run")
+    ap.add_argument("--top", type=int, default=10)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="runbook-profile-"))
+    info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True))
+    try:
+        time.sleep(20)  # some history for the charts
+        return profile(args, info, work)
+    finally:
+        stack.stop(work / "state")
+
+
+def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
+    kernel_prof: list[Path] = []
+    worker = profiled_worker(work, kernel_prof)
+    worker.warm()
+    worker_prof, cpu = cProfile.Profile(time.process_time), []
+    labels = {"job": "ggen-mcp", "instance": f"127.0.0.1:{info.ports['ggen_mcp']}",
+              "severity": "critical"}  # fmt: skip
+    try:
+        for i in range(args.runs + 1):
+            params = runner.alert_params("GgenMcpHighErrorRate", labels, fp=f"prof{i:012x}",
+                                         prometheus_url=info.urls["prometheus"],
+                                         extra={"log_file": info.sim_log})  # fmt: skip
+            spec = {"params": params, "output_dir": str(work / "records"),
+                    "runbook": "high_error_rate", "record": f"prof-{i}", "extra": {},
+                    "cell_timeout": 120, "run_timeout": 300}  # fmt: skip
+            kernel_prof.append(work / f"kernel-{i}.prof")
+            if i:
+                worker_prof.enable()
+            rec = worker.run(spec)
+            worker_prof.disable()
+            timings = json.loads((rec / "timings.json").read_text())
+            print(f"  run {i}: cpu {timings['cpu']}, {timings['phases']['total']} s", flush=True)
+            if i:
+                cpu.append(timings["cpu"]["worker_s"] + timings["cpu"]["kernel_s"])
+            worker.prepare()
+    finally:
+        worker.close()
+    print(f"\nCPU per record (worker + kernel, profiled), median of {len(cpu)}: "
+          f"{statistics.median(cpu):.2f} s")  # fmt: skip
+    sides = {
+        "kernel": pstats.Stats(*map(str, kernel_prof[1:])),
+        "worker": pstats.Stats(worker_prof),
+    }
+    for (side, stats), (key, what) in itertools.product(sides.items(), SORTS):
+        buf = io.StringIO()
+        stats.stream = buf
+        stats.sort_stats(key).print_stats(args.top)
+        body = buf.getvalue().split("   ncalls", 1)[-1]
+        print(f"\n== {side}: top {args.top} by {what}, summed over {len(cpu)} runs ==")
+        print("   ncalls" + body.rstrip())
+    print(f"\nprofiles: {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
