@@ -1,4 +1,4 @@
-"""The contracts, written out by hand from DESIGN.md and checked against the code: the
+"""The contracts, written out by hand and checked against the code: the
 metric names the runbooks query, the names the simulator really exposes, and the alert ->
 notebook routing (in the code and in the alert rules' `runbook` annotation). A renamed
 metric or a re-routed alert fails here, whichever side changed."""
@@ -17,7 +17,7 @@ from runbook_lib.contract.config import ROOT
 from runbook_lib.contract.names import NAMES
 from runbook_lib.lab.sim.core import SimConfig, Simulator
 
-# DESIGN.md, "Metrics contract", as exposed (counters with their _total suffix).
+# The metrics contract, as exposed (counters with their _total suffix).
 CONTRACT_METRICS = {
     "ggen_mcp_requests_total",
     "ggen_mcp_errors_total",
@@ -46,7 +46,7 @@ CONTRACT_METRICS = {
 }
 NOT_FROM_THE_SERVICE = {"up", "node_filesystem_avail_bytes", "node_filesystem_size_bytes"}
 
-# DESIGN.md, "Alert -> runbook routing".
+# Alert -> runbook routing (`runbook list` prints the code's).
 ROUTING = {
     "GgenMcpServiceDown": "service_down",
     "GgenMcpNoSuccessfulRequests": "service_down",

@@ -20,44 +20,31 @@ from runbook_lib.evidence.signals import Signals
 from runbook_lib.lab.scenarios import build
 from runbook_lib.lab.scenarios.build import gather as scenario_evidence
 from runbook_lib.lab.sim.faults import ProcessFaults
+from tests import listed_causes
 
-# The routing table of DESIGN.md: runbook -> its "Common Causes".
-DESIGN_CAUSES = {
-    "service_down": {"process_crashed", "port_in_use", "oom_killed", "dependency_unavailable"},
-    "high_error_rate": {
-        "invalid_input",
-        "database_connection",
-        "third_party_api",
-        "libreoffice_failure",
-    },
-    "high_latency": {
-        "cpu_saturation",
-        "memory_pressure",
-        "slow_database_queries",
-        "cache_thrashing",
-        "libreoffice_bottleneck",
-    },
-    "memory": {
-        "memory_leak",
-        "cache_too_large",
-        "large_payloads",
-        "too_many_libreoffice_processes",
-    },
-    "cache_hit_rate": {
-        "cache_too_small",
-        "poor_cache_keys",
-        "high_request_variance",
-        "ttl_too_short",
-    },
-    "libreoffice_leak": {"orphaned_processes", "zombie_processes", "hung_processes"},
-    "fork_leak": {"orphaned_processes", "zombie_processes", "hung_processes"},
-    "fd_leak": {"fd_leak", "fd_limit_too_low"},
-    "disk_usage": {"log_files_growing", "prometheus_data_growing", "temp_files_not_cleaned"},
-}
+# docs/causes.md, the one list of the causes, written by hand: runbook -> its causes.
+LISTED = listed_causes.read()
+LISTED_CAUSES = listed_causes.by_runbook(LISTED)
 
 
-def test_rules_cover_the_routing_table() -> None:
-    assert {rb: set(cs) for rb, cs in diagnosis.RULES.items()} == DESIGN_CAUSES
+def test_the_rules_judge_the_listed_causes() -> None:
+    judged = {rb: set(cs) for rb, cs in diagnosis.RULES.items()}
+    problems = listed_causes.differences(LISTED_CAUSES, judged)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_listed_cause_has_its_scenario() -> None:
+    from runbook_lib.lab.scenarios.catalog import CATALOG
+
+    listed = {(r.runbook, r.cause) for r in LISTED}
+    without = [
+        f"{rb}: {c} has no scenario in catalog.py" for rb, c in sorted(listed - set(CATALOG))
+    ]
+    unlisted = [
+        f"{rb}: {c} has a scenario but no row in docs/causes.md"
+        for rb, c in sorted(set(CATALOG) - listed)
+    ]
+    assert not without + unlisted, "\n".join(without + unlisted)
 
 
 def gather(prom_url: str, sc, tmp: Path) -> diagnosis.Evidence:
@@ -76,7 +63,7 @@ def test_every_cause_is_found_first_on_its_scenarios(scenario_set, tmp_path: Pat
                 + ", ".join(f"{v.cause}={v.verdict}/{v.score}" for v in verdicts)
             )
     covered = {(s.runbook, s.cause) for s in scenarios if s.cause and not s.mix}
-    assert covered == {(rb, c) for rb, cs in DESIGN_CAUSES.items() for c in cs}
+    assert covered == {(rb, c) for rb, cs in LISTED_CAUSES.items() for c in cs}
     assert wrong == []
 
 
@@ -162,7 +149,7 @@ def test_co_occurring_signals_do_not_change_the_top_cause(scenario_set, tmp_path
     mixed = [s for s in scenarios if s.mix]
     assert {s.mix for s in mixed} == set(MIXES)
     assert {s.seed for s in mixed} == {0, 1, 2}
-    for family in DESIGN_CAUSES:
+    for family in LISTED_CAUSES:
         assert sum(rb == family for rb, _ in MIXES.values()) >= 2, family
     wrong, rules_alone_wrong = [], set()
     for sc in mixed:
@@ -184,44 +171,11 @@ def test_co_occurring_signals_do_not_change_the_top_cause(scenario_set, tmp_path
     assert rules_alone_wrong == RULES_ALONE_FAIL  # the scenarios really are confounded
 
 
-# On the server profile (issue 15), written down per scenario: the top cause when the
-# server's series can decide it, else None, and then the true cause must be unknown with the
-# missing series named. The server has no process_*, eviction, health, query, screenshot or
-# slow-query series.
-SERVER_TOP = {
-    ("service_down", "process_crashed"): "process_crashed",
-    ("service_down", "port_in_use"): "port_in_use",
-    ("service_down", "oom_killed"): "oom_killed",
-    ("service_down", "dependency_unavailable"): "dependency_unavailable",
-    ("high_error_rate", "invalid_input"): "invalid_input",
-    ("high_error_rate", "database_connection"): "database_connection",
-    ("high_error_rate", "third_party_api"): "third_party_api",
-    ("high_error_rate", "libreoffice_failure"): "libreoffice_failure",
-    ("high_latency", "cpu_saturation"): None,  # no process_cpu_seconds_total
-    ("high_latency", "memory_pressure"): None,  # no process_resident_memory_bytes
-    ("high_latency", "slow_database_queries"): None,  # no query histogram
-    ("high_latency", "cache_thrashing"): "cache_thrashing",  # the hit rate decides it
-    ("high_latency", "libreoffice_bottleneck"): "libreoffice_bottleneck",  # mcp_recalc_*
-    ("memory", "memory_leak"): None,  # no resident memory series at all
-    ("memory", "cache_too_large"): None,
-    ("memory", "large_payloads"): None,
-    ("memory", "too_many_libreoffice_processes"): "too_many_libreoffice_processes",
-    ("cache_hit_rate", "cache_too_small"): None,  # no eviction counter
-    ("cache_hit_rate", "ttl_too_short"): None,
-    ("cache_hit_rate", "poor_cache_keys"): "poor_cache_keys",  # from the logs
-    ("cache_hit_rate", "high_request_variance"): "high_request_variance",
-    ("libreoffice_leak", "orphaned_processes"): "orphaned_processes",
-    ("libreoffice_leak", "zombie_processes"): "zombie_processes",
-    ("libreoffice_leak", "hung_processes"): "hung_processes",
-    ("fork_leak", "orphaned_processes"): "orphaned_processes",
-    ("fork_leak", "zombie_processes"): "zombie_processes",
-    ("fork_leak", "hung_processes"): "hung_processes",
-    ("fd_leak", "fd_leak"): None,  # no process_open_fds / process_max_fds
-    ("fd_leak", "fd_limit_too_low"): None,
-    ("disk_usage", "log_files_growing"): "log_files_growing",
-    ("disk_usage", "prometheus_data_growing"): "prometheus_data_growing",
-    ("disk_usage", "temp_files_not_cleaned"): "temp_files_not_cleaned",
-}
+# On the server profile (issue 15), docs/causes.md's last column, per scenario: the top cause
+# when the server's series can decide it, else None, and then the true cause must be unknown
+# with the missing series named. The server has no process_*, eviction, health, query,
+# screenshot or slow-query series.
+SERVER_TOP = {(r.runbook, r.cause): r.cause if r.server_decides else None for r in LISTED}
 
 
 def test_on_the_server_profile_decided_causes_stay_right_and_the_rest_are_unknown(

@@ -38,7 +38,7 @@ def test_investigation_cells_show_their_promql() -> None:
 
 
 def test_every_runbook_has_its_notebook() -> None:
-    # DESIGN.md's notebooks, by hand (the routing itself is checked in test_contract.py).
+    # The runbooks, by hand (the routing itself is checked in test_contract.py).
     expected = {
         "service_down", "high_error_rate", "high_latency", "memory", "cache_hit_rate",
         "libreoffice_leak", "fork_leak", "fd_leak", "disk_usage", "triage",
@@ -112,7 +112,7 @@ NOTEBOOK_RUNS = {
 }
 
 
-# An alert of each runbook (DESIGN.md's routing table), by hand.
+# An alert of each runbook, by hand.
 ALERTS = {
     "service_down": "GgenMcpServiceDown", "high_error_rate": "GgenMcpHighErrorRate",
     "high_latency": "GgenMcpHighLatency", "memory": "GgenMcpMemoryCritical",

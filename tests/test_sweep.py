@@ -9,6 +9,8 @@ import numpy as np
 from runbook_lib.lab.scenarios import build
 from runbook_lib.lab.scenarios.model import Variation, families
 from runbook_lib.lab.scenarios.sweep import sweep_scenarios, variation
+from tests import listed_causes
+from tests.test_diagnosis import MIXES
 
 SEEDS = tuple(range(100, 108))
 
@@ -24,7 +26,8 @@ def test_no_variation_changes_nothing() -> None:
 
 def test_the_draws_stay_in_the_issues_ranges() -> None:
     scenarios = sweep_scenarios(SEEDS)
-    assert len(scenarios) == 8 * (32 + 20 + 1)  # each cause, each mix, the healthy baseline
+    # each listed cause of each runbook (docs/causes.md), each mix, the healthy baseline
+    assert len(scenarios) == len(SEEDS) * (len(listed_causes.read()) + len(MIXES) + 1)
     for sc in scenarios:
         v, lead = sc.timeline.variation, (sc.alert_at.timestamp() - sc.timeline.onset) / 60
         assert 0.5 <= v.magnitude <= 1.5 and 120e6 <= v.soffice_bytes <= 350e6

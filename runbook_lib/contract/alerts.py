@@ -73,7 +73,7 @@ class WebhookPayload(_Model):
     alerts: list[Alert] = Field(min_length=1)
 
 
-# Alert -> runbook notebook (DESIGN.md's routing table); any other alert name -> triage.
+# Alert -> runbook notebook (`runbook list` prints it); any other alert name -> triage.
 ROUTES: dict[str, str] = {
     "GgenMcpServiceDown": "service_down",
     "GgenMcpNoSuccessfulRequests": "service_down",

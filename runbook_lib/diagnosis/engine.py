@@ -1,4 +1,4 @@
-"""One rule per cause id of the routing table: evidence in, verdict out.
+"""One rule per cause id (docs/causes.md lists them): evidence in, verdict out.
 
 A rule weighs facts. A fact holds, fails, or cannot be judged (its data is missing). The
 score is the weight of the facts that hold over the weight of the facts that could be

@@ -1,4 +1,4 @@
-"""One incident generator per cause id of the routing table, plus a healthy baseline.
+"""One incident generator per cause id of docs/causes.md, plus a healthy baseline.
 
 Each takes a Timeline (already holding healthy traffic) and a seeded random source, and
 changes what that cause changes from the onset on, with magnitude and timing drawn from the
