@@ -25,7 +25,7 @@ from nbval.plugin import IPyNbCell, IPyNbFile, find_metadata_tags
 from tests.runbooks import fixtures
 from tests.runbooks.fixtures import INJECTED, Fixture
 
-REGEN = "python -m tests.runbooks.record --outputs-only {runbook}  (make golden records again)"
+REGEN = "python -m tests.runbooks.record --outputs-only {runbook}  (after a change of query: make golden)"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -137,14 +137,21 @@ class GoneCell(pytest.Item):
         self.outputs = outputs
 
     def runtest(self) -> None:
-        shown = [line for out in self.outputs for mime in out.get("display", {}).values()
-                 if isinstance(mime, list) for line in mime[:3]]  # fmt: skip
         raise LookupError(
             f"cell {self.name} is gone from {self.path.name}; it showed:\n"
-            + "".join(shown[:6])
-            + "\nif it was removed on purpose: "
+            + "".join(f"  {line[:120].rstrip()}\n" for line in self._shown())
+            + "if it was removed on purpose: "
             + REGEN.format(runbook=self.parent.fixture.runbook)
         )
+
+    def _shown(self) -> list[str]:
+        """The first lines of what the cell showed: its text, as a reader saw it."""
+        lines = []
+        for out in self.outputs:
+            data = out.get("display", {})
+            text = data.get("text/markdown") or data.get("text/plain") or out.get("text") or []
+            lines += [x for x in text if not x.startswith("<IPython.core.display")][:2]
+        return lines[:6]
 
     def repr_failure(self, excinfo, style=None) -> str:
         return str(excinfo.value)
