@@ -88,15 +88,27 @@ def record_data(runbooks: list[str], work: Path) -> None:
             status = record.summary(rec).get("status")
             if status != "completed":
                 raise SystemExit(f"{runbook}: the recording run is {status}: see {rec}")
-            shutil.rmtree(fixture_dir / "data", ignore_errors=True)
-            # files, not modes: a record is read-only, the fixture is edited by the next regen
-            shutil.copytree(rec / record.DATA, fixture_dir / "data", copy_function=shutil.copyfile)
+            keep_data(rec / record.DATA, fixture_dir / "data")
             replay = {**params, **NOWHERE, **record.REPLAYING}
             text = json.dumps(replay, indent=1, sort_keys=True) + "\n"
             (fixture_dir / "params.json").write_text(text, encoding="utf-8")
             print(f"{runbook}: recorded {rec.name}")
     finally:
         prom.stop()
+
+
+def keep_data(recorded: Path, kept: Path) -> None:
+    """The record's data/ as the fixture's, but a file whose lines are those it had, in
+    another order (Prometheus lists an instant vector's series in no fixed order), stays as
+    it was: a new recording changes only what was answered differently."""
+    before = {p.name: p.read_text(encoding="utf-8") for p in kept.glob("*")}
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.mkdir(parents=True)
+    for path in sorted(recorded.iterdir()):
+        text = path.read_text(encoding="utf-8")  # files, not modes: a record is read-only
+        old = before.get(path.name)
+        same = old is not None and sorted(old.splitlines()) == sorted(text.splitlines())
+        (kept / path.name).write_text(old if same else text, encoding="utf-8")
 
 
 def record_outputs(runbook: str, work: Path) -> None:
