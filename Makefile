@@ -33,16 +33,19 @@ lint: $(STAMP)
 rules-check: system $(STAMP)
 	$(PY) -m runbook_lib.lab.deploy check
 
-# Everything: the fast tier on every core, then the tests that start real services (and the
-# golden notebooks, re-executed by nbval against a real Prometheus) one at a time.
+# nbval on the runbooks themselves, each replaying its recorded incident (tests/runbooks/):
+# no service, so in the fast tier; one notebook's cells share a kernel (one xdist group).
+NBVAL := --nbval runbook_lib/notebooks --ignore=runbook_lib/notebooks/postmortem.ipynb
+
+# Everything: the fast tier on every core, then the tests that start real services one at a time.
 test: setup docker lint
-	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup
-	$(VENV)/bin/pytest -q -m stack --nbval --nbval-sanitize-with tests/golden/sanitize.cfg
+	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup tests $(NBVAL)
+	$(VENV)/bin/pytest -q -m stack
 
 # Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped),
 # on every core; tests that look at host-wide processes share one xdist group.
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup
+	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup tests $(NBVAL)
 
 # Mutation testing of the core modules against the fast tier (minutes; not part of `make test`).
 mutation: setup
@@ -68,8 +71,10 @@ clean:
 params-doc: $(STAMP)
 	$(PY) -m runbook_lib.notebook.parameters docs/notebook-parameters.md
 
+# The runbooks' nbval fixtures: recorded from their scenarios in a real Prometheus, then each
+# runbook's expected outputs (`$(PY) -m tests.runbooks.record --outputs-only` replays only).
 golden: setup
-	$(PY) -m tests.golden.golden
+	$(PY) -m tests.runbooks.record
 
 bench: setup
 	$(PY) -m benchmarks.alert_to_record --alerts 20 --storm 200

@@ -35,25 +35,6 @@ DOCKER_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
 _fast_test: list[str] = []  # the node id of the running unmarked test, if any
 
 
-def _sanitize_json_too() -> None:
-    """nbval sanitizes text outputs only; a record's summary (application/json) holds the
-    Prometheus link with its per-run port, so sanitize the strings inside JSON as well."""
-    from nbval.plugin import IPyNbCell
-
-    text_only = IPyNbCell.sanitize
-
-    def sanitize(self, value):
-        if isinstance(value, dict):
-            return {k: sanitize(self, v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [sanitize(self, v) for v in value]
-        return text_only(self, value)
-
-    IPyNbCell.sanitize = sanitize
-
-
-_sanitize_json_too()
-
 # Tests never read this machine's /etc/runbook/runbook.toml nor write to /var/lib/runbook:
 # a test that wants a config file or the default data place sets these itself.
 _SESSION_HOME = Path(
@@ -79,8 +60,7 @@ if os.environ["RUNBOOK_CONFIG"] == str(_SESSION_HOME / "no-runbook.toml"):
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        golden = str(item.fspath).endswith(".ipynb")  # nbval against a real Prometheus
-        if golden or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)
 
 

@@ -95,7 +95,7 @@ def scenario_run(
     return {**record.summary(rec), "record": str(rec)}
 
 
-# One notebook run per runbook, on a cause the golden notebooks do not use (they run seed 0
+# One notebook run per runbook, on a cause the nbval fixtures do not use (they replay seed 0
 # of another cause); every cause on every seed is judged in-process by test_diagnosis.
 NOTEBOOK_RUNS = {
     "service_down": "oom_killed",

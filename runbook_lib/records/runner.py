@@ -1,4 +1,4 @@
-"""One runbook run now (`runbook run`, the golden notebooks, tests): the alert's parameters,
+"""One runbook run now (`runbook run`, `make golden`, tests): the alert's parameters,
 a kernel started for it, the engine's execution and record, no pool.
 
 Alert fields reach the notebook only as Papermill parameters (data, never code).
