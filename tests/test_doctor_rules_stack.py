@@ -45,7 +45,9 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def runbook(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RUNBOOK_CONFIG": str(tmp_path / "etc" / "runbook.toml")}
+    # only the config init wrote: a RUNBOOK_* variable of this session would win over it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    env["RUNBOOK_CONFIG"] = str(tmp_path / "etc" / "runbook.toml")
     return subprocess.run([sys.executable, "-m", "runbook_lib.cli", *args], env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -164,7 +165,9 @@ def test_record_shows_charts_diagnosis_commands_and_message(scenario_set, tmp_pa
     assert page.count("data:image/png;base64") >= 4  # the overview and the runbook's charts
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
     assert "validation and parse errors are" in text  # diagnosis evidence
-    assert "docker logs <CONTAINER> 2>&1 | grep -A5 'validation error'" in text  # none configured
+    # the command reads the log file the run was given, shell-quoted (the name holds a colon)
+    log = shlex.quote(str(tmp_path / f"{sc.instance}.log"))
+    assert f"zcat -f {log} | grep -A5 'validation error'" in text
     assert "INCIDENT: " in text and "Status: Investigating" in text and "Severity: Critical" in text
     assert json.loads((rec / "summary.json").read_text()) == record.summary_from_notebook(
         nbformat.read(rec / "record.ipynb", as_version=4)

@@ -148,4 +148,6 @@ def test_from_the_wheel_init_serve_and_the_delivered_link_leads_to_the_record(
         finally:
             browser.close()
     assert f"#{incident['id']} GgenMcpServiceDown" in text
-    assert "Top cause:" in record and "Runbook: Service down" in record  # the record, shown in it
+    # the record, shown in it: its header line, then the answer
+    assert "🚨 GgenMcpServiceDown · critical · firing since " in record
+    assert "· runbook service_down\n" in record and "Top cause" in record
