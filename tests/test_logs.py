@@ -792,3 +792,22 @@ def test_cache_key_stats_tells_poor_keys_from_variance() -> None:
     assert (stats["workbooks"], stats["keys"], stats["keys_per_workbook"]) == (10, 3, 3.0)
     assert math.isnan(cache_key_stats([])["keys_per_workbook"])
     assert logs.PATTERNS["cache_miss"].search("cache miss workbook=wb-1 key=k")
+
+
+def test_the_logs_step_shows_each_pattern_as_a_row_and_its_share_in_percent() -> None:
+    from runbook_lib.notebook.steps import _matched
+
+    found = pd.DataFrame(
+        {
+            "pattern": ["validation_error", "parse_error"],
+            "count": [147, 46],
+            "error_share": [0.761658, 0.238342],
+            "symptom": ["a", "b"],
+        }  # fmt: skip
+    ).set_index("pattern")
+    shown = _matched(found)
+    assert list(shown.columns) == ["pattern", "count", "% of error lines", "symptom"]
+    assert shown.to_dict("records") == [
+        {"pattern": "validation_error", "count": 147, "% of error lines": 76.2, "symptom": "a"},
+        {"pattern": "parse_error", "count": 46, "% of error lines": 23.8, "symptom": "b"},
+    ]

@@ -50,7 +50,16 @@ def _service_logs(run: Session) -> None:
         )
     )
     found = m.table()
-    display(found[found["count"] > 0] if "count" in found else found)
+    display(_matched(found[found["count"] > 0] if "count" in found else found))
+
+
+def _matched(found: pd.DataFrame) -> pd.DataFrame:
+    """The matched patterns as a reader takes them: the pattern a column like the others,
+    its share of the error lines in percent."""
+    shown = found.reset_index()
+    if "error_share" in shown:
+        shown["error_share"] = (100 * shown["error_share"]).round(1)
+    return shown.rename(columns={"error_share": "% of error lines"})
 
 
 def _system_resources(run: Session) -> None:
