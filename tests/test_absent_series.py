@@ -10,7 +10,7 @@ import pandas as pd
 
 from runbook_lib import diagnosis
 from runbook_lib.diagnosis import facts
-from runbook_lib.diagnosis.engine import Evidence, LogFacts
+from runbook_lib.diagnosis.model import Evidence, LogFacts
 from runbook_lib.evidence.signals import Signals
 
 HEALTH = "ggen_mcp_component_health"

@@ -7,8 +7,9 @@ import re
 import pytest
 
 from runbook_lib.diagnosis import engine
-from runbook_lib.diagnosis.engine import CAUSES, NO_COMMANDS, Cause
+from runbook_lib.diagnosis.engine import CAUSES
 from runbook_lib.diagnosis.mitigation import ACTIONS
+from runbook_lib.diagnosis.model import NO_COMMANDS, Cause
 from runbook_lib.diagnosis.resolution import commands
 from runbook_lib.notebook.wording import cause_name
 from tests.listed_causes import by_runbook, differences, read

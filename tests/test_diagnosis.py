@@ -13,7 +13,8 @@ import pytest
 
 from runbook_lib import diagnosis
 from runbook_lib.diagnosis import investigate
-from runbook_lib.diagnosis.engine import Fact, judge
+from runbook_lib.diagnosis.engine import judge
+from runbook_lib.diagnosis.model import Fact
 from runbook_lib.evidence import host_state as host_snapshot
 from runbook_lib.evidence.panels import Scope
 from runbook_lib.evidence.signals import Signals
@@ -242,19 +243,22 @@ def test_scenarios_vary_in_magnitude_and_timing() -> None:
 )  # fmt: skip
 def test_verdict_bands(held: int, of: int, verdict: str) -> None:
     """likely from a score of 0.7, possible from 0.35, ruled out below."""
-    facts = [Fact(True, "sign", held), Fact(False, "against", of - held)]
+    facts = [Fact(True, "sign", weight=held), Fact(False, "against", weight=of - held)]
     assert judge("c", facts).verdict == verdict
     assert judge("c", facts).score == round(held / of, 2)
 
 
 def test_judge_rules() -> None:
-    sign = Fact(True, "sign", 2)
-    assert judge("c", [Fact(None, "gate", 0, True, "why"), sign]).verdict == "unknown"
-    assert judge("c", [Fact(False, "gate", 0, True), sign]).verdict == "ruled_out"
-    assert judge("c", [sign, Fact(False, "other", 2)]).score == 0.5
-    only_exclusion = judge("c", [Fact(True, "not the other cause", 1, sign=False)])
+    sign = Fact(True, "sign", weight=2)
+    assert (
+        judge("c", [Fact(None, "gate", weight=0, required=True, missing="why"), sign]).verdict
+        == "unknown"
+    )
+    assert judge("c", [Fact(False, "gate", weight=0, required=True), sign]).verdict == "ruled_out"
+    assert judge("c", [sign, Fact(False, "other", weight=2)]).score == 0.5
+    only_exclusion = judge("c", [Fact(True, "not the other cause", weight=1, sign=False)])
     assert only_exclusion.verdict == "possible" and only_exclusion.score == 0.5
-    assert judge("c", [Fact(None, "x", 1, missing="no data")]).missing == ["no data"]
+    assert judge("c", [Fact(None, "x", weight=1, missing="no data")]).missing == ["no data"]
 
 
 # ------------------------------------------------------------------------ live evidence

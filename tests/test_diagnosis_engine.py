@@ -8,7 +8,8 @@ import pytest
 
 from runbook_lib.diagnosis import engine as d
 from runbook_lib.diagnosis import facts
-from runbook_lib.diagnosis.engine import Evidence, Fact, LogFacts, Verdict, judge
+from runbook_lib.diagnosis.engine import judge
+from runbook_lib.diagnosis.model import Evidence, Fact, LogFacts, Verdict
 from runbook_lib.evidence.containers import ContainerState
 from runbook_lib.evidence.signals import Signals
 
@@ -19,31 +20,46 @@ def ev(values: dict | None = None, missing: dict | None = None, **kw) -> Evidenc
 
 # -- judge ---------------------------------------------------------------------------------
 def test_a_required_fact_that_cannot_be_judged_makes_the_cause_unknown() -> None:
-    v = judge("c", [Fact(None, "gate", 1, True, "gate: no data"), Fact(True, "sign", 5)])
+    v = judge(
+        "c",
+        [
+            Fact(None, "gate", weight=1, required=True, missing="gate: no data"),
+            Fact(True, "sign", weight=5),
+        ],
+    )
     assert (v.verdict, v.score) == ("unknown", 0.0)
     assert v.evidence == ["✔ sign"] and v.missing == ["gate: no data"]
 
 
 def test_a_required_fact_that_fails_rules_the_cause_out_whatever_else_holds() -> None:
-    v = judge("c", [Fact(False, "gate", 0, True), Fact(True, "sign", 9)])
+    v = judge("c", [Fact(False, "gate", weight=0, required=True), Fact(True, "sign", weight=9)])
     assert (v.verdict, v.score, v.evidence) == ("ruled_out", 0.0, ["✘ gate", "✔ sign"])
 
 
 def test_facts_of_no_weight_judge_nothing() -> None:
-    v = judge("c", [Fact(True, "a", 0), Fact(False, "b", 0)])
+    v = judge("c", [Fact(True, "a", weight=0), Fact(False, "b", weight=0)])
     assert (v.verdict, v.score) == ("unknown", 0.0)
 
 
 def test_exclusions_alone_make_a_cause_at_most_possible() -> None:
-    v = judge("c", [Fact(True, "not the other cause", 2, sign=False), Fact(None, "x", 1)])
+    v = judge(
+        "c", [Fact(True, "not the other cause", weight=2, sign=False), Fact(None, "x", weight=1)]
+    )
     assert (v.verdict, v.score) == ("possible", 0.5)
     assert v.missing == ["no direct sign of this cause could be judged", "x"]
-    v = judge("c", [Fact(False, "not the other", 2, sign=False)])
+    v = judge("c", [Fact(False, "not the other", weight=2, sign=False)])
     assert (v.verdict, v.score) == ("ruled_out", 0.0)
 
 
 def test_the_score_is_the_weight_that_holds_over_the_weight_judged() -> None:
-    v = judge("c", [Fact(True, "a", 2), Fact(False, "b", 1), Fact(None, "c", 4, missing="c?")])
+    v = judge(
+        "c",
+        [
+            Fact(True, "a", weight=2),
+            Fact(False, "b", weight=1),
+            Fact(None, "c", weight=4, missing="c?"),
+        ],
+    )
     assert (v.verdict, v.score) == ("possible", 0.67)
     assert v.evidence == ["✔ a", "✘ b"] and v.missing == ["c?"]
 
@@ -53,11 +69,16 @@ def test_without_attribution_verdicts_sort_by_verdict_then_score_then_name(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rules = {
-        "zeta": lambda e: [Fact(True, "z", 1)],  # likely 1.0
-        "alpha": lambda e: [Fact(True, "a", 1)],  # likely 1.0: same score, name decides
-        "middle": lambda e: [Fact(True, "m", 1), Fact(False, "m2", 1)],  # possible 0.5
-        "gone": lambda e: [Fact(False, "g", 1, True)],  # ruled out 0.0
-        "blind": lambda e: [Fact(None, "b", 1, True)],  # unknown 0.0: after ruled out
+        "zeta": lambda e: [Fact(True, "z", weight=1)],  # likely 1.0
+        "alpha": lambda e: [Fact(True, "a", weight=1)],  # likely 1.0: same score, name decides
+        "middle": lambda e: [
+            Fact(True, "m", weight=1),
+            Fact(False, "m2", weight=1),
+        ],  # possible 0.5
+        "gone": lambda e: [Fact(False, "g", weight=1, required=True)],  # ruled out 0.0
+        "blind": lambda e: [
+            Fact(None, "b", weight=1, required=True)
+        ],  # unknown 0.0: after ruled out
     }
     monkeypatch.setitem(d.RULES, "test_runbook", rules)
     verdicts = d.diagnose("test_runbook", ev())
@@ -88,9 +109,15 @@ def test_with_an_attribution_the_likely_cause_that_explains_more_comes_first(
         return att
 
     rules = {
-        "alpha": lambda e: [Fact(True, "a", 1)],  # likely 1.0,: 30%
-        "zeta": lambda e: [Fact(True, "z", 3), Fact(False, "z2", 1)],  # likely 0.75, 60%
-        "middle": lambda e: [Fact(True, "m", 1), Fact(False, "m2", 1)],  # possible 0.5, 10%
+        "alpha": lambda e: [Fact(True, "a", weight=1)],  # likely 1.0,: 30%
+        "zeta": lambda e: [
+            Fact(True, "z", weight=3),
+            Fact(False, "z2", weight=1),
+        ],  # likely 0.75, 60%
+        "middle": lambda e: [
+            Fact(True, "m", weight=1),
+            Fact(False, "m2", weight=1),
+        ],  # possible 0.5, 10%
     }
     monkeypatch.setitem(d.RULES, "test_runbook", rules)
     monkeypatch.setitem(d.ATTRIBUTORS, "test_runbook", attribute)
@@ -120,20 +147,24 @@ def test_pct_and_share() -> None:
 # -- fact helpers --------------------------------------------------------------------------
 def test_metric_holds_fails_or_says_why_it_is_missing() -> None:
     def fact(e: Evidence) -> Fact:
-        return facts.metric(e, "cpu", lambda v: v > 0.8, lambda v: f"cpu {v}", 2, what="CPU use")
+        return facts.metric(
+            e, "cpu", lambda v: v > 0.8, lambda v: f"cpu {v}", weight=2, what="CPU use"
+        )
 
-    assert fact(ev({"cpu": 0.9})) == Fact(True, "cpu 0.9", 2)
-    assert fact(ev({"cpu": 0.1})) == Fact(False, "cpu 0.1", 2)
+    assert fact(ev({"cpu": 0.9})) == Fact(True, "cpu 0.9", weight=2)
+    assert fact(ev({"cpu": 0.1})) == Fact(False, "cpu 0.1", weight=2)
     unreachable = fact(ev(missing={"cpu": "Prometheus is unreachable"}))
-    assert unreachable == Fact(None, "CPU use", 2, False, "CPU use: Prometheus is unreachable")
+    assert unreachable == Fact(
+        None, "CPU use", weight=2, required=False, missing="CPU use: Prometheus is unreachable"
+    )
     assert fact(ev()).missing == "CPU use: no data"
     assert facts.metric(ev({"health": {}}), "health", bool, str).holds is None  # empty by-label
 
 
 def test_log_facts_need_logs_and_enough_lines() -> None:
     logs = LogFacts(counts={"fatal": 2}, error_lines=4, shares={"fatal": 0.5}, source="f.log")
-    seen = facts.log_seen(ev(logs=logs), "fatal", "a fatal error", 3, at_least=2)
-    assert seen == Fact(True, "2 log lines with a fatal error", 3)
+    seen = facts.log_seen(ev(logs=logs), "fatal", "a fatal error", weight=3, at_least=2)
+    assert seen == Fact(True, "2 log lines with a fatal error", weight=3)
     assert facts.log_seen(ev(logs=logs), "fatal", "x", at_least=3).holds is False
     none = facts.log_seen(ev(logs_missing="no log source was given"), "fatal", "a fatal error")
     assert none.holds is None
@@ -149,7 +180,7 @@ def test_log_share_counts_the_patterns_against_the_error_lines() -> None:
         shares={"db_timeout": 0.3, "connection_refused": 0.1},
     )
     f = facts.log_share(ev(logs=logs), {"db_timeout", "connection_refused"}, "database trouble")
-    assert f == Fact(True, "4 log lines show database trouble (40% of 10 error lines)", 2.0)
+    assert f == Fact(True, "4 log lines show database trouble (40% of 10 error lines)", weight=2.0)
     assert facts.log_share(ev(logs=logs), {"db_timeout"}, "x", min_share=0.31).holds is False
     quiet = LogFacts(counts={}, error_lines=0, shares={})
     assert facts.log_share(ev(logs=quiet), {"db_timeout"}, "x").holds is False
@@ -161,11 +192,11 @@ def test_host_facts_need_a_snapshot_holding_the_part() -> None:
             e,
             lambda h: h["zombies"] > 2 if "zombies" in h else None,
             lambda h: f"{h['zombies']} zombies",
-            3,
+            weight=3,
             what="zombie processes",
         )
 
-    assert fact(ev(host={"zombies": 5})) == Fact(True, "5 zombies", 3)
+    assert fact(ev(host={"zombies": 5})) == Fact(True, "5 zombies", weight=3)
     assert fact(ev(host={"zombies": 1})).holds is False
     assert fact(ev(host={})).missing == "zombie processes: not in the host snapshot"
     skipped = fact(ev(host_missing="replaying a past incident"))
@@ -178,11 +209,11 @@ def test_container_facts_need_a_container_that_could_be_inspected() -> None:
             ev(container=c, container_missing="no container was given"),
             lambda c: c.oom_killed,
             lambda c: f"{c.name} OOMKilled={c.oom_killed}",
-            3,
+            weight=3,
         )
 
     oom = ContainerState("svc", exists=True, status="exited", oom_killed=True)
-    assert fact(oom) == Fact(True, "svc OOMKilled=True", 3)
+    assert fact(oom) == Fact(True, "svc OOMKilled=True", weight=3)
     assert fact(ContainerState("svc", exists=True, status="running")).holds is False
     assert fact(None).missing == "container state: no container was given"
     assert fact(ContainerState("svc", exists=False)).missing == "container state: not found"
@@ -197,9 +228,15 @@ def test_errors_share_claims_error_types() -> None:
     f = facts.errors_share(
         ev({"errors_by_type": by}), {"invalid_input", "parse_error"}, "validation"
     )
-    assert f == Fact(True, "validation are 80% of errors over the last 15m", 3.0, True)
-    low = facts.errors_share(ev({"errors_by_type": by}), {"timeout"}, "timeouts", 1, False, 0.3)
-    assert low == Fact(False, "timeouts are 20% of errors over the last 15m", 1, False)
+    assert f == Fact(
+        True, "validation are 80% of errors over the last 15m", weight=3.0, required=True
+    )
+    low = facts.errors_share(
+        ev({"errors_by_type": by}), {"timeout"}, "timeouts", weight=1, required=False, min_share=0.3
+    )
+    assert low == Fact(
+        False, "timeouts are 20% of errors over the last 15m", weight=1, required=False
+    )
     none = facts.errors_share(ev(), {"timeout"}, "timeouts")
     assert none.holds is None and none.required
     assert none.missing == "timeouts share of errors: no errors in the window"
@@ -210,32 +247,47 @@ def test_errors_share_claims_error_types() -> None:
 def test_unhealthy_and_down() -> None:
     health = ev({"health": {"database": 0.0, "cache": 1.0}, "up_min": 0.0})
     assert facts.unhealthy(health, "database") == Fact(
-        True, "component database reports unhealthy", 2.0
+        True, "component database reports unhealthy", weight=2.0
     )
     assert facts.unhealthy(health, "cache").text == "component cache reports healthy"
     queue = facts.unhealthy(health, "queue")  # not reported: unknown, never healthy
-    assert queue == Fact(None, "health of queue", 2.0, False, 'health of queue: no series for '
+    assert queue == Fact(None, "health of queue", weight=2.0, required=False, missing='health of queue: no series for '
                          'component "queue" (reads ggen_mcp_component_health{component="queue"})')  # fmt: skip
     assert facts.down(health) == Fact(
-        True, "the service stopped answering scrapes in the window", 0.0, True
+        True, "the service stopped answering scrapes in the window", weight=0.0, required=True
     )
     up = facts.down(ev({"up_min": 1.0}), required=False)
-    assert up == Fact(False, "the service answered every scrape in the window", 0.0, False)
+    assert up == Fact(
+        False, "the service answered every scrape in the window", weight=0.0, required=False
+    )
 
 
 # -- defaults and boundaries, spelled out ------------------------------------------------
 def test_missing_evidence_facts_keep_their_defaults() -> None:
     assert facts.log_fact(ev(), bool, str) == Fact(
-        None, "log evidence", 1.0, False, "log evidence: no log source was given", True
+        None,
+        "log evidence",
+        weight=1.0,
+        required=False,
+        missing="log evidence: no log source was given",
+        sign=True,
     )
     assert facts.host_fact(ev(), bool, str) == Fact(
-        None, "host evidence", 1.0, False, "host evidence: host checks were not run"
+        None,
+        "host evidence",
+        weight=1.0,
+        required=False,
+        missing="host evidence: host checks were not run",
     )
-    assert facts.host_fact(ev(host={}), lambda h: None, str, 2, True, "x") == Fact(
-        None, "x", 2, True, "x: not in the host snapshot"
-    )
+    assert facts.host_fact(
+        ev(host={}), lambda h: None, str, weight=2, required=True, what="x"
+    ) == Fact(None, "x", weight=2, required=True, missing="x: not in the host snapshot")
     assert facts.container_fact(ev(), bool, str) == Fact(
-        None, "container state", 1.0, False, "container state: no container was given"
+        None,
+        "container state",
+        weight=1.0,
+        required=False,
+        missing="container state: no container was given",
     )
     unknown = ContainerState("svc", exists=None, error="engine unreachable")
     assert facts.container_fact(ev(container=unknown), bool, str).missing == (
@@ -250,34 +302,41 @@ def test_missing_evidence_facts_keep_their_defaults() -> None:
         == "container state: not found"
     )
     assert facts.metric(ev(), "p95", bool, str) == Fact(
-        None, "p95", 1.0, False, "p95: no data", True
+        None, "p95", weight=1.0, required=False, missing="p95: no data", sign=True
     )
     assert facts.metric(ev(), "p95", bool, str, sign=False).sign is False
     assert facts.down(ev()) == Fact(
-        None, "scrape status", 0.0, True, "scrape status: no data", True
+        None,
+        "scrape status",
+        weight=0.0,
+        required=True,
+        missing="scrape status: no data",
+        sign=True,
     )
     assert facts.unhealthy(ev(), "db").missing == "health of db: no data"
 
 
 def test_facts_that_hold_keep_required_and_sign() -> None:
     logs = LogFacts(counts={"fatal": 1}, error_lines=1, shares={"fatal": 1.0})
-    f = facts.log_fact(ev(logs=logs), lambda lf: True, lambda lf: "yes", 3, True, sign=False)
-    assert f == Fact(True, "yes", 3, True, "", False)
-    assert facts.host_fact(ev(host={"a": 1}), lambda h: True, lambda h: "h", 2, True) == Fact(
-        True, "h", 2, True
+    f = facts.log_fact(
+        ev(logs=logs), lambda lf: True, lambda lf: "yes", weight=3, required=True, sign=False
     )
-    assert facts.metric(ev({"x": 1}), "x", bool, str, 2, True, sign=False) == Fact(
-        True, "1", 2, True, "", False
+    assert f == Fact(True, "yes", weight=3, required=True, missing="", sign=False)
+    assert facts.host_fact(
+        ev(host={"a": 1}), lambda h: True, lambda h: "h", weight=2, required=True
+    ) == Fact(True, "h", weight=2, required=True)
+    assert facts.metric(ev({"x": 1}), "x", bool, str, weight=2, required=True, sign=False) == Fact(
+        True, "1", weight=2, required=True, missing="", sign=False
     )
 
 
 def test_log_seen_counts_lines_and_defaults_to_one() -> None:
     logs = LogFacts(counts={"fatal": 1}, error_lines=1, shares={})
     assert facts.log_seen(ev(logs=logs), "fatal", "fatal errors") == Fact(
-        True, "1 log lines with fatal errors", 2.0
+        True, "1 log lines with fatal errors", weight=2.0
     )
     assert facts.log_seen(ev(logs=logs), "oom", "OOM kills") == Fact(
-        False, "0 log lines with OOM kills", 2.0
+        False, "0 log lines with OOM kills", weight=2.0
     )
 
 
@@ -286,7 +345,7 @@ def test_shares_at_exactly_the_threshold_count() -> None:
     assert facts.errors_share(ev({"errors_by_type": by}), {"invalid_input"}, "x").holds is True
     logs = LogFacts(counts={"a": 3}, error_lines=10, shares={"a": 0.3})
     share = facts.log_share(ev(logs=logs), {"a", "b"}, "a or b")
-    assert share == Fact(True, "3 log lines show a or b (30% of 10 error lines)", 2.0)
+    assert share == Fact(True, "3 log lines show a or b (30% of 10 error lines)", weight=2.0)
     one = LogFacts(counts={"a": 1}, error_lines=1, shares={"a": 1.0})
     assert facts.log_share(ev(logs=one), {"a"}, "a").holds is True
     assert (
@@ -296,9 +355,21 @@ def test_shares_at_exactly_the_threshold_count() -> None:
 
 
 def test_a_sign_of_no_weight_is_no_sign() -> None:
-    v = judge("c", [Fact(True, "weightless sign", 0), Fact(True, "excludes others", 1, sign=False)])
+    v = judge(
+        "c",
+        [
+            Fact(True, "weightless sign", weight=0),
+            Fact(True, "excludes others", weight=1, sign=False),
+        ],
+    )
     assert (v.verdict, v.score) == ("possible", 0.5)
-    ruled = judge("c", [Fact(False, "gate", 0, True, "m"), Fact(None, "x", 1, missing="gone")])
+    ruled = judge(
+        "c",
+        [
+            Fact(False, "gate", weight=0, required=True, missing="m"),
+            Fact(None, "x", weight=1, missing="gone"),
+        ],
+    )
     assert ruled.missing == ["gone"] and ruled.evidence == ["✘ gate"]
 
 
@@ -324,15 +395,21 @@ def test_rule_registers_under_each_runbook(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_every_missing_path_keeps_its_fields() -> None:
-    none = facts.errors_share(ev(), {"timeout"}, "timeouts", 1.5, False)
-    assert none == Fact(None, "timeouts share of errors", 1.5, False,
-                        "timeouts share of errors: no errors in the window")  # fmt: skip
+    none = facts.errors_share(ev(), {"timeout"}, "timeouts", weight=1.5, required=False)
+    assert none == Fact(None, "timeouts share of errors", weight=1.5, required=False,
+                        missing="timeouts share of errors: no errors in the window")  # fmt: skip
     logs = LogFacts(counts={}, error_lines=3, shares={})
-    unsure = facts.log_fact(ev(logs=logs), lambda lf: None, str, 2.5, True, "x", sign=False)
-    assert unsure == Fact(None, "x", 2.5, True, "x: not enough log lines", False)
-    no_logs = facts.log_fact(ev(), bool, str, 2, True, "y", sign=False)
-    assert no_logs == Fact(None, "y", 2, True, "y: no log source was given", False)
-    weightless = judge("c", [Fact(True, "a", 0), Fact(False, "b", 0)])
+    unsure = facts.log_fact(
+        ev(logs=logs), lambda lf: None, str, weight=2.5, required=True, what="x", sign=False
+    )
+    assert unsure == Fact(
+        None, "x", weight=2.5, required=True, missing="x: not enough log lines", sign=False
+    )
+    no_logs = facts.log_fact(ev(), bool, str, weight=2, required=True, what="y", sign=False)
+    assert no_logs == Fact(
+        None, "y", weight=2, required=True, missing="y: no log source was given", sign=False
+    )
+    weightless = judge("c", [Fact(True, "a", weight=0), Fact(False, "b", weight=0)])
     assert weightless.evidence == ["✔ a", "✘ b"] and weightless.missing == []
 
 

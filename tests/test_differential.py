@@ -10,7 +10,8 @@ import pytest
 
 from runbook_lib import diagnosis
 from runbook_lib.diagnosis.attribution import Attribution
-from runbook_lib.diagnosis.engine import Evidence, Verdict, differentiate, top_causes
+from runbook_lib.diagnosis.engine import differentiate, top_causes
+from runbook_lib.diagnosis.model import Evidence, Verdict
 from runbook_lib.evidence.panels import Scope
 from runbook_lib.evidence.signals import Signals, _derive
 from runbook_lib.notebook.display import answer_md
@@ -422,7 +423,7 @@ def test_a_steady_leak_under_memory_spikes_is_still_a_leak() -> None:
 
 
 def test_without_the_evictions_counter_the_cache_keys_are_still_judged() -> None:
-    from runbook_lib.diagnosis.engine import LogFacts
+    from runbook_lib.diagnosis.model import LogFacts
 
     sig = Signals(values={"cache_misses": 500.0, "cache_hit_rate": 30.0})
     sig.missing["evictions_per_miss"] = "no_data: the query returned no series"

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from runbook_lib import diagnosis
-from runbook_lib.diagnosis.engine import Evidence, top_causes
+from runbook_lib.diagnosis.engine import top_causes
+from runbook_lib.diagnosis.model import Evidence
 from runbook_lib.evidence.panels import Scope
 from runbook_lib.evidence.signals import Signals, _derive
 

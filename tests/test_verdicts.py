@@ -9,7 +9,8 @@ import pytest
 
 from runbook_lib import diagnosis
 from runbook_lib.diagnosis.attribution import Attribution
-from runbook_lib.diagnosis.engine import Evidence, LogFacts, Verdict, differentiate, top_causes
+from runbook_lib.diagnosis.engine import differentiate, top_causes
+from runbook_lib.diagnosis.model import Evidence, LogFacts, Verdict
 from tests.test_absent_series import third_party_signals
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from runbook_lib.diagnosis.engine import Verdict
+from runbook_lib.diagnosis.model import Verdict
 from runbook_lib.notebook.display import causes_html
 from runbook_lib.notebook.wording import cause_name, evidence_html, for_and_against, merged
 

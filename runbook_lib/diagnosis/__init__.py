@@ -4,19 +4,10 @@ resolution commands and mitigations per cause, and the post-resolution checks.
 Importing the package registers every cause's rule (`causes`)."""
 
 from runbook_lib.diagnosis import causes as causes  # registers the rules
-from runbook_lib.diagnosis.engine import (
-    COLORS,
-    RULES,
-    Evidence,
-    Verdict,
-    diagnose,
-    summary,
-    top_causes,
-    unknown_gaps,
-)
+from runbook_lib.diagnosis.engine import RULES, diagnose, summary, top_causes, unknown_gaps
+from runbook_lib.diagnosis.model import Evidence, Verdict
 
 __all__ = [
-    "COLORS",
     "RULES",
     "Evidence",
     "Verdict",

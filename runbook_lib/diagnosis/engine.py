@@ -1,4 +1,6 @@
-"""One rule per cause id (docs/causes.md lists them): evidence in, verdict out.
+"""One rule per cause id (docs/causes.md lists them): evidence in, verdict out. The rules
+are registered here (`rule`, `attributes`), judged and weighed against each other; what
+they are made of is in `model`, the facts they weigh are built with `facts`.
 
 A rule weighs facts. A fact holds, fails, or cannot be judged (its data is missing). The
 score is the weight of the facts that hold over the weight of the facts that could be
@@ -15,91 +17,13 @@ its cause explains, a cause whose symptom another cause mostly explains is at mo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from runbook_lib.diagnosis.attribution import Attribution, pct
 from runbook_lib.diagnosis.constants import CONTRIBUTOR, LIKELY, MOSTLY, POSSIBLE
-from runbook_lib.evidence.signals import Signals
+from runbook_lib.diagnosis.model import NO_COMMANDS, VERDICTS, Cause, Evidence, Fact, Rule, Verdict
 
 LITTLE = CONTRIBUTOR  # a likely cause explaining less than this of a symptom another
 # cause mostly explains is at most `possible`, and is not named as contributing
-VERDICTS = ("likely", "possible", "ruled_out", "unknown")
-COLORS = {"likely": "#d62728", "possible": "#e69f00", "ruled_out": "#2ca02c", "unknown": "#7f7f7f"}
-
-
-@dataclass(frozen=True)
-class LogFacts:
-    """What the logs said in the window, reduced to what rules need."""
-
-    counts: dict[str, int]
-    error_lines: int
-    shares: dict[str, float]  # pattern id -> share of error-level lines
-    keys_per_workbook: float | None = None
-    distinct_workbook_ratio: float | None = None
-    source: str = ""
-    cache_keys: dict[str, float] | None = None  # misses, identified, workbooks, keys
-
-
-@dataclass
-class Evidence:
-    """Everything the rules may look at; a missing part carries the reason it is missing."""
-
-    signals: Signals
-    logs: LogFacts | None = None
-    logs_missing: str = "no log source was given"
-    host: dict | None = None  # host snapshot (see host_snapshot.py)
-    host_missing: str = "host checks were not run"
-    container: Any = None  # containers.ContainerState
-    container_missing: str = "no container was given"
-    attribution: Attribution | None = None  # set by `diagnose` for the runbook judged
-    unsplit: str = ""  # why there is no attribution, when the runbook has an attributor
-
-    def sig(self, name: str) -> Any:
-        return self.signals.get(name)
-
-
-@dataclass(frozen=True)
-class Fact:
-    holds: bool | None
-    text: str
-    weight: float = 1.0
-    required: bool = False
-    missing: str = ""
-    sign: bool = True  # False: evidence against other explanations, not for this one
-
-
-@dataclass
-class Verdict:
-    cause: str
-    verdict: str
-    score: float
-    evidence: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    explained_share: float | None = None  # None: the runbook's symptom is not attributed
-    strongest: list[str] = field(default_factory=list)  # the two weightiest facts that held
-    required_held: bool = field(default=False, repr=False)  # it has a gate, and it held
-
-    def as_dict(self) -> dict:
-        out = asdict(self)
-        del out["required_held"]  # how the verdict was reached, not part of the summary
-        return out
-
-
-Rule = Callable[[Evidence], list[Fact]]
-NO_COMMANDS = "# no runbook commands for this cause"
-
-
-@dataclass
-class Cause:
-    """One of the runbook's common causes, whole: the rule that judges it in each runbook
-    that lists it, the runbook's resolution commands, and the guarded mitigation (a key of
-    `mitigation.ACTIONS`) a notebook may offer for it."""
-
-    id: str
-    rules: dict[str, Rule]  # runbook -> rule
-    commands: str = NO_COMMANDS
-    mitigation: str | None = None
 
 
 CAUSES: dict[str, Cause] = {}

@@ -11,7 +11,7 @@ from typing import Any
 from runbook_lib.contract.names import NAMES
 from runbook_lib.diagnosis.attribution import pct
 from runbook_lib.diagnosis.constants import ERROR_TYPES_SHARE, LOG_SHARE, MOSTLY
-from runbook_lib.diagnosis.engine import Evidence, Fact, LogFacts
+from runbook_lib.diagnosis.model import Evidence, Fact, LogFacts
 
 
 def metric(
@@ -19,6 +19,7 @@ def metric(
     name: str,
     test: Callable[[Any], bool],
     text: Callable[[Any], str],
+    *,
     weight: float = 1.0,
     required: bool = False,
     what: str = "",
@@ -27,25 +28,47 @@ def metric(
     value = ev.sig(name)
     if value is None or (isinstance(value, dict) and not value):
         why = ev.signals.why_missing(name)
-        return Fact(None, what or name, weight, required, f"{what or name}: {why}", sign)
-    return Fact(bool(test(value)), text(value), weight, required, sign=sign)
+        return Fact(
+            None,
+            what or name,
+            weight=weight,
+            required=required,
+            missing=f"{what or name}: {why}",
+            sign=sign,
+        )
+    return Fact(bool(test(value)), text(value), weight=weight, required=required, sign=sign)
 
 
 def log_fact(
     ev: Evidence,
     test: Callable[[LogFacts], bool | None],
     text: Callable[[LogFacts], str],
+    *,
     weight: float = 1.0,
     required: bool = False,
     what: str = "log evidence",
     sign: bool = True,
 ) -> Fact:
     if ev.logs is None:
-        return Fact(None, what, weight, required, f"{what}: {ev.logs_missing}", sign)
+        return Fact(
+            None,
+            what,
+            weight=weight,
+            required=required,
+            missing=f"{what}: {ev.logs_missing}",
+            sign=sign,
+        )
     held = test(ev.logs)
     if held is None:
-        return Fact(None, what, weight, required, f"{what}: not enough log lines", sign)
-    return Fact(bool(held), text(ev.logs), weight, required, sign=sign)
+        return Fact(
+            None,
+            what,
+            weight=weight,
+            required=required,
+            missing=f"{what}: not enough log lines",
+            sign=sign,
+        )
+    return Fact(bool(held), text(ev.logs), weight=weight, required=required, sign=sign)
 
 
 def processes_named(h: dict, name: str) -> list[dict]:
@@ -57,22 +80,32 @@ def host_fact(
     ev: Evidence,
     test: Callable[[dict], bool | None],
     text: Callable[[dict], str],
+    *,
     weight: float = 1.0,
     required: bool = False,
     what: str = "host evidence",
 ) -> Fact:
     if ev.host is None:
-        return Fact(None, what, weight, required, f"{what}: {ev.host_missing}")
+        return Fact(
+            None, what, weight=weight, required=required, missing=f"{what}: {ev.host_missing}"
+        )
     held = test(ev.host)
     if held is None:
-        return Fact(None, what, weight, required, f"{what}: not in the host snapshot")
-    return Fact(bool(held), text(ev.host), weight, required)
+        return Fact(
+            None,
+            what,
+            weight=weight,
+            required=required,
+            missing=f"{what}: not in the host snapshot",
+        )
+    return Fact(bool(held), text(ev.host), weight=weight, required=required)
 
 
 def container_fact(
     ev: Evidence,
     test: Callable[[Any], bool],
     text: Callable[[Any], str],
+    *,
     weight: float = 1.0,
     what: str = "container state",
 ) -> Fact:
@@ -84,8 +117,8 @@ def container_fact(
         and not getattr(c, "status", None)
     ):
         why = ev.container_missing if c is None else (getattr(c, "error", "") or "not found")
-        return Fact(None, what, weight, False, f"{what}: {why}")
-    return Fact(bool(test(c)), text(c), weight)
+        return Fact(None, what, weight=weight, required=False, missing=f"{what}: {why}")
+    return Fact(bool(test(c)), text(c), weight=weight)
 
 
 def share(by: dict[str, float] | None, keys: set[str]) -> float | None:
@@ -99,6 +132,7 @@ def errors_share(
     ev: Evidence,
     keys: set[str],
     label: str,
+    *,
     weight: float = 3.0,
     required: bool = True,
     min_share: float = ERROR_TYPES_SHARE,
@@ -110,15 +144,27 @@ def errors_share(
         missing = "errors_by_type" in ev.signals.missing
         why = ev.signals.why_missing("errors_by_type") if missing else "no errors in the window"
         return Fact(
-            None, f"{label} share of errors", weight, required, f"{label} share of errors: {why}"
+            None,
+            f"{label} share of errors",
+            weight=weight,
+            required=required,
+            missing=f"{label} share of errors: {why}",
         )
     return Fact(
-        s >= min_share, f"{label} are {pct(s)} of errors over the last {w}", weight, required
+        s >= min_share,
+        f"{label} are {pct(s)} of errors over the last {w}",
+        weight=weight,
+        required=required,
     )
 
 
 def log_share(
-    ev: Evidence, patterns: set[str], label: str, weight: float = 2.0, min_share: float = LOG_SHARE
+    ev: Evidence,
+    patterns: set[str],
+    label: str,
+    *,
+    weight: float = 2.0,
+    min_share: float = LOG_SHARE,
 ) -> Fact:
     def test(lf: LogFacts) -> bool | None:
         if lf.error_lines == 0:
@@ -130,22 +176,22 @@ def log_share(
         n = sum(lf.counts.get(p, 0) for p in patterns)
         return f"{n} log lines show {label} ({pct(s)} of {lf.error_lines} error lines)"
 
-    return log_fact(ev, test, text, weight, what=f"log lines showing {label}")
+    return log_fact(ev, test, text, weight=weight, what=f"log lines showing {label}")
 
 
 def log_seen(
-    ev: Evidence, pattern: str, label: str, weight: float = 2.0, at_least: int = 1
+    ev: Evidence, pattern: str, label: str, *, weight: float = 2.0, at_least: int = 1
 ) -> Fact:
     return log_fact(
         ev,
         lambda lf: lf.counts.get(pattern, 0) >= at_least,
         lambda lf: f"{lf.counts.get(pattern, 0)} log lines with {label}",
-        weight,
+        weight=weight,
         what=f"log lines with {label}",
     )
 
 
-def unhealthy(ev: Evidence, component: str, weight: float = 2.0) -> Fact:
+def unhealthy(ev: Evidence, component: str, *, weight: float = 2.0) -> Fact:
     """The component reports itself unhealthy. A component the health series does not list
     is unknown: the real server exposes no component health at all."""
     what = f"health of {component}"
@@ -153,18 +199,18 @@ def unhealthy(ev: Evidence, component: str, weight: float = 2.0) -> Fact:
     if health and component not in health:
         metric_name = next(iter(ev.signals.series.get("health", ())), NAMES.health)
         why = f'no series for component "{component}" (reads {metric_name}{{component="{component}"}})'
-        return Fact(None, what, weight, missing=f"{what}: {why}")
+        return Fact(None, what, weight=weight, missing=f"{what}: {why}")
     return metric(
         ev,
         "health",
         lambda h: h[component] < 1,
         lambda h: f"component {component} reports {'unhealthy' if h[component] < 1 else 'healthy'}",
-        weight,
+        weight=weight,
         what=what,
     )
 
 
-def down(ev: Evidence, required: bool = True) -> Fact:
+def down(ev: Evidence, *, required: bool = True) -> Fact:
     return metric(
         ev,
         "up_min",
@@ -174,19 +220,26 @@ def down(ev: Evidence, required: bool = True) -> Fact:
             if v < 1
             else "the service answered every scrape in the window"
         ),
-        0.0,
-        required,
+        weight=0.0,
+        required=required,
         what="scrape status",
     )
 
 
 def explains(
-    ev: Evidence, cause: str, at_least: float = MOSTLY, weight: float = 2.0, required: bool = False
+    ev: Evidence,
+    cause: str,
+    *,
+    at_least: float = MOSTLY,
+    weight: float = 2.0,
+    required: bool = False,
 ) -> Fact:
     """A fact from the attribution: `cause` explains at least `at_least` of the symptom."""
     att = ev.attribution
     share = att.share(cause) if att else None
     if att is None or share is None:
         why = "; ".join(att.notes) if att and att.notes else ev.unsplit or "not split"
-        return Fact(None, "share of the symptom explained", weight, required, why)
-    return Fact(share >= at_least, att.sentence(cause), weight, required)
+        return Fact(
+            None, "share of the symptom explained", weight=weight, required=required, missing=why
+        )
+    return Fact(share >= at_least, att.sentence(cause), weight=weight, required=required)

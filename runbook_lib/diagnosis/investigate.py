@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.diagnosis.constants import MIN_KEYED_MISSES
-from runbook_lib.diagnosis.engine import Evidence, LogFacts
+from runbook_lib.diagnosis.model import Evidence, LogFacts
 from runbook_lib.evidence import host_state as host_snapshot
 from runbook_lib.evidence import logs, signals
 from runbook_lib.evidence.panels import Scope

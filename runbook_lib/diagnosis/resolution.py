@@ -10,7 +10,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from runbook_lib.diagnosis.engine import CAUSES, NO_COMMANDS
+from runbook_lib.diagnosis.engine import CAUSES
+from runbook_lib.diagnosis.model import NO_COMMANDS
 
 CONTAINER = "<CONTAINER>"  # no container configured: the reader fills it in
 

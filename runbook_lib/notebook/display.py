@@ -14,11 +14,12 @@ from IPython.display import Image, Markdown, display
 
 from runbook_lib.diagnosis.answer import unexplained, unexplained_share
 from runbook_lib.diagnosis.attribution import Attribution
-from runbook_lib.diagnosis.engine import COLORS as VERDICT_COLORS
-from runbook_lib.diagnosis.engine import LIKELY, POSSIBLE, Verdict, top_causes
+from runbook_lib.diagnosis.constants import LIKELY, POSSIBLE
+from runbook_lib.diagnosis.engine import top_causes
+from runbook_lib.diagnosis.model import Verdict
 from runbook_lib.evidence import panels
 from runbook_lib.notebook import charts
-from runbook_lib.notebook.wording import cause_name, evidence_html
+from runbook_lib.notebook.wording import COLORS, cause_name, evidence_html
 
 
 def show(fig) -> None:
@@ -111,7 +112,7 @@ def causes_html(verdicts: list[Verdict]) -> str:
         rows.append(
             f"<tr class='cause-{v.verdict}'><td style='text-align:left'><b>"
             f"{html.escape(cause_name(v.cause))}</b></td>"
-            f"<td style='color:white;background:{VERDICT_COLORS[v.verdict]};text-align:center'>"
+            f"<td style='color:white;background:{COLORS[v.verdict]};text-align:center'>"
             f"{v.verdict.replace('_', ' ')}</td><td>{v.score:.2f}</td><td>{share}</td>"
             f"<td style='text-align:left'>{evidence_html(v.evidence, v.missing)}</td></tr>"
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 from html import escape
 
 FOR, AGAINST, UNJUDGED = "#15803d", "#b91c1c", "#6b7280"  # the colours of evidence
+# the colour of each verdict (model.VERDICTS), in the causes table and a record's answer
+COLORS = {"likely": "#d62728", "possible": "#e69f00", "ruled_out": "#2ca02c", "unknown": "#7f7f7f"}
 LABELS = ("for", "against", "cannot judge")
 
 # Words of cause ids that are names or abbreviations, as people write them.

@@ -10,9 +10,8 @@ from typing import Any
 from urllib.parse import quote
 
 from runbook_lib.diagnosis.answer import unexplained
-from runbook_lib.notebook.wording import cause_name, evidence_html
+from runbook_lib.notebook.wording import COLORS, cause_name, evidence_html
 
-COLORS = {"likely": "#d62728", "possible": "#e69f00", "none": "#7f7f7f"}
 SEVERITY = {"critical": "#b91c1c", "warning": "#b45309"}
 
 
@@ -21,7 +20,7 @@ def lead_html(summary: dict[str, Any]) -> str:
     top = summary.get("top_cause")
     verdicts = summary.get("diagnosis") or []
     found = next((v for v in verdicts if v.get("cause") == top), None) if top else None
-    color = COLORS["likely"] if found else COLORS["none"]
+    color = COLORS["likely"] if found else COLORS["unknown"]
     parts = [
         replay_html(summary),
         f"<div class='runbook-answer' style='border-left:6px solid {color};"

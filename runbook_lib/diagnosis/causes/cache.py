@@ -13,19 +13,14 @@ from runbook_lib.diagnosis.constants import (
     POOR_KEYS,
     VARYING,
 )
-from runbook_lib.diagnosis.engine import (
-    LITTLE,
-    Evidence,
-    Fact,
-    attributes,
-    rule,
-)
+from runbook_lib.diagnosis.engine import LITTLE, attributes, rule
 from runbook_lib.diagnosis.facts import (
     explains,
     log_fact,
     log_seen,
     metric,
 )
+from runbook_lib.diagnosis.model import Evidence, Fact
 
 CAUSES = ("cache_too_small", "ttl_too_short", "poor_cache_keys", "high_request_variance")
 
@@ -101,7 +96,7 @@ def cache_too_small(ev: Evidence) -> list[Fact]:
             "evictions_per_miss",
             lambda v: v >= EVICTING,
             lambda v: f"{pct(v)} of cache misses evict a workbook",
-            2,
+            weight=2,
             required=True,
         ),
         metric(
@@ -109,14 +104,16 @@ def cache_too_small(ev: Evidence) -> list[Fact]:
             "cache_size_cv",
             lambda v: v <= PINNED,
             lambda v: f"the cache size is flat (variation {pct(v)}): it sits at its maximum",
-            2,
+            weight=2,
         ),
-        log_seen(ev, "cache_evict_capacity", "evictions for capacity", 2, at_least=MIN_EVICT_LINES),
+        log_seen(
+            ev, "cache_evict_capacity", "evictions for capacity", weight=2, at_least=MIN_EVICT_LINES
+        ),
         log_fact(
             ev,
             lambda lf: lf.counts.get("cache_evict_ttl", 0) == 0,
             lambda lf: f"{lf.counts.get('cache_evict_ttl', 0)} evictions for TTL",
-            1,
+            weight=1,
             sign=False,
         ),
         explains(ev, "cache_too_small", at_least=LITTLE),
@@ -135,7 +132,7 @@ def ttl_too_short(ev: Evidence) -> list[Fact]:
             "evictions_per_miss",
             lambda v: v >= EVICTING,
             lambda v: f"{pct(v)} of cache misses evict a workbook",
-            2,
+            weight=2,
             required=True,
         ),
         metric(
@@ -143,14 +140,16 @@ def ttl_too_short(ev: Evidence) -> list[Fact]:
             "cache_size_cv",
             lambda v: v > VARYING,
             lambda v: f"the cache size varies by {pct(v)}: evictions happen below the cap",
-            2,
+            weight=2,
         ),
-        log_seen(ev, "cache_evict_ttl", "evictions for TTL expiry", 2, at_least=MIN_EVICT_LINES),
+        log_seen(
+            ev, "cache_evict_ttl", "evictions for TTL expiry", weight=2, at_least=MIN_EVICT_LINES
+        ),
         log_fact(
             ev,
             lambda lf: lf.counts.get("cache_evict_capacity", 0) == 0,
             lambda lf: f"{lf.counts.get('cache_evict_capacity', 0)} evictions for capacity",
-            1,
+            weight=1,
             sign=False,
         ),
         explains(ev, "ttl_too_short", at_least=LITTLE),
@@ -171,7 +170,7 @@ def poor_cache_keys(ev: Evidence) -> list[Fact]:
                 f"each missed workbook was looked up under "
                 f"{lf.keys_per_workbook:.1f} different keys on average"
             ),
-            3,
+            weight=3,
             required=True,
             what="cache keys per workbook in the logs",
         ),
@@ -180,7 +179,7 @@ def poor_cache_keys(ev: Evidence) -> list[Fact]:
             "evictions_per_miss",
             lambda v: v < EVICTING,
             lambda v: f"only {pct(v)} of misses evict: the cache has room",
-            1,
+            weight=1,
         ),
         explains(ev, "poor_cache_keys", at_least=LITTLE),
     ]
@@ -204,7 +203,7 @@ def high_request_variance(ev: Evidence) -> list[Fact]:
                 f"{pct(lf.distinct_workbook_ratio)} of cache misses are for a "
                 "workbook not seen before in the window"
             ),
-            3,
+            weight=3,
             required=True,
             what="distinct workbooks among cache misses",
         ),
@@ -212,7 +211,7 @@ def high_request_variance(ev: Evidence) -> list[Fact]:
             ev,
             lambda lf: None if lf.keys_per_workbook is None else lf.keys_per_workbook < FEW_KEYS,
             lambda lf: f"{lf.keys_per_workbook:.1f} keys per workbook",
-            1,
+            weight=1,
             what="keys per workbook",
         ),
         explains(ev, "high_request_variance", at_least=LITTLE),

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from runbook_lib.diagnosis.attribution import Attribution
 from runbook_lib.diagnosis.constants import OLD_TEMP_FILES
-from runbook_lib.diagnosis.engine import (
-    LITTLE,
-    Evidence,
-    Fact,
-    attributes,
-    rule,
-)
+from runbook_lib.diagnosis.engine import LITTLE, attributes, rule
 from runbook_lib.diagnosis.facts import (
     explains,
     host_fact,
 )
+from runbook_lib.diagnosis.model import Evidence, Fact
 
 DISK_DIRS = {
     "log_files_growing": "/var/log/ggen-mcp",
@@ -45,7 +40,7 @@ def _disk_rule(cause: str, path: str):
                 ev,
                 lambda h: _grows_most(h, path),
                 lambda h: _growth_text(h, path),
-                3,
+                weight=3,
                 required=True,
                 what=f"growth of {path}",
             ),
@@ -63,7 +58,7 @@ def _disk_rule(cause: str, path: str):
                     lambda h: (
                         f"{h['temp_files']['old_count']} ggen-mcp-* temp files are older than a day"
                     ),
-                    2,
+                    weight=2,
                     what="old temp files",
                 )
             )

@@ -7,19 +7,14 @@ from collections.abc import Callable
 from runbook_lib.contract.tools import DB_TOOLS, LIBREOFFICE_TOOLS
 from runbook_lib.diagnosis.attribution import Attribution, pct
 from runbook_lib.diagnosis.constants import MIN_EVENTS, TOOLS_SHARE
-from runbook_lib.diagnosis.engine import (
-    LITTLE,
-    Evidence,
-    Fact,
-    attributes,
-    rule,
-)
+from runbook_lib.diagnosis.engine import LITTLE, attributes, rule
 from runbook_lib.diagnosis.facts import (
     errors_share,
     explains,
     log_share,
     unhealthy,
 )
+from runbook_lib.diagnosis.model import Evidence, Fact
 
 INVALID = {"invalid_input", "parse_error"}
 DATABASE = {"io_error", "timeout"}
@@ -75,7 +70,7 @@ def error_attribution(ev: Evidence) -> Attribution | None:
 def invalid_input(ev: Evidence) -> list[Fact]:
     return [
         errors_share(ev, INVALID, "validation and parse errors"),
-        log_share(ev, {"validation_error", "parse_error"}, "validation or parse errors", 1),
+        log_share(ev, {"validation_error", "parse_error"}, "validation or parse errors", weight=1),
         explains(ev, "invalid_input", at_least=LITTLE),
     ]
 
@@ -90,7 +85,7 @@ def invalid_input(ev: Evidence) -> list[Fact]:
 )
 def database_connection(ev: Evidence) -> list[Fact]:
     return [
-        errors_share(ev, DATABASE, "I/O errors and timeouts", 2),
+        errors_share(ev, DATABASE, "I/O errors and timeouts", weight=2),
         unhealthy(ev, "database"),
         log_share(ev, {"connection_refused", "db_timeout"}, "database connection failures"),
         _tools_share(ev, DB_TOOLS, "database-backed tools"),
@@ -108,9 +103,9 @@ def database_connection(ev: Evidence) -> list[Fact]:
 )
 def third_party_api(ev: Evidence) -> list[Fact]:
     return [
-        errors_share(ev, THIRD_PARTY, "unclassified errors and timeouts", 1),
+        errors_share(ev, THIRD_PARTY, "unclassified errors and timeouts", weight=1),
         unhealthy(ev, "external_api"),
-        log_share(ev, {"http_5xx"}, "HTTP 5xx answers from an external API", 3),
+        log_share(ev, {"http_5xx"}, "HTTP 5xx answers from an external API", weight=3),
         explains(ev, "third_party_api", at_least=LITTLE),
     ]
 
@@ -122,7 +117,7 @@ def third_party_api(ev: Evidence) -> list[Fact]:
 )
 def libreoffice_failure(ev: Evidence) -> list[Fact]:
     return [
-        errors_share(ev, LIBREOFFICE, "recalc and fork errors", 2),
+        errors_share(ev, LIBREOFFICE, "recalc and fork errors", weight=2),
         unhealthy(ev, "libreoffice"),
         log_share(ev, {"libreoffice_start_failed"}, "'Failed to start LibreOffice'"),
         _tools_share(ev, LIBREOFFICE_TOOLS, "LibreOffice tools (recalc, screenshot)"),
@@ -136,6 +131,12 @@ def _tools_share(ev: Evidence, tools: set[str], label: str) -> Fact:
     if total <= 0:
         missing = "errors_by_tool" in ev.signals.missing
         why = ev.signals.why_missing("errors_by_tool") if missing else "no errors in the window"
-        return Fact(None, f"errors of {label}", 1, False, f"errors of {label}: {why}")
+        return Fact(
+            None,
+            f"errors of {label}",
+            weight=1,
+            required=False,
+            missing=f"errors of {label}: {why}",
+        )
     s = sum(v for k, v in by.items() if k in tools) / total
-    return Fact(s >= TOOLS_SHARE, f"{pct(s)} of errors come from {label}", 1)
+    return Fact(s >= TOOLS_SHARE, f"{pct(s)} of errors come from {label}", weight=1)

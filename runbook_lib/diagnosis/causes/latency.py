@@ -17,13 +17,7 @@ from runbook_lib.diagnosis.constants import (
     STAGE_SLOW_S,
     SWAP_BUSY,
 )
-from runbook_lib.diagnosis.engine import (
-    LITTLE,
-    Evidence,
-    Fact,
-    attributes,
-    rule,
-)
+from runbook_lib.diagnosis.engine import LITTLE, attributes, rule
 from runbook_lib.diagnosis.estimate import split_by_stage, stage_costs
 from runbook_lib.diagnosis.facts import (
     explains,
@@ -31,6 +25,7 @@ from runbook_lib.diagnosis.facts import (
     log_seen,
     metric,
 )
+from runbook_lib.diagnosis.model import Evidence, Fact
 
 
 def _cpu_busy(v: float) -> bool:
@@ -183,9 +178,9 @@ def _stage_slow(ev: Evidence) -> Fact:
     what = "the LibreOffice operations' p95"
     if worst is None:
         why = "; ".join(ev.signals.why_missing(n) for n in NEEDS["libreoffice_bottleneck"])
-        return Fact(None, what, 0, True, f"{what}: {why}")
+        return Fact(None, what, weight=0, required=True, missing=f"{what}: {why}")
     return Fact(worst >= STAGE_SLOW_S, f"the slower LibreOffice operation's p95 is {worst:.1f} s"
-                f" (slow from {STAGE_SLOW_S:g} s)", 0, True)  # fmt: skip
+                f" (slow from {STAGE_SLOW_S:g} s)", weight=0, required=True)  # fmt: skip
 
 
 def _others_fast(ev: Evidence, tools: frozenset[str], label: str) -> Fact:
@@ -197,18 +192,24 @@ def _others_fast(ev: Evidence, tools: frozenset[str], label: str) -> Fact:
         return Fact(
             shared < LITTLE,
             f"a slowdown every tool shares is {pct(shared)} of the added p95",
-            2,
+            weight=2,
         )
     by = ev.sig("p95_by_tool") or {}
     others = [v for k, v in by.items() if k not in tools]
     if not others:
-        return Fact(None, f"latency of tools other than {label}", 1, False, "no per-tool latency")
+        return Fact(
+            None,
+            f"latency of tools other than {label}",
+            weight=1,
+            required=False,
+            missing="no per-tool latency",
+        )
     worst = max(others)
     fast = T["latency_p95"]
     return Fact(
         not fast.breached(worst, "warn"),
         f"other tools' p95 is at most {worst:.1f} s ({fast.rule_text('warn')})",
-        2,
+        weight=2,
     )
 
 
@@ -229,14 +230,14 @@ def cpu_saturation(ev: Evidence) -> list[Fact]:
             lambda v: (
                 f"the process used {v:.2f} CPU cores over the last 5m ({T['cpu'].rule_text()})"
             ),
-            3,
+            weight=3,
             required=True,
         ),
         host_fact(
             ev,
             lambda h: h["load"]["load1"] > h["load"]["cpu_count"] if "load" in h else None,
             lambda h: f"host load {h['load']['load1']:.1f} on {h['load']['cpu_count']} cores",
-            1,
+            weight=1,
             what="host load",
         ),
         explains(ev, "cpu_saturation", at_least=LITTLE),
@@ -255,14 +256,14 @@ def memory_pressure(ev: Evidence) -> list[Fact]:
             "memory_percent",
             lambda v: v >= PRESSURE_PERCENT,
             lambda v: f"memory is at {v:.0f}% of the limit (pressure from {PRESSURE_PERCENT}%)",
-            3,
+            weight=3,
             required=True,
         ),
         host_fact(
             ev,
             lambda h: h["memory"]["swap_percent"] >= SWAP_BUSY if "memory" in h else None,
             lambda h: f"swap is {h['memory']['swap_percent']:.0f}% used",
-            1,
+            weight=1,
             what="swap use",
         ),
         explains(ev, "memory_pressure", at_least=LITTLE),
@@ -286,7 +287,7 @@ def slow_database_queries(ev: Evidence) -> list[Fact]:
             "query_p95",
             lambda v: v >= QUERY_SLOW_S,
             lambda v: f"database query p95 is {v:.1f} s",
-            2,
+            weight=2,
             required=True,
         ),
         metric(
@@ -294,9 +295,9 @@ def slow_database_queries(ev: Evidence) -> list[Fact]:
             "slow_query_rate",
             lambda v: v >= SLOW_QUERY_RATE,
             lambda v: f"{v:.1f} slow queries/s",
-            2,
+            weight=2,
         ),
-        log_seen(ev, "slow_query", "'slow query'", 1, at_least=MIN_LOG_LINES),
+        log_seen(ev, "slow_query", "'slow query'", weight=1, at_least=MIN_LOG_LINES),
         _others_fast(ev, db, "database-backed tools"),
         explains(ev, "slow_database_queries", at_least=LITTLE),
     ]
@@ -317,7 +318,7 @@ def cache_thrashing(ev: Evidence) -> list[Fact]:
             "cache_hit_rate",
             lambda v: T["cache_hit_rate"].breached(v, "crit"),
             lambda v: f"cache hit rate is {v:.0f}% ({T['cache_hit_rate'].rule_text()})",
-            2,
+            weight=2,
             required=True,
         ),
         metric(
@@ -325,7 +326,7 @@ def cache_thrashing(ev: Evidence) -> list[Fact]:
             "evictions_per_miss",
             lambda v: v >= EVICTING,
             lambda v: f"{pct(v)} of cache misses evict a workbook",
-            2,
+            weight=2,
         ),
         explains(ev, "cache_thrashing", at_least=LITTLE),
     ]
@@ -348,14 +349,14 @@ def libreoffice_bottleneck(ev: Evidence) -> list[Fact]:
             "recalc_p95",
             lambda v: v >= STAGE_SLOW_S,
             lambda v: f"recalc p95 is {v:.1f} s",
-            2,
+            weight=2,
         ),
         metric(
             ev,
             "screenshot_p95",
             lambda v: v >= STAGE_SLOW_S,
             lambda v: f"screenshot p95 is {v:.1f} s",
-            1,
+            weight=1,
         ),
         _others_fast(ev, lo, "recalc and screenshot"),
         explains(ev, "libreoffice_bottleneck", at_least=LITTLE),

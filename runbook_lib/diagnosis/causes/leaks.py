@@ -14,19 +14,14 @@ from runbook_lib.diagnosis.constants import (
     LEAKED,
     STEADY_R2,
 )
-from runbook_lib.diagnosis.engine import (
-    LITTLE,
-    Evidence,
-    Fact,
-    attributes,
-    rule,
-)
+from runbook_lib.diagnosis.engine import LITTLE, attributes, rule
 from runbook_lib.diagnosis.estimate import climb
 from runbook_lib.diagnosis.facts import (
     explains,
     metric,
     processes_named,
 )
+from runbook_lib.diagnosis.model import Evidence, Fact
 from runbook_lib.evidence.panels import trend
 
 LEAK_NAMES = {"libreoffice_leak": "soffice", "fork_leak": "ggen-mcp-fork"}
@@ -87,9 +82,9 @@ def _leak_rule(runbook: str, kind: str):
             found = Fact(
                 None,
                 f"{kind} {name} processes",
-                3,
-                True,
-                f"{kind} {name} processes: {ev.host_missing if ev.host is None else ''}"
+                weight=3,
+                required=True,
+                missing=f"{kind} {name} processes: {ev.host_missing if ev.host is None else ''}"
                 "needs the host's process list (live run or host snapshot)",
             )
         else:
@@ -102,8 +97,8 @@ def _leak_rule(runbook: str, kind: str):
                 f"{len(hits)} of {len(procs)} {name} processes are "
                 f"{kind}"
                 + (f" (pids {pids}{', ...' if hits[len(shown) :] else ''})" if hits else ""),
-                3,
-                True,
+                weight=3,
+                required=True,
             )
         return [
             found,
@@ -115,7 +110,7 @@ def _leak_rule(runbook: str, kind: str):
                     f"{v:.0f} {name} processes counted by the service"
                     f" ({T[gauge_threshold].rule_text()})"
                 ),
-                1,
+                weight=1,
             ),
             explains(ev, KINDS[kind], at_least=LITTLE),
         ]
@@ -184,9 +179,15 @@ def _fds_fit(ev: Evidence, holds, text: str, weight: float) -> Fact:
     if att is not None and "fds_r2" in att.extra:
         r2 = att.extra["fds_r2"]
         since = pd.Timestamp(att.extra["fds_since"], unit="s", tz="UTC")
-        return Fact(holds(r2), f"{text} since {since:%H:%M} (linear fit R² {r2:.2f})", weight)
+        return Fact(
+            holds(r2), f"{text} since {since:%H:%M} (linear fit R² {r2:.2f})", weight=weight
+        )
     return metric(
-        ev, "fds_r2", holds, lambda v: f"{text} over the hour (linear fit R² {v:.2f})", weight
+        ev,
+        "fds_r2",
+        holds,
+        lambda v: f"{text} over the hour (linear fit R² {v:.2f})",
+        weight=weight,
     )
 
 
@@ -207,7 +208,7 @@ def fd_leak(ev: Evidence) -> list[Fact]:
             "fds_growth_per_h",
             lambda v: v > 0,
             lambda v: f"open descriptors grew {v:+.0f}/h over the last hour",
-            2,
+            weight=2,
             required=True,
         ),
         _fds_fit(ev, lambda v: v >= STEADY_R2, "the growth is steady", 2),
@@ -216,7 +217,7 @@ def fd_leak(ev: Evidence) -> list[Fact]:
             "max_fds",
             lambda v: v >= ENOUGH_FDS,
             lambda v: f"the descriptor limit is {v:.0f}",
-            1,
+            weight=1,
             sign=False,
         ),
         explains(ev, "fd_leak", at_least=LITTLE),
@@ -235,7 +236,7 @@ def fd_limit_too_low(ev: Evidence) -> list[Fact]:
             "max_fds",
             lambda v: v < ENOUGH_FDS,
             lambda v: f"the descriptor limit is {v:.0f} (the runbook suggests 4096+)",
-            3,
+            weight=3,
             required=True,
         ),
         _fds_fit(

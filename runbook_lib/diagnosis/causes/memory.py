@@ -20,13 +20,7 @@ from runbook_lib.diagnosis.constants import (
     SOFFICE_HEAVY,
     STEADY_R2,
 )
-from runbook_lib.diagnosis.engine import (
-    LITTLE,
-    Evidence,
-    Fact,
-    attributes,
-    rule,
-)
+from runbook_lib.diagnosis.engine import LITTLE, attributes, rule
 from runbook_lib.diagnosis.estimate import ProcessSize, climb, per_process
 from runbook_lib.diagnosis.facts import (
     explains,
@@ -35,6 +29,7 @@ from runbook_lib.diagnosis.facts import (
     metric,
     processes_named,
 )
+from runbook_lib.diagnosis.model import Evidence, Fact
 from runbook_lib.evidence.panels import trend
 
 CAUSES = ("memory_leak", "cache_too_large", "large_payloads", "too_many_libreoffice_processes")
@@ -173,7 +168,7 @@ def memory_leak(ev: Evidence) -> list[Fact]:
             "memory_growth_mb_h",
             lambda v: v >= LEAK_MB_H,
             lambda v: f"memory grew {v:+.0f} MB/h over the last hour",
-            2,
+            weight=2,
             required=True,
         ),
         _steady(ev),
@@ -184,14 +179,14 @@ def memory_leak(ev: Evidence) -> list[Fact]:
             lambda v: (
                 f"memory still grows {v:+.0f} MB/h over the last {ev.signals.window}: no plateau"
             ),
-            2,
+            weight=2,
         ),
         metric(
             ev,
             "cache_memory_share",
             lambda v: v < CACHE_HEAVY,
             lambda v: f"the cache holds {pct(v)} of resident memory",
-            2,
+            weight=2,
             sign=False,
         ),
         metric(
@@ -199,7 +194,7 @@ def memory_leak(ev: Evidence) -> list[Fact]:
             "memory_jumps",
             lambda v: v < JUMPY,
             lambda v: f"{pct(v)} of scrapes jump by over 10% of the limit",
-            1,
+            weight=1,
             sign=False,
         ),
         explains(ev, "memory_leak", at_least=LITTLE, weight=3),
@@ -223,7 +218,7 @@ def cache_too_large(ev: Evidence) -> list[Fact]:
             "cache_size",
             lambda v: v >= MANY_CACHED,
             lambda v: f"{v:.0f} workbooks are cached",
-            1,
+            weight=1,
         ),
         explains(ev, "cache_too_large", at_least=LITTLE, weight=2),
     ]
@@ -241,10 +236,10 @@ def large_payloads(ev: Evidence) -> list[Fact]:
             "memory_jumps",
             lambda v: v >= JUMPY,
             lambda v: f"memory jumps: {pct(v)} of scrapes move by over 10% of the limit",
-            2,
+            weight=2,
             required=True,
         ),
-        log_seen(ev, "large_payload", "large request payloads", 2, at_least=MIN_LOG_LINES),
+        log_seen(ev, "large_payload", "large request payloads", weight=2, at_least=MIN_LOG_LINES),
     ]
 
 
@@ -263,7 +258,7 @@ def too_many_libreoffice_processes(ev: Evidence) -> list[Fact]:
             "libreoffice",
             lambda v: T["libreoffice_processes"].breached(v),
             lambda v: f"{v:.0f} LibreOffice processes ({T['libreoffice_processes'].rule_text()})",
-            3,
+            weight=3,
             required=True,
         ),
         host_fact(
@@ -273,7 +268,7 @@ def too_many_libreoffice_processes(ev: Evidence) -> list[Fact]:
                 f"soffice processes hold "
                 f"{sum(p['rss_bytes'] for p in processes_named(h, 'soffice')) / 2**20:.0f} MiB"
             ),
-            1,
+            weight=1,
             what="memory held by soffice",
         ),
         explains(ev, "too_many_libreoffice_processes", at_least=LITTLE, weight=1),
@@ -290,14 +285,14 @@ def _steady(ev: Evidence) -> Fact:
         return Fact(
             r2 >= STEADY_R2,
             f"what nothing else explains grows steadily since {since} (linear fit R² {r2:.2f})",
-            3,
+            weight=3,
         )
     return metric(
         ev,
         "memory_r2",
         lambda v: v >= STEADY_R2,
         lambda v: f"the growth is steady (linear fit R² {v:.2f})",
-        3,
+        weight=3,
     )
 
 
@@ -307,12 +302,18 @@ def _cache_heavy(ev: Evidence) -> Fact:
     held = ev.sig("cache_memory_share")
     if held is None:
         why = ev.signals.why_missing("cache_memory_share")
-        return Fact(None, "the cache's share of memory", 3, True, f"the cache's share: {why}")
+        return Fact(
+            None,
+            "the cache's share of memory",
+            weight=3,
+            required=True,
+            missing=f"the cache's share: {why}",
+        )
     grew = ev.attribution.share("cache_too_large") if ev.attribution else None
     text = f"the cache holds {pct(held)} of resident memory"
     if grew is not None:
         text += f" and its growth is {pct(grew)} of what the process gained"
-    return Fact(held >= CACHE_HEAVY or (grew or 0.0) >= MOSTLY, text, 3, True)
+    return Fact(held >= CACHE_HEAVY or (grew or 0.0) >= MOSTLY, text, weight=3, required=True)
 
 
 def _soffice_rss(h: dict) -> bool | None:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from runbook_lib.contract.thresholds import THRESHOLDS as T
-from runbook_lib.diagnosis.engine import (
-    Evidence,
-    Fact,
-    rule,
-)
+from runbook_lib.diagnosis.engine import rule
 from runbook_lib.diagnosis.facts import (
     container_fact,
     down,
@@ -19,6 +15,7 @@ from runbook_lib.diagnosis.facts import (
     metric,
     unhealthy,
 )
+from runbook_lib.diagnosis.model import Evidence, Fact
 
 MEMORY_RULE = T["memory"].rule_text()
 
@@ -32,7 +29,7 @@ MEMORY_RULE = T["memory"].rule_text()
 def process_crashed(ev: Evidence) -> list[Fact]:
     return [
         down(ev),
-        log_seen(ev, "fatal", "a fatal error / unhandled exception", 2),
+        log_seen(ev, "fatal", "a fatal error / unhandled exception", weight=2),
         container_fact(
             ev,
             lambda c: bool(c.exit_code) and not c.oom_killed,
@@ -40,21 +37,21 @@ def process_crashed(ev: Evidence) -> list[Fact]:
                 f"container {c.name} is {c.status}, exit code {c.exit_code}, "
                 f"OOMKilled={c.oom_killed}"
             ),
-            2,
+            weight=2,
         ),
         metric(
             ev,
             "memory_percent_peak",
             lambda v: v < T["memory"].crit_value,
             lambda v: f"memory peaked at {v:.0f}% of the limit before the stop ({MEMORY_RULE})",
-            2,  # memory at the limit before the stop points at the OOM killer, whatever the log
+            weight=2,  # memory at the limit before the stop points at the OOM killer, whatever the log
             sign=False,
         ),
         log_fact(
             ev,
             lambda lf: lf.counts.get("eaddrinuse", 0) == 0,
             lambda lf: f"{lf.counts.get('eaddrinuse', 0)} EADDRINUSE lines",
-            1,
+            weight=1,
             sign=False,
         ),
     ]
@@ -72,7 +69,7 @@ def process_crashed(ev: Evidence) -> list[Fact]:
 def port_in_use(ev: Evidence) -> list[Fact]:
     return [
         down(ev),
-        log_seen(ev, "eaddrinuse", "EADDRINUSE (port already in use)", 3),
+        log_seen(ev, "eaddrinuse", "EADDRINUSE (port already in use)", weight=3),
         host_fact(
             ev,
             _port_held_by_other,
@@ -81,7 +78,7 @@ def port_in_use(ev: Evidence) -> list[Fact]:
                 + ", ".join(f"{x['name']} (pid {x['pid']})" for x in h.get("listeners", []))
                 or "none"
             ),
-            3,
+            weight=3,
             what="who listens on the service port",
         ),
     ]
@@ -110,7 +107,7 @@ def oom_killed(ev: Evidence) -> list[Fact]:
             "memory_percent_peak",
             lambda v: v >= T["memory"].crit_value,
             lambda v: f"memory peaked at {v:.0f}% of the limit before the stop ({MEMORY_RULE})",
-            2,
+            weight=2,
         ),
         host_fact(
             ev,
@@ -119,16 +116,16 @@ def oom_killed(ev: Evidence) -> list[Fact]:
                 f"kernel log: {len(h['oom_events'])} OOM kill lines"
                 + (f", e.g. {h['oom_events'][0][:90]}" if h["oom_events"] else "")
             ),
-            3,
+            weight=3,
             what="OOM kills in the kernel log",
         ),
         container_fact(
             ev,
             lambda c: bool(c.oom_killed),
             lambda c: f"container {c.name} OOMKilled={c.oom_killed}",
-            3,
+            weight=3,
         ),
-        log_seen(ev, "oom_killed", "'Killed' / out of memory", 1),
+        log_seen(ev, "oom_killed", "'Killed' / out of memory", weight=1),
     ]
 
 
@@ -141,14 +138,18 @@ def oom_killed(ev: Evidence) -> list[Fact]:
 )
 def dependency_unavailable(ev: Evidence) -> list[Fact]:
     return [
-        unhealthy(ev, "database", 2),
-        log_share(ev, {"connection_refused", "db_timeout"}, "connection refused or timed out", 2),
-        errors_share(ev, {"io_error", "timeout"}, "I/O errors and timeouts", 1, required=False),
+        unhealthy(ev, "database", weight=2),
+        log_share(
+            ev, {"connection_refused", "db_timeout"}, "connection refused or timed out", weight=2
+        ),
+        errors_share(
+            ev, {"io_error", "timeout"}, "I/O errors and timeouts", weight=1, required=False
+        ),
         metric(
             ev,
             "successes",
             lambda v: v == 0,
             lambda v: f"{v:.0f} successful requests in the window",
-            1,
+            weight=1,
         ),
     ]
