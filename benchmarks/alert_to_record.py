@@ -45,9 +45,9 @@ import httpx
 import psutil
 
 from runbook_lib.contract.config import ROOT
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab import pids, stack
 from runbook_lib.records import record
-from runbook_lib.records.index import Index
 
 PHASES = ("queue", "handoff", "kernel", "parameterize", "execute", "export", "publish")
 
@@ -114,12 +114,12 @@ def kernels() -> int:
         cmd = " ".join(p.info["cmdline"] or [])
         if "ipykernel" in cmd:
             n += 1
-        elif "runbook_lib.records.zygote" in cmd:
+        elif "runbook_lib.execution.zygote" in cmd:
             try:
                 parent = " ".join(psutil.Process(p.info["ppid"]).cmdline())
             except psutil.Error:
                 continue
-            n += "runbook_lib.records.zygote" in parent  # a fork of the zygote is a kernel
+            n += "runbook_lib.execution.zygote" in parent  # a fork of the zygote is a kernel
     return n
 
 

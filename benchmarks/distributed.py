@@ -26,11 +26,11 @@ from pathlib import Path
 import httpx
 
 from benchmarks.alert_to_record import group, pct
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab import stack
 from runbook_lib.lab.backing import LocalCluster, Node
 from runbook_lib.lab.stack import free_port
 from runbook_lib.records import record
-from runbook_lib.records.index import Index
 
 TOKEN = "bench-token"
 

@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab import escalation, stack
 from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.lab.escalation import CRITICAL, WARNING
-from runbook_lib.records.index import Index
-from runbook_lib.records.outbox import Outbox
+from runbook_lib.storage.outbox import Outbox
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,9 +32,10 @@ from pathlib import Path
 
 from jupyter_client import BlockingKernelClient
 
+from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.execution import runner
+from runbook_lib.execution.kernels import Kernel
 from runbook_lib.lab import stack
-from runbook_lib.records import runner
-from runbook_lib.records.kernels import Kernel
 from runbook_lib.service import warm_worker
 
 KERNEL_ON = (
@@ -60,7 +61,7 @@ def silent(kernel: Kernel, code: str) -> None:
 def profiled_worker(work: Path, kernel_prof: list[Path]) -> warm_worker.Worker:
     """A warm worker whose kernels profile themselves, each into the next of `kernel_prof`'s
     paths (appended by the caller before each run)."""
-    worker = warm_worker.Worker(f"{work}#", runner.NOTEBOOKS, 60.0)
+    worker = warm_worker.Worker(f"{work}#", NOTEBOOKS, 60.0)
     acquire, execute = worker.acquire, worker.engine.run
 
     def acquire_profiled() -> Kernel:

@@ -23,8 +23,9 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
+from runbook_lib.execution import runner
 from runbook_lib.lab.scenarios import ScenarioPrometheus, backfill, build, build_mix
-from runbook_lib.records import record, runner
+from runbook_lib.records import record
 
 WIDTH = 1280
 WARNING = re.compile(r"\w+Warning\b")

@@ -12,12 +12,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from runbook_lib.contract.alerts import Alert
-from runbook_lib.records import actions
-from runbook_lib.records.index import Index
-from runbook_lib.records.jobs import Job
-from runbook_lib.records.migrations.schema import INCIDENTS
-from runbook_lib.records.outbox import add_event
+from runbook_lib.incidents import actions
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.jobs import Job
 from runbook_lib.service.notify import NotifyConfig, Sender
+from runbook_lib.storage.migrations.schema import INCIDENTS
+from runbook_lib.storage.outbox import add_event
 
 T0 = datetime(2026, 11, 28, 4, tzinfo=UTC)
 PNG = base64.b64decode(
@@ -94,30 +94,31 @@ class Story:
         event, in one transaction."""
         kind = {"acknowledged": "acknowledge", "mitigated": "mitigated", "silenced": "silence"}
         now = at.timestamp()
-        with self.index._tx() as conn:
+        with self.index.tx() as conn:
             aid = actions.record(conn, incident, kind[event], actor, now, detail=detail)
             changes = {"acknowledged": {"acknowledged_at": now, "acknowledged_by": actor},
                        "mitigated": {"mitigated_at": now, "mitigated_by": actor}}.get(event)  # fmt: skip
             if changes:
                 conn.execute(sa.update(INCIDENTS).where(INCIDENTS.c.id == incident)
                              .values(**changes))  # fmt: skip
-            add_event(conn, self.index._insert, event, incident, None, now,
+            add_event(conn, self.index.insert, event, incident, None, now,
                       key=f"{event}:a{aid}", detail={"actor": actor, **detail})  # fmt: skip
         return aid
 
     def ask(self, incident: int, kind: str, actor: str) -> int:
         """An operator asks for a run: `reinvestigate` (a new investigation) or `mitigation`
         (the runbook's guarded mitigation); returns the run's id."""
-        from runbook_lib.records.grouping import lead_alert
+        from runbook_lib.incidents.grouping import lead_alert
 
         run_kind, prefix = {"reinvestigate": ("investigation", "operator"),
                             "mitigation": ("mitigation", "mitigation")}[kind]  # fmt: skip
         now = datetime.now(UTC).timestamp()
-        with self.index._tx() as conn:
+        with self.index.tx() as conn:
             aid = actions.record(conn, incident, kind, actor, now)
-            run = self.index._enqueue(conn, incident, lead_alert(conn, incident), run_kind, now,
-                                      [], trigger=f"{prefix}:{aid}", suffix=f"-a{aid}",
-                                      requested_by=actor, now=now)  # fmt: skip
+            lead = lead_alert(conn, incident)
+            run = self.index.queue.enqueue(conn, incident, lead, run_kind, now, [],
+                                           trigger=f"{prefix}:{aid}", suffix=f"-a{aid}",
+                                           requested_by=actor, now=now)  # fmt: skip
             actions.set_run(conn, aid, run)
         return run
 

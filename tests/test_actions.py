@@ -15,13 +15,13 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from runbook_lib.incidents.actions import Closed
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab.stack import free_port
-from runbook_lib.records.actions import Closed
-from runbook_lib.records.index import Index
-from runbook_lib.records.migrations import schema
 from runbook_lib.service.operators import Operators
 from runbook_lib.service.server import create_app
 from runbook_lib.service.workers import RunConfig, job_params
+from runbook_lib.storage.migrations import schema
 from tests.test_server import payload, post
 
 HOOK, VIEWER = "hook-secret-1", "viewer-secret-2"

@@ -24,9 +24,9 @@ import httpx
 import pytest
 import yaml
 
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab import deploy, pids, stack
 from runbook_lib.records import record
-from runbook_lib.records.index import Index
 from runbook_lib.service import wiring
 from tests.conftest import wait_for
 from tests.test_connect import RUNBOOK

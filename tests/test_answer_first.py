@@ -14,9 +14,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output  # noqa: E402
 
+from runbook_lib.execution import engine  # noqa: E402
 from runbook_lib.notebook.charts import time_axis  # noqa: E402
 from runbook_lib.notebook.display import numbered_only, table_html, table_text  # noqa: E402
-from runbook_lib.records import engine  # noqa: E402
 from runbook_lib.records.lead import lead_html  # noqa: E402
 
 SUMMARY = {

@@ -130,7 +130,7 @@ def test_a_run_without_prometheus_is_degraded_says_so_once_and_exits_1(config, c
         f"  report: {rec / 'report.html'}",
     ]
     assert f"filed as incident #1 (manual) in {out / 'index.sqlite'}" in printed.err
-    from runbook_lib.records.index import Index
+    from runbook_lib.incidents.index import Index
 
     [inc] = Index(out / "index.sqlite").incidents()
     assert (inc["status"], inc["alertname"]) == ("manual", "GgenMcpHighErrorRate")

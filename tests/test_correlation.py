@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.contract.alerts import Alert
-from runbook_lib.records.index import Index
+from runbook_lib.incidents.index import Index
 from runbook_lib.service.holds import HoldPolicy
 from runbook_lib.service.incident_view import incident_message
 from runbook_lib.service.workers import held

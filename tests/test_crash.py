@@ -17,8 +17,8 @@ import httpx
 import psutil
 import pytest
 
+from runbook_lib.incidents.index import Index
 from runbook_lib.records import record
-from runbook_lib.records.index import Index
 from runbook_lib.service.workers import MARK
 
 from .conftest import free_port

@@ -71,7 +71,7 @@ def test_the_record_header_and_the_team_message_say_the_run_is_degraded() -> Non
 def test_a_postmortem_takes_a_degraded_investigation_over_a_failed_one() -> None:
     from types import SimpleNamespace
 
-    from runbook_lib.records.postmortem import IncidentRecords
+    from runbook_lib.incidents.postmortem import IncidentRecords
 
     def src(status: str) -> SimpleNamespace:
         return SimpleNamespace(summary={"status": status})

@@ -18,10 +18,10 @@ import pytest
 from celery import Celery
 from nbformat.v4 import new_code_cell, new_notebook
 
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab.backing import LocalCluster, Node
 from runbook_lib.lab.stack import free_port
 from runbook_lib.records import record
-from runbook_lib.records.index import Index
 from runbook_lib.service.distributed import TASK
 
 pytestmark = pytest.mark.stack

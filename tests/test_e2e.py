@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook_lib.evidence.prom import utc
+from runbook_lib.contract.clock import utc
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab import demo, deploy, stack
 from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.lab.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
 from runbook_lib.records import record
-from runbook_lib.records.index import Index
 
 pytestmark = pytest.mark.stack  # real services: see tests/conftest.py
 
@@ -233,7 +233,7 @@ def test_demo_uses_the_prometheus_it_is_given(tmp_path: Path) -> None:
     assert "Stopped 4 processes." in text  # simulator, node exporter, Alertmanager, receiver
     # the incident HighErrorRate joined (led by it, or by a warning of the same fault that
     # came more than the correlation hold before it), and its one investigation's record
-    from runbook_lib.records.index import Index
+    from runbook_lib.incidents.index import Index
 
     [inc] = Index(tmp_path / "out" / "index.sqlite").incidents()
     assert "GgenMcpHighErrorRate" in {a["alertname"] for a in inc["alerts"]}

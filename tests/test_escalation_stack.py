@@ -31,11 +31,11 @@ import httpx
 import pytest
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab import escalation, stack
 from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.lab.escalation import CRITICAL, WARNING
 from runbook_lib.records import record
-from runbook_lib.records.index import Index
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.stack

@@ -254,7 +254,7 @@ def test_every_accepted_alert_is_indexed_once_and_the_server_lives(receiver: Rec
         "SELECT i.id, count(r.id) FROM incidents i"
         " LEFT JOIN runs r ON r.incident_id = i.id AND r.kind = 'investigation' GROUP BY i.id"
     ).fetchall()
-    # every alert once, in an incident (alerts of one fault share one: records/grouping.py)
+    # every alert once, in an incident (alerts of one fault share one: incidents/grouping.py)
     alerts = db.execute(
         "SELECT a.fingerprint, a.starts_at FROM alerts a JOIN incidents i ON i.id = a.incident_id"
     ).fetchall()

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.contract.alerts import Alert
-from runbook_lib.records import retention, runner
-from runbook_lib.records.index import Index
+from runbook_lib.execution import runner
+from runbook_lib.incidents.index import Index
 from runbook_lib.service.incident_view import incident_message
+from runbook_lib.storage import retention
 
 NOW = datetime(2026, 11, 28, 4, 20, tzinfo=UTC)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.contract.alerts import Alert
-from runbook_lib.records import retention
-from runbook_lib.records.index import Index
+from runbook_lib.incidents.index import Index
+from runbook_lib.storage import retention
 
 T0 = 1_800_000_000.0  # a fixed "now" for accept/claim
 
@@ -272,7 +272,7 @@ def test_an_index_written_before_the_migrations_is_upgraded(tmp_path: Path) -> N
 def test_the_tables_the_code_queries_are_the_tables_the_migrations_make(tmp_path: Path) -> None:
     import sqlalchemy as sa
 
-    from runbook_lib.records.migrations import schema
+    from runbook_lib.storage.migrations import schema
 
     index = Index(tmp_path / "index.sqlite")
     made = sa.inspect(index.engine)

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.contract.alerts import Alert
+from runbook_lib.incidents import actions
+from runbook_lib.incidents.index import Index
 from runbook_lib.notebook import recurrence
-from runbook_lib.records import actions, retention
-from runbook_lib.records.index import Index
 from runbook_lib.records.lead import lead_html
 from runbook_lib.service import holds
 from runbook_lib.service.workers import RunConfig, job_links, job_params
+from runbook_lib.storage import retention
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 NOW = T0.timestamp() + 30
@@ -210,7 +211,7 @@ def test_past_incidents_come_from_the_index_with_their_fix_and_verification(
     one = incident("GgenMcpLowCacheHitRate", NOW - 3 * DAY, "cache_too_small", held=False)
     two = incident("GgenMcpCacheEvictionRateIncreased", NOW - 2 * DAY, "ttl_too_short",
                    held=None, instance="web-2:9464")  # fmt: skip
-    with index._tx() as conn:
+    with index.tx() as conn:
         actions.record(conn, one, "mitigated", "alice", NOW - 3 * DAY + 30)
     index.accept([alert("GgenMcpLowCacheHitRate", "warning")], 0, NOW)
     job = index.claim(NOW)
@@ -251,7 +252,7 @@ def test_a_verification_files_whether_the_fix_held(index: Index) -> None:
 
 
 def _events(index: Index):
-    from runbook_lib.records.outbox import Outbox
+    from runbook_lib.storage.outbox import Outbox
 
     return Outbox(index).events()
 
@@ -291,23 +292,23 @@ def test_the_page_and_the_message_recall_the_same_cause_before(
 def test_forgetting_an_incident_forgets_what_people_did_on_it(index: Index) -> None:
     import sqlalchemy as sa
 
-    from runbook_lib.records.migrations import schema
+    from runbook_lib.storage.migrations import schema
 
     index.accept([alert("GgenMcpHighLatency", "critical")], 0, NOW)
     job = index.claim(NOW)
     finish(index, job)
-    with index._tx() as conn:
+    with index.tx() as conn:
         actions.record(conn, job.incident_id, "acknowledge", "alice", NOW)
     retention.forget(index, [job.record])
-    with index._read() as conn:
+    with index.read() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.ACTIONS)).scalar() == 0
     assert index.incidents() == []
 
 
 def test_an_incident_s_messages_wait_until_each_target_took_them(index: Index, tmp_path) -> None:
     from runbook_lib.lab.chat_sink import ChatSink
-    from runbook_lib.records.outbox import Outbox
     from runbook_lib.service.notify import NotifyConfig, Sender
+    from runbook_lib.storage.outbox import Outbox
 
     sink = ChatSink(fail_first=1)
     try:

@@ -13,14 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from runbook_lib.contract.alerts import Alert
-from runbook_lib.records import history
-from runbook_lib.records.actions import DoneAlready
-from runbook_lib.records.index import Index
-from runbook_lib.records.jobs import current_investigation
-from runbook_lib.records.outbox import Outbox
+from runbook_lib.incidents import history
+from runbook_lib.incidents.actions import DoneAlready
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.jobs import current_investigation
 from runbook_lib.service.operators import Operators
 from runbook_lib.service.server import create_app
 from runbook_lib.service.workers import RunConfig, job_params
+from runbook_lib.storage.outbox import Outbox
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 NOW = T0.timestamp() + 30

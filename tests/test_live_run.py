@@ -12,8 +12,9 @@ import httpx
 import psutil
 import pytest
 
+from runbook_lib.execution import runner
 from runbook_lib.lab import stack
-from runbook_lib.records import record, runner
+from runbook_lib.records import record
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.stack
@@ -106,7 +107,7 @@ def test_every_notebook_runs_all_with_its_defaults(live_stack, tmp_path: Path, m
     import papermill
 
     from runbook_lib.contract.alerts import RUNBOOKS
-    from runbook_lib.records.runner import NOTEBOOKS
+    from runbook_lib.contract.config import NOTEBOOKS
 
     monkeypatch.setenv("RUNBOOK_PROMETHEUS_URL", live_stack.urls["prometheus"])
 

@@ -16,7 +16,8 @@ import pytest
 
 from runbook_lib.contract.alerts import RUNBOOKS
 from runbook_lib.contract.config import NOTEBOOKS as NOTEBOOK_DIR
-from runbook_lib.records import record, runner
+from runbook_lib.execution import runner
+from runbook_lib.records import record
 
 
 def _code(runbook: str) -> str:

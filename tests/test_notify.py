@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.contract.alerts import Alert
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab.chat_sink import ChatSink
-from runbook_lib.records.index import Index
-from runbook_lib.records.outbox import Outbox
 from runbook_lib.service import notify
+from runbook_lib.storage.outbox import Outbox
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -365,8 +365,8 @@ def test_notifications_turned_on_later_do_not_post_the_backlog(
     sender = notify.Sender(index, cfg, tmp_path)
     sender.started_at += 2 * 3600  # started two hours after those investigations
     investigated(index, tmp_path, fp="new")
-    with index._tx() as conn:  # the new one happened after the start
-        from runbook_lib.records.migrations.schema import EVENTS
+    with index.tx() as conn:  # the new one happened after the start
+        from runbook_lib.storage.migrations.schema import EVENTS
 
         conn.execute(EVENTS.update().where(EVENTS.c.key == "investigation:3")
                      .values(created_at=sender.started_at + 1))  # fmt: skip
@@ -374,7 +374,7 @@ def test_notifications_turned_on_later_do_not_post_the_backlog(
     assert [r["key"] for r in Outbox(index).deliveries()] == ["investigation:3"]
     investigated(index, tmp_path, fp="newer")
     investigated(index, tmp_path, fp="late")  # written after it, about a long-past run
-    with index._tx() as conn:
+    with index.tx() as conn:
         conn.execute(EVENTS.update().where(EVENTS.c.key == "investigation:4")
                      .values(created_at=sender.started_at + 2))  # fmt: skip
         conn.execute(EVENTS.update().where(EVENTS.c.key == "investigation:5")

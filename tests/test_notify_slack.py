@@ -15,9 +15,9 @@ import sqlalchemy as sa
 
 from runbook_lib import cli
 from runbook_lib.lab.slack_standin import SlackStandIn
-from runbook_lib.records.migrations.schema import THREADS
-from runbook_lib.records.outbox import Outbox
 from runbook_lib.service import notify
+from runbook_lib.storage.migrations.schema import THREADS
+from runbook_lib.storage.outbox import Outbox
 from tests.incident_story import T0, Story, critical_joins, resolve, warning_investigated
 
 HEAD = "GgenMcpHighErrorRate · critical · web-1:9464"
@@ -100,7 +100,7 @@ def test_follow_ups_reply_in_the_first_messages_thread_whose_status_line_follows
     assert [c.method for c in standin.calls] == ["chat.postMessage"] + [
         "chat.update", "chat.postMessage"] * 5  # fmt: skip
     assert {c.headers["Authorization"] for c in standin.calls} == {"Bearer xoxb-test"}
-    with story.index._read() as conn:
+    with story.index.read() as conn:
         rows = conn.execute(sa.select(THREADS.c.incident_id, THREADS.c.target,
                                       THREADS.c.channel, THREADS.c.ts)).all()  # fmt: skip
     assert [tuple(r) for r in rows] == [(incident, "slack", "C0INCIDENTS", first.ts)]

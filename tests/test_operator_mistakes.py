@@ -164,7 +164,7 @@ def test_init_into_an_unwritable_or_file_blocked_place_writes_nothing(tmp_path: 
 
 
 def test_a_fingerprint_prefix_too_short_for_message_says_how_long(tmp_path: Path) -> None:
-    from runbook_lib.records.index import Index
+    from runbook_lib.incidents.index import Index
     from tests.test_incidents import alert
 
     Index(tmp_path / "out" / "index.sqlite").accept([alert()], verify_delay=300)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from runbook_lib.records.index import Index
+from runbook_lib.incidents.index import Index
 from runbook_lib.service.server import create_app
 
 

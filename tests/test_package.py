@@ -41,8 +41,8 @@ def test_the_wheel_holds_notebooks_rules_and_migrations(wheel: Path) -> None:
     for rule in ("alerts.yml", "recording.yml", "receiver.yml", "server/recording.yml"):
         assert f"runbook_lib/rules/{rule}" in names
     for mig in (ROOT / "runbook_lib" / "records" / "migrations" / "versions").glob("0*.py"):
-        assert f"runbook_lib/records/migrations/versions/{mig.name}" in names
-    assert "runbook_lib/records/migrations/script.py.mako" in names
+        assert f"runbook_lib/storage/migrations/versions/{mig.name}" in names
+    assert "runbook_lib/storage/migrations/script.py.mako" in names
     assert not any(n.startswith(("tests/", "deploy/", "benchmarks/")) for n in names)
 
 

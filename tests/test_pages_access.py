@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from runbook_lib.records.index import Index
+from runbook_lib.incidents.index import Index
 from runbook_lib.service.server import create_app
 from tests.test_server import payload, post
 

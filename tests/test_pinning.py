@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from runbook_lib.contract.config import NOTEBOOKS
-from runbook_lib.records import pinning
+from runbook_lib.execution import pinning
 
 from .conftest import free_port, wait_for
 
@@ -124,8 +124,8 @@ def test_a_save_changes_what_serve_runs_only_after_sighup(tmp_path: Path) -> Non
 
 @pytest.mark.stack  # PostgreSQL, Redis, a receiver and a Celery worker
 def test_a_worker_runs_its_pinned_runbooks_until_sighup(tmp_path: Path) -> None:
+    from runbook_lib.incidents.index import Index
     from runbook_lib.lab.backing import LocalCluster
-    from runbook_lib.records.index import Index
 
     from .test_distributed import FAST, group, post, settle
 

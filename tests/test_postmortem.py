@@ -12,9 +12,9 @@ import pytest
 
 from runbook_lib import cli
 from runbook_lib.contract.alerts import Alert
-from runbook_lib.records import actions, timeline
-from runbook_lib.records.index import Index
-from runbook_lib.records.postmortem import IncidentRecords
+from runbook_lib.incidents import actions, timeline
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.postmortem import IncidentRecords
 from tests.conftest import empty_config
 
 T0 = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)
@@ -52,7 +52,7 @@ def incident(tmp_path: Path) -> tuple[Index, int]:
     assert index.accept([slow], 300, now=T + 100) == ["correlated"]
     second = index.claim(now=T + 91)
     index.finish(second.run_id, {"status": "completed", "top_cause": "invalid_input"}, now=T + 110)
-    with index._tx() as conn:
+    with index.tx() as conn:
         actions.record(conn, first.incident_id, "acknowledge", "alice", T + 120, nonce="a1")
         actions.record(conn, first.incident_id, "mitigated", "bob", T + 300, nonce="b1")
     index.accept([alert("GgenMcpElevatedErrorRate", "warning", W, 0, ended_s=360)], 300, T + 370)

@@ -20,11 +20,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from runbook_lib.contract.alerts import Alert
+from runbook_lib.incidents import actions
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab.scenarios import ScenarioPrometheus
 from runbook_lib.lab.scenarios.backfill import write_openmetrics
 from runbook_lib.lab.scenarios.build import build
-from runbook_lib.records import actions
-from runbook_lib.records.index import Index
 from runbook_lib.service.holds import HoldPolicy
 from runbook_lib.service.server import create_app
 from runbook_lib.service.workers import Pool, RunConfig
@@ -117,7 +117,7 @@ def written(tmp_path_factory: pytest.TempPathFactory):
         pool.notify()
         wait_done(index, 2)
         [inc] = index.incidents()
-        with index._tx() as conn:
+        with index.tx() as conn:
             actions.record(conn, inc["id"], "acknowledge", "alice", FIRED.timestamp() + 90,
                            nonce="n1")  # fmt: skip
         ended = FIRED + timedelta(minutes=1)

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook_lib.records.index import Index
+from runbook_lib.incidents.index import Index
 
 from .conftest import free_port, wait_for
 

@@ -127,7 +127,7 @@ def _modes(rec: Path) -> dict[str, int]:
 
 
 def _published(tmp_path: Path) -> Path:
-    from runbook_lib.records import engine
+    from runbook_lib.execution import engine
 
     tmp = engine.tmp_dir(tmp_path, "rec")
     (tmp / "data").mkdir()
@@ -137,7 +137,7 @@ def _published(tmp_path: Path) -> Path:
 
 
 def test_a_published_record_is_read_only_and_timings_keep_it_so(tmp_path: Path) -> None:
-    from runbook_lib.records.engine import Timings
+    from runbook_lib.execution.engine import Timings
 
     rec = _published(tmp_path)
     assert _modes(rec) == {".": 0o555, "data": 0o555, "data/q0001.csv": 0o444,
@@ -151,7 +151,7 @@ def test_a_published_record_is_read_only_and_timings_keep_it_so(tmp_path: Path) 
 def test_retention_removes_a_read_only_record(tmp_path: Path) -> None:
     import os
 
-    from runbook_lib.records import retention
+    from runbook_lib.storage import retention
 
     rec = _published(tmp_path)
     old = 1_000_000.0

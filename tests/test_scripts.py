@@ -86,7 +86,7 @@ def test_demo_fires_delivers_and_cleans_up(tmp_path: Path) -> None:
     assert alive(tmp_path) == []
     # the fault's alerts are one incident: the critical's investigation, after the warning's
     # when the warning's had started before the critical was pending
-    from runbook_lib.records.index import Index
+    from runbook_lib.incidents.index import Index
 
     [inc] = Index(tmp_path / "out" / "index.sqlite").incidents()
     names = {a["alertname"] for a in inc["alerts"]}

@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from runbook_lib.records import retention
-from runbook_lib.records.index import Index
-from runbook_lib.records.migrations import schema
+from runbook_lib.incidents.index import Index
 from runbook_lib.service.server import MAX_BODY_BYTES, create_app
+from runbook_lib.storage import retention
+from runbook_lib.storage.migrations import schema
 
 TOKEN = "s3cret-token"
 
@@ -315,7 +315,7 @@ def test_runs_are_counted_from_the_index_once_each_whoever_filed_them(tmp_path: 
     assert _samples(c, "runbook_runs_total") == counted
     index.finish(third.run_id, {"status": "completed"})
     started = app.state.metrics.runs.since
-    with index._tx() as conn:  # filed after the start, before the newest run counted
+    with index.tx() as conn:  # filed after the start, before the newest run counted
         filed = conn.execute(sa.select(schema.RUNS.c.finished_at).where(
             schema.RUNS.c.id == second.run_id)).scalar()  # fmt: skip
         conn.execute(
@@ -447,7 +447,7 @@ def test_retention_runs_while_serving_and_is_off_by_default(tmp_path: Path) -> N
     import os
     import time as clock
 
-    from runbook_lib.records import runner
+    from runbook_lib.execution import runner
 
     index = Index(tmp_path / "index.sqlite")
 

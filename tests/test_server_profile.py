@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runbook_lib.execution import runner
 from runbook_lib.lab import stack
-from runbook_lib.records import record, runner
+from runbook_lib.records import record
 from runbook_lib.service import doctor
 from tests.conftest import wait_for
 

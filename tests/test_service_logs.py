@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runbook_lib import cli
-from runbook_lib.records.jobs import Job, Queued
+from runbook_lib.incidents.jobs import Job, Queued
 from runbook_lib.service import logs
 from tests.conftest import empty_config
 

@@ -18,8 +18,9 @@ import psutil
 import pytest
 
 from runbook_lib.contract.alerts import Alert
-from runbook_lib.records import record, runner
-from runbook_lib.records.index import Index
+from runbook_lib.execution import runner
+from runbook_lib.incidents.index import Index
+from runbook_lib.records import record
 from runbook_lib.service.workers import MARK, Pool, RunConfig
 
 from .conftest import free_port, wait_for
@@ -243,7 +244,9 @@ def test_a_kernel_that_dies_while_idle_is_replaced_without_losing_the_run(tmp_pa
         worker = psutil.Process(pool.slots[0].proc.pid)
 
         def idle_kernel() -> psutil.Process | None:
-            zygotes = [p for p in worker.children() if "runbook_lib.records.zygote" in _cmdline(p)]
+            zygotes = [
+                p for p in worker.children() if "runbook_lib.execution.zygote" in _cmdline(p)
+            ]
             kids = zygotes[0].children() if zygotes else []
             return kids[0] if kids else None
 

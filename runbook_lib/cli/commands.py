@@ -6,15 +6,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from runbook_lib.cli import show
 from runbook_lib.cli.errors import UsageError
 from runbook_lib.contract.config import Settings
 from runbook_lib.lab import stack
-
-if TYPE_CHECKING:
-    pass
 
 
 def _stack_start(args: argparse.Namespace) -> int:
@@ -68,7 +64,7 @@ def _sim_mode(args: argparse.Namespace) -> int:
 
 
 def _postmortem(args: argparse.Namespace) -> int:
-    from runbook_lib.records import postmortem
+    from runbook_lib.incidents import postmortem
 
     output = Path(args.output) if args.output else None
     incident = args.records[0].removeprefix("#") if len(args.records) == 1 else ""
@@ -98,7 +94,7 @@ def _postmortem(args: argparse.Namespace) -> int:
 def _index_of(args: argparse.Namespace, command: str):
     """The index (`--database`, else index.sqlite in the records directory) and the records
     directory; UsageError when there is neither."""
-    from runbook_lib.records.index import Index
+    from runbook_lib.incidents.index import Index
 
     records_dir = Path(args.records_dir or Settings().output_dir)
     if args.database:
@@ -110,7 +106,7 @@ def _index_of(args: argparse.Namespace, command: str):
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from runbook_lib.records import retention
+    from runbook_lib.storage import retention
 
     output = Path(args.output or Settings().output_dir)
     if args.days <= 0:
@@ -215,7 +211,8 @@ def _list(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """One runbook now: the record's path, then its answer; exit 0 only when it completed."""
     from runbook_lib.contract.alerts import route
-    from runbook_lib.records import record, runner
+    from runbook_lib.execution import runner
+    from runbook_lib.records import record
 
     settings = Settings()
     pairs = _pairs(args.param, "--param")
@@ -246,7 +243,7 @@ def _file_manual(out: Path, params: dict, summ: dict, database_url: str = "") ->
     """A run by hand goes into the index the receiver writes (the shared database when
     there is one, else the SQLite file beside the records) as kind `manual`, so that
     `runbook incidents` and the pages show it; the record is kept even if the index fails."""
-    from runbook_lib.records.index import Index
+    from runbook_lib.incidents.index import Index
 
     try:
         index = Index(url=database_url) if database_url else Index(out.parent / "index.sqlite")
@@ -261,7 +258,7 @@ def _file_manual(out: Path, params: dict, summ: dict, database_url: str = "") ->
 def _alert_params(args: argparse.Namespace, settings: Settings, extra: dict) -> dict:
     """A manual run's parameters, checked before anything is written."""
     from runbook_lib.contract.clock import utc
-    from runbook_lib.records import runner
+    from runbook_lib.execution import runner
 
     if not args.alertname:
         raise UsageError(
@@ -292,7 +289,7 @@ def _alert_params(args: argparse.Namespace, settings: Settings, extra: dict) -> 
 
 def _replay_params(rec: Path, extra: dict) -> dict:
     """The parameters to re-run a record against its saved data, or what is wrong with it."""
-    from runbook_lib.records import runner
+    from runbook_lib.execution import runner
 
     if not rec.is_dir():
         raise UsageError(f"runbook run: --from-record {rec}: no such record directory: "

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runbook_lib.contract.config import Settings
-from runbook_lib.records.actions import Closed
-from runbook_lib.records.index import Index
+from runbook_lib.incidents.actions import Closed
+from runbook_lib.incidents.index import Index
 from runbook_lib.service import incident_view
 
 

@@ -73,10 +73,10 @@ def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
 
 def _pin(config: RunConfig) -> RunConfig:
     """`config` with the runbooks of its runbooks_dir pinned under its output directory
-    (records/pinning.py)."""
+    (execution/pinning.py)."""
     from dataclasses import replace
 
-    from runbook_lib.records.pinning import Runbooks
+    from runbook_lib.execution.pinning import Runbooks
 
     try:
         return replace(config, runbooks=Runbooks(config.notebook_dir, config.output_dir))
@@ -100,7 +100,7 @@ def _site_params(items: list[str], runbooks_dir: Path) -> dict:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from runbook_lib.records.index import Index
+    from runbook_lib.incidents.index import Index
     from runbook_lib.service.server import create_app
 
     settings = Settings()
@@ -289,7 +289,7 @@ def _check_broker(command: str, url: str) -> None:
 
 
 def _grouping(args: argparse.Namespace) -> dict[str, float]:
-    """How alerts join incidents (see records/grouping.py)."""
+    """How alerts join incidents (see incidents/grouping.py)."""
     return {"correlation_window": args.correlation_window}
 
 
@@ -373,8 +373,8 @@ def _notify_test(args: argparse.Namespace) -> int:
 
 def _notify_status(args: argparse.Namespace) -> int:
     """What the outbox holds: per delivery, its event, target, state and last error."""
-    from runbook_lib.records.index import Index
-    from runbook_lib.records.outbox import Outbox
+    from runbook_lib.incidents.index import Index
+    from runbook_lib.storage.outbox import Outbox
 
     output = Path(args.output or Settings().output_dir)
     if not args.database and not (output / "index.sqlite").exists():

@@ -17,8 +17,6 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from runbook_lib.contract.clock import utc  # noqa: F401  (the notebooks' modules import it from here)
-
 MAX_POINTS = 500
 
 

@@ -33,10 +33,10 @@ from papermill.parameterize import parameterize_notebook
 
 from runbook_lib.contract.clock import utc
 from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.execution.kernels import Kernel
 from runbook_lib.notebook import parameters
 from runbook_lib.notebook.parameters import KERNELSPEC
 from runbook_lib.records import record
-from runbook_lib.records.kernels import Kernel
 from runbook_lib.records.lead import lead_html, replay_html
 
 KERNEL_NAME = KERNELSPEC["name"]
@@ -54,7 +54,7 @@ class Request:
     cell_timeout: float = 600.0
     run_timeout: float | None = None
     progress: bool = False
-    # the runbooks to run from (the pinned copy, records/pinning.py); None: the engine's own
+    # the runbooks to run from (the pinned copy, execution/pinning.py); None: the engine's own
     notebook_dir: Path | None = None
 
 

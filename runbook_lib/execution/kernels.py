@@ -29,7 +29,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 from jupyter_core.utils import run_sync
 
-from runbook_lib.records.lifetime import MARK, kill_group, sweep
+from runbook_lib.execution.lifetime import MARK, kill_group, sweep
 
 # Registers the inline figure formatters in the new shell; silent: execution counts stay 1..n.
 WARM_UP = "get_ipython().run_line_magic('matplotlib', 'inline')"
@@ -119,7 +119,7 @@ class ForkedKernelManager(AsyncKernelManager):
     it answers whether the kernel lives, interrupts it and kills it, by pid."""
 
     def __init__(self, pid: int, connection_file: str, **kw) -> None:
-        kw.setdefault("client_class", "runbook_lib.records.kernels.ReadyKernelClient")
+        kw.setdefault("client_class", "runbook_lib.execution.kernels.ReadyKernelClient")
         super().__init__(**kw)
         self.load_connection_file(connection_file)
         self.forked_pid = pid
@@ -173,7 +173,7 @@ class ForkedKernelManager(AsyncKernelManager):
 
 @dataclass
 class Zygote:
-    """A zygote process (`runbook_lib.records.zygote`) and the kernels forked from it."""
+    """A zygote process (`runbook_lib.execution.zygote`) and the kernels forked from it."""
 
     mark_prefix: str
     log: IO | int | None = None
@@ -184,7 +184,7 @@ class Zygote:
     def start(self) -> Zygote:
         env = {**os.environ, "RUNBOOK_PARENT_PID": str(os.getpid())}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runbook_lib.records.zygote"],
+            [sys.executable, "-m", "runbook_lib.execution.zygote"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,

@@ -18,8 +18,9 @@ from nbformat.v4 import new_notebook
 
 from runbook_lib.contract.alerts import route
 from runbook_lib.contract.clock import utc
-from runbook_lib.records import engine, kernels, record
-from runbook_lib.records.engine import NOTEBOOKS  # noqa: F401  (where the runbooks live)
+from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.execution import engine, kernels
+from runbook_lib.records import record
 
 MARK_PREFIX = "runbook-run#"  # marks what a one-off run's kernel starts
 
@@ -98,7 +99,7 @@ def run(
                               name=engine.record_name_for(req)[0], status="failed",
                               error=str(exc), extra=req.extra)  # fmt: skip
     try:
-        rec, timings = engine.Engine(notebook_dir or engine.NOTEBOOKS).run(req, kernel)
+        rec, timings = engine.Engine(notebook_dir or NOTEBOOKS).run(req, kernel)
     finally:
         kernel.kill()
     timings.phases = {"kernel": round(kernel.ready_s, 4), **timings.phases}

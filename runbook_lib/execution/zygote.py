@@ -5,7 +5,7 @@ a fresh Jupyter kernel per run on request. A forked kernel starts with all of th
 and imports per run; and since the zygote itself never runs notebook code, each kernel is
 as clean as a new process.
 
-Protocol (`python -m runbook_lib.records.zygote`): one JSON request per line on stdin,
+Protocol (`python -m runbook_lib.execution.zygote`): one JSON request per line on stdin,
 `{"connection_file": ..., "mark": ..., "cwd": ...}`, answered by `{"pid": N}` on stdout once
 the child exists. The zygote exits when stdin closes or its parent dies.
 """
@@ -65,7 +65,7 @@ def _become_kernel(connection_file: str, mark: str, cwd: str | None, zygote: int
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # cells wait for their children
         os.setsid()
-        from runbook_lib.records.lifetime import die_with_parent
+        from runbook_lib.execution.lifetime import die_with_parent
 
         die_with_parent(zygote)
         os.environ[MARK] = mark  # inherited by whatever a cell starts
@@ -84,7 +84,7 @@ def _become_kernel(connection_file: str, mark: str, cwd: str | None, zygote: int
 
 
 def main() -> int:
-    from runbook_lib.records.lifetime import die_with_parent
+    from runbook_lib.execution.lifetime import die_with_parent
 
     die_with_parent(int(os.environ.get("RUNBOOK_PARENT_PID", os.getppid())))
     warm()

@@ -1,25 +1,26 @@
 """Which incident an alert belongs to. Alerts of one instance and runbook family that start
 within the correlation window of an open incident's alerts are the same fault: they join it
 instead of opening their own, and the most severe of them leads its one investigation.
-These run inside the index's accept transaction (records/index.py)."""
+These run inside the index's accept transaction (incidents/index.py)."""
 
 from __future__ import annotations
 
 import json
-import time
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runbook_lib.contract.alerts import Alert, lead_rank, route, severity_rank
+from runbook_lib.contract.alerts import Alert, lead_rank, severity_rank
 from runbook_lib.contract.clock import utc
 from runbook_lib.records import record
-from runbook_lib.records.migrations import schema
-from runbook_lib.records.outbox import add_event
+from runbook_lib.storage.database import Database
+from runbook_lib.storage.migrations import schema
+from runbook_lib.storage.outbox import add_event
 
 incidents_t, runs_t, alerts_t = schema.INCIDENTS, schema.RUNS, schema.ALERTS
+# RunQueue.enqueue, handed in by the caller (the queue reads this module's `related`)
+Enqueue = Callable[..., int | None]
 
 
 def open_incident(
@@ -148,7 +149,7 @@ def related(conn: Connection, incident: int, lead_fingerprint: str) -> tuple[dic
     return tuple({k: a[k] for k in keep} for a in rows if a["fingerprint"] != lead_fingerprint)
 
 
-def _set(conn: Connection, ids: list[int], **values: object) -> None:
+def set_alerts(conn: Connection, ids: list[int], **values: object) -> None:
     for start in range(0, len(ids), 500):  # within any database's limit of bound values
         conn.execute(
             sa.update(alerts_t).where(alerts_t.c.id.in_(ids[start : start + 500])).values(**values)
@@ -171,132 +172,51 @@ def reopen(conn: Connection, incident: int, a: Alert) -> None:
     )
 
 
-class AlertQueries:
-    """The index's questions and changes about alerts and the state of incidents (mixed
-    into records.index.Index, which provides `_tx`, `_read`, `_insert`, `_lock`, `where`
-    and `_enqueue`)."""
+def resolve(
+    conn: Connection, db: Database, enqueue: Enqueue, incident: int, a: Alert, delay: float,
+    now: float, created: list,  # jobs.Queued: the runs this transaction made (to dispatch)
+) -> str:  # fmt: skip
+    """The alert resolves; the incident resolves with its last firing alert."""
+    ac = alerts_t.c
+    ends = a.endsAt.isoformat() if a.endsAt else None
+    this = (ac.fingerprint == a.fingerprint) & (ac.starts_at == a.startsAt.isoformat())
+    changed = conn.execute(  # a stale alert whose resolution came late resolves too
+        sa.update(alerts_t).where(this & ac.status.in_(("firing", "stale")))
+        .values(status="resolved", ends_at=ends, closed_at=now, missing_since=None)
+    ).rowcount  # fmt: skip
+    if changed == 0:
+        return "resolved-duplicate"
+    closed = close_if_done(conn, db, enqueue, incident, now, delay, created, ends)
+    return "resolved" if closed else "alert-resolved"
 
-    def _resolve(
-        self, conn: Connection, incident: int, a: Alert, delay: float, now: float,
-        created: list,  # index.Queued: the runs this transaction made (to dispatch)
-    ) -> str:  # fmt: skip
-        """The alert resolves; the incident resolves with its last firing alert."""
-        ac = alerts_t.c
-        ends = a.endsAt.isoformat() if a.endsAt else None
-        this = (ac.fingerprint == a.fingerprint) & (ac.starts_at == a.startsAt.isoformat())
-        changed = conn.execute(  # a stale alert whose resolution came late resolves too
-            sa.update(alerts_t).where(this & ac.status.in_(("firing", "stale")))
-            .values(status="resolved", ends_at=ends, closed_at=now, missing_since=None)
-        ).rowcount  # fmt: skip
-        if changed == 0:
-            return "resolved-duplicate"
-        closed = self._close_if_done(conn, incident, now, delay, created, ends)
-        return "resolved" if closed else "alert-resolved"
 
-    def _close_if_done(
-        self, conn: Connection, incident: int, now: float, delay: float,
-        created: list, ends: str | None = None, how: str = "resolved",
-    ) -> bool:  # fmt: skip
-        """Close the incident when none of its symptom alerts fires any more (slow-burn
-        alerts are context: they never hold it open, unless they are all it has), as its
-        last one ended: `resolved` (with its verification) by a resolution, `stale` when
-        reconciliation found it gone. A late resolution turns a stale incident into a
-        resolved one."""
-        ac = alerts_t.c
-        rows = conn.execute(
-            sa.select(ac.status, ac.context, ac.ends_at).where(ac.incident_id == incident)
-        ).all()
-        symptoms = [r for r in rows if not r.context] or rows
-        if any(r.status == "firing" for r in symptoms):
-            return False
-        ends = max((r.ends_at for r in symptoms if r.ends_at), key=utc, default=ends)
-        closable = ("firing", "stale") if how == "resolved" else ("firing",)
-        done = conn.execute(
-            sa.update(incidents_t)
-            .where((incidents_t.c.id == incident) & incidents_t.c.status.in_(closable))
-            .values(status=how, ends_at=ends, resolved_at=now)
-        )
-        if done.rowcount == 0:  # another receiver closed it in the meantime
-            return False
-        if how == "resolved":
-            add_event(conn, self._insert, "resolved", incident, None, now)
-            self._enqueue(conn, incident, lead_alert(conn, incident), "verification",
-                          now + delay, created, now=now)  # fmt: skip
-        return True
-
-    def by_fingerprint(self, fingerprint: str) -> int:
-        """The newest incident holding an alert with this fingerprint (or its prefix of at
-        least 6 characters, as records name it); LookupError when none or several match."""
-        ac = alerts_t.c
-        match = ac.fingerprint == fingerprint
-        if len(fingerprint) >= 6:
-            match = match | ac.fingerprint.startswith(fingerprint, autoescape=True)
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(ac.incident_id, ac.fingerprint).where(match).order_by(ac.id.desc())
-            ).all()
-        if not rows:
-            raise LookupError(
-                f"no incident has an alert with fingerprint {fingerprint!r} in {self.where}"
-            )
-        if len({r.fingerprint for r in rows}) > 1:
-            raise LookupError(
-                f"fingerprint {fingerprint!r} matches several alerts; give more of it"
-            )
-        return rows[0].incident_id
-
-    # -- reconciliation with Alertmanager --------------------------------------------------
-    def close_stale(self, active: set[str], grace_s: float, now: float | None = None) -> list[int]:
-        """Reconcile with the alerts Alertmanager holds (`active`: their fingerprints). A
-        firing alert it does not hold is marked missing; one missing for `grace_s` is closed
-        as stale, and an incident left with no firing alert with it. The grace outlasts
-        Alertmanager's group_interval (a resolved alert leaves its list before the
-        `resolved` is sent) and a restart (its alerts are back once Prometheus re-sends);
-        an alert listed again is no longer missing. Returns the incidents closed."""
-        now = time.time() if now is None else now
-        ac = alerts_t.c
-        with self._tx() as conn:
-            firing = conn.execute(
-                sa.select(ac.id, ac.fingerprint, ac.missing_since, ac.incident_id)
-                .where(ac.status == "firing")
-            ).all()  # fmt: skip
-            gone = [r for r in firing if r.fingerprint not in active]
-            back = [r.id for r in firing if r.fingerprint in active and r.missing_since]
-            new = [r.id for r in gone if r.missing_since is None]
-            stale = [r for r in gone if r.missing_since and r.missing_since <= now - grace_s]
-            _set(conn, back, missing_since=None)
-            _set(conn, new, missing_since=now)
-            _set(conn, [r.id for r in stale], status="stale", closed_at=now)
-            touched = sorted({r.incident_id for r in stale})
-            c = incidents_t.c
-            keys = conn.execute(sa.select(c.runbook, c.instance).where(c.id.in_(touched))).all()
-            self._lock(conn, {tuple(k) for k in keys})
-            return [i for i in touched if self._close_if_done(conn, i, now, 0.0, [], how="stale")]
-
-    # -- runs by hand ----------------------------------------------------------------------
-    def add_manual(
-        self, alertname: str, labels: dict[str, str], record_name: str,
-        summary: dict[str, Any], now: float | None = None,
-    ) -> int:  # fmt: skip
-        """A `runbook run` by hand: an incident of kind `manual` with its one, finished run,
-        so that `runbook incidents` and the pages list it beside the alerts' incidents."""
-        now = time.time() if now is None else now
-        starts = datetime.fromtimestamp(now, UTC).isoformat()
-        with self._tx() as conn:
-            incident = conn.execute(
-                self._insert(incidents_t)
-                .values(fingerprint=f"manual-{record_name}", starts_at=starts, alertname=alertname,
-                        runbook=route(alertname), instance=labels.get("instance", ""),
-                        severity=labels.get("severity", ""), labels=json.dumps(labels),
-                        annotations="{}", generator_url="", status="manual", received_at=now)
-                .returning(incidents_t.c.id)
-            ).scalar_one()  # fmt: skip
-            conn.execute(
-                sa.insert(runs_t).values(
-                    incident_id=incident, kind="manual", state="done", record=record_name,
-                    not_before=now, enqueued_at=now, started_at=now, finished_at=now, attempts=1,
-                    status=summary.get("status"), top_cause=summary.get("top_cause"),
-                    error=summary.get("error"),
-                )
-            )  # fmt: skip
-        return incident
+def close_if_done(
+    conn: Connection, db: Database, enqueue: Enqueue, incident: int, now: float, delay: float,
+    created: list, ends: str | None = None, how: str = "resolved",
+) -> bool:  # fmt: skip
+    """Close the incident when none of its symptom alerts fires any more (slow-burn
+    alerts are context: they never hold it open, unless they are all it has), as its
+    last one ended: `resolved` (with its verification) by a resolution, `stale` when
+    reconciliation found it gone. A late resolution turns a stale incident into a
+    resolved one."""
+    ac = alerts_t.c
+    rows = conn.execute(
+        sa.select(ac.status, ac.context, ac.ends_at).where(ac.incident_id == incident)
+    ).all()
+    symptoms = [r for r in rows if not r.context] or rows
+    if any(r.status == "firing" for r in symptoms):
+        return False
+    ends = max((r.ends_at for r in symptoms if r.ends_at), key=utc, default=ends)
+    closable = ("firing", "stale") if how == "resolved" else ("firing",)
+    done = conn.execute(
+        sa.update(incidents_t)
+        .where((incidents_t.c.id == incident) & incidents_t.c.status.in_(closable))
+        .values(status=how, ends_at=ends, resolved_at=now)
+    )
+    if done.rowcount == 0:  # another receiver closed it in the meantime
+        return False
+    if how == "resolved":
+        add_event(conn, db.insert, "resolved", incident, None, now)
+        enqueue(conn, incident, lead_alert(conn, incident), "verification", now + delay, created,
+                now=now)  # fmt: skip
+    return True

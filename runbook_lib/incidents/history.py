@@ -9,10 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from runbook_lib.incidents import actions
+from runbook_lib.incidents.jobs import current_investigation
 from runbook_lib.notebook.recurrence import HISTORY_DAYS
-from runbook_lib.records import actions
-from runbook_lib.records.jobs import current_investigation
-from runbook_lib.records.migrations import schema
+from runbook_lib.storage.migrations import schema
 
 incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
 LIMIT = 200  # the newest incidents passed to a run: enough for any count a person reads

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runbook_lib.records.migrations import schema
+from runbook_lib.storage.migrations import schema
 
 incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
 T = TypeVar("T")
@@ -42,7 +42,7 @@ class Job:
     held_since: float | None = None  # when a hold first kept it back
     held_s: float = 0.0  # from the first hold to the start: how long it waited for a lead
     hold_note: str | None = None  # what it waited for
-    past: tuple[dict, ...] = ()  # the runbook's incidents before this one (records/history.py)
+    past: tuple[dict, ...] = ()  # the runbook's incidents before this one (incidents/history.py)
     approved: tuple[str, ...] = ()  # a mitigation run: the mitigations the operator approved
 
     @property

@@ -2,7 +2,7 @@
 
 `for_incident` writes the draft of an incident in the index: its snapshot (every alert,
 escalation, run and operator action, with the times Prometheus still has of the alerts
-going pending; records/timeline.py) is kept as `incident.json`, and its records give the
+going pending; incidents/timeline.py) is kept as `incident.json`, and its records give the
 diagnosis, the resolution as the run filled it and the checks of the verification; the key
 charts are redrawn from each record's saved data, so the draft can be written after
 Prometheus has dropped the series. `write` runs `notebooks/postmortem.ipynb` with Papermill
@@ -20,18 +20,19 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nbformat
 
+from runbook_lib.contract.clock import utc
 from runbook_lib.contract.config import NOTEBOOKS
-from runbook_lib.evidence.prom import utc
-from runbook_lib.records import kernels, record, timeline
-from runbook_lib.records.jobs import best_finding
-from runbook_lib.records.retention import POSTMORTEM_MANIFEST
-
-if TYPE_CHECKING:
-    from runbook_lib.records.index import Index
+from runbook_lib.execution import kernels
+from runbook_lib.incidents import timeline
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.jobs import best_finding
+from runbook_lib.notebook.postmortem import Draft
+from runbook_lib.records import record
+from runbook_lib.storage.retention import POSTMORTEM_MANIFEST
 
 NOTEBOOK = NOTEBOOKS / "postmortem.ipynb"
 
@@ -225,65 +226,13 @@ class IncidentRecords:
         return "\n".join(lines) + "\n"
 
 
-class Draft(IncidentRecords):
-    """What the post-mortem notebook shows, section by section, as the Markdown draft says
-    it (tables in full, no row numbers); charts are saved as PNGs beside the draft so the
-    Markdown can link them. `incident`: the incident.json `runbook postmortem` wrote."""
-
-    def __init__(
-        self, paths: list[str | Path], output_dir: str | Path = ".", incident: str | Path = ""
-    ) -> None:
-        super().__init__(paths, json.loads(Path(incident).read_text()) if incident else None)
-        self.output_dir = Path(output_dir)
-        self.chart_files: list[tuple[str, str]] = []
-
-    def _section(self, title: str) -> None:
-        """Display one section of the Markdown draft, from its heading to the next."""
-        from IPython.display import Markdown, display
-
-        body = self.markdown().split(f"\n## {title}", 1)[1].split("\n## ", 1)[0]
-        display(Markdown(body.split("\n", 1)[1] if "\n" in body else ""))
-
-    def show_summary(self) -> None:
-        self._section("Summary")
-
-    def show_timeline(self) -> None:
-        self._section("Timeline (UTC)")
-
-    def show_root_cause(self) -> None:
-        self._section("Root cause")
-
-    def show_charts(self) -> None:
-        from IPython.display import Markdown, display
-
-        from runbook_lib.notebook import charts
-        from runbook_lib.notebook.display import show
-
-        figures = self.chart_figures()
-        if not figures:
-            display(Markdown("*The records hold no saved data to redraw charts from.*"))
-        (self.output_dir / "charts").mkdir(parents=True, exist_ok=True)
-        for i, (title, fig) in enumerate(figures, 1):
-            name = f"charts/overview-{i}.png"
-            (self.output_dir / name).write_bytes(charts.png_bytes(fig))
-            self.chart_files.append((title, name))
-            display(Markdown(f"**{title}**"))
-            show(fig)  # once, and closed: the backend must not draw it again
-
-    def show_resolution(self) -> None:
-        self._section("Resolution")
-
-    def show_verification(self) -> None:
-        self._section("Verification")
-
-    def write_markdown(self) -> None:
-        """Write postmortem.md beside the notebook and say so (by its name: the directory
-        is a temporary one until the draft is published)."""
-        from IPython.display import Markdown, display
-
-        path = self.output_dir / "postmortem.md"
-        path.write_text(self.markdown(self.chart_files), encoding="utf-8")
-        display(Markdown(f"Written to [{path.name}]({path.name}) beside this notebook."))
+def draft(
+    paths: list[str | Path], output_dir: str | Path = ".", incident: str | Path = ""
+) -> Draft:
+    """The post-mortem notebook's display of these records (`incident`: the incident.json
+    `runbook postmortem` wrote; else what the records say of it)."""
+    snapshot = json.loads(Path(incident).read_text()) if incident else None
+    return Draft(IncidentRecords(paths, snapshot), output_dir)
 
 
 def for_incident(
@@ -309,8 +258,6 @@ def for_records(
     incident = None
     beside = paths[0].parent / "index.sqlite" if paths else None
     if beside and beside.exists():
-        from runbook_lib.records.index import Index
-
         index = Index(beside)
         found = [index.run_of(p.name) for p in paths]
         ids = {run["incident_id"] for run, _ in filter(None, found)}

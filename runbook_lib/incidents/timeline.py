@@ -13,15 +13,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runbook_lib.contract.clock import utc
 from runbook_lib.diagnosis.postcheck import HELD
-from runbook_lib.records import actions
-from runbook_lib.records.jobs import event_kind
-
-if TYPE_CHECKING:
-    from runbook_lib.records.index import Index
+from runbook_lib.incidents import actions
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.jobs import event_kind
 
 # How far before an alert fired its pending state is looked for: beyond the longest `for:`.
 PENDING_LOOKBACK = timedelta(hours=1)

@@ -15,10 +15,10 @@ import httpx
 
 from runbook_lib.contract.alerts import route
 from runbook_lib.contract.config import Settings
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab import stack
 from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.lab.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
-from runbook_lib.records.index import Index
 
 Say = Callable[[str], None]
 
@@ -275,7 +275,7 @@ def _report_message(
     """What the team got: the stand-in's copy, or the outbox's state for real targets."""
     deadline = time.monotonic() + 30
     if sink is None:
-        from runbook_lib.records.outbox import Outbox
+        from runbook_lib.storage.outbox import Outbox
 
         while time.monotonic() < deadline:
             rows = Outbox(index).deliveries()

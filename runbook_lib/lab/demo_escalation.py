@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 
 from runbook_lib.contract.config import Settings
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab import escalation, stack
 from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.lab.demo import Say, _raise_interrupt, wait_scraped
 from runbook_lib.lab.escalation import CRITICAL, WARNING
 from runbook_lib.records import record
-from runbook_lib.records.index import Index
-from runbook_lib.records.outbox import Outbox
+from runbook_lib.storage.outbox import Outbox
 
 
 def run(

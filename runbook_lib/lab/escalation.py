@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.incidents.index import Index
 from runbook_lib.lab import stack
-from runbook_lib.records.index import Index
-from runbook_lib.records.outbox import Outbox
+from runbook_lib.storage.outbox import Outbox
 
 WINDOW_FACTOR = 10
 WARNING, CRITICAL = "GgenMcpElevatedErrorRate", "GgenMcpHighErrorRate"

@@ -19,9 +19,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from runbook_lib.contract.alerts import route
+from runbook_lib.contract.clock import utc
 from runbook_lib.contract.config import MEMORY_LIMIT_BYTES, Settings
 from runbook_lib.evidence import panels
-from runbook_lib.evidence.prom import utc
 from runbook_lib.notebook import by_hand
 from runbook_lib.notebook.display import tables_without_row_numbers
 from runbook_lib.notebook.parameters import CONTRACT, ParameterError

@@ -1,3 +1,2 @@
-"""Runs and what they leave: executing a notebook in a kernel of its own (runner, engine,
-kernels, zygote), the record directory it is filed as, the index of incidents and runs (also
-the durable run queue), post-mortem drafts and retention."""
+"""An incident record as files: the directory a run is filed as (`record.ipynb`, its HTML,
+`report.html`, `summary.json`), its name, the report view and the answer-first lead."""

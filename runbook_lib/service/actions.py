@@ -4,7 +4,7 @@ Acknowledge, mark mitigated, re-investigate now, silence in Alertmanager, and ru
 runbook's guarded mitigation when its investigation proposed one. Only operators act
 (`Depends(access.operator)`); a browser's form carries the session's CSRF token and a
 one-time nonce, so a forged or replayed POST changes nothing. Each action is written with its
-actor and time by `Index.act` (records/actions.py), in one transaction with what it changes
+actor and time by `Index.act` (incidents/actions.py), in one transaction with what it changes
 and the event that tells the team. A refusal names what failed: 404 (no such incident or
 action), 409 (closed, done already, replayed, nothing to do), 422 (bad input), 502
 (Alertmanager refused).
@@ -22,8 +22,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from runbook_lib.records.actions import KINDS, Closed, Done, DoneAlready, Replayed
-from runbook_lib.records.index import Index, Queued
+from runbook_lib.incidents.actions import KINDS, Closed, Done, DoneAlready, Replayed
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.jobs import Queued
 from runbook_lib.service import silences
 from runbook_lib.service.access import Access, Who, read_form
 from runbook_lib.service.incident_view import proposals

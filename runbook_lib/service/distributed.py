@@ -30,9 +30,11 @@ from typing import Any
 
 from celery import Celery, signals
 
-from runbook_lib.records import record, runner
-from runbook_lib.records.index import Index, Queued
-from runbook_lib.records.pinning import Runbooks
+from runbook_lib.execution import runner
+from runbook_lib.execution.pinning import Runbooks
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.jobs import Queued
+from runbook_lib.records import record
 from runbook_lib.service import logs
 from runbook_lib.service.workers import RunConfig, held, job_params, job_spec
 
@@ -159,7 +161,7 @@ def _run_task(task, run_id: int) -> str:
         )  # fmt: skip
         _file(ctx, job, rec, started)
         return "given up"
-    from runbook_lib.records.kernels import KernelError
+    from runbook_lib.execution.kernels import KernelError
 
     logs.run_started(job)
     try:

@@ -24,7 +24,7 @@ import httpx
 
 from runbook_lib.contract.alerts import SEVERITY_RANK, is_slow_burn, lead_rank, route
 from runbook_lib.contract.clock import utc
-from runbook_lib.records.index import Job
+from runbook_lib.incidents.jobs import Job
 
 TOP_RANK = max(SEVERITY_RANK.values())
 

@@ -10,11 +10,12 @@ from typing import Any
 
 from runbook_lib.contract.clock import utc
 from runbook_lib.diagnosis.mitigation import proposed
+from runbook_lib.incidents import actions
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.jobs import READABLE, current_investigation
 from runbook_lib.notebook import recurrence
 from runbook_lib.notebook.communication import message, status_of
-from runbook_lib.records import actions, record
-from runbook_lib.records.index import Index
-from runbook_lib.records.jobs import READABLE, current_investigation
+from runbook_lib.records import record
 
 
 def load(index: Index, incident_id: int) -> dict[str, Any]:

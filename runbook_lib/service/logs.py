@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from runbook_lib.records.jobs import Job, Queued
+from runbook_lib.incidents.jobs import Job, Queued
 
 FORMATS = ("text", "json")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

@@ -23,10 +23,10 @@ from typing import Any
 from runbook_lib.contract.clock import utc
 from runbook_lib.diagnosis.answer import unexplained
 from runbook_lib.diagnosis.postcheck import HELD
-from runbook_lib.records import outbox as ob
+from runbook_lib.incidents.index import Index
 from runbook_lib.records import record
-from runbook_lib.records.index import Index
 from runbook_lib.service import incident_view
+from runbook_lib.storage import outbox as ob
 
 # One more line under a finding, from the index (e.g. the incident's past occurrences and
 # what fixed them): given the index and the incident (`incident_view.load`), '' for none.

@@ -22,8 +22,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from runbook_lib.records.index import Index
-from runbook_lib.records.jobs import finished_since
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.jobs import finished_since
 
 DURATION_BUCKETS = (0.5, 1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900)
 # Why a webhook was refused: a missing or wrong bearer token (401), a body over the limit
@@ -58,7 +58,7 @@ class FinishedRuns(Collector):
         they are counted at the next scrape that can)."""
         with self.lock:
             try:
-                with self.index._read() as conn:
+                with self.index.read() as conn:
                     found = finished_since(conn, max(self.since, self.newest - OVERLAP_S))
             except SQLAlchemyError:
                 return

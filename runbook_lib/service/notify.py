@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runbook_lib.records import outbox as ob
-from runbook_lib.records.index import Index
+from runbook_lib.incidents.index import Index
 from runbook_lib.service import slack
 from runbook_lib.service.messages import Message, Recall, compose
 from runbook_lib.service.notify_config import (
@@ -37,6 +36,7 @@ from runbook_lib.service.notify_config import (
     Target,
     Watched,
 )
+from runbook_lib.storage import outbox as ob
 
 __all__ = ["Message", "NotifyConfig", "QuietHours", "Retry", "Sender", "SlackTarget", "Target", "Watched",
            "compose", "sample", "send"]  # fmt: skip

@@ -19,8 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from runbook_lib.records.outbox import KINDS as EVENT_KINDS
 from runbook_lib.service.slack import DEFAULT_API_URL
+from runbook_lib.storage.outbox import KINDS as EVENT_KINDS
 
 
 class SlackTarget(BaseModel):

@@ -26,8 +26,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from runbook_lib.contract.config import ROOT
+from runbook_lib.incidents.index import Index
 from runbook_lib.notebook import recurrence
-from runbook_lib.records.index import Index
 from runbook_lib.service import incident_view, silences
 from runbook_lib.service.access import Access, Who, read_form
 from runbook_lib.service.templates import render
@@ -93,7 +93,7 @@ def router(
 
     @r.get("/incidents/{incident_id}", response_class=HTMLResponse)
     def incident(request: Request, incident_id: IncidentId, who: Who = viewer) -> Response:
-        from runbook_lib.records import postmortem
+        from runbook_lib.incidents import postmortem
 
         try:
             inc = incident_view.load(index, incident_id)
@@ -146,7 +146,7 @@ def router(
     ) -> Response:
         """Any reader may write the draft (a document from the records), from this site's
         form only, one at a time per incident (it runs a notebook)."""
-        from runbook_lib.records import postmortem
+        from runbook_lib.incidents import postmortem
 
         form = await read_form(request)
         access.check_form(request, who, form.get("csrf", ""))
@@ -186,7 +186,7 @@ def router(
 
 
 def _runbooks_hash(rec: Path) -> str:
-    """Which pinned runbooks made the record (records/pinning.py); empty for a record made
+    """Which pinned runbooks made the record (execution/pinning.py); empty for a record made
     by hand or before runbooks were pinned."""
     from runbook_lib.records import record
 

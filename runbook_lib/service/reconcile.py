@@ -5,7 +5,7 @@ data, a route changed, or the webhook kept failing until it gave up. On a schedu
 receiver asks Alertmanager which alerts it holds (`/api/v2/alerts`, silenced and inhibited
 ones included); an alert firing in the index that Alertmanager has not listed for
 `stale_after` seconds is closed as `stale`, and an incident left with no firing alert
-closes with it (records/grouping.py says why the grace is long). When Alertmanager does not
+closes with it (incidents/grouping.py says why the grace is long). When Alertmanager does not
 answer, nothing changes."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 import httpx
 from starlette.concurrency import run_in_threadpool
 
-from runbook_lib.records.index import Index
+from runbook_lib.incidents.index import Index
 
 log = logging.getLogger("runbook.reconcile")
 QUERY = {"active": "true", "silenced": "true", "inhibited": "true", "unprocessed": "true"}

@@ -27,7 +27,8 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from runbook_lib.contract.alerts import WebhookPayload
 from runbook_lib.contract.config import STALE_AFTER_S, operators_path
-from runbook_lib.records.index import Index, Queued
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.jobs import Queued
 from runbook_lib.service import actions, incident_view, logs, pages
 from runbook_lib.service.access import SESSION_COOKIE, Access
 from runbook_lib.service.metrics import Metrics
@@ -244,7 +245,7 @@ async def _sweep(dispatcher: Dispatcher) -> None:
 
 async def _prune_hourly(index: Index, output_dir: Path, days: float) -> None:
     """Retention while serving: records older than `days` go, post-mortem sources stay."""
-    from runbook_lib.records import retention
+    from runbook_lib.storage import retention
 
     while True:
         try:

@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from runbook_lib.records import engine, kernels, runner
-from runbook_lib.records.lifetime import die_with_parent
+from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.execution import engine, kernels, runner
+from runbook_lib.execution.lifetime import die_with_parent
 
 log = logging.getLogger("runbook.worker")
 
@@ -143,7 +144,7 @@ def main() -> int:
     logs.configure(os.environ.get("RUNBOOK_LOG_FORMAT", "text"))  # as the server's
     worker = Worker(
         os.environ["RUNBOOK_MARK_PREFIX"],
-        Path(os.environ.get("RUNBOOK_NOTEBOOK_DIR", str(engine.NOTEBOOKS))),
+        Path(os.environ.get("RUNBOOK_NOTEBOOK_DIR", str(NOTEBOOKS))),
         float(os.environ.get("RUNBOOK_START_TIMEOUT", "60")),
     )
     try:

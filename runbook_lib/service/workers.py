@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.records import record, runner
-from runbook_lib.records.engine import NOTEBOOKS
-from runbook_lib.records.index import Index, Job
-from runbook_lib.records.lifetime import MARK, kill_group, sweep
-from runbook_lib.records.pinning import Runbooks
+from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.execution import runner
+from runbook_lib.execution.lifetime import MARK, kill_group, sweep
+from runbook_lib.execution.pinning import Runbooks
+from runbook_lib.incidents.index import Index
+from runbook_lib.incidents.jobs import Job
+from runbook_lib.records import record
 from runbook_lib.service import holds, logs
 from runbook_lib.service.holds import HoldPolicy
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runbook_lib.records.migrations.schema import DELIVERIES as deliveries_t
-from runbook_lib.records.migrations.schema import EVENTS as events_t
-from runbook_lib.records.migrations.schema import THREADS as threads_t
+from runbook_lib.storage.database import Database
+from runbook_lib.storage.migrations.schema import DELIVERIES as deliveries_t
+from runbook_lib.storage.migrations.schema import EVENTS as events_t
+from runbook_lib.storage.migrations.schema import THREADS as threads_t
 
 # What the team is told: a run's finding (investigation, escalated, reinvestigation,
 # mitigation, verification), the incident's end (resolved), and what operators did.
@@ -78,7 +79,7 @@ def add_event(
 class Outbox:
     """The delivery side, on the index's database."""
 
-    def __init__(self, index) -> None:
+    def __init__(self, index: Database) -> None:
         self.index = index
 
     def expand(
@@ -92,13 +93,13 @@ class Outbox:
         `not_before` (a backlog from before notifications were on) get none. Returns
         deliveries made."""
         made = 0
-        with self.index._read() as conn:
+        with self.index.read() as conn:
             fresh = [_event(r) for r in conn.execute(
                 sa.select(events_t).where(events_t.c.expanded_at.is_(None)).order_by(events_t.c.id)
             ).mappings()]  # fmt: skip
         for ev in fresh:
             plan = route(ev) if ev.created_at >= not_before else []
-            with self.index._tx() as conn:
+            with self.index.tx() as conn:
                 took = conn.execute(
                     sa.update(events_t)
                     .where((events_t.c.id == ev.id) & events_t.c.expanded_at.is_(None))
@@ -108,7 +109,7 @@ class Outbox:
                     continue
                 for target, due_at in plan:
                     conn.execute(
-                        self.index._insert(deliveries_t)
+                        self.index.insert(deliveries_t)
                         .values(
                             event_id=ev.id,
                             target=target,
@@ -135,13 +136,13 @@ class Outbox:
         )
         if skip_targets:
             due = due & deliveries_t.c.target.not_in(sorted(skip_targets))
-        with self.index._read() as conn:
+        with self.index.read() as conn:
             ids = [i for (i,) in conn.execute(
                 sa.select(deliveries_t.c.id).where(due).order_by(deliveries_t.c.id).limit(limit)
             )]  # fmt: skip
         out = []
         for did in ids:
-            with self.index._tx() as conn:
+            with self.index.tx() as conn:
                 took = conn.execute(
                     sa.update(deliveries_t)
                     .where((deliveries_t.c.id == did) & due)
@@ -201,14 +202,14 @@ class Outbox:
             & (deliveries_t.c.state == "sending")
             & (deliveries_t.c.attempts == d.attempts)
         )
-        with self.index._tx() as conn:
+        with self.index.tx() as conn:
             return conn.execute(sa.update(deliveries_t).where(mine).values(**values)).rowcount == 1
 
     # -- who an incident's messages went to ------------------------------------------------
     def targets_of(self, incident_id: int, before_event: int) -> set[str]:
         """The targets an earlier message of the incident was addressed to (sent or not):
         its follow-ups go to them too, whatever their severity filter says now."""
-        with self.index._read() as conn:
+        with self.index.read() as conn:
             rows = conn.execute(
                 sa.select(deliveries_t.c.target).distinct()
                 .join(events_t, events_t.c.id == deliveries_t.c.event_id)
@@ -217,7 +218,7 @@ class Outbox:
             return {t for (t,) in rows}
 
     def thread(self, incident_id: int, target: str) -> Thread | None:
-        with self.index._read() as conn:
+        with self.index.read() as conn:
             row = conn.execute(
                 sa.select(threads_t.c.channel, threads_t.c.ts).where(
                     (threads_t.c.incident_id == incident_id) & (threads_t.c.target == target)
@@ -227,9 +228,9 @@ class Outbox:
 
     def add_thread(self, incident_id: int, target: str, where: Thread, now: float) -> None:
         """The target's first message of the incident landed `where` (kept once)."""
-        with self.index._tx() as conn:
+        with self.index.tx() as conn:
             conn.execute(
-                self.index._insert(threads_t)
+                self.index.insert(threads_t)
                 .values(incident_id=incident_id, target=target, channel=where.channel,
                         ts=where.ts, created_at=now)
                 .on_conflict_do_nothing(index_elements=["incident_id", "target"])
@@ -238,7 +239,7 @@ class Outbox:
     def first_sent(self, incident_id: int, target: str) -> Event | None:
         """The event of the first message the target got of the incident (its thread's
         start), None when it got none."""
-        with self.index._read() as conn:
+        with self.index.read() as conn:
             row = conn.execute(
                 sa.select(events_t)
                 .join(deliveries_t, deliveries_t.c.event_id == events_t.c.id)
@@ -250,7 +251,7 @@ class Outbox:
 
     def deliveries(self) -> list[dict]:
         """Every delivery with its event, oldest first (for `runbook notify status` and tests)."""
-        with self.index._read() as conn:
+        with self.index.read() as conn:
             rows = conn.execute(
                 sa.select(deliveries_t, events_t.c.key, events_t.c.kind, events_t.c.incident_id)
                 .join(events_t, events_t.c.id == deliveries_t.c.event_id)
@@ -262,7 +263,7 @@ class Outbox:
         """Messages about an incident not yet sent nor given up: events not expanded into
         deliveries, and deliveries pending or being sent."""
         ev, d = events_t.c, deliveries_t.c
-        with self.index._read() as conn:
+        with self.index.read() as conn:
             fresh = conn.execute(
                 sa.select(sa.func.count()).where(
                     (ev.incident_id == incident_id) & ev.expanded_at.is_(None)
@@ -276,7 +277,7 @@ class Outbox:
         return fresh + due
 
     def events(self) -> list[Event]:
-        with self.index._read() as conn:
+        with self.index.read() as conn:
             rows = conn.execute(sa.select(events_t).order_by(events_t.c.id)).mappings()
             return [_event(r) for r in rows]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from runbook_lib.records import record
-from runbook_lib.records.index import Index
-from runbook_lib.records.migrations import schema
+from runbook_lib.storage.database import Database
+from runbook_lib.storage.migrations import schema
 
 POSTMORTEM_MANIFEST = "postmortem.json"
 
@@ -42,7 +42,7 @@ def prune(
     *,
     now: float | None = None,
     dry_run: bool = False,
-    index: Index | None = None,
+    index: Database | None = None,
 ) -> Pruned:
     """Remove record directories whose last change is older than `days`, and their runs
     from `index` (default: the SQLite index beside the records, if there is one)."""
@@ -64,7 +64,7 @@ def prune(
             record.remove(rec)
     if out.removed and not dry_run:
         if index is None and (output_dir / "index.sqlite").exists():
-            index = Index(output_dir / "index.sqlite")
+            index = Database(output_dir / "index.sqlite")
         if index is not None:
             forget(index, out.removed)
     return out
@@ -78,11 +78,11 @@ def _is_record(path: Path) -> bool:
     )
 
 
-def forget(index: Index, records: list[str]) -> None:
+def forget(index: Database, records: list[str]) -> None:
     """Drop these records' runs, and incidents left with no run (retention)."""
     if not records:
         return
-    with index._tx() as conn:
+    with index.tx() as conn:
         conn.execute(sa.delete(schema.RUNS).where(schema.RUNS.c.record.in_(records)))
         orphans = sa.select(schema.INCIDENTS.c.id).where(
             ~schema.INCIDENTS.c.id.in_(sa.select(schema.RUNS.c.incident_id).distinct())

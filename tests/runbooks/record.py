@@ -25,8 +25,9 @@ import papermill
 
 from runbook_lib.contract.alerts import route
 from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.execution import runner
 from runbook_lib.lab.scenarios import Scenario, ScenarioPrometheus, backfill, build, healthy
-from runbook_lib.records import record, runner
+from runbook_lib.records import record
 from tests.runbooks.fixtures import ROOT, Fixture, settings_at_defaults, write_expected
 
 # runbook -> (scenario, alert name): one incident per runbook, its cause the first of its table

@@ -99,7 +99,7 @@ RUNS = sa.Table(
 )
 
 
-# The outbox (records/outbox.py): events written with what they report, one delivery per
+# The outbox (storage/outbox.py): events written with what they report, one delivery per
 # event and notification target.
 EVENTS = sa.Table(
     "events",
