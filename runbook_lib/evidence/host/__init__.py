@@ -17,6 +17,14 @@ from runbook_lib.evidence.host.common import (
     ItemList,
     frame,
 )
+from runbook_lib.evidence.host.files import (
+    LargestResult,
+    SizeEntry,
+    TempFile,
+    TempFiles,
+    largest,
+    temp_files,
+)
 from runbook_lib.evidence.host.oom import (
     OomEvidence,
     OomLine,
@@ -36,20 +44,14 @@ from runbook_lib.evidence.host.processes import (
 from runbook_lib.evidence.host.resources import (
     DiskList,
     DiskUsage,
-    LargestResult,
     Listener,
     ListenerList,
     LoadInfo,
     MemoryInfo,
-    SizeEntry,
-    TempFile,
-    TempFiles,
     disks,
-    largest,
     listeners,
     load,
     memory,
-    temp_files,
 )
 
 __all__ = [

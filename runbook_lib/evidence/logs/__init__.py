@@ -20,8 +20,8 @@ from runbook_lib.evidence.logs.patterns import (
     Pattern,
     cache_key_stats,
     match,
-    redact,
 )
+from runbook_lib.evidence.logs.redaction import redact
 from runbook_lib.evidence.logs.sources import (
     ContainerSource,
     FileSource,

@@ -2,6 +2,7 @@
 healthy baseline) as OpenMetrics history, log lines and host state around a fixed past time,
 backfilled into a private Prometheus with promtool."""
 
+from runbook_lib.lab.scenarios import host_causes  # noqa: F401  (registers after catalog.py's)
 from runbook_lib.lab.scenarios.backfill import ScenarioPrometheus, backfill, write_openmetrics
 from runbook_lib.lab.scenarios.build import (
     BASE_TIME,

@@ -52,17 +52,17 @@ def cause(runbook: str, cause_id: str, alert: str) -> Callable[[Apply], Apply]:
     return register
 
 
-def _every(tl: Timeline, minutes: float, start_min: float = 0.0) -> np.ndarray:
+def every(tl: Timeline, minutes: float, start_min: float = 0.0) -> np.ndarray:
     """Times from onset + start_min, every `minutes`, up to the end of the timeline."""
     t0 = tl.onset + start_min * 60
     return np.arange(t0, tl.times[-1], minutes * 60)
 
 
-def _host(tl: Timeline, **parts: object) -> dict:
+def host_state(tl: Timeline, **parts: object) -> dict:
     return {"taken_at": float(tl.times[-1]), "service_pid": 4242, **parts}
 
 
-def _proc(
+def proc(
     pid: int,
     name: str,
     *,
@@ -104,7 +104,7 @@ def port_in_use(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     tl.up &= ~tl.after(rng.uniform(0.5, 3))
     down = tl.times[~tl.up][0]
     ex.log(down - 2, "warning", "restart", "restarting HTTP listener")
-    for t in _every(tl, rng.uniform(0.5, 1.5), (down - tl.onset) / 60):
+    for t in every(tl, rng.uniform(0.5, 1.5), (down - tl.onset) / 60):
         ex.log(
             t,
             "fatal",
@@ -112,10 +112,10 @@ def port_in_use(tl: Timeline, rng: random.Random, ex: Extras) -> None:
             "Error: listen EADDRINUSE: address already in use 0.0.0.0:9464",
             errno=98,
         )
-    ex.host = _host(
+    ex.host = host_state(
         tl,
         listeners=[{"port": 9464, "pid": 3131, "name": "ggen-mcp-old"}],
-        processes=[_proc(3131, "ggen-mcp-old", ppid=1, age_s=86400)],
+        processes=[proc(3131, "ggen-mcp-old", ppid=1, age_s=86400)],
     )
 
 
@@ -130,7 +130,7 @@ def oom_killed(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     down = tl.times[~tl.up][0]
     pid = rng.randrange(2000, 30000)
     ex.log(down - 20, "warning", "memory", f"heap usage high: {int(peak * 100)}% of limit")
-    ex.host = _host(
+    ex.host = host_state(
         tl,
         oom_events=[
             f"Memory cgroup out of memory: Killed process {pid} (node) total-vm:9123456kB, "
@@ -212,7 +212,7 @@ def memory_pressure(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     tl.rss += (rng.uniform(0.88, 0.97) * tl.memory_limit - tl.rss) * k
     for t in TOOLS:
         tl.latency_factor[t] = tl.latency_factor[t] * (1 + rng.uniform(20, 35) * k * tl.magnitude)
-    ex.host = _host(tl, memory={"swap_percent": rng.uniform(40, 90)})
+    ex.host = host_state(tl, memory={"swap_percent": rng.uniform(40, 90)})
 
 
 @cause("high_latency", "slow_database_queries", "GgenMcpHighLatency")
@@ -221,7 +221,7 @@ def slow_database_queries(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     extra = rng.uniform(11, 20) * tl.magnitude
     _slow(tl, tl.touched(DB_TOOLS), extra, k)
     tl.slow_queries = tl.slow_queries + tl.rate * 0.6 * k
-    for t in _every(tl, 0.25, 1):
+    for t in every(tl, 0.25, 1):
         ex.log(
             t,
             "warning",
@@ -283,7 +283,7 @@ def large_payloads(tl: Timeline, rng: random.Random, ex: Extras) -> None:
         ]
     )
     tl.rss = np.where(k > 0, spikes * tl.memory_limit, tl.rss)
-    for t in _every(tl, 0.5):
+    for t in every(tl, 0.5):
         size = rng.randrange(150, 600)
         ex.log(
             t,
@@ -308,10 +308,10 @@ def too_many_libreoffice_processes(tl: Timeline, rng: random.Random, ex: Extras)
     running = np.round(2 + (count - 2) * k)  # whole processes; memory steps with each
     tl.libreoffice = running
     tl.rss = start + size * (running - 2)
-    ex.host = _host(
+    ex.host = host_state(
         tl,
         processes=[
-            _proc(5000 + i, "soffice", rss=size, cmd="soffice --headless") for i in range(count)
+            proc(5000 + i, "soffice", rss=size, cmd="soffice --headless") for i in range(count)
         ],
     )
 
@@ -324,7 +324,7 @@ def _cache_low(tl: Timeline, rng: random.Random) -> np.ndarray:
 
 
 def _cache_log(tl: Timeline, ex: Extras, rng: random.Random, event, fn) -> None:
-    for i, t in enumerate(_every(tl, 0.1)):
+    for i, t in enumerate(every(tl, 0.1)):
         ex.log(t, "info", "cache", fn(i), **event)
 
 
@@ -372,100 +372,4 @@ def ttl_too_short(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     tl.evict_per_miss = tl.evict_per_miss + 0.9 * k
     _cache_log(
         tl, ex, rng, {}, lambda i: f"cache evict workbook=wb-{i % 300} key=wb-{i % 300} reason=ttl"
-    )
-
-
-# ------------------------------------------------------------------ process leaks
-def _leak(tl: Timeline, rng: random.Random, ex: Extras, gauge: str, name: str, kind: str):
-    k = tl.ramp(rng.uniform(3, 10))
-    count = max(12, round(rng.randrange(12, 30) * tl.magnitude))
-    setattr(tl, gauge, getattr(tl, gauge) + (count - getattr(tl, gauge)) * k)
-    procs = [_proc(6000, name, age_s=30, cpu_s=0.2)]
-    for i in range(count):
-        age = rng.uniform(600, 3600)
-        if kind == "zombie":
-            procs.append(_proc(7000 + i, name, status="zombie", age_s=age, cpu_s=0.0, rss=0))
-        elif kind == "orphan":
-            procs.append(_proc(7000 + i, name, ppid=1, age_s=age, cpu_s=rng.uniform(0.5, 5)))
-        else:
-            procs.append(_proc(7000 + i, name, age_s=age, cpu_s=rng.uniform(0.0, 0.05)))
-    ex.host = _host(tl, processes=procs)
-
-
-for _rb, _gauge, _name in (
-    ("libreoffice_leak", "libreoffice", "soffice"),
-    ("fork_leak", "forks", "ggen-mcp-fork"),
-):
-    _alert = (
-        "GgenMcpHighLibreOfficeProcessCount"
-        if _rb == "libreoffice_leak"
-        else "GgenMcpHighActiveForks"
-    )
-    for _cause, _kind in (
-        ("orphaned_processes", "orphan"),
-        ("zombie_processes", "zombie"),
-        ("hung_processes", "hung"),
-    ):
-
-        def _apply(tl, rng, ex, g=_gauge, n=_name, k=_kind):
-            _leak(tl, rng, ex, g, n, k)
-
-        CATALOG[(_rb, _cause)] = CauseSpec(_cause, _rb, _alert, _apply)
-
-
-# ------------------------------------------------------------------ descriptors
-@cause("fd_leak", "fd_leak", "GgenMcpFileDescriptorExhaustion")
-def fd_leak(tl: Timeline, rng: random.Random, ex: Extras) -> None:
-    tl.max_fds[:] = rng.choice([4096, 8192, 16384])
-    k = _memory_to(tl, rng, rng.uniform(20, 45))
-    tl.open_fds = tl.open_fds + (rng.uniform(0.86, 0.97) * tl.max_fds - tl.open_fds) * k
-    for t in _every(tl, 0.5, (tl.times[-1] - tl.onset) / 60 - 6):
-        ex.log(t, "error", "fd", "EMFILE: Too many open files, open '/tmp/ggen-mcp-1.xlsx'")
-
-
-@cause("fd_leak", "fd_limit_too_low", "GgenMcpFileDescriptorExhaustion")
-def fd_limit_too_low(tl: Timeline, rng: random.Random, ex: Extras) -> None:
-    limit = rng.choice([256, 512, 1024])
-    tl.max_fds[:] = limit
-    k = tl.ramp(rng.uniform(1, 3))
-    tl.rate = tl.rate * (1 + rng.uniform(1.5, 3) * k)
-    busy = np.array([rng.uniform(0.83, 0.95) for _ in tl.times])
-    tl.open_fds = np.where(k > 0, busy * limit, 0.3 * limit)
-
-
-# ------------------------------------------------------------------ disk
-def _disk(tl: Timeline, rng: random.Random, ex: Extras, grower: str) -> None:
-    k = _memory_to(tl, rng, rng.uniform(20, 40))
-    tl.disk_used = tl.disk_used + (rng.uniform(0.82, 0.95) - tl.disk_used) * k
-    grown = float((tl.disk_used[-1] - tl.disk_used[0]) * tl.disk_size)
-    hours = (tl.times[-1] - tl.onset) / 3600
-    dirs = {"/var/log/ggen-mcp": 2e9, "/var/lib/prometheus": 6e9, "/tmp": 1e9}
-    growth = dict.fromkeys(dirs, 0.0)
-    dirs[grower] += grown
-    growth[grower] = grown / hours
-    old = rng.randrange(200, 2000) if grower == "/tmp" else rng.randrange(0, 3)
-    ex.host = _host(
-        tl,
-        dirs=dirs,
-        dir_growth_bytes_per_h=growth,
-        temp_files={
-            "count": old + 5,
-            "old_count": old,
-            "bytes": dirs["/tmp"],
-            "old_bytes": dirs["/tmp"] * 0.9 if grower == "/tmp" else 1e6,
-        },
-    )
-
-
-for _cause, _dir in (
-    ("log_files_growing", "/var/log/ggen-mcp"),
-    ("prometheus_data_growing", "/var/lib/prometheus"),
-    ("temp_files_not_cleaned", "/tmp"),
-):
-
-    def _apply_disk(tl, rng, ex, d=_dir):
-        _disk(tl, rng, ex, d)
-
-    CATALOG[("disk_usage", _cause)] = CauseSpec(
-        _cause, "disk_usage", "GgenMcpHighDiskUsage", _apply_disk
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runbook_lib.lab.scenarios.catalog import CATALOG, Extras, _every, _proc
+from runbook_lib.lab.scenarios.catalog import CATALOG, Extras, every, proc
 from runbook_lib.lab.scenarios.model import ErrorPart, Timeline
 
 
@@ -67,7 +67,7 @@ def leak_while_libreoffice_spawns(tl: Timeline, rng: random.Random, ex: Extras) 
     running = np.round(2 + (count - 2) * spawn)  # whole processes; memory steps with each
     tl.libreoffice = running
     tl.rss = tl.rss + (running - 2) * size
-    procs = [_proc(5000 + i, "soffice", rss=size, cmd="soffice --headless") for i in range(count)]
+    procs = [proc(5000 + i, "soffice", rss=size, cmd="soffice --headless") for i in range(count)]
     ex.host = {"taken_at": float(tl.times[-1]), "service_pid": 4242, "processes": procs}
 
 
@@ -109,7 +109,7 @@ def third_party_database_flaps(tl: Timeline, rng: random.Random, ex: Extras) -> 
     _true(tl, rng, ex, "high_error_rate", "third_party_api")
     flap = (((tl.times - tl.onset) // 120) % 2 == 1) & tl.after(0)
     tl.health["database"] = np.where(flap, 0.0, 1.0)
-    for t in _every(tl, 0.25, 1):
+    for t in every(tl, 0.25, 1):
         ex.log(t, "error", "db", "pool: connect ECONNREFUSED 127.0.0.1:5432, retrying")
 
 
@@ -125,14 +125,14 @@ def database_with_upstream_noise(tl: Timeline, rng: random.Random, ex: Extras) -
 @mix("cache_hit_rate", ("cache_too_small",), "some entries expire as well")
 def too_small_some_expire(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     _true(tl, rng, ex, "cache_hit_rate", "cache_too_small")
-    for i, t in enumerate(_every(tl, 0.5)):
+    for i, t in enumerate(every(tl, 0.5)):
         ex.log(t, "info", "cache", f"cache evict workbook=wb-{i % 40} key=wb-{i % 40} reason=ttl")
 
 
 @mix("cache_hit_rate", ("ttl_too_short",), "the cache fills up now and then")
 def ttl_short_sometimes_full(tl: Timeline, rng: random.Random, ex: Extras) -> None:
     _true(tl, rng, ex, "cache_hit_rate", "ttl_too_short")
-    for i, t in enumerate(_every(tl, 0.8)):
+    for i, t in enumerate(every(tl, 0.8)):
         ex.log(t, "info", "cache", f"cache evict workbook=wb-{i % 90} key=k{i} reason=capacity")
 
 
@@ -142,9 +142,9 @@ def _extra_procs(ex: Extras, name: str, kind: str, n: int) -> None:
     n = min(n, max(3, int(0.15 * len(ex.host["processes"]))))
     for i in range(n):
         if kind == "orphan":
-            p = _proc(9000 + i, name, ppid=1, age_s=900, cpu_s=2.0)
+            p = proc(9000 + i, name, ppid=1, age_s=900, cpu_s=2.0)
         else:
-            p = _proc(9000 + i, name, status="zombie", age_s=900, cpu_s=0.0, rss=0)
+            p = proc(9000 + i, name, status="zombie", age_s=900, cpu_s=0.0, rss=0)
         ex.host["processes"].append(p)
 
 
