@@ -394,3 +394,15 @@ def test_without_a_time_the_clock_is_used(index: Index) -> None:
     [run] = index.incidents()[0]["runs"]
     assert job is not None and before <= run["dispatched_at"] <= run["started_at"] <= time.time()
     assert index.undispatched(0, 30, resend_sent=True) == []  # leased right now
+
+
+def test_the_index_answers_with_the_queue_and_the_repository(index: Index) -> None:
+    """One object for callers, two owners behind it: a run accepted through the index is in
+    the queue the index holds, and the incident it opened is in the repository it holds."""
+    index.accept([alert("a1")], verify_delay=60, now=T0)
+    job = index.queue.claim(now=T0)
+    assert job is not None and job.kind == "investigation"
+    assert index.repository.incident(job.incident_id)["alertname"] == "GgenMcpHighErrorRate"
+    assert index.claim(now=T0) is None  # the same queue: the one run is taken
+    assert index.queue_stats(now=T0) == (0, 0.0)
+    assert index.claim.__doc__ == index.queue.claim.__doc__  # its docs, not a wrapper's
