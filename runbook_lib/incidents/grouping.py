@@ -1,7 +1,7 @@
 """Which incident an alert belongs to. Alerts of one instance and runbook family that start
 within the correlation window of an open incident's alerts are the same fault: they join it
 instead of opening their own, and the most severe of them leads its one investigation.
-These run inside the index's accept transaction (incidents/index.py)."""
+These run inside the repository's accept transaction (incidents/repository.py)."""
 
 from __future__ import annotations
 
