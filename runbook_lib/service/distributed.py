@@ -288,15 +288,16 @@ class CeleryDispatcher:
             return None
 
 
-def settings_from(args: Any, run: RunConfig) -> Settings:
+def settings_from(given: Any, run: RunConfig) -> Settings:
+    """The distributed mode's part of `given`, the installation's settings (contract/config.py)."""
     return Settings(
-        database=args.database,
-        broker=args.broker,
+        database=given.database_url,
+        broker=given.broker_url,
         run=run,
-        verify_delay=getattr(args, "verify_delay", 300.0),
-        dispatch_grace_s=getattr(args, "dispatch_grace", 60.0),
-        sweep_every_s=getattr(args, "sweep_every", 15.0),
-        lease_grace_s=getattr(args, "lease_grace", GRACE_S),
+        verify_delay=given.verify_delay,
+        dispatch_grace_s=given.dispatch_grace,
+        sweep_every_s=given.sweep_every,
+        lease_grace_s=given.lease_grace,
     )
 
 
