@@ -51,5 +51,5 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         p = op_sub.add_parser(action, help=text)
         if action != "list":
             p.add_argument("name", metavar="NAME")
-        flags.add(p, "operator", settings)
+        flags.add(p, f"operator {action}", settings)
         p.set_defaults(func=operator)

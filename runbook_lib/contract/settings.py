@@ -33,6 +33,7 @@ HOLD_MARGIN_S = 45.0
 HOLD_CAP_S = 600.0
 
 SERVICE = ("serve", "worker")  # the two commands that run notebooks for alerts
+OPERATOR = ("operator add", "operator remove", "operator list")
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ TABLE: tuple[Setting, ...] = (
       shown="/etc/runbook/runbook.toml as root, else $XDG_CONFIG_HOME/runbook/runbook.toml"),
     S("output_dir", Path, data_dir, "the records directory and its index (index.sqlite)",
       ("serve", "worker", "run", "incidents", "prune", "notify test", "notify status",
-       "operator", "init"), flag="--output", path=True, metavar="DIR",
+       *OPERATOR, "init"), flag="--output", path=True, metavar="DIR",
       shown="/var/lib/runbook as root, else $XDG_DATA_HOME/runbook"),
     S("runbooks_dir", Path, NOTEBOOKS, "the runbook notebooks serve and worker pin at start "
       "and again on SIGHUP", SERVICE, aliases=("--notebooks",), path=True, metavar="DIR",
@@ -149,7 +150,7 @@ TABLE: tuple[Setting, ...] = (
       file=False),
     S("jupyter_url", str, "", "a JupyterLab serving the checkout: records link to it"),
     S("operators_file", str, "", "who may act on incidents; `runbook operator add` writes it",
-      ("serve", "operator"), path=True, shown="operators.json in the output directory"),
+      ("serve", *OPERATOR), path=True, shown="operators.json in the output directory"),
     S("notify_config", str, "", "notify.yml: where findings are posted",
       ("serve", "notify test"), path=True, deprecated=(("notify test", "--config"),),
       shown="notify.yml in the output directory, when there"),
