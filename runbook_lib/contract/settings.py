@@ -159,7 +159,8 @@ TABLE: tuple[Setting, ...] = (
     S("reconcile_every", float, 60.0, "seconds between checks of open incidents against "
       "Alertmanager; alerts it no longer has are closed as stale (0: never)", ("serve",)),
     S("stale_after", float, STALE_AFTER_S, "seconds an alert Alertmanager no longer lists "
-      "(and no resolution came) stays open before it is closed as stale", ("serve",)),
+      "(and no resolution came) stays open before it is closed as stale; keep it above "
+      "Alertmanager's group_interval (5 min by default)", ("serve",)),
     # -- incidents and holds -----------------------------------------------------------------
     S("correlation_window", float, CORRELATION_WINDOW_S, "seconds after an incident resolved "
       "during which a slow-burn alert of its family still joins it as context; 0: every "
@@ -197,7 +198,8 @@ TABLE: tuple[Setting, ...] = (
       "ones included, e.g. '/var/log/ggen-mcp/*.log*'", ("init",), metavar="GLOB"),
     S("container", str, "", "the service's Docker container: a name, or label:KEY=VALUE",
       ("init",), flag="--log-container", metavar="NAME|label:K=V"),
-    S("log_unit", str, "", "the service's systemd unit, read from the journal", ("init",),
+    S("log_unit", str, "", "the service's systemd unit, read from the journal (UNIT@DIR: "
+      "journal files collected in DIR); the resolution commands restart it", ("init",),
       metavar="UNIT"),
     # -- command options: flags only ---------------------------------------------------------
     S("stack_profile", str, "fast", "the stack's timings: fast (seconds, for the lab) or "

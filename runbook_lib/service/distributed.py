@@ -3,7 +3,7 @@
 Receivers (`runbook serve --database URL --broker URL`) accept an alert into the index and
 send one task per new run, which says only that a run is due; a verification is sent with
 its countdown (Celery's ETA), not held by a timer in one process. Workers on any machine
-(`runbook worker --database URL --broker URL --concurrency N`) keep a warm kernel per pool
+(`runbook worker --database URL --broker URL --workers N`) keep a warm kernel per pool
 process, claim the most urgent due run from the index under a lease (`Index.claim`: the
 most severe first, so a critical alert in a storm of warnings does not wait behind the
 broker's queue), execute it, publish the record in the shared records directory, file it,
