@@ -103,3 +103,18 @@ def test_the_old_names_are_not_offered_in_help(capsys) -> None:
         main(["run", "--help"])
     out = capsys.readouterr().out
     assert "--cell-timeout" in out and "--timeout" not in out
+
+
+def test_serves_flags_reach_its_runs(tmp_path) -> None:
+    """What `runbook serve` runs with: each flag, else the setting, in the run's config."""
+    from runbook_lib.cli import serving
+
+    argv = ["serve", "--output", str(tmp_path), "--cell-timeout", "7", "--hold-cap", "100",
+            "--workers", "3", "--prometheus-url", "http://p:9090"]  # fmt: skip
+    args = build_parser().parse_args(argv)
+    given = flags.given(args, "serve")
+    run = serving._run_config(args, given)
+    assert (run.cell_timeout, run.run_timeout, run.workers) == (7.0, 900.0, 3)
+    assert (run.hold.cap_s, run.hold.margin_s, run.hold.fallback_s) == (100.0, 45.0, 10.0)
+    assert (run.output_dir, run.prometheus_url) == (tmp_path, "http://p:9090")
+    assert given.prometheus_url == "http://p:9090" and given.output_dir == tmp_path

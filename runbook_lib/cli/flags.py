@@ -58,9 +58,12 @@ def _add_one(p: argparse.ArgumentParser, command: str, s: table.Setting, setting
 
 
 def _help(s: table.Setting, command: str) -> str:
+    if command == "init":  # init writes the file: say the key, not where it is read from
+        key = f"writes {s.name}" if s.file else f"default {s.variable}, else {s.default_text()}"
+        return f"{s.help} ({key}" + (f"; default {s.written}" if s.written else "") + ")"
     where = ", ".join(w for w in (s.variable, f"{s.name} in runbook.toml" if s.file else "") if w)
-    shown = "" if command == "init" else f"; default {s.default_text()}"
-    return f"{s.help} ({where}{shown})" if where else f"{s.help} (default {s.default_text()})"
+    said = f"{where}; default {s.default_text()}" if where else f"default {s.default_text()}"
+    return f"{s.help} ({said})"
 
 
 def given(args: argparse.Namespace, command: str, settings: Settings | None = None) -> Settings:
