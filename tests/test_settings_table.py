@@ -50,16 +50,19 @@ def test_no_command_defines_a_default_of_its_own() -> None:
 
 
 def test_every_setting_is_documented_with_its_names() -> None:
-    doc = DOC.read_text()
+    sections = {part.split("\n", 1)[0]: part for part in DOC.read_text().split("\n## ")[1:]}
+    assert list(sections) == [s.name for s in settings.TABLE]
     for s in settings.TABLE:
-        assert s.help, s.name
-        line = next(row for row in doc.splitlines() if s.help.replace("|", "\\|") in row)
-        if s.env:
-            assert f"`RUNBOOK_{s.name.upper()}`" in line
-        if s.file:
-            assert f"`{s.name}` in runbook.toml" in line
+        text = sections[s.name]
+        assert s.help and s.help[1:] in text, s.name
+        assert (f"`RUNBOOK_{s.name.upper()}`" in text) == s.env
+        assert (f"`{s.name}` in runbook.toml" in text) == s.file
         for command, old in s.deprecated:
-            assert f"`{command} {old}` *(old)*" in line
+            assert f"`{command} {old}` *(old)*" in text
+    assert (
+        "`--cell-timeout` of serve, worker, run; `run --timeout` *(old)*"
+        in sections["cell_timeout"]
+    )
 
 
 def test_the_file_takes_exactly_the_tables_file_keys() -> None:

@@ -257,33 +257,28 @@ def markdown() -> str:
         "variable, its key in `runbook.toml` (see `runbook init`), and its default. Paths in "
         "`runbook.toml` are read relative to the file's directory. A flag marked *(old)* "
         "still works and prints a one-line note naming the new one.",
-        "",
-        "| Setting | Type | Default | Flags | Meaning |",
-        "|---|---|---|---|---|",
     ]
     for s in TABLE:
         where = [
             f"`{s.variable}`" if s.env else "",
             f"`{s.name}` in runbook.toml" if s.file else "",
         ]
-        name = "<br>".join(w for w in where if w) or "flag only"
-        kind = " \\| ".join(s.choices) if s.choices else s.type.__name__
-        lines.append(f"| {name} | {kind} | {_cell(s.default_text())} | {_flags(s)} | "
-                     f"{_cell(s.help)} |")  # fmt: skip
+        kind = " or ".join(f"`{c}`" for c in s.choices) if s.choices else s.type.__name__
+        lines += ["", f"## {s.name}", "", s.help[0].upper() + s.help[1:] + ".", ""]
+        lines.append(f"- **Set by:** {', '.join(w for w in where if w) or 'its flag only'}")
+        lines.append(f"- **Type:** {kind}; **default:** {s.default_text()}")
+        if s.commands:
+            lines.append(f"- **Flag:** {_flags(s)}")
     return "\n".join(lines) + "\n"
 
 
 def _flags(s: Setting) -> str:
     if not s.commands:
         return ""
-    names = " ".join(f"`{f}`" for f in (s.option, *s.aliases))
+    names = " or ".join(f"`{f}`" for f in (s.option, *s.aliases))
     old = [f"`{c} {f}` *(old)*" for c, f in s.deprecated]
-    commands = ", ".join(c if c != "runbook" else "(before the command)" for c in s.commands)
-    return f"{names}: {commands}" + (f"; {', '.join(old)}" if old else "")
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    commands = ", ".join(c if c != "runbook" else "`runbook` itself" for c in s.commands)
+    return f"{names} of {commands}" + (f"; {', '.join(old)}" if old else "")
 
 
 def main(argv: list[str]) -> int:
