@@ -144,13 +144,6 @@ def value(key: str) -> object:
 class _Methods:
     """What is worked out from several settings (the fields come from the table)."""
 
-    log_file: str
-    container: str
-    log_unit: str
-    memory_limit_bytes: int
-    webhook_token: str
-    webhook_token_file: str
-
     def log_sources(self) -> list[str]:
         """The service's log sources as `logs.source_for` reads them."""
         return [spec for spec in (self.log_file, self.container and f"container:{self.container}",
