@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/runbook/kernel.json
 
-.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean docs params-doc golden bench bench-distributed accuracy
+.PHONY: setup system docker test test-fast mutation lint rules-check demo format clean docs params-doc settings-doc golden bench bench-distributed accuracy
 
 setup: system $(STAMP) $(KERNEL)
 	@bash scripts/install-git-filter.sh $(PY)
@@ -56,7 +56,7 @@ demo: setup
 	$(VENV)/bin/runbook demo
 
 # The documentation site (docs/ -> site/), built offline; --strict fails on a dead link.
-docs: setup params-doc
+docs: setup params-doc settings-doc
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 format: $(STAMP)
@@ -66,6 +66,10 @@ format: $(STAMP)
 clean:
 	-bash scripts/stop-monitoring.sh
 	rm -rf $(VENV) .state
+
+# docs/settings.md: every setting, its variable, runbook.toml key and flags (contract/settings.py).
+settings-doc: $(STAMP)
+	$(PY) -m runbook_lib.contract.settings docs/settings.md
 
 # docs/notebook-parameters.md: the parameters table, read from the notebooks' parameters cells.
 params-doc: $(STAMP)

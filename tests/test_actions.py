@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from runbook_lib.contract.config import Settings
 from runbook_lib.incidents.actions import Closed
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab.stack import free_port
@@ -50,7 +51,10 @@ def alice(out: Path) -> str:
 
 def app(index: Index, **kw) -> TestClient:
     kw = {"viewer_token": VIEWER, "session_secret": "s" * 32, "verify_delay": VERIFY_DELAY, **kw}
-    return TestClient(create_app(index, HOOK, **kw), follow_redirects=False)
+    return TestClient(
+        create_app(Settings(webhook_token=HOOK, output_dir=index.path.parent, **kw), index),
+        follow_redirects=False,
+    )
 
 
 def bearer(token: str) -> dict[str, str]:

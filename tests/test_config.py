@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.cli import main
-from runbook_lib.contract import config
+from runbook_lib.contract import config, settings
 from runbook_lib.contract.config import ConfigError, Settings
 
 
@@ -55,10 +55,10 @@ def test_a_bad_file_is_named_with_what_is_wrong(cfg: Path, text: str, says: str)
 def test_records_default_outside_the_checkout_and_the_cwd(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("RUNBOOK_OUTPUT_DIR", raising=False)
     monkeypatch.setenv("RUNBOOK_CONFIG", str(tmp_path / "none.toml"))
-    monkeypatch.setattr(config, "is_root", lambda: True)
+    monkeypatch.setattr(settings, "is_root", lambda: True)
     assert Settings().output_dir == Path("/var/lib/runbook")
     assert config.config_path() == tmp_path / "none.toml"
-    monkeypatch.setattr(config, "is_root", lambda: False)
+    monkeypatch.setattr(settings, "is_root", lambda: False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
     assert Settings().output_dir == tmp_path / "share" / "runbook"
     monkeypatch.delenv("RUNBOOK_CONFIG")

@@ -60,9 +60,14 @@ def test_containerfile_copies_what_exists_and_probes_a_real_route(tmp_path: Path
     assert probe and probe.group(1) == "8080" and re.search(r"^EXPOSE 8080$", text, re.M)
     from fastapi.testclient import TestClient
 
+    from runbook_lib.contract.config import Settings
     from runbook_lib.incidents.index import Index
     from runbook_lib.service.server import create_app
 
-    with TestClient(create_app(Index(tmp_path / "index.sqlite"), "t")) as client:
+    with TestClient(
+        create_app(
+            Settings(webhook_token="t", output_dir=tmp_path), Index(tmp_path / "index.sqlite")
+        )
+    ) as client:
         assert client.get(probe.group(2)).status_code == 200
     assert 'CMD ["runbook", "serve"]' in text

@@ -262,6 +262,7 @@ def test_the_page_and_the_message_recall_the_same_cause_before(
 ) -> None:
     from fastapi.testclient import TestClient
 
+    from runbook_lib.contract.config import Settings
     from runbook_lib.service import incident_view
     from runbook_lib.service.server import create_app
 
@@ -283,7 +284,9 @@ def test_the_page_and_the_message_recall_the_same_cause_before(
         f"Seen before: Recurrence: cache too small again on {INSTANCE}, 2 days after #{before} "
         f"(1 earlier incident of cache too small on {INSTANCE}, 1 on the fleet in 90 days)"
     )
-    c = TestClient(create_app(index, "hook", viewer_token="v", records_dir=tmp_path))
+    c = TestClient(
+        create_app(Settings(webhook_token="hook", viewer_token="v", output_dir=tmp_path), index)
+    )
     page = c.get(f"/incidents/{now}", headers={"authorization": "Bearer v"}).text
     assert 'id="seen-before"' in page and f'href="/incidents/{before}"' in page
     assert "⟳ Seen before:" in page  # within a week: called out

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from runbook_lib.contract.alerts import Alert
+from runbook_lib.contract.config import Settings
 from runbook_lib.incidents import history
 from runbook_lib.incidents.actions import DoneAlready
 from runbook_lib.incidents.index import Index
@@ -175,7 +176,7 @@ def test_the_post_mortem_form_needs_this_site_and_its_csrf_token(
 ) -> None:
     index.accept([alert("GgenMcpHighErrorRate", "critical")], 0, NOW)
     token = Operators(tmp_path / "out" / "operators.json").add("alice")
-    c = TestClient(create_app(index, "hook", viewer_token="v", session_secret="s" * 32),
+    c = TestClient(create_app(Settings(webhook_token="hook", output_dir=index.path.parent, viewer_token="v", session_secret="s" * 32), index),
                    follow_redirects=False)  # fmt: skip
     assert c.post("/signin", data={"token": token, "next": "/incidents"}).status_code == 303
     page = c.get("/incidents/1").text  # the session's CSRF token is in every form
@@ -194,7 +195,11 @@ def test_a_script_s_retry_with_the_same_idempotency_key_acts_once(
 ) -> None:
     index.accept([alert("GgenMcpHighErrorRate", "critical")], 0, NOW)
     token = Operators(tmp_path / "out" / "operators.json").add("alice")
-    c = TestClient(create_app(index, "hook", viewer_token="v"))
+    c = TestClient(
+        create_app(
+            Settings(webhook_token="hook", output_dir=index.path.parent, viewer_token="v"), index
+        )
+    )
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "retry-1"}
     assert c.post("/incidents/1/actions/reinvestigate", headers=headers).status_code == 200
     again = c.post("/incidents/1/actions/reinvestigate", headers=headers)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from runbook_lib.contract.config import Settings
 from runbook_lib.incidents.index import Index
 from runbook_lib.service.server import create_app
 
@@ -54,8 +55,7 @@ def test_add_prints_the_token_once_and_stores_only_its_hash(tmp_path: Path) -> N
 
 
 def test_the_receiver_follows_the_file_and_the_session_names_the_operator(tmp_path: Path) -> None:
-    c = TestClient(create_app(Index(tmp_path / "index.sqlite"), "hook", viewer_token="view",
-                              session_secret="s" * 32), follow_redirects=False)  # fmt: skip
+    c = TestClient(create_app(Settings(webhook_token="hook", output_dir=tmp_path, viewer_token="view", session_secret="s" * 32), Index(tmp_path / "index.sqlite")), follow_redirects=False)  # fmt: skip
     assert c.post("/signin", data={"token": "not-yet"}).status_code == 401
     token = runbook("add", "dana", env_output=tmp_path).stdout.strip()  # while it runs
     assert c.post("/signin", data={"token": token, "next": "/incidents"}).status_code == 303

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from runbook_lib.contract.config import Settings
 from runbook_lib.incidents.index import Index
 from runbook_lib.service.server import create_app
 from tests.test_server import payload, post
@@ -24,7 +25,16 @@ def index(tmp_path: Path) -> Index:
 
 def app(index: Index, **kw) -> TestClient:
     return TestClient(
-        create_app(index, HOOK, viewer_token=VIEWER, session_secret="s" * 32, **kw),
+        create_app(
+            Settings(
+                webhook_token=HOOK,
+                output_dir=index.path.parent,
+                viewer_token=VIEWER,
+                session_secret="s" * 32,
+                **kw,
+            ),
+            index,
+        ),
         follow_redirects=False,
     )
 
@@ -70,7 +80,15 @@ def test_a_tampered_session_cookie_is_refused(index: Index) -> None:
     c.cookies.set("runbook_session", good)
     assert c.get("/incidents").status_code == 200
     other_c = TestClient(  # another secret: its sessions do not open these pages
-        create_app(index, HOOK, viewer_token=VIEWER, session_secret="t" * 32),
+        create_app(
+            Settings(
+                webhook_token=HOOK,
+                output_dir=index.path.parent,
+                viewer_token=VIEWER,
+                session_secret="t" * 32,
+            ),
+            index,
+        ),
         follow_redirects=False,
     )
     other_c.cookies.set("runbook_session", good)
@@ -145,7 +163,15 @@ def test_a_new_viewer_token_ends_the_sessions_of_the_old_one(index: Index) -> No
     signed_in(c)
     cookie = c.cookies.get("runbook_session")
     rotated = TestClient(
-        create_app(index, HOOK, viewer_token="rotated-3", session_secret="s" * 32),
+        create_app(
+            Settings(
+                webhook_token=HOOK,
+                output_dir=index.path.parent,
+                viewer_token="rotated-3",
+                session_secret="s" * 32,
+            ),
+            index,
+        ),
         follow_redirects=False,
     )
     rotated.cookies.set("runbook_session", cookie)

@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from runbook_lib.contract.alerts import Alert
+from runbook_lib.contract.config import Settings
 from runbook_lib.incidents import actions
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab.scenarios import ScenarioPrometheus
@@ -211,8 +212,7 @@ def test_tables_show_every_row_in_full_without_row_numbers(written: Written) -> 
 
 
 def test_the_incident_page_writes_the_draft_of_the_whole_incident(written: Written) -> None:
-    app = create_app(written.index, "token", records_dir=written.out, viewer_token="viewer",
-                     prometheus_url=written.prometheus)  # fmt: skip
+    app = create_app(Settings(webhook_token="token", output_dir=written.out, viewer_token="viewer", prometheus_url=written.prometheus), written.index)  # fmt: skip
     c = TestClient(app, headers={"Authorization": "Bearer viewer"})
     page = f"/incidents/{written.incident_id}"
     assert "Write the post-mortem draft" in c.get(page).text

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from runbook_lib.contract.config import Settings
 from runbook_lib.incidents.index import Index
 from runbook_lib.service.server import MAX_BODY_BYTES, create_app
 from runbook_lib.storage import retention
@@ -53,7 +54,11 @@ def payload(**alert_overrides: object) -> dict:
 @pytest.fixture
 def client(tmp_path: Path) -> tuple[TestClient, Index]:
     index = Index(tmp_path / "index.sqlite")
-    return TestClient(create_app(index, TOKEN, verify_delay=300)), index
+    return TestClient(
+        create_app(
+            Settings(webhook_token=TOKEN, output_dir=index.path.parent, verify_delay=300), index
+        )
+    ), index
 
 
 def post(client: TestClient, body: object, token: str | None = TOKEN):
@@ -84,7 +89,12 @@ def test_refuses_without_the_right_token(client, token) -> None:
 
 def test_the_viewer_token_opens_pages_but_cannot_post_alerts(tmp_path: Path) -> None:
     index = Index(tmp_path / "index.sqlite")
-    c = TestClient(create_app(index, TOKEN, viewer_token="viewer-only"))
+    c = TestClient(
+        create_app(
+            Settings(webhook_token=TOKEN, output_dir=index.path.parent, viewer_token="viewer-only"),
+            index,
+        )
+    )
     assert post(c, payload(), token="viewer-only").status_code == 401
     assert index.incidents() == []
     page = c.get("/incidents", headers={"Authorization": "Bearer viewer-only"})
@@ -243,12 +253,12 @@ def test_health_and_metrics_report_the_queue(client) -> None:
 
 def test_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs a token"):
-        create_app(Index(tmp_path / "i.sqlite"), "")
+        create_app(Settings(webhook_token="", output_dir=tmp_path), Index(tmp_path / "i.sqlite"))
 
 
 def test_an_index_that_cannot_be_written_is_a_503_naming_it(tmp_path: Path) -> None:
     index = Index(tmp_path / "index.sqlite")
-    c = TestClient(create_app(index, TOKEN))
+    c = TestClient(create_app(Settings(webhook_token=TOKEN, output_dir=index.path.parent), index))
     (tmp_path / "index.sqlite").write_bytes(b"this is not a database" * 100)
     resp = post(c, payload())
     assert resp.status_code == 503  # Alertmanager keeps the alert and retries
@@ -295,7 +305,7 @@ def test_runs_are_counted_from_the_index_once_each_whoever_filed_them(tmp_path: 
     a run filed late (its commit came after a newer one's) still counts; and runs filed
     before the receiver started are not counted by it."""
     index = Index(tmp_path / "index.sqlite")
-    app = create_app(index, TOKEN)
+    app = create_app(Settings(webhook_token=TOKEN, output_dir=index.path.parent), index)
     c = TestClient(app)
     post(c, payload())
     mem = {"alertname": "GgenMcpMemoryCritical", "instance": "h:9464", "severity": "critical"}
@@ -326,7 +336,9 @@ def test_runs_are_counted_from_the_index_once_each_whoever_filed_them(tmp_path: 
     assert _samples(c, "runbook_runs_total") == counted
     durations = _samples(c, "runbook_run_duration_seconds_count")
     assert durations == {'{runbook="high_error_rate"}': 1.0, '{runbook="memory"}': 2.0}
-    restarted = TestClient(create_app(index, TOKEN))
+    restarted = TestClient(
+        create_app(Settings(webhook_token=TOKEN, output_dir=index.path.parent), index)
+    )
     assert _samples(restarted, "runbook_runs_total") == {}
 
 
@@ -337,7 +349,9 @@ def test_refusals_and_deliveries_start_at_zero_and_metrics_answer_without_the_in
 
     index = Index(tmp_path / "index.sqlite")
     notify = NotifyConfig(targets=[{"name": "chat", "url": "json://127.0.0.1:9/"}])
-    app = create_app(index, TOKEN, notify=notify)
+    app = create_app(
+        Settings(webhook_token=TOKEN, output_dir=index.path.parent), index, notify=notify
+    )
     c = TestClient(app)
     assert _samples(c, "runbook_webhooks_refused_total") == {
         '{reason="token"}': 0.0,
@@ -399,11 +413,18 @@ def test_an_app_with_a_run_config_has_its_pool_and_the_default_verify_delay(tmp_
     from runbook_lib.service.workers import Pool, RunConfig
 
     index = Index(tmp_path / "index.sqlite")
-    app = create_app(index, TOKEN, run_config=RunConfig(output_dir=tmp_path, workers=1))
+    app = create_app(
+        Settings(webhook_token=TOKEN, output_dir=index.path.parent),
+        index,
+        run_config=RunConfig(output_dir=tmp_path, workers=1),
+    )
     assert isinstance(app.state.pool, Pool) and app.state.pool.index is index
     assert app.state.pool.config.workers == 1
-    assert create_app(index, TOKEN).state.pool is None
-    c = TestClient(create_app(index, TOKEN))
+    assert (
+        create_app(Settings(webhook_token=TOKEN, output_dir=index.path.parent), index).state.pool
+        is None
+    )
+    c = TestClient(create_app(Settings(webhook_token=TOKEN, output_dir=index.path.parent), index))
     post(c, payload(status="resolved"))
     [inc] = index.incidents()
     assert inc["runs"][1]["not_before"] - inc["resolved_at"] == pytest.approx(300, abs=1e-3)
@@ -437,7 +458,7 @@ def test_bad_times_are_explained_in_words() -> None:
 
 def test_the_503_names_the_database_error(tmp_path: Path) -> None:
     index = Index(tmp_path / "index.sqlite")
-    c = TestClient(create_app(index, TOKEN))
+    c = TestClient(create_app(Settings(webhook_token=TOKEN, output_dir=index.path.parent), index))
     (tmp_path / "index.sqlite").write_bytes(b"x" * 4096)
     detail = post(c, payload()).json()["detail"]
     assert detail == f"could not persist the alerts in {index.path}: file is not a database"
@@ -460,11 +481,17 @@ def test_retention_runs_while_serving_and_is_off_by_default(tmp_path: Path) -> N
         return rec
 
     kept = old_record("kept-by-default")
-    with TestClient(create_app(index, TOKEN)):  # lifespan runs: no retention configured
+    with TestClient(
+        create_app(Settings(webhook_token=TOKEN, output_dir=index.path.parent), index)
+    ):  # lifespan runs: no retention configured
         pass
     assert kept.exists()
     gone = old_record("older-than-two-days")
-    with TestClient(create_app(index, TOKEN, retention_days=2)):
+    with TestClient(
+        create_app(
+            Settings(webhook_token=TOKEN, output_dir=index.path.parent, retention_days=2), index
+        )
+    ):
         deadline = clock.monotonic() + 10
         while gone.exists() and clock.monotonic() < deadline:
             clock.sleep(0.05)
@@ -494,7 +521,13 @@ def test_accepted_runs_go_to_the_dispatcher_and_it_is_swept(tmp_path: Path) -> N
 
     index = Index(tmp_path / "index.sqlite")
     dispatcher = RecordingDispatcher()
-    with TestClient(create_app(index, TOKEN, dispatcher=dispatcher)) as c:
+    with TestClient(
+        create_app(
+            Settings(webhook_token=TOKEN, output_dir=index.path.parent),
+            index,
+            dispatcher=dispatcher,
+        )
+    ) as c:
         post(c, payload())
         post(c, payload())  # a duplicate creates no run: nothing to send
         deadline = clock.monotonic() + 5
@@ -509,7 +542,9 @@ def test_records_are_served_from_the_records_directory(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     (shared / "some-record").mkdir(parents=True)
     (shared / "some-record" / "report.html").write_text("<p>the record</p>")
-    c = TestClient(create_app(index, TOKEN, records_dir=shared, viewer_token="v"))
+    c = TestClient(
+        create_app(Settings(webhook_token=TOKEN, output_dir=shared, viewer_token="v"), index)
+    )
     resp = c.get("/records/some-record/report.html", headers={"Authorization": "Bearer v"})
     assert resp.status_code == 200 and resp.text == "<p>the record</p>"
 
@@ -554,7 +589,7 @@ def test_messages_and_the_api_title_are_exact(tmp_path: Path) -> None:
     from runbook_lib.contract.alerts import Alert
 
     with pytest.raises(ValueError) as caught:
-        create_app(Index(tmp_path / "i.sqlite"), "")
+        create_app(Settings(webhook_token="", output_dir=tmp_path), Index(tmp_path / "i.sqlite"))
     assert str(caught.value) == (
         "the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file"
     )
@@ -571,7 +606,9 @@ def test_messages_and_the_api_title_are_exact(tmp_path: Path) -> None:
              "fingerprint": "a"}
         )  # fmt: skip
     assert far.value.errors()[0]["msg"] == "Value error, time out of range once converted to UTC"
-    c = TestClient(create_app(Index(tmp_path / "i.sqlite"), TOKEN))
+    c = TestClient(
+        create_app(Settings(webhook_token=TOKEN, output_dir=tmp_path), Index(tmp_path / "i.sqlite"))
+    )
     assert c.get("/openapi.json").json()["info"]["title"] == "runbook server"
 
 

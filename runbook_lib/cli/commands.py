@@ -1,4 +1,5 @@
-"""The `runbook` subcommands that look at incidents and records, and run the lab."""
+"""`runbook run`, `list`, `lint`, `summary`, `postmortem`, `prune` and `doctor`: running a
+runbook by hand, and the commands that look at records."""
 
 from __future__ import annotations
 
@@ -7,60 +8,57 @@ import json
 import sys
 from pathlib import Path
 
-from runbook_lib.cli import show
+from runbook_lib.cli import flags, show
 from runbook_lib.cli.errors import UsageError
 from runbook_lib.contract.config import Settings
-from runbook_lib.lab import stack
 
 
-def _stack_start(args: argparse.Namespace) -> int:
-    opts = stack.StackOptions(
-        state_dir=args.state_dir,
-        profile=args.profile,
-        receiver=args.receiver,
-        any_free_port=args.any_free_port,
-        memory_limit_bytes=args.memory_limit_bytes,
-        metrics_profile=args.metrics_profile,
-    )
-    info = stack.start(opts)
-    print(f"Local stack started ({info.profile} profile, {args.metrics_profile} metrics), "
-          f"state in {info.state_dir}")  # fmt: skip
-    for name, url in info.urls.items():
-        if name != "runbook" or info.receiver:
-            print(f"  {name:<14} {url}")
-    print(f"  simulator log  {info.sim_log}")
-    print("Faults: scripts/load-test.sh MODE; stop: scripts/stop-monitoring.sh")
-    return 0
+def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    p = sub.add_parser("run", help="run one runbook now; prints the record directory")
+    p.add_argument("alertname", nargs="?")
+    p.add_argument("--from-record", metavar="RECORD",
+                   help="re-execute RECORD's runbook against its saved data instead of Prometheus")  # fmt: skip
+    p.add_argument("--label", action="append", default=[], metavar="K=V")
+    p.add_argument("--annotation", action="append", default=[], metavar="K=V")
+    p.add_argument("--at", help="evaluation time, ISO 8601 (default: now)")
+    p.add_argument("--param", action="append", default=[], metavar="K=V",
+                   help="any notebook parameter; JSON values are parsed")  # fmt: skip
+    flags.add(p, "run", settings)
+    p.set_defaults(func=_run)
 
+    sub.add_parser("list", help="alerts -> notebooks").set_defaults(func=_list)
 
-def _stack_stop(args: argparse.Namespace) -> int:
-    stopped = stack.stop(args.state_dir)
-    for rec in stopped:
-        print(f"stopped {rec.name} (pid {rec.pid})")
-    if not stopped:
-        print(f"nothing was running under {args.state_dir.resolve()}")
-    return 0
+    p = sub.add_parser("lint", help="check runbook notebooks against the notebook contract")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                   help="notebooks or directories (default: the runbooks of the package, "
+                   "the checkout's notebooks/ when installed from it)")  # fmt: skip
+    p.set_defaults(func=_lint)
 
+    p = sub.add_parser("summary", help="print a record's summary")
+    p.add_argument("record")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_summary)
 
-def _stack_status(args: argparse.Namespace) -> int:
-    info = stack.StackInfo.load(args.state_dir.resolve())
-    print(json.dumps(info.urls, indent=2))
-    return 0
+    p = sub.add_parser("postmortem", help="a post-mortem draft of an incident")
+    p.add_argument("records", nargs="+", metavar="INCIDENT|RECORD",
+                   help="an incident id of the index (12 or #12), or its record directories")  # fmt: skip
+    p.add_argument("--output", help="default: <records dir>/postmortem-<first record>")
+    p.add_argument("--records-dir", help="the records and the index, for an incident id "
+                   "(default: RUNBOOK_OUTPUT_DIR, output_dir in runbook.toml)")  # fmt: skip
+    flags.add(p, "postmortem", settings)
+    p.set_defaults(func=_postmortem)
 
+    p = sub.add_parser("prune", help="remove records older than the retention")
+    p.add_argument("--days", type=float, required=True)
+    p.add_argument("--dry-run", action="store_true")
+    flags.add(p, "prune", settings)
+    p.set_defaults(func=_prune)
 
-def _sim_run(args: argparse.Namespace) -> int:
-    """The simulator in the foreground, speaking the contract or the server's metrics."""
-    from runbook_lib.lab.sim.__main__ import main as sim_main
-
-    argv = ["--host", args.host, "--port", str(args.port), "--profile", args.profile]
-    return sim_main(argv + (["--state-dir", str(args.state_dir)] if args.state_dir else []))
-
-
-def _sim_mode(args: argparse.Namespace) -> int:
-    info = stack.StackInfo.load(args.state_dir.resolve())
-    result = stack.set_mode(info, args.mode)
-    print(f"GGEN MCP simulator: {result['previous']} -> {result['mode']}")
-    return 0
+    p = sub.add_parser("doctor", help="preflight: what is reachable, which metrics exist")
+    flags.add(p, "doctor", settings)
+    p.add_argument("--receiver-url", help="the receiver as Alertmanager reaches it (default: "
+                   "RUNBOOK_EXTERNAL_URL, else http://HOST:PORT of runbook.toml)")  # fmt: skip
+    p.set_defaults(func=_doctor)
 
 
 def _postmortem(args: argparse.Namespace) -> int:
@@ -97,8 +95,8 @@ def _index_of(args: argparse.Namespace, command: str):
     from runbook_lib.incidents.index import Index
 
     records_dir = Path(args.records_dir or Settings().output_dir)
-    if args.database:
-        return Index(url=args.database), records_dir
+    if args.database_url:
+        return Index(url=args.database_url), records_dir
     if not (records_dir / "index.sqlite").exists():
         raise UsageError(f"{command}: no index at {records_dir / 'index.sqlite'}: give "
                          "--records-dir DIR (RUNBOOK_OUTPUT_DIR) or --database URL")  # fmt: skip
@@ -108,7 +106,7 @@ def _index_of(args: argparse.Namespace, command: str):
 def _prune(args: argparse.Namespace) -> int:
     from runbook_lib.storage import retention
 
-    output = Path(args.output or Settings().output_dir)
+    output = Path(args.output_dir)
     if args.days <= 0:
         raise UsageError(f"runbook prune: --days {args.days:g}: give a positive number of days")
     if not output.is_dir():
@@ -123,24 +121,6 @@ def _prune(args: argparse.Namespace) -> int:
     for name in done.removed:
         print(f"  {name}")
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from runbook_lib.lab import demo
-
-    if args.escalate:
-        from runbook_lib.lab import demo_escalation
-
-        out = Path(args.output) if args.output else None
-        return demo_escalation.run(args.state_dir, keep=args.keep, output_dir=out)
-    return demo.run(
-        args.state_dir,
-        mode=args.mode,
-        timeout=args.timeout,
-        keep=args.keep,
-        output_dir=Path(args.output) if args.output else None,
-        prometheus_url=Settings().prometheus_url or None,
-    )
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -229,8 +209,8 @@ def _run(args: argparse.Namespace) -> int:
         params = {**replayed, **extra}
     else:
         params = _alert_params(args, settings, extra)
-    out = runner.run(params, Path(args.output or settings.output_dir), progress=True,
-                     timeout=args.timeout, runbook=runbook,
+    out = runner.run(params, Path(args.output_dir), progress=True,
+                     timeout=args.cell_timeout, runbook=runbook,
                      notebook_dir=settings.runbooks_dir)  # fmt: skip
     summ = record.summary(out)
     print(out)

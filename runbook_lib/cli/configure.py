@@ -13,12 +13,27 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from runbook_lib.cli import flags
 from runbook_lib.cli.errors import UsageError
 from runbook_lib.contract import config, paths
 from runbook_lib.service import rulefiles, wiring
 
 TOKEN_NAME = "webhook-token"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
+
+
+def register(sub: argparse._SubParsersAction, settings: config.Settings) -> None:
+    p = sub.add_parser("init", help="write runbook.toml and a webhook token; print the wiring")
+    flags.add(p, "init", settings)
+    p.add_argument("--force", action="store_true", help="write over an existing config file")
+    p.set_defaults(func=init)
+
+    p = sub.add_parser("rules", help="the Prometheus rule files rendered for this installation")
+    r_sub = p.add_subparsers(dest="action", required=True)
+    p = r_sub.add_parser("render", help="rewrite them for the settings now (external_url, "
+                         "memory_limit_bytes, metrics_profile); after every upgrade")  # fmt: skip
+    p.add_argument("--dir", help="where (default: rules/ beside runbook.toml)")
+    p.set_defaults(func=rules_render)
 
 
 def render(values: dict[str, object]) -> str:
@@ -68,8 +83,8 @@ def log_values(args: argparse.Namespace) -> dict[str, object]:
     values: dict[str, object] = {}
     if args.log_file:
         values["log_file"] = args.log_file
-    if args.log_container:
-        values["container"] = args.log_container
+    if args.container:
+        values["container"] = args.container
     if args.log_unit:
         values["log_unit"] = args.log_unit
     return values
@@ -94,10 +109,10 @@ def _check_places(path: Path, output: Path, force: bool) -> None:
 
 def init(args: argparse.Namespace) -> int:
     path = (Path(args.config).expanduser() if args.config else config.config_path()).absolute()
-    output = Path(args.output).expanduser().absolute() if args.output else config.data_dir()
+    output = args.output_dir.expanduser().absolute() if args.output_dir else config.data_dir()
     listen = listen_address(args.external_url, args.host, args.port)
     _check_places(path, output, args.force)
-    memory = args.memory_limit_bytes or config.MEMORY_LIMIT_BYTES
+    memory = args.memory_limit_bytes
     values: dict[str, object] = {
         "prometheus_url": args.prometheus_url,
         "output_dir": str(output),

@@ -10,10 +10,23 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from runbook_lib.cli import flags
 from runbook_lib.contract.config import Settings
 from runbook_lib.incidents.actions import Closed
 from runbook_lib.incidents.index import Index
 from runbook_lib.service import incident_view
+
+
+def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    p = sub.add_parser("incidents", help="list incidents, newest first")
+    flags.add(p, "incidents", settings)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--message", metavar="ID|FINGERPRINT",
+                   help="the runbook's message for the team about this incident, as it stands "
+                   "now, with the link to its record")  # fmt: skip
+    p.add_argument("--mitigated", metavar="ID|FINGERPRINT",
+                   help="record that a mitigation is in place (the message then says Mitigating)")  # fmt: skip
+    p.set_defaults(func=incidents)
 
 
 class _NoIndex(LookupError):
@@ -22,8 +35,8 @@ class _NoIndex(LookupError):
 
 def _open(args: argparse.Namespace, output: Path) -> Index:
     """The index the receiver writes: --database (distributed), else the output's file."""
-    if args.database:
-        return Index(url=args.database)
+    if args.database_url:
+        return Index(url=args.database_url)
     path = output / "index.sqlite"
     if not path.exists():
         raise _NoIndex(f"{path} does not exist: no incident was filed there; give --output DIR "
@@ -69,7 +82,7 @@ def link(inc: dict, output: Path, external_url: str) -> str:
 
 def incidents(args: argparse.Namespace) -> int:
     settings = Settings()
-    output = Path(args.output or settings.output_dir)
+    output = Path(args.output_dir)
     try:
         index = _open(args, output)
         if args.message or args.mitigated:

@@ -10,14 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from runbook_lib.cli import flags
 from runbook_lib.contract.config import Settings, operators_path
 from runbook_lib.service.operators import Operators, OperatorsError
 
 
 def _file(args: argparse.Namespace) -> Operators:
-    return Operators(
-        operators_path(args.operators_file, Path(args.output or Settings().output_dir))
-    )
+    return Operators(operators_path(args.operators_file, Path(args.output_dir)))
 
 
 def operator(args: argparse.Namespace) -> int:
@@ -43,7 +42,7 @@ def operator(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     op = sub.add_parser("operator", help="who may act on incidents (acknowledge, silence, ...)")
     op_sub = op.add_subparsers(dest="action", required=True)
     for action, text in (("add", "add an operator and print their token once"),
@@ -52,8 +51,5 @@ def add_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
         p = op_sub.add_parser(action, help=text)
         if action != "list":
             p.add_argument("name", metavar="NAME")
-        p.add_argument("--output", help="the receiver's output directory (RUNBOOK_OUTPUT_DIR)")
-        p.add_argument("--operators-file", default=settings.operators_file,
-                       help="the operators file (RUNBOOK_OPERATORS_FILE; default "
-                       "operators.json in the output directory)")  # fmt: skip
+        flags.add(p, f"operator {action}", settings)
         p.set_defaults(func=operator)

@@ -1,4 +1,4 @@
-"""`runbook serve`, `runbook worker` and `runbook notify`: the alert service's commands."""
+"""`runbook serve` and `runbook worker`: the alert service's commands."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import logging
 import os
 import signal
 import socket
-import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runbook_lib.cli import flags
 from runbook_lib.cli.errors import UsageError
 from runbook_lib.contract.config import (
     ConfigError,
@@ -27,6 +28,23 @@ if TYPE_CHECKING:
 from runbook_lib.cli.commands import _pairs, typed_params
 
 log = logging.getLogger("runbook.serve")
+
+
+def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    p = sub.add_parser("serve", help="webhook receiver and notebook workers")
+    flags.add(p, "serve", settings)
+    p.add_argument("--token-file", help="default: RUNBOOK_WEBHOOK_TOKEN(_FILE)")
+    p.add_argument("--no-workers", action="store_true", help="only accept and queue alerts")
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser(
+        "worker", help="distributed mode: run notebooks for the runs on --broker (Celery)"
+    )
+    flags.add(p, "worker", settings)
+    p.add_argument("--name", default="", help="this worker's name in Celery")
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.set_defaults(func=_worker)
 
 
 def _log_format(command: str, fmt: str) -> str:
@@ -48,26 +66,24 @@ def _start_logging(fmt: str) -> None:
     os.environ["RUNBOOK_LOG_FORMAT"] = fmt  # the pool's worker processes log alike
 
 
-def _run_config(args: argparse.Namespace, output: Path) -> RunConfig:
+def _run_config(args: argparse.Namespace, given: Settings) -> RunConfig:
     """How runs are made, each --param checked against every runbook of --runbooks-dir (the
     processes that run notebooks pin those with `_pin` once nothing else can fail)."""
     from runbook_lib.service.holds import HoldPolicy
     from runbook_lib.service.workers import RunConfig
 
-    settings = Settings()
-    prometheus_url = args.prometheus_url or settings.prometheus_url
-    params = _site_params(args.param, args.runbooks_dir)
+    params = _site_params(args.param, given.runbooks_dir)
     return RunConfig(
-        output_dir=output,
-        workers=getattr(args, "workers", None) or os.cpu_count() or 2,
-        cell_timeout=args.cell_timeout,
-        run_timeout=args.run_timeout,
-        prometheus_url=prometheus_url,
-        alertmanager_url=args.alertmanager_url or "",
-        params={**settings.notebook_params(), **params},  # the site's logs, then --param
-        notebook_dir=Path(args.runbooks_dir),
-        hold=HoldPolicy(prometheus_url, fallback_s=args.correlation_hold, cap_s=args.hold_cap,
-                        margin_s=args.hold_margin),
+        output_dir=given.output_dir,
+        workers=given.workers,
+        cell_timeout=given.cell_timeout,
+        run_timeout=given.run_timeout,
+        prometheus_url=given.prometheus_url,
+        alertmanager_url=given.alertmanager_url,
+        params={**given.notebook_params(), **params},  # the site's logs, then --param
+        notebook_dir=given.runbooks_dir,
+        hold=HoldPolicy(given.prometheus_url, fallback_s=given.correlation_hold,
+                        cap_s=given.hold_cap, margin_s=given.hold_margin),
     )  # fmt: skip
 
 
@@ -103,71 +119,56 @@ def _serve(args: argparse.Namespace) -> int:
     from runbook_lib.incidents.index import Index
     from runbook_lib.service.server import create_app
 
-    settings = Settings()
-    token = _webhook_token(args.token_file, settings)
-    output = Path(args.output or settings.output_dir)
-    log_format = _log_format("runbook serve", args.log_format)
-    embedded = not args.database and not args.no_workers
-    config = _run_config(args, output)
-    if bool(args.database) != bool(args.broker):
+    given = flags.given(args, "serve")
+    token = _webhook_token(args.token_file, given)
+    output = given.output_dir
+    log_format = _log_format("runbook serve", given.log_format)
+    config = _run_config(args, given)
+    database, broker = given.database_url, given.broker_url
+    if bool(database) != bool(broker):
         raise UsageError("runbook serve: distributed mode needs both --database and --broker "
                          "(RUNBOOK_DATABASE_URL, RUNBOOK_BROKER_URL); give both or neither")  # fmt: skip
-    if args.broker:
-        _check_broker("runbook serve", args.broker)
-    notify, notify_says = _notify_config(args, output)
-    sock = _bind("runbook serve", args.host, args.port)  # all checked before anything is made
+    if broker:
+        _check_broker("runbook serve", broker)
+    notify, notify_says = _notify_config(given)
+    sock = _bind("runbook serve", given.host, given.port)  # all checked before anything is made
     _make_output("runbook serve", output, sock)
     dispatcher = None
-    if args.database:
+    if database:
         from runbook_lib.service import distributed
 
-        index = Index(url=args.database, **_grouping(args))
-        app = distributed.make_app(distributed.settings_from(args, config))
+        index = Index(url=database, correlation_window=given.correlation_window)
+        app = distributed.make_app(distributed.settings_from(given, config))
         dispatcher = distributed.CeleryDispatcher(app, index)
     else:
-        index = Index(output / "index.sqlite", **_grouping(args))
+        index = Index(output / "index.sqlite", correlation_window=given.correlation_window)
     embedded = dispatcher is None and not args.no_workers
-    if args.external_url:  # the pool's workers write records whose links lead here
-        os.environ["RUNBOOK_EXTERNAL_URL"] = args.external_url
+    if given.external_url:  # the pool's workers write records whose links lead here
+        os.environ["RUNBOOK_EXTERNAL_URL"] = given.external_url
     if embedded:
         config = _pin(config)
-    viewer, viewer_where = _secret(
-        os.environ.get("RUNBOOK_VIEWER_TOKEN", ""), output / ".viewer-token"
-    )
-    secret, _ = _secret(os.environ.get("RUNBOOK_SESSION_SECRET", ""), output / ".session-secret")
-    operators = operators_path(args.operators_file, output)
-    app = create_app(
-        index,
-        token,
-        run_config=config if embedded else None,
-        dispatcher=dispatcher,
-        records_dir=output,
-        verify_delay=args.verify_delay,
-        viewer_token=viewer,
-        jupyter_url=os.environ.get("RUNBOOK_JUPYTER_URL", ""),
-        retention_days=args.retention_days,
-        session_secret=secret,
-        pages_accept_webhook_token=os.environ.get("RUNBOOK_PAGES_ACCEPT_WEBHOOK_TOKEN") == "1",
-        notify=notify,
-        alertmanager_url=args.alertmanager_url or "",
-        reconcile_every=args.reconcile_every,
-        stale_after=args.stale_after,
-        operators_file=operators,
-        prometheus_url=config.prometheus_url,
-    )
+    viewer, viewer_where = _secret(given.viewer_token, output / ".viewer-token")
+    secret, _ = _secret(given.session_secret, output / ".session-secret")
+    operators = operators_path(given.operators_file, output)
+    given = replace(given, webhook_token=token, viewer_token=viewer, session_secret=secret,
+                    operators_file=str(operators))  # fmt: skip
+    app = create_app(given, index, run_config=config if embedded else None,
+                     dispatcher=dispatcher, notify=notify)  # fmt: skip
     _start_logging(log_format)
     if config.runbooks:
         log.info("runbooks %s from %s (SIGHUP pins them again)", config.runbooks.current.hash,
                  config.runbooks.source)  # fmt: skip
     mode = (f"{config.workers} workers" if embedded else
-            f"runs to {args.broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip
-    log.info("webhook http://%s:%d/alerts -> %s (%s)", args.host, args.port, output, mode)
-    log.info("incident pages http://%s:%d/incidents (viewer token %s; operators in %s)",
-             args.host, args.port, viewer_where, operators)  # fmt: skip
+            f"runs to {broker}, index {index.where}" if dispatcher else "no workers")  # fmt: skip
+    where = f"http://{given.host}:{given.port}"
+    log.info("webhook %s/alerts -> %s (%s)", where, output, mode)
+    log.info("incident pages %s/incidents (viewer token %s; operators in %s)",
+             where, viewer_where, operators)  # fmt: skip
     log.info("%s", notify_says)
     # uvicorn's own lines (warnings, errors) go through the same handler; no access log
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
-                                           log_level="warning", access_log=False))  # fmt: skip
+    server = uvicorn.Server(uvicorn.Config(app, host=given.host, port=given.port,
+                                           log_config=None, log_level="warning",
+                                           access_log=False))  # fmt: skip
     signal.signal(
         signal.SIGHUP, _on_hangup(app.state.sender, config_file_values(), config.runbooks)
     )
@@ -288,11 +289,6 @@ def _check_broker(command: str, url: str) -> None:
                          "redis://HOST:6379/0 (RUNBOOK_BROKER_URL, broker_url in runbook.toml)")  # fmt: skip
 
 
-def _grouping(args: argparse.Namespace) -> dict[str, float]:
-    """How alerts join incidents (see incidents/grouping.py)."""
-    return {"correlation_window": args.correlation_window}
-
-
 def _secret(given: str, path: Path) -> tuple[str, str]:
     """A credential: the variable's value, else the file's, else a new one written to the
     file (readable by its owner only) so that it survives restarts."""
@@ -308,21 +304,22 @@ def _secret(given: str, path: Path) -> tuple[str, str]:
     return value, f"in {path} (new)"
 
 
-def _notify_config(args: argparse.Namespace, output: Path):
+def _notify_config(given: Settings):
     """notify.yml as given (--notify-config, RUNBOOK_NOTIFY_CONFIG), else beside the records,
     watched: read again when it changes or on SIGHUP. Links lead to --external-url
     (RUNBOOK_EXTERNAL_URL) unless the file names its base_url."""
     from runbook_lib.service.notify import NotifyConfig, Watched
 
-    path = Path(args.notify_config) if args.notify_config else output / "notify.yml"
-    if args.notify_config and not path.exists():
+    given_path = given.notify_config
+    path = Path(given_path) if given_path else given.output_dir / "notify.yml"
+    if given_path and not path.exists():
         raise UsageError(f"runbook serve: no notification config at {path}: fix "
                          "--notify-config (RUNBOOK_NOTIFY_CONFIG, notify_config in "
                          "runbook.toml) or leave it unset")  # fmt: skip
-    host = _reachable(args.host)
-    base = args.external_url or f"http://{host}:{args.port}"
+    host = _reachable(given.host)
+    base = given.external_url or f"http://{host}:{given.port}"
     guessed = ""
-    if host != args.host and not args.external_url:
+    if host != given.host and not given.external_url:
         guessed = (
             " (a guess: set --external-url, RUNBOOK_EXTERNAL_URL, to the address people reach)"
         )
@@ -347,66 +344,22 @@ def _reachable(host: str) -> str:
     return socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
 
 
-def _notify_test(args: argparse.Namespace) -> int:
-    """A sample message to every target of notify.yml; says which answered."""
-    from runbook_lib.service import notify
-
-    path = Path(args.config or os.environ.get("RUNBOOK_NOTIFY_CONFIG", "")
-                or Path(args.output or Settings().output_dir) / "notify.yml")  # fmt: skip
-    try:
-        cfg = notify.NotifyConfig.load(path)
-    except ValueError as exc:
-        print(f"runbook notify: {exc}", file=sys.stderr)
-        return 2
-    if not cfg.targets:
-        print(f"runbook notify: {path} names no targets", file=sys.stderr)
-        return 2
-    failed = 0
-    for t in cfg.targets:
-        tried = notify.send(t, notify.sample())
-        failed += not tried.ok
-        print(f"  {'answered' if tried.ok else 'FAILED  '}  {t.name}"
-              + ("" if tried.ok else f": {tried.error}"))  # fmt: skip
-    print(f"{len(cfg.targets) - failed} of {len(cfg.targets)} targets answered")
-    return 1 if failed else 0
-
-
-def _notify_status(args: argparse.Namespace) -> int:
-    """What the outbox holds: per delivery, its event, target, state and last error."""
-    from runbook_lib.incidents.index import Index
-    from runbook_lib.storage.outbox import Outbox
-
-    output = Path(args.output or Settings().output_dir)
-    if not args.database and not (output / "index.sqlite").exists():
-        print(f"no notifications yet: {output / 'index.sqlite'} does not exist", file=sys.stderr)
-        return 0
-    index = Index(url=args.database) if args.database else Index(output / "index.sqlite")
-    rows = Outbox(index).deliveries()
-    if not rows:
-        print("no notifications yet")
-    for r in rows:
-        err = f"  ({r['last_error']})" if r["last_error"] and r["state"] != "sent" else ""
-        print(f"  {r['state']:<8} {r['kind']:<15} incident {r['incident_id']:<5} -> {r['target']}"
-              f"  attempts {r['attempts']}{err}")  # fmt: skip
-    return 0
-
-
 def _worker(args: argparse.Namespace) -> int:
     from runbook_lib.service import distributed
 
-    _check_broker("runbook worker", args.broker)
-    log_format = _log_format("runbook worker", args.log_format)
-    output = Path(args.output or Settings().output_dir)
-    _make_output("runbook worker", output)
-    config = _pin(_run_config(args, output))
-    settings = distributed.settings_from(args, config)
+    given = flags.given(args, "worker")
+    _check_broker("runbook worker", given.broker_url)
+    log_format = _log_format("runbook worker", given.log_format)
+    _make_output("runbook worker", given.output_dir)
+    config = _pin(_run_config(args, given))
+    settings = distributed.settings_from(given, config)
     _start_logging(log_format)
     logging.getLogger("runbook.worker").info(
         "runbooks %s from %s (SIGHUP restarts the worker, which pins them again)",
         config.runbooks.current.hash, config.runbooks.source)  # fmt: skip
     logging.getLogger("runbook.worker").info(
-        "runs from %s, index %s, records -> %s (%d warm processes)", args.broker,
-        args.database.split("@")[-1], output, args.concurrency,
+        "runs from %s, index %s, records -> %s (%d warm processes)", given.broker_url,
+        given.database_url.split("@")[-1], given.output_dir, given.workers,
     )  # fmt: skip
-    distributed.run_worker(settings, args.concurrency, args.name)
+    distributed.run_worker(settings, given.workers, args.name)
     return 0

@@ -1,6 +1,7 @@
 """Settings: a flag, else its RUNBOOK_* environment variable, else `runbook.toml`, else the
-default. Every key of the file is the variable's name without `RUNBOOK_`, in lower case
-(`prometheus_url` <-> RUNBOOK_PROMETHEUS_URL), so one name serves all three.
+default, for every setting of the table (contract/settings.py). Every key of the file is the
+variable's name without `RUNBOOK_`, in lower case (`prometheus_url` <-> RUNBOOK_PROMETHEUS_URL),
+so one name serves all three.
 
 The file is RUNBOOK_CONFIG when set, else /etc/runbook/runbook.toml for root and
 $XDG_CONFIG_HOME/runbook/runbook.toml for anyone else; `runbook init` writes it. Records and
@@ -13,76 +14,53 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import field, make_dataclass
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError, create_model
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout, when there is one
-PACKAGE = Path(__file__).resolve().parents[1]
-NOTEBOOKS = (
-    PACKAGE / "notebooks"
-)  # shipped in the package (`notebooks/` in the checkout links here)
-RULES = PACKAGE / "rules"  # the Prometheus rule files, likewise (`deploy/rules/`)
-MEMORY_LIMIT_BYTES = 4 << 30  # the service's limit; RUNBOOK_MEMORY_LIMIT_BYTES overrides it
-# Alerts of one instance and runbook family firing together are one incident; a slow-burn
-# alert (an SLO burn rate with its own `for: 5m`) that fires up to this long after the
-# incident resolved is still its context. 0 turns correlation off.
-CORRELATION_WINDOW_S = 900.0
-# An alert Alertmanager no longer lists for this long, with no `resolved`, is stale: longer
-# than its default group_interval (5 min), after which the `resolved` would have come.
-STALE_AFTER_S = 900.0
-# A warning's investigation waits for a more severe alert Prometheus holds pending: until
-# that alert's `for:` has passed plus this margin (Alertmanager's default group_wait of 30 s
-# and an evaluation), and never longer than the cap (a `for: 5m` critical and its margin).
-HOLD_MARGIN_S = 45.0
-HOLD_CAP_S = 600.0
+from runbook_lib.contract import settings as table
+from runbook_lib.contract.settings import (  # the defaults, defined with the table
+    CORRELATION_WINDOW_S,
+    HOLD_CAP_S,
+    HOLD_MARGIN_S,
+    MEMORY_LIMIT_BYTES,
+    NOTEBOOKS,
+    PACKAGE,
+    ROOT,
+    RULES,
+    STALE_AFTER_S,
+    data_dir,
+    is_root,
+)
+
+__all__ = [
+    "CORRELATION_WINDOW_S", "HOLD_CAP_S", "HOLD_MARGIN_S", "MEMORY_LIMIT_BYTES", "NOTEBOOKS",
+    "PACKAGE", "ROOT", "RULES", "STALE_AFTER_S", "ConfigError", "FileConfig", "Settings",
+    "config_path", "data_dir", "file_values", "is_root", "operators_path", "read_token",
+    "require_file", "value",
+]  # fmt: skip
 
 
 class ConfigError(ValueError):
     """runbook.toml cannot be read, or holds what it may not."""
 
 
-class FileConfig(BaseModel):
-    """What runbook.toml may hold; an unknown key is an error, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prometheus_url: str | None = None
-    alertmanager_url: str | None = None
-    output_dir: str | None = None
-    webhook_token_file: str | None = None
-    host: str | None = None
-    port: int | None = None
-    external_url: str | None = None
-    notify_config: str | None = None
-    operators_file: str | None = None  # who may act on incidents (`runbook operator add`)
-    retention_days: float | None = None
-    correlation_window: float | None = None
-    correlation_hold: float | None = None
-    hold_cap: float | None = None
-    hold_margin: float | None = None
-    reconcile_every: float | None = None
-    stale_after: float | None = None
-    database_url: str | None = None
-    broker_url: str | None = None
-    memory_limit_bytes: int | None = None
-    metrics_profile: str | None = None  # contract (ggen_mcp_*) or server (the real mcp_*)
-    log_format: Literal["text", "json"] | None = None  # serve's and worker's log lines
-    # Where the service's own logs are, for the records (any of them, read together):
-    log_file: str | None = None  # a file or a glob, rotated (and .gz) files included
-    container: str | None = None  # its Docker container: a name, or label:KEY=VALUE
-    log_unit: str | None = None  # its systemd unit, read from the journal
-    runbooks_dir: str | None = None  # the runbooks serve and worker pin (default: the package's)
+def _file_type(s: table.Setting) -> object:
+    if s.choices:
+        return Literal[s.choices]  # type: ignore[valid-type]
+    return str if s.type is Path else s.type
 
 
-PATH_KEYS = ("output_dir", "webhook_token_file", "notify_config", "operators_file", "runbooks_dir")
-
-
-def is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
+# What runbook.toml may hold (the table's file keys); an unknown key is an error.
+FileConfig = create_model(
+    "FileConfig",
+    __config__=ConfigDict(extra="forbid"),
+    **{s.name: (_file_type(s) | None, None) for s in table.TABLE if s.file},
+)
+PATH_KEYS = tuple(s.name for s in table.TABLE if s.file and s.path)
 
 
 def config_path() -> Path:
@@ -90,18 +68,10 @@ def config_path() -> Path:
     given = os.environ.get("RUNBOOK_CONFIG", "")
     if given:
         return Path(given).expanduser()
-    if is_root():
+    if table.is_root():
         return Path("/etc/runbook/runbook.toml")
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(base) / "runbook" / "runbook.toml"
-
-
-def data_dir() -> Path:
-    """The default home of records and the index: outside any checkout, never the cwd."""
-    if is_root():
-        return Path("/var/lib/runbook")
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "runbook"
 
 
 @lru_cache(maxsize=8)
@@ -156,66 +126,23 @@ def file_values() -> dict[str, object]:
     return _read(path, mtime)
 
 
-def value(key: str, default: object = "") -> object:
-    """RUNBOOK_<KEY>, else the file's `key`, else `default`."""
-    env = os.environ.get(f"RUNBOOK_{key.upper()}")
+def value(key: str) -> object:
+    """The setting `key` from RUNBOOK_<KEY>, else runbook.toml, else the table's default."""
+    s = table.SETTINGS[key]
+    env = os.environ.get(s.variable) if s.env else None
     if env is not None and env != "":
-        if not isinstance(default, int | float):
-            return env
         try:
-            return type(default)(env)
-        except ValueError:
-            kind = "a whole number" if isinstance(default, int) else "a number (seconds, days)"
-            raise ConfigError(f"RUNBOOK_{key.upper()}={env!r} is not {kind}") from None
-    return file_values().get(key, default)
+            return table.parse(s, env, s.variable)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    found = file_values().get(key) if s.file else None
+    if found is None:
+        found = s.default_value()
+    return s.type(found) if s.type is Path else found
 
 
-def _state_default() -> str:
-    checkout = (ROOT / "pyproject.toml").exists() and (ROOT / "runbook_lib").is_dir()
-    return str(ROOT / ".state" if checkout else data_dir() / "state")
-
-
-def _deploy_default() -> str:
-    return str(ROOT / "deploy")
-
-
-@dataclass(frozen=True)
-class Settings:
-    prometheus_url: str = field(default_factory=lambda: str(value("prometheus_url")))
-    alertmanager_url: str = field(default_factory=lambda: str(value("alertmanager_url")))
-    output_dir: Path = field(
-        default_factory=lambda: Path(str(value("output_dir", str(data_dir()))))
-    )
-    state_dir: Path = field(default_factory=lambda: Path(str(value("state_dir", _state_default()))))
-    deploy_dir: Path = field(
-        default_factory=lambda: Path(str(value("deploy_dir", _deploy_default())))
-    )
-    webhook_token: str = field(default_factory=lambda: str(value("webhook_token")))
-    webhook_token_file: str = field(default_factory=lambda: str(value("webhook_token_file")))
-    host: str = field(default_factory=lambda: str(value("host", "127.0.0.1")))
-    port: int = field(default_factory=lambda: int(value("port", 8080)))
-    external_url: str = field(default_factory=lambda: str(value("external_url")))
-    notify_config: str = field(default_factory=lambda: str(value("notify_config")))
-    operators_file: str = field(default_factory=lambda: str(value("operators_file")))
-    retention_days: float = field(default_factory=lambda: float(value("retention_days", 0.0)))
-    correlation_window: float = field(
-        default_factory=lambda: float(value("correlation_window", CORRELATION_WINDOW_S))
-    )
-    correlation_hold: float = field(default_factory=lambda: float(value("correlation_hold", 10.0)))
-    hold_cap: float = field(default_factory=lambda: float(value("hold_cap", HOLD_CAP_S)))
-    hold_margin: float = field(default_factory=lambda: float(value("hold_margin", HOLD_MARGIN_S)))
-    reconcile_every: float = field(default_factory=lambda: float(value("reconcile_every", 60.0)))
-    stale_after: float = field(default_factory=lambda: float(value("stale_after", STALE_AFTER_S)))
-    database_url: str = field(default_factory=lambda: str(value("database_url")))
-    broker_url: str = field(default_factory=lambda: str(value("broker_url")))
-    memory_limit_bytes: int = field(
-        default_factory=lambda: int(value("memory_limit_bytes", MEMORY_LIMIT_BYTES))
-    )
-    log_format: str = field(default_factory=lambda: str(value("log_format", "text")))
-    runbooks_dir: Path = field(default_factory=lambda: Path(str(value("runbooks_dir", NOTEBOOKS))))
-    log_file: str = field(default_factory=lambda: str(value("log_file")))
-    container: str = field(default_factory=lambda: str(value("container")))
-    log_unit: str = field(default_factory=lambda: str(value("log_unit")))
+class _Methods:
+    """What is worked out from several settings (the fields come from the table)."""
 
     def log_sources(self) -> list[str]:
         """The service's log sources as `logs.source_for` reads them."""
@@ -239,6 +166,22 @@ class Settings:
         if self.webhook_token_file:
             return read_token(Path(self.webhook_token_file))
         return ""
+
+
+# Every setting of the table, each read by `value` when not given: Settings() is the
+# installation's; Settings(port=9000) the same with one setting given.
+Settings = make_dataclass(
+    "Settings",
+    [
+        (s.name, s.type, field(default_factory=partial(value, s.name)))
+        for s in table.TABLE
+        if s.env or s.file
+    ],  # not the flag-only options of one command
+    bases=(_Methods,),
+    frozen=True,
+)
+Settings.__module__ = __name__
+Settings.__doc__ = "The settings as given, else as read (contract/settings.py lists them)."
 
 
 def operators_path(given: str | Path | None, output_dir: Path) -> Path:

@@ -258,7 +258,7 @@ class LocalCluster:
         return node
 
     def worker(self, name: str, concurrency: int = 1, *extra: str) -> Node:
-        return self._spawn(name, ["worker", "--concurrency", str(concurrency), "--name", name,
+        return self._spawn(name, ["worker", "--workers", str(concurrency), "--name", name,
                                   *extra])  # fmt: skip
 
     def stop(self) -> None:

@@ -3,7 +3,7 @@
 Receivers (`runbook serve --database URL --broker URL`) accept an alert into the index and
 send one task per new run, which says only that a run is due; a verification is sent with
 its countdown (Celery's ETA), not held by a timer in one process. Workers on any machine
-(`runbook worker --database URL --broker URL --concurrency N`) keep a warm kernel per pool
+(`runbook worker --database URL --broker URL --workers N`) keep a warm kernel per pool
 process, claim the most urgent due run from the index under a lease (`Index.claim`: the
 most severe first, so a critical alert in a storm of warnings does not wait behind the
 broker's queue), execute it, publish the record in the shared records directory, file it,
@@ -290,15 +290,16 @@ class CeleryDispatcher:
             return None
 
 
-def settings_from(args: Any, run: RunConfig) -> Settings:
+def settings_from(given: Any, run: RunConfig) -> Settings:
+    """The distributed mode's part of `given`, the installation's settings (contract/config.py)."""
     return Settings(
-        database=args.database,
-        broker=args.broker,
+        database=given.database_url,
+        broker=given.broker_url,
         run=run,
-        verify_delay=getattr(args, "verify_delay", 300.0),
-        dispatch_grace_s=getattr(args, "dispatch_grace", 60.0),
-        sweep_every_s=getattr(args, "sweep_every", 15.0),
-        lease_grace_s=getattr(args, "lease_grace", GRACE_S),
+        verify_delay=given.verify_delay,
+        dispatch_grace_s=given.dispatch_grace,
+        sweep_every_s=given.sweep_every,
+        lease_grace_s=given.lease_grace,
     )
 
 

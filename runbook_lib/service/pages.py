@@ -25,7 +25,7 @@ from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from runbook_lib.contract.config import ROOT
+from runbook_lib.contract.config import ROOT, Settings
 from runbook_lib.incidents.index import Index
 from runbook_lib.notebook import recurrence
 from runbook_lib.service import incident_view, silences
@@ -38,14 +38,14 @@ MAX_HOURS = 24 * 366 * 10  # the list's time filter: ten years back at most
 IncidentId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1)]
 
 
-def router(
-    index: Index, output_dir: Path, access: Access, jupyter_url: str = "",
-    alertmanager_url: str = "", prometheus_url: str = "",
-) -> APIRouter:  # fmt: skip
-    """The pages, readable by `access.viewer`; operators also see the action buttons (the
-    silence only with `alertmanager_url`). Post-mortems ask `prometheus_url` when the
-    incident's alerts went pending."""
-    out = output_dir.resolve()
+def router(index: Index, access: Access, settings: Settings) -> APIRouter:
+    """The pages of the records in the settings' `output_dir`, readable by `access.viewer`;
+    operators also see the action buttons (the silence only with an `alertmanager_url`).
+    Post-mortems ask `prometheus_url` when the incident's alerts went pending; records link
+    to JupyterLab at `jupyter_url`."""
+    out = Path(settings.output_dir).resolve()
+    alertmanager_url, prometheus_url = settings.alertmanager_url, settings.prometheus_url
+    jupyter_url = settings.jupyter_url
     r = APIRouter()
     viewer = Depends(access.viewer)
     writing: dict[int, asyncio.Lock] = {}  # post-mortem drafts being written, per incident

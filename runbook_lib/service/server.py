@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from runbook_lib.contract.alerts import WebhookPayload
-from runbook_lib.contract.config import STALE_AFTER_S, operators_path
+from runbook_lib.contract.config import Settings, operators_path
 from runbook_lib.incidents.index import Index
 from runbook_lib.incidents.jobs import Queued
 from runbook_lib.service import actions, incident_view, logs, pages
@@ -58,40 +58,27 @@ TOKEN_PROBE = b"{}"
 
 
 def create_app(
+    settings: Settings,
     index: Index,
-    token: str,
     *,
     run_config: RunConfig | None = None,
     dispatcher: Dispatcher | None = None,
-    records_dir: Path | None = None,
-    verify_delay: float = 300.0,
-    viewer_token: str = "",
-    jupyter_url: str = "",
-    retention_days: float = 0,
-    session_secret: str = "",
-    pages_accept_webhook_token: bool = False,
     notify: NotifyConfig | Watched | None = None,
-    alertmanager_url: str = "",
-    reconcile_every: float = 0.0,
-    stale_after: float = STALE_AFTER_S,
-    operators_file: Path | None = None,
-    prometheus_url: str = "",
 ) -> FastAPI:
-    """The receiver and the incident pages. With `run_config` it also runs the worker pool
-    while it serves (one machine); with `dispatcher` it hands accepted runs to a task queue
-    instead (several machines) and sweeps up runs whose task was lost. Records are read
-    from `records_dir` (default: beside the SQLite index). The pages take the
+    """The receiver and the incident pages, as `settings` say (contract/settings.py): the
+    webhook takes `webhook_token`, records are read from `output_dir`, the pages take the
     `viewer_token` (the webhook token only with `pages_accept_webhook_token`) and keep a
-    session signed with `session_secret`. With `notify`, a background sender posts each
-    investigation, resolve and verification to its targets. With `alertmanager_url` and
-    `reconcile_every`, open incidents are checked against Alertmanager's alerts every
-    `reconcile_every` seconds; an alert it has not listed for `stale_after` closes as stale.
-    The operators of `operators_file` (default: operators.json in the output directory) act
-    on incidents from their pages (service/actions.py); a silence goes to `alertmanager_url`.
-    Post-mortems written from the pages ask `prometheus_url` when the alerts went pending."""
-    output_dir = Path(records_dir) if records_dir else index.path.parent
+    session signed with `session_secret`; with `alertmanager_url` and `reconcile_every`,
+    open incidents are checked against Alertmanager's alerts (stale after `stale_after`);
+    records older than `retention_days` go; the operators of `operators_file` act from their
+    pages. The runtime objects: with `run_config` it also runs the worker pool while it
+    serves (one machine); with `dispatcher` it hands accepted runs to a task queue instead
+    (several machines) and sweeps up runs whose task was lost; with `notify`, a background
+    sender posts each investigation, resolve and verification to its targets."""
+    token, output_dir = settings.webhook_token, Path(settings.output_dir)
     if not token:
         raise ValueError("the webhook needs a token: set RUNBOOK_WEBHOOK_TOKEN or a token file")
+    alertmanager_url, verify_delay = settings.alertmanager_url, settings.verify_delay
     watch = notify if isinstance(notify, Watched) else None
     config = watch.config if watch else notify
     targets = [t.name for t in config.targets] if config else []
@@ -107,16 +94,18 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pruner = (
-            asyncio.create_task(_prune_hourly(index, output_dir, retention_days))
-            if retention_days
+            asyncio.create_task(_prune_hourly(index, output_dir, settings.retention_days))
+            if settings.retention_days
             else None
         )
         sweeper = asyncio.create_task(_sweep(dispatcher)) if dispatcher else None
         reconciler = (
             asyncio.create_task(
-                reconcile_forever(index, alertmanager_url, reconcile_every, stale_after)
+                reconcile_forever(
+                    index, alertmanager_url, settings.reconcile_every, settings.stale_after
+                )
             )
-            if alertmanager_url and reconcile_every > 0
+            if alertmanager_url and settings.reconcile_every > 0
             else None
         )
         if sender:
@@ -138,7 +127,7 @@ def create_app(
     app = FastAPI(title="runbook server", lifespan=lifespan)
     app.state.index, app.state.pool, app.state.sender = index, pool, sender
     app.state.metrics = metrics
-    secret = session_secret or secrets.token_urlsafe(32)  # sessions end with the process
+    secret = settings.session_secret or secrets.token_urlsafe(32)  # sessions end with the process
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
@@ -146,11 +135,10 @@ def create_app(
         max_age=12 * 3600,
         same_site="lax",
     )
-    viewers = [t for t in (viewer_token, token if pages_accept_webhook_token else "") if t]
-    access = Access(viewers, Operators(operators_path(operators_file, output_dir)))
-    app.include_router(
-        pages.router(index, output_dir, access, jupyter_url, alertmanager_url, prometheus_url)
-    )
+    accept_hook = settings.pages_accept_webhook_token
+    viewers = [t for t in (settings.viewer_token, token if accept_hook else "") if t]
+    access = Access(viewers, Operators(operators_path(settings.operators_file, output_dir)))
+    app.include_router(pages.router(index, access, settings))
 
     def wake(created: list[Queued]) -> None:
         """Runs an operator queued: the workers start them now."""
