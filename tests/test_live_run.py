@@ -14,7 +14,7 @@ import pytest
 
 from runbook_lib.lab import stack
 from runbook_lib.records import record, runner
-from tests.conftest import wait_for
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack
 

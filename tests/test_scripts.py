@@ -14,7 +14,8 @@ import pytest
 
 from runbook_lib.contract.config import ROOT
 from runbook_lib.lab import pids
-from tests.conftest import named, wait_for
+from tests.conftest import named
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack
 SCRIPTS = ROOT / "scripts"
