@@ -66,6 +66,7 @@ SHARED_GROUPS = {"scenario_set": "scenario_set", "scenario_set_server": "scenari
 STACK_TIMEOUT_S = 1200
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
