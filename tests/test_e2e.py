@@ -24,7 +24,9 @@ from runbook_lib.records import record
 from runbook_lib.records.index import Index
 from tests.polling import wait_for
 
-pytestmark = pytest.mark.stack  # real services: see tests/conftest.py
+# Starts or ends soffice processes, and test_live_run judges every soffice on the host:
+# these never run beside each other (one xdist group; see tests/conftest.py).
+pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("soffice")]  # real services
 
 MODE = "soffice_leak"
 
