@@ -174,12 +174,18 @@ def sim(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SimProcess]:
         stderr=subprocess.PIPE,
     )
     s = SimProcess(proc, f"http://127.0.0.1:{port}", port, state)
-    wait_for(
-        lambda: httpx.get(f"{s.url}/health", timeout=1).status_code == 200,
-        20,
-        "the simulator to answer /health",
-    )
-    yield s
+    try:  # stopped also when it never answers (a failed set-up has no teardown)
+        wait_for(
+            lambda: httpx.get(f"{s.url}/health", timeout=1).status_code == 200,
+            60,  # its imports take seconds of CPU: long on a loaded machine
+            "the simulator to answer /health",
+        )
+        yield s
+    finally:
+        _stop_sim(proc, state)
+
+
+def _stop_sim(proc: subprocess.Popen, state: Path) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
