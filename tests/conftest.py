@@ -63,7 +63,7 @@ SHARED_GROUPS = {"scenario_set": "scenario_set", "scenario_set_server": "scenari
 # pytest-timeout's default (pyproject.toml) is for a test without services; a stack test
 # waits on real alerts, runs and module fixtures (counted in its first test's time) that
 # take minutes on a loaded machine, so it gets longer unless it carries a mark of its own.
-STACK_TIMEOUT_S = 1200
+STACK_TIMEOUT_S = 1800
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
