@@ -37,10 +37,13 @@ rules-check: system $(STAMP)
 # no service, so in the fast tier; one notebook's cells share a kernel (one xdist group).
 NBVAL := --nbval runbook_lib/notebooks --ignore=runbook_lib/notebooks/postmortem.ipynb
 
-# Everything: the fast tier on every core, then the tests that start real services one at a time.
+# Everything: the fast tier on every core, then the tests that start real services, their
+# modules side by side (one xdist group each, see tests/conftest.py): they mostly wait on
+# Prometheus, Alertmanager and runs, so more workers than cores.
+STACK_WORKERS ?= 4
 test: setup docker lint
 	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup tests $(NBVAL)
-	$(VENV)/bin/pytest -q -m stack
+	$(VENV)/bin/pytest -q -m stack -n $(STACK_WORKERS) --dist loadgroup tests
 
 # Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped),
 # on every core; tests that look at host-wide processes share one xdist group.

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from runbook_lib.lab import pids
 from runbook_lib.lab.stack import free_port
+from tests.polling import wait_for
 
 # Fixtures that start Prometheus, Alertmanager, dockerd containers or a browser: a test using
 # one is a `stack` test wherever it lives (`make test-fast` runs `-m "not stack"`).
@@ -58,10 +58,35 @@ if os.environ["RUNBOOK_CONFIG"] == str(_SESSION_HOME / "no-runbook.toml"):
     (_SESSION_HOME / "no-runbook.toml").touch()  # empty: every setting at its default
 
 
+# Stack tests that share a session fixture run in one xdist group, so it is built once.
+SHARED_GROUPS = {"scenario_set": "scenario_set", "scenario_set_server": "scenario_set"}
+# pytest-timeout's default (pyproject.toml) is for a test without services; a stack test
+# waits on real alerts, runs and module fixtures (counted in its first test's time) that
+# take minutes on a loaded machine, so it gets longer unless it carries a mark of its own.
+STACK_TIMEOUT_S = 1800
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SERVICE_FIXTURES & fixtures:
             item.add_marker(pytest.mark.stack)
+        if not item.get_closest_marker("stack"):
+            continue
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(_stack_group(item, fixtures)))
+        if not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(STACK_TIMEOUT_S))
+
+
+def _stack_group(item: pytest.Item, fixtures: set[str]) -> str:
+    """A stack test's xdist group under `--dist loadgroup`: its module's (module fixtures
+    start a stack once per module), or the group of a session fixture it shares. Every
+    stack test starts its own services on free ports with private data, so groups run side
+    by side; tests that look at host-wide state carry an explicit group instead."""
+    shared = sorted(SHARED_GROUPS[f] for f in fixtures & SHARED_GROUPS.keys())
+    return shared[0] if shared else f"stack-{item.path.stem}"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -121,20 +146,6 @@ class SimProcess:
         raise KeyError(name)
 
 
-def wait_for(check: Callable[[], object], timeout: float, what: str, every: float = 0.2):
-    """Poll `check` until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (httpx.HTTPError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 @pytest.fixture
 def sim(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SimProcess]:
     """The simulator; `@pytest.mark.sim_max_fds(N)` sets its descriptor limit (default 512)."""
@@ -163,12 +174,18 @@ def sim(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SimProcess]:
         stderr=subprocess.PIPE,
     )
     s = SimProcess(proc, f"http://127.0.0.1:{port}", port, state)
-    wait_for(
-        lambda: httpx.get(f"{s.url}/health", timeout=1).status_code == 200,
-        20,
-        "the simulator to answer /health",
-    )
-    yield s
+    try:  # stopped also when it never answers (a failed set-up has no teardown)
+        wait_for(
+            lambda: httpx.get(f"{s.url}/health", timeout=1).status_code == 200,
+            60,  # its imports take seconds of CPU: long on a loaded machine
+            "the simulator to answer /health",
+        )
+        yield s
+    finally:
+        _stop_sim(proc, state)
+
+
+def _stop_sim(proc: subprocess.Popen, state: Path) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:

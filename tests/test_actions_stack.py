@@ -28,7 +28,7 @@ from runbook_lib.incidents.index import Index
 from runbook_lib.lab import deploy, pids, stack
 from runbook_lib.records import record
 from runbook_lib.service import wiring
-from tests.conftest import wait_for
+from tests.polling import wait_for
 from tests.test_connect import RUNBOOK
 
 pytestmark = pytest.mark.stack

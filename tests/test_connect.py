@@ -20,7 +20,7 @@ import pytest
 
 from runbook_lib.lab import pids, stack
 from runbook_lib.service import wiring
-from tests.conftest import wait_for
+from tests.polling import wait_for
 from tests.test_docs import EXAMPLE_RECEIVER, EXAMPLE_TOKEN_FILE, readme_snippet
 
 pytestmark = pytest.mark.stack

@@ -17,7 +17,7 @@ import yaml
 
 from runbook_lib.lab import deploy, pids, stack
 from runbook_lib.service import wiring
-from tests.conftest import wait_for
+from tests.polling import wait_for
 from tests.test_connect import RUNBOOK, incidents
 
 pytestmark = pytest.mark.stack

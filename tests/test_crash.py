@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +19,8 @@ import pytest
 from runbook_lib.incidents.index import Index
 from runbook_lib.records import record
 from runbook_lib.service.workers import MARK
-
-from .conftest import free_port
+from tests.conftest import free_port
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack  # real services: see tests/conftest.py
 
@@ -42,14 +41,12 @@ class Server:
         env = {**os.environ, "RUNBOOK_WEBHOOK_TOKEN": TOKEN}
         with open(self.log, "a") as fh:
             self.proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=fh)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError(f"runbook serve did not start: {self.log.read_text()[-2000:]}")
+        wait_for(
+            lambda: httpx.get(f"{self.url}/health", timeout=1).status_code == 200,
+            30,
+            "runbook serve to answer /health",
+            detail=lambda: self.log.read_text()[-2000:],
+        )
 
     def kill9(self) -> list[int]:
         """SIGKILL the server and every worker process it started, at once."""
@@ -104,15 +101,6 @@ def runs(out: Path) -> list[dict]:
     return [r for i in Index(out / "index.sqlite").incidents(1000) for r in i["runs"]]
 
 
-def wait(pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     s = Server(tmp_path / "out", tmp_path / "serve.log")
@@ -125,7 +113,7 @@ def test_kill9_mid_storm_then_restart_loses_and_doubles_nothing(server: Server) 
     for i in range(ALERTS):
         assert post(server.url, group(i)) == ["queued"]
         assert post(server.url, group(i)) == ["duplicate"]  # Alertmanager re-sends groups
-    wait(
+    wait_for(
         lambda: (
             sum(r["state"] == "done" for r in runs(server.out)) >= 1
             and any(r["state"] == "running" for r in runs(server.out))
@@ -140,7 +128,7 @@ def test_kill9_mid_storm_then_restart_loses_and_doubles_nothing(server: Server) 
 
     server.start()
     assert [post(server.url, group(i))[0] for i in range(ALERTS)] == ["duplicate"] * ALERTS
-    wait(lambda: all(r["state"] == "done" for r in runs(server.out)), 240, "every run done")
+    wait_for(lambda: all(r["state"] == "done" for r in runs(server.out)), 240, "every run done")
 
     final = runs(server.out)
     assert len(final) == ALERTS

@@ -9,6 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 from runbook_lib import diagnosis
@@ -22,6 +23,7 @@ from runbook_lib.lab.scenarios import build
 from runbook_lib.lab.scenarios.build import gather as scenario_evidence
 from runbook_lib.lab.sim.faults import ProcessFaults
 from tests import listed_causes
+from tests.polling import wait_for
 
 # docs/causes.md, the one list of the causes, written by hand: runbook -> its causes.
 LISTED = listed_causes.read()
@@ -276,11 +278,10 @@ def test_live_zombie_soffice_processes_are_judged_from_the_host(faults) -> None:
     # Hold the Popen objects: one dropped is reaped by the next Popen (subprocess._cleanup),
     # and the zombie with it.
     zombies = [faults.spawn("soffice", "zombie") for _ in range(4)]
-    import time
-
-    time.sleep(0.5)
-    snap = host_snapshot.take(names=("soffice",))
     ours = {pid for pid, _ in zombies}
+    wait_for(lambda: all(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in ours),
+             30, "the 4 soffice to have exited unreaped")  # fmt: skip
+    snap = host_snapshot.take(names=("soffice",))
     assert {p["pid"] for p in snap["processes"] if p["status"] == "zombie"} >= ours
     ev = diagnosis.Evidence(Signals(), host=snap)
     verdicts = {v.cause: v for v in diagnosis.diagnose("libreoffice_leak", ev)}

@@ -5,8 +5,8 @@ whatever dies: a worker mid-run, a receiver mid-storm, or Redis itself."""
 
 from __future__ import annotations
 
+import itertools
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,10 +19,11 @@ from celery import Celery
 from nbformat.v4 import new_code_cell, new_notebook
 
 from runbook_lib.incidents.index import Index
-from runbook_lib.lab.backing import LocalCluster, Node
+from runbook_lib.lab.backing import LocalCluster, Node, Postgres, Redis
 from runbook_lib.lab.stack import free_port
 from runbook_lib.records import record
 from runbook_lib.service.distributed import TASK
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -53,14 +54,15 @@ def post(node: Node, body: dict, token: str = "cluster-token") -> int:
 
 def settle(index: Index, expected: int, timeout: float) -> list[dict]:
     """Wait until `expected` runs are done; the runs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def done() -> list[dict]:
         runs = [r for i in index.incidents(10_000) for r in i["runs"]]
-        if len(runs) >= expected and all(r["state"] == "done" for r in runs):
-            return runs
-        time.sleep(0.5)
-    states = Counter(r["state"] for i in index.incidents(10_000) for r in i["runs"])
-    raise AssertionError(f"{expected} runs not done in {timeout:.0f}s: {dict(states)}")
+        return runs if len(runs) >= expected and all(r["state"] == "done" for r in runs) else []
+
+    def states() -> dict:
+        return dict(Counter(r["state"] for i in index.incidents(10_000) for r in i["runs"]))
+
+    return wait_for(done, timeout, f"{expected} runs done", every=0.5, detail=states)
 
 
 def one_record_each(cluster: LocalCluster, runs: list[dict], tag: str) -> None:
@@ -71,12 +73,43 @@ def one_record_each(cluster: LocalCluster, runs: list[dict], tag: str) -> None:
     assert all(r["location"] == str(cluster.records / r["record"]) for r in runs)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Redis, Postgres]]:
+    """One Redis and one PostgreSQL for the module: each test's cluster gets a Redis database
+    and a PostgreSQL database of its own on them (started once, not once a test)."""
+    work = tmp_path_factory.mktemp("backing")
+    redis = Redis(work / "redis").start()
+    try:
+        postgres = Postgres(work / "postgres").start()
+    except BaseException:
+        redis.stop()
+        raise
+    yield redis, postgres
+    redis.stop()
+    postgres.stop()
+
+
+_databases = itertools.count(1)
+
+
+def _cluster(tmp_path: Path, **given) -> Iterator[LocalCluster]:
     unreachable = f"http://127.0.0.1:{free_port()}"  # runs record the gap and complete fast
-    c = LocalCluster(tmp_path, run_args=["--prometheus-url", unreachable, *FAST]).start()
-    yield c
+    c = LocalCluster(tmp_path, run_args=["--prometheus-url", unreachable, *FAST], **given)
+    yield c.start()
     c.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, servers: tuple[Redis, Postgres]) -> Iterator[LocalCluster]:
+    n = next(_databases)
+    redis, postgres = servers
+    yield from _cluster(tmp_path, redis=redis.share(n), postgres=postgres.share(f"test{n}"))
+
+
+@pytest.fixture
+def own_redis_cluster(tmp_path: Path, servers: tuple[Redis, Postgres]) -> Iterator[LocalCluster]:
+    """A cluster whose Redis is its own, for a test that stops and starts it."""
+    yield from _cluster(tmp_path, postgres=servers[1].share(f"test{next(_databases)}"))
 
 
 def test_two_receivers_get_every_alert_and_make_one_incident_and_one_record(cluster) -> None:
@@ -138,14 +171,12 @@ def test_a_worker_killed_mid_run_hands_the_run_to_the_other(cluster, tmp_path) -
     first = cluster.worker("worker-1", 1, "--notebooks", str(notebooks))
     index = Index(url=cluster.postgres.url)
     assert post(a, group(0, "k")) == 200
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # worker-1 has started it
+
+    def started() -> bool:
         runs = [r for i in index.incidents() for r in i["runs"]]
-        if runs and runs[0]["state"] == "running":
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("worker-1 never started the run")
+        return bool(runs) and runs[0]["state"] == "running"
+
+    wait_for(started, 60, "worker-1 to start the run")
     first.kill9()
     cluster.worker("worker-2", 1, "--notebooks", str(notebooks))
     [run] = settle(index, 1, 120)
@@ -172,7 +203,8 @@ def test_a_receiver_killed_mid_storm_loses_nothing(cluster) -> None:
     one_record_each(cluster, runs, "r")
 
 
-def test_a_redis_restart_mid_storm_loses_no_accepted_alert(cluster) -> None:
+def test_a_redis_restart_mid_storm_loses_no_accepted_alert(own_redis_cluster) -> None:
+    cluster = own_redis_cluster
     a = cluster.receiver("receiver-a", "--sweep-every", "1", "--dispatch-grace", "3")
     half = STORM // 2
     for i in range(half):

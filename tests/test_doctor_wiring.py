@@ -386,7 +386,7 @@ def test_doctor_passes_on_the_wired_stack_and_names_the_fix_when_alerts_go_elsew
     tmp_path: Path,
 ) -> None:
     from runbook_lib.lab import stack
-    from tests.conftest import wait_for
+    from tests.polling import wait_for
 
     info = stack.start(stack.StackOptions(state_dir=tmp_path / "stack", any_free_port=True,
                                           receiver=True, output_dir=tmp_path / "records"))  # fmt: skip

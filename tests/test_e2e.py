@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,11 @@ from runbook_lib.lab import demo, deploy, stack
 from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.lab.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
 from runbook_lib.records import record
+from tests.polling import wait_for
 
-pytestmark = pytest.mark.stack  # real services: see tests/conftest.py
+# Starts or ends soffice processes, and test_live_run judges every soffice on the host:
+# these never run beside each other (one xdist group; see tests/conftest.py).
+pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("soffice")]  # real services
 
 MODE = "soffice_leak"
 
@@ -67,13 +69,12 @@ def incident(index: Index, alertname: str) -> dict | None:
     return found[0] if found else None
 
 
-def wait(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := pred():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+def scraped(info: stack.StackInfo, samples: int) -> bool:
+    """Prometheus holds `samples` scrapes of the simulator (its normal traffic before a fault)."""
+    query = 'count_over_time(up{job="ggen-mcp"}[5m])'
+    resp = httpx.get(f"{info.urls['prometheus']}/api/v1/query", params={"query": query}, timeout=5)
+    result = resp.json()["data"]["result"]
+    return bool(result) and float(result[0]["value"][1]) >= samples
 
 
 def run_of(inc: dict, kind: str) -> dict | None:
@@ -95,19 +96,19 @@ def e2e(served: stack.StackInfo) -> Incident:
     """The whole life of one incident on the real stack, driven through the simulator."""
     alertname, out = EXPECTED_ALERT[MODE], Path(served.output_dir)
     index = Index(out / "index.sqlite")
-    time.sleep(3)  # a few scrapes of normal traffic first
+    wait_for(lambda: scraped(served, 3), 30, "3 scrapes of normal traffic first")
     stack.set_mode(served, MODE)
-    inc = wait(lambda: incident(index, alertname), 120, f"{alertname} delivered")
-    investigation = wait(
+    inc = wait_for(lambda: incident(index, alertname), 120, f"{alertname} delivered")
+    investigation = wait_for(
         lambda: run_of(incident(index, alertname), "investigation"), 240, "the record"
     )
     stack.set_mode(served, "normal")
-    resolved = wait(
+    resolved = wait_for(
         lambda: (i := incident(index, alertname)) and i["status"] == "resolved" and i,
         120,
         f"{alertname} resolved",
     )
-    verification = wait(
+    verification = wait_for(
         lambda: run_of(incident(index, alertname), "verification"), 240, "the verification"
     )
     return Incident(served, out, inc, resolved, investigation, verification)
@@ -136,7 +137,7 @@ def test_the_finding_reaches_the_team_with_a_link_that_opens_the_record(
     e2e: Incident, chat: ChatSink
 ) -> None:
     top = record.summary(e2e.out / e2e.investigation["record"])["top_cause"]
-    first = wait(
+    first = wait_for(
         lambda: next(
             (r.json() for r in chat.delivered if r.json()["title"].startswith("🚨")), None
         ),
@@ -251,7 +252,7 @@ def pages(e2e: Incident, tmp_path: Path) -> Iterator[str]:
     proc = subprocess.Popen(cmd, env=env, stderr=open(tmp_path / "serve.log", "w"))
     url = f"http://127.0.0.1:{port}"
     try:
-        wait(lambda: _answers(f"{url}/health"), 30, "runbook serve")
+        wait_for(lambda: _answers(f"{url}/health"), 30, "runbook serve")
         yield url
     finally:
         proc.terminate()

@@ -36,7 +36,8 @@ from runbook_lib.lab import escalation, stack
 from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.lab.escalation import CRITICAL, WARNING
 from runbook_lib.records import record
-from tests.conftest import wait_for
+from tests.polling import wait_for
+from tests.test_e2e import scraped
 
 pytestmark = pytest.mark.stack
 
@@ -80,7 +81,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     info = stack.start(opts)
     index = Index(Path(info.output_dir) / "index.sqlite")
     try:
-        time.sleep(3)  # a few scrapes of normal traffic first
+        wait_for(lambda: scraped(info, 3), 30, "3 scrapes of normal traffic first")
         yield Lab(escalation.Scenario(info, index, say=lambda _: None), critical_only, team)
     finally:
         stack.stop(state)

@@ -11,7 +11,8 @@ import psutil
 import pytest
 
 from runbook_lib.lab import pids
-from tests.conftest import SimProcess, named, wait_for
+from tests.conftest import SimProcess, named
+from tests.polling import wait_for
 
 # Host-wide process checks: never beside another test that spawns named processes.
 pytestmark = pytest.mark.xdist_group("host")
@@ -98,11 +99,15 @@ def test_memory_leak_grows_resident_memory(sim: SimProcess) -> None:
 def test_disk_fill_writes_ggen_mcp_temp_files(sim: SimProcess) -> None:
     sim.set_mode("disk_fill")
 
-    def written() -> list[Path]:  # a file being written may be short for a moment
-        files = list(sim.temp_dir.glob("ggen-mcp-*"))
-        return files if len(files) >= 4 and all(f.stat().st_size >= 1 << 20 for f in files) else []
+    def written() -> list[Path]:
+        """The files of 1 MiB or more, once there are 4. The sim writes one file after the
+        other and back-dates every other one when it is written: the newest file may still
+        be short (under load, at every look), so it is not waited for; the first is whole
+        and back-dated once 4 are whole."""
+        files = [f for f in sim.temp_dir.glob("ggen-mcp-*") if f.stat().st_size >= 1 << 20]
+        return files if len(files) >= 4 else []
 
-    files = wait_for(written, 20, "4 temp files of 1 MiB or more")
+    files = wait_for(written, 60, "4 temp files of 1 MiB or more")
     day_ago = time.time() - 86400
     assert any(f.stat().st_mtime < day_ago for f in files), "some files should be over a day old"
 

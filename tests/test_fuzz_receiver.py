@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runbook_lib.lab.stack import free_port
-from tests.conftest import wait_for
+from tests.polling import wait_for
 
 TOKEN = "fuzz-token-1"
 VIEWER = "fuzz-viewer-2"

@@ -25,6 +25,7 @@ import pytest
 
 from runbook_lib.evidence import host
 from runbook_lib.lab.sim.faults import ProcessFaults
+from tests.polling import wait_for
 
 # Host-wide process checks: never beside another test that spawns named processes.
 pytestmark = pytest.mark.xdist_group("host")
@@ -44,16 +45,6 @@ LISTEN = (
     "time.sleep(60)\n"
 )
 BUSY = "import sys\nprint('ready', flush=True)\nwhile True:\n    pass\n"
-
-
-def wait_until(check, timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def status(pid: int) -> str | None:
@@ -80,7 +71,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
         spawned = [pf.spawn("soffice", kind) for kind in ("hung", "zombie", "orphan")]
         pf.leaked["soffice"] += spawned  # so close() ends (and reaps) every one of them
         (hung, _), (zombie, _), (orphan, _) = spawned
-        wait_until(lambda: status(zombie) == psutil.STATUS_ZOMBIE, what="the zombie")
+        wait_for(lambda: status(zombie) == psutil.STATUS_ZOMBIE, 5, "the zombie", every=0.05)
         yield Faults(str(lifetime), hung, zombie, orphan)
     finally:
         pf.close()

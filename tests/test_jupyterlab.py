@@ -27,8 +27,9 @@ import pytest
 from runbook_lib.contract.alerts import RUNBOOKS
 from runbook_lib.contract.config import NOTEBOOKS, ROOT
 from runbook_lib.lab import stack
+from tests.polling import wait_for
 
-from .conftest import free_port, wait_for
+from .conftest import free_port
 
 pytestmark = pytest.mark.stack  # the stack, JupyterLab with its kernels, a browser
 RUNBOOK_CLI = Path(sys.executable).with_name("runbook")

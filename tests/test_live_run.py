@@ -15,9 +15,11 @@ import pytest
 from runbook_lib.execution import runner
 from runbook_lib.lab import stack
 from runbook_lib.records import record
-from tests.conftest import wait_for
+from tests.polling import wait_for
 
-pytestmark = pytest.mark.stack
+# Starts or ends soffice processes, and test_live_run judges every soffice on the host:
+# these never run beside each other (one xdist group; see tests/conftest.py).
+pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("soffice")]
 
 
 @pytest.fixture(scope="module")

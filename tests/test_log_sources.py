@@ -23,7 +23,7 @@ from runbook_lib.diagnosis import Evidence, diagnose, investigate
 from runbook_lib.diagnosis.resolution import commands
 from runbook_lib.evidence.signals import Signals
 from runbook_lib.notebook.session import log_specs
-from tests.conftest import wait_for
+from tests.polling import wait_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LINE = "Error: listen EADDRINUSE: address already in use :::9464"

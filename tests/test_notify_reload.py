@@ -13,7 +13,7 @@ from pathlib import Path
 
 from runbook_lib.lab.stack import free_port
 from runbook_lib.service.notify_config import Watched
-from tests.conftest import wait_for
+from tests.polling import wait_for
 
 ONE = "targets:\n  - name: hook\n    url: json://127.0.0.1:9/a\n"
 TWO = ONE + "  - name: mail\n    url: mailto://u:p@example.org\n"

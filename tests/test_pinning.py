@@ -18,8 +18,9 @@ import pytest
 
 from runbook_lib.contract.config import NOTEBOOKS
 from runbook_lib.execution import pinning
+from tests.polling import wait_for
 
-from .conftest import free_port, wait_for
+from .conftest import free_port
 
 
 def _working_copy(tmp: Path) -> Path:

@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from runbook_lib.lab.scenarios.build import build
 from runbook_lib.service.holds import HoldPolicy
 from runbook_lib.service.server import create_app
 from runbook_lib.service.workers import Pool, RunConfig
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack  # a real Prometheus, notebooks run by a warm worker
 
@@ -87,13 +87,11 @@ class Written:
 
 
 def wait_done(index: Index, runs: int, timeout: float = 240) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = [r for i in index.incidents() for r in i["runs"] if r["state"] == "done"]
-        if len(done) >= runs:
-            return done
-        time.sleep(0.3)
-    raise AssertionError(f"{runs} runs not done in {timeout:.0f}s: {index.incidents()}")
+    def done() -> list[dict]:
+        found = [r for i in index.incidents() for r in i["runs"] if r["state"] == "done"]
+        return found if len(found) >= runs else []
+
+    return wait_for(done, timeout, f"{runs} runs done", every=0.3, detail=index.incidents)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from runbook_lib.lab import pids, stack
-from tests.conftest import wait_for
+from tests.polling import wait_for
 from tests.test_package import wheel  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.stack

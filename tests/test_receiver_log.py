@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from runbook_lib.incidents.index import Index
+from tests.polling import wait_for
 
-from .conftest import free_port, wait_for
+from .conftest import free_port
 
 pytestmark = pytest.mark.stack  # a server with a warm worker and its kernels
 

@@ -14,7 +14,8 @@ import pytest
 
 from runbook_lib.contract.config import ROOT
 from runbook_lib.lab import pids
-from tests.conftest import named, wait_for
+from tests.conftest import named
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack
 SCRIPTS = ROOT / "scripts"
@@ -29,6 +30,7 @@ def alive(state: Path) -> list[pids.PidRecord]:
     return [r for r in recs if (p := r.process()) is not None and p.status() != "zombie"]
 
 
+@pytest.mark.xdist_group("soffice")  # see tests/test_live_run.py
 def test_scripts_soffice_leak_then_stop_leaves_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "RUNBOOK_STATE_DIR": str(tmp_path)}
     out = run([str(SCRIPTS / "start-monitoring.sh"), "--any-free-port"], env)

@@ -15,7 +15,7 @@ from runbook_lib.execution import runner
 from runbook_lib.lab import stack
 from runbook_lib.records import record
 from runbook_lib.service import doctor
-from tests.conftest import wait_for
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack
 

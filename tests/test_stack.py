@@ -14,7 +14,7 @@ import pytest
 
 from runbook_lib.contract.alerts import WebhookPayload
 from runbook_lib.lab import pids, stack
-from tests.conftest import wait_for
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack
 

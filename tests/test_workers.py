@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +21,9 @@ from runbook_lib.execution import runner
 from runbook_lib.incidents.index import Index
 from runbook_lib.records import record
 from runbook_lib.service.workers import MARK, Pool, RunConfig
+from tests.polling import wait_for
 
-from .conftest import free_port, wait_for
+from .conftest import free_port
 
 
 def alert(alertname: str = "GgenMcpHighErrorRate", **labels: str) -> Alert:
@@ -51,13 +51,12 @@ def marked(prefix: str) -> list[psutil.Process]:
 def drain(pool: Pool, index: Index, runs: int, timeout: float) -> list[dict]:
     pool.start()
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done = [r for i in index.incidents() for r in i["runs"] if r["state"] == "done"]
-            if len(done) >= runs:
-                return done
-            time.sleep(0.3)
-        raise AssertionError(f"{runs} runs not done in {timeout}s: {index.incidents()}")
+
+        def done() -> list[dict]:
+            found = [r for i in index.incidents() for r in i["runs"] if r["state"] == "done"]
+            return found if len(found) >= runs else []
+
+        return wait_for(done, timeout, f"{runs} runs done", every=0.3, detail=index.incidents)
     finally:
         pool.stop()
 
@@ -254,13 +253,11 @@ def test_a_kernel_that_dies_while_idle_is_replaced_without_losing_the_run(tmp_pa
         kernel.kill()
         index.accept([alert(alertname="AfterDeath", instance="c")], verify_delay=0)
         pool.notify()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            runs = [r for i in index.incidents() for r in i["runs"] if r["state"] == "done"]
-            if runs:
-                break
-            time.sleep(0.2)
-        [run] = runs
+        [run] = wait_for(
+            lambda: [r for i in index.incidents() for r in i["runs"] if r["state"] == "done"],
+            60,
+            "the run after the kernel's death done",
+        )
         summ = record.summary(out / run["record"])
         assert run["status"] == "completed" and summ["kernel"] != kernel.pid
     finally:

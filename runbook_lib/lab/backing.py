@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runbook_lib.lab.stack import free_port
@@ -52,10 +52,15 @@ class Redis:
     workdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    db: int = 0  # the logical database (0-15): tests sharing one server use one each
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://127.0.0.1:{self.port}/{self.db}"
+
+    def share(self, db: int) -> Redis:
+        """This running server seen through database `db`; its `stop` leaves the server."""
+        return replace(self, db=db, proc=None)
 
     def start(self) -> Redis:
         exe = shutil.which("redis-server")
@@ -95,10 +100,18 @@ class Postgres:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     home: Path | None = None
+    database: str = "runbook"
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://runbook@127.0.0.1:{self.port}/runbook"
+        return f"postgresql+psycopg://runbook@127.0.0.1:{self.port}/{self.database}"
+
+    def share(self, database: str) -> Postgres:
+        """This running server with a new, empty `database` (tests sharing one server use one
+        each); its `stop` leaves the server and its files."""
+        with self._connect("postgres") as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+        return replace(self, database=database, proc=None, home=None)
 
     def _as_owner(self) -> list[str]:
         """The command prefix that runs PostgreSQL's programs as a user they accept."""
@@ -163,8 +176,9 @@ class Postgres:
 
     def _create_database(self) -> None:
         with self._connect("postgres") as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'runbook'").fetchone():
-                conn.execute("CREATE DATABASE runbook")
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                (self.database,)).fetchone():  # fmt: skip
+                conn.execute(f'CREATE DATABASE "{self.database}"')
 
     def stop(self, remove: bool = True) -> None:
         if self.proc and self.proc.poll() is None:
@@ -221,8 +235,9 @@ class LocalCluster:
         return self.workdir / "records"
 
     def start(self) -> LocalCluster:
-        self.redis = Redis(self.workdir / "redis").start()
-        self.postgres = Postgres(self.workdir / "postgres").start()
+        """Start Redis and PostgreSQL, unless given ones already running (`share`d views)."""
+        self.redis = self.redis or Redis(self.workdir / "redis").start()
+        self.postgres = self.postgres or Postgres(self.workdir / "postgres").start()
         return self
 
     def _spawn(self, name: str, argv: list[str]) -> Node:
