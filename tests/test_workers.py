@@ -201,7 +201,9 @@ def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path)
     assert first["modules_preloaded"] is True  # forked warm: the imports were already done
     # ... the runbooks' library too, the lazily imported parts included (~0.8 s a run)
     assert first["library_preloaded"] == [
-        "papermill", "runbook_lib.diagnosis.postcheck", "runbook_lib.notebook.run"
+        "papermill",
+        "runbook_lib.diagnosis.postcheck",
+        "runbook_lib.notebook.run",
     ]
     nb = nbformat.read(out / done[0]["record"] / "record.ipynb", as_version=4)
     assert "runbook-answer" in nb.cells[0].source  # the answer first, then the notebook
