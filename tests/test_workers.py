@@ -162,7 +162,7 @@ summary = {"alert": alert_name, "runbook": "triage", "status": "completed", "top
            "seen": seen, "kernel": os.getpid(), "zygote": os.getppid(),
            "modules_preloaded": "pandas" in sys.modules and "matplotlib" in sys.modules,
            "library_preloaded": sorted(m for m in ("runbook_lib.notebook.run", "papermill",
-                                       "runbook_lib.diagnosis.postcheck") if m in sys.modules)}
+                                       "runbook_lib.notebook.summary") if m in sys.modules)}
 display({"application/json": summary}, raw=True, metadata={"runbook_summary": True})
 """
 
@@ -202,8 +202,8 @@ def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path)
     # ... the runbooks' library too, the lazily imported parts included (~0.8 s a run)
     assert first["library_preloaded"] == [
         "papermill",
-        "runbook_lib.diagnosis.postcheck",
         "runbook_lib.notebook.run",
+        "runbook_lib.notebook.summary",
     ]
     nb = nbformat.read(out / done[0]["record"] / "record.ipynb", as_version=4)
     assert "runbook-answer" in nb.cells[0].source  # the answer first, then the notebook

@@ -26,20 +26,16 @@ os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy's frozen-module note
 
 MARK = "RUNBOOK_RUN_MARK"
-# What a runbook's cells import, the first cell's `notebook.start` (papermill, nbformat and
-# jsonschema with it: ~0.8 s a run when left to the kernel) and what the cells import on
-# first use (resolution, post-checks, the message, the summary, the recording client).
+# What a runbook's cells import: the first cell's `notebook.start` (papermill, nbformat and
+# jsonschema with it: ~0.5 s of CPU a run when left to the kernel), then what the cells
+# import on first use (resolution, mitigation, containers, the message, the summary).
 NOTEBOOK_IMPORTS = (
     "runbook_lib.notebook.run",
-    "runbook_lib.diagnosis.causes",
     "runbook_lib.diagnosis.mitigation",
-    "runbook_lib.diagnosis.postcheck",
     "runbook_lib.diagnosis.resolution",
     "runbook_lib.evidence.containers",
-    "runbook_lib.evidence.recording",
     "runbook_lib.notebook.communication",
     "runbook_lib.notebook.summary",
-    "papermill.translators",
 )
 KERNEL_ARGS = ("--HistoryManager.enabled=False",)  # no shared history.sqlite to lock
 
