@@ -10,7 +10,10 @@ Prints each record's CPU seconds (worker and kernel, from its timings.json) and,
 side, the top functions by own CPU time and by CPU time with callees, summed over the
 runs; the first run is left out (warm-up).
 
-    .venv/bin/python -m benchmarks.record_profile --runs 3 [--top 10]
+    .venv/bin/python -m benchmarks.record_profile --runs 3 [--top 10] [--no-profile]
+
+With --no-profile nothing is profiled: the CPU seconds per record of the same runs, as the
+pool pays them. The profiles are kept (kernel-N.prof, worker.prof) in the directory printed.
 
 Figures depend on the machine and its load. cProfile slows what it profiles, so the CPU
 seconds printed are the profiled runs'; `alert_to_record` gives the unprofiled figure.
@@ -83,6 +86,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="profiled runs after the warm-up run")
     ap.add_argument("--top", type=int, default=10)
+    ap.add_argument("--no-profile", action="store_true", help="only CPU seconds per record")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runbook-profile-"))
     info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True))
@@ -95,7 +99,10 @@ def main() -> int:
 
 def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
     kernel_prof: list[Path] = []
-    worker = profiled_worker(work, kernel_prof)
+    if args.no_profile:
+        worker = warm_worker.Worker(f"{work}#", runner.NOTEBOOKS, 60.0)
+    else:
+        worker = profiled_worker(work, kernel_prof)
     worker.warm()
     worker_prof, cpu = cProfile.Profile(time.process_time), []
     labels = {"job": "ggen-mcp", "instance": f"127.0.0.1:{info.ports['ggen_mcp']}",
@@ -109,7 +116,7 @@ def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
                     "runbook": "high_error_rate", "record": f"prof-{i}", "extra": {},
                     "cell_timeout": 120, "run_timeout": 300}  # fmt: skip
             kernel_prof.append(work / f"kernel-{i}.prof")
-            if i:
+            if i and not args.no_profile:
                 worker_prof.enable()
             rec = worker.run(spec)
             worker_prof.disable()
@@ -120,8 +127,12 @@ def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
             worker.prepare()
     finally:
         worker.close()
-    print(f"\nCPU per record (worker + kernel, profiled), median of {len(cpu)}: "
+    how = "unprofiled" if args.no_profile else "profiled"
+    print(f"\nCPU per record (worker + kernel, {how}), median of {len(cpu)}: "
           f"{statistics.median(cpu):.2f} s")  # fmt: skip
+    if args.no_profile:
+        return 0
+    worker_prof.dump_stats(str(work / "worker.prof"))
     sides = {
         "kernel": pstats.Stats(*map(str, kernel_prof[1:])),
         "worker": pstats.Stats(worker_prof),

@@ -12,6 +12,7 @@ the child exists. The zygote exits when stdin closes or its parent dies.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -25,6 +26,17 @@ os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy's frozen-module note
 
 MARK = "RUNBOOK_RUN_MARK"
+# What a runbook's cells import: the first cell's `notebook.start` (papermill, nbformat and
+# jsonschema with it: ~0.5 s of CPU a run when left to the kernel), then what the cells
+# import on first use (resolution, mitigation, containers, the message, the summary).
+NOTEBOOK_IMPORTS = (
+    "runbook_lib.notebook.run",
+    "runbook_lib.diagnosis.mitigation",
+    "runbook_lib.diagnosis.resolution",
+    "runbook_lib.evidence.containers",
+    "runbook_lib.notebook.communication",
+    "runbook_lib.notebook.summary",
+)
 KERNEL_ARGS = ("--HistoryManager.enabled=False",)  # no shared history.sqlite to lock
 
 
@@ -36,7 +48,10 @@ def warm() -> None:
     from ipykernel.kernelapp import IPKernelApp  # noqa: F401
 
     from runbook_lib.evidence.panels import PANELS, PanelData
-    from runbook_lib.notebook import charts  # noqa: F401
+    from runbook_lib.notebook import charts
+
+    for module in NOTEBOOK_IMPORTS:  # the cells' library, or each run imports it anew
+        importlib.import_module(module)
 
     # One chart end to end (lines, thresholds, the firing band, a date axis, an empty
     # panel): fonts, text layout and the PNG writer load now, not in each run.

@@ -35,6 +35,7 @@ STYLE = {
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.titleweight": "bold",
+    "axes.titley": 1.0,  # where matplotlib would put it (no top ticks): no search at draw
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
