@@ -18,6 +18,7 @@ from runbook_lib.records.jobs import Job
 from runbook_lib.records.migrations.schema import INCIDENTS
 from runbook_lib.records.outbox import add_event
 from runbook_lib.service.notify import NotifyConfig, Sender
+from tests.conftest import summary_of
 
 T0 = datetime(2026, 11, 28, 4, tzinfo=UTC)
 PNG = base64.b64decode(
@@ -85,7 +86,7 @@ class Story:
         cell = {"cell_type": "code", "source": ["run.assess()"],
                 "outputs": [{"data": {"image/png": base64.b64encode(PNG).decode()}}]}  # fmt: skip
         (rec / "record.ipynb").write_text(json.dumps({"cells": [cell]}))
-        self.index.finish(job.run_id, summary)
+        self.index.finish(job.run_id, summary_of(summary))
         return job
 
     def act(self, incident: int, event: str, actor: str, at: datetime, **detail) -> int:

@@ -22,6 +22,7 @@ from runbook_lib.records.migrations import schema
 from runbook_lib.service.operators import Operators
 from runbook_lib.service.server import create_app
 from runbook_lib.service.workers import RunConfig, job_params
+from tests.conftest import summary_of
 from tests.test_server import payload, post
 
 HOOK, VIEWER = "hook-secret-1", "viewer-secret-2"
@@ -70,7 +71,7 @@ def investigated(index: Index, out: Path, actions: list[dict] | None = None) -> 
     (out / job.record).mkdir(parents=True)
     (out / job.record / "summary.json").write_text(json.dumps(summary))
     (out / job.record / "report.html").write_text("<p>report</p>")
-    index.finish(job.run_id, summary)
+    index.finish(job.run_id, summary_of(summary))
     return job.record
 
 
@@ -360,7 +361,9 @@ def test_the_mitigation_runs_only_when_proposed_then_allowed_then_verified(
     config = RunConfig(output_dir=index.path.parent, params={"allow_mitigation": False})
     assert job_params(job, config)["allow_mitigation"] is True
     ended = time.time()
-    index.finish(job.run_id, {"status": "completed", "actions": [{**PROPOSED, "done": True}]})
+    index.finish(
+        job.run_id, summary_of({"status": "completed", "actions": [{**PROPOSED, "done": True}]})
+    )
     verify = next(r for r in index.incident(iid)["runs"] if r["id"] == runs["verification"]["id"])
     assert verify["state"] == "queued"
     assert ended + VERIFY_DELAY <= verify["not_before"] <= time.time() + VERIFY_DELAY

@@ -13,6 +13,7 @@ from runbook_lib.records.index import Index
 from runbook_lib.service.holds import HoldPolicy
 from runbook_lib.service.incident_view import incident_message
 from runbook_lib.service.workers import held
+from tests.conftest import summary_of
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 NOW = T0.timestamp() + 30
@@ -267,7 +268,7 @@ def test_a_manual_run_is_an_incident_of_kind_manual(index) -> None:
     index.accept([alert("GgenMcpHighErrorRate", "critical")], 300, NOW)
     iid = index.add_manual(
         "GgenMcpHighLatency", {"instance": "web-1:9464"}, "20261128T040500Z-GgenMcpHighLatency-manual",
-        {"status": "completed", "top_cause": "slow_database"}, now=NOW + 300,
+        summary_of({"status": "completed", "top_cause": "slow_database"}), now=NOW + 300,
     )  # fmt: skip
     newest = index.incidents()[0]
     assert newest["id"] == iid and newest["status"] == "manual"
@@ -303,7 +304,9 @@ def test_the_pages_show_the_incident_with_its_alerts_and_a_manual_run(index) -> 
 
     for n, s, t in FOUR:
         index.accept([alert(n, s, after_s=t)], 300, NOW + t)
-    index.add_manual("GgenMcpHighLatency", {}, "20261128T050000Z-manual", {"status": "completed"})
+    index.add_manual(
+        "GgenMcpHighLatency", {}, "20261128T050000Z-manual", summary_of({"status": "completed"})
+    )
     (index.path.parent / "20261128T050000Z-manual").mkdir()  # its record
     c = app(index)
     signed_in(c)

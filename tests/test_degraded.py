@@ -6,6 +6,7 @@ from __future__ import annotations
 from runbook_lib.notebook.gaps import source_hint, unanswered
 from runbook_lib.records.lead import lead_html
 from runbook_lib.service import messages
+from tests.conftest import summary_of
 
 UNANSWERED = (
     "Prometheus at http://127.0.0.1:1 did not answer: connection refused; every figure from "
@@ -56,10 +57,10 @@ def test_each_missing_source_names_the_parameter_that_supplies_it() -> None:
 
 
 def test_the_record_header_and_the_team_message_say_the_run_is_degraded() -> None:
-    html = lead_html(DEGRADED)
+    html = lead_html(summary_of(DEGRADED))
     assert "<b>Degraded run:</b> Prometheus at http://127.0.0.1:1 did not answer" in html
     assert html.index("Degraded run") < html.index("No cause is likely")
-    assert "Degraded" not in lead_html(SUMMARY)
+    assert "Degraded" not in lead_html(summary_of(SUMMARY))
     said = messages._finding(DEGRADED).splitlines()
     assert said[0] == f"⚠️ Degraded: {UNANSWERED}"
     assert said[1].startswith("No cause is likely")

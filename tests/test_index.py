@@ -12,6 +12,7 @@ import pytest
 from runbook_lib.contract.alerts import Alert
 from runbook_lib.records import retention
 from runbook_lib.records.index import Index
+from tests.conftest import summary_of
 
 T0 = 1_800_000_000.0  # a fixed "now" for accept/claim
 
@@ -135,7 +136,7 @@ def test_claim_marks_running_and_counts_attempts_finish_files_the_outcome(index:
     assert (job.attempts, job.runbook, job.labels["instance"]) == (1, "high_error_rate", "h:aaaa")
     [run] = index.incidents()[0]["runs"]
     assert (run["state"], run["started_at"]) == ("running", T0 + 1)
-    index.finish(job.run_id, {"status": "completed", "top_cause": "invalid_input"})
+    index.finish(job.run_id, summary_of({"status": "completed", "top_cause": "invalid_input"}))
     [run] = index.incidents()[0]["runs"]
     assert (run["state"], run["status"], run["top_cause"]) == ("done", "completed", "invalid_input")
     assert index.in_flight() == [] and index.claim(now=T0 + 2) is None
@@ -196,7 +197,7 @@ def test_claim_with_a_lease_takes_a_queued_run_once_and_a_running_one_after_its_
     assert index.claim(now=T0 + 500) is None  # without a lease, running is never due again
     again = index.claim(lease_s=100, now=T0 + 102)  # its worker vanished
     assert again is not None and again.run_id == q.run_id and again.attempts == 2
-    index.finish(q.run_id, {"status": "completed"}, location="/shared/records/x")
+    index.finish(q.run_id, summary_of({"status": "completed"}), location="/shared/records/x")
     assert index.claim(lease_s=100, now=T0 + 500) is None  # done is done
     [run] = index.incidents()[0]["runs"]
     assert (run["state"], run["location"]) == ("done", "/shared/records/x")
@@ -325,8 +326,8 @@ def test_finish_records_when_and_keeps_a_known_location(index: Index) -> None:
     [q] = index.accept_runs([alert("aaaa")], 0, now=T0)[1]
     index.claim(now=T0)
     before = time.time()
-    index.finish(q.run_id, {"status": "failed", "error": "boom"}, location="/r/a")
-    index.finish(q.run_id, {"status": "completed"})  # refiled without a location
+    index.finish(q.run_id, summary_of({"status": "failed", "error": "boom"}), location="/r/a")
+    index.finish(q.run_id, summary_of({"status": "completed"}))  # refiled without a location
     [run] = index.incidents()[0]["runs"]
     assert run["location"] == "/r/a" and run["status"] == "completed" and run["error"] is None
     assert before <= run["finished_at"] <= time.time()  # the clock at filing

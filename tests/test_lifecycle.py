@@ -17,6 +17,7 @@ from runbook_lib.records.index import Index
 from runbook_lib.records.lead import lead_html
 from runbook_lib.service import holds
 from runbook_lib.service.workers import RunConfig, job_links, job_params
+from tests.conftest import summary_of
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 NOW = T0.timestamp() + 30
@@ -44,7 +45,10 @@ def index(tmp_path: Path) -> Index:
 
 
 def finish(index: Index, job, top: str | None = None, checks: list | None = None) -> None:
-    index.finish(job.run_id, {"status": "completed", "top_cause": top, "post_checks": checks or []})
+    index.finish(
+        job.run_id,
+        summary_of({"status": "completed", "top_cause": top, "post_checks": checks or []}),
+    )
 
 
 # -- escalation ----------------------------------------------------------------------------
@@ -75,10 +79,10 @@ def test_an_escalation_runs_a_second_investigation_that_names_the_first(
 
 def test_the_escalation_lead_says_from_what_to_what() -> None:
     html = lead_html(
-        {"alert": "GgenMcpHighErrorRate", "severity": "critical", "runbook": "high_error_rate",
+        summary_of({"alert": "GgenMcpHighErrorRate", "severity": "critical", "runbook": "high_error_rate",
          "starts_at": "2026-11-28T04:01:00+00:00", "diagnosis": [], "top_cause": None,
          "escalated_from": {"record": "R1", "alertname": "GgenMcpElevatedErrorRate",
-                            "severity": "warning"}}
+                            "severity": "warning"}})
     )  # fmt: skip
     assert "Escalated from warning to critical</b> by GgenMcpHighErrorRate" in html
     assert "led by GgenMcpElevatedErrorRate" in html and "/records/R1/report.html" in html
@@ -231,13 +235,13 @@ def test_a_recurrence_is_called_out_first_in_the_record() -> None:
          "on_fleet": 1, "recurrence": True, "last_age_days": 1.5,
          "last": {"id": 9, "instance": "web-1", "starts_at": "2026-11-27T00:00:00+00:00",
                   "fix": "", "held": False}}  # fmt: skip
-    html = lead_html({"alert": "A", "diagnosis": [], "top_cause": None, "history": h})
+    html = lead_html(summary_of({"alert": "A", "diagnosis": [], "top_cause": None, "history": h}))
     assert html.index("Recurrence: cache too small again on web-1, 1.5 days after #9") < html.index(
         "No cause is likely"
     )
     assert "the fix did NOT hold" in html
     h["recurrence"] = False
-    assert "Recurrence" not in lead_html({"alert": "A", "diagnosis": [], "history": h})
+    assert "Recurrence" not in lead_html(summary_of({"alert": "A", "diagnosis": [], "history": h}))
 
 
 def test_a_verification_files_whether_the_fix_held(index: Index) -> None:

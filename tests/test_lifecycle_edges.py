@@ -21,6 +21,7 @@ from runbook_lib.records.outbox import Outbox
 from runbook_lib.service.operators import Operators
 from runbook_lib.service.server import create_app
 from runbook_lib.service.workers import RunConfig, job_params
+from tests.conftest import summary_of
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 NOW = T0.timestamp() + 30
@@ -46,7 +47,7 @@ def index(tmp_path: Path) -> Index:
 
 
 def done(index: Index, job, top: str | None = "invalid_input", status: str = "completed") -> None:
-    index.finish(job.run_id, {"status": status, "top_cause": top})
+    index.finish(job.run_id, summary_of({"status": status, "top_cause": top}))
 
 
 def kinds(index: Index) -> list[str]:

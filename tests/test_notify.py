@@ -19,6 +19,7 @@ from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.records.index import Index
 from runbook_lib.records.outbox import Outbox
 from runbook_lib.service import notify
+from tests.conftest import summary_of
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -80,7 +81,7 @@ def investigated(index: Index, out: Path, fp: str = "f1", **kw) -> int:
     cell = {"cell_type": "code", "source": ["run.assess()"],
             "outputs": [{"data": {"image/png": base64.b64encode(PNG).decode()}}]}  # fmt: skip
     (rec / "record.ipynb").write_text(json.dumps({"cells": [cell]}))
-    index.finish(job.run_id, SUMMARY)
+    index.finish(job.run_id, summary_of(SUMMARY))
     return job.incident_id
 
 
@@ -211,7 +212,7 @@ def test_resolve_and_verification_follow_up_naming_the_first_message(
         ],
     }
     (rec / "summary.json").write_text(json.dumps(held))
-    index.finish(job.run_id, held)
+    index.finish(job.run_id, summary_of(held))
     cfg = config({"name": "hook", "url": f"json://127.0.0.1:{sink.port}/hook"})
     notify.Sender(index, cfg, tmp_path).step()
     titles = [r.json()["title"] for r in sink.delivered]

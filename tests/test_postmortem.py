@@ -15,7 +15,7 @@ from runbook_lib.contract.alerts import Alert
 from runbook_lib.records import actions, timeline
 from runbook_lib.records.index import Index
 from runbook_lib.records.postmortem import IncidentRecords
-from tests.conftest import empty_config
+from tests.conftest import empty_config, summary_of
 
 T0 = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)
 T = T0.timestamp()
@@ -47,11 +47,17 @@ def incident(tmp_path: Path) -> tuple[Index, int]:
     slow = alert("GgenMcpErrorRateSLOViolation", "warning", S, 90, slow_burn="true")
     assert index.accept([warning], 300, now=T + 30) == ["queued"]
     first = index.claim(now=T + 31)
-    index.finish(first.run_id, {"status": "completed", "top_cause": "invalid_input"}, now=T + 45)
+    index.finish(
+        first.run_id, summary_of({"status": "completed", "top_cause": "invalid_input"}), now=T + 45
+    )
     assert index.accept([critical], 300, now=T + 90) == ["escalated"]
     assert index.accept([slow], 300, now=T + 100) == ["correlated"]
     second = index.claim(now=T + 91)
-    index.finish(second.run_id, {"status": "completed", "top_cause": "invalid_input"}, now=T + 110)
+    index.finish(
+        second.run_id,
+        summary_of({"status": "completed", "top_cause": "invalid_input"}),
+        now=T + 110,
+    )
     with index._tx() as conn:
         actions.record(conn, first.incident_id, "acknowledge", "alice", T + 120, nonce="a1")
         actions.record(conn, first.incident_id, "mitigated", "bob", T + 300, nonce="b1")
@@ -60,7 +66,7 @@ def incident(tmp_path: Path) -> tuple[Index, int]:
     check = index.claim(now=T + 680)
     assert check.kind == "verification"
     held = {"status": "completed", "post_checks": [{"check": "error rate below 1%", "holds": True}]}
-    index.finish(check.run_id, held, now=T + 700)
+    index.finish(check.run_id, summary_of(held), now=T + 700)
     return index, first.incident_id
 
 

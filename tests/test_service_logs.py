@@ -15,7 +15,7 @@ import pytest
 from runbook_lib import cli
 from runbook_lib.records.jobs import Job, Queued
 from runbook_lib.service import logs
-from tests.conftest import empty_config
+from tests.conftest import empty_config, summary_of
 
 
 @pytest.fixture
@@ -57,7 +57,9 @@ def test_json_lines_carry_the_notifiers_fields_and_only_the_libraries_warnings(s
 def test_text_lines_are_one_line_each_and_configuring_again_doubles_none(stream) -> None:
     logs.configure("text", io.StringIO())
     logs.configure("text", stream)  # e.g. a worker process set up like its server
-    logs.run_finished(job(), {"status": "failed", "error": "kernel died\nwith signal 9"}, 12.34)
+    logs.run_finished(
+        job(), summary_of({"status": "failed", "error": "kernel died\nwith signal 9"}), 12.34
+    )
     logs.run_queued(
         Queued(8, "verification", 1_796_160_600.0 + 300, 3, "GgenMcpHighErrorRate", "r", ""),
         now=1_796_160_600.0,

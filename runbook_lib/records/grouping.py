@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.alerts import Alert, lead_rank, route, severity_rank
 from runbook_lib.contract.clock import utc
+from runbook_lib.contract.summary import Summary
 from runbook_lib.records import record
 from runbook_lib.records.migrations import schema
 from runbook_lib.records.outbox import add_event
@@ -276,7 +276,7 @@ class AlertQueries:
     # -- runs by hand ----------------------------------------------------------------------
     def add_manual(
         self, alertname: str, labels: dict[str, str], record_name: str,
-        summary: dict[str, Any], now: float | None = None,
+        summary: Summary, now: float | None = None,
     ) -> int:  # fmt: skip
         """A `runbook run` by hand: an incident of kind `manual` with its one, finished run,
         so that `runbook incidents` and the pages list it beside the alerts' incidents."""
@@ -295,8 +295,7 @@ class AlertQueries:
                 sa.insert(runs_t).values(
                     incident_id=incident, kind="manual", state="done", record=record_name,
                     not_before=now, enqueued_at=now, started_at=now, finished_at=now, attempts=1,
-                    status=summary.get("status"), top_cause=summary.get("top_cause"),
-                    error=summary.get("error"),
+                    status=summary.status, top_cause=summary.top_cause, error=summary.error,
                 )
             )  # fmt: skip
         return incident

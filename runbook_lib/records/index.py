@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.alerts import SEVERITY_RANK, Alert, route
 from runbook_lib.contract.config import CORRELATION_WINDOW_S
+from runbook_lib.contract.summary import Summary
 from runbook_lib.records import actions, grouping, history, record
 from runbook_lib.records.dispatch import Dispatch
 from runbook_lib.records.jobs import (
@@ -310,7 +311,7 @@ class Index(grouping.AlertQueries, actions.ActionWrites, Dispatch):
             return self._job(conn, run_id)
 
     def finish(
-        self, run_id: int, summary: dict[str, Any], location: str | None = None,
+        self, run_id: int, summary: Summary, location: str | None = None,
         now: float | None = None,
     ) -> None:  # fmt: skip
         """The run is done; in the same transaction, the event that tells the team (see
@@ -326,12 +327,12 @@ class Index(grouping.AlertQueries, actions.ActionWrites, Dispatch):
             if run is not None:
                 kind = event_kind(run.kind, run.trigger)
                 add_event(conn, self._insert, kind, run.incident_id, run_id, now)
-                if any(a.get("done") for a in summary.get("actions") or []):
+                if summary.done:
                     self._mitigated(conn, run.incident_id, now)
                 if run.kind == "mitigation":
                     actions.release_verification(conn, run.incident_id, run.trigger, now)
             held = (
-                verified(summary.get("post_checks") or [])
+                verified(summary.post_checks)
                 if run and run.kind == "verification"
                 else None
             )
@@ -341,9 +342,9 @@ class Index(grouping.AlertQueries, actions.ActionWrites, Dispatch):
                 .values(
                     state="done",
                     finished_at=now,
-                    status=summary.get("status"),
-                    top_cause=summary.get("top_cause"),
-                    error=summary.get("error"),
+                    status=summary.status,
+                    top_cause=summary.top_cause,
+                    error=summary.error,
                     verified=held,
                     **({"location": location} if location else {}),
                 )

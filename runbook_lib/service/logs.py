@@ -15,8 +15,9 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO
 
+from runbook_lib.contract.summary import Summary
 from runbook_lib.records.jobs import Job, Queued
 
 FORMATS = ("text", "json")
@@ -99,11 +100,10 @@ def run_started(job: Job) -> None:
     )  # fmt: skip
 
 
-def run_finished(job: Job, summary: dict[str, Any], seconds: float) -> None:
+def run_finished(job: Job, summary: Summary, seconds: float) -> None:
     """A run is filed in the index: its record's status, top cause and duration."""
-    status = summary.get("status") or "failed"
-    cause = summary.get("top_cause")
-    said = f"top cause {cause}" if cause else summary.get("error") or "no likely cause"
+    status, cause = summary.status, summary.top_cause
+    said = f"top cause {cause}" if cause else summary.error or "no likely cause"
     level = logging.INFO if status in ("completed", "degraded") else logging.WARNING
     runs.log(
         level, "run %d finished: %s in %.1f s (%s), record %s",
