@@ -12,9 +12,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from runbook_lib.contract.alerts import Alert
+from runbook_lib.contract.request import RunRequest
 from runbook_lib.records import actions
 from runbook_lib.records.index import Index
-from runbook_lib.records.jobs import Job
 from runbook_lib.records.migrations.schema import INCIDENTS
 from runbook_lib.records.outbox import add_event
 from runbook_lib.service.notify import NotifyConfig, Sender
@@ -76,13 +76,13 @@ class Story:
     def fire(self, *alerts: Alert) -> list[str]:
         return self.index.accept(list(alerts), verify_delay=0)
 
-    def run(self, summary: dict) -> Job:
+    def run(self, summary: dict) -> RunRequest:
         """The next due run, claimed and finished with `summary` (and its record on disk)."""
         job = self.index.claim()
         assert job is not None, "no run is due"
         rec = self.out / job.record
         rec.mkdir(parents=True)
-        (rec / "summary.json").write_text(json.dumps(summary))
+        summary_of(summary).write(rec / "summary.json")
         cell = {"cell_type": "code", "source": ["run.assess()"],
                 "outputs": [{"data": {"image/png": base64.b64encode(PNG).decode()}}]}  # fmt: skip
         (rec / "record.ipynb").write_text(json.dumps({"cells": [cell]}))

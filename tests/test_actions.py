@@ -69,7 +69,7 @@ def investigated(index: Index, out: Path, actions: list[dict] | None = None) -> 
     job = index.claim()
     summary = {"status": "completed", "top_cause": "oom_killed", "actions": actions or []}
     (out / job.record).mkdir(parents=True)
-    (out / job.record / "summary.json").write_text(json.dumps(summary))
+    summary_of(summary).write(out / job.record / "summary.json")
     (out / job.record / "report.html").write_text("<p>report</p>")
     index.finish(job.run_id, summary_of(summary))
     return job.record
@@ -327,7 +327,7 @@ def test_reinvestigate_queues_a_new_investigation_now_named_for_the_action(
     assert run["state"] == "queued" and before <= run["not_before"] <= time.time()
     assert not [e for e in rows(index, schema.EVENTS) if e["key"].endswith(f":a{aid}")]
     job = index.claim()  # the next run a worker takes is this one
-    assert job.run_id == run_id and job.requested_by == "alice"
+    assert job.run_id == run_id and job.incident.requested_by == "alice"
 
 
 def test_the_mitigation_runs_only_when_proposed_then_allowed_then_verified(

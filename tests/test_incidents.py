@@ -249,5 +249,5 @@ def test_a_mitigation_the_run_did_makes_the_incident_mitigating(tmp_path: Path) 
         job2.run_id,
         summary_of({"status": "completed", "actions": [skipped, {**skipped, "done": True}]}),
     )
-    assert "Status: Mitigating" in incident_message(index, job2.incident_id, NOW)
+    assert "Status: Mitigating" in incident_message(index, job2.incident.id, NOW)
     assert "Status: Investigating" in incident_message(index, 1, NOW)

@@ -16,7 +16,7 @@ from runbook_lib.records import actions, retention
 from runbook_lib.records.index import Index
 from runbook_lib.records.lead import lead_html
 from runbook_lib.service import holds
-from runbook_lib.service.workers import RunConfig, job_links, job_params
+from runbook_lib.service.workers import RunConfig, job_params
 from tests.conftest import summary_of
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
@@ -70,7 +70,7 @@ def test_an_escalation_runs_a_second_investigation_that_names_the_first(
          "kind": "investigation", "alertname": "GgenMcpElevatedErrorRate", "severity": "warning",
          "status": "completed", "top_cause": "invalid_input"}
     ]  # fmt: skip
-    links = job_links(second)
+    links = second.summary_fields()
     assert links["earlier_records"] == ["20261128T040000Z-GgenMcpElevatedErrorRate-elevatederro"]
     finish(index, second, "invalid_input")
     kinds = [e.kind for e in _events(index)]
@@ -104,7 +104,7 @@ def test_a_hold_waits_for_the_pending_alert_plus_the_margin_and_never_past_the_c
     assert holds.wait_for(pending, job, short, NOW).until == NOW + 120  # the cap
     index.defer(job, NOW + 120, "n", now=NOW)
     again = index.claim(NOW + 120)
-    assert again.held_since == NOW  # the first hold's time is kept: the cap holds across
+    assert again.queue.held_since == NOW  # the first hold's time is kept: the cap holds across
     assert holds.wait_for(pending, again, short, NOW + 120) is None  # waited enough
     assert holds.wait_for([], job, policy, NOW) is None  # nothing pending: start now
     fired = [holds.Pending("GgenMcpHighErrorRate", "critical", active, 300, firing=True)]
@@ -218,16 +218,21 @@ def test_past_incidents_come_from_the_index_with_their_fix_and_verification(
         actions.record(conn, one, "mitigated", "alice", NOW - 3 * DAY + 30)
     index.accept([alert("GgenMcpLowCacheHitRate", "warning")], 0, NOW)
     job = index.claim(NOW)
-    assert [p["id"] for p in job.past] == [two, one]  # 90 days, newest first; not itself
-    assert job.past[1] == {
+    assert [p["id"] for p in job.incident.past] == [two, one]  # 90 days, newest first; not itself
+    assert job.incident.past[1] == {
         "id": one, "instance": INSTANCE,
         "starts_at": datetime.fromtimestamp(NOW - 3 * DAY, UTC).isoformat(),
         "top_cause": "cache_too_small", "fix": "marked mitigated by alice", "held": False,
         "status": "resolved",
     }  # fmt: skip
-    assert job.past[0]["held"] is None and job.past[0]["fix"] == "resolved with no recorded fix"
-    assert old not in [p["id"] for p in job.past]
-    assert job_params(job, RunConfig(output_dir=tmp_path))["incident"]["past"] == list(job.past)
+    assert (
+        job.incident.past[0]["held"] is None
+        and job.incident.past[0]["fix"] == "resolved with no recorded fix"
+    )
+    assert old not in [p["id"] for p in job.incident.past]
+    assert job_params(job, RunConfig(output_dir=tmp_path))["incident"]["past"] == list(
+        job.incident.past
+    )
 
 
 def test_a_recurrence_is_called_out_first_in_the_record() -> None:
@@ -301,7 +306,7 @@ def test_forgetting_an_incident_forgets_what_people_did_on_it(index: Index) -> N
     job = index.claim(NOW)
     finish(index, job)
     with index._tx() as conn:
-        actions.record(conn, job.incident_id, "acknowledge", "alice", NOW)
+        actions.record(conn, job.incident.id, "acknowledge", "alice", NOW)
     retention.forget(index, [job.record])
     with index._read() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.ACTIONS)).scalar() == 0
@@ -323,12 +328,12 @@ def test_an_incident_s_messages_wait_until_each_target_took_them(index: Index, t
         job = index.claim(NOW)
         finish(index, job)
         box, sender = Outbox(index), Sender(index, cfg, tmp_path)
-        assert box.waiting(job.incident_id) == 1  # the finding's event, not yet expanded
+        assert box.waiting(job.incident.id) == 1  # the finding's event, not yet expanded
         sender.step()  # expanded; the target fails once
-        assert box.waiting(job.incident_id) == 1  # its delivery waits for the retry
+        assert box.waiting(job.incident.id) == 1  # its delivery waits for the retry
         sender.step(now=time.time() + 5)  # past the retry's backoff
-        assert box.waiting(job.incident_id) == 0 and len(sink.delivered) == 1
-        assert box.waiting(job.incident_id + 1) == 0
+        assert box.waiting(job.incident.id) == 0 and len(sink.delivered) == 1
+        assert box.waiting(job.incident.id + 1) == 0
     finally:
         sink.close()
 

@@ -82,7 +82,7 @@ def investigated(index: Index, out: Path, fp: str = "f1", **kw) -> int:
             "outputs": [{"data": {"image/png": base64.b64encode(PNG).decode()}}]}  # fmt: skip
     (rec / "record.ipynb").write_text(json.dumps({"cells": [cell]}))
     index.finish(job.run_id, summary_of(SUMMARY))
-    return job.incident_id
+    return job.incident.id
 
 
 def config(*targets: dict, base_s: float = 0.05, max_s: float = 1.0) -> notify.NotifyConfig:

@@ -59,15 +59,15 @@ def incident(tmp_path: Path) -> tuple[Index, int]:
         now=T + 110,
     )
     with index._tx() as conn:
-        actions.record(conn, first.incident_id, "acknowledge", "alice", T + 120, nonce="a1")
-        actions.record(conn, first.incident_id, "mitigated", "bob", T + 300, nonce="b1")
+        actions.record(conn, first.incident.id, "acknowledge", "alice", T + 120, nonce="a1")
+        actions.record(conn, first.incident.id, "mitigated", "bob", T + 300, nonce="b1")
     index.accept([alert("GgenMcpElevatedErrorRate", "warning", W, 0, ended_s=360)], 300, T + 370)
     index.accept([alert("GgenMcpHighErrorRate", "critical", C, 60, ended_s=370)], 300, T + 380)
     check = index.claim(now=T + 680)
     assert check.kind == "verification"
     held = {"status": "completed", "post_checks": [{"check": "error rate below 1%", "holds": True}]}
     index.finish(check.run_id, summary_of(held), now=T + 700)
-    return index, first.incident_id
+    return index, first.incident.id
 
 
 def test_the_timeline_holds_every_alert_escalation_run_and_action(incident) -> None:

@@ -128,7 +128,7 @@ def test_recovery_keeps_finished_records_reruns_the_rest_and_kills_leftovers(
     index.accept([alert(instance="done:1"), alert(instance="lost:1")], verify_delay=0)
     first, second = index.claim(), index.claim()
     assert first and second and index.claim() is None
-    params = runner.alert_params(first.alertname, first.labels, fp=first.fingerprint)
+    params = runner.alert_params(first.alert.name, first.alert.labels, fp=first.alert.fingerprint)
     runner.failure_record(
         params, out, runbook=first.runbook, name=first.record, status="failed", error="kept"
     )
