@@ -231,10 +231,15 @@ def scenario_set_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 def summary_of(fields: dict | Summary) -> Summary:
-    """A run's summary as a test writes it: the fields it cares about, with an alert and a
-    runbook (which every summary names)."""
+    """A run's summary as a test writes it: the fields it cares about, with an alert, a
+    runbook and a status (which every summary names)."""
     if isinstance(fields, Summary):
         return fields
     return Summary.model_validate(
-        {"alert": "GgenMcpHighErrorRate", "runbook": "high_error_rate", **fields}
+        {
+            "alert": "GgenMcpHighErrorRate",
+            "runbook": "high_error_rate",
+            "status": "completed",
+            **fields,
+        }  # fmt: skip
     )

@@ -126,7 +126,7 @@ class Story:
 def warning_investigated(story: Story) -> int:
     """A warning fires and its investigation finishes. Returns the incident."""
     story.fire(alert("GgenMcpElevatedErrorRate", "warning", "w"))
-    return story.run(finding("invalid_input", "✔ validation errors are 81% of errors")).incident_id
+    return story.run(finding("invalid_input", "✔ validation errors are 81% of errors")).incident.id
 
 
 def critical_joins(story: Story) -> None:

@@ -88,7 +88,7 @@ def test_a_failed_record_shows_its_error_and_an_old_one_its_first_command() -> N
         "  error: ValueError: x",
         "  top cause: none likely",
     ]
-    old = {**SUMMARY, "resolution": None, "figures": {}, "actions": [], "post_checks": [],
+    old = {**{k: v for k, v in SUMMARY.items() if k != "resolution"}, "figures": {}, "actions": [], "post_checks": [],
            "data_gaps": [], "links": {}, "diagnosis": []}  # fmt: skip
     assert summary_text(summary_of(old)).splitlines()[-1] == "  first step: docker restart ggen"
 

@@ -326,7 +326,7 @@ def test_a_job_carries_the_alert_fields_and_its_wait(index: Index) -> None:
     index.claim(now=T0 + 8)  # bbbb's investigation
     verification = index.claim(now=T0 + 70)
     assert verification.verification_of == "20261128T040000Z-GgenMcpHighErrorRate-bbbb"
-    assert verification.ends_at is None and verification.waited_s == 10.0
+    assert verification.alert.ends_at is None and verification.queue.waited_s == 10.0
     assert index.request(job.run_id) == job
 
 

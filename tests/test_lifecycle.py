@@ -254,7 +254,15 @@ def test_a_verification_files_whether_the_fix_held(index: Index) -> None:
     finish(index, index.claim(NOW))
     index.accept([alert("GgenMcpHighLatency", "critical", status="resolved", ends_s=90)], 0, NOW)
     verification = index.claim(NOW + 1)
-    finish(index, verification, checks=[{"holds": True}, {"holds": None}, {"holds": False}])
+    finish(
+        index,
+        verification,
+        checks=[
+            {"check": "a", "holds": True},
+            {"check": "b", "holds": None},
+            {"check": "c", "holds": False},
+        ],
+    )
     [inc] = index.incidents()
     assert [r["verified"] for r in inc["runs"]] == [None, False]  # one check failed
 

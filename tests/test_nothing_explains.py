@@ -65,7 +65,12 @@ def test_it_is_said_when_causes_explain_less_than_half(explained_s: float, said:
 
 
 def test_an_unsplit_symptom_says_nothing_of_the_kind() -> None:
-    assert unexplained(summary_of({"runbook": "service_down", "attribution": None})) is None
+    assert (
+        unexplained(
+            summary_of({"runbook": "service_down", "status": "completed", "attribution": None})
+        )
+        is None
+    )
     assert unexplained_share(None) is None
 
 
@@ -102,7 +107,7 @@ def test_a_cause_that_explains_most_leads_alone() -> None:
 
 
 def test_the_message_says_it_first() -> None:
-    text = _finding(summary(0.38))
+    text = _finding(summary_of(summary(0.38)), None)
     lines = text.splitlines()
     assert lines[0] == "No runbook cause explains 96% of the added latency"
     assert lines[1].startswith("Checked: cache_thrashing: possible, explains 4%;")

@@ -77,7 +77,7 @@ def investigated(index: Index, out: Path, fp: str = "f1", **kw) -> int:
     job = index.claim()
     rec = out / job.record
     rec.mkdir(parents=True)
-    (rec / "summary.json").write_text(json.dumps(SUMMARY))
+    summary_of(SUMMARY).write(rec / "summary.json")
     cell = {"cell_type": "code", "source": ["run.assess()"],
             "outputs": [{"data": {"image/png": base64.b64encode(PNG).decode()}}]}  # fmt: skip
     (rec / "record.ipynb").write_text(json.dumps({"cells": [cell]}))
@@ -211,7 +211,7 @@ def test_resolve_and_verification_follow_up_naming_the_first_message(
             {"check": "users confirm", "holds": None, "status": "for a person"},
         ],
     }
-    (rec / "summary.json").write_text(json.dumps(held))
+    summary_of(held).write(rec / "summary.json")
     index.finish(job.run_id, summary_of(held))
     cfg = config({"name": "hook", "url": f"json://127.0.0.1:{sink.port}/hook"})
     notify.Sender(index, cfg, tmp_path).step()

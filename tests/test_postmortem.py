@@ -108,7 +108,7 @@ def fake_record(directory: Path, name: str, kind: str, at_s: float, **summary: o
             "starts_at": "2026-12-01T21:31:00+00:00",
             "evaluated_at": (T0 + timedelta(seconds=at_s)).isoformat(), "diagnosis": [],
             "top_cause": None, **summary}  # fmt: skip
-    (rec / "summary.json").write_text(json.dumps(body))
+    summary_of(body).write(rec / "summary.json")
     nbformat.write(nbformat.v4.new_notebook(), rec / "record.ipynb")
     return rec
 

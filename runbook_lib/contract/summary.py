@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 2
 Status = Literal["completed", "degraded", "failed", "timed_out"]
@@ -177,8 +177,12 @@ class Summary(BaseModel):
         and the field when it is not a summary."""
         try:
             return cls.model_validate_json(Path(path).read_text())
-        except ValueError as exc:
-            raise ValueError(f"{path}: not a run summary: {exc}") from None
+        except ValidationError as exc:
+            said = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}"
+                for e in exc.errors()[:3]
+            )
+            raise ValueError(f"{path}: not a run summary ({said})") from None
 
     def with_fields(self, **fields: Any) -> Summary:
         """This summary with more fields (the service's about the run), validated."""
