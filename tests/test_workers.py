@@ -85,7 +85,7 @@ def test_hostile_labels_reach_the_record_as_data(tmp_path: Path) -> None:
     [run] = drain(Pool(index, cfg), index, 1, 120)
     rec = tmp_path / "out" / run["record"]
     assert rec.parent == tmp_path / "out" and (rec / "record.html").exists()
-    summ = record.summary(rec)
+    summ = record.summary(rec).as_json()
     assert summ["status"] == "degraded" and run["status"] == "degraded"  # the index has it too
     assert {k: summ["labels"][k] for k in hostile} == hostile
     assert summ["kind"] == "investigation" and summ["run_id"] == run["id"]
@@ -101,7 +101,7 @@ def test_a_hanging_prometheus_ends_as_timed_out_with_no_kernel_left(
     index.accept([alert(instance="h:1")], verify_delay=0)
     cfg = RunConfig(output_dir=tmp_path, workers=1, prometheus_url=blackhole, cell_timeout=2)
     [run] = drain(Pool(index, cfg), index, 1, 120)
-    summ = record.summary(tmp_path / run["record"])
+    summ = record.summary(tmp_path / run["record"]).as_json()
     assert run["status"] == "timed_out" == summ["status"]
     assert "Timeout" in summ["error"] or "timed out" in summ["error"].lower()
     html = (tmp_path / run["record"] / "record.html").read_text()
@@ -114,7 +114,7 @@ def test_a_run_over_its_wall_limit_is_killed_and_recorded(tmp_path: Path, blackh
     index.accept([alert(instance="h:2")], verify_delay=0)
     cfg = RunConfig(output_dir=tmp_path, workers=1, prometheus_url=blackhole, run_timeout=3)
     [run] = drain(Pool(index, cfg), index, 1, 120)
-    summ = record.summary(tmp_path / run["record"])
+    summ = record.summary(tmp_path / run["record"]).as_json()
     assert summ["status"] == "timed_out" and "3s limit" in summ["error"]
     assert summ["alert"] == "GgenMcpHighErrorRate" and summ["labels"]["instance"] == "h:2"
     assert not marked(str(index.path.resolve()))
@@ -258,7 +258,7 @@ def test_a_kernel_that_dies_while_idle_is_replaced_without_losing_the_run(tmp_pa
                 break
             time.sleep(0.2)
         [run] = runs
-        summ = record.summary(out / run["record"])
+        summ = record.summary(out / run["record"]).as_json()
         assert run["status"] == "completed" and summ["kernel"] != kernel.pid
     finally:
         pool.stop()
