@@ -192,7 +192,9 @@ def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path)
     index.accept([alert(alertname="ProbeTwo", instance="b")], verify_delay=0)
     cfg = RunConfig(output_dir=out, workers=1, notebook_dir=probe_notebooks(tmp_path))
     done = drain(Pool(index, cfg), index, 2, 120)
-    first, second = (record.summary(out / r["record"]) for r in sorted(done, key=lambda r: r["id"]))
+    first, second = (
+        record.summary(out / r["record"]).as_json() for r in sorted(done, key=lambda r: r["id"])
+    )
     assert first["seen"] == second["seen"] == {"global": False, "patched": False}
     assert first["zygote"] == second["zygote"]  # the same worker ran both ...
     assert first["kernel"] != second["kernel"]  # ... each in a kernel of its own
