@@ -137,8 +137,8 @@ def test_every_operator_action_through_the_page_in_a_browser(served: Served) -> 
     os.utime(old, (time.time() - 3 * 86400,) * 2)
     fire(served.alertmanager)
     first = wait_for(lambda: done(served.out, ""), 45, "the first investigation's record", 0.5)
-    proposed = record.summary(served.out / first["record"])["actions"]
-    assert [a["action"] for a in proposed if not a["done"]] == ["clean_temp_files"]
+    proposed = record.summary(served.out / first["record"]).actions
+    assert [a.action for a in proposed if not a.done] == ["clean_temp_files"]
     iid, base = the_incident(served.out)["id"], served.url
 
     with sync_playwright() as p:
@@ -202,8 +202,8 @@ def test_every_operator_action_through_the_page_in_a_browser(served: Served) -> 
     )
     assert mitigation["trigger"] == verified["trigger"] == f"mitigation:{acts[4].id}"
     assert verified["started_at"] >= mitigation["finished_at"] + 2  # the verify delay, after it
-    did = record.summary(served.out / mitigation["record"])["actions"]
-    assert [(a["action"], a["done"]) for a in did] == [("clean_temp_files", True)]
+    did = record.summary(served.out / mitigation["record"]).actions
+    assert [(a.action, a.done) for a in did] == [("clean_temp_files", True)]
     assert not old.exists()  # the approved mitigation really acted
     assert [r["kind"] for r in inc["runs"]] == [
         "investigation",
