@@ -90,17 +90,23 @@ def fire(alertmanager: str) -> None:
     assert httpx.post(f"{alertmanager}/api/v2/alerts", json=[alert], timeout=10).status_code == 200
 
 
-def the_incident(out: Path) -> dict:
+def incidents(out: Path) -> list[dict]:
     index = Index(out / "index.sqlite")
     try:
-        [inc] = index.incidents()
-        return inc
+        return index.incidents()
     finally:
         index.close()
 
 
+def the_incident(out: Path) -> dict:
+    [inc] = incidents(out)
+    return inc
+
+
 def done(out: Path, trigger: str, kind: str = "investigation") -> dict | None:
     """The incident's finished run of this kind whose trigger starts so, once its record is there."""
+    if not incidents(out):
+        return None  # the alert has not reached the receiver yet
     for r in the_incident(out)["runs"]:
         if r["kind"] == kind and r["trigger"].startswith(trigger) and r["state"] == "done":
             return r if (out / r["record"] / "summary.json").exists() else None
