@@ -237,7 +237,7 @@ def storm(rx: Receiver, instance: str, n: int) -> dict:
     per_fp: dict[str, int] = {}
     for d in rx.index.path.parent.iterdir():
         if d.is_dir() and not d.name.startswith("."):
-            fp = record.summary(d).get("fingerprint", "")
+            fp = record.summary(d).fingerprint
             if fp.startswith("st"):
                 per_fp[fp] = per_fp.get(fp, 0) + 1
     return {

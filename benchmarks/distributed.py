@@ -68,7 +68,7 @@ def storm(url: str, index: Index, records: Path, instance: str, n: int) -> dict:
     per_fp: dict[str, int] = {}
     for d in records.iterdir():
         if d.is_dir() and not d.name.startswith("."):
-            fp = record.summary(d).get("fingerprint", "")
+            fp = record.summary(d).fingerprint
             per_fp[fp] = per_fp.get(fp, 0) + 1
     return {
         "records_per_s": round(n / total, 3),

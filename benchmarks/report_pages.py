@@ -83,8 +83,8 @@ def measure(pages: dict[str, Path], png_dir: Path | None) -> dict[str, dict]:
                     "height_px": height,
                     "outside_requests": len(outside),
                     "warnings": len(WARNING.findall(text)),
-                    "status": record.summary(rec)["status"],
-                    "top_cause": record.summary(rec).get("top_cause"),
+                    "status": record.summary(rec).status,
+                    "top_cause": record.summary(rec).top_cause,
                 }
                 page.close()
         finally:

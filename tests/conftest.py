@@ -14,6 +14,7 @@ import httpx
 import psutil
 import pytest
 
+from runbook_lib.contract.summary import Summary
 from runbook_lib.lab import pids
 from runbook_lib.lab.stack import free_port
 from tests.polling import wait_for
@@ -244,3 +245,18 @@ def scenario_set_server(tmp_path_factory: pytest.TempPathFactory):
         yield prom, scenarios, work
     finally:
         prom.stop()
+
+
+def summary_of(fields: dict | Summary) -> Summary:
+    """A run's summary as a test writes it: the fields it cares about, with an alert, a
+    runbook and a status (which every summary names)."""
+    if isinstance(fields, Summary):
+        return fields
+    return Summary.model_validate(
+        {
+            "alert": "GgenMcpHighErrorRate",
+            "runbook": "high_error_rate",
+            "status": "completed",
+            **fields,
+        }  # fmt: skip
+    )

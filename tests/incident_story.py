@@ -12,12 +12,13 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from runbook_lib.contract.alerts import Alert
+from runbook_lib.contract.request import RunRequest
 from runbook_lib.incidents import actions
 from runbook_lib.incidents.index import Index
-from runbook_lib.incidents.jobs import Job
 from runbook_lib.service.notify import NotifyConfig, Sender
 from runbook_lib.storage.migrations.schema import INCIDENTS
 from runbook_lib.storage.outbox import add_event
+from tests.conftest import summary_of
 
 T0 = datetime(2026, 11, 28, 4, tzinfo=UTC)
 PNG = base64.b64decode(
@@ -75,17 +76,17 @@ class Story:
     def fire(self, *alerts: Alert) -> list[str]:
         return self.index.accept(list(alerts), verify_delay=0)
 
-    def run(self, summary: dict) -> Job:
+    def run(self, summary: dict) -> RunRequest:
         """The next due run, claimed and finished with `summary` (and its record on disk)."""
         job = self.index.claim()
         assert job is not None, "no run is due"
         rec = self.out / job.record
         rec.mkdir(parents=True)
-        (rec / "summary.json").write_text(json.dumps(summary))
+        summary_of(summary).write(rec / "summary.json")
         cell = {"cell_type": "code", "source": ["run.assess()"],
                 "outputs": [{"data": {"image/png": base64.b64encode(PNG).decode()}}]}  # fmt: skip
         (rec / "record.ipynb").write_text(json.dumps({"cells": [cell]}))
-        self.index.finish(job.run_id, summary)
+        self.index.finish(job.run_id, summary_of(summary))
         return job
 
     def act(self, incident: int, event: str, actor: str, at: datetime, **detail) -> int:
@@ -126,7 +127,7 @@ class Story:
 def warning_investigated(story: Story) -> int:
     """A warning fires and its investigation finishes. Returns the incident."""
     story.fire(alert("GgenMcpElevatedErrorRate", "warning", "w"))
-    return story.run(finding("invalid_input", "✔ validation errors are 81% of errors")).incident_id
+    return story.run(finding("invalid_input", "✔ validation errors are 81% of errors")).incident.id
 
 
 def critical_joins(story: Story) -> None:

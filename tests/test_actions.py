@@ -23,6 +23,7 @@ from runbook_lib.service.operators import Operators
 from runbook_lib.service.server import create_app
 from runbook_lib.service.workers import RunConfig, job_params
 from runbook_lib.storage.migrations import schema
+from tests.conftest import summary_of
 from tests.test_server import payload, post
 
 HOOK, VIEWER = "hook-secret-1", "viewer-secret-2"
@@ -72,9 +73,9 @@ def investigated(index: Index, out: Path, actions: list[dict] | None = None) -> 
     job = index.claim()
     summary = {"status": "completed", "top_cause": "oom_killed", "actions": actions or []}
     (out / job.record).mkdir(parents=True)
-    (out / job.record / "summary.json").write_text(json.dumps(summary))
+    summary_of(summary).write(out / job.record / "summary.json")
     (out / job.record / "report.html").write_text("<p>report</p>")
-    index.finish(job.run_id, summary)
+    index.finish(job.run_id, summary_of(summary))
     return job.record
 
 
@@ -330,7 +331,7 @@ def test_reinvestigate_queues_a_new_investigation_now_named_for_the_action(
     assert run["state"] == "queued" and before <= run["not_before"] <= time.time()
     assert not [e for e in rows(index, schema.EVENTS) if e["key"].endswith(f":a{aid}")]
     job = index.claim()  # the next run a worker takes is this one
-    assert job.run_id == run_id and job.requested_by == "alice"
+    assert job.run_id == run_id and job.incident.requested_by == "alice"
 
 
 def test_the_mitigation_runs_only_when_proposed_then_allowed_then_verified(
@@ -364,7 +365,9 @@ def test_the_mitigation_runs_only_when_proposed_then_allowed_then_verified(
     config = RunConfig(output_dir=index.path.parent, params={"allow_mitigation": False})
     assert job_params(job, config)["allow_mitigation"] is True
     ended = time.time()
-    index.finish(job.run_id, {"status": "completed", "actions": [{**PROPOSED, "done": True}]})
+    index.finish(
+        job.run_id, summary_of({"status": "completed", "actions": [{**PROPOSED, "done": True}]})
+    )
     verify = next(r for r in index.incident(iid)["runs"] if r["id"] == runs["verification"]["id"])
     assert verify["state"] == "queued"
     assert ended + VERIFY_DELAY <= verify["not_before"] <= time.time() + VERIFY_DELAY

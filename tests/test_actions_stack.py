@@ -90,17 +90,23 @@ def fire(alertmanager: str) -> None:
     assert httpx.post(f"{alertmanager}/api/v2/alerts", json=[alert], timeout=10).status_code == 200
 
 
-def the_incident(out: Path) -> dict:
+def incidents(out: Path) -> list[dict]:
     index = Index(out / "index.sqlite")
     try:
-        [inc] = index.incidents()
-        return inc
+        return index.incidents()
     finally:
         index.close()
 
 
+def the_incident(out: Path) -> dict:
+    [inc] = incidents(out)
+    return inc
+
+
 def done(out: Path, trigger: str, kind: str = "investigation") -> dict | None:
     """The incident's finished run of this kind whose trigger starts so, once its record is there."""
+    if not incidents(out):
+        return None  # the alert has not reached the receiver yet
     for r in the_incident(out)["runs"]:
         if r["kind"] == kind and r["trigger"].startswith(trigger) and r["state"] == "done":
             return r if (out / r["record"] / "summary.json").exists() else None
@@ -137,8 +143,8 @@ def test_every_operator_action_through_the_page_in_a_browser(served: Served) -> 
     os.utime(old, (time.time() - 3 * 86400,) * 2)
     fire(served.alertmanager)
     first = wait_for(lambda: done(served.out, ""), 45, "the first investigation's record", 0.5)
-    proposed = record.summary(served.out / first["record"])["actions"]
-    assert [a["action"] for a in proposed if not a["done"]] == ["clean_temp_files"]
+    proposed = record.summary(served.out / first["record"]).actions
+    assert [a.action for a in proposed if not a.done] == ["clean_temp_files"]
     iid, base = the_incident(served.out)["id"], served.url
 
     with sync_playwright() as p:
@@ -202,8 +208,8 @@ def test_every_operator_action_through_the_page_in_a_browser(served: Served) -> 
     )
     assert mitigation["trigger"] == verified["trigger"] == f"mitigation:{acts[4].id}"
     assert verified["started_at"] >= mitigation["finished_at"] + 2  # the verify delay, after it
-    did = record.summary(served.out / mitigation["record"])["actions"]
-    assert [(a["action"], a["done"]) for a in did] == [("clean_temp_files", True)]
+    did = record.summary(served.out / mitigation["record"]).actions
+    assert [(a.action, a.done) for a in did] == [("clean_temp_files", True)]
     assert not old.exists()  # the approved mitigation really acted
     assert [r["kind"] for r in inc["runs"]] == [
         "investigation",

@@ -18,6 +18,7 @@ from runbook_lib.execution import engine  # noqa: E402
 from runbook_lib.notebook.charts import time_axis  # noqa: E402
 from runbook_lib.notebook.display import numbered_only, table_html, table_text  # noqa: E402
 from runbook_lib.records.lead import lead_html  # noqa: E402
+from tests.conftest import summary_of
 
 SUMMARY = {
     "alert": "GgenMcpHighErrorRate",
@@ -60,7 +61,7 @@ def _list(html: str, css_class: str) -> list[str]:
 
 
 def test_lead_says_alert_cause_evidence_first_step_and_links() -> None:
-    html = lead_html(SUMMARY)
+    html = lead_html(summary_of(SUMMARY))
     text = _text(html)
     assert "🚨 GgenMcpHighErrorRate · critical · firing since 2026-01-15 10:00 UTC" in text
     assert "runbook high_error_rate" in text
@@ -78,7 +79,7 @@ def test_lead_says_alert_cause_evidence_first_step_and_links() -> None:
 
 def test_evidence_against_the_cause_is_apart_from_what_supports_it() -> None:
     """A ✘ line listed with the ✔ lines read like support."""
-    html = lead_html(SUMMARY)
+    html = lead_html(summary_of(SUMMARY))
     assert _list(html, "evidence-for") == ["✔ 62% of errors are validation errors"]
     assert _list(html, "evidence-against") == ["✘ <script>x</script>"]
     against = html[html.index("evidence-against") :]
@@ -109,7 +110,7 @@ TWO_CAUSES = {
 def test_a_two_cause_lead_names_the_top_cause_and_the_contributing_one() -> None:
     """The heading is the cause that explains most (61%), its evidence under it; the
     second cause is named as contributing with its share, never as the answer."""
-    html = lead_html(TWO_CAUSES)
+    html = lead_html(summary_of(TWO_CAUSES))
     text = _text(html)
     heading = _text(html[html.index("<h2") : html.index("</h2>")])
     assert heading == (
@@ -124,7 +125,7 @@ def test_a_two_cause_lead_names_the_top_cause_and_the_contributing_one() -> None
 
 def test_lead_without_a_likely_cause_says_so_and_names_the_possible() -> None:
     s = {**SUMMARY, "top_cause": None, "first_command": None, "ends_at": "2026-01-15T11:00:00Z"}
-    text = _text(lead_html(s))
+    text = _text(lead_html(summary_of(s)))
     assert "No cause is likely" in text and "Possible: Third party API." in text
     assert "resolved at 2026-01-15 11:00 UTC (started 2026-01-15 10:00)" in text
     assert "What to do: check the overview and the logs" in text
@@ -134,19 +135,21 @@ def test_lead_without_a_likely_cause_says_so_and_names_the_possible() -> None:
 def test_a_degraded_lead_says_to_make_prometheus_reachable_first() -> None:
     s = {**SUMMARY, "top_cause": None, "first_command": None,
          "degraded_by": ["Prometheus at http://p:1 did not answer: connection refused"]}  # fmt: skip
-    text = _text(lead_html(s))
+    text = _text(lead_html(summary_of(s)))
     assert "Degraded run: Prometheus at http://p:1 did not answer" in text
     assert "What to do: make Prometheus reachable (above) and investigate again" in text
 
 
 def test_a_replay_says_so_first_and_links_the_record_beside_it() -> None:
-    html = lead_html({**SUMMARY, "replay_of": "20260115T100200Z-GgenMcpHighErrorRate-abc"})
+    html = lead_html(
+        summary_of({**SUMMARY, "replay_of": "20260115T100200Z-GgenMcpHighErrorRate-abc"})
+    )
     assert _text(html).startswith("↻ Replay of 20260115T100200Z-GgenMcpHighErrorRate-abc:")
     assert "href='../20260115T100200Z-GgenMcpHighErrorRate-abc/report.html'" in html
-    elsewhere = lead_html({**SUMMARY, "replay_of": "/srv/old/20260115T100200Z-x"})
+    elsewhere = lead_html(summary_of({**SUMMARY, "replay_of": "/srv/old/20260115T100200Z-x"}))
     assert "Replay of /srv/old/20260115T100200Z-x" in _text(elsewhere)
     assert "href='../" not in elsewhere  # not beside this record: no link that leads nowhere
-    assert "Replay" not in _text(lead_html(SUMMARY))
+    assert "Replay" not in _text(lead_html(summary_of(SUMMARY)))
 
 
 def _executed(tmp: Path) -> nbformat.NotebookNode:

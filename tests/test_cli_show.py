@@ -10,7 +10,7 @@ import pytest
 
 from runbook_lib import cli
 from runbook_lib.cli.show import summary_text
-from tests.conftest import empty_config
+from tests.conftest import empty_config, summary_of
 
 SUMMARY = {
     "alert": "GgenMcpMemoryCritical",
@@ -43,7 +43,7 @@ SUMMARY = {
 
 
 def test_summary_text_holds_everything_in_reading_order(tmp_path: Path) -> None:
-    assert summary_text(SUMMARY, tmp_path).splitlines() == [
+    assert summary_text(summary_of(SUMMARY), tmp_path).splitlines() == [
         "GgenMcpMemoryCritical (critical) -> memory: completed",
         "  top cause: memory_leak (70%)",
         "  likely    0.90 memory_leak  explains 70%",
@@ -69,7 +69,7 @@ def test_summary_text_holds_everything_in_reading_order(tmp_path: Path) -> None:
 
 
 def test_the_brief_form_is_the_answer_and_where_to_read_more(tmp_path: Path) -> None:
-    assert summary_text(SUMMARY, tmp_path, brief=True).splitlines() == [
+    assert summary_text(summary_of(SUMMARY), tmp_path, brief=True).splitlines() == [
         "GgenMcpMemoryCritical (critical) -> memory: completed",
         "  top cause: memory_leak (70%)",
         "      ✔ memory climbs 2%/h",
@@ -83,20 +83,20 @@ def test_the_brief_form_is_the_answer_and_where_to_read_more(tmp_path: Path) -> 
 def test_a_failed_record_shows_its_error_and_an_old_one_its_first_command() -> None:
     failed = {"alert": "A", "runbook": "triage", "status": "failed", "severity": "",
               "diagnosis": [], "top_cause": None, "data_gaps": [], "error": "ValueError: x"}  # fmt: skip
-    assert summary_text(failed).splitlines() == [
+    assert summary_text(summary_of(failed)).splitlines() == [
         "A (no severity) -> triage: failed",
         "  error: ValueError: x",
         "  top cause: none likely",
     ]
-    old = {**SUMMARY, "resolution": None, "figures": {}, "actions": [], "post_checks": [],
+    old = {**{k: v for k, v in SUMMARY.items() if k != "resolution"}, "figures": {}, "actions": [], "post_checks": [],
            "data_gaps": [], "links": {}, "diagnosis": []}  # fmt: skip
-    assert summary_text(old).splitlines()[-1] == "  first step: docker restart ggen"
+    assert summary_text(summary_of(old)).splitlines()[-1] == "  first step: docker restart ggen"
 
 
 def test_runbook_summary_prints_it_and_json_stays_the_file(tmp_path: Path, capsys) -> None:
     (tmp_path / "summary.json").write_text(json.dumps(SUMMARY))
     assert cli.main(["summary", str(tmp_path)]) == 0
-    assert capsys.readouterr().out == summary_text(SUMMARY, tmp_path) + "\n"
+    assert capsys.readouterr().out == summary_text(summary_of(SUMMARY), tmp_path) + "\n"
     assert cli.main(["summary", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == SUMMARY
 

@@ -13,6 +13,7 @@ from runbook_lib.incidents.index import Index
 from runbook_lib.service.holds import HoldPolicy
 from runbook_lib.service.incident_view import incident_message
 from runbook_lib.service.workers import held
+from tests.conftest import summary_of
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 NOW = T0.timestamp() + 30
@@ -56,7 +57,7 @@ def test_the_four_alerts_of_one_fault_are_one_incident_with_one_investigation(in
         "GgenMcpAvailabilitySLOViolation",
     ]
     assert [r["kind"] for r in inc["runs"]] == ["investigation"]
-    assert index.claim(NOW + 300).alertname == "GgenMcpHighErrorRate"
+    assert index.claim(NOW + 300).alert.name == "GgenMcpHighErrorRate"
     assert index.claim(NOW + 300) is None
 
 
@@ -81,8 +82,8 @@ def test_a_critical_twin_arriving_while_the_warning_waits_leads_the_investigatio
         "correlated"
     ]
     job = claim(index, NOW + 6)  # the critical one does not wait
-    assert job is not None and job.alertname == "GgenMcpHighErrorRate"
-    assert job.labels["severity"] == "critical" and "GgenMcpHighErrorRate" in job.record
+    assert job is not None and job.alert.name == "GgenMcpHighErrorRate"
+    assert job.alert.labels["severity"] == "critical" and "GgenMcpHighErrorRate" in job.record
     [inc] = index.incidents()
     assert inc["severity"] == "critical" and len(inc["alerts"]) == 2
     assert [r["kind"] for r in inc["runs"]] == ["investigation"]
@@ -90,10 +91,10 @@ def test_a_critical_twin_arriving_while_the_warning_waits_leads_the_investigatio
 
 def test_a_critical_alone_is_not_held_and_a_warning_alone_runs_after_the_hold(index) -> None:
     index.accept([alert("GgenMcpHighLatency", "critical")], 300, NOW)
-    assert claim(index, NOW).alertname == "GgenMcpHighLatency"
+    assert claim(index, NOW).alert.name == "GgenMcpHighLatency"
     index.accept([alert("GgenMcpLowCacheHitRate", "warning")], 300, NOW)
     assert claim(index, NOW + 9.9) is None
-    assert claim(index, NOW + 10).alertname == "GgenMcpLowCacheHitRate"
+    assert claim(index, NOW + 10).alert.name == "GgenMcpLowCacheHitRate"
 
 
 def test_a_warning_over_an_info_alert_keeps_waiting_for_a_critical(index) -> None:
@@ -101,7 +102,7 @@ def test_a_warning_over_an_info_alert_keeps_waiting_for_a_critical(index) -> Non
     index.accept([alert("GgenMcpElevatedMemoryUsage", "warning", after_s=2)], 300, NOW + 2)
     assert claim(index, NOW + 3) is None  # the warning leads now, and still waits
     index.accept([alert("GgenMcpMemoryCritical", "critical", after_s=5)], 300, NOW + 5)
-    assert claim(index, NOW + 5).alertname == "GgenMcpMemoryCritical"
+    assert claim(index, NOW + 5).alert.name == "GgenMcpMemoryCritical"
 
 
 def test_a_more_severe_alert_after_the_investigation_started_escalates_the_incident(
@@ -119,10 +120,10 @@ def test_a_more_severe_alert_after_the_investigation_started_escalates_the_incid
         "GgenMcpElevatedErrorRate",
     ]
     second = index.claim(NOW + 60)  # a new investigation, led by the critical, at once
-    assert second.alertname == "GgenMcpHighErrorRate" and second.severity == "critical"
+    assert second.alert.name == "GgenMcpHighErrorRate" and second.alert.severity == "critical"
     assert second.record == "20261128T040100Z-GgenMcpHighErrorRate-higherroweb-"
     assert second.record != first.record
-    assert [(e["record"], e["severity"]) for e in second.earlier] == [(first.record, "warning")]
+    assert [(e.record, e.severity) for e in second.incident.earlier] == [(first.record, "warning")]
     # the same critical sent again (Alertmanager repeats) escalates nothing more
     again = index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=60)], 300, NOW + 90)
     assert again == ["duplicate"]
@@ -267,14 +268,14 @@ def test_a_manual_run_is_an_incident_of_kind_manual(index) -> None:
     index.accept([alert("GgenMcpHighErrorRate", "critical")], 300, NOW)
     iid = index.add_manual(
         "GgenMcpHighLatency", {"instance": "web-1:9464"}, "20261128T040500Z-GgenMcpHighLatency-manual",
-        {"status": "completed", "top_cause": "slow_database"}, now=NOW + 300,
+        summary_of({"status": "completed", "top_cause": "slow_database"}), now=NOW + 300,
     )  # fmt: skip
     newest = index.incidents()[0]
     assert newest["id"] == iid and newest["status"] == "manual"
     assert [(r["kind"], r["state"], r["top_cause"]) for r in newest["runs"]] == [
         ("manual", "done", "slow_database")
     ]
-    assert index.claim(NOW + 400).alertname == "GgenMcpHighErrorRate"  # never queued
+    assert index.claim(NOW + 400).alert.name == "GgenMcpHighErrorRate"  # never queued
     assert index.claim(NOW + 400) is None
 
 
@@ -285,7 +286,7 @@ def test_the_investigation_is_told_the_other_alerts_and_its_header_lists_them(in
     for n, s, t in FOUR[:2]:
         index.accept([alert(n, s, after_s=t)], 300, NOW + t)
     job = index.claim(NOW + 60)
-    assert [(r["alertname"], r["severity"]) for r in job.related] == [
+    assert [(r.alertname, r.severity) for r in job.related] == [
         ("GgenMcpElevatedErrorRate", "warning")
     ]
     params = job_params(job, RunConfig(output_dir=Path("/tmp")))
@@ -303,7 +304,9 @@ def test_the_pages_show_the_incident_with_its_alerts_and_a_manual_run(index) -> 
 
     for n, s, t in FOUR:
         index.accept([alert(n, s, after_s=t)], 300, NOW + t)
-    index.add_manual("GgenMcpHighLatency", {}, "20261128T050000Z-manual", {"status": "completed"})
+    index.add_manual(
+        "GgenMcpHighLatency", {}, "20261128T050000Z-manual", summary_of({"status": "completed"})
+    )
     (index.path.parent / "20261128T050000Z-manual").mkdir()  # its record
     c = app(index)
     signed_in(c)

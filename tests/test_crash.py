@@ -136,7 +136,7 @@ def test_kill9_mid_storm_then_restart_loses_and_doubles_nothing(server: Server) 
         p for p in server.out.iterdir() if p.is_dir() and not p.name.startswith(".")
     )  # .runbooks: the pinned runbooks
     assert [d.name for d in dirs] == sorted(r["record"] for r in final)  # one each, no .tmp-*
-    prints = [record.summary(d)["fingerprint"] for d in dirs]
+    prints = [record.summary(d).fingerprint for d in dirs]
     assert sorted(prints) == [f"{i:016x}" for i in range(ALERTS)]
     rerun = {r["record"]: r for r in final if r["record"] in in_flight}
     assert rerun and all(r["attempts"] == (1 if n in written else 2) for n, r in rerun.items())

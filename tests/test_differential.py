@@ -15,6 +15,7 @@ from runbook_lib.diagnosis.model import Evidence, Verdict
 from runbook_lib.evidence.panels import Scope
 from runbook_lib.evidence.signals import Signals, _derive
 from runbook_lib.notebook.display import answer_md
+from tests.conftest import summary_of
 
 T0 = pd.Timestamp("2026-01-15 09:00", tz="UTC")
 
@@ -345,7 +346,6 @@ def test_the_chart_shows_one_segment_per_part_and_what_is_unexplained() -> None:
 
 
 def test_runbook_summary_says_which_causes_contribute_together(tmp_path, capsys) -> None:
-    import json
 
     from runbook_lib import cli
 
@@ -379,7 +379,7 @@ def test_runbook_summary_says_which_causes_contribute_together(tmp_path, capsys)
         ],
         "data_gaps": [],
     }
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    summary_of(summary).write(tmp_path / "summary.json")
     assert cli.main(["summary", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "top cause: cache_too_large (56%) + memory_leak (44%), contributing together" in out

@@ -68,7 +68,7 @@ def settle(index: Index, expected: int, timeout: float) -> list[dict]:
 def one_record_each(cluster: LocalCluster, runs: list[dict], tag: str) -> None:
     dirs = [d for d in cluster.records.iterdir() if d.is_dir() and not d.name.startswith(".")]
     assert sorted(d.name for d in dirs) == sorted(r["record"] for r in runs)  # no extra, no .tmp
-    prints = Counter(record.summary(d)["fingerprint"] for d in dirs)
+    prints = Counter(record.summary(d).fingerprint for d in dirs)
     assert all(fp.startswith(tag) for fp in prints) and set(prints.values()) == {1}
     assert all(r["location"] == str(cluster.records / r["record"]) for r in runs)
 

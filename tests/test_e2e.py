@@ -116,14 +116,14 @@ def e2e(served: stack.StackInfo) -> Incident:
 
 def test_fault_to_record_then_resolution_to_verification(e2e: Incident) -> None:
     out, inc, investigation = e2e.out, e2e.inc, e2e.investigation
-    first = record.summary(out / investigation["record"])
+    first = record.summary(out / investigation["record"]).as_json()
     assert first["status"] == "completed" and first["alert"] == EXPECTED_ALERT[MODE]
     verdicts = {d["cause"]: d["verdict"] for d in first["diagnosis"]}
     assert first["top_cause"] in EXPECTED_CAUSES[MODE], first["diagnosis"][:3]
     assert all(verdicts[c] == "likely" for c in EXPECTED_CAUSES[MODE]), verdicts
     assert first["incident_id"] == inc["id"] and first["fingerprint"] == inc["fingerprint"]
 
-    follow = record.summary(out / e2e.verification["record"])
+    follow = record.summary(out / e2e.verification["record"]).as_json()
     assert follow["kind"] == "verification"
     assert follow["verification_of"] == investigation["record"]
     assert follow["incident_id"] == inc["id"]
@@ -136,7 +136,7 @@ def test_fault_to_record_then_resolution_to_verification(e2e: Incident) -> None:
 def test_the_finding_reaches_the_team_with_a_link_that_opens_the_record(
     e2e: Incident, chat: ChatSink
 ) -> None:
-    top = record.summary(e2e.out / e2e.investigation["record"])["top_cause"]
+    top = record.summary(e2e.out / e2e.investigation["record"]).top_cause
     first = wait_for(
         lambda: next(
             (r.json() for r in chat.delivered if r.json()["title"].startswith("🚨")), None
@@ -175,7 +175,7 @@ def test_postmortem_from_the_records_after_prometheus_is_gone(e2e: Incident) -> 
     assert done.returncode == 0, done.stderr[-3000:]
     pm = e2e.out / f"postmortem-{records[0].name}"
     md = (pm / "postmortem.md").read_text()
-    first = record.summary(records[0])
+    first = record.summary(records[0]).as_json()
     top = next(d for d in first["diagnosis"] if d["cause"] == first["top_cause"])
     root = md.split("## Root cause", 1)[1].split("## Key charts", 1)[0]
     assert f"**{first['top_cause']}** (likely" in root and top["evidence"][0] in root
@@ -239,7 +239,7 @@ def test_demo_uses_the_prometheus_it_is_given(tmp_path: Path) -> None:
     [inc] = Index(tmp_path / "out" / "index.sqlite").incidents()
     assert "GgenMcpHighErrorRate" in {a["alertname"] for a in inc["alerts"]}
     [run] = inc["runs"]
-    assert record.summary(tmp_path / "out" / run["record"])["top_cause"] == "invalid_input"
+    assert record.summary(tmp_path / "out" / run["record"]).top_cause == "invalid_input"
 
 
 @pytest.fixture
@@ -270,7 +270,7 @@ def test_incident_pages_in_a_browser(e2e: Incident, pages: str) -> None:
     from playwright.sync_api import sync_playwright
 
     alertname = EXPECTED_ALERT[MODE]
-    top = record.summary(e2e.out / e2e.investigation["record"])["top_cause"]
+    top = record.summary(e2e.out / e2e.investigation["record"]).top_cause
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
         try:

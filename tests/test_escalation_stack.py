@@ -105,8 +105,9 @@ def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_
     assert (second["alertname"], second["severity"]) == (CRITICAL, "critical")
     assert inc["severity"] == "critical" and inc["alertname"] == CRITICAL
     lead = record.summary(lab.out / second["record"])
-    assert lead["severity"] == "critical" and lead["escalated_from"]["severity"] == "warning"
-    assert lead["escalated_from"]["record"] == first["record"]
+    assert lead.severity == "critical" and lead.escalated_from is not None
+    assert lead.escalated_from.severity == "warning"
+    assert lead.escalated_from.record == first["record"]
     report = (lab.out / second["record"] / "report.html").read_text()
     assert "Escalated from warning to critical" in report
 
@@ -155,8 +156,8 @@ def test_b_a_critical_pending_when_the_warning_fires_leads_the_one_investigation
     # critical that merely arrived first.
     assert f"waited for {CRITICAL} (critical)" in (run["hold_note"] or ""), run
     summary = record.summary(lab.out / run["record"])
-    assert summary["alert"] == CRITICAL and summary["severity"] == "critical"
-    assert summary["held"]["seconds"] > 0
-    assert summary["top_cause"] == "invalid_input"
+    assert summary.alert == CRITICAL and summary.severity == "critical"
+    assert summary.held is not None and summary.held.seconds > 0
+    assert summary.top_cause == "invalid_input"
     escalation.settle(lab.sc, inc["id"])
     assert [i["id"] for i in lab.sc.incidents() if i["id"] not in before] == [inc["id"]]

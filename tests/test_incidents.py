@@ -18,6 +18,7 @@ from runbook_lib.execution import runner
 from runbook_lib.incidents.index import Index
 from runbook_lib.service.incident_view import incident_message
 from runbook_lib.storage import retention
+from tests.conftest import summary_of
 
 NOW = datetime(2026, 11, 28, 4, 20, tzinfo=UTC)
 
@@ -50,7 +51,7 @@ def test_the_message_follows_investigating_mitigating_resolved(tmp_path: Path) -
     assert "Impact: Users see failed requests" in msg
 
     job = index.claim()
-    index.finish(job.run_id, {"status": "completed", "top_cause": "invalid_input"})
+    index.finish(job.run_id, summary_of({"status": "completed", "top_cause": "invalid_input"}))
     msg = incident_message(index, 1, NOW)
     assert "(likely cause: invalid input)" in msg.splitlines()[0]
     assert "Status: Investigating" in msg  # a diagnosis is not a mitigation
@@ -241,12 +242,13 @@ def test_a_mitigation_the_run_did_makes_the_incident_mitigating(tmp_path: Path) 
     index.accept([alert()], verify_delay=300)
     job = index.claim()
     skipped = {"action": "clear_cache", "done": False, "outcome": "skipped: allow_mitigation"}
-    index.finish(job.run_id, {"status": "completed", "actions": [skipped]})
+    index.finish(job.run_id, summary_of({"status": "completed", "actions": [skipped]}))
     assert "Status: Investigating" in incident_message(index, 1, NOW)
     index.accept([alert(fingerprint_suffix="2")], verify_delay=300)
     job2 = index.claim()
     index.finish(
-        job2.run_id, {"status": "completed", "actions": [skipped, {**skipped, "done": True}]}
+        job2.run_id,
+        summary_of({"status": "completed", "actions": [skipped, {**skipped, "done": True}]}),
     )
-    assert "Status: Mitigating" in incident_message(index, job2.incident_id, NOW)
+    assert "Status: Mitigating" in incident_message(index, job2.incident.id, NOW)
     assert "Status: Investigating" in incident_message(index, 1, NOW)

@@ -12,6 +12,7 @@ import pytest
 from runbook_lib.contract.alerts import Alert
 from runbook_lib.incidents.index import Index
 from runbook_lib.storage import retention
+from tests.conftest import summary_of
 
 T0 = 1_800_000_000.0  # a fixed "now" for accept/claim
 
@@ -34,7 +35,7 @@ def test_runs_are_claimed_oldest_due_first(index: Index) -> None:
     index.accept([alert("aaaa")], verify_delay=0, now=T0 + 20)
     index.accept([alert("bbbb")], verify_delay=0, now=T0 + 10)  # accepted earlier in time
     index.accept([alert("cccc")], verify_delay=0, now=T0 + 30)
-    claimed = [index.claim(now=T0 + 100).fingerprint for _ in range(3)]
+    claimed = [index.claim(now=T0 + 100).alert.fingerprint for _ in range(3)]
     assert claimed == ["bbbb", "aaaa", "cccc"]  # by due time, not by insertion
     assert index.claim(now=T0 + 100) is None
 
@@ -57,7 +58,7 @@ def test_a_critical_queued_behind_ten_warnings_starts_next(index: Index) -> None
                                           "severity": "info"},
                  startsAt=datetime(2026, 11, 28, 4, tzinfo=UTC), fingerprint="info")  # fmt: skip
     index.accept([info], verify_delay=0, now=T0 - 5)  # queued first
-    claimed = [index.claim(now=T0 + 30).fingerprint for _ in range(12)]
+    claimed = [index.claim(now=T0 + 30).alert.fingerprint for _ in range(12)]
     # the critical, then the warnings oldest first, then the info run
     assert claimed == ["crit", *(f"w{i:03d}" for i in range(10)), "info"]
 
@@ -67,10 +68,10 @@ def test_a_warning_due_longer_than_the_age_bound_is_not_starved(tmp_path: Path) 
     index.accept([warning("warn")], verify_delay=0, now=T0)
     index.accept([alert("crit1")], verify_delay=0, now=T0 + 100)
     index.accept([alert("crit2")], verify_delay=0, now=T0 + 250)
-    assert index.claim(now=T0 + 299).fingerprint == "crit1"  # 299 s: the critical first
+    assert index.claim(now=T0 + 299).alert.fingerprint == "crit1"  # 299 s: the critical first
     # due 300 s: the warning counts as critical, and it is the oldest of the two left
-    assert index.claim(now=T0 + 300).fingerprint == "warn"
-    assert index.claim(now=T0 + 300).fingerprint == "crit2"
+    assert index.claim(now=T0 + 300).alert.fingerprint == "warn"
+    assert index.claim(now=T0 + 300).alert.fingerprint == "crit2"
 
 
 def test_a_held_warning_waits_out_its_hold_then_queues_by_its_severity(index: Index) -> None:
@@ -78,13 +79,13 @@ def test_a_held_warning_waits_out_its_hold_then_queues_by_its_severity(index: In
     held = index.claim(now=T0 + 1)
     index.defer(held, T0 + 60, "waiting for its critical twin", now=T0 + 1)
     index.accept([alert("crit1")], verify_delay=0, now=T0 + 30)
-    assert index.claim(now=T0 + 59).fingerprint == "crit1"
+    assert index.claim(now=T0 + 59).alert.fingerprint == "crit1"
     assert index.claim(now=T0 + 59) is None  # held until T0 + 60
     index.accept([alert("crit2")], verify_delay=0, now=T0 + 61)
     # due again since T0 + 60, it is a warning once more: the critical queued later goes first
-    assert index.claim(now=T0 + 62).fingerprint == "crit2"
+    assert index.claim(now=T0 + 62).alert.fingerprint == "crit2"
     again = index.claim(now=T0 + 62)
-    assert (again.fingerprint, again.held_since) == ("warn", T0 + 1)
+    assert (again.alert.fingerprint, again.queue.held_since) == ("warn", T0 + 1)
 
 
 def test_a_run_not_yet_due_is_not_claimed(index: Index) -> None:
@@ -132,10 +133,14 @@ def test_the_same_alert_twice_is_one_incident_a_new_start_another(index: Index) 
 def test_claim_marks_running_and_counts_attempts_finish_files_the_outcome(index: Index) -> None:
     index.accept([alert("aaaa")], verify_delay=0, now=T0)
     job = index.claim(now=T0 + 1)
-    assert (job.attempts, job.runbook, job.labels["instance"]) == (1, "high_error_rate", "h:aaaa")
+    assert (job.queue.attempts, job.runbook, job.alert.labels["instance"]) == (
+        1,
+        "high_error_rate",
+        "h:aaaa",
+    )
     [run] = index.incidents()[0]["runs"]
     assert (run["state"], run["started_at"]) == ("running", T0 + 1)
-    index.finish(job.run_id, {"status": "completed", "top_cause": "invalid_input"})
+    index.finish(job.run_id, summary_of({"status": "completed", "top_cause": "invalid_input"}))
     [run] = index.incidents()[0]["runs"]
     assert (run["state"], run["status"], run["top_cause"]) == ("done", "completed", "invalid_input")
     assert index.in_flight() == [] and index.claim(now=T0 + 2) is None
@@ -145,11 +150,11 @@ def test_in_flight_runs_are_found_and_requeued_with_their_attempts(index: Index)
     index.accept([alert("aaaa"), alert("bbbb")], verify_delay=0, now=T0)
     first = index.claim(now=T0 + 1)
     index.claim(now=T0 + 1)
-    assert sorted(j.fingerprint for j in index.in_flight()) == ["aaaa", "bbbb"]
+    assert sorted(j.alert.fingerprint for j in index.in_flight()) == ["aaaa", "bbbb"]
     index.requeue(first.run_id)
-    assert [j.fingerprint for j in index.in_flight()] == ["bbbb"]
+    assert [j.alert.fingerprint for j in index.in_flight()] == ["bbbb"]
     again = index.claim(now=T0 + 2)
-    assert (again.fingerprint, again.attempts) == ("aaaa", 2)
+    assert (again.alert.fingerprint, again.queue.attempts) == ("aaaa", 2)
 
 
 def test_queue_stats_counts_due_runs_and_the_oldest_wait(index: Index) -> None:
@@ -191,12 +196,12 @@ def test_claim_with_a_lease_takes_a_queued_run_once_and_a_running_one_after_its_
 ) -> None:
     [q] = index.accept_runs([alert("aaaa")], 0, now=T0)[1]
     first = index.claim(lease_s=100, now=T0 + 1)
-    assert first is not None and first.attempts == 1 and first.fingerprint == "aaaa"
+    assert first is not None and first.queue.attempts == 1 and first.alert.fingerprint == "aaaa"
     assert index.claim(lease_s=100, now=T0 + 50) is None  # leased to the first
     assert index.claim(now=T0 + 500) is None  # without a lease, running is never due again
     again = index.claim(lease_s=100, now=T0 + 102)  # its worker vanished
-    assert again is not None and again.run_id == q.run_id and again.attempts == 2
-    index.finish(q.run_id, {"status": "completed"}, location="/shared/records/x")
+    assert again is not None and again.run_id == q.run_id and again.queue.attempts == 2
+    index.finish(q.run_id, summary_of({"status": "completed"}), location="/shared/records/x")
     assert index.claim(lease_s=100, now=T0 + 500) is None  # done is done
     [run] = index.incidents()[0]["runs"]
     assert (run["state"], run["location"]) == ("done", "/shared/records/x")
@@ -303,20 +308,26 @@ CREATE INDEX runs_queued ON runs (state, not_before);
 def test_a_run_is_due_at_its_not_before_and_ties_go_by_arrival(index: Index) -> None:
     index.accept([alert("bbbb"), alert("aaaa")], 0, now=T0)  # one instant, bbbb first
     assert index.queue_stats(now=T0) == (2, 0.0)
-    assert [index.claim(now=T0).fingerprint for _ in range(2)] == ["bbbb", "aaaa"]
+    assert [index.claim(now=T0).alert.fingerprint for _ in range(2)] == ["bbbb", "aaaa"]
 
 
 def test_a_job_carries_the_alert_fields_and_its_wait(index: Index) -> None:
     index.accept([alert("aaaa", hour=3)], 0, now=T0)
     index.accept([alert("bbbb", status="resolved")], 60, now=T0)
     job = index.claim(now=T0 + 7.5)
-    assert (job.starts_at, job.ends_at, job.waited_s) == ("2026-11-28T03:00:00+00:00", None, 7.5)
-    assert job.annotations == {} and job.verification_of is None and job.kind == "investigation"
+    assert (job.alert.starts_at, job.alert.ends_at, job.queue.waited_s) == (
+        "2026-11-28T03:00:00+00:00",
+        None,
+        7.5,
+    )
+    assert (
+        job.alert.annotations == {} and job.verification_of is None and job.kind == "investigation"
+    )
     index.claim(now=T0 + 8)  # bbbb's investigation
     verification = index.claim(now=T0 + 70)
     assert verification.verification_of == "20261128T040000Z-GgenMcpHighErrorRate-bbbb"
-    assert verification.ends_at is None and verification.waited_s == 10.0
-    assert index.job(job.run_id) == job
+    assert verification.alert.ends_at is None and verification.queue.waited_s == 10.0
+    assert index.request(job.run_id) == job
 
 
 def test_finish_records_when_and_keeps_a_known_location(index: Index) -> None:
@@ -325,8 +336,8 @@ def test_finish_records_when_and_keeps_a_known_location(index: Index) -> None:
     [q] = index.accept_runs([alert("aaaa")], 0, now=T0)[1]
     index.claim(now=T0)
     before = time.time()
-    index.finish(q.run_id, {"status": "failed", "error": "boom"}, location="/r/a")
-    index.finish(q.run_id, {"status": "completed"})  # refiled without a location
+    index.finish(q.run_id, summary_of({"status": "failed", "error": "boom"}), location="/r/a")
+    index.finish(q.run_id, summary_of({"status": "completed"}))  # refiled without a location
     [run] = index.incidents()[0]["runs"]
     assert run["location"] == "/r/a" and run["status"] == "completed" and run["error"] is None
     assert before <= run["finished_at"] <= time.time()  # the clock at filing
@@ -402,7 +413,7 @@ def test_the_index_answers_with_the_queue_and_the_repository(index: Index) -> No
     index.accept([alert("a1")], verify_delay=60, now=T0)
     job = index.queue.claim(now=T0)
     assert job is not None and job.kind == "investigation"
-    assert index.repository.incident(job.incident_id)["alertname"] == "GgenMcpHighErrorRate"
+    assert index.repository.incident(job.incident.id)["alertname"] == "GgenMcpHighErrorRate"
     assert index.claim(now=T0) is None  # the same queue: the one run is taken
     assert index.queue_stats(now=T0) == (0, 0.0)
     assert index.claim.__doc__ == index.queue.claim.__doc__  # its docs, not a wrapper's

@@ -152,20 +152,7 @@ def test_upward_import_is_seen(tmp_path: Path) -> None:
     assert _layer("runbook_lib.storage.database") < _layer("runbook_lib.incidents.queue")
 
 
-# Split today by the engineers who own them (issue 26); strict, so the entry must go once
-# the split lands.
-BEING_SPLIT = {"runbook_lib.notebook.session"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="being split"))
-        if n in BEING_SPLIT
-        else n
-        for n in sorted(_modules())
-    ],
-)
+@pytest.mark.parametrize("name", sorted(_modules()))
 def test_module_is_short(name: str) -> None:
     lines = len(_modules()[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines"

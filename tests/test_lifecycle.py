@@ -16,8 +16,9 @@ from runbook_lib.incidents.index import Index
 from runbook_lib.notebook import recurrence
 from runbook_lib.records.lead import lead_html
 from runbook_lib.service import holds
-from runbook_lib.service.workers import RunConfig, job_links, job_params
+from runbook_lib.service.workers import RunConfig, job_params
 from runbook_lib.storage import retention
+from tests.conftest import summary_of
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 NOW = T0.timestamp() + 30
@@ -45,7 +46,10 @@ def index(tmp_path: Path) -> Index:
 
 
 def finish(index: Index, job, top: str | None = None, checks: list | None = None) -> None:
-    index.finish(job.run_id, {"status": "completed", "top_cause": top, "post_checks": checks or []})
+    index.finish(
+        job.run_id,
+        summary_of({"status": "completed", "top_cause": top, "post_checks": checks or []}),
+    )
 
 
 # -- escalation ----------------------------------------------------------------------------
@@ -67,7 +71,7 @@ def test_an_escalation_runs_a_second_investigation_that_names_the_first(
          "kind": "investigation", "alertname": "GgenMcpElevatedErrorRate", "severity": "warning",
          "status": "completed", "top_cause": "invalid_input"}
     ]  # fmt: skip
-    links = job_links(second)
+    links = second.summary_fields()
     assert links["earlier_records"] == ["20261128T040000Z-GgenMcpElevatedErrorRate-elevatederro"]
     finish(index, second, "invalid_input")
     kinds = [e.kind for e in _events(index)]
@@ -76,10 +80,10 @@ def test_an_escalation_runs_a_second_investigation_that_names_the_first(
 
 def test_the_escalation_lead_says_from_what_to_what() -> None:
     html = lead_html(
-        {"alert": "GgenMcpHighErrorRate", "severity": "critical", "runbook": "high_error_rate",
+        summary_of({"alert": "GgenMcpHighErrorRate", "severity": "critical", "runbook": "high_error_rate",
          "starts_at": "2026-11-28T04:01:00+00:00", "diagnosis": [], "top_cause": None,
          "escalated_from": {"record": "R1", "alertname": "GgenMcpElevatedErrorRate",
-                            "severity": "warning"}}
+                            "severity": "warning"}})
     )  # fmt: skip
     assert "Escalated from warning to critical</b> by GgenMcpHighErrorRate" in html
     assert "led by GgenMcpElevatedErrorRate" in html and "/records/R1/report.html" in html
@@ -101,7 +105,7 @@ def test_a_hold_waits_for_the_pending_alert_plus_the_margin_and_never_past_the_c
     assert holds.wait_for(pending, job, short, NOW).until == NOW + 120  # the cap
     index.defer(job, NOW + 120, "n", now=NOW)
     again = index.claim(NOW + 120)
-    assert again.held_since == NOW  # the first hold's time is kept: the cap holds across
+    assert again.queue.held_since == NOW  # the first hold's time is kept: the cap holds across
     assert holds.wait_for(pending, again, short, NOW + 120) is None  # waited enough
     assert holds.wait_for([], job, policy, NOW) is None  # nothing pending: start now
     fired = [holds.Pending("GgenMcpHighErrorRate", "critical", active, 300, firing=True)]
@@ -215,16 +219,21 @@ def test_past_incidents_come_from_the_index_with_their_fix_and_verification(
         actions.record(conn, one, "mitigated", "alice", NOW - 3 * DAY + 30)
     index.accept([alert("GgenMcpLowCacheHitRate", "warning")], 0, NOW)
     job = index.claim(NOW)
-    assert [p["id"] for p in job.past] == [two, one]  # 90 days, newest first; not itself
-    assert job.past[1] == {
+    assert [p["id"] for p in job.incident.past] == [two, one]  # 90 days, newest first; not itself
+    assert job.incident.past[1] == {
         "id": one, "instance": INSTANCE,
         "starts_at": datetime.fromtimestamp(NOW - 3 * DAY, UTC).isoformat(),
         "top_cause": "cache_too_small", "fix": "marked mitigated by alice", "held": False,
         "status": "resolved",
     }  # fmt: skip
-    assert job.past[0]["held"] is None and job.past[0]["fix"] == "resolved with no recorded fix"
-    assert old not in [p["id"] for p in job.past]
-    assert job_params(job, RunConfig(output_dir=tmp_path))["incident"]["past"] == list(job.past)
+    assert (
+        job.incident.past[0]["held"] is None
+        and job.incident.past[0]["fix"] == "resolved with no recorded fix"
+    )
+    assert old not in [p["id"] for p in job.incident.past]
+    assert job_params(job, RunConfig(output_dir=tmp_path))["incident"]["past"] == list(
+        job.incident.past
+    )
 
 
 def test_a_recurrence_is_called_out_first_in_the_record() -> None:
@@ -232,13 +241,13 @@ def test_a_recurrence_is_called_out_first_in_the_record() -> None:
          "on_fleet": 1, "recurrence": True, "last_age_days": 1.5,
          "last": {"id": 9, "instance": "web-1", "starts_at": "2026-11-27T00:00:00+00:00",
                   "fix": "", "held": False}}  # fmt: skip
-    html = lead_html({"alert": "A", "diagnosis": [], "top_cause": None, "history": h})
+    html = lead_html(summary_of({"alert": "A", "diagnosis": [], "top_cause": None, "history": h}))
     assert html.index("Recurrence: cache too small again on web-1, 1.5 days after #9") < html.index(
         "No cause is likely"
     )
     assert "the fix did NOT hold" in html
     h["recurrence"] = False
-    assert "Recurrence" not in lead_html({"alert": "A", "diagnosis": [], "history": h})
+    assert "Recurrence" not in lead_html(summary_of({"alert": "A", "diagnosis": [], "history": h}))
 
 
 def test_a_verification_files_whether_the_fix_held(index: Index) -> None:
@@ -246,7 +255,15 @@ def test_a_verification_files_whether_the_fix_held(index: Index) -> None:
     finish(index, index.claim(NOW))
     index.accept([alert("GgenMcpHighLatency", "critical", status="resolved", ends_s=90)], 0, NOW)
     verification = index.claim(NOW + 1)
-    finish(index, verification, checks=[{"holds": True}, {"holds": None}, {"holds": False}])
+    finish(
+        index,
+        verification,
+        checks=[
+            {"check": "a", "holds": True},
+            {"check": "b", "holds": None},
+            {"check": "c", "holds": False},
+        ],
+    )
     [inc] = index.incidents()
     assert [r["verified"] for r in inc["runs"]] == [None, False]  # one check failed
 
@@ -301,7 +318,7 @@ def test_forgetting_an_incident_forgets_what_people_did_on_it(index: Index) -> N
     job = index.claim(NOW)
     finish(index, job)
     with index.tx() as conn:
-        actions.record(conn, job.incident_id, "acknowledge", "alice", NOW)
+        actions.record(conn, job.incident.id, "acknowledge", "alice", NOW)
     retention.forget(index, [job.record])
     with index.read() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.ACTIONS)).scalar() == 0
@@ -323,12 +340,12 @@ def test_an_incident_s_messages_wait_until_each_target_took_them(index: Index, t
         job = index.claim(NOW)
         finish(index, job)
         box, sender = Outbox(index), Sender(index, cfg, tmp_path)
-        assert box.waiting(job.incident_id) == 1  # the finding's event, not yet expanded
+        assert box.waiting(job.incident.id) == 1  # the finding's event, not yet expanded
         sender.step()  # expanded; the target fails once
-        assert box.waiting(job.incident_id) == 1  # its delivery waits for the retry
+        assert box.waiting(job.incident.id) == 1  # its delivery waits for the retry
         sender.step(now=time.time() + 5)  # past the retry's backoff
-        assert box.waiting(job.incident_id) == 0 and len(sink.delivered) == 1
-        assert box.waiting(job.incident_id + 1) == 0
+        assert box.waiting(job.incident.id) == 0 and len(sink.delivered) == 1
+        assert box.waiting(job.incident.id + 1) == 0
     finally:
         sink.close()
 

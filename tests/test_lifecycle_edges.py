@@ -22,6 +22,7 @@ from runbook_lib.service.operators import Operators
 from runbook_lib.service.server import create_app
 from runbook_lib.service.workers import RunConfig, job_params
 from runbook_lib.storage.outbox import Outbox
+from tests.conftest import summary_of
 
 T0 = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 NOW = T0.timestamp() + 30
@@ -47,7 +48,7 @@ def index(tmp_path: Path) -> Index:
 
 
 def done(index: Index, job, top: str | None = "invalid_input", status: str = "completed") -> None:
-    index.finish(job.run_id, {"status": status, "top_cause": top})
+    index.finish(job.run_id, summary_of({"status": status, "top_cause": top}))
 
 
 def kinds(index: Index) -> list[str]:
@@ -87,7 +88,7 @@ def test_a_critical_that_arrives_while_the_warning_asks_prometheus_leads_that_ru
     )  # fmt: skip
     assert run["not_before"] == NOW + 2 and index.incident(1)["escalated_at"] is None
     again = index.claim(NOW + 2)
-    assert again.run_id == job.run_id and again.severity == "critical"
+    assert again.run_id == job.run_id and again.alert.severity == "critical"
     done(index, again)
     assert kinds(index) == ["investigation"]
 
@@ -104,8 +105,8 @@ def test_a_symptom_after_a_slow_burn_lead_started_gets_its_own_investigation(
     inc = index.incident(1)
     assert inc["alertname"] == "GgenMcpElevatedErrorRate" and not inc["escalated_at"]
     second = index.claim(NOW + 400)
-    assert second.alertname == "GgenMcpElevatedErrorRate"
-    assert second.trigger == "symptom:elevatederrorrate"
+    assert second.alert.name == "GgenMcpElevatedErrorRate"
+    assert second.incident.trigger == "symptom:elevatederrorrate"
 
 
 def test_a_late_slow_burn_alert_joins_the_fault_it_measured(index: Index) -> None:
@@ -137,7 +138,7 @@ def test_a_mitigation_is_approved_once_and_runs_only_what_was_approved(
     with pytest.raises(DoneAlready, match="approved for incident 1 has not finished"):
         index.act(1, "mitigation", "bob", detail=detail, now=NOW + 6)
     job = index.claim(NOW + 7)
-    assert job.kind == "mitigation" and job.approved == ("end_old_soffice",)
+    assert job.kind == "mitigation" and job.incident.approved == ("end_old_soffice",)
     params = job_params(job, RunConfig(output_dir=tmp_path))
     assert params["allow_mitigation"] is True
     assert params["incident"]["approved_mitigations"] == ["end_old_soffice"]
@@ -168,7 +169,7 @@ def test_only_incidents_that_ended_are_the_past(index: Index) -> None:
                   fingerprint="other")  # fmt: skip
     index.accept([other], 0, NOW)
     job = index.claim(NOW)
-    assert job.past == ()  # incident 1 is still open: not a recurrence
+    assert job.incident.past == ()  # incident 1 is still open: not a recurrence
 
 
 def test_the_post_mortem_form_needs_this_site_and_its_csrf_token(

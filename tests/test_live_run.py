@@ -58,7 +58,7 @@ def test_soffice_leak_record_names_real_pids(live_stack, tmp_path: Path) -> None
         every=1,
     )
     rec = runner.run(live_params(info, "GgenMcpHighLibreOfficeProcessCount"), tmp_path)
-    summ = record.summary(rec)
+    summ = record.summary(rec).as_json()
     assert summ["status"] == "completed" and summ["runbook"] == "libreoffice_leak"
     real = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "soffice"}
     found = {v["cause"]: v for v in summ["diagnosis"]}
@@ -92,7 +92,7 @@ def test_crashed_container_exit_state_is_in_the_record(live_stack, tmp_path: Pat
         wait_for(lambda: query(info, 'up{job="ggen-mcp"} == 0'), 30, "up == 0 after the crash")
         time.sleep(1)
         rec = runner.run(live_params(info, "GgenMcpServiceDown", container=name), tmp_path)
-        summ = record.summary(rec)
+        summ = record.summary(rec).as_json()
         crashed = {v["cause"]: v for v in summ["diagnosis"]}["process_crashed"]
         assert summ["top_cause"] == "process_crashed" and crashed["verdict"] == "likely"
         assert f"container {name} is exited, exit code 3" in " ".join(crashed["evidence"])
@@ -118,7 +118,8 @@ def test_every_notebook_runs_all_with_its_defaults(live_stack, tmp_path: Path, m
         papermill.execute_notebook(
             str(NOTEBOOKS / f"{runbook}.ipynb"), str(out), kernel_name="python3", progress_bar=False
         )
-        return record.summary_from_notebook(nbformat.read(out, as_version=4))
+        found = record.summary_from_notebook(nbformat.read(out, as_version=4))
+        return found.as_json() if found else None
 
     with ThreadPoolExecutor(2) as pool:
         summaries = dict(zip(RUNBOOKS, pool.map(execute, RUNBOOKS), strict=True))

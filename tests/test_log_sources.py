@@ -22,7 +22,8 @@ from runbook_lib.contract.config import Settings
 from runbook_lib.diagnosis import Evidence, diagnose, investigate
 from runbook_lib.diagnosis.resolution import commands
 from runbook_lib.evidence.signals import Signals
-from runbook_lib.notebook.session import log_specs
+from runbook_lib.notebook.parameters import Params
+from runbook_lib.notebook.state import log_specs
 from tests.polling import wait_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -50,7 +51,7 @@ def port_in_use(params: dict) -> tuple[str, list[str], list[str]]:
     ev = Evidence(Signals(values={"up": 0.0, "up_min": 0.0}))
     end = datetime.now(UTC) + timedelta(seconds=5)  # a run now (lines are stamped from NOW)
     ev.logs, ev.logs_missing = investigate.read_logs(
-        log_specs(params), NOW - timedelta(minutes=15), end
+        log_specs(Params(**params)), NOW - timedelta(minutes=15), end
     )
     [v] = [v for v in diagnose("service_down", ev) if v.cause == "port_in_use"]
     return v.verdict, v.evidence, v.missing
@@ -81,9 +82,13 @@ def test_rotated_files_found_by_a_glob_are_read_together(tmp_path, monkeypatch) 
     verdict, evidence, _ = port_in_use(params)
     assert verdict == "likely"
     assert any("3 log lines" in e and "EADDRINUSE" in e for e in evidence), evidence
-    first = commands("service_down", "process_crashed", {"log_sources": log_specs(params)})
+    first = commands(
+        "service_down", "process_crashed", {"log_sources": log_specs(Params(**params))}
+    )
     assert first.splitlines()[0] == "docker restart <CONTAINER>   # or: systemctl restart <UNIT>"
-    invalid = commands("high_error_rate", "invalid_input", {"log_sources": log_specs(params)})
+    invalid = commands(
+        "high_error_rate", "invalid_input", {"log_sources": log_specs(Params(**params))}
+    )
     assert invalid.splitlines()[0] == f"zcat -f {logs}/ggen-mcp.log* | grep -A5 'validation error'"
 
 
@@ -105,7 +110,7 @@ def test_a_container_found_by_its_label(tmp_path, monkeypatch) -> None:
         verdict, evidence, _ = port_in_use(params)
         assert verdict == "likely"
         assert any("2 log lines" in e and "EADDRINUSE" in e for e in evidence), evidence
-        values = {"container": params["container"], "log_sources": log_specs(params)}
+        values = {"container": params["container"], "log_sources": log_specs(Params(**params))}
         assert commands("service_down", "process_crashed", values).splitlines()[0] == (
             f"docker restart $(docker ps -q --filter label={label} | head -n1)"
         )
@@ -128,14 +133,14 @@ def test_a_journal_unit_read_by_journalctl(tmp_path, monkeypatch) -> None:
                    input=export, text=True, check=True, capture_output=True, timeout=60)  # fmt: skip
     params = configured(tmp_path, monkeypatch, "--log-unit", f"ggen-mcp.service@{journal}")
     assert params["log_unit"] == f"ggen-mcp.service@{journal}"
-    assert log_specs(params) == [f"journal:ggen-mcp.service@{journal}"]
+    assert log_specs(Params(**params)) == [f"journal:ggen-mcp.service@{journal}"]
     verdict, evidence, _ = port_in_use(params)
     assert verdict == "likely"
     assert any("2 log lines" in e and "EADDRINUSE" in e for e in evidence), evidence
     assert (
-        commands("service_down", "process_crashed", {"log_sources": log_specs(params)}).split("\n")[
-            0
-        ]
+        commands(
+            "service_down", "process_crashed", {"log_sources": log_specs(Params(**params))}
+        ).split("\n")[0]
         == "systemctl restart ggen-mcp.service"
     )
 

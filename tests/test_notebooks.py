@@ -94,7 +94,7 @@ def scenario_run(
         },
     )
     rec = runner.run(params, tmp / "records", runbook=runbook, notebook_dir=notebook_dir)
-    return {**record.summary(rec), "record": str(rec)}
+    return {**record.summary(rec).as_json(), "record": str(rec)}
 
 
 # One notebook run per runbook, on a cause the nbval fixtures do not use (they replay seed 0
@@ -170,9 +170,9 @@ def test_record_shows_charts_diagnosis_commands_and_message(scenario_set, tmp_pa
     log = shlex.quote(str(tmp_path / f"{sc.instance}.log"))
     assert f"zcat -f {log} | grep -A5 'validation error'" in text
     assert "INCIDENT: " in text and "Status: Investigating" in text and "Severity: Critical" in text
-    assert json.loads((rec / "summary.json").read_text()) == record.summary_from_notebook(
-        nbformat.read(rec / "record.ipynb", as_version=4)
-    )
+    written = json.loads((rec / "summary.json").read_text())
+    shown = record.summary_from_notebook(nbformat.read(rec / "record.ipynb", as_version=4))
+    assert written == {**shown.as_json(), "schema_version": 2}  # the version is the file's
 
 
 def stderr_of(rec: Path) -> list[str]:
@@ -189,7 +189,7 @@ def test_unreachable_prometheus_still_writes_a_readable_record(tmp_path: Path) -
         extra={"live": False},
     )
     rec = runner.run(params, tmp_path)
-    summ = record.summary(rec)
+    summ = record.summary(rec).as_json()
     assert summ["status"] == "degraded"  # finished, but blind: it needs a person's attention
     assert summ["degraded_by"][0].startswith(
         "Prometheus at http://127.0.0.1:1 did not answer: connection refused; "
@@ -213,7 +213,7 @@ def test_a_failing_notebook_leaves_a_failed_record_with_the_error_on_top(tmp_pat
     )
     params["at"] = "not-a-time"
     rec = runner.run(params, tmp_path)
-    summ = record.summary(rec)
+    summ = record.summary(rec).as_json()
     assert summ["status"] == "failed" and "ValueError" in summ["error"]
     nb = nbformat.read(rec / "record.ipynb", as_version=4)
     assert "Run failed" in nb.cells[0].source and "not-a-time" in nb.cells[0].source
@@ -232,7 +232,7 @@ def test_a_record_keeps_its_data_and_replays_without_prometheus(scenario_set, tm
     assert len(saved) > 10 and all((data / e["file"]).exists() for e in saved)
     params = runner.replay_params(Path(first["record"]), prometheus_url="http://127.0.0.1:1")
     again_rec = runner.run(params, tmp_path / "replayed")
-    again = record.summary(again_rec)
+    again = record.summary(again_rec).as_json()
     assert again["status"] == "completed" and again["top_cause"] == "cache_too_small"
     assert again["figures"] == first["figures"]
     assert again["diagnosis"] == first["diagnosis"]

@@ -13,6 +13,7 @@ from runbook_lib.diagnosis.attribution import Attribution
 from runbook_lib.notebook.display import answer_md
 from runbook_lib.records.lead import lead_html
 from runbook_lib.service.messages import _finding
+from tests.conftest import summary_of
 
 
 def summary(explained_s: float, top: str | None = None) -> dict:
@@ -45,7 +46,7 @@ def summary(explained_s: float, top: str | None = None) -> dict:
 
 
 def test_the_issue_incident_says_nothing_explains_it() -> None:
-    said = unexplained(summary(0.38))
+    said = unexplained(summary_of(summary(0.38)))
     assert said is not None
     assert said.share == 0.959  # 8.79 / 9.17
     assert said.headline == "No runbook cause explains 96% of the added latency"
@@ -60,11 +61,16 @@ def test_the_issue_incident_says_nothing_explains_it() -> None:
 @pytest.mark.parametrize(("explained_s", "said"), [(4.585, False), (4.5, True)])
 def test_it_is_said_when_causes_explain_less_than_half(explained_s: float, said: bool) -> None:
     """4.585 of 9.17 s is exactly half: explained, not said; 4.5 s is 49 %: said."""
-    assert (unexplained(summary(explained_s)) is not None) is said
+    assert (unexplained(summary_of(summary(explained_s))) is not None) is said
 
 
 def test_an_unsplit_symptom_says_nothing_of_the_kind() -> None:
-    assert unexplained({"runbook": "service_down", "attribution": None}) is None
+    assert (
+        unexplained(
+            summary_of({"runbook": "service_down", "status": "completed", "attribution": None})
+        )
+        is None
+    )
     assert unexplained_share(None) is None
 
 
@@ -77,11 +83,11 @@ def test_the_summary_share_is_what_no_cause_claims() -> None:
 def test_a_record_from_before_the_key_is_read_from_its_attribution() -> None:
     old = summary(0.38)
     del old["unexplained_share"]
-    assert unexplained(old).share == 0.959
+    assert unexplained(summary_of(old)).share == 0.959
 
 
 def test_the_lead_says_it_first_then_what_was_checked_and_the_manual_steps() -> None:
-    html = lead_html(summary(0.38))
+    html = lead_html(summary_of(summary(0.38)))
     first = html.index("No runbook cause explains 96% of the added latency")
     assert first < html.index("No cause is likely")
     assert "cache_thrashing: possible, explains 4%" in html
@@ -89,19 +95,19 @@ def test_the_lead_says_it_first_then_what_was_checked_and_the_manual_steps() -> 
 
 
 def test_the_lead_says_it_before_a_top_cause_that_explains_little() -> None:
-    html = lead_html(summary(3.0, top="cache_thrashing"))  # 33 % explained
+    html = lead_html(summary_of(summary(3.0, top="cache_thrashing")))  # 33 % explained
     assert html.index("No runbook cause explains 67% of the added latency") < html.index(
         "Top cause: Cache thrashing"
     )
 
 
 def test_a_cause_that_explains_most_leads_alone() -> None:
-    html = lead_html(summary(8.0, top="cache_thrashing"))
+    html = lead_html(summary_of(summary(8.0, top="cache_thrashing")))
     assert "No runbook cause explains" not in html
 
 
 def test_the_message_says_it_first() -> None:
-    text = _finding(summary(0.38))
+    text = _finding(summary_of(summary(0.38)), None)
     lines = text.splitlines()
     assert lines[0] == "No runbook cause explains 96% of the added latency"
     assert lines[1].startswith("Checked: cache_thrashing: possible, explains 4%;")

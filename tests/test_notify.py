@@ -19,6 +19,7 @@ from runbook_lib.incidents.index import Index
 from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.service import notify
 from runbook_lib.storage.outbox import Outbox
+from tests.conftest import summary_of
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -76,12 +77,12 @@ def investigated(index: Index, out: Path, fp: str = "f1", **kw) -> int:
     job = index.claim()
     rec = out / job.record
     rec.mkdir(parents=True)
-    (rec / "summary.json").write_text(json.dumps(SUMMARY))
+    summary_of(SUMMARY).write(rec / "summary.json")
     cell = {"cell_type": "code", "source": ["run.assess()"],
             "outputs": [{"data": {"image/png": base64.b64encode(PNG).decode()}}]}  # fmt: skip
     (rec / "record.ipynb").write_text(json.dumps({"cells": [cell]}))
-    index.finish(job.run_id, SUMMARY)
-    return job.incident_id
+    index.finish(job.run_id, summary_of(SUMMARY))
+    return job.incident.id
 
 
 def config(*targets: dict, base_s: float = 0.05, max_s: float = 1.0) -> notify.NotifyConfig:
@@ -210,8 +211,8 @@ def test_resolve_and_verification_follow_up_naming_the_first_message(
             {"check": "users confirm", "holds": None, "status": "for a person"},
         ],
     }
-    (rec / "summary.json").write_text(json.dumps(held))
-    index.finish(job.run_id, held)
+    summary_of(held).write(rec / "summary.json")
+    index.finish(job.run_id, summary_of(held))
     cfg = config({"name": "hook", "url": f"json://127.0.0.1:{sink.port}/hook"})
     notify.Sender(index, cfg, tmp_path).step()
     titles = [r.json()["title"] for r in sink.delivered]

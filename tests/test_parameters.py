@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from runbook_lib.contract.config import NOTEBOOKS
-from runbook_lib.notebook import parameters
+from runbook_lib.notebook import fetching, parameters
 from runbook_lib.notebook.parameters import ParameterError
 
 DOWN = "http://127.0.0.1:1"  # nothing answers: the runs here need no Prometheus
@@ -37,10 +37,10 @@ def test_a_changed_parameter_applies_to_the_next_call() -> None:
               labels={"job": "ggen-mcp", "instance": "edited:1"})  # fmt: skip
     run.header()  # any later cell, not the start cell
     assert run.at.isoformat() == "2026-01-15T10:00:00+00:00" != first_at.isoformat()
-    assert run.p["lookback_minutes"] == 30 and run.scope.instance == "edited:1"
+    assert run.p.lookback_minutes == 30 and run.scope.instance == "edited:1"
     assert first_gaps and run.gaps != first_gaps  # found again, for the new values
     # the panel the cell defined stays, fetched again for the new instance and time
-    data = run.data("errors_by_tool")
+    data = fetching.data(run, "errors_by_tool")
     query = next(iter(data.panel.queries(run.scope).values()))
     assert (
         query
@@ -68,7 +68,7 @@ def test_a_value_of_the_wrong_type_is_named() -> None:
 
 def test_opened_by_hand_without_alertmanager_it_explores_and_says_why() -> None:
     run = _opened()["run"]
-    assert run.p["alert_name"] == "" and run.alert_start is None
+    assert run.p.alert_name == "" and run.alert_start is None
     assert run.exploring.startswith("## Exploration · high_error_rate · 127.0.0.1:9464\n")
     assert f"Alertmanager at {DOWN} did not answer" in run.exploring
     assert any(g.startswith(f"opened by hand: Alertmanager at {DOWN} did not answer")

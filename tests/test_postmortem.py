@@ -15,7 +15,7 @@ from runbook_lib.contract.alerts import Alert
 from runbook_lib.incidents import actions, timeline
 from runbook_lib.incidents.index import Index
 from runbook_lib.incidents.postmortem import IncidentRecords
-from tests.conftest import empty_config
+from tests.conftest import empty_config, summary_of
 
 T0 = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)
 T = T0.timestamp()
@@ -47,21 +47,27 @@ def incident(tmp_path: Path) -> tuple[Index, int]:
     slow = alert("GgenMcpErrorRateSLOViolation", "warning", S, 90, slow_burn="true")
     assert index.accept([warning], 300, now=T + 30) == ["queued"]
     first = index.claim(now=T + 31)
-    index.finish(first.run_id, {"status": "completed", "top_cause": "invalid_input"}, now=T + 45)
+    index.finish(
+        first.run_id, summary_of({"status": "completed", "top_cause": "invalid_input"}), now=T + 45
+    )
     assert index.accept([critical], 300, now=T + 90) == ["escalated"]
     assert index.accept([slow], 300, now=T + 100) == ["correlated"]
     second = index.claim(now=T + 91)
-    index.finish(second.run_id, {"status": "completed", "top_cause": "invalid_input"}, now=T + 110)
+    index.finish(
+        second.run_id,
+        summary_of({"status": "completed", "top_cause": "invalid_input"}),
+        now=T + 110,
+    )
     with index.tx() as conn:
-        actions.record(conn, first.incident_id, "acknowledge", "alice", T + 120, nonce="a1")
-        actions.record(conn, first.incident_id, "mitigated", "bob", T + 300, nonce="b1")
+        actions.record(conn, first.incident.id, "acknowledge", "alice", T + 120, nonce="a1")
+        actions.record(conn, first.incident.id, "mitigated", "bob", T + 300, nonce="b1")
     index.accept([alert("GgenMcpElevatedErrorRate", "warning", W, 0, ended_s=360)], 300, T + 370)
     index.accept([alert("GgenMcpHighErrorRate", "critical", C, 60, ended_s=370)], 300, T + 380)
     check = index.claim(now=T + 680)
     assert check.kind == "verification"
     held = {"status": "completed", "post_checks": [{"check": "error rate below 1%", "holds": True}]}
-    index.finish(check.run_id, held, now=T + 700)
-    return index, first.incident_id
+    index.finish(check.run_id, summary_of(held), now=T + 700)
+    return index, first.incident.id
 
 
 def test_the_timeline_holds_every_alert_escalation_run_and_action(incident) -> None:
@@ -102,7 +108,7 @@ def fake_record(directory: Path, name: str, kind: str, at_s: float, **summary: o
             "starts_at": "2026-12-01T21:31:00+00:00",
             "evaluated_at": (T0 + timedelta(seconds=at_s)).isoformat(), "diagnosis": [],
             "top_cause": None, **summary}  # fmt: skip
-    (rec / "summary.json").write_text(json.dumps(body))
+    summary_of(body).write(rec / "summary.json")
     nbformat.write(nbformat.v4.new_notebook(), rec / "record.ipynb")
     return rec
 

@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from runbook_lib.records import record
 
-SUMMARY = {"alert": "A", "status": "completed", "top_cause": "x"}
+SUMMARY = {"alert": "A", "runbook": "triage", "status": "completed", "top_cause": "x"}
 
 
 def executed(*outputs: dict, source: str = "run.summary()") -> nbformat.NotebookNode:
@@ -30,7 +30,7 @@ def summary_output(data: dict) -> dict:
 def test_the_summary_is_the_output_marked_as_such() -> None:
     other = new_output("display_data", data={"application/json": {"not": "it"}})
     nb = executed(other, summary_output(SUMMARY))
-    assert record.summary_from_notebook(nb) == SUMMARY
+    assert record.summary_from_notebook(nb).as_json() == SUMMARY
     assert record.summary_from_notebook(executed(other)) is None
 
 
@@ -45,9 +45,9 @@ def test_summary_reads_summary_json_first_then_the_notebook(tmp_path: Path) -> N
     rec = tmp_path / "rec"
     rec.mkdir()
     nbformat.write(executed(summary_output(SUMMARY)), rec / "record.ipynb")
-    assert record.summary(rec) == SUMMARY
+    assert record.summary(rec).as_json() == SUMMARY
     (rec / "summary.json").write_text(json.dumps({**SUMMARY, "run_id": 7}))
-    assert record.summary(rec)["run_id"] == 7
+    assert record.summary(rec).run_id == 7
     bare = tmp_path / "bare"
     bare.mkdir()
     nbformat.write(executed(), bare / "record.ipynb")
@@ -71,7 +71,7 @@ def test_markdown_cells_have_no_outputs_and_are_skipped(tmp_path: Path) -> None:
     err = new_output("error", ename="KeyError", evalue="'x'", traceback=[])
     nb = executed(summary_output(SUMMARY), err)
     nb.cells.insert(1, new_markdown_cell("# Runbook"))  # before the cell with the error
-    assert record.summary_from_notebook(nb) == SUMMARY
+    assert record.summary_from_notebook(nb).as_json() == SUMMARY
     assert record.error_of(nb) == "KeyError: 'x'"
     rec = tmp_path / "rec"
     rec.mkdir()
@@ -92,7 +92,7 @@ def test_record_names_strip_only_dots_dashes_and_underscores_at_the_ends() -> No
 def test_outputs_without_metadata_are_passed_over(caplog) -> None:
     stream = new_output("stream", name="stdout", text="hello\n")  # streams carry no metadata
     nb = executed(stream, summary_output(SUMMARY))
-    assert record.summary_from_notebook(nb) == SUMMARY
+    assert record.summary_from_notebook(nb).as_json() == SUMMARY
     with caplog.at_level("WARNING"):
         page = record.html(nb)
     assert "run" in page and "summary" in page  # the code is in the default page

@@ -238,7 +238,7 @@ def test_a_replay_says_so_on_its_pages_and_on_its_incident_page(
         first = body.index("<main>")
         assert body.index("Replay of") - first < 600, name  # the page's first block
     summary = record.summary(published.replay)
-    assert summary["replay_of"] == published.rec.name
+    assert summary.replay_of == published.rec.name
     with sync_playwright() as p:
         browser = chromium(p)
         try:

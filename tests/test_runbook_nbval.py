@@ -81,7 +81,7 @@ def test_a_step_removed_and_a_step_added_fail_by_cell(tmp_path: Path) -> None:
 def test_a_figure_rounded_differently_or_a_chart_redrawn_fails_with_a_diff(tmp_path: Path) -> None:
     def change(nb: nbformat.NotebookNode) -> None:
         start = next(c for c in nb.cells if c.id == "service_down-02")
-        start.source += ("\nimport builtins, runbook_lib.notebook.session as s\n"
+        start.source += ("\nimport builtins, runbook_lib.notebook.header as s\n"
                          "s.round = lambda x, digits=0: builtins.round(x, digits + 1)")  # fmt: skip
         cpu = next(c for c in nb.cells if c.id == "service_down-15")
         assert "warn=0.8," in cpu.source

@@ -17,6 +17,7 @@ from runbook_lib.incidents.index import Index
 from runbook_lib.service.server import MAX_BODY_BYTES, create_app
 from runbook_lib.storage import retention
 from runbook_lib.storage.migrations import schema
+from tests.conftest import summary_of
 
 TOKEN = "s3cret-token"
 
@@ -313,8 +314,8 @@ def test_runs_are_counted_from_the_index_once_each_whoever_filed_them(tmp_path: 
     post(c, payload(labels={**mem, "instance": "g:9464"}, fingerprint="00000000000000bb"))
     first, second, third = (index.claim() for _ in range(3))
     assert _samples(c, "runbook_runs_total") == {}
-    index.finish(first.run_id, {"status": "completed", "top_cause": "invalid_input"})
-    index.finish(second.run_id, {"status": "failed", "error": "no kernel"})
+    index.finish(first.run_id, summary_of({"status": "completed", "top_cause": "invalid_input"}))
+    index.finish(second.run_id, summary_of({"status": "failed", "error": "no kernel"}))
     counted = {
         '{kind="investigation",runbook="high_error_rate",status="completed"}': 1.0,
         '{kind="investigation",runbook="memory",status="failed"}': 1.0,
@@ -323,7 +324,7 @@ def test_runs_are_counted_from_the_index_once_each_whoever_filed_them(tmp_path: 
     assert _samples(c, "runbook_runs_total") == counted  # scraped again: not counted again
     retention.forget(index, [first.record])  # retention
     assert _samples(c, "runbook_runs_total") == counted
-    index.finish(third.run_id, {"status": "completed"})
+    index.finish(third.run_id, summary_of({"status": "completed"}))
     started = app.state.metrics.runs.since
     with index.tx() as conn:  # filed after the start, before the newest run counted
         filed = conn.execute(sa.select(schema.RUNS.c.finished_at).where(

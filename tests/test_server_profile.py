@@ -120,7 +120,7 @@ def test_every_runbook_completes_on_the_server_profile(
             prometheus_url=server_stack.urls["prometheus"],
             extra={"live": False, "log_file": server_stack.sim_log},
         )
-        return record.summary(runner.run(params, tmp_path / runbook))
+        return record.summary(runner.run(params, tmp_path / runbook)).as_json()
 
     with ThreadPoolExecutor(2) as pool:
         summaries = dict(zip(ALERTS, pool.map(run, ALERTS), strict=True))

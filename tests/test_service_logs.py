@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from runbook_lib import cli
-from runbook_lib.incidents.jobs import Job, Queued
+from runbook_lib.contract.request import IncidentContext, LeadAlert, QueueState, RunRequest
+from runbook_lib.incidents.jobs import Queued
 from runbook_lib.service import logs
-from tests.conftest import empty_config
+from tests.conftest import empty_config, summary_of
 
 
 @pytest.fixture
@@ -30,11 +31,14 @@ def stream() -> Iterator[io.StringIO]:
     logging.captureWarnings(False)
 
 
-def job() -> Job:
-    return Job(run_id=7, kind="verification", record="20261201T213000Z-GgenMcpHighErrorRate-ab12",
-               attempts=1, incident_id=3, alertname="GgenMcpHighErrorRate",
-               runbook="high_error_rate", fingerprint="ab12", starts_at="2026-12-01T21:30:00Z",
-               ends_at=None, labels={}, annotations={}, verification_of=None, waited_s=1.25)  # fmt: skip
+def job() -> RunRequest:
+    return RunRequest(
+        run_id=7, kind="verification", record="20261201T213000Z-GgenMcpHighErrorRate-ab12",
+        runbook="high_error_rate", incident=IncidentContext(id=3),
+        alert=LeadAlert(name="GgenMcpHighErrorRate", fingerprint="ab12",
+                        starts_at="2026-12-01T21:30:00Z"),
+        queue=QueueState(attempts=1, waited_s=1.25),
+    )  # fmt: skip
 
 
 def test_json_lines_carry_the_notifiers_fields_and_only_the_libraries_warnings(stream) -> None:
@@ -57,7 +61,9 @@ def test_json_lines_carry_the_notifiers_fields_and_only_the_libraries_warnings(s
 def test_text_lines_are_one_line_each_and_configuring_again_doubles_none(stream) -> None:
     logs.configure("text", io.StringIO())
     logs.configure("text", stream)  # e.g. a worker process set up like its server
-    logs.run_finished(job(), {"status": "failed", "error": "kernel died\nwith signal 9"}, 12.34)
+    logs.run_finished(
+        job(), summary_of({"status": "failed", "error": "kernel died\nwith signal 9"}), 12.34
+    )
     logs.run_queued(
         Queued(8, "verification", 1_796_160_600.0 + 300, 3, "GgenMcpHighErrorRate", "r", ""),
         now=1_796_160_600.0,

@@ -85,7 +85,7 @@ def test_hostile_labels_reach_the_record_as_data(tmp_path: Path) -> None:
     [run] = drain(Pool(index, cfg), index, 1, 120)
     rec = tmp_path / "out" / run["record"]
     assert rec.parent == tmp_path / "out" and (rec / "record.html").exists()
-    summ = record.summary(rec)
+    summ = record.summary(rec).as_json()
     assert summ["status"] == "degraded" and run["status"] == "degraded"  # the index has it too
     assert {k: summ["labels"][k] for k in hostile} == hostile
     assert summ["kind"] == "investigation" and summ["run_id"] == run["id"]
@@ -101,7 +101,7 @@ def test_a_hanging_prometheus_ends_as_timed_out_with_no_kernel_left(
     index.accept([alert(instance="h:1")], verify_delay=0)
     cfg = RunConfig(output_dir=tmp_path, workers=1, prometheus_url=blackhole, cell_timeout=2)
     [run] = drain(Pool(index, cfg), index, 1, 120)
-    summ = record.summary(tmp_path / run["record"])
+    summ = record.summary(tmp_path / run["record"]).as_json()
     assert run["status"] == "timed_out" == summ["status"]
     assert "Timeout" in summ["error"] or "timed out" in summ["error"].lower()
     html = (tmp_path / run["record"] / "record.html").read_text()
@@ -114,7 +114,7 @@ def test_a_run_over_its_wall_limit_is_killed_and_recorded(tmp_path: Path, blackh
     index.accept([alert(instance="h:2")], verify_delay=0)
     cfg = RunConfig(output_dir=tmp_path, workers=1, prometheus_url=blackhole, run_timeout=3)
     [run] = drain(Pool(index, cfg), index, 1, 120)
-    summ = record.summary(tmp_path / run["record"])
+    summ = record.summary(tmp_path / run["record"]).as_json()
     assert summ["status"] == "timed_out" and "3s limit" in summ["error"]
     assert summ["alert"] == "GgenMcpHighErrorRate" and summ["labels"]["instance"] == "h:2"
     assert not marked(str(index.path.resolve()))
@@ -128,7 +128,7 @@ def test_recovery_keeps_finished_records_reruns_the_rest_and_kills_leftovers(
     index.accept([alert(instance="done:1"), alert(instance="lost:1")], verify_delay=0)
     first, second = index.claim(), index.claim()
     assert first and second and index.claim() is None
-    params = runner.alert_params(first.alertname, first.labels, fp=first.fingerprint)
+    params = runner.alert_params(first.alert.name, first.alert.labels, fp=first.alert.fingerprint)
     runner.failure_record(
         params, out, runbook=first.runbook, name=first.record, status="failed", error="kept"
     )
@@ -162,7 +162,7 @@ summary = {"alert": alert_name, "runbook": "triage", "status": "completed", "top
            "seen": seen, "kernel": os.getpid(), "zygote": os.getppid(),
            "modules_preloaded": "pandas" in sys.modules and "matplotlib" in sys.modules,
            "library_preloaded": sorted(m for m in ("runbook_lib.notebook.run", "papermill",
-                                       "runbook_lib.notebook.summary") if m in sys.modules)}
+                                       "runbook_lib.diagnosis.resolution") if m in sys.modules)}
 display({"application/json": summary}, raw=True, metadata={"runbook_summary": True})
 """
 
@@ -194,7 +194,9 @@ def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path)
     index.accept([alert(alertname="ProbeTwo", instance="b")], verify_delay=0)
     cfg = RunConfig(output_dir=out, workers=1, notebook_dir=probe_notebooks(tmp_path))
     done = drain(Pool(index, cfg), index, 2, 120)
-    first, second = (record.summary(out / r["record"]) for r in sorted(done, key=lambda r: r["id"]))
+    first, second = (
+        record.summary(out / r["record"]).as_json() for r in sorted(done, key=lambda r: r["id"])
+    )
     assert first["seen"] == second["seen"] == {"global": False, "patched": False}
     assert first["zygote"] == second["zygote"]  # the same worker ran both ...
     assert first["kernel"] != second["kernel"]  # ... each in a kernel of its own
@@ -202,8 +204,8 @@ def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path)
     # ... the runbooks' library too, the lazily imported parts included (~0.8 s a run)
     assert first["library_preloaded"] == [
         "papermill",
+        "runbook_lib.diagnosis.resolution",
         "runbook_lib.notebook.run",
-        "runbook_lib.notebook.summary",
     ]
     nb = nbformat.read(out / done[0]["record"] / "record.ipynb", as_version=4)
     assert "runbook-answer" in nb.cells[0].source  # the answer first, then the notebook
@@ -266,7 +268,7 @@ def test_a_kernel_that_dies_while_idle_is_replaced_without_losing_the_run(tmp_pa
             60,
             "the run after the kernel's death done",
         )
-        summ = record.summary(out / run["record"])
+        summ = record.summary(out / run["record"]).as_json()
         assert run["status"] == "completed" and summ["kernel"] != kernel.pid
     finally:
         pool.stop()

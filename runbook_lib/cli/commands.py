@@ -11,6 +11,7 @@ from pathlib import Path
 from runbook_lib.cli import flags, show
 from runbook_lib.cli.errors import UsageError
 from runbook_lib.contract.config import Settings
+from runbook_lib.contract.summary import Summary
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -216,10 +217,10 @@ def _run(args: argparse.Namespace) -> int:
     print(out)
     print(show.summary_text(summ, out, brief=True))
     _file_manual(out, params, summ, settings.database_url)
-    return 0 if summ["status"] == "completed" else 1
+    return 0 if summ.status == "completed" else 1
 
 
-def _file_manual(out: Path, params: dict, summ: dict, database_url: str = "") -> None:
+def _file_manual(out: Path, params: dict, summ: Summary, database_url: str = "") -> None:
     """A run by hand goes into the index the receiver writes (the shared database when
     there is one, else the SQLite file beside the records) as kind `manual`, so that
     `runbook incidents` and the pages show it; the record is kept even if the index fails."""
@@ -283,7 +284,7 @@ def _replay_params(rec: Path, extra: dict) -> dict:
 RECORD_FIX = "give a record directory (`runbook incidents` lists them)"
 
 
-def record_summary(path: Path, command: str) -> dict:
+def record_summary(path: Path, command: str) -> Summary:
     """A record's summary, or a UsageError saying why `path` is not a record."""
     from runbook_lib.records import record
 
@@ -303,7 +304,7 @@ def _summary(args: argparse.Namespace) -> int:
     path = Path(args.record)
     summ = record_summary(path, "summary")
     if args.json:
-        print(json.dumps(summ, indent=1))
+        print(json.dumps(summ.as_json(), indent=1))
         return 0
     print(show.summary_text(summ, path))
     return 0

@@ -8,9 +8,11 @@ pages say the same thing from the same facts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
+from runbook_lib.contract.summary import Summary
 from runbook_lib.diagnosis.attribution import Attribution, pct
 from runbook_lib.diagnosis.constants import NOTHING_EXPLAINS
 
@@ -55,25 +57,39 @@ def unexplained_share(att: Attribution | None) -> float | None:
     return round(att.unexplained / att.total, 3)
 
 
-def unexplained(summary: dict[str, Any]) -> Unexplained | None:
-    """When the runbook's causes explain less than half of the symptom, what to say first;
-    else None."""
-    share = summary.get("unexplained_share")
-    att = summary.get("attribution") or {}
-    if share is None and att.get("total"):  # a record from before the key existed
-        share = round(att.get("unexplained", 0.0) / att["total"], 3)
+def unexplained(summary: Summary) -> Unexplained | None:
+    """When the runbook's causes explain less than half of a run's symptom, what to say
+    first; else None."""
+    share, att = summary.unexplained_share, summary.attribution
+    if share is None and att is not None and att.total:  # a record from before the key existed
+        share = round(att.unexplained / att.total, 3)
+    return nothing_explains(summary.runbook, share, summary.diagnosis)
+
+
+def nothing_explains(
+    runbook: str, share: float | None, verdicts: Sequence[Judged]
+) -> Unexplained | None:
+    """The same from the verdicts (`engine.Verdict` in the kernel, a summary's after)."""
     if share is None or 1 - share >= NOTHING_EXPLAINS:
         return None
-    symptom = SYMPTOMS.get(str(summary.get("runbook")), "the symptom")
+    symptom = SYMPTOMS.get(runbook, "the symptom")
     return Unexplained(
         share,
         f"No runbook cause explains {pct(share)} of {symptom}",
-        [_checked(v) for v in summary.get("diagnosis") or []],
+        [_checked(v) for v in verdicts],
     )
 
 
-def _checked(v: dict[str, Any]) -> str:
-    verdict = str(v.get("verdict", "")).replace("_", " ")
-    share = v.get("explained_share")
+class Judged(Protocol):
+    """A cause's verdict, as the kernel and a summary both hold it."""
+
+    cause: str
+    verdict: str
+    explained_share: float | None
+
+
+def _checked(v: Judged) -> str:
+    verdict = v.verdict.replace("_", " ")
+    share = v.explained_share
     explains = f", explains {pct(share)}" if share is not None else ""
-    return f"{v.get('cause')}: {verdict}{explains}"
+    return f"{v.cause}: {verdict}{explains}"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from runbook_lib.contract.summary import Action
 from runbook_lib.evidence import host
 
 SOFFICE_MAX_AGE_S = 600.0
@@ -33,11 +34,11 @@ def _skip(action: str, would: str, allowed: bool, live: bool) -> dict | None:
     return None
 
 
-def proposed(entry: dict[str, Any]) -> str | None:
+def proposed(entry: Action) -> str | None:
     """What a record's action entry would do if allowed ("restart container x"), when the
     runbook proposed it and only the missing permission kept it from running; else None."""
-    outcome = str(entry.get("outcome") or "")
-    if entry.get("done") or not outcome.startswith(NOT_ALLOWED):
+    outcome = entry.outcome
+    if entry.done or not outcome.startswith(NOT_ALLOWED):
         return None
     return outcome.removeprefix(NOT_ALLOWED).removeprefix("; ").removeprefix("would ")
 

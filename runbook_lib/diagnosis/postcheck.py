@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from runbook_lib.contract.names import NAMES as N
+from runbook_lib.contract.summary import PostCheck
 from runbook_lib.contract.thresholds import THRESHOLDS as T
 from runbook_lib.evidence.panels import (
     Scope,
@@ -138,7 +139,7 @@ def run_checks(runbook: str, scope: Scope, prom: Prom, at: datetime) -> list[dic
 HELD = {True: "the fix held", False: "the fix did NOT hold", None: "no answer"}
 
 
-def verified(rows: list[dict]) -> bool | None:
+def verified(rows: list[PostCheck]) -> bool | None:
     """True when every check a query answers holds; None when none could be answered."""
-    answered = [r["holds"] for r in rows if r.get("holds") is not None]
+    answered = [r.holds for r in rows if r.holds is not None]
     return all(answered) if answered else None

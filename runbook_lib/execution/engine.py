@@ -33,6 +33,7 @@ from papermill.parameterize import parameterize_notebook
 
 from runbook_lib.contract.clock import utc
 from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.summary import Summary
 from runbook_lib.execution.kernels import Kernel
 from runbook_lib.notebook import parameters
 from runbook_lib.notebook.parameters import KERNELSPEC
@@ -50,7 +51,7 @@ class Request:
     runbook: str
     output_dir: Path
     name: str | None = None  # fixed by the queue at accept time; None: from time and alert
-    extra: dict[str, Any] = field(default_factory=dict)  # merged into summary.json
+    extra: dict[str, Any] = field(default_factory=dict)  # Summary fields about the run
     cell_timeout: float = 600.0
     run_timeout: float | None = None
     progress: bool = False
@@ -220,16 +221,16 @@ def finish(
             ),
         )
         summ = failure_summary(params, req.runbook, status, error)
-    summ.update(req.extra)
-    if params.get("replay_from"):
-        summ.setdefault("replay_of", replayed(Path(params["replay_from"]), req.output_dir))
+    summ = summ.with_fields(**req.extra)
+    if params.get("replay_from") and summ.replay_of is None:
+        summ = summ.with_fields(replay_of=replayed(Path(params["replay_from"]), req.output_dir))
     if status == "completed":
         nb.cells.insert(0, new_markdown_cell(lead_html(summ)))
-    elif summ.get("replay_of"):
+    elif summ.replay_of:
         nb.cells.insert(0, new_markdown_cell(replay_html(summ)))
     record.as_replay(nb)
     nbformat.write(nb, tmp / "record.ipynb")
-    (tmp / "summary.json").write_text(json.dumps(summ, indent=1, default=str))
+    summ.write(tmp / "summary.json")
     record.write_html(tmp, nb, exporters, name=name or req.name or "")
 
 
@@ -240,22 +241,23 @@ def replayed(data: Path, output_dir: Path) -> str:
     return rec.name if rec.parent == output_dir.resolve() else str(rec)
 
 
-def failure_summary(params: dict[str, Any], runbook: str, status: str, error: str) -> dict:
-    return {
-        "alert": params["alert_name"],
-        "runbook": runbook,
-        "status": status,
-        "severity": params.get("severity", ""),
-        "starts_at": params.get("starts_at"),
-        "evaluated_at": params.get("at"),
-        "fingerprint": params.get("fingerprint", ""),
-        "labels": params.get("labels", {}),
-        "figures": {},
-        "diagnosis": [],
-        "top_cause": None,
-        "data_gaps": [],
-        "error": error,
-    }
+def failure_summary(params: dict[str, Any], runbook: str, status: str, error: str) -> Summary:
+    """The summary of a run that did not complete: the alert it was given, and why."""
+    return Summary(
+        alert=params["alert_name"],
+        runbook=runbook,
+        status=status,
+        severity=params.get("severity", ""),
+        starts_at=params.get("starts_at"),
+        evaluated_at=params.get("at"),
+        fingerprint=params.get("fingerprint", ""),
+        labels=params.get("labels", {}),
+        figures={},
+        diagnosis=[],
+        top_cause=None,
+        data_gaps=[],
+        error=error,
+    )
 
 
 def tmp_dir(output_dir: Path, name: str) -> Path:

@@ -120,7 +120,7 @@ def replay_params(rec: Path, **overrides: Any) -> dict[str, Any]:
     summ = record.summary(rec)
     params.update(
         record.REPLAYING,
-        at=summ.get("evaluated_at") or params.get("at", ""),
+        at=summ.evaluated_at or params.get("at", ""),
         replay_from=str((rec / record.DATA).resolve()),
     )
     return {**params, **overrides}

@@ -28,14 +28,13 @@ os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy's frozen
 MARK = "RUNBOOK_RUN_MARK"
 # What a runbook's cells import: the first cell's `notebook.start` (papermill, nbformat and
 # jsonschema with it: ~0.5 s of CPU a run when left to the kernel), then what the cells
-# import on first use (resolution, mitigation, containers, the message, the summary).
+# import on first use (resolution, mitigation, containers; notebook.run itself imports the
+# message and the summary cells' modules).
 NOTEBOOK_IMPORTS = (
     "runbook_lib.notebook.run",
     "runbook_lib.diagnosis.mitigation",
     "runbook_lib.diagnosis.resolution",
     "runbook_lib.evidence.containers",
-    "runbook_lib.notebook.communication",
-    "runbook_lib.notebook.summary",
 )
 KERNEL_ARGS = ("--HistoryManager.enabled=False",)  # no shared history.sqlite to lock
 

@@ -47,7 +47,7 @@ class Index(Database):
 
     # the run queue: workers claim and finish runs; the sweeper re-sends lost tasks
     claim = _by("queue", RunQueue.claim)
-    job = _by("queue", RunQueue.job)
+    request = _by("queue", RunQueue.request)
     finish = _by("queue", RunQueue.finish)
     defer = _by("queue", RunQueue.defer)
     in_flight = _by("queue", RunQueue.in_flight)

@@ -1,5 +1,6 @@
-"""A run as a worker takes it from the index: the alert that leads it, why it runs, and
-what the incident held before it; and what a finished run tells the team."""
+"""What the index says of runs beside the run itself (`contract.request.RunRequest`): a run
+the accept transaction queued, the investigations before a run, which finding says what
+happened, and what a finished run tells the team."""
 
 from __future__ import annotations
 
@@ -14,44 +15,6 @@ from runbook_lib.storage.migrations import schema
 
 incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Job:
-    """A claimed run with what its notebook needs."""
-
-    run_id: int
-    kind: str
-    record: str
-    attempts: int
-    incident_id: int
-    alertname: str
-    runbook: str
-    fingerprint: str
-    starts_at: str
-    ends_at: str | None
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    verification_of: str | None  # the investigation's record, for a verification
-    waited_s: float = 0.0  # from due to claimed: time spent in the queue
-    related: tuple[dict, ...] = ()  # the incident's other alerts, as the record header lists them
-    trigger: str = ""  # why the run exists ('' for the first; see schema.RUNS)
-    earlier: tuple[dict, ...] = ()  # the incident's investigations before this run
-    requested_by: str | None = None  # the operator who asked for it
-    enqueued_at: float = 0.0
-    held_since: float | None = None  # when a hold first kept it back
-    held_s: float = 0.0  # from the first hold to the start: how long it waited for a lead
-    hold_note: str | None = None  # what it waited for
-    past: tuple[dict, ...] = ()  # the runbook's incidents before this one (incidents/history.py)
-    approved: tuple[str, ...] = ()  # a mitigation run: the mitigations the operator approved
-
-    @property
-    def severity(self) -> str:
-        return self.labels.get("severity", "")
-
-    @property
-    def escalated(self) -> bool:
-        return self.trigger.startswith("escalated:")
 
 
 @dataclass(frozen=True)

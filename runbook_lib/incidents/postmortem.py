@@ -26,6 +26,7 @@ import nbformat
 
 from runbook_lib.contract.clock import utc
 from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.summary import Summary
 from runbook_lib.execution import kernels
 from runbook_lib.incidents import timeline
 from runbook_lib.incidents.index import Index
@@ -42,16 +43,16 @@ class Source:
     """One record of the incident, with what the index knows of its run."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: Summary
     run: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
-        return self.summary.get("kind") or "investigation"
+        return self.summary.kind or "investigation"
 
     @property
     def evaluated(self) -> datetime:
-        return utc(self.summary.get("evaluated_at") or self.summary.get("starts_at"))
+        return utc(self.summary.evaluated_at or self.summary.starts_at)
 
 
 class IncidentRecords:
@@ -62,7 +63,7 @@ class IncidentRecords:
         if not paths:
             raise ValueError("a post-mortem needs at least one record")
         sources = [_load(Path(p)) for p in paths]
-        if incident is None and len({s.summary.get("fingerprint") for s in sources}) > 1:
+        if incident is None and len({s.summary.fingerprint for s in sources}) > 1:
             names = ", ".join(s.path.name for s in sources)
             raise ValueError(f"these records are of different incidents (alerts): {names}")
         self.sources = sorted(sources, key=lambda s: (s.kind == "verification", s.evaluated))
@@ -78,7 +79,7 @@ class IncidentRecords:
     @property
     def main(self) -> Source:
         """The investigation the diagnosis is taken from, as the incident page picks it."""
-        return best_finding(self.investigations, lambda s: s.summary.get("status"))
+        return best_finding(self.investigations, lambda s: s.summary.status)
 
     # -- facts ---------------------------------------------------------------------------
     def facts(self) -> dict[str, Any]:
@@ -90,12 +91,12 @@ class IncidentRecords:
             "runbook": inc["runbook"],
             "instance": inc["labels"].get("instance", ""),
             "impact": inc["annotations"].get("impact", ""),
-            "figures": s.get("figures") or {},
-            "top_cause": s.get("top_cause"),
+            "figures": s.figures,
+            "top_cause": s.top_cause,
             "contributing": [
-                f"{t['cause']} ({100 * t['explained_share']:.0f}% of the symptom)"
-                for t in (s.get("top_causes") or [])[1:]
-                if t.get("explained_share") is not None
+                f"{t.cause} ({100 * t.explained_share:.0f}% of the symptom)"
+                for t in s.top_causes[1:]
+                if t.explained_share is not None
             ],
         }
 
@@ -103,12 +104,11 @@ class IncidentRecords:
         return timeline.rows(self.incident)
 
     def root_cause(self) -> dict[str, Any] | None:
-        s = self.main.summary
-        return next((d for d in s.get("diagnosis", []) if d["cause"] == s.get("top_cause")), None)
+        found = self.main.summary.verdict_of(self.main.summary.top_cause)
+        return found.as_dict() if found else None
 
     def other_causes(self) -> list[dict[str, Any]]:
-        s = self.main.summary
-        return [d for d in s.get("diagnosis", []) if d["verdict"] == "possible"]
+        return [d.as_dict() for d in self.main.summary.diagnosis if d.verdict == "possible"]
 
     def resolution_text(self) -> str:
         """The resolution commands as the run filled them, from the executed notebook."""
@@ -120,18 +120,16 @@ class IncidentRecords:
                     text = o.get("data", {}).get("text/markdown")
                     if text:
                         out.append(text if isinstance(text, str) else "".join(text))
-        actions = [a for a in self.main.summary.get("actions", []) if a.get("done")]
-        for a in actions:
-            out.append(
-                f"- mitigation done by the runbook: **{a.get('action')}**: {a.get('outcome')}"
-            )
+        for a in self.main.summary.actions:
+            if a.done:
+                out.append(f"- mitigation done by the runbook: **{a.action}**: {a.outcome}")
         return "\n\n".join(out) or "*The record holds no resolution commands.*"
 
     def verification_rows(self) -> list[dict[str, Any]]:
         rows = []
         for v in self.verifications:
-            for c in v.summary.get("post_checks", []):
-                rows.append({"record": v.path.name, "check": c["check"], "status": c["status"]})
+            for c in v.summary.post_checks:
+                rows.append({"record": v.path.name, "check": c.check, "status": c.status})
         return rows
 
     def chart_figures(self) -> list[tuple[str, Any]]:
@@ -139,7 +137,7 @@ class IncidentRecords:
         from runbook_lib.evidence import panels
         from runbook_lib.evidence.recording import Replay
         from runbook_lib.notebook import charts
-        from runbook_lib.notebook.session import CHART_HISTORY
+        from runbook_lib.notebook.state import CHART_HISTORY
 
         out = []
         f = self.facts()
@@ -148,7 +146,7 @@ class IncidentRecords:
             if not (data / "queries.jsonl").exists():
                 continue
             s = src.summary
-            scope = panels.Scope.from_labels(s.get("labels") or {})
+            scope = panels.Scope.from_labels(s.labels)
             at = src.evaluated
             start = min(f["starts_at"], at) - CHART_HISTORY
             replay = Replay(data)
@@ -221,7 +219,7 @@ class IncidentRecords:
             "| | | |",
             "",
             "## Records",
-            *[f"- `{s.path}` ({s.kind}, {s.summary.get('status')})" for s in self.sources],
+            *[f"- `{s.path}` ({s.kind}, {s.summary.status})" for s in self.sources],
         ]
         return "\n".join(lines) + "\n"
 
@@ -330,21 +328,21 @@ def from_records(recs: IncidentRecords) -> dict[str, Any]:
     """The incident as its records alone tell it (no index knows them): the alert of the
     investigation, and one finished run per record."""
     s = recs.main.summary
-    ends = s.get("ends_at") or next(
-        (v.summary["ends_at"] for v in recs.verifications if v.summary.get("ends_at")), None
+    ends = s.ends_at or next(
+        (v.summary.ends_at for v in recs.verifications if v.summary.ends_at), None
     )
-    alert = {"id": 0, "alertname": s.get("alert"), "severity": s.get("severity") or "",
-             "starts_at": s.get("starts_at"), "ends_at": ends, "context": False,
-             "status": "resolved" if ends else "firing", "labels": s.get("labels") or {}}  # fmt: skip
+    alert = {"id": 0, "alertname": s.alert, "severity": s.severity,
+             "starts_at": s.starts_at, "ends_at": ends, "context": False,
+             "status": "resolved" if ends else "firing", "labels": s.labels}  # fmt: skip
     runs = [
         {"id": i, "kind": src.kind, "trigger": "", "record": src.path.name, "state": "done",
-         "status": src.summary.get("status"), "top_cause": src.summary.get("top_cause"),
-         "error": src.summary.get("error"), "finished_at": src.evaluated.timestamp(),
+         "status": src.summary.status, "top_cause": src.summary.top_cause,
+         "error": src.summary.error, "finished_at": src.evaluated.timestamp(),
          "verified": _verified(src.summary) if src.kind == "verification" else None}
         for i, src in enumerate(recs.sources, 1)
     ]  # fmt: skip
-    return {"alertname": s.get("alert"), "severity": s.get("severity") or "",
-            "runbook": s.get("runbook"), "labels": s.get("labels") or {}, "annotations": {},
+    return {"alertname": s.alert, "severity": s.severity,
+            "runbook": s.runbook, "labels": s.labels, "annotations": {},
             "status": alert["status"], "ends_at": ends,
             "resolved_at": utc(ends).timestamp() if ends else None,
             "alerts": [alert], "runs": runs, "actions": []}  # fmt: skip
@@ -356,10 +354,10 @@ def _load(path: Path) -> Source:
     return Source(path, record.summary(path))
 
 
-def _verified(summary: dict) -> bool | None:
+def _verified(summary: Summary) -> bool | None:
     from runbook_lib.diagnosis.postcheck import verified
 
-    return verified(summary.get("post_checks", []))
+    return verified(summary.post_checks)
 
 
 def _duration(d: Any) -> str:

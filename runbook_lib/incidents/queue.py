@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.alerts import SEVERITY_RANK, Alert
+from runbook_lib.contract.request import IncidentContext, LeadAlert, QueueState, RunRequest
+from runbook_lib.contract.summary import Summary
 from runbook_lib.incidents import actions, grouping, history
 from runbook_lib.incidents.jobs import (
     INVESTIGATING,
-    Job,
     Queued,
     earlier_runs,
     event_kind,
@@ -102,7 +102,7 @@ class RunQueue:
         raise RuntimeError(f"record names {name} and {name}-i{incident} are both taken")
 
     # -- the workers' side -----------------------------------------------------------------
-    def claim(self, now: float | None = None, lease_s: float | None = None) -> Job | None:
+    def claim(self, now: float | None = None, lease_s: float | None = None) -> RunRequest | None:
         """Take the most urgent due run (see `urgency`; then the oldest), marking it
         running; None when nothing is due. With `lease_s`, a run started more than `lease_s`
         ago and still running (its worker vanished) is due again."""
@@ -128,15 +128,15 @@ class RunQueue:
                 .where(runs_t.c.id == run_id)
                 .values(state="running", started_at=now, attempts=runs_t.c.attempts + 1)
             )
-            return _job(conn, run_id)
+            return _request(conn, run_id)
 
-    def job(self, run_id: int) -> Job:
+    def request(self, run_id: int) -> RunRequest:
         """A run as its notebook needs it, whatever its state."""
         with self.db.read() as conn:
-            return _job(conn, run_id)
+            return _request(conn, run_id)
 
     def finish(
-        self, run_id: int, summary: dict[str, Any], location: str | None = None,
+        self, run_id: int, summary: Summary, location: str | None = None,
         now: float | None = None,
     ) -> None:  # fmt: skip
         """The run is done; in the same transaction, the event that tells the team (see
@@ -152,30 +152,26 @@ class RunQueue:
             if run is not None:
                 kind = event_kind(run.kind, run.trigger)
                 add_event(conn, self.db.insert, kind, run.incident_id, run_id, now)
-                if any(a.get("done") for a in summary.get("actions") or []):
+                if summary.done:
                     actions.mitigated(conn, run.incident_id, now)
                 if run.kind == "mitigation":
                     actions.release_verification(conn, run.incident_id, run.trigger, now)
-            held = (
-                verified(summary.get("post_checks") or [])
-                if run and run.kind == "verification"
-                else None
-            )
+            held = verified(summary.post_checks) if run and run.kind == "verification" else None
             conn.execute(
                 sa.update(runs_t)
                 .where(runs_t.c.id == run_id)
                 .values(
                     state="done",
                     finished_at=now,
-                    status=summary.get("status"),
-                    top_cause=summary.get("top_cause"),
-                    error=summary.get("error"),
+                    status=summary.status,
+                    top_cause=summary.top_cause,
+                    error=summary.error,
                     verified=held,
                     **({"location": location} if location else {}),
                 )
             )
 
-    def defer(self, job: Job, until: float, note: str, now: float | None = None) -> None:
+    def defer(self, job: RunRequest, until: float, note: str, now: float | None = None) -> None:
         """Put a claimed run back in the queue until `until` (a hold: a stronger alert of
         its fault is on its way); the first hold's time is kept, to bound the wait. When
         that alert arrived while the worker asked Prometheus (the run counted as started,
@@ -188,13 +184,13 @@ class RunQueue:
         with self.db.tx() as conn:
             later = conn.execute(
                 sa.select(c.id, c.record, c.alertname, c.severity)
-                .where((c.incident_id == job.incident_id) & (c.id > job.run_id)
+                .where((c.incident_id == job.incident.id) & (c.id > job.run_id)
                        & (c.state == "queued") & c.trigger.startswith("escalated:"))
                 .order_by(c.id.desc()).limit(1)
             ).first()  # fmt: skip
-            if later is not None and not job.escalated:
+            if later is not None and not job.incident.escalated:
                 conn.execute(sa.delete(runs_t).where(c.id == later.id))
-                conn.execute(sa.update(incidents_t).where(incidents_t.c.id == job.incident_id)
+                conn.execute(sa.update(incidents_t).where(incidents_t.c.id == job.incident.id)
                              .values(escalated_at=None))  # fmt: skip
                 values.update(record=later.record, alertname=later.alertname,
                               severity=later.severity, not_before=now)  # fmt: skip
@@ -203,11 +199,11 @@ class RunQueue:
                 .values(**values)
             )  # fmt: skip
 
-    def in_flight(self) -> list[Job]:
+    def in_flight(self) -> list[RunRequest]:
         """Runs marked running: after a crash, the ones no worker will finish."""
         with self.db.tx() as conn:
             ids = conn.execute(sa.select(runs_t.c.id).where(runs_t.c.state == "running"))
-            return [_job(conn, i) for (i,) in ids.all()]
+            return [_request(conn, i) for (i,) in ids.all()]
 
     def requeue(self, run_id: int) -> None:
         with self.db.tx() as conn:
@@ -256,36 +252,34 @@ class RunQueue:
             return [Queued(r.id, r.kind, r.not_before) for r in rows.all()]
 
 
-def _job(conn: Connection, run_id: int) -> Job:
+def _request(conn: Connection, run_id: int) -> RunRequest:
+    """The run as a worker takes it: its lead alert, what the index knows of its incident,
+    the incident's other alerts, how it went through the queue."""
     r = conn.execute(
         sa.select(runs_t, *incident_columns()).join(incidents_t).where(runs_t.c.id == run_id)
     ).one()
     earlier = earlier_runs(conn, r.incident_id, run_id)
-    return Job(
+    return RunRequest(
         run_id=r.id,
         kind=r.kind,
         record=r.record,
-        attempts=r.attempts,
-        incident_id=r.incident_id,
-        alertname=r.i_alertname,
         runbook=r.runbook,
-        fingerprint=r.fingerprint,
-        starts_at=r.starts_at,
-        ends_at=r.ends_at,
-        labels=json.loads(r.labels),
-        annotations=json.loads(r.annotations),
-        verification_of=earlier[-1]["record"] if r.kind == "verification" and earlier else None,
-        waited_s=max(0.0, (r.started_at or r.not_before) - r.not_before),
+        alert=LeadAlert(name=r.i_alertname, fingerprint=r.fingerprint, starts_at=r.starts_at,
+                        ends_at=r.ends_at, labels=json.loads(r.labels),
+                        annotations=json.loads(r.annotations)),
+        incident=IncidentContext(
+            id=r.incident_id, trigger=r.trigger, requested_by=r.requested_by,
+            earlier=tuple(earlier),
+            past=tuple(history.past_incidents(conn, r.runbook, r.received_at, r.incident_id))
+            if r.kind in INVESTIGATING else (),
+            approved=actions.approved(conn, r.trigger) if r.kind == "mitigation" else (),
+        ),
         related=grouping.related(conn, r.incident_id, r.fingerprint),
-        trigger=r.trigger,
-        earlier=tuple(earlier),
-        requested_by=r.requested_by,
-        enqueued_at=r.enqueued_at,
-        held_since=r.held_since,
-        held_s=max(0.0, (r.started_at or 0) - r.held_since) if r.held_since else 0.0,
-        hold_note=r.hold_note,
-        past=tuple(history.past_incidents(conn, r.runbook, r.received_at, r.incident_id))
-        if r.kind in INVESTIGATING
-        else (),
-        approved=actions.approved(conn, r.trigger) if r.kind == "mitigation" else (),
-    )
+        queue=QueueState(
+            attempts=r.attempts, enqueued_at=r.enqueued_at,
+            waited_s=max(0.0, (r.started_at or r.not_before) - r.not_before),
+            held_since=r.held_since, hold_note=r.hold_note,
+            held_s=max(0.0, (r.started_at or 0) - r.held_since) if r.held_since else 0.0,
+        ),
+        verification_of=earlier[-1]["record"] if r.kind == "verification" and earlier else None,
+    )  # fmt: skip

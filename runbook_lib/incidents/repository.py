@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.alerts import Alert, route
 from runbook_lib.contract.config import CORRELATION_WINDOW_S
+from runbook_lib.contract.summary import Summary
 from runbook_lib.incidents import actions, grouping, history
 from runbook_lib.incidents.jobs import Queued
 from runbook_lib.incidents.queue import RunQueue
@@ -175,7 +176,7 @@ class Incidents:
     # -- runs by hand ----------------------------------------------------------------------
     def add_manual(
         self, alertname: str, labels: dict[str, str], record_name: str,
-        summary: dict[str, Any], now: float | None = None,
+        summary: Summary, now: float | None = None,
     ) -> int:  # fmt: skip
         """A `runbook run` by hand: an incident of kind `manual` with its one, finished run,
         so that `runbook incidents` and the pages list it beside the alerts' incidents."""
@@ -194,8 +195,7 @@ class Incidents:
                 sa.insert(runs_t).values(
                     incident_id=incident, kind="manual", state="done", record=record_name,
                     not_before=now, enqueued_at=now, started_at=now, finished_at=now, attempts=1,
-                    status=summary.get("status"), top_cause=summary.get("top_cause"),
-                    error=summary.get("error"),
+                    status=summary.status, top_cause=summary.top_cause, error=summary.error,
                 )
             )  # fmt: skip
         return incident

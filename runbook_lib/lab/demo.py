@@ -216,22 +216,22 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode:
     say(f"  RECORD    {rec}/report.html")
     say(f"            {rec}/record.html   (with the code)")
     say(
-        f"  status    {summ['status']}; webhook accepted -> record written {alert_to_record:.0f}s; "
+        f"  status    {summ.status}; webhook accepted -> record written {alert_to_record:.0f}s; "
         f"fault -> record {since_fault:.0f}s"
     )
     if held >= 1:
         why = run_row.get("hold_note") or "a more severe alert of the same fault was pending"
         say(f"            ({held:.0f}s of it held: {why})")
-    top = next((d for d in summ["diagnosis"] if d["cause"] == summ["top_cause"]), None)
+    top = summ.verdict_of(summ.top_cause)
     if top:
-        say(f"  DIAGNOSIS {top['cause']} ({top['verdict']}, score {top['score']:.2f})")
-        for line in top["evidence"]:
+        say(f"  DIAGNOSIS {top.cause} ({top.verdict}, score {top.score:.2f})")
+        for line in top.evidence:
             say(f"            {line}")
         if expected := EXPECTED_CAUSES.get(mode):
-            mark = "✔ matches" if top["cause"] in expected else "✘ does not match"
+            mark = "✔ matches" if top.cause in expected else "✘ does not match"
             say(f"            {mark} the injected fault ({mode}: {', '.join(sorted(expected))})")
-    elif summ.get("error"):
-        say(f"  ERROR     {summ['error']}")
+    elif summ.error:
+        say(f"  ERROR     {summ.error}")
     else:
         say("  DIAGNOSIS no cause is likely; see the record")
     say(f"  summary   runbook summary {rec}")

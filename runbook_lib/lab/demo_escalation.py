@@ -92,8 +92,8 @@ def _places(say: Say, sc: escalation.Scenario, inc: dict, run: dict, critical: f
     from runbook_lib.service.incident_view import incident_message
 
     summ = record.summary(sc.out / run["record"])
-    before = (summ.get("escalated_from") or {}).get("severity", "?")
-    say(f"      record lead     {summ['severity']} (escalated from {before}): "
+    before = summ.escalated_from.severity if summ.escalated_from else "?"
+    say(f"      record lead     {summ.severity} (escalated from {before}): "
         f"{sc.out / run['record'] / 'report.html'}")  # fmt: skip
     viewer = (sc.out / ".viewer-token").read_text().strip()
     page = httpx.get(f"{sc.info.urls['runbook']}/incidents/{inc['id']}", timeout=10,

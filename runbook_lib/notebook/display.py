@@ -12,7 +12,7 @@ import pandas as pd
 from IPython import get_ipython
 from IPython.display import Image, Markdown, display
 
-from runbook_lib.diagnosis.answer import unexplained, unexplained_share
+from runbook_lib.diagnosis.answer import nothing_explains, unexplained_share
 from runbook_lib.diagnosis.attribution import Attribution
 from runbook_lib.diagnosis.constants import LIKELY, POSSIBLE
 from runbook_lib.diagnosis.engine import top_causes
@@ -128,8 +128,7 @@ def answer_md(verdicts: list[Verdict], att: Attribution | None = None, runbook: 
     that no runbook cause explains it, what was checked and the manual steps; then the top
     cause, or the causes that together explain the symptom with their shares, or that none
     is likely."""
-    said = unexplained({"runbook": runbook, "unexplained_share": unexplained_share(att),
-                        "diagnosis": [v.as_dict() for v in verdicts]})  # fmt: skip
+    said = nothing_explains(runbook, unexplained_share(att), verdicts)
     first = (
         f"**{esc(said.headline)}.** Checked: {esc('; '.join(said.checked))}. "
         f"Manual steps: {esc(said.manual)}.\n\n"

@@ -5,7 +5,8 @@ give it, and a Prometheus that did not answer is stated once for the run, not pe
 from __future__ import annotations
 
 import re
-from typing import Any
+
+from runbook_lib.notebook.parameters import Params
 
 # How `Prom` says it got no answer at all (connection refused, timeout, unknown host).
 UNREACHABLE = re.compile(r"Prometheus at (?P<url>\S+) is unreachable \((?P<why>.*)\)")
@@ -35,7 +36,7 @@ REPLAY_HOST = (
 )
 
 
-def source_hint(part: str, why: str, p: dict[str, Any]) -> str:
+def source_hint(part: str, why: str, p: Params) -> str:
     """What supplies a missing source (logs, host, container): the `--param` of `runbook run`
     and `runbook serve`, named by its notebook parameter. Empty when none can: a replay
     does not read the host of today on purpose, save from a snapshot taken then."""
@@ -43,7 +44,7 @@ def source_hint(part: str, why: str, p: dict[str, Any]) -> str:
         return NOT_GIVEN[why]
     if why.startswith("replaying a past incident"):
         return REPLAY_HOST if part == "host" else ""
-    name = {"logs": "log_file" if p.get("log_file") else "container", "host": "host_snapshot"}
+    name = {"logs": "log_file" if p.log_file else "container", "host": "host_snapshot"}
     given = name.get(part, part)
     where = f"{given} in runbook.toml or " if given in ("log_file", "container") else ""
     return f"check {where}--param {given} (notebook parameter {given})"

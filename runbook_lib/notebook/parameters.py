@@ -10,6 +10,7 @@ CONTRACT; `runbook lint` holds each notebook to it."""
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import sys
 from dataclasses import dataclass
@@ -18,39 +19,50 @@ from pathlib import Path
 from typing import Any
 
 import papermill
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 # The kernel every notebook declares, and the engine runs it on: the venv's own Python
 # (JupyterLab started from the venv opens the notebooks with it).
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-# What `notebook.start`, the engine and the receiver read or set: name -> declared type.
-CONTRACT: dict[str, str] = {
-    "alert_name": "str",
-    "severity": "str",
-    "labels": "dict[str, str]",
-    "annotations": "dict[str, str]",
-    "starts_at": "str",
-    "ends_at": "str",
-    "fingerprint": "str",
-    "prometheus_url": "str",
-    "alertmanager_url": "str",
-    "at": "str",
-    "lookback_minutes": "int",
-    "live": "bool",
-    "log_file": "str",
-    "container": "str",
-    "log_unit": "str",
-    "allow_mitigation": "bool",
-    "host_snapshot": "str",
-    "node_instance": "str",
-    "memory_limit_bytes": "int",
-    "temp_dir": "str",
-    "watch_dirs": "list[str]",
-    "snapshot_dir": "str",
-    "replay_from": "str",
-    "related_alerts": "list[dict]",
-    "incident": "dict",
-}
+
+
+class Params(BaseModel):
+    """What `notebook.start`, the engine and the receiver read or set, as a run reads it
+    (`run.p.container`): every runbook declares these names with these types (`runbook
+    lint`). A name a notebook does not declare reads as its empty value here; the
+    defaults a run falls back to stand where it reads them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alert_name: str = ""
+    severity: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: str = ""
+    ends_at: str = ""
+    fingerprint: str = ""
+    prometheus_url: str = ""
+    alertmanager_url: str = ""
+    at: str = ""
+    lookback_minutes: int = 0
+    live: bool = False
+    log_file: str = ""
+    container: str = ""
+    log_unit: str = ""
+    allow_mitigation: bool = False
+    host_snapshot: str = ""
+    node_instance: str = ""
+    memory_limit_bytes: int = 0
+    temp_dir: str = ""
+    watch_dirs: list[str] = Field(default_factory=list)
+    snapshot_dir: str = ""
+    replay_from: str = ""
+    related_alerts: list[dict] = Field(default_factory=list)
+    incident: dict = Field(default_factory=dict)  # the receiver's RunRequest.incident, as JSON
+
+
+# The contract as the notebooks write it: name -> declared type (`runbook lint` compares).
+CONTRACT: dict[str, str] = dict(inspect.get_annotations(Params))
 POSTMORTEM_CONTRACT: dict[str, str] = {
     "records": "list[str]",
     "output_dir": "str",

@@ -1,7 +1,7 @@
 """Memory of past incidents: has this happened before, what fixed it, and did the fix hold.
 
 The receiver gives each run the incidents of its runbook over the last 90 days (from the
-index, `records.history`); once the diagnosis names a top cause, `summarize` counts the
+index, `incidents.history`); once the diagnosis names a top cause, `summarize` counts the
 ones with the same cause on this instance and on the whole fleet, and names the last one's
 fix and whether its verification held. A recurrence within a week is called out first in
 the record, the page and the message. Pure data in, data out: the kernel, the pages and the

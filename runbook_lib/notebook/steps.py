@@ -11,19 +11,22 @@ from IPython.display import Markdown, display
 
 from runbook_lib.evidence import host, logs, panels
 from runbook_lib.notebook.display import code, esc, num
-from runbook_lib.notebook.session import Session
+from runbook_lib.notebook.fetching import data as panel_data
+from runbook_lib.notebook.fetching import gather
+from runbook_lib.notebook.header import charts
+from runbook_lib.notebook.state import Session
 
 
 def _service_running(run: Session) -> None:
-    run.charts("up")
-    if not run._live_only("the process list"):
+    charts(run, "up")
+    if not run.live_only("the process list"):
         return
     procs = host.processes("ggen-mcp")
     display(procs.to_frame() if len(procs) else Markdown("*No ggen-mcp process on this host.*"))
-    if run.p.get("container"):
+    if run.p.container:
         from runbook_lib.evidence import containers
 
-        display(containers.state(run.p["container"]).to_frame())
+        display(containers.state(run.p.container).to_frame())
 
 
 def _service_logs(run: Session) -> None:
@@ -36,7 +39,7 @@ def _service_logs(run: Session) -> None:
             )
         )
         return
-    start = run.at - timedelta(minutes=int(run.p.get("lookback_minutes") or 15))
+    start = run.at - timedelta(minutes=run.lookback_minutes)
     read = run.logs().read(start, run.at)
     if read.error:
         run.source_gap("logs", read.error)
@@ -63,8 +66,8 @@ def _matched(found: pd.DataFrame) -> pd.DataFrame:
 
 
 def _system_resources(run: Session) -> None:
-    run.charts("cpu", "memory")
-    if run._live_only("memory, load and disk"):
+    charts(run, "cpu", "memory")
+    if run.live_only("memory, load and disk"):
         display(host.memory().to_frame())
         display(host.load().to_frame())
         display(host.disks().to_frame())
@@ -73,7 +76,7 @@ def _system_resources(run: Session) -> None:
 def _network(run: Session) -> None:
     port = run.service_port
     inst = run.scope.instance or ""
-    if not run._live_only("the health endpoint and listening ports"):
+    if not run.live_only("the health endpoint and listening ports"):
         return
     try:
         r = httpx.get(f"http://{inst}/health", timeout=3)
@@ -87,19 +90,19 @@ def _network(run: Session) -> None:
 
 
 def _error_types(run: Session) -> None:
-    run.charts("errors_by_type")
+    charts(run, "errors_by_type")
     _shares(run, "errors_by_type", "error_type")
 
 
 def _failing_tools(run: Session) -> None:
-    run.charts("errors_by_tool")
+    charts(run, "errors_by_tool")
     _shares(run, "errors_by_tool", "tool")
 
 
 def _shares(run: Session, panel: str, label: str) -> None:
     """Each series' share of the panel's total at the evaluation time (the last point), from
     the panel as its cell defined it."""
-    data = run.data(panel)
+    data = panel_data(run, panel)
     if not data.ok:
         display(Markdown(f"*No data: {esc(data.gap())}*"))
         return
@@ -125,17 +128,17 @@ def _shares(run: Session, panel: str, label: str) -> None:
 
 
 def _latency_by_tool(run: Session) -> None:
-    run.charts("latency_by_tool")
+    charts(run, "latency_by_tool")
 
 
 def _system_load(run: Session) -> None:
-    run.charts("cpu")
-    if run._live_only("the host load"):
+    charts(run, "cpu")
+    if run.live_only("the host load"):
         display(host.load().to_frame())
 
 
 def _slow_queries(run: Session) -> None:
-    ev = run.gather()
+    ev = gather(run)
     q = ev.signals.get("query_p95")
     rate = ev.signals.get("slow_query_rate")
     display(
@@ -148,8 +151,8 @@ def _slow_queries(run: Session) -> None:
 
 
 def _memory_breakdown(run: Session) -> None:
-    run.charts("memory", "heap")
-    share = run.gather().signals.get("cache_memory_share")
+    charts(run, "memory", "heap")
+    share = gather(run).signals.get("cache_memory_share")
     display(
         Markdown(
             f"The workbook cache holds **{num(100 * share if share else None, '%')}**"
@@ -159,7 +162,7 @@ def _memory_breakdown(run: Session) -> None:
 
 
 def _memory_trend(run: Session) -> None:
-    data = run.data("memory")
+    data = panel_data(run, "memory")
     t = panels.trend(data.frame, limit=100.0)
     display(
         Markdown(
@@ -171,9 +174,9 @@ def _memory_trend(run: Session) -> None:
 
 
 def _recent_changes(run: Session) -> None:
-    ev = run.gather()
+    ev = gather(run)
     restarts = ev.signals.get("restarts")
-    now = run.data("request_rate")
+    now = panel_data(run, "request_rate")
     first = now.frame.sort_values("timestamp")["value"].iloc[0] if now.ok else None
     last = now.last()
     change = (
@@ -191,15 +194,15 @@ def _recent_changes(run: Session) -> None:
 
 
 def _cache_metrics(run: Session) -> None:
-    run.charts("cache_hit_rate", "cache_evictions")
+    charts(run, "cache_hit_rate", "cache_evictions")
 
 
 def _cache_size_evictions(run: Session) -> None:
-    run.charts("cache_size", "cache_evictions")
+    charts(run, "cache_size", "cache_evictions")
 
 
 def _access_patterns(run: Session) -> None:
-    ev = run.gather()
+    ev = gather(run)
     if ev.logs is None:
         display(Markdown(f"*No log evidence: {esc(ev.logs_missing)}*"))
         return
@@ -214,13 +217,13 @@ def _access_patterns(run: Session) -> None:
 
 def _process_counts(run: Session) -> None:
     forks = run.runbook == "fork_leak"
-    run.charts("active_forks" if forks else "libreoffice_processes")
+    charts(run, "active_forks" if forks else "libreoffice_processes")
     name = "ggen-mcp-fork" if forks else "soffice"
     _processes_table(run, name)
 
 
 def _processes_table(run: Session, name: str) -> None:
-    ev = run.gather()
+    ev = gather(run)
     if ev.host is None:
         display(Markdown(f"*No host evidence: {esc(ev.host_missing)}*"))
         return
@@ -229,23 +232,23 @@ def _processes_table(run: Session, name: str) -> None:
 
 
 def _fds(run: Session) -> None:
-    run.charts("descriptors")
-    if run._live_only("descriptors per process"):
+    charts(run, "descriptors")
+    if run.live_only("descriptors per process"):
         display(host.descriptors("ggen-mcp").to_frame())
 
 
 def _disk_usage(run: Session) -> None:
-    run.charts("disk")
-    data = run.data("disk")
+    charts(run, "disk")
+    data = panel_data(run, "disk")
     t = panels.trend(data.frame, limit=100.0)
     if t:
         display(Markdown(f"Disk fill: {t.describe('%')}"))
-    if run._live_only("disk usage per mount"):
+    if run.live_only("disk usage per mount"):
         display(host.disks().to_frame())
 
 
 def _large_dirs(run: Session) -> None:
-    ev = run.gather()
+    ev = gather(run)
     if ev.host is None or "dirs" not in ev.host:
         display(Markdown(f"*No directory sizes: {esc(ev.host_missing or 'not in the snapshot')}*"))
         return
@@ -265,7 +268,7 @@ def _large_dirs(run: Session) -> None:
 
 
 def _temp_files(run: Session) -> None:
-    ev = run.gather()
+    ev = gather(run)
     tf = (ev.host or {}).get("temp_files")
     if not tf:
         display(Markdown(f"*No temp-file counts: {esc(ev.host_missing or 'not in the snapshot')}*"))

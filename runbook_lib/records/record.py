@@ -8,7 +8,6 @@ notebook's parameters replay it from its own `data/` (a path relative to the not
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from nbconvert import HTMLExporter
 from papermill.translators import translate_parameters
 
 from runbook_lib.contract.config import Settings
+from runbook_lib.contract.summary import Summary
 from runbook_lib.records.report import ReportCells, absolute_links
 
 SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -40,12 +40,12 @@ def record_name(at: datetime, alert: str, fingerprint: str) -> str:
     return f"{at:%Y%m%dT%H%M%SZ}-{safe(alert, 60)}-{safe(fingerprint, 12)}"
 
 
-def summary_from_notebook(nb: nbformat.NotebookNode) -> dict | None:
+def summary_from_notebook(nb: nbformat.NotebookNode) -> Summary | None:
     """The summary the notebook displayed, or None if it never got there."""
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if out.get("metadata", {}).get("runbook_summary"):
-                return dict(out["data"]["application/json"])
+                return Summary.model_validate(dict(out["data"]["application/json"]))
     return None
 
 
@@ -58,11 +58,11 @@ def error_of(nb: nbformat.NotebookNode) -> str | None:
     return None
 
 
-def summary(record: Path) -> dict:
+def summary(record: Path) -> Summary:
     """The summary of a record: from summary.json, else from record.ipynb."""
     record = Path(record)
     if (record / "summary.json").exists():
-        return json.loads((record / "summary.json").read_text())
+        return Summary.load(record / "summary.json")
     nb = nbformat.read(record / "record.ipynb", as_version=4)
     found = summary_from_notebook(nb)
     if found is None:

@@ -153,10 +153,10 @@ def _run_task(task, run_id: int) -> str:
     if published.exists():  # an earlier delivery published it, then died before filing
         _file(ctx, job, published, started)
         return "found published"
-    if job.attempts > MAX_ATTEMPTS:
+    if job.queue.attempts > MAX_ATTEMPTS:
         rec = runner.failure_record(
             job_params(job, cfg), cfg.output_dir, runbook=job.runbook, name=job.record,
-            status="failed", error=f"the run was started {job.attempts - 1} times and never "
+            status="failed", error=f"the run was started {job.queue.attempts - 1} times and never "
             "finished; not trying again", extra={"run_id": job.run_id},
         )  # fmt: skip
         _file(ctx, job, rec, started)

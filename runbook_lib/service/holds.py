@@ -24,7 +24,7 @@ import httpx
 
 from runbook_lib.contract.alerts import SEVERITY_RANK, is_slow_burn, lead_rank, route
 from runbook_lib.contract.clock import utc
-from runbook_lib.incidents.jobs import Job
+from runbook_lib.contract.request import RunRequest
 
 TOP_RANK = max(SEVERITY_RANK.values())
 
@@ -62,33 +62,33 @@ class Hold:
     note: str  # what the run waits for, for the log and the record
 
 
-def decide(job: Job, policy: HoldPolicy, now: float) -> Hold | None:
+def decide(job: RunRequest, policy: HoldPolicy, now: float) -> Hold | None:
     """The hold for `job`, or None when it should start now."""
-    if job.kind != "investigation" or job.trigger.startswith("operator:"):
+    if job.kind != "investigation" or job.incident.trigger.startswith("operator:"):
         return None  # a person asked for this run now; verifications have their own delay
     if job.runbook == "triage":
         return None  # unknown alerts are no family: nothing stronger joins their incident
-    rank = lead_rank(is_slow_burn(job.labels), job.severity)
+    rank = lead_rank(is_slow_burn(job.alert.labels), job.alert.severity)
     if rank >= (1, TOP_RANK):
         return None  # a critical symptom: nothing can outrank it
-    instance = job.labels.get("instance", "")
-    here = {job.alertname, *(a["alertname"] for a in job.related)}
+    instance = job.alert.labels.get("instance", "")
+    here = {job.alert.name, *(a.alertname for a in job.related)}
     try:
         coming = stronger(policy, job.runbook, instance, rank, here)
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        until = job.enqueued_at + policy.fallback_s
+        until = job.queue.enqueued_at + policy.fallback_s
         why = f"Prometheus could not say what is pending ({type(exc).__name__})"
         return Hold(until, f"{why}; held {policy.fallback_s:.0f} s") if until > now else None
     return wait_for(coming, job, policy, now)
 
 
-def wait_for(coming: list[Pending], job: Job, policy: HoldPolicy, now: float) -> Hold | None:
+def wait_for(coming: list[Pending], job: RunRequest, policy: HoldPolicy, now: float) -> Hold | None:
     """The hold for the first of `coming` to arrive, bounded by the cap; None: start now.
     A pending alert arrives after its `for:` and the margin; one firing already, within the
     margin of when this run first waited for it."""
     if not coming:
         return None
-    first_wait = job.held_since or now
+    first_wait = job.queue.held_since or now
 
     def arrives(p: Pending) -> float:
         return (first_wait if p.firing else p.fires_at) + policy.margin_s

@@ -78,9 +78,9 @@ def proposals(output_dir: Path, inc: dict[str, Any]) -> list[dict[str, str]]:
     except (OSError, ValueError):  # no record (yet, or removed by retention)
         return []
     found = []
-    for entry in summary.get("actions") or []:
+    for entry in summary.actions:
         if (would := proposed(entry)) is not None:
-            found.append({"action": str(entry.get("action", "")), "would": would})
+            found.append({"action": entry.action, "would": would})
     return found
 
 

@@ -15,9 +15,11 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO
 
-from runbook_lib.incidents.jobs import Job, Queued
+from runbook_lib.contract.request import RunRequest
+from runbook_lib.contract.summary import Summary
+from runbook_lib.incidents.jobs import Queued
 
 FORMATS = ("text", "json")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -80,35 +82,34 @@ def run_queued(q: Queued, now: float | None = None) -> None:
     )  # fmt: skip
 
 
-def run_held(job: Job, until: float, note: str) -> None:
+def run_held(job: RunRequest, until: float, note: str) -> None:
     runs.info(
         "run %d held until %s: %s", job.run_id, _iso(until), note,
-        extra={**_about(job.run_id, job.kind, job.incident_id, job.alertname, job.record),
+        extra={**_about(job.run_id, job.kind, job.incident.id, job.alert.name, job.record),
                "outcome": "held", "until": _iso(until), "note": note},
     )  # fmt: skip
 
 
-def run_started(job: Job) -> None:
+def run_started(job: RunRequest) -> None:
     runs.info(
         "run %d started: %s of incident #%d (%s, runbook %s), attempt %d, %.1f s in the queue",
-        job.run_id, job.kind, job.incident_id, job.alertname, job.runbook, job.attempts,
-        job.waited_s,
-        extra={**_about(job.run_id, job.kind, job.incident_id, job.alertname, job.record),
-               "outcome": "started", "runbook": job.runbook, "attempt": job.attempts,
-               "queued_s": round(job.waited_s, 3)},
+        job.run_id, job.kind, job.incident.id, job.alert.name, job.runbook, job.queue.attempts,
+        job.queue.waited_s,
+        extra={**_about(job.run_id, job.kind, job.incident.id, job.alert.name, job.record),
+               "outcome": "started", "runbook": job.runbook, "attempt": job.queue.attempts,
+               "queued_s": round(job.queue.waited_s, 3)},
     )  # fmt: skip
 
 
-def run_finished(job: Job, summary: dict[str, Any], seconds: float) -> None:
+def run_finished(job: RunRequest, summary: Summary, seconds: float) -> None:
     """A run is filed in the index: its record's status, top cause and duration."""
-    status = summary.get("status") or "failed"
-    cause = summary.get("top_cause")
-    said = f"top cause {cause}" if cause else summary.get("error") or "no likely cause"
+    status, cause = summary.status, summary.top_cause
+    said = f"top cause {cause}" if cause else summary.error or "no likely cause"
     level = logging.INFO if status in ("completed", "degraded") else logging.WARNING
     runs.log(
         level, "run %d finished: %s in %.1f s (%s), record %s",
         job.run_id, status, seconds, said, job.record,
-        extra={**_about(job.run_id, job.kind, job.incident_id, job.alertname, job.record),
+        extra={**_about(job.run_id, job.kind, job.incident.id, job.alert.name, job.record),
                "outcome": "finished", "status": status, "duration_s": round(seconds, 3),
                "top_cause": cause},
     )  # fmt: skip

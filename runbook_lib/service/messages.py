@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.contract.summary import Summary
 from runbook_lib.diagnosis.answer import unexplained
 from runbook_lib.diagnosis.postcheck import HELD
 from runbook_lib.incidents.index import Index
@@ -55,7 +56,7 @@ class _Facts:
     ev: ob.Event
     inc: dict[str, Any]
     run: dict[str, Any] | None
-    summary: dict[str, Any]
+    summary: Summary | None  # None: no record, or one that cannot be read here
     link: str
     recalled: str
 
@@ -151,9 +152,9 @@ def _reinvestigation(f: _Facts) -> tuple[str, list[str]]:
 
 def _mitigation(f: _Facts) -> tuple[str, list[str]]:
     who = (f.run or {}).get("requested_by") or "an operator"
-    done = f.summary.get("actions") or []
+    done = f.summary.actions if f.summary else []
     lines = [f"🛠️ The mitigation approved by {who} ran:"]
-    lines += [f"- {'✔' if a.get('done') else '✘'} {a.get('action', '?')}: {a.get('outcome', '')}"
+    lines += [f"- {'✔' if a.done else '✘'} {a.action or '?'}: {a.outcome}"
               for a in done] or ["- nothing was done (see the record)"]  # fmt: skip
     return f"🛠️ Mitigation: {_head(f.inc)}", [*lines, *_link(f), "", *_paste(f)]
 
@@ -187,7 +188,7 @@ def _resolved(f: _Facts) -> tuple[str, list[str]]:
 def _verification(f: _Facts) -> tuple[str, list[str]]:
     from runbook_lib.diagnosis.postcheck import verified
 
-    held = verified(f.summary.get("post_checks") or [])
+    held = verified(f.summary.post_checks if f.summary else [])
     verdict = HELD[held]
     title = f"{'✅' if held else '⚠️'} Verification: {_head(f.inc)}: {verdict}"
     return title, [f"Verification after the resolve: {verdict}.", *_link(f)]
@@ -205,11 +206,11 @@ FINDINGS = ("investigation", "escalated", "reinvestigation")  # events that carr
 # ---------------------------------------------------------------------- parts
 def _finding_block(f: _Facts) -> list[str]:
     """The finding, what the index recalls, the first step, the link, the message to paste."""
-    lines = [_finding(f.summary)]
+    lines = [_finding(f.summary, f.run)]
     if f.recalled:
         lines.append(f.recalled)
-    if f.summary.get("first_command"):
-        lines.append(f"First step: `{f.summary['first_command']}`")
+    if f.summary and f.summary.first_command:
+        lines.append(f"First step: `{f.summary.first_command}`")
     return lines + _link(f) + ["", "Incident message, ready to paste:", *_paste(f)]
 
 
@@ -236,42 +237,55 @@ def _at(value: float | str) -> str:
     return f"{at:%Y-%m-%d %H:%M} UTC"
 
 
-def _summary(output_dir: Path, run: dict | None) -> dict:
+def _summary(output_dir: Path, run: dict | None) -> Summary | None:
     if not run:
-        return {}
+        return None
     try:
         return record.summary(output_dir / run["record"])
     except (OSError, ValueError, KeyError):
-        return {"status": run.get("status") or "unknown", "top_cause": run.get("top_cause")}
+        return None
 
 
-def _finding(summ: dict) -> str:
-    if summ.get("status") not in (None, "completed", "degraded"):
-        why = summ.get("error") or summ.get("status")
-        return f"The investigation did not complete ({why}); see the record."
-    blind = [f"⚠️ Degraded: {text}" for text in summ.get("degraded_by") or []]
+def _finding(summ: Summary | None, run: dict | None) -> str:
+    if summ is None:  # the record could not be read here: the index still knows
+        return _indexed(run or {})
+    if summ.status not in ("completed", "degraded"):
+        return f"The investigation did not complete ({summ.error or summ.status}); see the record."
+    blind = [f"⚠️ Degraded: {text}" for text in summ.degraded_by]
     nothing = unexplained(summ)  # no runbook cause explains most of it: said first
     return "\n".join([*blind, *([nothing.text()] if nothing else []), _cause(summ)])
 
 
-def _cause(summ: dict) -> str:
+def _indexed(run: dict) -> str:
+    """The finding as the index files it, for a record that cannot be read."""
+    if run.get("status") not in (None, "completed", "degraded"):
+        return f"The investigation did not complete ({run['status']}); see the record."
+    if run.get("top_cause"):
+        return f"Top cause: **{run['top_cause']}** (details in the record)"
+    return NO_CAUSE
+
+
+NO_CAUSE = "No cause is likely: check the overview and the logs; escalate if it persists."
+
+
+def _cause(summ: Summary) -> str:
     """The top cause with its verdict, share and strongest evidence, or that none is likely."""
-    top = summ.get("top_cause")
-    found = next((d for d in summ.get("diagnosis", []) if d["cause"] == top), None)
-    if top and not found:  # the record could not be read here: the index still knows
+    top = summ.top_cause
+    found = summ.verdict_of(top)
+    if top and not found:
         return f"Top cause: **{top}** (details in the record)"
     if not found:
-        return "No cause is likely: check the overview and the logs; escalate if it persists."
-    share = found.get("explained_share")
+        return NO_CAUSE
+    share = found.explained_share
     explains = f", explains {100 * share:.0f}% of the symptom" if share is not None else ""
-    out = [f"Top cause: **{top}** — {found['verdict']} ({found['score']:.2f}{explains})"]
-    others = (summ.get("top_causes") or [])[1:]
+    out = [f"Top cause: **{top}** — {found.verdict} ({found.score:.2f}{explains})"]
+    others = summ.top_causes[1:]
     if others:
         out.append(
             "Contributing as well: "
-            + ", ".join(f"{t['cause']} ({100 * (t['explained_share'] or 0):.0f}%)" for t in others)
+            + ", ".join(f"{t.cause} ({100 * (t.explained_share or 0):.0f}%)" for t in others)
         )
-    strongest = found.get("strongest") or [e for e in found["evidence"] if e.startswith("✔")]
+    strongest = found.strongest or [e for e in found.evidence if e.startswith("✔")]
     out += [f"- {e}" for e in strongest[:2]]
     return "\n".join(out)
 

@@ -5,7 +5,7 @@ Mattermost, Teams, Discord, Matrix, e-mail, ntfy, PagerDuty, JSON webhooks, ...)
 of their own, or through Slack's Web API with a bot token as one thread per incident whose
 first message's status line is kept current.
 
-Messages go through the index's outbox (`records.outbox`) and a background `Sender`: a run
+Messages go through the index's outbox (`storage.outbox`) and a background `Sender`: a run
 or a webhook never waits for a chat service, a target that is down delays only its own
 messages (retried with exponential backoff), and a restart resumes where it stopped. Which
 targets an event goes to is decided when it is expanded, right after it is written, from

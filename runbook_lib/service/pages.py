@@ -13,7 +13,6 @@ output directory.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from runbook_lib.contract.config import ROOT, Settings
+from runbook_lib.contract.summary import Summary
 from runbook_lib.incidents.index import Index
 from runbook_lib.notebook import recurrence
 from runbook_lib.service import incident_view, silences
@@ -191,7 +191,7 @@ def _runbooks_hash(rec: Path) -> str:
     from runbook_lib.records import record
 
     try:
-        return str(record.summary(rec).get("runbooks_hash") or "")
+        return record.summary(rec).runbooks_hash or ""
     except (OSError, ValueError):
         return ""
 
@@ -213,8 +213,8 @@ def listed(index: Index, alert: str, status: str, since: float | None) -> list[d
 def replay_of(record_dir: Path) -> str:
     """The record a replay re-ran (`replay_of` in its summary.json), else ''."""
     try:
-        return str(json.loads((record_dir / "summary.json").read_text()).get("replay_of") or "")
-    except (OSError, ValueError, AttributeError):
+        return Summary.load(record_dir / "summary.json").replay_of or ""
+    except (OSError, ValueError):
         return ""
 
 

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.request import RunRequest
 from runbook_lib.execution import runner
 from runbook_lib.execution.lifetime import MARK, kill_group, sweep
 from runbook_lib.execution.pinning import Runbooks
 from runbook_lib.incidents.index import Index
-from runbook_lib.incidents.jobs import Job
 from runbook_lib.records import record
 from runbook_lib.service import holds, logs
 from runbook_lib.service.holds import HoldPolicy
@@ -172,8 +172,8 @@ class Pool:
             done = self.config.output_dir / job.record
             if done.exists():
                 self._file(job, done, 0.0)
-            elif job.attempts >= MAX_ATTEMPTS:
-                error = f"the run was interrupted {job.attempts} times; not trying again"
+            elif job.queue.attempts >= MAX_ATTEMPTS:
+                error = f"the run was interrupted {job.queue.attempts} times; not trying again"
                 self._file(job, self._failure(job, "failed", error), 0.0)
             else:
                 self.index.requeue(job.run_id)
@@ -203,7 +203,7 @@ class Pool:
             if rec is not None:
                 self._file(job, rec, time.monotonic() - started)
 
-    def execute(self, slot: Slot, job: Job) -> Path | None:
+    def execute(self, slot: Slot, job: RunRequest) -> Path | None:
         """Run `job` on the slot's worker; its record, or None when the pool is stopping."""
         reply = slot.ask(self.spec(job), self.config.run_timeout + GRACE_S)
         if reply is not None:
@@ -227,16 +227,13 @@ class Pool:
             job, "timed_out", f"the worker did not answer within {limit:.0f}s and was stopped"
         )
 
-    def spec(self, job: Job) -> dict[str, Any]:
+    def spec(self, job: RunRequest) -> dict[str, Any]:
         return job_spec(job, self.config, self.runbooks)
 
-    def params(self, job: Job) -> dict[str, Any]:
+    def params(self, job: RunRequest) -> dict[str, Any]:
         return job_params(job, self.config)
 
-    def links(self, job: Job) -> dict[str, Any]:
-        return job_links(job)
-
-    def _failure(self, job: Job, status: str, error: str) -> Path:
+    def _failure(self, job: RunRequest, status: str, error: str) -> Path:
         return runner.failure_record(
             self.params(job),
             self.config.output_dir,
@@ -244,16 +241,18 @@ class Pool:
             name=job.record,
             status=status,
             error=error,
-            extra=self.links(job),
+            extra=job.summary_fields(),
         )
 
-    def _file(self, job: Job, rec: Path, seconds: float) -> None:
+    def _file(self, job: RunRequest, rec: Path, seconds: float) -> None:
         summary = record.summary(rec)
         self.index.finish(job.run_id, summary)
         logs.run_finished(job, summary, seconds)
 
 
-def held(index: Index, job: Job, policy: HoldPolicy, now: float | None = None) -> holds.Hold | None:
+def held(
+    index: Index, job: RunRequest, policy: HoldPolicy, now: float | None = None
+) -> holds.Hold | None:
     """Put `job` back in the queue when it should wait for a more severe alert (see
     service/holds.py); the hold, or None when the job runs now."""
     now = time.time() if now is None else now
@@ -264,7 +263,7 @@ def held(index: Index, job: Job, policy: HoldPolicy, now: float | None = None) -
     return hold
 
 
-def job_spec(job: Job, config: RunConfig, runbooks: Runbooks) -> dict[str, Any]:
+def job_spec(job: RunRequest, config: RunConfig, runbooks: Runbooks) -> dict[str, Any]:
     """A run as a worker reads it (the pool's workers and the Celery workers alike), on the
     runbooks pinned when it starts."""
     pinned = runbooks.current
@@ -276,65 +275,14 @@ def job_spec(job: Job, config: RunConfig, runbooks: Runbooks) -> dict[str, Any]:
         "record": job.record,
         "cell_timeout": config.cell_timeout,
         "run_timeout": config.run_timeout,
-        "extra": {**job_links(job), "runbooks_hash": pinned.hash},
-        "queued_s": round(job.waited_s, 4),
+        "extra": {**job.summary_fields(), "runbooks_hash": pinned.hash},
+        "queued_s": round(job.queue.waited_s, 4),
         "sent_at": time.time(),  # the worker times the hand-over from here
     }
 
 
-def job_params(job: Job, config: RunConfig) -> dict[str, Any]:
-    """Papermill parameters: alert fields as data, never as code. A `mitigation` run is the
-    runbook again with its mitigation allowed: an operator approved it on the incident page
-    (otherwise only `--param allow_mitigation=true` on serve allows it, for every run)."""
-    labels = {k: v for k, v in job.labels.items() if k != "alertname"}
-    return runner.alert_params(
-        job.alertname,
-        labels,
-        annotations=job.annotations,
-        starts_at=job.starts_at,
-        ends_at=job.ends_at or "",
-        fp=job.fingerprint,
-        prometheus_url=config.prometheus_url,
-        extra={
-            **({"alertmanager_url": a} if (a := config.alertmanager_url) else {}),
-            **({"related_alerts": list(job.related)} if job.related else {}),
-            "incident": incident_param(job),
-            **config.params,
-            **({"allow_mitigation": True} if job.kind == "mitigation" else {}),
-        },
-    )
-
-
-def incident_param(job: Job) -> dict[str, Any]:
-    """What the receiver knows of the run's incident, for the notebook: why this run, the
-    investigations before it, and the runbook's past incidents (the record's memory)."""
-    return {
-        "id": job.incident_id,
-        "trigger": job.trigger,
-        "requested_by": job.requested_by or "",
-        "earlier": [
-            {k: e[k] for k in ("record", "kind", "alertname", "severity", "status", "top_cause")}
-            for e in job.earlier
-        ],
-        "past": list(job.past),
-        **({"approved_mitigations": list(job.approved)} if job.kind == "mitigation" else {}),
-    }
-
-
-def job_links(job: Job) -> dict[str, Any]:
-    """What summary.json says of the run beside the notebook's summary."""
-    links: dict[str, Any] = {
-        "incident_id": job.incident_id,
-        "run_id": job.run_id,
-        "kind": job.kind,
-        "attempt": job.attempts,
-    }
-    if job.trigger:
-        links["trigger"] = job.trigger
-    if job.earlier:
-        links["earlier_records"] = [e["record"] for e in job.earlier]
-    if job.held_since is not None:
-        links["held"] = {"seconds": round(job.held_s, 1), "for": job.hold_note or ""}
-    if job.verification_of:
-        links["verification_of"] = job.verification_of
-    return links
+def job_params(job: RunRequest, config: RunConfig) -> dict[str, Any]:
+    """The notebook's parameters of `job` on this service (its Prometheus, its Alertmanager,
+    its `--param`), or `--param allow_mitigation=true` on serve for every run."""
+    return job.parameters(prometheus_url=config.prometheus_url,
+                          alertmanager_url=config.alertmanager_url, extra=config.params)  # fmt: skip

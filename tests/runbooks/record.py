@@ -86,7 +86,7 @@ def record_data(runbooks: list[str], work: Path) -> None:
                                  runbook=runbook, cwd=fixture_dir)  # fmt: skip
             finally:
                 (fixture_dir / LOG).unlink()
-            status = record.summary(rec).get("status")
+            status = record.summary(rec).status
             if status != "completed":
                 raise SystemExit(f"{runbook}: the recording run is {status}: see {rec}")
             keep_data(rec / record.DATA, fixture_dir / "data")
