@@ -270,7 +270,7 @@ def test_opened_by_hand_the_runbook_takes_the_firing_alert(lab: Lab) -> None:
     marker = lab.page.evaluate(
         f"""async () => {{
       const future = {CURRENT}.sessionContext.session.kernel.requestExecute(
-        {{code: 'print(run.alert_start is not None, run.p["severity"])'}});
+        {{code: 'print(run.alert_start is not None, run.p.severity)'}});
       let text = '';
       future.onIOPub = (msg) => {{ if (msg.content.text) text += msg.content.text; }};
       await future.done;
