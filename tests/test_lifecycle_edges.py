@@ -93,6 +93,52 @@ def test_a_critical_that_arrives_while_the_warning_asks_prometheus_leads_that_ru
     assert kinds(index) == ["investigation"]
 
 
+def test_a_symptom_that_arrives_while_the_slow_burn_run_asks_prometheus_leads_that_run(
+    index: Index,
+) -> None:
+    """The demo's order under load: the SLO alert's run is held (a symptom of its fault is
+    pending); the symptom fires while the worker asks Prometheus, then the critical. One
+    investigation, the critical's, and no symptom run left after it."""
+    index.accept([alert("GgenMcpErrorRateSLOViolation", "warning", slow_burn=True)], 0, NOW)
+    job = index.claim(NOW)  # the worker asks Prometheus (the run counts as started)
+    assert index.accept([alert("GgenMcpElevatedErrorRate", "warning", 5)], 0, NOW + 1) == [
+        "correlated"
+    ]
+    index.defer(job, NOW + 60, "waited for GgenMcpElevatedErrorRate", now=NOW + 2)
+    [run] = index.incident(1)["runs"]  # the held run is the symptom's now, due now
+    assert (run["trigger"], run["alertname"], run["state"], run["not_before"]) == (
+        "", "GgenMcpElevatedErrorRate", "queued", NOW + 2,
+    )  # fmt: skip
+    assert index.accept([alert("GgenMcpHighErrorRate", "critical", 9)], 0, NOW + 3) == [
+        "correlated"
+    ]
+    [run] = index.incident(1)["runs"]
+    assert (run["trigger"], run["alertname"]) == ("", "GgenMcpHighErrorRate")
+    assert index.incident(1)["escalated_at"] is None
+
+
+def test_a_critical_that_arrives_while_the_symptom_run_asks_prometheus_escalates_that_run(
+    index: Index,
+) -> None:
+    """The slow-burn lead's run is done; the symptom's own run is held for the critical,
+    which fires meanwhile: the held run becomes the critical's escalation, not a second run."""
+    index.accept([alert("GgenMcpErrorRateSLOViolation", "warning", slow_burn=True)], 0, NOW)
+    done(index, index.claim(NOW))
+    index.accept([alert("GgenMcpElevatedErrorRate", "warning", 400)], 0, NOW + 400)
+    job = index.claim(NOW + 400)
+    assert job.incident.trigger == "symptom:elevatederrorrate"
+    assert index.accept([alert("GgenMcpHighErrorRate", "critical", 405)], 0, NOW + 401) == [
+        "escalated"
+    ]
+    index.defer(job, NOW + 460, "waited for GgenMcpHighErrorRate", now=NOW + 402)
+    runs = [(r["trigger"], r["alertname"], r["state"]) for r in index.incident(1)["runs"]]
+    assert runs == [
+        ("", "GgenMcpErrorRateSLOViolation", "done"),
+        ("escalated:highErrorRate".lower(), "GgenMcpHighErrorRate", "queued"),
+    ]
+    assert index.incident(1)["escalated_at"] == NOW + 401  # its message says `escalated`
+
+
 def test_a_symptom_after_a_slow_burn_lead_started_gets_its_own_investigation(
     index: Index,
 ) -> None:

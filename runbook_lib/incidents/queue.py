@@ -175,23 +175,29 @@ class RunQueue:
         """Put a claimed run back in the queue until `until` (a hold: a stronger alert of
         its fault is on its way); the first hold's time is kept, to bound the wait. When
         that alert arrived while the worker asked Prometheus (the run counted as started,
-        so it escalated the incident), it leads this run instead, due now: the incident's
-        first investigation has not begun, so nothing was escalated."""
+        so it escalated the incident, or got a symptom's run over a slow-burn lead), it
+        leads this run instead, due now: the incident's first investigation has not begun,
+        so nothing was escalated and no second run is due."""
         now = time.time() if now is None else now
         c = runs_t.c
         values = dict(state="queued", not_before=until, attempts=c.attempts - 1,
                       held_since=sa.func.coalesce(c.held_since, now), hold_note=note)  # fmt: skip
         with self.db.tx() as conn:
             later = conn.execute(
-                sa.select(c.id, c.record, c.alertname, c.severity)
+                sa.select(c.id, c.record, c.alertname, c.severity, c.trigger)
                 .where((c.incident_id == job.incident.id) & (c.id > job.run_id)
-                       & (c.state == "queued") & c.trigger.startswith("escalated:"))
+                       & (c.state == "queued") & (c.trigger.startswith("escalated:")
+                                                  | c.trigger.startswith("symptom:")))
                 .order_by(c.id.desc()).limit(1)
             ).first()  # fmt: skip
-            if later is not None and not job.incident.escalated:
+            first = job.incident.trigger == ""
+            if later is not None and (first or job.incident.trigger.startswith("symptom:")):
                 conn.execute(sa.delete(runs_t).where(c.id == later.id))
-                conn.execute(sa.update(incidents_t).where(incidents_t.c.id == job.incident.id)
-                             .values(escalated_at=None))  # fmt: skip
+                if first:  # nothing was escalated
+                    conn.execute(sa.update(incidents_t).where(incidents_t.c.id == job.incident.id)
+                                 .values(escalated_at=None))  # fmt: skip
+                else:  # a symptom's run after the slow-burn lead's: the critical escalates it
+                    values.update(trigger=later.trigger)
                 values.update(record=later.record, alertname=later.alertname,
                               severity=later.severity, not_before=now)  # fmt: skip
             conn.execute(
