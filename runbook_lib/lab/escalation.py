@@ -92,6 +92,7 @@ def critical_pending(sc: Scenario) -> dict:
     within seconds, the warning fires while it is, and the warning's investigation waits for
     it. Returns the incident once its investigation is done."""
     known = {i["id"] for i in sc.incidents()}
+    sc.wait("an earlier fault's alerts to end", lambda: not {WARNING, CRITICAL} & set(sc.alerts()))
     sc.mode("errors:elevated")
     sc.wait("the warning to be pending", lambda: sc.alerts().get(WARNING) == "pending", 90)
     sc.mode("errors:surge")
