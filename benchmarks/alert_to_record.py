@@ -44,7 +44,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from runbook_lib.contract.config import ROOT
+from runbook_lib.contract.settings import ROOT
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import pids, stack
 from runbook_lib.records import record

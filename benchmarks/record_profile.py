@@ -35,7 +35,7 @@ from pathlib import Path
 
 from jupyter_client import BlockingKernelClient
 
-from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.execution import runner
 from runbook_lib.execution.kernels import Kernel
 from runbook_lib.lab import stack

@@ -49,7 +49,7 @@ def test_each_cause_is_named_and_mitigated_as_listed() -> None:
 
 
 def test_each_notebook_mitigation_belongs_to_a_cause_of_its_runbook() -> None:
-    from runbook_lib.contract.config import NOTEBOOKS
+    from runbook_lib.contract.settings import NOTEBOOKS
 
     listed, found = by_runbook(read()), 0
     for path in NOTEBOOKS.glob("*.ipynb"):

@@ -13,8 +13,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runbook_lib.contract.alerts import route
-from runbook_lib.contract.config import ROOT
 from runbook_lib.contract.names import NAMES
+from runbook_lib.contract.settings import ROOT
 from runbook_lib.lab.sim.core import SimConfig, Simulator
 
 # The metrics contract, as exposed (counters with their _total suffix).

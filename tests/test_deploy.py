@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook_lib.contract.config import MEMORY_LIMIT_BYTES, ROOT
+from runbook_lib.contract.settings import MEMORY_LIMIT_BYTES, ROOT
 from runbook_lib.lab import deploy
 
 DEPLOY = ROOT / "deploy"

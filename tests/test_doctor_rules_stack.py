@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook_lib.contract.config import RULES
+from runbook_lib.contract.settings import RULES
 from runbook_lib.lab import pids, stack
 
 pytestmark = pytest.mark.stack

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from runbook_lib.contract.alerts import RUNBOOKS
-from runbook_lib.contract.config import NOTEBOOKS, ROOT
+from runbook_lib.contract.settings import NOTEBOOKS, ROOT
 from runbook_lib.lab import stack
 from tests.polling import wait_for
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from runbook_lib.contract.config import NOTEBOOKS, ROOT
+from runbook_lib.contract.settings import NOTEBOOKS, ROOT
 from runbook_lib.notebook import lint
 
 RUNBOOK_CLI = Path(sys.executable).with_name("runbook")

@@ -109,7 +109,7 @@ def test_every_notebook_runs_all_with_its_defaults(live_stack, tmp_path: Path, m
     import papermill
 
     from runbook_lib.contract.alerts import RUNBOOKS
-    from runbook_lib.contract.config import NOTEBOOKS
+    from runbook_lib.contract.settings import NOTEBOOKS
 
     monkeypatch.setenv("RUNBOOK_PROMETHEUS_URL", live_stack.urls["prometheus"])
 

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from runbook_lib.contract.alerts import RUNBOOKS
-from runbook_lib.contract.config import NOTEBOOKS as NOTEBOOK_DIR
+from runbook_lib.contract.settings import NOTEBOOKS as NOTEBOOK_DIR
 from runbook_lib.execution import runner
 from runbook_lib.records import record
 

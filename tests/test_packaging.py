@@ -7,7 +7,7 @@ import tomllib
 
 import yaml
 
-from runbook_lib.contract.config import ROOT
+from runbook_lib.contract.settings import ROOT
 
 # conda-forge names that differ from PyPI's
 CONDA_NAMES = {"docker-py": "docker", "prometheus_client": "prometheus-client"}

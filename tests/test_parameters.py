@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.notebook import fetching, parameters
 from runbook_lib.notebook.parameters import ParameterError
 

@@ -16,7 +16,7 @@ import httpx
 import nbformat
 import pytest
 
-from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.execution import pinning
 from tests.polling import wait_for
 

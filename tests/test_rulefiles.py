@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from runbook_lib.contract.config import ROOT, RULES
+from runbook_lib.contract.settings import ROOT, RULES
 from runbook_lib.service import rulefiles
 
 BASE = "https://runbook.example.internal:18777"

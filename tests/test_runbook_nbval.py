@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from runbook_lib.contract.alerts import route
-from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.settings import NOTEBOOKS
 from tests.runbooks import fixtures
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runbook_lib.contract.config import ROOT
+from runbook_lib.contract.settings import ROOT
 from runbook_lib.lab import pids
 from tests.conftest import named
 from tests.polling import wait_for

@@ -162,7 +162,7 @@ def typed_params(pairs: dict[str, str], notebook: Path, flag: str) -> dict:
 def _lint(args: argparse.Namespace) -> int:
     """Every notebook's problems, one line each naming the notebook, the cell and the fix;
     exit 0 only when there are none."""
-    from runbook_lib.contract.config import NOTEBOOKS
+    from runbook_lib.contract.settings import NOTEBOOKS
     from runbook_lib.notebook import lint
 
     paths = [Path(p) for p in args.notebooks] or [NOTEBOOKS]

@@ -16,6 +16,7 @@ from pathlib import Path
 from runbook_lib.cli import flags
 from runbook_lib.cli.errors import UsageError
 from runbook_lib.contract import config, paths
+from runbook_lib.contract.settings import data_dir
 from runbook_lib.service import rulefiles, wiring
 
 TOKEN_NAME = "webhook-token"
@@ -109,7 +110,7 @@ def _check_places(path: Path, output: Path, force: bool) -> None:
 
 def init(args: argparse.Namespace) -> int:
     path = (Path(args.config).expanduser() if args.config else config.config_path()).absolute()
-    output = args.output_dir.expanduser().absolute() if args.output_dir else config.data_dir()
+    output = args.output_dir.expanduser().absolute() if args.output_dir else data_dir()
     listen = listen_address(args.external_url, args.host, args.port)
     _check_places(path, output, args.force)
     memory = args.memory_limit_bytes

@@ -22,25 +22,10 @@ from typing import Literal
 from pydantic import ConfigDict, ValidationError, create_model
 
 from runbook_lib.contract import settings as table
-from runbook_lib.contract.settings import (  # the defaults, defined with the table
-    CORRELATION_WINDOW_S,
-    HOLD_CAP_S,
-    HOLD_MARGIN_S,
-    MEMORY_LIMIT_BYTES,
-    NOTEBOOKS,
-    PACKAGE,
-    ROOT,
-    RULES,
-    STALE_AFTER_S,
-    data_dir,
-    is_root,
-)
 
 __all__ = [
-    "CORRELATION_WINDOW_S", "HOLD_CAP_S", "HOLD_MARGIN_S", "MEMORY_LIMIT_BYTES", "NOTEBOOKS",
-    "PACKAGE", "ROOT", "RULES", "STALE_AFTER_S", "ConfigError", "FileConfig", "Settings",
-    "config_path", "data_dir", "file_values", "is_root", "operators_path", "read_token",
-    "require_file", "value",
+    "ConfigError", "FileConfig", "Settings", "config_path", "file_values", "operators_path",
+    "read_token", "require_file", "value",
 ]  # fmt: skip
 
 

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
 from runbook_lib.contract.names import NAMES, in_profile, not_exposed, series_in
+from runbook_lib.contract.settings import MEMORY_LIMIT_BYTES
 from runbook_lib.contract.thresholds import THRESHOLDS, Threshold
 from runbook_lib.evidence.prom import Prom, QueryResult, escape
 

@@ -32,7 +32,7 @@ from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from runbook_lib.contract.clock import utc
-from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.contract.summary import Summary
 from runbook_lib.execution.kernels import Kernel
 from runbook_lib.notebook import parameters

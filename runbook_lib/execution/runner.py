@@ -18,7 +18,7 @@ from nbformat.v4 import new_notebook
 
 from runbook_lib.contract.alerts import route
 from runbook_lib.contract.clock import utc
-from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.execution import engine, kernels
 from runbook_lib.records import record
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.contract.config import CORRELATION_WINDOW_S
+from runbook_lib.contract.settings import CORRELATION_WINDOW_S
 from runbook_lib.incidents.queue import AGE_BOUND_S, RunQueue
 from runbook_lib.incidents.repository import Incidents
 from runbook_lib.storage.database import Database

@@ -25,7 +25,7 @@ from typing import Any
 import nbformat
 
 from runbook_lib.contract.clock import utc
-from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.contract.summary import Summary
 from runbook_lib.execution import kernels
 from runbook_lib.incidents import timeline

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.alerts import Alert, route
-from runbook_lib.contract.config import CORRELATION_WINDOW_S
+from runbook_lib.contract.settings import CORRELATION_WINDOW_S
 from runbook_lib.contract.summary import Summary
 from runbook_lib.incidents import actions, grouping, history
 from runbook_lib.incidents.jobs import Queued

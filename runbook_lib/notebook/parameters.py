@@ -247,7 +247,7 @@ def write_doc(doc: Path, notebook_dir: Path, runbooks: list[str]) -> bool:
 
 if __name__ == "__main__":  # make docs
     from runbook_lib.contract.alerts import RUNBOOKS
-    from runbook_lib.contract.config import NOTEBOOKS
+    from runbook_lib.contract.settings import NOTEBOOKS
 
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/notebook-parameters.md")
     print(f"{target}: {'updated' if write_doc(target, NOTEBOOKS, list(RUNBOOKS)) else 'unchanged'}")

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from runbook_lib.contract.alerts import route
 from runbook_lib.contract.clock import utc
-from runbook_lib.contract.config import MEMORY_LIMIT_BYTES, Settings
+from runbook_lib.contract.config import Settings
+from runbook_lib.contract.settings import MEMORY_LIMIT_BYTES
 from runbook_lib.evidence import panels
 from runbook_lib.notebook import by_hand, diagnosing, fetching, messaging, resolving
 from runbook_lib.notebook import header as top

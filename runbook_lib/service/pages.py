@@ -24,7 +24,8 @@ from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from runbook_lib.contract.config import ROOT, Settings
+from runbook_lib.contract.config import Settings
+from runbook_lib.contract.settings import ROOT
 from runbook_lib.contract.summary import Summary
 from runbook_lib.incidents.index import Index
 from runbook_lib.notebook import recurrence

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from runbook_lib.contract.config import MEMORY_LIMIT_BYTES, RULES
+from runbook_lib.contract.settings import MEMORY_LIMIT_BYTES, RULES
 
 TEMPLATE_BASE = "http://127.0.0.1:8080"  # the receiver the shipped files' runbook_url name
 MEMORY_RULE = "ggen_mcp:memory_limit_bytes"

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.execution import engine, kernels, runner
 from runbook_lib.execution.lifetime import die_with_parent
 

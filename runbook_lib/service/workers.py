@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.contract.config import NOTEBOOKS
 from runbook_lib.contract.request import RunRequest
+from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.execution import runner
 from runbook_lib.execution.lifetime import MARK, kill_group, sweep
 from runbook_lib.execution.pinning import Runbooks

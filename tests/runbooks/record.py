@@ -24,7 +24,7 @@ from pathlib import Path
 import papermill
 
 from runbook_lib.contract.alerts import route
-from runbook_lib.contract.config import NOTEBOOKS
+from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.execution import runner
 from runbook_lib.lab.scenarios import Scenario, ScenarioPrometheus, backfill, build, healthy
 from runbook_lib.records import record

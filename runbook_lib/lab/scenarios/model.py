@@ -14,8 +14,8 @@ from datetime import datetime
 
 import numpy as np
 
-from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
 from runbook_lib.contract.names import NAMES
+from runbook_lib.contract.settings import MEMORY_LIMIT_BYTES
 from runbook_lib.contract.tools import CACHE_TOOLS
 from runbook_lib.lab.sim.modes import BASE_LATENCY, COMPONENTS, DB_TOOLS, ERROR_TYPES, TOOLS
 

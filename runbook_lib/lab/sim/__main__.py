@@ -14,7 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
-from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
+from runbook_lib.contract.settings import MEMORY_LIMIT_BYTES
 from runbook_lib.lab import pids
 from runbook_lib.lab.sim.app import create_app
 from runbook_lib.lab.sim.core import SimConfig, Simulator

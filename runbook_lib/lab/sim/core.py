@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runbook_lib.contract.config import MEMORY_LIMIT_BYTES
+from runbook_lib.contract.settings import MEMORY_LIMIT_BYTES
 from runbook_lib.contract.tools import CACHE_TOOLS
 from runbook_lib.lab.sim import faults
 from runbook_lib.lab.sim.eventlog import EventLog
