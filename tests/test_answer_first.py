@@ -167,7 +167,11 @@ def _executed(tmp: Path) -> nbformat.NotebookNode:
 
 
 def test_a_completed_record_opens_with_the_answer(tmp_path: Path) -> None:
-    req = engine.Request({"alert_name": "GgenMcpHighErrorRate"}, "high_error_rate", tmp_path)
+    req = engine.RunSpec(
+        params={"alert_name": "GgenMcpHighErrorRate"},
+        runbook="high_error_rate",
+        output_dir=tmp_path,
+    )
     nb = _executed(tmp_path)
     engine.finish(tmp_path, nb, req, req.params, "completed", None)
     saved = nbformat.read(tmp_path / "record.ipynb", as_version=4)
@@ -181,7 +185,11 @@ def test_a_completed_record_opens_with_the_answer(tmp_path: Path) -> None:
 
 
 def test_a_failed_record_gets_the_failure_banner_not_an_answer(tmp_path: Path) -> None:
-    req = engine.Request({"alert_name": "GgenMcpHighErrorRate"}, "high_error_rate", tmp_path)
+    req = engine.RunSpec(
+        params={"alert_name": "GgenMcpHighErrorRate"},
+        runbook="high_error_rate",
+        output_dir=tmp_path,
+    )
     nb = _executed(tmp_path)
     engine.finish(tmp_path, nb, req, req.params, "failed", "KeyError: 'x'")
     text = (tmp_path / "report.html").read_text()

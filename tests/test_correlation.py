@@ -281,6 +281,7 @@ def test_a_manual_run_is_an_incident_of_kind_manual(index) -> None:
 
 def test_the_investigation_is_told_the_other_alerts_and_its_header_lists_them(index) -> None:
     from runbook_lib.notebook.display import related_md
+    from runbook_lib.notebook.parameters import Params
     from runbook_lib.service.workers import RunConfig, job_params
 
     for n, s, t in FOUR[:2]:
@@ -292,7 +293,8 @@ def test_the_investigation_is_told_the_other_alerts_and_its_header_lists_them(in
     params = job_params(job, RunConfig(output_dir=Path("/tmp")))
     assert params["alert_name"] == "GgenMcpHighErrorRate"
     assert params["related_alerts"][0]["starts_at"] == "2026-11-28T04:00:05+00:00"
-    text = related_md(params["related_alerts"] + [{"alertname": "A_*b*", "status": "stale"}])
+    shown = params["related_alerts"] + [{"alertname": "A_*b*", "status": "stale"}]
+    text = related_md(Params.model_validate({"related_alerts": shown}).related_alerts)
     assert "- GgenMcpElevatedErrorRate · warning · since 2026-11-28 04:00:05 UTC" in text
     assert "- A&#95;&#42;b&#42; · unknown" in text and text.endswith(", stale")
 

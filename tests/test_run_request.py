@@ -97,3 +97,63 @@ def test_a_parameter_of_the_wrong_type_is_refused_naming_it() -> None:
     # undeclared in the cell, the contract's type still holds when the run starts from it
     with pytest.raises(ParameterError, match=r"parameter lookback_minutes: .*integer"):
         notebook_run.derive("high_error_rate", {"lookback_minutes": "thirty", "alert_name": "X"})
+
+
+def test_the_worker_gets_one_typed_spec_over_its_pipe(tmp_path) -> None:
+    from pathlib import Path
+
+    from runbook_lib.execution.engine import RunSpec
+    from runbook_lib.execution.pinning import Runbooks
+    from runbook_lib.service.workers import RunConfig, job_spec
+
+    config = RunConfig(output_dir=tmp_path / "records", prometheus_url="http://prom:9090",
+                       cell_timeout=120, run_timeout=900)  # fmt: skip
+    from runbook_lib.contract.settings import NOTEBOOKS
+
+    runbooks = Runbooks(NOTEBOOKS, tmp_path / "records")
+    spec = job_spec(escalated(), config, runbooks)
+    line = spec.model_dump_json()
+    assert "\n" not in line  # one line a job on the worker's stdin
+    again = RunSpec.model_validate_json(line)
+    assert again == spec
+    assert again.name == "20261130T081000Z-GgenMcpHighErrorRate-fe12"
+    assert again.output_dir == tmp_path / "records" and isinstance(again.output_dir, Path)
+    assert again.notebook_dir == runbooks.current.dir and again.runbook == "high_error_rate"
+    assert (again.cell_timeout, again.run_timeout, again.queued_s) == (120, 900, 3.5)
+    assert again.params["prometheus_url"] == "http://prom:9090"
+    assert again.extra["run_id"] == 12 and again.extra["runbooks_hash"] == runbooks.current.hash
+    with pytest.raises(ValueError, match="record"):  # a field the worker does not know
+        RunSpec.model_validate_json(line.replace('"name"', '"record"'))
+
+
+def test_the_run_reads_its_incident_typed_from_the_injected_json() -> None:
+    from runbook_lib.notebook.display import why_md
+    from runbook_lib.notebook.parameters import Params
+
+    req = escalated()
+    p = Params.model_validate(req.parameters())  # what the kernel's run.p holds
+    assert p.incident.id == 5 and p.incident.approved_mitigations is None  # an investigation
+    before = p.incident.escalated_from
+    assert (before.record, before.severity, before.top_cause) == (
+        "20261130T080000Z-GgenMcpElevatedErrorRate-ab01", "warning", "invalid_input",
+    )  # fmt: skip
+    assert p.related_alerts[0].fingerprint == "ab01"
+    assert why_md(p.incident, "GgenMcpHighErrorRate", "critical").startswith(
+        "**⬆️ Escalated** from warning to critical: GgenMcpHighErrorRate joined after the "
+        "investigation of GgenMcpElevatedErrorRate had started"
+    )
+    mitigation = Params.model_validate(escalated("mitigation").parameters())
+    assert mitigation.incident.approved_mitigations == ("restart_container",)
+    # an approved mitigation run between them is not what the escalation followed
+    later = {**req.incident_parameter(), "earlier": [
+        *req.incident_parameter()["earlier"],
+        {"record": "r-mitigate", "kind": "mitigation", "alertname": "GgenMcpElevatedErrorRate"},
+    ]}  # fmt: skip
+    assert Params.model_validate({"incident": later}).incident.escalated_from.record == (
+        "20261130T080000Z-GgenMcpElevatedErrorRate-ab01"
+    )
+    asked = Params.model_validate({"incident": {"trigger": "operator:7", "requested_by": "bob"}})
+    assert asked.incident.escalated_from is None
+    assert why_md(asked.incident, "X", "warning") == (
+        "**Re-investigation** requested by bob on the incident page."
+    )

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runbook_lib.contract import summary
 from runbook_lib.contract.clock import utc
 
 Kind = Literal["investigation", "verification", "mitigation", "manual"]
@@ -76,6 +77,36 @@ class IncidentContext(_Frozen):
         return self.trigger.startswith("escalated:")
 
 
+class RunIncident(BaseModel):
+    """The notebook's `incident` parameter, typed as a run reads it (`run.p.incident`): why
+    this run exists, the investigations before it, the runbook's past incidents and, in a
+    mitigation run only, the mitigations approved. papermill injects it as JSON
+    (`RunRequest.incident_parameter`); a key of a later version is ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: int | None = None
+    trigger: str = ""
+    requested_by: str = ""
+    earlier: tuple[summary.EarlierRun, ...] = ()
+    past: tuple[dict[str, Any], ...] = ()  # rows of incidents/history.py
+    approved_mitigations: tuple[str, ...] | None = None  # None: not a mitigation run
+
+    @property
+    def escalated_from(self) -> summary.EarlierRun | None:
+        """The investigation an escalation followed, or None: the last investigation before
+        it (an approved mitigation run in between is not one)."""
+        if not self.trigger.startswith("escalated:"):
+            return None
+        before = [e for e in self.earlier if e.kind == "investigation"]
+        return before[-1] if before else None
+
+    @property
+    def requested(self) -> bool:
+        """An operator asked for this run on the incident page."""
+        return self.trigger.startswith("operator:")
+
+
 class QueueState(_Frozen):
     """How the run went through the queue (the receiver's log and summary.json say it)."""
 
@@ -127,17 +158,21 @@ class RunRequest(_Frozen):
         }
 
     def incident_parameter(self) -> dict[str, Any]:
-        """The notebook's `incident` parameter (JSON, as papermill injects it)."""
+        """The notebook's `incident` parameter (`RunIncident` as JSON, as papermill injects
+        it); `approved_mitigations` only in a mitigation run."""
         inc = self.incident
-        keep = {"record", "kind", "alertname", "severity", "status", "top_cause"}
-        return {
-            "id": inc.id,
-            "trigger": inc.trigger,
-            "requested_by": inc.requested_by or "",
-            "earlier": [e.model_dump(include=keep) for e in inc.earlier],
-            "past": list(inc.past),
-            **({"approved_mitigations": list(inc.approved)} if self.kind == "mitigation" else {}),
-        }
+        keep = set(summary.EarlierRun.model_fields)
+        param = RunIncident(
+            id=inc.id,
+            trigger=inc.trigger,
+            requested_by=inc.requested_by or "",
+            earlier=tuple(e.model_dump(include=keep, exclude_none=True) for e in inc.earlier),
+            past=inc.past,
+            approved_mitigations=inc.approved if self.kind == "mitigation" else None,
+        ).model_dump(mode="json")
+        if param["approved_mitigations"] is None:
+            del param["approved_mitigations"]
+        return param
 
     def summary_fields(self) -> dict[str, Any]:
         """What summary.json says of the run beside the notebook's summary

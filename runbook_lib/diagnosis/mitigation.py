@@ -4,7 +4,7 @@ run is live), and returns what it did or would have done, for the record."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ def proposed(entry: Action) -> str | None:
     return outcome.removeprefix(NOT_ALLOWED).removeprefix("; ").removeprefix("would ")
 
 
-def not_approved(action: str, approved: list[str]) -> dict:
+def not_approved(action: str, approved: Sequence[str]) -> dict:
     """A mitigation the operator did not approve in this run: never run."""
     names = ", ".join(approved) or "none"
     return {"action": action, "done": False,
@@ -69,12 +69,16 @@ def restart_container(values: dict[str, Any], allowed: bool, live: bool) -> dict
 
 
 def end_old_soffice(values: dict[str, Any], allowed: bool, live: bool) -> dict:
-    old = [
-        p
-        for p in host.processes("soffice")
-        if p.name == "soffice" and not p.is_zombie and p.age_s > SOFFICE_MAX_AGE_S
+    """End the LibreOffice processes older than SOFFICE_MAX_AGE_S that the run's host
+    snapshot lists (`values["processes"]`: a replay judges the incident's host, not
+    today's); each is checked again before it is ended, so a reused pid is left alone."""
+    pids = [
+        p["pid"]
+        for p in values.get("processes", [])
+        if p.get("name") == "soffice"
+        and p.get("status") != "zombie"
+        and p.get("age_s", 0) > SOFFICE_MAX_AGE_S
     ]
-    pids = [p.pid for p in old]
     skipped = _skip(
         "end_old_soffice",
         f"end {len(pids)} soffice processes older than {SOFFICE_MAX_AGE_S:.0f}s {pids}",
@@ -83,21 +87,26 @@ def end_old_soffice(values: dict[str, Any], allowed: bool, live: bool) -> dict:
     )
     if skipped:
         return skipped
-    import psutil
-
-    ended = []
-    for pid in pids:
-        try:
-            psutil.Process(pid).kill()
-            ended.append(pid)
-        except psutil.Error:
-            continue
+    ended = [pid for pid in pids if _end_if_soffice(pid)]
     return {
         "action": "end_old_soffice",
         "done": True,
         "pids": ended,
         "outcome": f"ended {len(ended)} soffice processes: {ended}",
     }
+
+
+def _end_if_soffice(pid: int) -> bool:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.name() != "soffice" or proc.create_time() > time.time() - SOFFICE_MAX_AGE_S:
+            return False  # gone, and the pid given to another process since the snapshot
+        proc.kill()
+    except psutil.Error:
+        return False
+    return True
 
 
 def clean_temp_files(values: dict[str, Any], allowed: bool, live: bool) -> dict:

@@ -30,6 +30,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_markdown_cell, new_notebook
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
+from pydantic import BaseModel, ConfigDict, Field
 
 from runbook_lib.contract.clock import utc
 from runbook_lib.contract.settings import NOTEBOOKS
@@ -43,20 +44,25 @@ from runbook_lib.records.lead import lead_html, replay_html
 KERNEL_NAME = KERNELSPEC["name"]
 
 
-@dataclass(frozen=True)
-class Request:
-    """One run: the notebook's parameters and where its record goes."""
+class RunSpec(BaseModel):
+    """One run as a worker receives it (a JSON line to a pool worker, a Celery worker's
+    argument, `runbook run`'s own): the notebook's parameters, where its record goes and
+    the limits it runs under. Built from a `RunRequest` by `service/workers.job_spec`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     params: dict[str, Any]
     runbook: str
     output_dir: Path
     name: str | None = None  # fixed by the queue at accept time; None: from time and alert
-    extra: dict[str, Any] = field(default_factory=dict)  # Summary fields about the run
+    extra: dict[str, Any] = Field(default_factory=dict)  # Summary fields about the run
     cell_timeout: float = 600.0
     run_timeout: float | None = None
     progress: bool = False
     # the runbooks to run from (the pinned copy, execution/pinning.py); None: the engine's own
     notebook_dir: Path | None = None
+    queued_s: float = 0.0  # how long the run waited in the queue (its timings' first phase)
+    sent_at: float | None = None  # epoch seconds it was handed over (times the hand-over)
 
 
 @dataclass
@@ -89,7 +95,7 @@ class Engine:
         self.exporters = record.Exporters()
         self._notebooks: dict[str, nbformat.NotebookNode] = {}
 
-    def path(self, req: Request) -> Path:
+    def path(self, req: RunSpec) -> Path:
         return Path(req.notebook_dir or self.notebook_dir) / f"{req.runbook}.ipynb"
 
     def notebook(self, path: Path) -> nbformat.NotebookNode:
@@ -100,7 +106,7 @@ class Engine:
             self._notebooks[key] = load_notebook_node(key)
         return copy.deepcopy(self._notebooks[key])
 
-    def run(self, req: Request, kernel: Kernel) -> tuple[Path, Timings]:
+    def run(self, req: RunSpec, kernel: Kernel) -> tuple[Path, Timings]:
         """Execute `req` in `kernel`; returns the record directory and the timings. With a
         fixed name whose record exists already, that record is returned untouched."""
         timings = Timings()
@@ -131,7 +137,7 @@ class Engine:
         return final, timings
 
     def _execute(
-        self, nb: nbformat.NotebookNode, req: Request, kernel: Kernel, out: Path
+        self, nb: nbformat.NotebookNode, req: RunSpec, kernel: Kernel, out: Path
     ) -> tuple[nbformat.NotebookNode, str, str | None]:
         """(executed notebook, status, error). Papermill writes `out` only at the end, or
         with its error cell on top when a cell fails."""
@@ -174,7 +180,7 @@ class Engine:
         return done, status, error
 
 
-def record_name_for(req: Request) -> tuple[str, bool]:
+def record_name_for(req: RunSpec) -> tuple[str, bool]:
     """The record's directory name, and whether it was fixed in advance."""
     if req.name is not None:
         return req.name, True
@@ -200,7 +206,7 @@ def cell_times(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
 def finish(
     tmp: Path,
     nb: nbformat.NotebookNode,
-    req: Request,
+    req: RunSpec,
     params: dict[str, Any],
     status: str,
     error: str | None,

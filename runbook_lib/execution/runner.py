@@ -80,7 +80,7 @@ def run(
     the alert, so a re-run after a crash finds the record instead of making a second one);
     an existing record of that name is kept and returned. `extra` goes into summary.json.
     """
-    req = engine.Request(
+    req = engine.RunSpec(
         params=params,
         runbook=runbook or route(params["alert_name"]),
         output_dir=Path(output_dir),
@@ -139,7 +139,9 @@ def failure_record(
     """A record for a run that never produced one (its process died or overran)."""
     if (output_dir / name).exists():
         return output_dir / name
-    req = engine.Request(params, runbook, output_dir, name, extra or {})
+    req = engine.RunSpec(
+        params=params, runbook=runbook, output_dir=output_dir, name=name, extra=extra or {}
+    )
     tmp = engine.tmp_dir(output_dir, name)
     engine.finish(tmp, new_notebook(cells=[]), req, params, status, error, name=name)
     return engine.publish(tmp, output_dir / name, fixed=True)

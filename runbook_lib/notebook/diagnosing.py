@@ -49,5 +49,4 @@ def _judge(s: Session) -> None:
 
 def history(s: Session) -> dict[str, Any] | None:
     """The runbook's past incidents with this top cause (the receiver passes them)."""
-    past = s.p.incident.get("past") or []
-    return recurrence.summarize(past, s.top_cause, s.scope.instance or "", s.at)
+    return recurrence.summarize(list(s.p.incident.past), s.top_cause, s.scope.instance or "", s.at)

@@ -12,6 +12,7 @@ import pandas as pd
 from IPython import get_ipython
 from IPython.display import Image, Markdown, display
 
+from runbook_lib.contract.request import RelatedAlert, RunIncident
 from runbook_lib.diagnosis.answer import nothing_explains, unexplained_share
 from runbook_lib.diagnosis.attribution import Attribution
 from runbook_lib.diagnosis.constants import LIKELY, POSSIBLE
@@ -47,43 +48,29 @@ def show_panels(
     display(Markdown(f"*No data for {esc(titles)}: {esc('; '.join(reasons) or 'no data')}*"))
 
 
-def related_md(alerts: list[dict]) -> str:
+def related_md(alerts: list[RelatedAlert]) -> str:
     """The incident's other alerts: the same fault seen by other rules, investigated here."""
     lines = ["**Also in this incident** (same instance and runbook, one investigation):"]
     for a in alerts:
-        state = "" if a.get("status", "firing") == "firing" else f", {esc(a['status'])}"
-        lines.append(f"- {esc(a.get('alertname', '?'))} · {esc(a.get('severity') or 'unknown')}"
-                     f" · since {esc(_when(a.get('starts_at', '?')))}{state}")  # fmt: skip
+        state = "" if (a.status or "firing") == "firing" else f", {esc(a.status)}"
+        lines.append(f"- {esc(a.alertname)} · {esc(a.severity or 'unknown')}"
+                     f" · since {esc(_when(a.starts_at or '?'))}{state}")  # fmt: skip
     return "\n".join(lines)
 
 
-def escalated_from(incident: dict) -> dict | None:
-    """The investigation an escalation followed (its alert, severity and record), or None:
-    the last investigation before it (an approved mitigation run in between is not one)."""
-    if not str(incident.get("trigger", "")).startswith("escalated:"):
-        return None
-    before = [
-        e
-        for e in incident.get("earlier") or []
-        if e.get("kind", "investigation") == "investigation"
-    ]
-    return before[-1] if before else None
-
-
-def why_md(incident: dict, alert: str, severity: str) -> str:
+def why_md(incident: RunIncident, alert: str, severity: str) -> str:
     """Why this run exists when it is not the incident's first investigation: an
     escalation (with the earlier record) or an operator's request."""
-    before = escalated_from(incident)
-    if before:
-        rec = before.get("record") or ""
+    if before := incident.escalated_from:
+        rec = before.record
         return (
-            f"**⬆️ Escalated** from {esc(before.get('severity') or 'unknown')} to "
+            f"**⬆️ Escalated** from {esc(before.severity or 'unknown')} to "
             f"{esc(severity or 'unknown')}: {esc(alert)} joined after the investigation of "
-            f"{esc(before.get('alertname') or '?')} had started, and leads this one. "
+            f"{esc(before.alertname or '?')} had started, and leads this one. "
             f"Earlier record: [{esc(rec)}](/records/{quote(rec)}/report.html)"
         )
-    if str(incident.get("trigger", "")).startswith("operator:"):
-        who = esc(incident.get("requested_by") or "an operator")
+    if incident.requested:
+        who = esc(incident.requested_by or "an operator")
         return f"**Re-investigation** requested by {who} on the incident page."
     return ""
 

@@ -21,6 +21,8 @@ from typing import Any
 import papermill
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from runbook_lib.contract.request import RelatedAlert, RunIncident
+
 # The kernel every notebook declares, and the engine runs it on: the venv's own Python
 # (JupyterLab started from the venv opens the notebooks with it).
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -57,12 +59,14 @@ class Params(BaseModel):
     watch_dirs: list[str] = Field(default_factory=list)
     snapshot_dir: str = ""
     replay_from: str = ""
-    related_alerts: list[dict] = Field(default_factory=list)
-    incident: dict = Field(default_factory=dict)  # the receiver's RunRequest.incident, as JSON
+    related_alerts: list[RelatedAlert] = Field(default_factory=list)
+    incident: RunIncident = Field(default_factory=RunIncident)  # RunRequest.incident_parameter
 
 
-# The contract as the notebooks write it: name -> declared type (`runbook lint` compares).
-CONTRACT: dict[str, str] = dict(inspect.get_annotations(Params))
+# The contract as the notebooks write it: name -> declared type (`runbook lint` compares);
+# papermill injects the typed parts as JSON, so the cell declares them as JSON.
+AS_JSON = {"related_alerts": "list[dict]", "incident": "dict"}
+CONTRACT: dict[str, str] = {**inspect.get_annotations(Params), **AS_JSON}
 POSTMORTEM_CONTRACT: dict[str, str] = {
     "records": "list[str]",
     "output_dir": "str",

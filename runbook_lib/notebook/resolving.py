@@ -61,6 +61,7 @@ def values(s: Session) -> dict[str, Any]:
         "port": s.service_port or DEFAULT_PORT,
         "instance": s.scope.instance or "",
         "pids": [p["pid"] for p in host.get("processes", [])],
+        "processes": host.get("processes", []),  # the run's snapshot (a replay's: then)
         "temp_dir": s.temp_dir,
         "prometheus_url": s.prom.url,
         "holder": next(
@@ -75,7 +76,7 @@ def mitigate(s: Session, action: str) -> None:
     operator approved, only when it is one they approved); says what it did."""
     from runbook_lib.diagnosis.mitigation import ACTIONS, not_approved
 
-    approved = s.p.incident.get("approved_mitigations")
+    approved = s.p.incident.approved_mitigations
     if approved is not None and action not in approved:
         result = not_approved(action, approved)
     else:

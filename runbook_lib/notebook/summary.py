@@ -12,7 +12,7 @@ from runbook_lib import diagnosis
 from runbook_lib.contract.summary import Summary
 from runbook_lib.diagnosis.answer import unexplained_share
 from runbook_lib.notebook.diagnosing import history
-from runbook_lib.notebook.display import escalated_from, iso
+from runbook_lib.notebook.display import iso
 from runbook_lib.notebook.header import alertmanager_url, graph_url
 from runbook_lib.notebook.resolving import first_command, resolution_steps
 from runbook_lib.notebook.state import Session
@@ -44,7 +44,7 @@ def build(s: Session) -> Summary:
         post_checks=s.post_check_rows,
         first_command=first_command(s, top),
         history=history(s),
-        escalated_from=escalated_from(s.p.incident),
+        escalated_from=s.p.incident.escalated_from,
         resolution=resolution_steps(s),
         links={"prometheus": graph_url(s), "alertmanager": alertmanager_url(s)},
     )

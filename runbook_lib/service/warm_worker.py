@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.execution import engine, kernels, runner
@@ -58,40 +58,30 @@ class Worker:
         kernel, self.kernel = self.kernel, None
         return kernel
 
-    def run_or_record(self, spec: dict[str, Any]) -> Path:
+    def run_or_record(self, spec: engine.RunSpec) -> Path:
         """`run`; a run that gets no kernel is a failed record (the pool's workers)."""
         try:
             return self.run(spec)
         except kernels.KernelError as exc:
             return runner.failure_record(
-                spec["params"],
-                Path(spec["output_dir"]),
-                runbook=spec["runbook"],
-                name=spec["record"],
+                spec.params,
+                spec.output_dir,
+                runbook=spec.runbook,
+                name=spec.name or engine.record_name_for(spec)[0],
                 status="failed",
                 error=str(exc),
-                extra=spec["extra"],
+                extra=spec.extra,
             )
 
-    def run(self, spec: dict[str, Any]) -> Path:
+    def run(self, spec: engine.RunSpec) -> Path:
         """Run a job (see `workers.job_spec`) in the warm kernel and publish its record;
         raises KernelError when no kernel can be had."""
-        req = engine.Request(
-            params=spec["params"],
-            runbook=spec["runbook"],
-            output_dir=Path(spec["output_dir"]),
-            name=spec["record"],
-            extra=spec["extra"],
-            cell_timeout=spec["cell_timeout"],
-            run_timeout=spec["run_timeout"],
-            notebook_dir=Path(spec["notebook_dir"]) if spec.get("notebook_dir") else None,
-        )
-        handoff = max(0.0, time.time() - spec.get("sent_at", time.time()))
+        handoff = max(0.0, time.time() - (spec.sent_at or time.time()))
         started, cpu_started = time.monotonic(), time.process_time()
         kernel = self.acquire()
         waited = time.monotonic() - started
         try:
-            rec, timings = self.engine.run(req, kernel)
+            rec, timings = self.engine.run(spec, kernel)
         finally:
             kernel_cpu = kernel.cpu_s()
             kernel.kill()
@@ -100,7 +90,7 @@ class Worker:
             "kernel_s": round(kernel_cpu, 4),  # its warm-up (before the job) included
         }
         timings.phases = {
-            "queue": spec.get("queued_s", 0.0),
+            "queue": spec.queued_s,
             "handoff": round(handoff, 4),  # waiting for this worker to take the job
             "kernel": round(waited, 4),
             **timings.phases,
@@ -124,7 +114,7 @@ def _tiny_notebook():
 
 def serve(worker: Worker, jobs: IO[str], replies: IO[str]) -> None:
     for line in jobs:
-        rec = worker.run_or_record(json.loads(line))
+        rec = worker.run_or_record(engine.RunSpec.model_validate_json(line))
         replies.write(json.dumps({"record": str(rec)}) + "\n")
         replies.flush()
         worker.prepare()

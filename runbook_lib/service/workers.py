@@ -27,7 +27,7 @@ from typing import Any
 
 from runbook_lib.contract.request import RunRequest
 from runbook_lib.contract.settings import NOTEBOOKS
-from runbook_lib.execution import runner
+from runbook_lib.execution import engine, runner
 from runbook_lib.execution.lifetime import MARK, kill_group, sweep
 from runbook_lib.execution.pinning import Runbooks
 from runbook_lib.incidents.index import Index
@@ -83,11 +83,11 @@ class Slot:
             ).start()
         return self.proc
 
-    def ask(self, spec: dict[str, Any], timeout: float) -> dict | None:
+    def ask(self, spec: engine.RunSpec, timeout: float) -> dict | None:
         """Send a job; its reply, or None if the worker died or did not answer in time."""
         proc = self.ensure()
         try:
-            proc.stdin.write(json.dumps(spec) + "\n")
+            proc.stdin.write(spec.model_dump_json() + "\n")
             proc.stdin.flush()
         except (BrokenPipeError, OSError):
             return None
@@ -227,7 +227,7 @@ class Pool:
             job, "timed_out", f"the worker did not answer within {limit:.0f}s and was stopped"
         )
 
-    def spec(self, job: RunRequest) -> dict[str, Any]:
+    def spec(self, job: RunRequest) -> engine.RunSpec:
         return job_spec(job, self.config, self.runbooks)
 
     def params(self, job: RunRequest) -> dict[str, Any]:
@@ -263,22 +263,22 @@ def held(
     return hold
 
 
-def job_spec(job: RunRequest, config: RunConfig, runbooks: Runbooks) -> dict[str, Any]:
+def job_spec(job: RunRequest, config: RunConfig, runbooks: Runbooks) -> engine.RunSpec:
     """A run as a worker reads it (the pool's workers and the Celery workers alike), on the
     runbooks pinned when it starts."""
     pinned = runbooks.current
-    return {
-        "params": job_params(job, config),
-        "output_dir": str(config.output_dir),
-        "runbook": job.runbook,
-        "notebook_dir": str(pinned.dir),
-        "record": job.record,
-        "cell_timeout": config.cell_timeout,
-        "run_timeout": config.run_timeout,
-        "extra": {**job.summary_fields(), "runbooks_hash": pinned.hash},
-        "queued_s": round(job.queue.waited_s, 4),
-        "sent_at": time.time(),  # the worker times the hand-over from here
-    }
+    return engine.RunSpec(
+        params=job_params(job, config),
+        output_dir=config.output_dir,
+        runbook=job.runbook,
+        notebook_dir=pinned.dir,
+        name=job.record,
+        cell_timeout=config.cell_timeout,
+        run_timeout=config.run_timeout,
+        extra={**job.summary_fields(), "runbooks_hash": pinned.hash},
+        queued_s=round(job.queue.waited_s, 4),
+        sent_at=time.time(),  # the worker times the hand-over from here
+    )
 
 
 def job_params(job: RunRequest, config: RunConfig) -> dict[str, Any]:
