@@ -137,18 +137,18 @@ def test_alertmanager_configured_by_the_readme_delivers_ggen_mcp_alerts_only(
         return [
             i
             for i in incidents(wired.output)
-            if i.alertname == "GgenMcpHighErrorRate" and i.labels.get("instance") == INSTANCE
+            if i["alertname"] == "GgenMcpHighErrorRate" and i["labels"].get("instance") == INSTANCE
         ]
 
     [incident] = wait_for(filed, DELIVERY_S, "Alertmanager to deliver GgenMcpHighErrorRate", 2)
-    assert incident.severity == "critical"
-    assert incident.runbook == "high_error_rate"
-    assert [r.kind for r in incident.runs] == ["investigation"]
+    assert incident["severity"] == "critical"
+    assert incident["runbook"] == "high_error_rate"
+    assert [r["kind"] for r in incident["runs"]] == ["investigation"]
 
     # Both alerts were posted together and wait the same group_wait, so the other one is
     # dispatched within moments of this one (had the route matched it, it would be here a
     # few seconds later at most). It went to `default` only: the receiver got one alert.
     time.sleep(3)
     assert "SomethingElse" in receivers_of(wired.alertmanager)
-    assert [i.alertname for i in incidents(wired.output)] == ["GgenMcpHighErrorRate"]
+    assert [i["alertname"] for i in incidents(wired.output)] == ["GgenMcpHighErrorRate"]
     assert received(wired.receiver) == 1

@@ -92,28 +92,28 @@ def test_four_alerts_of_one_fault_are_one_incident_that_closes_when_they_resolve
 
     def all_four() -> list[dict]:
         rows = incidents(wired.output)
-        return rows if rows and len(rows[0].alerts) == 4 else []
+        return rows if rows and len(rows[0]["alerts"]) == 4 else []
 
     rows = wait_for(all_four, 60, "Alertmanager to deliver the four alerts", 1)
-    assert len(rows) == 1, [r.alertname for r in rows]  # one incident, not four
+    assert len(rows) == 1, [r["alertname"] for r in rows]  # one incident, not four
     [inc] = rows
-    assert inc.runbook == "high_error_rate" and inc.instance == INSTANCE
-    assert {a.alertname: a.severity for a in inc.alerts} == FOUR
-    assert inc.alerts[0].alertname == "GgenMcpHighErrorRate"  # the most severe first
-    assert [r.kind for r in inc.runs] == ["investigation"]  # one investigation
-    assert inc.status == "firing"
+    assert inc["runbook"] == "high_error_rate" and inc["instance"] == INSTANCE
+    assert {a["alertname"]: a["severity"] for a in inc["alerts"]} == FOUR
+    assert inc["alerts"][0]["alertname"] == "GgenMcpHighErrorRate"  # the most severe first
+    assert [r["kind"] for r in inc["runs"]] == ["investigation"]  # one investigation
+    assert inc["status"] == "firing"
 
     # Three resolve: the incident stays open. The last resolves: it closes and verifies.
     now = datetime.now(UTC)
     post(wired.alertmanager, dict(list(FOUR.items())[1:]), starts, now)
-    wait_for(lambda: {a.status for a in incidents(wired.output)[0].alerts}
+    wait_for(lambda: {a["status"] for a in incidents(wired.output)[0]["alerts"]}
              == {"firing", "resolved"}, 30, "three resolutions", 1)  # fmt: skip
-    assert incidents(wired.output)[0].status == "firing"
+    assert incidents(wired.output)[0]["status"] == "firing"
     post(wired.alertmanager, dict(list(FOUR.items())[:1]), starts, now)
-    wait_for(lambda: incidents(wired.output)[0].status == "resolved", 30, "the last one", 1)
+    wait_for(lambda: incidents(wired.output)[0]["status"] == "resolved", 30, "the last one", 1)
     [inc] = incidents(wired.output)
-    assert {a.status for a in inc.alerts} == {"resolved"}
-    assert [r.kind for r in inc.runs] == ["investigation", "verification"]
+    assert {a["status"] for a in inc["alerts"]} == {"resolved"}
+    assert [r["kind"] for r in inc["runs"]] == ["investigation", "verification"]
 
 
 def test_an_alert_alertmanager_does_not_hold_is_closed_as_stale(wired: Wired) -> None:
@@ -135,12 +135,12 @@ def test_an_alert_alertmanager_does_not_hold_is_closed_as_stale(wired: Wired) ->
     assert resp.json()["outcomes"] == ["queued"]
 
     def by_name() -> dict[str, dict]:
-        return {i.alertname: i for i in incidents(wired.output)}
+        return {i["alertname"]: i for i in incidents(wired.output)}
 
     wait_for(lambda: "GgenMcpHighLatency" in by_name(), 30, "the latency alert", 1)
-    wait_for(lambda: by_name()["GgenMcpMemoryCritical"].status == "stale", 30, "stale", 1)
+    wait_for(lambda: by_name()["GgenMcpMemoryCritical"]["status"] == "stale", 30, "stale", 1)
     rows = by_name()
     stale = rows["GgenMcpMemoryCritical"]
-    assert stale.resolved_at is not None and stale.alerts[0].status == "stale"
-    assert [r.kind for r in stale.runs] == ["investigation"]  # no verification of a guess
-    assert rows["GgenMcpHighLatency"].status == "firing"  # Alertmanager still holds it
+    assert stale["resolved_at"] is not None and stale["alerts"][0]["status"] == "stale"
+    assert [r["kind"] for r in stale["runs"]] == ["investigation"]  # no verification of a guess
+    assert rows["GgenMcpHighLatency"]["status"] == "firing"  # Alertmanager still holds it

@@ -18,6 +18,7 @@ import pytest
 from celery import Celery
 from nbformat.v4 import new_code_cell, new_notebook
 
+from runbook_lib.contract.incident import IncidentRun
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab.backing import LocalCluster, Node, Postgres, Redis
 from runbook_lib.lab.stack import free_port
@@ -52,7 +53,7 @@ def post(node: Node, body: dict, token: str = "cluster-token") -> int:
         return 0
 
 
-def settle(index: Index, expected: int, timeout: float) -> list[dict]:
+def settle(index: Index, expected: int, timeout: float) -> list[IncidentRun]:
     """Wait until `expected` runs are done; the runs."""
 
     def done() -> list[dict]:
@@ -65,7 +66,7 @@ def settle(index: Index, expected: int, timeout: float) -> list[dict]:
     return wait_for(done, timeout, f"{expected} runs done", every=0.5, detail=states)
 
 
-def one_record_each(cluster: LocalCluster, runs: list[dict], tag: str) -> None:
+def one_record_each(cluster: LocalCluster, runs: list[IncidentRun], tag: str) -> None:
     dirs = [d for d in cluster.records.iterdir() if d.is_dir() and not d.name.startswith(".")]
     assert sorted(d.name for d in dirs) == sorted(r.record for r in runs)  # no extra, no .tmp
     prints = Counter(record.summary(d).fingerprint for d in dirs)

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from runbook_lib.contract.alerts import Alert
 from runbook_lib.contract.config import Settings
+from runbook_lib.contract.incident import IncidentRun
 from runbook_lib.incidents import actions
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab.scenarios import ScenarioPrometheus
@@ -86,7 +87,7 @@ class Written:
     prometheus: str
 
 
-def wait_done(index: Index, runs: int, timeout: float = 240) -> list[dict]:
+def wait_done(index: Index, runs: int, timeout: float = 240) -> list[IncidentRun]:
     def done() -> list[dict]:
         found = [r for i in index.incidents() for r in i.runs if r.state == "done"]
         return found if len(found) >= runs else []

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from runbook_lib.contract.alerts import Alert
+from runbook_lib.contract.incident import IncidentRun
 from runbook_lib.execution import runner
 from runbook_lib.incidents.index import Index
 from runbook_lib.records import record
@@ -48,7 +49,7 @@ def marked(prefix: str) -> list[psutil.Process]:
     return found
 
 
-def drain(pool: Pool, index: Index, runs: int, timeout: float) -> list[dict]:
+def drain(pool: Pool, index: Index, runs: int, timeout: float) -> list[IncidentRun]:
     pool.start()
     try:
 

@@ -22,11 +22,9 @@ class Described(Incident):
     """An incident with what a person wants first (`describe`)."""
 
     investigation: IncidentRun | None  # the one to read (`current_investigation`)
-    followups: tuple[IncidentRun, ...]  # its other runs
     top_cause: str | None
     run_status: str  # the investigation's status or state; 'none' without one
     fault_starts_at: str  # ISO 8601 (`fault_start`)
-    duration_s: float
     duration: str  # in words, with "(firing)" while it is open
 
 
@@ -39,16 +37,14 @@ def describe(inc: Incident) -> Described:
     """Add what a person wants first: top cause, state, duration, the investigation run."""
     inv = current_investigation(inc.runs)
     starts, ends = fault_start(inc), _ends(inc)
-    duration_s = ((ends or datetime.now(UTC)) - utc(starts)).total_seconds()
+    seconds = ((ends or datetime.now(UTC)) - utc(starts)).total_seconds()
     return Described(
         **dict(inc),
         investigation=inv,
-        followups=tuple(r for r in inc.runs if r is not inv),
         top_cause=inv.top_cause if inv else None,
         run_status=(inv.status or inv.state) if inv else "none",
         fault_starts_at=starts,
-        duration_s=duration_s,
-        duration=_human(duration_s) + ("" if ends else " (firing)"),
+        duration=_human(seconds) + ("" if ends else " (firing)"),
     )
 
 
