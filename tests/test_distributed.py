@@ -243,9 +243,10 @@ def test_a_critical_queued_behind_warnings_is_served_first_and_a_task_twice_runs
         broker.send_task(TASK, args=[first_warning])
     cluster.worker("worker-1", 1, *no_hold)  # one process: it starts the runs one by one
     settle(index, 6, 180)
-    runs = [r.model_dump() | {"fp": i.fingerprint} for i in index.incidents() for r in i.runs]
-    started = [r["fp"] for r in sorted(runs, key=lambda r: r["started_at"])]
+    fp_runs = [(i.fingerprint, r) for i in index.incidents() for r in i.runs]
+    started = [fp for fp, r in sorted(fp_runs, key=lambda p: p[1].started_at)]
     # the critical first, then the warnings oldest first
     assert started == ["c000000000000000", *(f"w{i:015x}" for i in range(5))]
-    assert [r["attempts"] for r in runs] == [1] * 6  # eight deliveries, each run run once
+    runs = [r for _, r in fp_runs]
+    assert [r.attempts for r in runs] == [1] * 6  # eight deliveries, each run run once
     one_record_each(cluster, runs, "")
