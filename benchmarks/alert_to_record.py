@@ -91,8 +91,8 @@ class Receiver:
         return (rec / "record.html").stat().st_mtime - run["received_at"]
 
     def runs(self) -> list[dict]:
-        return [r | {"received_at": i["received_at"], "fp": i["fingerprint"]}
-                for i in self.index.incidents(100_000) for r in i["runs"]]  # fmt: skip
+        return [r.model_dump() | {"received_at": i.received_at, "fp": i.fingerprint}
+                for i in self.index.incidents(100_000) for r in i.runs]  # fmt: skip
 
     def family(self) -> list[psutil.Process]:
         """The receiver and everything under it: workers, zygotes, kernels."""

@@ -53,8 +53,8 @@ def storm(url: str, index: Index, records: Path, instance: str, n: int) -> dict:
         webhook = [f.result() for f in futures]
     last = -1
     while True:
-        runs = [r | {"received_at": i["received_at"]} for i in index.incidents(10_000)
-                for r in i["runs"]]  # fmt: skip
+        runs = [r.model_dump() | {"received_at": i.received_at} for i in index.incidents(10_000)
+                for r in i.runs]  # fmt: skip
         done = sum(r["state"] == "done" for r in runs)
         if done != last and done % 50 == 0:
             print(f"    {done}/{n} records after {time.perf_counter() - t0:.0f}s", flush=True)

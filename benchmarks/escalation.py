@@ -56,22 +56,20 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(3)
         print("[1/2] a critical pending when the warning fires", flush=True)
         inc = escalation.critical_pending(sc)
-        [run] = inc["runs"]
-        figures["pending_warning_to_record_s"] = run["finished_at"] - sc.seen["warning_fired"]
-        figures["pending_held_s"] = run["started_at"] - run["held_since"]
-        escalation.settle(sc, inc["id"])
+        [run] = inc.runs
+        figures["pending_warning_to_record_s"] = run.finished_at - sc.seen["warning_fired"]
+        figures["pending_held_s"] = run.started_at - run.held_since
+        escalation.settle(sc, inc.id)
         print(f"[2/2] a critical {args.gap:.0f}s after the warning", flush=True)
         inc = escalation.warning_then_critical(sc, gap_s=args.gap)
         first, second = escalation.done(inc)
-        figures["alone_warning_to_record_s"] = first["finished_at"] - escalation.fired_at(
-            inc, WARNING
-        )
+        figures["alone_warning_to_record_s"] = first.finished_at - escalation.fired_at(inc, WARNING)
         critical = escalation.fired_at(inc, CRITICAL)
         figures["warning_to_critical_s"] = critical - escalation.fired_at(inc, WARNING)
-        figures["critical_to_record_s"] = second["finished_at"] - critical
-        sent = sc.wait("the escalated message", lambda: _sent(index, inc["id"], "escalated"), 60)
+        figures["critical_to_record_s"] = second.finished_at - critical
+        sent = sc.wait("the escalated message", lambda: _sent(index, inc.id, "escalated"), 60)
         figures["critical_to_message_s"] = sent - critical
-        escalation.settle(sc, inc["id"])
+        escalation.settle(sc, inc.id)
     finally:
         stack.stop(state)
         sink.close()

@@ -65,7 +65,7 @@ def bearer(token: str) -> dict[str, str]:
 def firing(c: TestClient, **overrides) -> int:
     """One incident from one alert; its id."""
     assert post(c, payload(**overrides), token=HOOK).status_code == 200
-    return max(i["id"] for i in c.app.state.index.incidents())
+    return max(i.id for i in c.app.state.index.incidents())
 
 
 def investigated(index: Index, out: Path, actions: list[dict] | None = None) -> str:
@@ -115,12 +115,12 @@ def test_an_operator_acknowledges_and_the_index_says_who_and_when(index: Index, 
     assert resp.status_code == 200, resp.text
     assert resp.json()["actor"] == "alice" and resp.json()["kind"] == "acknowledge"
     inc = index.incident(iid)
-    assert inc["acknowledged_by"] == "alice" and before <= inc["acknowledged_at"] <= after
-    [action] = inc["actions"]
+    assert inc.acknowledged_by == "alice" and before <= inc.acknowledged_at <= after
+    [action] = inc.actions
     assert (action.kind, action.actor, action.at) == (
         "acknowledge",
         "alice",
-        inc["acknowledged_at"],
+        inc.acknowledged_at,
     )
     [event] = [e for e in rows(index, schema.EVENTS) if e["kind"] == "acknowledged"]
     assert event["key"] == f"acknowledged:a{action.id}" and event["incident_id"] == iid
@@ -191,13 +191,13 @@ def test_an_operators_form_acts_once_and_its_replay_is_refused(index: Index, ali
     replay = c.post(f"/incidents/{iid}/actions/reinvestigate", data=form, headers=SAME_SITE)
     assert replay.status_code == 409 and "submitted already" in replay.text
     assert snapshot(index) == same
-    assert len([r for r in index.incident(iid)["runs"] if r["kind"] == "investigation"]) == 2
+    assert len([r for r in index.incident(iid).runs if r.kind == "investigation"]) == 2
 
     fresh = form_of(c, iid, "reinvestigate")  # a new form is a new request: it acts
     assert fresh["nonce"] != form["nonce"]
     assert c.post(f"/incidents/{iid}/actions/reinvestigate", data=fresh,
                   headers=SAME_SITE).status_code == 303  # fmt: skip
-    assert len([r for r in index.incident(iid)["runs"] if r["kind"] == "investigation"]) == 3
+    assert len([r for r in index.incident(iid).runs if r.kind == "investigation"]) == 3
 
 
 @pytest.mark.parametrize(
@@ -303,7 +303,7 @@ def test_mark_mitigated_from_the_page_and_the_command_line_is_one_action(
     iid = firing(c)
     assert c.post(f"/incidents/{iid}/actions/mitigated", headers=bearer(alice)).status_code == 200
     inc = index.incident(iid)
-    assert inc["mitigated_by"] == "alice" and inc["mitigated_at"] is not None
+    assert inc.mitigated_by == "alice" and inc.mitigated_at is not None
     [event] = [e for e in rows(index, schema.EVENTS) if e["kind"] == "mitigated"]
     assert json.loads(event["detail"]) == {"actor": "alice"}
     same = snapshot(index)
@@ -325,10 +325,10 @@ def test_reinvestigate_queues_a_new_investigation_now_named_for_the_action(
     resp = c.post(f"/incidents/{iid}/actions/reinvestigate", headers=bearer(alice))
     assert resp.status_code == 200
     aid, run_id = resp.json()["action"], resp.json()["run_id"]
-    run = next(r for r in index.incident(iid)["runs"] if r["id"] == run_id)
-    assert run["kind"] == "investigation" and run["trigger"] == f"operator:{aid}"
-    assert run["record"] == f"{first}-r{aid}" and run["requested_by"] == "alice"
-    assert run["state"] == "queued" and before <= run["not_before"] <= time.time()
+    run = next(r for r in index.incident(iid).runs if r.id == run_id)
+    assert run.kind == "investigation" and run.trigger == f"operator:{aid}"
+    assert run.record == f"{first}-r{aid}" and run.requested_by == "alice"
+    assert run.state == "queued" and before <= run.not_before <= time.time()
     assert not [e for e in rows(index, schema.EVENTS) if e["key"].endswith(f":a{aid}")]
     job = index.claim()  # the next run a worker takes is this one
     assert job.run_id == run_id and job.incident.requested_by == "alice"
@@ -353,12 +353,10 @@ def test_the_mitigation_runs_only_when_proposed_then_allowed_then_verified(
     assert resp.status_code == 200, resp.text
     aid = resp.json()["action"]
     assert resp.json()["detail"] == {"mitigations": ["restart_container"]}
-    runs = {
-        r["kind"]: r for r in index.incident(iid)["runs"] if r["trigger"] == f"mitigation:{aid}"
-    }
-    assert runs["mitigation"]["state"] == "queued" and runs["mitigation"]["requested_by"] == "alice"
-    assert runs["mitigation"]["record"].endswith(f"-m{aid}")
-    assert runs["verification"]["state"] == "waiting"  # not before the mitigation ends
+    runs = {r.kind: r for r in index.incident(iid).runs if r.trigger == f"mitigation:{aid}"}
+    assert runs["mitigation"].state == "queued" and runs["mitigation"].requested_by == "alice"
+    assert runs["mitigation"].record.endswith(f"-m{aid}")
+    assert runs["verification"].state == "waiting"  # not before the mitigation ends
 
     job = index.claim()
     assert job.kind == "mitigation" and index.claim() is None  # the verification waits
@@ -368,11 +366,11 @@ def test_the_mitigation_runs_only_when_proposed_then_allowed_then_verified(
     index.finish(
         job.run_id, summary_of({"status": "completed", "actions": [{**PROPOSED, "done": True}]})
     )
-    verify = next(r for r in index.incident(iid)["runs"] if r["id"] == runs["verification"]["id"])
-    assert verify["state"] == "queued"
-    assert ended + VERIFY_DELAY <= verify["not_before"] <= time.time() + VERIFY_DELAY
-    assert index.incident(iid)["mitigated_at"] is not None  # the run did it
-    assert index.claim(now=verify["not_before"]).run_id == verify["id"]
+    verify = next(r for r in index.incident(iid).runs if r.id == runs["verification"].id)
+    assert verify.state == "queued"
+    assert ended + VERIFY_DELAY <= verify.not_before <= time.time() + VERIFY_DELAY
+    assert index.incident(iid).mitigated_at is not None  # the run did it
+    assert index.claim(now=verify.not_before).run_id == verify.id
 
 
 # -- the page --------------------------------------------------------------------------------

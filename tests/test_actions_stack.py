@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 
+from runbook_lib.contract.incident import Incident, IncidentRun
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import deploy, pids, stack
 from runbook_lib.records import record
@@ -90,7 +91,7 @@ def fire(alertmanager: str) -> None:
     assert httpx.post(f"{alertmanager}/api/v2/alerts", json=[alert], timeout=10).status_code == 200
 
 
-def incidents(out: Path) -> list[dict]:
+def incidents(out: Path) -> list[Incident]:
     index = Index(out / "index.sqlite")
     try:
         return index.incidents()
@@ -98,18 +99,18 @@ def incidents(out: Path) -> list[dict]:
         index.close()
 
 
-def the_incident(out: Path) -> dict:
+def the_incident(out: Path) -> Incident:
     [inc] = incidents(out)
     return inc
 
 
-def done(out: Path, trigger: str, kind: str = "investigation") -> dict | None:
+def done(out: Path, trigger: str, kind: str = "investigation") -> IncidentRun | None:
     """The incident's finished run of this kind whose trigger starts so, once its record is there."""
     if not incidents(out):
         return None  # the alert has not reached the receiver yet
-    for r in the_incident(out)["runs"]:
-        if r["kind"] == kind and r["trigger"].startswith(trigger) and r["state"] == "done":
-            return r if (out / r["record"] / "summary.json").exists() else None
+    for r in the_incident(out).runs:
+        if r.kind == kind and r.trigger.startswith(trigger) and r.state == "done":
+            return r if (out / r.record / "summary.json").exists() else None
     return None
 
 
@@ -143,9 +144,9 @@ def test_every_operator_action_through_the_page_in_a_browser(served: Served) -> 
     os.utime(old, (time.time() - 3 * 86400,) * 2)
     fire(served.alertmanager)
     first = wait_for(lambda: done(served.out, ""), 45, "the first investigation's record", 0.5)
-    proposed = record.summary(served.out / first["record"]).actions
+    proposed = record.summary(served.out / first.record).actions
     assert [a.action for a in proposed if not a.done] == ["clean_temp_files"]
-    iid, base = the_incident(served.out)["id"], served.url
+    iid, base = the_incident(served.out).id, served.url
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
@@ -196,22 +197,20 @@ def test_every_operator_action_through_the_page_in_a_browser(served: Served) -> 
 
     # The index: each action with its actor, in order, and what it made.
     inc = the_incident(served.out)
-    acts = inc["actions"]
+    acts = inc.actions
     assert [(a.kind, a.actor) for a in acts] == [
         ("acknowledge", "alice"), ("mitigated", "alice"), ("silence", "alice"),
         ("reinvestigate", "alice"), ("mitigation", "alice"),
     ]  # fmt: skip
     assert all(a.at >= acts[i - 1].at for i, a in enumerate(acts) if i)
-    assert inc["acknowledged_by"] == "alice" and inc["mitigated_by"] == "alice"
-    assert (
-        rerun["record"] == f"{first['record']}-r{acts[3].id}" and rerun["requested_by"] == "alice"
-    )
-    assert mitigation["trigger"] == verified["trigger"] == f"mitigation:{acts[4].id}"
-    assert verified["started_at"] >= mitigation["finished_at"] + 2  # the verify delay, after it
-    did = record.summary(served.out / mitigation["record"]).actions
+    assert inc.acknowledged_by == "alice" and inc.mitigated_by == "alice"
+    assert rerun.record == f"{first.record}-r{acts[3].id}" and rerun.requested_by == "alice"
+    assert mitigation.trigger == verified.trigger == f"mitigation:{acts[4].id}"
+    assert verified.started_at >= mitigation.finished_at + 2  # the verify delay, after it
+    did = record.summary(served.out / mitigation.record).actions
     assert [(a.action, a.done) for a in did] == [("clean_temp_files", True)]
     assert not old.exists()  # the approved mitigation really acted
-    assert [r["kind"] for r in inc["runs"]] == [
+    assert [r.kind for r in inc.runs] == [
         "investigation",
         "investigation",
         "mitigation",

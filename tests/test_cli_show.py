@@ -133,10 +133,8 @@ def test_a_run_without_prometheus_is_degraded_says_so_once_and_exits_1(config, c
     from runbook_lib.incidents.index import Index
 
     [inc] = Index(out / "index.sqlite").incidents()
-    assert (inc["status"], inc["alertname"]) == ("manual", "GgenMcpHighErrorRate")
-    assert [(r["kind"], r["record"], r["status"]) for r in inc["runs"]] == [
-        ("manual", rec.name, "degraded")
-    ]
+    assert (inc.status, inc.alertname) == ("manual", "GgenMcpHighErrorRate")
+    assert [(r.kind, r.record, r.status) for r in inc.runs] == [("manual", rec.name, "degraded")]
     summ = json.loads((rec / "summary.json").read_text())
     assert summ["status"] == "degraded" and summ["degraded_by"] == [UNANSWERED]
     assert summ["data_gaps"] == [  # each names what supplies it; none repeats Prometheus

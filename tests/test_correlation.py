@@ -49,14 +49,14 @@ def test_the_four_alerts_of_one_fault_are_one_incident_with_one_investigation(in
     outcomes = [index.accept([alert(n, s, after_s=t)], 300, NOW + t)[0] for n, s, t in FOUR]
     assert outcomes == ["queued", "correlated", "correlated", "correlated"]
     [inc] = index.incidents()
-    assert inc["alertname"] == "GgenMcpHighErrorRate" and inc["runbook"] == "high_error_rate"
-    assert [a["alertname"] for a in inc["alerts"]] == [
+    assert inc.alertname == "GgenMcpHighErrorRate" and inc.runbook == "high_error_rate"
+    assert [a.alertname for a in inc.alerts] == [
         "GgenMcpHighErrorRate",  # the most severe first, then by start
         "GgenMcpElevatedErrorRate",
         "GgenMcpErrorRateSLOViolation",
         "GgenMcpAvailabilitySLOViolation",
     ]
-    assert [r["kind"] for r in inc["runs"]] == ["investigation"]
+    assert [r.kind for r in inc.runs] == ["investigation"]
     assert index.claim(NOW + 300).alert.name == "GgenMcpHighErrorRate"
     assert index.claim(NOW + 300) is None
 
@@ -85,8 +85,8 @@ def test_a_critical_twin_arriving_while_the_warning_waits_leads_the_investigatio
     assert job is not None and job.alert.name == "GgenMcpHighErrorRate"
     assert job.alert.labels["severity"] == "critical" and "GgenMcpHighErrorRate" in job.record
     [inc] = index.incidents()
-    assert inc["severity"] == "critical" and len(inc["alerts"]) == 2
-    assert [r["kind"] for r in inc["runs"]] == ["investigation"]
+    assert inc.severity == "critical" and len(inc.alerts) == 2
+    assert [r.kind for r in inc.runs] == ["investigation"]
 
 
 def test_a_critical_alone_is_not_held_and_a_warning_alone_runs_after_the_hold(index) -> None:
@@ -113,9 +113,9 @@ def test_a_more_severe_alert_after_the_investigation_started_escalates_the_incid
     out = index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=60)], 300, NOW + 60)
     assert out == ["escalated"]
     [inc] = index.incidents()
-    assert inc["alertname"] == "GgenMcpHighErrorRate" and inc["severity"] == "critical"
-    assert inc["escalated_at"] == NOW + 60
-    assert [a["alertname"] for a in inc["alerts"]] == [
+    assert inc.alertname == "GgenMcpHighErrorRate" and inc.severity == "critical"
+    assert inc.escalated_at == NOW + 60
+    assert [a.alertname for a in inc.alerts] == [
         "GgenMcpHighErrorRate",
         "GgenMcpElevatedErrorRate",
     ]
@@ -127,7 +127,7 @@ def test_a_more_severe_alert_after_the_investigation_started_escalates_the_incid
     # the same critical sent again (Alertmanager repeats) escalates nothing more
     again = index.accept([alert("GgenMcpHighErrorRate", "critical", after_s=60)], 300, NOW + 90)
     assert again == ["duplicate"]
-    assert len(index.incidents()[0]["runs"]) == 2
+    assert len(index.incidents()[0].runs) == 2
 
 
 def test_an_equal_or_slow_burn_alert_after_the_start_is_only_listed(index) -> None:
@@ -138,8 +138,8 @@ def test_an_equal_or_slow_burn_alert_after_the_start_is_only_listed(index) -> No
     twin = alert("GgenMcpElevatedErrorRate", "warning", after_s=40, fp="twin")
     assert index.accept([slo, twin], 300, NOW + 40) == ["correlated", "correlated"]
     [inc] = index.incidents()
-    assert inc["severity"] == "warning" and inc["alertname"] == "GgenMcpElevatedErrorRate"
-    assert [r["kind"] for r in inc["runs"]] == ["investigation"]
+    assert inc.severity == "warning" and inc.alertname == "GgenMcpElevatedErrorRate"
+    assert [r.kind for r in inc.runs] == ["investigation"]
 
 
 @pytest.mark.parametrize(
@@ -173,7 +173,7 @@ def test_a_firing_incident_takes_its_family_s_alerts_whenever_they_start(index) 
     assert index.accept(ended, 300, NOW + 1200) == ["alert-resolved", "resolved"]
     again = alert("GgenMcpElevatedErrorRate", "warning", after_s=1300)
     assert index.accept([again], 300, NOW + 1300) == ["queued"]
-    assert [i["status"] for i in index.incidents()] == ["firing", "resolved"]
+    assert [i.status for i in index.incidents()] == ["firing", "resolved"]
 
 
 def test_a_zero_window_turns_correlation_off(tmp_path: Path) -> None:
@@ -192,8 +192,8 @@ def test_the_incident_resolves_with_its_last_alert_and_verifies_once(index) -> N
     ]
     assert resolved == ["alert-resolved", "alert-resolved", "alert-resolved", "resolved"]
     [inc] = index.incidents()
-    assert inc["status"] == "resolved" and inc["resolved_at"] == NOW + 1200
-    assert [r["kind"] for r in inc["runs"]] == ["investigation", "verification"]
+    assert inc.status == "resolved" and inc.resolved_at == NOW + 1200
+    assert [r.kind for r in inc.runs] == ["investigation", "verification"]
     again = index.accept([alert(*FOUR[0][:2], status="resolved")], 300, NOW + 1300)
     assert again == ["resolved-duplicate"]
     # a new firing of the same family after the incident closed is a new incident
@@ -204,18 +204,18 @@ def test_alerts_alertmanager_stops_listing_close_as_stale_after_the_grace(index)
     for n, s, t in FOUR[:2]:
         index.accept([alert(n, s, after_s=t)], 300, NOW + t)
     index.accept([alert("GgenMcpHighLatency", "critical", fp="latency1")], 300, NOW)
-    assert sum(a["status"] == "firing" for i in index.incidents() for a in i["alerts"]) == 3
+    assert sum(a.status == "firing" for i in index.incidents() for a in i.alerts) == 3
     # Alertmanager lists the latency alert only: the error alerts are missing from now on
     assert index.close_stale({"latency1"}, grace_s=900, now=NOW + 100) == []
     assert index.close_stale({"latency1"}, grace_s=900, now=NOW + 999) == []  # 899 s missing
     [closed] = index.close_stale({"latency1"}, grace_s=900, now=NOW + 1000)
     inc = index.incident(closed)
-    assert inc["alertname"] == "GgenMcpHighErrorRate"
-    assert inc["status"] == "stale" and inc["resolved_at"] == NOW + 1000
-    assert {a["status"] for a in inc["alerts"]} == {"stale"}
-    assert [r["kind"] for r in inc["runs"]] == ["investigation"]  # no verification of a guess
+    assert inc.alertname == "GgenMcpHighErrorRate"
+    assert inc.status == "stale" and inc.resolved_at == NOW + 1000
+    assert {a.status for a in inc.alerts} == {"stale"}
+    assert [r.kind for r in inc.runs] == ["investigation"]  # no verification of a guess
     assert "Closed as stale" in incident_message(index, closed, T0 + timedelta(hours=1))
-    assert index.incident(index.by_fingerprint("latency1"))["status"] == "firing"
+    assert index.incident(index.by_fingerprint("latency1")).status == "firing"
 
 
 def test_an_alertmanager_restart_within_the_grace_closes_nothing(index) -> None:
@@ -224,7 +224,7 @@ def test_an_alertmanager_restart_within_the_grace_closes_nothing(index) -> None:
     assert index.close_stale(set(), grace_s=900, now=NOW + 60) == []  # the empty answer
     assert index.close_stale({"err1"}, grace_s=900, now=NOW + 120) == []  # re-sent: listed
     assert index.close_stale(set(), grace_s=900, now=NOW + 960) == []  # missing 0 s again
-    assert index.incidents()[0]["status"] == "firing"
+    assert index.incidents()[0].status == "firing"
 
 
 def test_a_late_resolution_turns_a_stale_incident_into_a_resolved_one(index) -> None:
@@ -233,12 +233,12 @@ def test_a_late_resolution_turns_a_stale_incident_into_a_resolved_one(index) -> 
     index.accept([a], 300, NOW)
     index.close_stale(set(), grace_s=60, now=NOW + 10)
     [iid] = index.close_stale(set(), grace_s=60, now=NOW + 100)
-    assert index.incident(iid)["status"] == "stale"
+    assert index.incident(iid).status == "stale"
     done = alert("GgenMcpHighErrorRate", "critical", fp="err1", status="resolved")
     assert index.accept([done], 300, NOW + 200) == ["resolved"]
     inc = index.incident(iid)
-    assert inc["status"] == "resolved" and inc["alerts"][0]["status"] == "resolved"
-    assert [r["kind"] for r in inc["runs"]] == ["investigation", "verification"]
+    assert inc.status == "resolved" and inc.alerts[0].status == "resolved"
+    assert [r.kind for r in inc.runs] == ["investigation", "verification"]
     assert index.accept([done], 300, NOW + 210) == ["resolved-duplicate"]
 
 
@@ -249,9 +249,9 @@ def test_a_stale_alert_that_fires_again_reopens_its_incident(index) -> None:
     [iid] = index.close_stale(set(), grace_s=60, now=NOW + 100)
     assert index.accept([a], 300, NOW + 150) == ["reopened"]
     inc = index.incident(iid)
-    assert inc["status"] == "firing" and inc["resolved_at"] is None
-    assert inc["alerts"][0]["status"] == "firing" and len(index.incidents()) == 1
-    assert [r["kind"] for r in inc["runs"]] == ["investigation"]  # not investigated twice
+    assert inc.status == "firing" and inc.resolved_at is None
+    assert inc.alerts[0].status == "firing" and len(index.incidents()) == 1
+    assert [r.kind for r in inc.runs] == ["investigation"]  # not investigated twice
 
 
 def test_an_incident_is_found_by_any_of_its_alerts_fingerprints(index) -> None:
@@ -271,8 +271,8 @@ def test_a_manual_run_is_an_incident_of_kind_manual(index) -> None:
         summary_of({"status": "completed", "top_cause": "slow_database"}), now=NOW + 300,
     )  # fmt: skip
     newest = index.incidents()[0]
-    assert newest["id"] == iid and newest["status"] == "manual"
-    assert [(r["kind"], r["state"], r["top_cause"]) for r in newest["runs"]] == [
+    assert newest.id == iid and newest.status == "manual"
+    assert [(r.kind, r.state, r.top_cause) for r in newest.runs] == [
         ("manual", "done", "slow_database")
     ]
     assert index.claim(NOW + 400).alert.name == "GgenMcpHighErrorRate"  # never queued

@@ -4,7 +4,6 @@ process of the killed runs survives."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import httpx
 import psutil
 import pytest
 
+from runbook_lib.contract.incident import IncidentRun
 from runbook_lib.incidents.index import Index
 from runbook_lib.records import record
 from runbook_lib.service.workers import MARK
@@ -97,8 +97,8 @@ def post(url: str, body: dict) -> list[str]:
     return r.json()["outcomes"]
 
 
-def runs(out: Path) -> list[dict]:
-    return [r for i in Index(out / "index.sqlite").incidents(1000) for r in i["runs"]]
+def runs(out: Path) -> list[IncidentRun]:
+    return [r for i in Index(out / "index.sqlite").incidents(1000) for r in i.runs]
 
 
 @pytest.fixture
@@ -115,34 +115,34 @@ def test_kill9_mid_storm_then_restart_loses_and_doubles_nothing(server: Server) 
         assert post(server.url, group(i)) == ["duplicate"]  # Alertmanager re-sends groups
     wait_for(
         lambda: (
-            sum(r["state"] == "done" for r in runs(server.out)) >= 1
-            and any(r["state"] == "running" for r in runs(server.out))
+            sum(r.state == "done" for r in runs(server.out)) >= 1
+            and any(r.state == "running" for r in runs(server.out))
         ),
         120,
         "one run done and another in flight",
     )
     killed = server.kill9()
     assert killed, "the kill must hit running workers"
-    in_flight = {r["record"] for r in runs(server.out) if r["state"] == "running"}
+    in_flight = {r.record for r in runs(server.out) if r.state == "running"}
     written = {d.name for d in server.out.iterdir()}  # a record renamed just before the kill
 
     server.start()
     assert [post(server.url, group(i))[0] for i in range(ALERTS)] == ["duplicate"] * ALERTS
-    wait_for(lambda: all(r["state"] == "done" for r in runs(server.out)), 240, "every run done")
+    wait_for(lambda: all(r.state == "done" for r in runs(server.out)), 240, "every run done")
 
     final = runs(server.out)
     assert len(final) == ALERTS
     dirs = sorted(
         p for p in server.out.iterdir() if p.is_dir() and not p.name.startswith(".")
     )  # .runbooks: the pinned runbooks
-    assert [d.name for d in dirs] == sorted(r["record"] for r in final)  # one each, no .tmp-*
+    assert [d.name for d in dirs] == sorted(r.record for r in final)  # one each, no .tmp-*
     prints = [record.summary(d).fingerprint for d in dirs]
     assert sorted(prints) == [f"{i:016x}" for i in range(ALERTS)]
-    rerun = {r["record"]: r for r in final if r["record"] in in_flight}
-    assert rerun and all(r["attempts"] == (1 if n in written else 2) for n, r in rerun.items())
-    assert any(r["attempts"] == 2 for r in rerun.values())  # some were really run again
+    rerun = {r.record: r for r in final if r.record in in_flight}
+    assert rerun and all(r.attempts == (1 if n in written else 2) for n, r in rerun.items())
+    assert any(r.attempts == 2 for r in rerun.values())  # some were really run again
     # finished, without the (unreachable) Prometheus: degraded, none failed
-    assert all(r["status"] == "degraded" for r in final), json.dumps(final, indent=1)
+    assert all(r.status == "degraded" for r in final), [r.model_dump() for r in final]
     prefix = str((server.out / "index.sqlite").resolve())
     for p in psutil.process_iter():
         try:

@@ -18,6 +18,7 @@ import pytest
 from celery import Celery
 from nbformat.v4 import new_code_cell, new_notebook
 
+from runbook_lib.contract.incident import IncidentRun
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab.backing import LocalCluster, Node, Postgres, Redis
 from runbook_lib.lab.stack import free_port
@@ -52,25 +53,25 @@ def post(node: Node, body: dict, token: str = "cluster-token") -> int:
         return 0
 
 
-def settle(index: Index, expected: int, timeout: float) -> list[dict]:
+def settle(index: Index, expected: int, timeout: float) -> list[IncidentRun]:
     """Wait until `expected` runs are done; the runs."""
 
     def done() -> list[dict]:
-        runs = [r for i in index.incidents(10_000) for r in i["runs"]]
-        return runs if len(runs) >= expected and all(r["state"] == "done" for r in runs) else []
+        runs = [r for i in index.incidents(10_000) for r in i.runs]
+        return runs if len(runs) >= expected and all(r.state == "done" for r in runs) else []
 
     def states() -> dict:
-        return dict(Counter(r["state"] for i in index.incidents(10_000) for r in i["runs"]))
+        return dict(Counter(r.state for i in index.incidents(10_000) for r in i.runs))
 
     return wait_for(done, timeout, f"{expected} runs done", every=0.5, detail=states)
 
 
-def one_record_each(cluster: LocalCluster, runs: list[dict], tag: str) -> None:
+def one_record_each(cluster: LocalCluster, runs: list[IncidentRun], tag: str) -> None:
     dirs = [d for d in cluster.records.iterdir() if d.is_dir() and not d.name.startswith(".")]
-    assert sorted(d.name for d in dirs) == sorted(r["record"] for r in runs)  # no extra, no .tmp
+    assert sorted(d.name for d in dirs) == sorted(r.record for r in runs)  # no extra, no .tmp
     prints = Counter(record.summary(d).fingerprint for d in dirs)
     assert all(fp.startswith(tag) for fp in prints) and set(prints.values()) == {1}
-    assert all(r["location"] == str(cluster.records / r["record"]) for r in runs)
+    assert all(r.location == str(cluster.records / r.record) for r in runs)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def test_two_receivers_get_every_alert_and_make_one_incident_and_one_record(clus
     index = Index(url=cluster.postgres.url)
     runs = settle(index, STORM, 180)
     assert len(index.incidents(1000)) == STORM and len(runs) == STORM
-    assert Counter(r["status"] for r in runs) == {"degraded": STORM}  # Prometheus unreachable
+    assert Counter(r.status for r in runs) == {"degraded": STORM}  # Prometheus unreachable
     one_record_each(cluster, runs, "d")
     # the runs finished in the workers, yet each receiver counts them all, from the index
     degraded = (
@@ -136,7 +137,7 @@ def test_two_receivers_get_every_alert_and_make_one_incident_and_one_record(clus
     lines = [json.loads(line) for w in workers for line in w.log.read_text().splitlines()
              if line.startswith("{")]  # fmt: skip
     said = Counter((r["run_id"], r["outcome"]) for r in lines if r.get("event") == "run")
-    once = {(r["id"], o): 1 for r in runs for o in ("started", "finished")}
+    once = {(r.id, o): 1 for r in runs for o in ("started", "finished")}
     assert {k: n for k, n in said.items() if k[1] != "held"} == once  # held: see holds.py
     finished = [r for r in lines if r.get("outcome") == "finished"]
     assert {r["status"] for r in finished} == {"degraded"}
@@ -173,14 +174,14 @@ def test_a_worker_killed_mid_run_hands_the_run_to_the_other(cluster, tmp_path) -
     assert post(a, group(0, "k")) == 200
 
     def started() -> bool:
-        runs = [r for i in index.incidents() for r in i["runs"]]
-        return bool(runs) and runs[0]["state"] == "running"
+        runs = [r for i in index.incidents() for r in i.runs]
+        return bool(runs) and runs[0].state == "running"
 
     wait_for(started, 60, "worker-1 to start the run")
     first.kill9()
     cluster.worker("worker-2", 1, "--notebooks", str(notebooks))
     [run] = settle(index, 1, 120)
-    assert run["status"] == "completed" and run["attempts"] == 2  # delivered again, run once
+    assert run.status == "completed" and run.attempts == 2  # delivered again, run once
     one_record_each(cluster, [run], "k")
 
 
@@ -216,7 +217,7 @@ def test_a_redis_restart_mid_storm_loses_no_accepted_alert(own_redis_cluster) ->
     cluster.worker("worker-1")
     index = Index(url=cluster.postgres.url)
     runs = settle(index, STORM, 180)  # the sweeper sent again what Redis lost or never got
-    assert Counter(r["status"] for r in runs) == {"degraded": STORM}  # Prometheus unreachable
+    assert Counter(r.status for r in runs) == {"degraded": STORM}  # Prometheus unreachable
     one_record_each(cluster, runs, "s")
 
 
@@ -236,15 +237,16 @@ def test_a_critical_queued_behind_warnings_is_served_first_and_a_task_twice_runs
         assert post(a, severe_group(i, "w", "warning")) == 200
     assert post(a, severe_group(0, "c", "critical")) == 200
     index = Index(url=cluster.postgres.url)
-    first_warning = min(r["id"] for i in index.incidents() for r in i["runs"])
+    first_warning = min(r.id for i in index.incidents() for r in i.runs)
     broker = Celery(broker=cluster.redis.url)
     for _ in range(2):  # the first warning's task delivered twice more
         broker.send_task(TASK, args=[first_warning])
     cluster.worker("worker-1", 1, *no_hold)  # one process: it starts the runs one by one
     settle(index, 6, 180)
-    runs = [r | {"fp": i["fingerprint"]} for i in index.incidents() for r in i["runs"]]
-    started = [r["fp"] for r in sorted(runs, key=lambda r: r["started_at"])]
+    fp_runs = [(i.fingerprint, r) for i in index.incidents() for r in i.runs]
+    started = [fp for fp, r in sorted(fp_runs, key=lambda p: p[1].started_at)]
     # the critical first, then the warnings oldest first
     assert started == ["c000000000000000", *(f"w{i:015x}" for i in range(5))]
-    assert [r["attempts"] for r in runs] == [1] * 6  # eight deliveries, each run run once
+    runs = [r for _, r in fp_runs]
+    assert [r.attempts for r in runs] == [1] * 6  # eight deliveries, each run run once
     one_record_each(cluster, runs, "")

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runbook_lib.contract import incident as indexed
 from runbook_lib.contract.clock import utc
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import demo, deploy, stack
@@ -63,9 +64,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, chat: ChatSink) -> Iterator
         stack.stop(state)
 
 
-def incident(index: Index, alertname: str) -> dict | None:
+def incident(index: Index, alertname: str) -> indexed.Incident | None:
     """The incident `alertname` is filed in: its own, or the one of the same fault it joined."""
-    found = [i for i in index.incidents() if alertname in {a["alertname"] for a in i["alerts"]}]
+    found = [i for i in index.incidents() if alertname in {a.alertname for a in i.alerts}]
     return found[0] if found else None
 
 
@@ -77,18 +78,18 @@ def scraped(info: stack.StackInfo, samples: int) -> bool:
     return bool(result) and float(result[0]["value"][1]) >= samples
 
 
-def run_of(inc: dict, kind: str) -> dict | None:
-    return next((r for r in inc["runs"] if r["kind"] == kind and r["state"] == "done"), None)
+def run_of(inc: indexed.Incident, kind: str) -> indexed.IncidentRun | None:
+    return next((r for r in inc.runs if r.kind == kind and r.state == "done"), None)
 
 
 @dataclass
 class Incident:
     info: stack.StackInfo
     out: Path
-    inc: dict
-    resolved: dict
-    investigation: dict
-    verification: dict
+    inc: indexed.Incident
+    resolved: indexed.Incident
+    investigation: indexed.IncidentRun
+    verification: indexed.IncidentRun
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def e2e(served: stack.StackInfo) -> Incident:
     )
     stack.set_mode(served, "normal")
     resolved = wait_for(
-        lambda: (i := incident(index, alertname)) and i["status"] == "resolved" and i,
+        lambda: (i := incident(index, alertname)) and i.status == "resolved" and i,
         120,
         f"{alertname} resolved",
     )
@@ -116,27 +117,27 @@ def e2e(served: stack.StackInfo) -> Incident:
 
 def test_fault_to_record_then_resolution_to_verification(e2e: Incident) -> None:
     out, inc, investigation = e2e.out, e2e.inc, e2e.investigation
-    first = record.summary(out / investigation["record"]).as_json()
+    first = record.summary(out / investigation.record).as_json()
     assert first["status"] == "completed" and first["alert"] == EXPECTED_ALERT[MODE]
     verdicts = {d["cause"]: d["verdict"] for d in first["diagnosis"]}
     assert first["top_cause"] in EXPECTED_CAUSES[MODE], first["diagnosis"][:3]
     assert all(verdicts[c] == "likely" for c in EXPECTED_CAUSES[MODE]), verdicts
-    assert first["incident_id"] == inc["id"] and first["fingerprint"] == inc["fingerprint"]
+    assert first["incident_id"] == inc.id and first["fingerprint"] == inc.fingerprint
 
-    follow = record.summary(out / e2e.verification["record"]).as_json()
+    follow = record.summary(out / e2e.verification.record).as_json()
     assert follow["kind"] == "verification"
-    assert follow["verification_of"] == investigation["record"]
-    assert follow["incident_id"] == inc["id"]
-    assert utc(follow["ends_at"]) == utc(e2e.resolved["ends_at"])
+    assert follow["verification_of"] == investigation.record
+    assert follow["incident_id"] == inc.id
+    assert utc(follow["ends_at"]) == utc(e2e.resolved.ends_at)
     checks = {c["check"]: c["holds"] for c in follow["post_checks"]}
     assert checks["10 or fewer LibreOffice processes for 15 minutes"] is False  # the leak is in
-    assert e2e.verification["started_at"] >= e2e.resolved["resolved_at"] + 3  # waited the delay
+    assert e2e.verification.started_at >= e2e.resolved.resolved_at + 3  # waited the delay
 
 
 def test_the_finding_reaches_the_team_with_a_link_that_opens_the_record(
     e2e: Incident, chat: ChatSink
 ) -> None:
-    top = record.summary(e2e.out / e2e.investigation["record"]).top_cause
+    top = record.summary(e2e.out / e2e.investigation.record).top_cause
     first = wait_for(
         lambda: next(
             (r.json() for r in chat.delivered if r.json()["title"].startswith("🚨")), None
@@ -153,13 +154,13 @@ def test_the_finding_reaches_the_team_with_a_link_that_opens_the_record(
         assert "/signin" in str(c.get(link).url)  # no token in the link: sign in first
         c.post(link.split("/incidents/")[0] + "/signin", data={"token": viewer, "next": "/"})
         page = c.get(link)
-        assert page.status_code == 200 and e2e.investigation["record"] in page.text
+        assert page.status_code == 200 and e2e.investigation.record in page.text
         # the alert as Alertmanager delivered it carries runbook_url: the same record
-        runbook_url = e2e.inc["annotations"]["runbook_url"]
+        runbook_url = e2e.inc.annotations["runbook_url"]
         assert "/incidents/latest?alertname=" in runbook_url
         via_rule = c.get(runbook_url)
-        assert str(via_rule.url).endswith(f"/incidents/{e2e.inc['id']}")
-        assert e2e.investigation["record"] in via_rule.text
+        assert str(via_rule.url).endswith(f"/incidents/{e2e.inc.id}")
+        assert e2e.investigation.record in via_rule.text
     titles = [r.json()["title"] for r in chat.delivered]
     assert len(titles) == len(set(titles)), titles  # each event once
     assert any(t.startswith("✅ Resolved: ") for t in titles)
@@ -167,7 +168,7 @@ def test_the_finding_reaches_the_team_with_a_link_that_opens_the_record(
 
 def test_postmortem_from_the_records_after_prometheus_is_gone(e2e: Incident) -> None:
     stack.stop(Path(e2e.info.state_dir))  # Prometheus and all: only the records remain
-    records = [e2e.out / e2e.investigation["record"], e2e.out / e2e.verification["record"]]
+    records = [e2e.out / e2e.investigation.record, e2e.out / e2e.verification.record]
     runbook = str(Path(sys.executable).with_name("runbook"))
     done = subprocess.run(
         [runbook, "postmortem", *map(str, records)], capture_output=True, text=True, timeout=300
@@ -237,9 +238,9 @@ def test_demo_uses_the_prometheus_it_is_given(tmp_path: Path) -> None:
     from runbook_lib.incidents.index import Index
 
     [inc] = Index(tmp_path / "out" / "index.sqlite").incidents()
-    assert "GgenMcpHighErrorRate" in {a["alertname"] for a in inc["alerts"]}
-    [run] = inc["runs"]
-    assert record.summary(tmp_path / "out" / run["record"]).top_cause == "invalid_input"
+    assert "GgenMcpHighErrorRate" in {a.alertname for a in inc.alerts}
+    [run] = inc.runs
+    assert record.summary(tmp_path / "out" / run.record).top_cause == "invalid_input"
 
 
 @pytest.fixture
@@ -270,7 +271,7 @@ def test_incident_pages_in_a_browser(e2e: Incident, pages: str) -> None:
     from playwright.sync_api import sync_playwright
 
     alertname = EXPECTED_ALERT[MODE]
-    top = record.summary(e2e.out / e2e.investigation["record"]).top_cause
+    top = record.summary(e2e.out / e2e.investigation.record).top_cause
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
         try:
@@ -286,7 +287,7 @@ def test_incident_pages_in_a_browser(e2e: Incident, pages: str) -> None:
             assert row.count() == 1 and "resolved" in row.inner_text()
             assert top in row.inner_text()
             row.locator("a.incident").click()
-            page.wait_for_url(f"**/incidents/{e2e.inc['id']}")
+            page.wait_for_url(f"**/incidents/{e2e.inc.id}")
             assert page.inner_text("#top-cause") == top
             assert page.locator("a.followup", has_text="verification").count() == 1
             frame = page.frame_locator("#record")

@@ -95,20 +95,20 @@ def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_
     sent_before = len(lab.critical_only.delivered)
     inc = escalation.warning_then_critical(lab.sc, gap_s=60)
     first, second = escalation.done(inc)
-    assert (first["alertname"], first["severity"]) == (WARNING, "warning")
+    assert (first.alertname, first.severity) == (WARNING, "warning")
     # Nothing more severe was pending: no wait for a critical (an SLO alert that came first
     # may have waited for the warning, the symptom, to lead).
-    assert "critical" not in (first["hold_note"] or ""), first["hold_note"]
+    assert "critical" not in (first.hold_note or ""), first.hold_note
     gap = escalation.fired_at(inc, CRITICAL) - escalation.fired_at(inc, WARNING)
     assert gap >= 55, gap  # beyond any hold: the first investigation had finished
-    assert second["trigger"].startswith("escalated:")
-    assert (second["alertname"], second["severity"]) == (CRITICAL, "critical")
-    assert inc["severity"] == "critical" and inc["alertname"] == CRITICAL
-    lead = record.summary(lab.out / second["record"])
+    assert second.trigger.startswith("escalated:")
+    assert (second.alertname, second.severity) == (CRITICAL, "critical")
+    assert inc.severity == "critical" and inc.alertname == CRITICAL
+    lead = record.summary(lab.out / second.record)
     assert lead.severity == "critical" and lead.escalated_from is not None
     assert lead.escalated_from.severity == "warning"
-    assert lead.escalated_from.record == first["record"]
-    report = (lab.out / second["record"] / "report.html").read_text()
+    assert lead.escalated_from.record == first.record
+    report = (lab.out / second.record / "report.html").read_text()
     assert "Escalated from warning to critical" in report
 
     # One escalated message, to the critical-only target, saying critical.
@@ -121,43 +121,43 @@ def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_
     assert "Severity: Critical" in msgs[0]["message"]  # the paste-ready incident message
     # The page shows the critical incident and the critical-led record.
     viewer = (lab.out / ".viewer-token").read_text().strip()
-    page = httpx.get(f"{lab.sc.info.urls['runbook']}/incidents/{inc['id']}", timeout=10,
+    page = httpx.get(f"{lab.sc.info.urls['runbook']}/incidents/{inc.id}", timeout=10,
                      headers={"authorization": f"Bearer {viewer}"})  # fmt: skip
     assert page.status_code == 200
-    assert 'class="sev-critical">critical' in page.text and second["record"] in page.text
+    assert 'class="sev-critical">critical' in page.text and second.record in page.text
 
     # (c) The fault ends; the SLO alerts (6 min windows here) go on firing.
     lab.sc.mode("normal")
-    inc = wait_for(lambda: (i := lab.sc.incident(inc["id"]))["status"] == "resolved" and i,
+    inc = wait_for(lambda: (i := lab.sc.incident(inc.id)).status == "resolved" and i,
                    90, "the symptom alerts to resolve", 0.5)  # fmt: skip
-    symptoms = [a for a in inc["alerts"] if not a["context"]]
-    context = [a for a in inc["alerts"] if a["context"]]
-    assert context and all(a["status"] == "firing" for a in context), inc["alerts"]
-    assert all(a["status"] == "resolved" for a in symptoms)
-    last_end = max(utc(a["ends_at"]).timestamp() for a in symptoms)
-    assert inc["resolved_at"] - last_end <= EVAL_S + GROUP_INTERVAL_S + SLACK_S
-    inc = escalation.settle(lab.sc, inc["id"])
+    symptoms = [a for a in inc.alerts if not a.context]
+    context = [a for a in inc.alerts if a.context]
+    assert context and all(a.status == "firing" for a in context), inc.alerts
+    assert all(a.status == "resolved" for a in symptoms)
+    last_end = max(utc(a.ends_at).timestamp() for a in symptoms)
+    assert inc.resolved_at - last_end <= EVAL_S + GROUP_INTERVAL_S + SLACK_S
+    inc = escalation.settle(lab.sc, inc.id)
     [check] = escalation.done(inc, "verification")
-    assert check["started_at"] >= inc["resolved_at"] + 3
+    assert check.started_at >= inc.resolved_at + 3
 
 
 def test_b_a_critical_pending_when_the_warning_fires_leads_the_one_investigation(
     lab: Lab,
 ) -> None:
-    before = {i["id"] for i in lab.sc.incidents()}
+    before = {i.id for i in lab.sc.incidents()}
     inc = escalation.critical_pending(lab.sc)
     critical = escalation.alert_of(inc, CRITICAL)
     # The incident began with a lesser alert (the warning, or an SLO alert of the same burst;
     # Alertmanager inhibits the warning once the critical fires, so it may not arrive).
-    assert min(a["received_at"] for a in inc["alerts"]) < critical["received_at"], inc["alerts"]
-    [run] = inc["runs"]  # one investigation, no escalation
-    assert (run["alertname"], run["severity"]) == (CRITICAL, "critical")
+    assert min(a.received_at for a in inc.alerts) < critical.received_at, inc.alerts
+    [run] = inc.runs  # one investigation, no escalation
+    assert (run.alertname, run.severity) == (CRITICAL, "critical")
     # It was the lesser alert's, held for the critical Prometheus had pending: not a
     # critical that merely arrived first.
-    assert f"waited for {CRITICAL} (critical)" in (run["hold_note"] or ""), run
-    summary = record.summary(lab.out / run["record"])
+    assert f"waited for {CRITICAL} (critical)" in (run.hold_note or ""), run
+    summary = record.summary(lab.out / run.record)
     assert summary.alert == CRITICAL and summary.severity == "critical"
     assert summary.held is not None and summary.held.seconds > 0
     assert summary.top_cause == "invalid_input"
-    escalation.settle(lab.sc, inc["id"])
-    assert [i["id"] for i in lab.sc.incidents() if i["id"] not in before] == [inc["id"]]
+    escalation.settle(lab.sc, inc.id)
+    assert [i.id for i in lab.sc.incidents() if i.id not in before] == [inc.id]

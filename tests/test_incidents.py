@@ -184,7 +184,7 @@ def test_freed_bytes_are_the_record_files_and_the_index_keeps_other_incidents(
     make_record(tmp_path, second.record, 1)
     done = retention.prune(tmp_path, 5)
     assert done.freed_bytes == size
-    assert [i["fingerprint"] for i in index.incidents()] == ["f12"]
+    assert [i.fingerprint for i in index.incidents()] == ["f12"]
 
 
 def test_a_record_is_a_directory_with_a_summary_or_a_notebook(tmp_path: Path) -> None:

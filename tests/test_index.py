@@ -124,7 +124,7 @@ def test_the_same_alert_twice_is_one_incident_a_new_start_another(index: Index) 
     ended = alert("aaaa", status="resolved")
     assert index.accept([ended], verify_delay=0, now=T0) == ["resolved"]
     assert index.accept([alert("aaaa", hour=6)], verify_delay=0, now=T0) == ["queued"]
-    assert [i["starts_at"] for i in index.incidents()] == [
+    assert [i.starts_at for i in index.incidents()] == [
         "2026-11-28T06:00:00+00:00",
         "2026-11-28T04:00:00+00:00",
     ]
@@ -138,11 +138,11 @@ def test_claim_marks_running_and_counts_attempts_finish_files_the_outcome(index:
         "high_error_rate",
         "h:aaaa",
     )
-    [run] = index.incidents()[0]["runs"]
-    assert (run["state"], run["started_at"]) == ("running", T0 + 1)
+    [run] = index.incidents()[0].runs
+    assert (run.state, run.started_at) == ("running", T0 + 1)
     index.finish(job.run_id, summary_of({"status": "completed", "top_cause": "invalid_input"}))
-    [run] = index.incidents()[0]["runs"]
-    assert (run["state"], run["status"], run["top_cause"]) == ("done", "completed", "invalid_input")
+    [run] = index.incidents()[0].runs
+    assert (run.state, run.status, run.top_cause) == ("done", "completed", "invalid_input")
     assert index.in_flight() == [] and index.claim(now=T0 + 2) is None
 
 
@@ -173,11 +173,11 @@ def test_resolved_outcomes(index: Index) -> None:
         "resolved-duplicate"
     ]
     [inc] = index.incidents()
-    assert inc["status"] == "resolved" and [r["kind"] for r in inc["runs"]] == [
+    assert inc.status == "resolved" and [r.kind for r in inc.runs] == [
         "investigation",
         "verification",
     ]
-    assert inc["runs"][1]["not_before"] == T0 + 60
+    assert inc.runs[1].not_before == T0 + 60
 
 
 # -- distributed mode's side of the index (on SQLite here; PostgreSQL in test_distributed) --
@@ -203,8 +203,8 @@ def test_claim_with_a_lease_takes_a_queued_run_once_and_a_running_one_after_its_
     assert again is not None and again.run_id == q.run_id and again.queue.attempts == 2
     index.finish(q.run_id, summary_of({"status": "completed"}), location="/shared/records/x")
     assert index.claim(lease_s=100, now=T0 + 500) is None  # done is done
-    [run] = index.incidents()[0]["runs"]
-    assert (run["state"], run["location"]) == ("done", "/shared/records/x")
+    [run] = index.incidents()[0].runs
+    assert (run.state, run.location) == ("done", "/shared/records/x")
 
 
 def test_undispatched_finds_unsent_lost_and_abandoned_runs(index: Index) -> None:
@@ -229,24 +229,24 @@ def test_incidents_filter_by_alert_status_and_time(index: Index) -> None:
     index.accept([alert("aaaa", name="GgenMcpHighErrorRate")], 0, now=T0)
     index.accept([alert("bbbb", name="GgenMcpMemoryCritical")], 0, now=T0 + 100)
     index.accept([alert("bbbb", name="GgenMcpMemoryCritical", status="resolved")], 0, now=T0 + 200)
-    assert [i["fingerprint"] for i in index.incidents(alert="Memory")] == ["bbbb"]
-    assert [i["fingerprint"] for i in index.incidents(status="firing")] == ["aaaa"]
-    assert [i["fingerprint"] for i in index.incidents(since=T0 + 50)] == ["bbbb"]
-    assert [i["fingerprint"] for i in index.incidents(limit=1)] == ["bbbb"]
+    assert [i.fingerprint for i in index.incidents(alert="Memory")] == ["bbbb"]
+    assert [i.fingerprint for i in index.incidents(status="firing")] == ["aaaa"]
+    assert [i.fingerprint for i in index.incidents(since=T0 + 50)] == ["bbbb"]
+    assert [i.fingerprint for i in index.incidents(limit=1)] == ["bbbb"]
     assert index.incidents(alert="%") == []  # a LIKE wildcard is taken literally
 
 
 def test_one_incident_its_record_and_forgetting(index: Index) -> None:
     index.accept([alert("aaaa"), alert("bbbb", hour=5)], 0, now=T0)
     inc = index.incident(1)
-    assert inc["fingerprint"] == "aaaa" and inc["labels"]["instance"] == "h:aaaa"
+    assert inc.fingerprint == "aaaa" and inc.labels["instance"] == "h:aaaa"
     with pytest.raises(LookupError, match=f"no incident 9 in {index.path}"):
         index.incident(9)
     run, incident = index.run_of("20261128T040000Z-GgenMcpHighErrorRate-aaaa")
-    assert run["kind"] == "investigation" and incident["id"] == 1
+    assert run.kind == "investigation" and incident.id == 1
     assert index.run_of("no-such-record") is None
     retention.forget(index, ["20261128T040000Z-GgenMcpHighErrorRate-aaaa"])
-    assert [i["fingerprint"] for i in index.incidents()] == ["bbbb"]
+    assert [i.fingerprint for i in index.incidents()] == ["bbbb"]
 
 
 def test_an_index_written_before_the_migrations_is_upgraded(tmp_path: Path) -> None:
@@ -262,16 +262,16 @@ def test_an_index_written_before_the_migrations_is_upgraded(tmp_path: Path) -> N
     old.close()
     index = Index(tmp_path / "index.sqlite")
     [inc] = index.incidents()
-    assert (inc["fingerprint"], inc["instance"]) == ("fp", "h:9")  # 0004 filled the instance
-    assert [(a["fingerprint"], a["alertname"], a["status"]) for a in inc["alerts"]] == [
+    assert (inc.fingerprint, inc.instance) == ("fp", "h:9")  # 0004 filled the instance
+    assert [(a.fingerprint, a.alertname, a.status) for a in inc.alerts] == [
         ("fp", "A", "firing")  # each old incident is an incident of its one alert
     ]
     gone = Alert(status="resolved", labels={"alertname": "A", "instance": "h:9"},
                  startsAt="2026-11-28T04:00:00Z", fingerprint="fp")  # fmt: skip
     assert index.accept([gone], 0, now=T0) == ["resolved"]  # and resolves with it
     index.accept([alert("zzzz")], 0, now=T0)
-    [run] = index.incidents()[0]["runs"]
-    assert run["location"] is None and run["dispatched_at"] is None  # the new columns
+    [run] = index.incidents()[0].runs
+    assert run.location is None and run.dispatched_at is None  # the new columns
 
 
 def test_the_tables_the_code_queries_are_the_tables_the_migrations_make(tmp_path: Path) -> None:
@@ -338,9 +338,9 @@ def test_finish_records_when_and_keeps_a_known_location(index: Index) -> None:
     before = time.time()
     index.finish(q.run_id, summary_of({"status": "failed", "error": "boom"}), location="/r/a")
     index.finish(q.run_id, summary_of({"status": "completed"}))  # refiled without a location
-    [run] = index.incidents()[0]["runs"]
-    assert run["location"] == "/r/a" and run["status"] == "completed" and run["error"] is None
-    assert before <= run["finished_at"] <= time.time()  # the clock at filing
+    [run] = index.incidents()[0].runs
+    assert run.location == "/r/a" and run.status == "completed" and run.error is None
+    assert before <= run.finished_at <= time.time()  # the clock at filing
 
 
 def test_lease_and_sweep_boundaries(index: Index) -> None:
@@ -363,12 +363,12 @@ def test_lease_and_sweep_boundaries(index: Index) -> None:
 def test_incidents_are_newest_received_first_and_100_by_default(index: Index) -> None:
     index.accept([alert("late")], 0, now=T0 + 50)
     index.accept([alert("early")], 0, now=T0)  # inserted later, received earlier
-    assert [i["fingerprint"] for i in index.incidents()] == ["late", "early"]
-    assert [i["fingerprint"] for i in index.incidents(since=T0)] == ["late", "early"]
+    assert [i.fingerprint for i in index.incidents()] == ["late", "early"]
+    assert [i.fingerprint for i in index.incidents(since=T0)] == ["late", "early"]
     index.accept([alert(f"f{i:03d}") for i in range(100)], 0, now=T0 + 100)
     many = index.incidents()
-    assert len(many) == 100 and many[0]["annotations"] == {} and many[-1]["runs"]
-    assert index.incident(1)["annotations"] == {}
+    assert len(many) == 100 and many[0].annotations == {} and many[-1].runs
+    assert index.incident(1).annotations == {}
 
 
 def test_an_index_at_a_sqlite_url_knows_its_file(tmp_path: Path) -> None:
@@ -386,12 +386,12 @@ def test_accept_keeps_severity_and_a_resolved_then_refired_alert_is_a_duplicate(
     plain = Alert(status="firing", labels={"alertname": "X"}, fingerprint="p",
                   startsAt=datetime(2026, 11, 28, 4, tzinfo=UTC))  # fmt: skip
     index.accept([plain, alert("aaaa")], 0, now=T0)
-    severities = {i["fingerprint"]: i["severity"] for i in index.incidents()}
+    severities = {i.fingerprint: i.severity for i in index.incidents()}
     assert severities == {"p": "", "aaaa": "critical"}
     index.accept([alert("aaaa", status="resolved")], 0, now=T0)
     assert index.accept([alert("aaaa", status="resolved")], 0, now=T0) == ["resolved-duplicate"]
     assert index.accept([alert("aaaa")], 0, now=T0) == ["duplicate"]
-    assert index.incidents()[0]["status"] == "resolved"  # a late firing copy changes nothing
+    assert index.incidents()[0].status == "resolved"  # a late firing copy changes nothing
 
 
 def test_without_a_time_the_clock_is_used(index: Index) -> None:
@@ -402,8 +402,8 @@ def test_without_a_time_the_clock_is_used(index: Index) -> None:
     index.dispatched([q.run_id])
     assert index.undispatched(0, 30, resend_sent=False) == []  # sent: not lost
     job = index.claim(lease_s=60)
-    [run] = index.incidents()[0]["runs"]
-    assert job is not None and before <= run["dispatched_at"] <= run["started_at"] <= time.time()
+    [run] = index.incidents()[0].runs
+    assert job is not None and before <= run.dispatched_at <= run.started_at <= time.time()
     assert index.undispatched(0, 30, resend_sent=True) == []  # leased right now
 
 
@@ -413,7 +413,7 @@ def test_the_index_answers_with_the_queue_and_the_repository(index: Index) -> No
     index.accept([alert("a1")], verify_delay=60, now=T0)
     job = index.queue.claim(now=T0)
     assert job is not None and job.kind == "investigation"
-    assert index.repository.incident(job.incident.id)["alertname"] == "GgenMcpHighErrorRate"
+    assert index.repository.incident(job.incident.id).alertname == "GgenMcpHighErrorRate"
     assert index.claim(now=T0) is None  # the same queue: the one run is taken
     assert index.queue_stats(now=T0) == (0, 0.0)
     assert index.claim.__doc__ == index.queue.claim.__doc__  # its docs, not a wrapper's

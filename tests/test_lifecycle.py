@@ -142,27 +142,27 @@ def test_a_slow_burn_alert_never_holds_the_incident_open(index: Index) -> None:
     done = alert("GgenMcpHighErrorRate", "critical", status="resolved", ends_s=600)
     assert index.accept([done], 300, NOW + 600) == ["resolved"]  # the SLO still fires
     [inc] = index.incidents()
-    assert inc["status"] == "resolved"
-    assert {a["alertname"]: a["status"] for a in inc["alerts"]} == {
+    assert inc.status == "resolved"
+    assert {a.alertname: a.status for a in inc.alerts} == {
         "GgenMcpHighErrorRate": "resolved",
         "GgenMcpErrorRateSLOViolation": "firing",
     }
-    assert [r["kind"] for r in inc["runs"]] == ["investigation", "verification"]
+    assert [r.kind for r in inc.runs] == ["investigation", "verification"]
     # A slow-burn alert firing after the symptom resolved is context of that fault.
     late = alert("GgenMcpAvailabilitySLOViolation", "warning", 650, slow_burn=True)
     assert index.accept([late], 300, NOW + 650) == ["correlated"]
     [inc] = index.incidents()
-    assert inc["status"] == "resolved" and len(inc["alerts"]) == 3
+    assert inc.status == "resolved" and len(inc.alerts) == 3
 
 
 def test_an_incident_of_slow_burn_alerts_only_closes_with_them(index: Index) -> None:
     slo = alert("GgenMcpErrorRateSLOViolation", "warning", slow_burn=True)
     index.accept([slo], 300, NOW)
     [inc] = index.incidents()
-    assert inc["status"] == "firing"
+    assert inc.status == "firing"
     index.accept([alert("GgenMcpErrorRateSLOViolation", "warning", status="resolved",
                         slow_burn=True, ends_s=900)], 300, NOW + 900)  # fmt: skip
-    assert index.incidents()[0]["status"] == "resolved"
+    assert index.incidents()[0].status == "resolved"
 
 
 # -- memory of past incidents ---------------------------------------------------------------
@@ -209,7 +209,7 @@ def test_past_incidents_come_from_the_index_with_their_fix_and_verification(
         index.accept([a.model_copy(update={"status": "resolved"})], 0, at + 60)
         checks = [] if held is None else [{"check": "c", "status": "x", "holds": held}]
         finish(index, index.claim(at + 60), checks=checks)
-        return index.incidents(1)[0]["id"]
+        return index.incidents(1)[0].id
 
     old = incident("GgenMcpLowCacheHitRate", NOW - 100 * DAY, "cache_too_small", held=True)
     one = incident("GgenMcpLowCacheHitRate", NOW - 3 * DAY, "cache_too_small", held=False)
@@ -265,7 +265,7 @@ def test_a_verification_files_whether_the_fix_held(index: Index) -> None:
         ],
     )
     [inc] = index.incidents()
-    assert [r["verified"] for r in inc["runs"]] == [None, False]  # one check failed
+    assert [r.verified for r in inc.runs] == [None, False]  # one check failed
 
 
 def _events(index: Index):
@@ -292,7 +292,7 @@ def test_the_page_and_the_message_recall_the_same_cause_before(
         if resolve:
             index.accept([a.model_copy(update={"status": "resolved"})], 0, at + 60)
             finish(index, index.claim(at + 60))
-        return index.incidents(1)[0]["id"]
+        return index.incidents(1)[0].id
 
     before = incident(NOW - 2 * DAY, resolve=True)
     now = incident(NOW, resolve=False)
@@ -358,8 +358,8 @@ def test_an_escalated_incident_started_with_its_first_symptom(index: Index) -> N
     finish(index, index.claim(NOW))
     index.accept([alert("GgenMcpHighErrorRate", "critical", 120)], 300, NOW + 120)
     inc = load(index, 1)
-    assert inc["starts_at"] == "2026-11-28T04:02:00+00:00"  # the lead: the critical
+    assert inc.starts_at == "2026-11-28T04:02:00+00:00"  # the lead: the critical
     # the fault began with the warning (the SLO alert measures an hour: it is context)
-    assert inc["fault_starts_at"] == "2026-11-28T04:00:05+00:00"
+    assert inc.fault_starts_at == "2026-11-28T04:00:05+00:00"
     text = incident_message(index, 1, now=T0 + timedelta(minutes=3))
     assert "Start Time: 2026-11-28 04:00 UTC" in text and "Severity: Critical" in text

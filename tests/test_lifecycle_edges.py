@@ -63,8 +63,8 @@ def test_a_critical_beside_a_queued_re_investigation_escalates_and_loses_nothing
     index.act(1, "reinvestigate", "alice", now=NOW + 10)  # queued, not started yet
     out = index.accept([alert("GgenMcpHighErrorRate", "critical", 60)], 0, NOW + 60)
     assert out == ["escalated"]  # not a 503 on a record name both runs took
-    runs = index.incident(1)["runs"]
-    assert [(r["trigger"][:9], r["alertname"]) for r in runs] == [
+    runs = index.incident(1).runs
+    assert [(r.trigger[:9], r.alertname) for r in runs] == [
         ("", "GgenMcpElevatedErrorRate"),
         ("operator:", "GgenMcpElevatedErrorRate"),  # the operator's run is left as asked
         ("escalated", "GgenMcpHighErrorRate"),
@@ -82,11 +82,11 @@ def test_a_critical_that_arrives_while_the_warning_asks_prometheus_leads_that_ru
     job = index.claim(NOW)  # the worker asks Prometheus now (the run counts as started)
     assert index.accept([alert("GgenMcpHighErrorRate", "critical", 5)], 0, NOW + 1) == ["escalated"]
     index.defer(job, NOW + 60, "waited for GgenMcpHighErrorRate", now=NOW + 2)  # its answer
-    [run] = index.incident(1)["runs"]  # one investigation: the escalation is undone
-    assert (run["trigger"], run["alertname"], run["state"]) == (
+    [run] = index.incident(1).runs  # one investigation: the escalation is undone
+    assert (run.trigger, run.alertname, run.state) == (
         "", "GgenMcpHighErrorRate", "queued",
     )  # fmt: skip
-    assert run["not_before"] == NOW + 2 and index.incident(1)["escalated_at"] is None
+    assert run.not_before == NOW + 2 and index.incident(1).escalated_at is None
     again = index.claim(NOW + 2)
     assert again.run_id == job.run_id and again.alert.severity == "critical"
     done(index, again)
@@ -105,16 +105,16 @@ def test_a_symptom_that_arrives_while_the_slow_burn_run_asks_prometheus_leads_th
         "correlated"
     ]
     index.defer(job, NOW + 60, "waited for GgenMcpElevatedErrorRate", now=NOW + 2)
-    [run] = index.incident(1)["runs"]  # the held run is the symptom's now, due now
-    assert (run["trigger"], run["alertname"], run["state"], run["not_before"]) == (
+    [run] = index.incident(1).runs  # the held run is the symptom's now, due now
+    assert (run.trigger, run.alertname, run.state, run.not_before) == (
         "", "GgenMcpElevatedErrorRate", "queued", NOW + 2,
     )  # fmt: skip
     assert index.accept([alert("GgenMcpHighErrorRate", "critical", 9)], 0, NOW + 3) == [
         "correlated"
     ]
-    [run] = index.incident(1)["runs"]
-    assert (run["trigger"], run["alertname"]) == ("", "GgenMcpHighErrorRate")
-    assert index.incident(1)["escalated_at"] is None
+    [run] = index.incident(1).runs
+    assert (run.trigger, run.alertname) == ("", "GgenMcpHighErrorRate")
+    assert index.incident(1).escalated_at is None
 
 
 def test_a_critical_that_arrives_while_the_symptom_run_asks_prometheus_escalates_that_run(
@@ -131,12 +131,12 @@ def test_a_critical_that_arrives_while_the_symptom_run_asks_prometheus_escalates
         "escalated"
     ]
     index.defer(job, NOW + 460, "waited for GgenMcpHighErrorRate", now=NOW + 402)
-    runs = [(r["trigger"], r["alertname"], r["state"]) for r in index.incident(1)["runs"]]
+    runs = [(r.trigger, r.alertname, r.state) for r in index.incident(1).runs]
     assert runs == [
         ("", "GgenMcpErrorRateSLOViolation", "done"),
         ("escalated:highErrorRate".lower(), "GgenMcpHighErrorRate", "queued"),
     ]
-    assert index.incident(1)["escalated_at"] == NOW + 401  # its message says `escalated`
+    assert index.incident(1).escalated_at == NOW + 401  # its message says `escalated`
 
 
 def test_a_symptom_after_a_slow_burn_lead_started_gets_its_own_investigation(
@@ -149,7 +149,7 @@ def test_a_symptom_after_a_slow_burn_lead_started_gets_its_own_investigation(
         "correlated"
     ]
     inc = index.incident(1)
-    assert inc["alertname"] == "GgenMcpElevatedErrorRate" and not inc["escalated_at"]
+    assert inc.alertname == "GgenMcpElevatedErrorRate" and not inc.escalated_at
     second = index.claim(NOW + 400)
     assert second.alert.name == "GgenMcpElevatedErrorRate"
     assert second.incident.trigger == "symptom:elevatederrorrate"
@@ -162,7 +162,7 @@ def test_a_late_slow_burn_alert_joins_the_fault_it_measured(index: Index) -> Non
                  NOW + 300)  # fmt: skip
     late = alert("GgenMcpAvailabilitySLOViolation", "warning", 550, slow_burn=True)
     assert index.accept([late], 0, NOW + 550) == ["correlated"]  # 250 s after: context
-    assert len(index.incidents()) == 1 and index.incident(1)["status"] == "resolved"
+    assert len(index.incidents()) == 1 and index.incident(1).status == "resolved"
 
 
 def test_a_failed_re_investigation_does_not_hide_the_finding(index: Index) -> None:
@@ -170,8 +170,8 @@ def test_a_failed_re_investigation_does_not_hide_the_finding(index: Index) -> No
     done(index, index.claim(NOW), "invalid_input")
     index.act(1, "reinvestigate", "bob", now=NOW + 10)
     done(index, index.claim(NOW + 11), None, status="timed_out")
-    shown = current_investigation(index.incident(1)["runs"])
-    assert (shown["trigger"], shown["top_cause"]) == ("", "invalid_input")
+    shown = current_investigation(index.incident(1).runs)
+    assert (shown.trigger, shown.top_cause) == ("", "invalid_input")
 
 
 def test_a_mitigation_is_approved_once_and_runs_only_what_was_approved(
@@ -189,8 +189,8 @@ def test_a_mitigation_is_approved_once_and_runs_only_what_was_approved(
     assert params["allow_mitigation"] is True
     assert params["incident"]["approved_mitigations"] == ["end_old_soffice"]
     done(index, job)
-    past = history.fix_of(index.incident(1) | {"mitigated_at": None, "status": "resolved"},
-                          index.incident(1)["actions"])  # fmt: skip
+    resolved = index.incident(1).model_copy(update={"mitigated_at": None, "status": "resolved"})
+    past = history.fix_of(resolved, resolved.actions)
     assert past == "end_old_soffice approved by alice"
 
 
@@ -204,7 +204,7 @@ def test_an_incident_ends_when_its_last_symptom_ended_whatever_order_they_come_i
     index.accept(
         [alert("GgenMcpHighCPUUsage", "warning", status="resolved", ends_s=600)], 0, NOW + 960
     )  # fmt: skip  (its group was sent later)
-    assert index.incident(1)["ends_at"] == "2026-11-28T04:15:00+00:00"
+    assert index.incident(1).ends_at == "2026-11-28T04:15:00+00:00"
 
 
 def test_only_incidents_that_ended_are_the_past(index: Index) -> None:
@@ -251,4 +251,4 @@ def test_a_script_s_retry_with_the_same_idempotency_key_acts_once(
     assert c.post("/incidents/1/actions/reinvestigate", headers=headers).status_code == 200
     again = c.post("/incidents/1/actions/reinvestigate", headers=headers)
     assert again.status_code == 409 and "submitted already" in again.text
-    assert [r["trigger"][:9] for r in index.incident(1)["runs"]] == ["", "operator:"]
+    assert [r.trigger[:9] for r in index.incident(1).runs] == ["", "operator:"]

@@ -162,7 +162,7 @@ def test_the_line_the_index_recalls_goes_under_each_finding_only(tmp_path: Path,
     seen: list[int] = []
 
     def recall(index, inc) -> str:
-        seen.append(inc["id"])
+        seen.append(inc.id)
         return "3rd incident of this cause on web-1 in 90 days; the last fix held"
 
     story.sender(config(target("hook", hook)), recall=recall).step()

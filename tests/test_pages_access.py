@@ -124,7 +124,7 @@ def test_latest_leads_to_the_newest_investigation_of_that_alert_and_instance(
                        labels={"alertname": "GgenMcpHighErrorRate", "instance": inst,
                                "severity": "critical"})  # fmt: skip
         assert post(c, body, token=HOOK).status_code == 200  # a1 ends before a2 begins
-    ids = {i["fingerprint"]: i["id"] for i in index.incidents()}
+    ids = {i.fingerprint: i.id for i in index.incidents()}
     signed_in(c)
     resp = c.get("/incidents/latest?alertname=GgenMcpHighErrorRate&instance=h%3A9464")
     assert resp.status_code == 303 and resp.headers["location"] == f"/incidents/{ids['a2']}"

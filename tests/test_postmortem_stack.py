@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from runbook_lib.contract.alerts import Alert
 from runbook_lib.contract.config import Settings
+from runbook_lib.contract.incident import IncidentRun
 from runbook_lib.incidents import actions
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab.scenarios import ScenarioPrometheus
@@ -86,9 +87,9 @@ class Written:
     prometheus: str
 
 
-def wait_done(index: Index, runs: int, timeout: float = 240) -> list[dict]:
+def wait_done(index: Index, runs: int, timeout: float = 240) -> list[IncidentRun]:
     def done() -> list[dict]:
-        found = [r for i in index.incidents() for r in i["runs"] if r["state"] == "done"]
+        found = [r for i in index.incidents() for r in i.runs if r.state == "done"]
         return found if len(found) >= runs else []
 
     return wait_for(done, timeout, f"{runs} runs done", every=0.3, detail=index.incidents)
@@ -117,7 +118,7 @@ def written(tmp_path_factory: pytest.TempPathFactory):
         wait_done(index, 2)
         [inc] = index.incidents()
         with index.tx() as conn:
-            actions.record(conn, inc["id"], "acknowledge", "alice", FIRED.timestamp() + 90,
+            actions.record(conn, inc.id, "acknowledge", "alice", FIRED.timestamp() + 90,
                            nonce="n1")  # fmt: skip
         ended = FIRED + timedelta(minutes=1)
         closed = ended.timestamp() + 10
@@ -131,13 +132,13 @@ def written(tmp_path_factory: pytest.TempPathFactory):
         pool.stop()
     pm = work / "pm"
     done = subprocess.run(
-        [sys.executable, "-m", "runbook_lib.cli", "postmortem", f"#{inc['id']}", "--records-dir",
+        [sys.executable, "-m", "runbook_lib.cli", "postmortem", f"#{inc.id}", "--records-dir",
          str(out), "--output", str(pm), "--prometheus-url", prom.url],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     try:
         assert done.returncode == 0, done.stderr[-3000:]
-        yield Written(out, pm, index, inc["id"], prom.url)
+        yield Written(out, pm, index, inc.id, prom.url)
     finally:
         prom.stop()
 
@@ -216,7 +217,7 @@ def test_the_incident_page_writes_the_draft_of_the_whole_incident(written: Writt
     assert "Write the post-mortem draft" in c.get(page).text
     resp = c.post(f"{page}/postmortem", follow_redirects=False)
     assert resp.status_code == 303 and resp.headers["location"] == page
-    first = sorted(r["record"] for r in written.index.incident(written.incident_id)["runs"])[0]
+    first = sorted(r.record for r in written.index.incident(written.incident_id).runs)[0]
     assert first.endswith("-GgenMcpElevatedErrorRate-elevated0000")  # the warning's record
     link = f"/records/postmortem-{first}/postmortem.html"
     assert link in c.get(page).text

@@ -125,9 +125,9 @@ def test_every_webhook_and_run_has_its_line_and_its_count(served: Served) -> Non
     index = Index(s.out / "index.sqlite")
 
     def runs() -> list[dict]:
-        return [r for i in index.incidents() for r in i["runs"]]
+        return [r for i in index.incidents() for r in i.runs]
 
-    wait_for(lambda: all(r["state"] == "done" for r in runs()), 240, "both runs done")
+    wait_for(lambda: all(r.state == "done" for r in runs()), 240, "both runs done")
     assert s.metric('runbook_webhooks_refused_total{reason="token"}') == 2
     assert s.metric('runbook_webhooks_refused_total{reason="too_large"}') == 1
     assert s.metric('runbook_webhooks_refused_total{reason="invalid"}') == 2

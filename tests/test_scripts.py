@@ -91,15 +91,15 @@ def test_demo_fires_delivers_and_cleans_up(tmp_path: Path) -> None:
     from runbook_lib.incidents.index import Index
 
     [inc] = Index(tmp_path / "out" / "index.sqlite").incidents()
-    names = {a["alertname"] for a in inc["alerts"]}
-    assert inc["alertname"] == led_by and names <= ERROR_RATE_ALERTS
+    names = {a.alertname for a in inc.alerts}
+    assert inc.alertname == led_by and names <= ERROR_RATE_ALERTS
     # the warning twin joins when it reached the receiver before Alertmanager inhibited it
     # (the stack's 5m windows hold seconds of data: both may cross at once), else it is absent
     assert "GgenMcpHighErrorRate" in names, names
-    runs = [(r["kind"], r["alertname"], r["trigger"][:10]) for r in inc["runs"]]
+    runs = [(r.kind, r.alertname, r.trigger[:10]) for r in inc.runs]
     assert runs[-1] in (("investigation", led_by, ""), ("investigation", led_by, "escalated:"))
     assert len(runs) == 1 or runs[0][:2] == ("investigation", "GgenMcpElevatedErrorRate"), runs
-    assert f"INCIDENT  #{inc['id']}: {len(names)} alerts of one fault" in out.stdout
+    assert f"INCIDENT  #{inc.id}: {len(names)} alerts of one fault" in out.stdout
 
 
 def test_install_system_as_non_root_names_the_packages(tmp_path: Path) -> None:

@@ -73,11 +73,11 @@ def test_accepts_and_persists_a_v4_payload(client) -> None:
     resp = post(c, payload())
     assert resp.status_code == 200 and resp.json() == {"accepted": 1, "outcomes": ["queued"]}
     [inc] = index.incidents()
-    assert inc["fingerprint"] == "4991cd65c78f4760" and inc["runbook"] == "high_error_rate"
-    assert inc["alertname"] == "GgenMcpHighErrorRate" and inc["status"] == "firing"
-    [run] = inc["runs"]
-    assert run["kind"] == "investigation" and run["state"] == "queued"
-    assert run["record"] == "20261128T040000Z-GgenMcpHighErrorRate-4991cd65c78f"
+    assert inc.fingerprint == "4991cd65c78f4760" and inc.runbook == "high_error_rate"
+    assert inc.alertname == "GgenMcpHighErrorRate" and inc.status == "firing"
+    [run] = inc.runs
+    assert run.kind == "investigation" and run.state == "queued"
+    assert run.record == "20261128T040000Z-GgenMcpHighErrorRate-4991cd65c78f"
     assert index.queue_stats()[0] == 1
 
 
@@ -113,7 +113,7 @@ def test_non_utf8_and_out_of_range_times_are_422_not_500(client) -> None:
     assert index.incidents() == []
     resp = post(c, payload(startsAt="2026-11-28T09:30:00+05:30"))
     assert resp.status_code == 200
-    assert index.incidents()[0]["starts_at"] == "2026-11-28T04:00:00+00:00"  # kept in UTC
+    assert index.incidents()[0].starts_at == "2026-11-28T04:00:00+00:00"  # kept in UTC
 
 
 def test_refuses_oversize_bodies(client) -> None:
@@ -169,7 +169,7 @@ def test_the_same_group_posted_five_times_queues_one_run(client) -> None:
     assert outcomes[0] == ["queued", "queued"]
     assert all(o == ["duplicate", "duplicate"] for o in outcomes[1:])
     incidents = index.incidents()
-    assert len(incidents) == 2 and all(len(i["runs"]) == 1 for i in incidents)
+    assert len(incidents) == 2 and all(len(i.runs) == 1 for i in incidents)
     assert "runbook_alerts_duplicate_total 8.0" in c.get("/metrics").text
 
 
@@ -188,11 +188,11 @@ def test_resolved_marks_the_incident_and_schedules_verification(client) -> None:
     assert post(c, resolved).json()["outcomes"] == ["resolved"]
     assert post(c, resolved).json()["outcomes"] == ["resolved-duplicate"]
     [inc] = index.incidents()
-    assert inc["status"] == "resolved" and inc["ends_at"].startswith("2026-11-28T04:20:00")
-    investigation, verification = inc["runs"]
-    assert verification["kind"] == "verification" and verification["state"] == "queued"
-    assert verification["record"] == investigation["record"] + "-verify"
-    assert verification["not_before"] == pytest.approx(inc["resolved_at"] + 300)
+    assert inc.status == "resolved" and inc.ends_at.startswith("2026-11-28T04:20:00")
+    investigation, verification = inc.runs
+    assert verification.kind == "verification" and verification.state == "queued"
+    assert verification.record == investigation.record + "-verify"
+    assert verification.not_before == pytest.approx(inc.resolved_at + 300)
     assert index.queue_stats()[0] == 1  # the verification is not due yet
 
 
@@ -200,7 +200,7 @@ def test_a_resolved_alert_never_seen_firing_is_still_investigated(client) -> Non
     c, index = client
     assert post(c, payload(status="resolved")).json()["outcomes"] == ["resolved"]
     [inc] = index.incidents()
-    assert [r["kind"] for r in inc["runs"]] == ["investigation", "verification"]
+    assert [r.kind for r in inc.runs] == ["investigation", "verification"]
 
 
 HOSTILE = [
@@ -222,8 +222,8 @@ def test_hostile_label_values_stay_data(client, value: str) -> None:
     )
     assert post(c, alert).status_code == 200
     [inc] = index.incidents()
-    assert inc["labels"]["instance"] == value and inc["runbook"] == "triage"
-    name = inc["runs"][0]["record"]
+    assert inc.labels["instance"] == value and inc.runbook == "triage"
+    name = inc.runs[0].record
     assert "/" not in name and "\n" not in name and not name.startswith(".")
     assert len(name) < 120 and re.fullmatch(r"[A-Za-z0-9_.-]+", name)
 
@@ -428,7 +428,7 @@ def test_an_app_with_a_run_config_has_its_pool_and_the_default_verify_delay(tmp_
     c = TestClient(create_app(Settings(webhook_token=TOKEN, output_dir=index.path.parent), index))
     post(c, payload(status="resolved"))
     [inc] = index.incidents()
-    assert inc["runs"][1]["not_before"] - inc["resolved_at"] == pytest.approx(300, abs=1e-3)
+    assert inc.runs[1].not_before - inc.resolved_at == pytest.approx(300, abs=1e-3)
 
 
 def test_bad_times_are_explained_in_words() -> None:

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from runbook_lib.contract.alerts import Alert
+from runbook_lib.contract.incident import IncidentRun
 from runbook_lib.execution import runner
 from runbook_lib.incidents.index import Index
 from runbook_lib.records import record
@@ -48,12 +49,12 @@ def marked(prefix: str) -> list[psutil.Process]:
     return found
 
 
-def drain(pool: Pool, index: Index, runs: int, timeout: float) -> list[dict]:
+def drain(pool: Pool, index: Index, runs: int, timeout: float) -> list[IncidentRun]:
     pool.start()
     try:
 
         def done() -> list[dict]:
-            found = [r for i in index.incidents() for r in i["runs"] if r["state"] == "done"]
+            found = [r for i in index.incidents() for r in i.runs if r.state == "done"]
             return found if len(found) >= runs else []
 
         return wait_for(done, timeout, f"{runs} runs done", every=0.3, detail=index.incidents)
@@ -83,12 +84,12 @@ def test_hostile_labels_reach_the_record_as_data(tmp_path: Path) -> None:
         output_dir=tmp_path / "out", workers=1, prometheus_url=f"http://127.0.0.1:{free_port()}"
     )
     [run] = drain(Pool(index, cfg), index, 1, 120)
-    rec = tmp_path / "out" / run["record"]
+    rec = tmp_path / "out" / run.record
     assert rec.parent == tmp_path / "out" and (rec / "record.html").exists()
     summ = record.summary(rec).as_json()
-    assert summ["status"] == "degraded" and run["status"] == "degraded"  # the index has it too
+    assert summ["status"] == "degraded" and run.status == "degraded"  # the index has it too
     assert {k: summ["labels"][k] for k in hostile} == hostile
-    assert summ["kind"] == "investigation" and summ["run_id"] == run["id"]
+    assert summ["kind"] == "investigation" and summ["run_id"] == run.id
     assert "did not answer" in " ".join(summ["degraded_by"])
     assert not list((tmp_path / "out").glob(".tmp-*"))
     assert not marked(str(index.path.resolve()))
@@ -101,10 +102,10 @@ def test_a_hanging_prometheus_ends_as_timed_out_with_no_kernel_left(
     index.accept([alert(instance="h:1")], verify_delay=0)
     cfg = RunConfig(output_dir=tmp_path, workers=1, prometheus_url=blackhole, cell_timeout=2)
     [run] = drain(Pool(index, cfg), index, 1, 120)
-    summ = record.summary(tmp_path / run["record"]).as_json()
-    assert run["status"] == "timed_out" == summ["status"]
+    summ = record.summary(tmp_path / run.record).as_json()
+    assert run.status == "timed_out" == summ["status"]
     assert "Timeout" in summ["error"] or "timed out" in summ["error"].lower()
-    html = (tmp_path / run["record"] / "record.html").read_text()
+    html = (tmp_path / run.record / "record.html").read_text()
     assert "Run timed_out" in html
     assert not marked(str(index.path.resolve()))
 
@@ -114,7 +115,7 @@ def test_a_run_over_its_wall_limit_is_killed_and_recorded(tmp_path: Path, blackh
     index.accept([alert(instance="h:2")], verify_delay=0)
     cfg = RunConfig(output_dir=tmp_path, workers=1, prometheus_url=blackhole, run_timeout=3)
     [run] = drain(Pool(index, cfg), index, 1, 120)
-    summ = record.summary(tmp_path / run["record"]).as_json()
+    summ = record.summary(tmp_path / run.record).as_json()
     assert summ["status"] == "timed_out" and "3s limit" in summ["error"]
     assert summ["alert"] == "GgenMcpHighErrorRate" and summ["labels"]["instance"] == "h:2"
     assert not marked(str(index.path.resolve()))
@@ -142,9 +143,9 @@ def test_recovery_keeps_finished_records_reruns_the_rest_and_kills_leftovers(
     assert pool.leftovers_killed == [leftover.pid]
     leftover.wait(5)  # returns at once: the sweep killed (and reaped) it
     assert not list(out.glob(".tmp-*"))
-    runs = {r["record"]: r for i in index.incidents() for r in i["runs"]}
-    assert runs[first.record]["state"] == "done" and runs[first.record]["error"] == "kept"
-    assert runs[second.record]["state"] == "queued"
+    runs = {r.record: r for i in index.incidents() for r in i.runs}
+    assert runs[first.record].state == "done" and runs[first.record].error == "kept"
+    assert runs[second.record].state == "queued"
     assert index.claim().run_id == second.run_id  # and it is claimed again, with attempt 2
 
 
@@ -195,7 +196,7 @@ def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path)
     cfg = RunConfig(output_dir=out, workers=1, notebook_dir=probe_notebooks(tmp_path))
     done = drain(Pool(index, cfg), index, 2, 120)
     first, second = (
-        record.summary(out / r["record"]).as_json() for r in sorted(done, key=lambda r: r["id"])
+        record.summary(out / r.record).as_json() for r in sorted(done, key=lambda r: r.id)
     )
     assert first["seen"] == second["seen"] == {"global": False, "patched": False}
     assert first["zygote"] == second["zygote"]  # the same worker ran both ...
@@ -207,11 +208,11 @@ def test_each_run_gets_a_fresh_kernel_no_globals_or_patches_leak(tmp_path: Path)
         "runbook_lib.diagnosis.resolution",
         "runbook_lib.notebook.run",
     ]
-    nb = nbformat.read(out / done[0]["record"] / "record.ipynb", as_version=4)
+    nb = nbformat.read(out / done[0].record / "record.ipynb", as_version=4)
     assert "runbook-answer" in nb.cells[0].source  # the answer first, then the notebook
     assert "injected-parameters" in nb.cells[2].metadata.tags  # a papermill record
     assert nb.metadata.papermill.parameters.alert_name in ("ProbeOne", "ProbeTwo")
-    timings = json.loads((out / done[0]["record"] / "timings.json").read_text())
+    timings = json.loads((out / done[0].record / "timings.json").read_text())
     assert {"queue", "kernel", "parameterize", "execute", "export", "publish"} <= set(
         timings["phases"]
     )
@@ -231,7 +232,7 @@ def test_timings_count_the_cpu_seconds_of_the_kernel_and_the_worker(tmp_path: Pa
     )
     cfg = RunConfig(output_dir=out, workers=1, notebook_dir=probe_notebooks(tmp_path, burn + PROBE))
     [done] = drain(Pool(index, cfg), index, 1, 120)
-    cpu = json.loads((out / done["record"] / "timings.json").read_text())["cpu"]
+    cpu = json.loads((out / done.record / "timings.json").read_text())["cpu"]
     assert 0.6 <= cpu["kernel_s"] < 30  # the cell burns 0.6 s of the kernel's own CPU
     assert 0 < cpu["worker_s"] < 30  # papermill, the export and the publish, in the worker
 
@@ -264,11 +265,11 @@ def test_a_kernel_that_dies_while_idle_is_replaced_without_losing_the_run(tmp_pa
         index.accept([alert(alertname="AfterDeath", instance="c")], verify_delay=0)
         pool.notify()
         [run] = wait_for(
-            lambda: [r for i in index.incidents() for r in i["runs"] if r["state"] == "done"],
+            lambda: [r for i in index.incidents() for r in i.runs if r.state == "done"],
             60,
             "the run after the kernel's death done",
         )
-        summ = record.summary(out / run["record"]).as_json()
-        assert run["status"] == "completed" and summ["kernel"] != kernel.pid
+        summ = record.summary(out / run.record).as_json()
+        assert run.status == "completed" and summ["kernel"] != kernel.pid
     finally:
         pool.stop()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from runbook_lib.cli import flags
 from runbook_lib.contract.config import Settings
+from runbook_lib.contract.incident import Incident
 from runbook_lib.incidents.actions import Closed
 from runbook_lib.incidents.index import Index
 from runbook_lib.service import incident_view
@@ -49,7 +50,7 @@ def find(index: Index, ref: str) -> int:
     text = ref.removeprefix("#")
     if text.isdigit():
         try:
-            return index.incident(int(text))["id"]
+            return index.incident(int(text)).id
         except LookupError:
             if len(text) < 6:
                 raise
@@ -71,13 +72,13 @@ def ref_problem(ref: str) -> str:
             "fingerprint: give the id (12 or #12) or more of the fingerprint")  # fmt: skip
 
 
-def link(inc: dict, output: Path, external_url: str) -> str:
+def link(inc: Incident, output: Path, external_url: str) -> str:
     """Where a person reads the incident: its page when the receiver has a known address,
     else the investigation's report."""
     if external_url:
-        return f"{external_url.rstrip('/')}/incidents/{inc['id']}"
-    inv = incident_view.current_investigation(inc["runs"])
-    return str(output / inv["record"] / "report.html") if inv else ""
+        return f"{external_url.rstrip('/')}/incidents/{inc.id}"
+    inv = incident_view.current_investigation(inc.runs)
+    return str(output / inv.record / "report.html") if inv else ""
 
 
 def incidents(args: argparse.Namespace) -> int:
@@ -100,17 +101,17 @@ def incidents(args: argparse.Namespace) -> int:
         return 2
     rows = index.incidents(args.limit)
     if args.json:
-        print(json.dumps(rows, indent=1, default=str))
+        print(json.dumps([inc.model_dump(mode="json") for inc in rows], indent=1))
         return 0
     for inc in rows:
         print(_line(inc))
-        if len(inc["alerts"]) > 1:
-            for a in inc["alerts"]:
-                print(f"    alert  {a['alertname']} ({a['severity'] or '-'}, {a['status']})")
-        for r in inc["runs"]:
-            state = r["status"] or r["state"]
-            cause = f"  top cause: {r['top_cause']}" if r["top_cause"] else ""
-            print(f"    {r['kind']:<13} {state:<10} {output / r['record']}{cause}")
+        if len(inc.alerts) > 1:
+            for a in inc.alerts:
+                print(f"    alert  {a.alertname} ({a.severity or '-'}, {a.status})")
+        for r in inc.runs:
+            state = r.status or r.state
+            cause = f"  top cause: {r.top_cause}" if r.top_cause else ""
+            print(f"    {r.kind:<13} {state:<10} {output / r.record}{cause}")
     return 0
 
 
@@ -132,11 +133,11 @@ def _about_one(args: argparse.Namespace, index: Index, output: Path, settings: S
     return 0
 
 
-def _line(inc: dict) -> str:
-    received = datetime.fromtimestamp(inc["received_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-    n = len(inc.get("alerts") or [])
+def _line(inc: Incident) -> str:
+    received = datetime.fromtimestamp(inc.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    n = len(inc.alerts)
     alerts = f"  ({n} alerts)" if n > 1 else ""
     return (
-        f"{received}Z  #{inc['id']:<4} {inc['alertname']}  {inc['severity'] or '-'}  "
-        f"{inc['status']}  instance={inc['labels'].get('instance', '-')}{alerts}"
+        f"{received}Z  #{inc.id:<4} {inc.alertname}  {inc.severity or '-'}  "
+        f"{inc.status}  instance={inc.labels.get('instance', '-')}{alerts}"
     )

@@ -9,7 +9,7 @@ replayed POST changes nothing. Actions are for open (firing) incidents only.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from runbook_lib.contract.incident import IncidentAction
 from runbook_lib.incidents.grouping import Enqueue, lead_alert
 from runbook_lib.incidents.jobs import Queued
 from runbook_lib.storage.database import Database
@@ -47,21 +48,10 @@ class DoneAlready(Exception):
 
 
 @dataclass(frozen=True)
-class Action:
-    id: int
-    incident_id: int
-    kind: str
-    actor: str
-    at: float
-    detail: dict[str, Any] = field(default_factory=dict)
-    run_id: int | None = None
-
-
-@dataclass(frozen=True)
 class Done:
     """An action written: its row, and the runs it queued (to wake or send to workers)."""
 
-    action: Action
+    action: IncidentAction
     queued: list[Queued]
 
 
@@ -100,15 +90,15 @@ def set_run(conn: Connection, action_id: int, run_id: int) -> None:
     conn.execute(sa.update(actions_t).where(actions_t.c.id == action_id).values(run_id=run_id))
 
 
-def of(conn: Connection, incident_ids: list[int]) -> dict[int, list[Action]]:
+def of(conn: Connection, incident_ids: list[int]) -> dict[int, list[IncidentAction]]:
     """Each incident's actions, oldest first."""
-    out: dict[int, list[Action]] = {}
+    out: dict[int, list[IncidentAction]] = {}
     if not incident_ids:
         return out
     q = sa.select(actions_t).where(actions_t.c.incident_id.in_(incident_ids))
     for r in conn.execute(q.order_by(actions_t.c.at, actions_t.c.id)):
         out.setdefault(r.incident_id, []).append(
-            Action(r.id, r.incident_id, r.kind, r.actor, r.at, json.loads(r.detail), r.run_id)
+            IncidentAction.model_validate({**r._mapping, "detail": json.loads(r.detail)})
         )
     return out
 

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.alerts import Alert, lead_rank, severity_rank
 from runbook_lib.contract.clock import utc
+from runbook_lib.contract.incident import IncidentAlert
 from runbook_lib.records import record
 from runbook_lib.storage.database import Database
 from runbook_lib.storage.migrations import schema
@@ -127,18 +128,17 @@ def lead_alert(conn: Connection, incident: int) -> Alert:
                  generatorURL=r.generator_url, fingerprint=r.fingerprint)  # fmt: skip
 
 
-def alerts_of(conn: Connection, incident_ids: list[int]) -> dict[int, list[dict]]:
+def alerts_of(conn: Connection, incident_ids: list[int]) -> dict[int, list[IncidentAlert]]:
     """Each incident's alerts, the most severe first, then by start."""
-    out: dict[int, list[dict]] = {}
+    out: dict[int, list[IncidentAlert]] = {}
     if not incident_ids:
         return out
     q = sa.select(alerts_t).where(alerts_t.c.incident_id.in_(incident_ids))
     for r in conn.execute(q.order_by(alerts_t.c.starts_at, alerts_t.c.id)):
-        row = dict(r._mapping)
-        row["labels"] = json.loads(row["labels"])
+        row = IncidentAlert.model_validate({**r._mapping, "labels": json.loads(r.labels)})
         out.setdefault(r.incident_id, []).append(row)
     for rows in out.values():
-        rows.sort(key=lambda a: -severity_rank(a["severity"]))
+        rows.sort(key=lambda a: -severity_rank(a.severity))
     return out
 
 
@@ -146,7 +146,9 @@ def related(conn: Connection, incident: int, lead_fingerprint: str) -> tuple[dic
     """The incident's alerts other than its lead: name, severity, start, status."""
     rows = alerts_of(conn, [incident]).get(incident, [])
     keep = ("alertname", "severity", "starts_at", "status", "fingerprint")
-    return tuple({k: a[k] for k in keep} for a in rows if a["fingerprint"] != lead_fingerprint)
+    return tuple(
+        {k: getattr(a, k) for k in keep} for a in rows if a.fingerprint != lead_fingerprint
+    )
 
 
 def set_alerts(conn: Connection, ids: list[int], **values: object) -> None:

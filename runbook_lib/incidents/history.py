@@ -9,12 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from runbook_lib.contract.incident import IncidentAction, IncidentRun
 from runbook_lib.incidents import actions
-from runbook_lib.incidents.jobs import current_investigation
+from runbook_lib.incidents.jobs import current_investigation, runs_of
 from runbook_lib.notebook.recurrence import HISTORY_DAYS
 from runbook_lib.storage.migrations import schema
 
-incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
+incidents_t = schema.INCIDENTS
 LIMIT = 200  # the newest incidents passed to a run: enough for any count a person reads
 
 
@@ -33,30 +34,25 @@ def past_incidents(
         .limit(LIMIT)
     ).all()
     ids = [r.id for r in rows]
-    runs: dict[int, list[dict]] = {}
-    if ids:
-        q = sa.select(runs_t).where(runs_t.c.incident_id.in_(ids)).order_by(runs_t.c.id)
-        for r in conn.execute(q):
-            runs.setdefault(r.incident_id, []).append(dict(r._mapping))
-    done = actions.of(conn, ids)
+    runs, done = runs_of(conn, ids), actions.of(conn, ids)
     return [_past(r, runs.get(r.id, []), done.get(r.id, [])) for r in rows]
 
 
-def _past(inc, runs: list[dict], acts: list[actions.Action]) -> dict[str, Any]:
+def _past(inc, runs: list[IncidentRun], acts: list[IncidentAction]) -> dict[str, Any]:
     inv = current_investigation(runs)
-    checks = [r for r in runs if r["kind"] == "verification" and r["state"] == "done"]
+    checks = [r for r in runs if r.kind == "verification" and r.state == "done"]
     return {
         "id": inc.id,
         "instance": inc.instance,
         "starts_at": inc.starts_at,
-        "top_cause": inv["top_cause"] if inv else None,
+        "top_cause": inv.top_cause if inv else None,
         "fix": fix_of(inc, acts),
-        "held": checks[-1]["verified"] if checks else None,
+        "held": checks[-1].verified if checks else None,
         "status": inc.status,
     }
 
 
-def fix_of(inc, acts: list[actions.Action]) -> str:
+def fix_of(inc, acts: list[IncidentAction]) -> str:
     """What fixed an incident, in words: the operators' mitigations first, then a mitigation
     the runbook did by itself; otherwise how it ended."""
     said = [a for a in acts if a.kind in ("mitigation", "mitigated")]

@@ -4,13 +4,14 @@ happened, and what a finished run tells the team."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from runbook_lib.contract.incident import IncidentRun
 from runbook_lib.storage.migrations import schema
 
 incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
@@ -74,15 +75,26 @@ def best_finding(items: list[T], status: Callable[[T], str | None]) -> T | None:
     return items[-1] if items else None
 
 
-def current_investigation(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def runs_of(conn: Connection, incident_ids: list[int]) -> dict[int, list[IncidentRun]]:
+    """Each incident's runs, oldest first."""
+    out: dict[int, list[IncidentRun]] = {}
+    if not incident_ids:
+        return out
+    q = sa.select(runs_t).where(runs_t.c.incident_id.in_(incident_ids)).order_by(runs_t.c.id)
+    for r in conn.execute(q):
+        out.setdefault(r.incident_id, []).append(IncidentRun.model_validate(r._mapping))
+    return out
+
+
+def current_investigation(runs: Sequence[IncidentRun]) -> IncidentRun | None:
     """The investigation people should read: the best finished one (`best_finding`), else
     the first (still queued or running). After an escalation that is the one the more
     severe alert led, so the page, the lead of its record and the message agree on the
     severity; a later re-investigation that failed does not hide the earlier finding."""
-    investigations = [r for r in runs if r["kind"] in READABLE]
-    done = [r for r in investigations if r["state"] == "done"]
+    investigations = [r for r in runs if r.kind in READABLE]
+    done = [r for r in investigations if r.state == "done"]
     if done:
-        return best_finding(done, lambda r: r.get("status"))
+        return best_finding(done, lambda r: r.status)
     return investigations[0] if investigations else None
 
 

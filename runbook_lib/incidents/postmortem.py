@@ -25,6 +25,7 @@ from typing import Any
 import nbformat
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.contract.incident import Incident
 from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.contract.summary import Summary
 from runbook_lib.execution import kernels
@@ -239,11 +240,11 @@ def for_incident(
 ) -> Path:  # fmt: skip
     """The post-mortem of incident `incident_id` of `index`, whose records are in
     `records_dir`; LookupError for an unknown incident, ValueError when it has no record."""
-    inc = timeline.snapshot(index, incident_id, prometheus_url)
+    inc = index.incident(incident_id)
     records = incident_records(inc, records_dir)
     if not records:
         raise ValueError(f"incident {incident_id} has no finished record in {records_dir} yet")
-    return write(records, output, progress, incident=inc)
+    return write(records, output, progress, incident=timeline.snapshot_of(inc, prometheus_url))
 
 
 def for_records(
@@ -258,7 +259,7 @@ def for_records(
     if beside and beside.exists():
         index = Index(beside)
         found = [index.run_of(p.name) for p in paths]
-        ids = {run["incident_id"] for run, _ in filter(None, found)}
+        ids = {run.incident_id for run, _ in filter(None, found)}
         if len(ids) > 1:
             names = ", ".join(p.name for p in paths)
             raise ValueError(f"these records are of different incidents ({sorted(ids)}): {names}")
@@ -318,9 +319,9 @@ def default_output(records: list[Path]) -> Path:
     return records[0].parent / f"postmortem-{records[0].name}"
 
 
-def incident_records(inc: dict[str, Any], records_dir: Path) -> list[Path]:
+def incident_records(inc: Incident, records_dir: Path) -> list[Path]:
     """The record directories of an incident (as `Index.incident` gives it), in run order."""
-    done = [Path(records_dir) / r["record"] for r in inc["runs"] if r["state"] == "done"]
+    done = [Path(records_dir) / r.record for r in inc.runs if r.state == "done"]
     return [d for d in done if d.is_dir()]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,10 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.alerts import Alert, route
+from runbook_lib.contract.incident import Incident, IncidentAction, IncidentRun
 from runbook_lib.contract.settings import CORRELATION_WINDOW_S
 from runbook_lib.contract.summary import Summary
 from runbook_lib.incidents import actions, grouping, history
-from runbook_lib.incidents.jobs import Queued
+from runbook_lib.incidents.jobs import Queued, runs_of
 from runbook_lib.incidents.queue import RunQueue
 from runbook_lib.storage.database import Database
 from runbook_lib.storage.migrations import schema
@@ -237,9 +239,9 @@ class Incidents:
                 event = actions.EVENTS[kind]
                 add_event(conn, self.db.insert, event, incident_id, None, now,
                           key=f"{event}:a{action_id}", detail={"actor": actor, **detail})  # fmt: skip
-        return actions.Done(
-            actions.Action(action_id, incident_id, kind, actor, now, detail, run_id), queued
-        )
+        done = IncidentAction(id=action_id, incident_id=incident_id, kind=kind, actor=actor,
+                              at=now, detail=detail, nonce=nonce, run_id=run_id)  # fmt: skip
+        return actions.Done(done, queued)
 
     def may_act(self, incident_id: int, nonce: str | None = None) -> None:
         """What `act` would refuse before anything is written: LookupError, `Closed`, or
@@ -266,7 +268,7 @@ class Incidents:
         alert: str = "",
         status: str = "",
         since: float | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Incident]:
         """Incidents newest first, each with its runs; optionally filtered by alert name
         (substring), status and received time."""
         q = sa.select(incidents_t)
@@ -278,19 +280,9 @@ class Incidents:
             q = q.where(incidents_t.c.received_at >= since)
         q = q.order_by(incidents_t.c.received_at.desc(), incidents_t.c.id.desc()).limit(limit)
         with self.db.read() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(q)]
-            ids = [r["id"] for r in rows]
-            runs, alerts = _runs(conn, ids), grouping.alerts_of(conn, ids)
-            done = actions.of(conn, ids)
-        for inc in rows:
-            inc["actions"] = done.get(inc["id"], [])
-            inc["labels"] = json.loads(inc["labels"])
-            inc["annotations"] = json.loads(inc["annotations"])
-            inc["runs"] = runs.get(inc["id"], [])
-            inc["alerts"] = alerts.get(inc["id"], [])
-        return rows
+            return _with_rows(conn, conn.execute(q).all())
 
-    def incident(self, incident_id: int) -> dict[str, Any]:
+    def incident(self, incident_id: int) -> Incident:
         """One incident with its runs; LookupError naming the id when there is none."""
         with self.db.read() as conn:
             row = conn.execute(
@@ -298,20 +290,12 @@ class Incidents:
             ).first()
             if row is None:
                 raise LookupError(f"no incident {incident_id} in {self.db.where}")
-            inc = dict(row._mapping)
-            inc["runs"] = _runs(conn, [incident_id]).get(incident_id, [])
-            inc["alerts"] = grouping.alerts_of(conn, [incident_id]).get(incident_id, [])
-            inc["actions"] = actions.of(conn, [incident_id]).get(incident_id, [])
-        inc["labels"] = json.loads(inc["labels"])
-        inc["annotations"] = json.loads(inc["annotations"])
-        return inc
+            return _with_rows(conn, [row])[0]
 
-    def past_incidents(self, incident: dict[str, Any]) -> list[dict[str, Any]]:
+    def past_incidents(self, incident: Incident) -> list[dict[str, Any]]:
         """The incidents of `incident`'s runbook in the 90 days before it (records/history.py)."""
         with self.db.read() as conn:
-            return history.past_incidents(
-                conn, incident["runbook"], incident["received_at"], incident["id"]
-            )
+            return history.past_incidents(conn, incident.runbook, incident.received_at, incident.id)
 
     def latest(self, alertname: str, instance: str | None = None) -> int | None:
         """The newest incident holding an `alertname` alert (on `instance`, when given),
@@ -323,7 +307,7 @@ class Incidents:
         with self.db.read() as conn:
             return conn.execute(q.order_by(c.received_at.desc(), c.id.desc()).limit(1)).scalar()
 
-    def run_of(self, record_name: str) -> tuple[dict, dict] | None:
+    def run_of(self, record_name: str) -> tuple[IncidentRun, Incident] | None:
         """(run, incident) of a record, or None when the index does not know it."""
         with self.db.read() as conn:
             run = conn.execute(sa.select(runs_t).where(runs_t.c.record == record_name)).first()
@@ -331,15 +315,19 @@ class Incidents:
                 return None
             inc = conn.execute(
                 sa.select(incidents_t).where(incidents_t.c.id == run.incident_id)
-            ).first()
-        return dict(run._mapping), dict(inc._mapping) if inc else {}
+            ).one()  # runs.incident_id is a foreign key
+            return IncidentRun.model_validate(run._mapping), _with_rows(conn, [inc])[0]
 
 
-def _runs(conn: Connection, incident_ids: list[int]) -> dict[int, list[dict]]:
-    out: dict[int, list[dict]] = {}
-    if not incident_ids:
-        return out
-    q = sa.select(runs_t).where(runs_t.c.incident_id.in_(incident_ids)).order_by(runs_t.c.id)
-    for r in conn.execute(q):
-        out.setdefault(r.incident_id, []).append(dict(r._mapping))
-    return out
+def _with_rows(conn: Connection, rows: Sequence[sa.Row]) -> list[Incident]:
+    """The incidents of `rows` (table `incidents`) with their actions, runs and alerts."""
+    ids = [r.id for r in rows]
+    runs, alerts, done = runs_of(conn, ids), grouping.alerts_of(conn, ids), actions.of(conn, ids)
+    return [
+        Incident.model_validate(
+            {**r._mapping, "labels": json.loads(r.labels),
+             "annotations": json.loads(r.annotations), "actions": done.get(r.id, ()),
+             "runs": runs.get(r.id, ()), "alerts": alerts.get(r.id, ())}
+        )
+        for r in rows
+    ]  # fmt: skip

@@ -10,12 +10,13 @@ changed or Prometheus has dropped the series. `rows` and `facts` read only the s
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.contract.incident import Incident, IncidentAlert
 from runbook_lib.diagnosis.postcheck import HELD
 from runbook_lib.incidents import actions
 from runbook_lib.incidents.index import Index
@@ -45,15 +46,22 @@ def snapshot(index: Index, incident_id: int, prometheus_url: str = "") -> dict[s
     """The incident as the index holds it now (alerts, runs, actions), with each alert's
     `pending_at` from Prometheus and `pending_note` saying where that came from; JSON-able.
     LookupError naming the id when there is no such incident."""
-    inc = index.incident(incident_id)
-    inc["actions"] = [dataclasses.asdict(a) for a in inc["actions"]]
-    pending, inc["pending_note"] = pending_times(prometheus_url, inc["alerts"])
-    for alert in inc["alerts"]:
+    return snapshot_of(index.incident(incident_id), prometheus_url)
+
+
+def snapshot_of(inc: Incident, prometheus_url: str = "") -> dict[str, Any]:
+    """`snapshot` of an incident already read: the post-mortem's `incident.json`, a dict
+    because the records alone (`postmortem.from_records`) tell only part of it."""
+    snap = inc.model_dump(mode="json")
+    pending, snap["pending_note"] = pending_times(prometheus_url, inc.alerts)
+    for alert in snap["alerts"]:
         alert["pending_at"] = pending.get(alert["id"])
-    return inc
+    return snap
 
 
-def pending_times(prometheus_url: str, alerts: list[dict]) -> tuple[dict[int, str], str]:
+def pending_times(
+    prometheus_url: str, alerts: Sequence[IncidentAlert]
+) -> tuple[dict[int, str], str]:
     """When each alert went pending, by alert id (ISO times), from the samples of its
     `ALERTS{alertstate="pending"}` series before it fired; and a note for the reader."""
     from runbook_lib.evidence.prom import Failure, Prom, selector
@@ -62,16 +70,16 @@ def pending_times(prometheus_url: str, alerts: list[dict]) -> tuple[dict[int, st
         return {}, "Pending times: no Prometheus URL was given (--prometheus-url)."
     prom, found = Prom(prometheus_url, timeout=5.0), {}
     for a in alerts:
-        fired = utc(a["starts_at"])
-        labels = selector(alertstate="pending", alertname=a["alertname"],
-                          instance=a["labels"].get("instance"))  # fmt: skip
+        fired = utc(a.starts_at)
+        labels = selector(alertstate="pending", alertname=a.alertname,
+                          instance=a.labels.get("instance"))  # fmt: skip
         window = f"{int(PENDING_LOOKBACK.total_seconds())}s"
         result = prom.instant(f"ALERTS{labels}[{window}]", fired)
         if result.failure in (Failure.UNREACHABLE, Failure.BAD_QUERY):
             return found, f"Pending times: {result.reason}; the alerts start when they fired."
         started = episode_start([t.to_pydatetime() for t in result.frame["timestamp"]], fired)
         if started is not None:
-            found[a["id"]] = started.isoformat()
+            found[a.id] = started.isoformat()
     if len(found) < len(alerts):
         missing = len(alerts) - len(found)
         return found, (f"Pending times from Prometheus at {prometheus_url}; it no longer holds "

@@ -15,6 +15,7 @@ import httpx
 
 from runbook_lib.contract.alerts import route
 from runbook_lib.contract.config import Settings
+from runbook_lib.contract.incident import Incident, IncidentRun
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import stack
 from runbook_lib.lab.chat_sink import ChatSink
@@ -69,14 +70,14 @@ def wait_firing(prom_url: str, alertname: str, timeout: float, say: Say) -> floa
     raise DemoError(f"{alertname} did not fire within {timeout:.0f}s (last state: {last})")
 
 
-def wait_delivered(index: Index, alertname: str, timeout: float, known: set[int]) -> dict:
+def wait_delivered(index: Index, alertname: str, timeout: float, known: set[int]) -> Incident:
     """The new incident the receiver filed `alertname` under (delivered, persisted, queued):
     its own, or the one of the same fault it joined."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for inc in index.incidents():
-            names = {a["alertname"] for a in inc["alerts"]}
-            if alertname in names and inc["id"] not in known:
+            names = {a.alertname for a in inc.alerts}
+            if alertname in names and inc.id not in known:
                 return inc
         time.sleep(0.3)
     raise DemoError(f"Alertmanager did not deliver {alertname} within {timeout:.0f}s")
@@ -84,19 +85,19 @@ def wait_delivered(index: Index, alertname: str, timeout: float, known: set[int]
 
 def wait_record(
     index: Index, incident_id: int, kind: str, timeout: float, say: Say, alertname: str = ""
-) -> dict:
+) -> IncidentRun:
     """The finished run of `kind` for the incident (led by `alertname`, when given: after
     an escalation, the critical's); reports when a worker picks it up."""
     deadline, seen = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        [inc] = [i for i in index.incidents() if i["id"] == incident_id]
-        for r in inc["runs"]:
-            if r["kind"] != kind or (alertname and r["alertname"] != alertname):
+        [inc] = [i for i in index.incidents() if i.id == incident_id]
+        for r in inc.runs:
+            if r.kind != kind or (alertname and r.alertname != alertname):
                 continue
-            if r["state"] != seen:
-                say(f"      {kind} run: {r['state']}")
-                seen = r["state"]
-            if r["state"] == "done":
+            if r.state != seen:
+                say(f"      {kind} run: {r.state}")
+                seen = r.state
+            if r.state == "done":
                 return r
         time.sleep(0.5)
     raise DemoError(f"the {kind} run of incident {incident_id} did not finish in {timeout:.0f}s")
@@ -151,7 +152,7 @@ def run(
             )
         u = info.urls
         index = Index(Path(info.output_dir) / "index.sqlite")
-        known = {i["id"] for i in index.incidents(1000)}
+        known = {i.id for i in index.incidents(1000)}
         say("[2/7] Waiting for Prometheus to scrape GGEN MCP (normal traffic)")
         wait_scraped(u["prometheus"], 60)
         time.sleep(5)
@@ -165,11 +166,11 @@ def run(
         delivered = time.monotonic() - fault_at
         _report(say, info, inc, fired, delivered)
         say(f"[6/7] A worker runs notebooks/{route(alertname)}.ipynb for it (Papermill)")
-        lead = index.incident(inc["id"])["alertname"]  # the most severe, after an escalation
-        run_row = wait_record(index, inc["id"], "investigation", 600, say, alertname=lead)
-        rec = Path(info.output_dir) / run_row["record"]
+        lead = index.incident(inc.id).alertname  # the most severe, after an escalation
+        run_row = wait_record(index, inc.id, "investigation", 600, say, alertname=lead)
+        rec = Path(info.output_dir) / run_row.record
         _report_record(say, rec, time.monotonic() - fault_at, run_row, mode)
-        _report_incident(say, index, inc["id"])
+        _report_incident(say, index, inc.id)
         say("[7/7] The finding goes to the team's channel (notify.yml)")
         _report_message(say, sink, index, notify_yml, lead)
         if keep:
@@ -184,18 +185,18 @@ def run(
         say(f"Stopped {len(stopped)} processes.")
 
 
-def _report(say: Say, info: stack.StackInfo, inc: dict, fired: float, delivered: float) -> None:
+def _report(say: Say, info: stack.StackInfo, inc: Incident, fired: float, delivered: float) -> None:
     u = info.urls
     say("")
     say(
-        f"  ALERT     {inc['alertname']}  severity={inc['severity']}  "
-        f"instance={inc['labels'].get('instance')}"
+        f"  ALERT     {inc.alertname}  severity={inc.severity}  "
+        f"instance={inc.labels.get('instance')}"
     )
-    say(f"  summary   {inc['annotations'].get('summary', '')}")
+    say(f"  summary   {inc.annotations.get('summary', '')}")
     say(f"  timing    fault -> firing {fired:.0f}s, fault -> webhook accepted {delivered:.0f}s")
     say(
-        f"  webhook   accepted with the bearer token and queued as incident #{inc['id']} "
-        f"(fingerprint {inc['fingerprint']}, startsAt {inc['starts_at']})"
+        f"  webhook   accepted with the bearer token and queued as incident #{inc.id} "
+        f"(fingerprint {inc.fingerprint}, startsAt {inc.starts_at})"
     )
     say(f"  index     {info.output_dir}/index.sqlite   (`runbook incidents` lists it)")
     say(f"  sim log   {info.sim_log}")
@@ -206,12 +207,14 @@ def _report(say: Say, info: stack.StackInfo, inc: dict, fired: float, delivered:
     say("")
 
 
-def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode: str) -> None:
+def _report_record(
+    say: Say, rec: Path, since_fault: float, run_row: IncidentRun, mode: str
+) -> None:
     from runbook_lib.records import record
 
     summ = record.summary(rec)
-    alert_to_record = run_row["finished_at"] - run_row["enqueued_at"]
-    held = (run_row["started_at"] - run_row["held_since"]) if run_row.get("held_since") else 0.0
+    alert_to_record = run_row.finished_at - run_row.enqueued_at
+    held = (run_row.started_at - run_row.held_since) if run_row.held_since else 0.0
     say("")
     say(f"  RECORD    {rec}/report.html")
     say(f"            {rec}/record.html   (with the code)")
@@ -220,7 +223,7 @@ def _report_record(say: Say, rec: Path, since_fault: float, run_row: dict, mode:
         f"fault -> record {since_fault:.0f}s"
     )
     if held >= 1:
-        why = run_row.get("hold_note") or "a more severe alert of the same fault was pending"
+        why = run_row.hold_note or "a more severe alert of the same fault was pending"
         say(f"            ({held:.0f}s of it held: {why})")
     top = summ.verdict_of(summ.top_cause)
     if top:
@@ -242,18 +245,18 @@ def _report_incident(say: Say, index: Index, incident_id: int) -> None:
     """The fault's alerts, filed as one incident, and its investigations: one, led by the
     most severe alert, or a warning's and the critical's that escalated it."""
     inc = index.incident(incident_id)
-    alerts = inc["alerts"]
-    runs = [r for r in inc["runs"] if r["kind"] == "investigation"]
+    alerts = inc.alerts
+    runs = [r for r in inc.runs if r.kind == "investigation"]
     led = ", then ".join(
-        f"{r['alertname']} ({r['severity']}{', escalated' if r['trigger'].startswith('escalated:') else ''})"
+        f"{r.alertname} ({r.severity}{', escalated' if r.trigger.startswith('escalated:') else ''})"
         for r in runs
     )  # fmt: skip
     say(f"  INCIDENT  #{incident_id}: {len(alerts)} alert{'s' * (len(alerts) != 1)} of one fault "
-        f"on {inc['instance'] or 'no instance'}, {len(runs)} investigation"
+        f"on {inc.instance or 'no instance'}, {len(runs)} investigation"
         f"{'s' * (len(runs) != 1)}: {led}")  # fmt: skip
     for a in alerts:
-        kind = " (slow burn: context)" if a["context"] else ""
-        say(f"            {a['alertname']:<34} {a['severity'] or '-':<9} {a['status']}{kind}")
+        kind = " (slow burn: context)" if a.context else ""
+        say(f"            {a.alertname:<34} {a.severity or '-':<9} {a.status}{kind}")
     say("            `runbook incidents` lists it; it closes when its symptom alerts resolve")
     say("")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from runbook_lib.contract.config import Settings
+from runbook_lib.contract.incident import Incident, IncidentRun
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import escalation, stack
 from runbook_lib.lab.chat_sink import ChatSink
@@ -60,20 +61,20 @@ def run(
         first, second = escalation.done(inc)
         warning, critical = escalation.fired_at(inc, WARNING), escalation.fired_at(inc, CRITICAL)
         say(f"      {_t(warning)}  {WARNING} (warning) fired; investigated at once: "
-            f"{first['record']} ({first['top_cause'] or 'no likely cause'})")  # fmt: skip
+            f"{first.record} ({first.top_cause or 'no likely cause'})")  # fmt: skip
         say(f"      {_t(critical)}  {CRITICAL} (critical) fired, {critical - warning:.0f}s later: "
-            f"incident #{inc['id']} escalated; its investigation: {second['record']}")  # fmt: skip
+            f"incident #{inc.id} escalated; its investigation: {second.record}")  # fmt: skip
         say("[4/6] What each place says now")
         _places(say, sc, inc, second, critical, team, oncall)
         say("[5/6] The fault ends: the symptom alerts resolve while the SLO alerts go on firing")
         sc.mode("normal")
-        inc = sc.wait("the incident to resolve", lambda: (i := sc.incident(inc["id"]))["status"]
+        inc = sc.wait("the incident to resolve", lambda: (i := sc.incident(inc.id)).status
                       == "resolved" and i)  # fmt: skip
-        slo = [a["alertname"] for a in inc["alerts"] if a["context"] and a["status"] == "firing"]
-        say(f"      incident #{inc['id']} resolved at {_t(inc['resolved_at'])} while "
+        slo = [a.alertname for a in inc.alerts if a.context and a.status == "firing"]
+        say(f"      incident #{inc.id} resolved at {_t(inc.resolved_at)} while "
             f"{', '.join(slo) or 'no SLO alert'} still fired; its verification follows")  # fmt: skip
         say(f"[6/6] `runbook incidents` lists it; the pages: {info.urls['runbook']}/incidents/"
-            f"{inc['id']} (viewer token in {info.output_dir}/.viewer-token)")  # fmt: skip
+            f"{inc.id} (viewer token in {info.output_dir}/.viewer-token)")  # fmt: skip
         if keep:
             say("The stack keeps running so you can look at the URLs above; Ctrl-C stops it.")
             signal.pause()
@@ -86,28 +87,28 @@ def run(
         say(f"Stopped {len(stopped)} processes.")
 
 
-def _places(say: Say, sc: escalation.Scenario, inc: dict, run: dict, critical: float,
+def _places(say: Say, sc: escalation.Scenario, inc: Incident, run: IncidentRun, critical: float,
             team: ChatSink, oncall: ChatSink) -> None:  # fmt: skip
     """The severity the record, the page, the channels and the CLI's message show."""
     from runbook_lib.service.incident_view import incident_message
 
-    summ = record.summary(sc.out / run["record"])
+    summ = record.summary(sc.out / run.record)
     before = summ.escalated_from.severity if summ.escalated_from else "?"
     say(f"      record lead     {summ.severity} (escalated from {before}): "
-        f"{sc.out / run['record'] / 'report.html'}")  # fmt: skip
+        f"{sc.out / run.record / 'report.html'}")  # fmt: skip
     viewer = (sc.out / ".viewer-token").read_text().strip()
-    page = httpx.get(f"{sc.info.urls['runbook']}/incidents/{inc['id']}", timeout=10,
+    page = httpx.get(f"{sc.info.urls['runbook']}/incidents/{inc.id}", timeout=10,
                      headers={"authorization": f"Bearer {viewer}"}).text  # fmt: skip
     shown = next((s for s in ("critical", "warning", "info") if f'sev-{s}">{s}' in page), "?")
     say(f"      incident page   {shown}")
-    sent = sc.wait("the escalated message", lambda: _sent(sc.index, inc["id"], "oncall"), 60)
+    sent = sc.wait("the escalated message", lambda: _sent(sc.index, inc.id, "oncall"), 60)
     msg = next(r.json() for r in oncall.delivered if "Escalated" in r.json()["title"])
     say(f"      oncall channel  {msg['title']}")
     say(f"                      delivered {sent - critical:.1f}s after the critical fired")
     titles = [r.json()["title"] for r in team.delivered]
     say(f"      team channel    {len(titles)} messages: " + " | ".join(titles))
-    text = incident_message(sc.index, inc["id"])
-    say(f"      runbook incidents --message {inc['id']}: "
+    text = incident_message(sc.index, inc.id)
+    say(f"      runbook incidents --message {inc.id}: "
         + next(ln for ln in text.splitlines() if ln.startswith("Severity")))  # fmt: skip
 
 

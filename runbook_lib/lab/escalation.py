@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.contract.incident import Incident, IncidentAlert, IncidentRun
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import stack
 from runbook_lib.storage.outbox import Outbox
@@ -56,8 +57,8 @@ class Scenario:
             for a in httpx.get(url, timeout=5).json()["data"]["alerts"]
         }
 
-    def incidents(self) -> list[dict]:
-        return [i for i in self.index.incidents(50) if i["runbook"] == "high_error_rate"]
+    def incidents(self) -> list[Incident]:
+        return [i for i in self.index.incidents(50) if i.runbook == "high_error_rate"]
 
     def wait(self, what: str, check: Callable[[], object], timeout: float = 120) -> object:
         deadline = time.monotonic() + timeout
@@ -67,31 +68,31 @@ class Scenario:
             time.sleep(0.3)
         raise ScenarioError(f"timed out after {timeout:.0f}s waiting for {what}")
 
-    def new_incident(self, known: set[int]) -> Callable[[], dict | None]:
-        return lambda: next((i for i in self.incidents() if i["id"] not in known), None)
+    def new_incident(self, known: set[int]) -> Callable[[], Incident | None]:
+        return lambda: next((i for i in self.incidents() if i.id not in known), None)
 
-    def incident(self, incident_id: int) -> dict:
+    def incident(self, incident_id: int) -> Incident:
         return self.index.incident(incident_id)
 
 
-def done(inc: dict, kind: str = "investigation") -> list[dict]:
-    return [r for r in inc["runs"] if r["kind"] == kind and r["state"] == "done"]
+def done(inc: Incident, kind: str = "investigation") -> list[IncidentRun]:
+    return [r for r in inc.runs if r.kind == kind and r.state == "done"]
 
 
-def alert_of(inc: dict, name: str) -> dict | None:
-    return next((a for a in inc["alerts"] if a["alertname"] == name), None)
+def alert_of(inc: Incident, name: str) -> IncidentAlert | None:
+    return next((a for a in inc.alerts if a.alertname == name), None)
 
 
-def fired_at(inc: dict, name: str) -> float:
+def fired_at(inc: Incident, name: str) -> float:
     """When Prometheus fired `name` (an alert's startsAt is its firing time)."""
-    return utc(alert_of(inc, name)["starts_at"]).timestamp()
+    return utc(alert_of(inc, name).starts_at).timestamp()
 
 
-def critical_pending(sc: Scenario) -> dict:
+def critical_pending(sc: Scenario) -> Incident:
     """3% errors until the warning is pending, then a surge (40%): the critical goes pending
     within seconds, the warning fires while it is, and the warning's investigation waits for
     it. Returns the incident once its investigation is done."""
-    known = {i["id"] for i in sc.incidents()}
+    known = {i.id for i in sc.incidents()}
     sc.wait("an earlier fault's alerts to end", lambda: not {WARNING, CRITICAL} & set(sc.alerts()))
     sc.mode("errors:elevated")
     sc.wait("the warning to be pending", lambda: sc.alerts().get(WARNING) == "pending", 90)
@@ -103,17 +104,17 @@ def critical_pending(sc: Scenario) -> dict:
     sc.seen["warning_fired"] = time.time()  # within a poll: Alertmanager may inhibit it
     sc.say(f"      {WARNING} fires while {CRITICAL} is {sc.alerts().get(CRITICAL, 'not yet')}")
     inc = sc.wait("the incident", sc.new_incident(known), 90)
-    return sc.wait("its investigation", lambda: done(i := sc.incident(inc["id"])) and i, 120)
+    return sc.wait("its investigation", lambda: done(i := sc.incident(inc.id)) and i, 120)
 
 
-def warning_then_critical(sc: Scenario, gap_s: float = 60.0) -> dict:
+def warning_then_critical(sc: Scenario, gap_s: float = 60.0) -> Incident:
     """3% errors: the warning fires and is investigated; `gap_s` after it fired, 10%: the
     critical fires and escalates the incident. Returns the incident once the escalation's
     investigation is done."""
-    known = {i["id"] for i in sc.incidents()}
+    known = {i.id for i in sc.incidents()}
     sc.mode("errors:elevated")
     inc = sc.wait("the warning's incident", sc.new_incident(known), 90)
-    inc = sc.wait("the warning's investigation", lambda: done(i := sc.incident(inc["id"])) and i)
+    inc = sc.wait("the warning's investigation", lambda: done(i := sc.incident(inc.id)) and i)
     warning = fired_at(inc, WARNING) if alert_of(inc, WARNING) else time.time()
     sc.say(f"      the warning's record is written; the critical comes {gap_s:.0f}s after it")
     # the critical fires ~20 s after the switch: the 30 s error ratio climbs from 3% past 5%
@@ -121,11 +122,11 @@ def warning_then_critical(sc: Scenario, gap_s: float = 60.0) -> dict:
     time.sleep(max(0.0, warning + gap_s - 20 - time.time()))
     sc.mode("errors:invalid_input")
     return sc.wait(
-        "the escalation's investigation", lambda: len(done(i := sc.incident(inc["id"]))) >= 2 and i
+        "the escalation's investigation", lambda: len(done(i := sc.incident(inc.id))) >= 2 and i
     )
 
 
-def settle(sc: Scenario, incident_id: int) -> dict:
+def settle(sc: Scenario, incident_id: int) -> Incident:
     """Back to normal traffic; the incident once it resolved and verified, and every
     message about it was delivered (or given up)."""
     sc.mode("normal")

@@ -100,12 +100,12 @@ class Actions:
                                 "--alertmanager-url (RUNBOOK_ALERTMANAGER_URL) to silence "
                                 "from here")  # fmt: skip
         inc = self.index.incident(incident_id)
-        names = [a["alertname"] for a in inc["alerts"]] or [inc["alertname"]]
-        comment = (f"runbook incident #{incident_id} ({inc['alertname']} on "
-                   f"{inc['instance'] or 'no instance'}), silenced by {who.actor}: {page}")  # fmt: skip
+        names = [a.alertname for a in inc.alerts] or [inc.alertname]
+        comment = (f"runbook incident #{incident_id} ({inc.alertname} on "
+                   f"{inc.instance or 'no instance'}), silenced by {who.actor}: {page}")  # fmt: skip
         try:
             return silences.create(self.alertmanager_url, alertnames=names,
-                                   instance=inc["instance"], span=span,
+                                   instance=inc.instance, span=span,
                                    created_by=who.actor, comment=comment)  # fmt: skip
         except silences.SilenceError as exc:
             raise HTTPException(502, str(exc)) from exc

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from runbook_lib.contract.clock import utc
+from runbook_lib.contract.incident import Incident, IncidentRun
 from runbook_lib.contract.summary import Summary
 from runbook_lib.diagnosis.answer import unexplained
 from runbook_lib.diagnosis.postcheck import HELD
@@ -31,7 +31,7 @@ from runbook_lib.storage import outbox as ob
 
 # One more line under a finding, from the index (e.g. the incident's past occurrences and
 # what fixed them): given the index and the incident (`incident_view.load`), '' for none.
-Recall = Callable[[Index, dict[str, Any]], str]
+Recall = Callable[[Index, incident_view.Described], str]
 log = logging.getLogger("runbook.notify")
 
 
@@ -54,8 +54,8 @@ class _Facts:
     """What a message is made of."""
 
     ev: ob.Event
-    inc: dict[str, Any]
-    run: dict[str, Any] | None
+    inc: incident_view.Described
+    run: IncidentRun | None
     summary: Summary | None  # None: no record, or one that cannot be read here
     link: str
     recalled: str
@@ -66,20 +66,20 @@ def compose(
 ) -> Message:
     """What to say about `ev`, from the incident and its records now."""
     inc = incident_view.load(index, ev.incident_id)
-    run = next((r for r in inc.get("runs", []) if r["id"] == ev.run_id), None)
+    run = next((r for r in inc.runs if r.id == ev.run_id), None)
     finds = ev.kind in FINDINGS
     facts = _Facts(
         ev=ev, inc=inc, run=run, summary=_summary(output_dir, run),
-        link=f"{base_url.rstrip('/')}/incidents/{inc['id']}" if base_url else "",
+        link=f"{base_url.rstrip('/')}/incidents/{inc.id}" if base_url else "",
         recalled=_recalled(recall, index, inc) if finds else "",
     )  # fmt: skip
     title, lines = WRITERS[ev.kind](facts)
-    attach = _overview_png(output_dir, run["record"]) if run and finds else None
+    attach = _overview_png(output_dir, run.record) if run and finds else None
     follows = "" if ev.kind == "investigation" else _first(inc)
-    return Message(title, "\n".join(lines), inc["severity"], attach, follows, status_line(inc))
+    return Message(title, "\n".join(lines), inc.severity, attach, follows, status_line(inc))
 
 
-def _recalled(recall: Recall | None, index: Index, inc: dict[str, Any]) -> str:
+def _recalled(recall: Recall | None, index: Index, inc: incident_view.Described) -> str:
     """The recall hook's line; a hook that fails costs its line, never the message."""
     if recall is None:
         return ""
@@ -87,44 +87,41 @@ def _recalled(recall: Recall | None, index: Index, inc: dict[str, Any]) -> str:
         return recall(index, inc) or ""
     except Exception:
         log.exception("recall for incident %s failed; the message goes without its line",
-                      inc["id"])  # fmt: skip
+                      inc.id)  # fmt: skip
         return ""
 
 
-def _head(inc: dict[str, Any]) -> str:
+def _head(inc: Incident) -> str:
     """Alert, severity and instance as the incident stands now."""
-    where = inc["labels"].get("instance", "")
-    return f"{inc['alertname']} · {inc['severity'] or 'no severity'}" + (
-        f" · {where}" if where else ""
-    )
+    where = inc.labels.get("instance", "")
+    return f"{inc.alertname} · {inc.severity or 'no severity'}" + (f" · {where}" if where else "")
 
 
-def _first(inc: dict[str, Any]) -> str:
+def _first(inc: incident_view.Described) -> str:
     """The incident's first message as a follow-up names it: the title its first
     investigation was sent with, and when the fault started."""
-    first = next((r for r in inc["runs"] if r["kind"] == "investigation" and not r["trigger"]),
-                 None)  # fmt: skip
-    name = (first or {}).get("alertname") or inc["alertname"]
-    sev = (first or {}).get("severity") or inc["severity"] or "no severity"
-    where = inc["labels"].get("instance", "")
-    starts = inc.get("fault_starts_at") or inc["starts_at"]
+    first = next((r for r in inc.runs if r.kind == "investigation" and not r.trigger), None)
+    name = (first and first.alertname) or inc.alertname
+    sev = (first and first.severity) or inc.severity or "no severity"
+    where = inc.labels.get("instance", "")
+    starts = inc.fault_starts_at
     title = f"🚨 {name} · {sev}" + (f" · {where}" if where else "")
     return f"“{title}” (started {utc(starts):%Y-%m-%d %H:%M} UTC)"
 
 
-def status_line(inc: dict[str, Any]) -> str:
+def status_line(inc: Incident) -> str:
     """Where the incident stands: firing, escalated, mitigated, resolved (and who took it)."""
-    if inc["status"] == "resolved":
+    if inc.status == "resolved":
         now = "resolved"
-    elif inc["status"] == "stale":
+    elif inc.status == "stale":
         now = "closed as stale (no resolution came)"
-    elif inc.get("mitigated_at"):
+    elif inc.mitigated_at:
         now = "mitigated"
-    elif inc.get("escalated_at"):
+    elif inc.escalated_at:
         now = "escalated"
     else:
         now = "firing"
-    who = inc.get("acknowledged_by")
+    who = inc.acknowledged_by
     return f"Status: {now}" + (f" · acknowledged by {who}" if who else "")
 
 
@@ -134,24 +131,23 @@ def _investigation(f: _Facts) -> tuple[str, list[str]]:
 
 
 def _escalated(f: _Facts) -> tuple[str, list[str]]:
-    run = f.run or {}
-    before = [
-        r for r in f.inc["runs"] if r["kind"] == "investigation" and r["id"] < run.get("id", 0)
-    ]
-    was = (before[-1].get("severity") if before else None) or "no severity"
-    now, by = run.get("severity") or f.inc["severity"], run.get("alertname") or f.inc["alertname"]
+    run_id = f.run.id if f.run else 0
+    before = [r for r in f.inc.runs if r.kind == "investigation" and r.id < run_id]
+    was = (before[-1].severity if before else None) or "no severity"
+    now = (f.run and f.run.severity) or f.inc.severity
+    by = (f.run and f.run.alertname) or f.inc.alertname
     line = f"⬆️ Escalated from {was} to {now} by {by}"
     return f"⬆️ Escalated: {_head(f.inc)}", [line, *_finding_block(f)]
 
 
 def _reinvestigation(f: _Facts) -> tuple[str, list[str]]:
-    who = (f.run or {}).get("requested_by") or "an operator"
+    who = (f.run and f.run.requested_by) or "an operator"
     line = f"🔁 Re-investigation requested by {who}"
     return f"🔁 Re-investigated: {_head(f.inc)}", [line, *_finding_block(f)]
 
 
 def _mitigation(f: _Facts) -> tuple[str, list[str]]:
-    who = (f.run or {}).get("requested_by") or "an operator"
+    who = (f.run and f.run.requested_by) or "an operator"
     done = f.summary.actions if f.summary else []
     lines = [f"🛠️ The mitigation approved by {who} ran:"]
     lines += [f"- {'✔' if a.done else '✘'} {a.action or '?'}: {a.outcome}"
@@ -178,7 +174,7 @@ def _silenced(f: _Facts) -> tuple[str, list[str]]:
 
 def _resolved(f: _Facts) -> tuple[str, list[str]]:
     return f"✅ Resolved: {_head(f.inc)}", [
-        f"Resolved after {f.inc['duration']}.",
+        f"Resolved after {f.inc.duration}.",
         *_link(f),
         "",
         *_paste(f),
@@ -237,18 +233,18 @@ def _at(value: float | str) -> str:
     return f"{at:%Y-%m-%d %H:%M} UTC"
 
 
-def _summary(output_dir: Path, run: dict | None) -> Summary | None:
+def _summary(output_dir: Path, run: IncidentRun | None) -> Summary | None:
     if not run:
         return None
     try:
-        return record.summary(output_dir / run["record"])
+        return record.summary(output_dir / run.record)
     except (OSError, ValueError, KeyError):
         return None
 
 
-def _finding(summ: Summary | None, run: dict | None) -> str:
+def _finding(summ: Summary | None, run: IncidentRun | None) -> str:
     if summ is None:  # the record could not be read here: the index still knows
-        return _indexed(run or {})
+        return _indexed(run)
     if summ.status not in ("completed", "degraded"):
         return f"The investigation did not complete ({summ.error or summ.status}); see the record."
     blind = [f"⚠️ Degraded: {text}" for text in summ.degraded_by]
@@ -256,12 +252,12 @@ def _finding(summ: Summary | None, run: dict | None) -> str:
     return "\n".join([*blind, *([nothing.text()] if nothing else []), _cause(summ)])
 
 
-def _indexed(run: dict) -> str:
+def _indexed(run: IncidentRun | None) -> str:
     """The finding as the index files it, for a record that cannot be read."""
-    if run.get("status") not in (None, "completed", "degraded"):
-        return f"The investigation did not complete ({run['status']}); see the record."
-    if run.get("top_cause"):
-        return f"Top cause: **{run['top_cause']}** (details in the record)"
+    if run and run.status not in (None, "completed", "degraded"):
+        return f"The investigation did not complete ({run.status}); see the record."
+    if run and run.top_cause:
+        return f"Top cause: **{run.top_cause}** (details in the record)"
     return NO_CAUSE
 
 

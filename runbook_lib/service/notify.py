@@ -211,7 +211,7 @@ class Sender:
         incident as it is now, and those that got an earlier message of it (their
         `events:` filter still applies)."""
         inc = self.index.incident(ev.incident_id)
-        sev, rb = inc["severity"], inc["runbook"]
+        sev, rb = inc.severity, inc.runbook
         earlier = self.box.targets_of(ev.incident_id, before_event=ev.id)
         quiet = self.config.quiet_hours
         when = quiet.resume_at(time.time(), sev) if quiet else 0.0

@@ -100,24 +100,24 @@ def router(index: Index, access: Access, settings: Settings) -> APIRouter:
             inc = incident_view.load(index, incident_id)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
-        inv = inc["investigation"]
-        rec = inv["record"] if inv and (out / inv["record"]).is_dir() else None
+        inv = inc.investigation
+        rec = inv.record if inv and (out / inv.record).is_dir() else None
         records = postmortem.incident_records(inc, out)
         written = postmortem.default_output(records) if records else None
         pm = written.name if written and written.is_dir() else None
         banner = incident_view.pending(inc)
         runs = [
-            {**run, "why": incident_view.why(run), "shown_state": incident_view.run_state(run),
-             "has_record": run["state"] == "done" and (out / run["record"]).is_dir(),
-             "replay_of": replay_of(out / run["record"])}
-            for run in inc["runs"]
+            {**dict(run), "why": incident_view.why(run), "shown_state": incident_view.run_state(run),
+             "has_record": run.state == "done" and (out / run.record).is_dir(),
+             "replay_of": replay_of(out / run.record)}
+            for run in inc.runs
         ]  # fmt: skip
         seen = incident_view.memory(index, inc)
-        acting = who.operator and inc["status"] == "firing"
+        acting = who.operator and inc.status == "firing"
         proposals = incident_view.proposals(out, inc) if acting else []
         page = render(
             "detail",
-            title=f"#{inc['id']} {inc['alertname']}",
+            title=f"#{inc.id} {inc.alertname}",
             i=inc,
             rec=rec,
             state=incident_view.state(inc),
@@ -129,7 +129,7 @@ def router(index: Index, access: Access, settings: Settings) -> APIRouter:
             headline=recurrence.headline(seen),
             runs=runs,
             replay_of=replay_of(out / rec) if rec else "",
-            current_id=inv["id"] if rec else None,
+            current_id=inv.id if inv and rec else None,
             actions=incident_view.action_lines(inc),
             who=who,
             csrf=access.csrf(request),
@@ -204,7 +204,9 @@ def _local(target: str) -> str:
     return target
 
 
-def listed(index: Index, alert: str, status: str, since: float | None) -> list[dict]:
+def listed(
+    index: Index, alert: str, status: str, since: float | None
+) -> list[incident_view.Described]:
     return [
         incident_view.describe(r)
         for r in index.incidents(500, alert=alert, status=status, since=since)
