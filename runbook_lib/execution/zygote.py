@@ -1,6 +1,7 @@
 """The kernel zygote: a process that has already imported what every runbook notebook imports
-(pandas, matplotlib with its inline backend, the library) and drawn one chart, and that forks
-a fresh Jupyter kernel per run on request. A forked kernel starts with all of that in memory
+(pandas, matplotlib with its inline backend, the library), drawn one chart and made the
+figures of a record's charts ahead (`figures.make_spares`), and that forks a fresh Jupyter
+kernel per run on request. A forked kernel starts with all of that in memory
 (copy-on-write) in a fraction of a second, instead of paying 2-3 s of interpreter start-up
 and imports per run; and since the zygote itself never runs notebook code, each kernel is
 as clean as a new process.
@@ -36,6 +37,9 @@ NOTEBOOK_IMPORTS = (
     "runbook_lib.diagnosis.resolution",
     "runbook_lib.evidence.containers",
 )
+# Chart figures made ahead, by axes count: what one record draws (the overview, pairs of
+# charts, single charts, the diagnosis' attribution); a record that draws more makes them.
+SPARE_FIGURES = {4: 1, 2: 3, 1: 4}
 KERNEL_ARGS = ("--HistoryManager.enabled=False",)  # no shared history.sqlite to lock
 
 
@@ -47,7 +51,7 @@ def warm() -> None:
     from ipykernel.kernelapp import IPKernelApp  # noqa: F401
 
     from runbook_lib.evidence.panels import PANELS, PanelData
-    from runbook_lib.notebook import charts
+    from runbook_lib.notebook import charts, figures
 
     for module in NOTEBOOK_IMPORTS:  # the cells' library, or each run imports it anew
         importlib.import_module(module)
@@ -61,6 +65,7 @@ def warm() -> None:
     fig = charts.grid([data, empty], times[10], None)
     charts.png_bytes(fig)
     plt.close(fig)
+    figures.make_spares(SPARE_FIGURES)
 
 
 def serve(requests, replies) -> None:
