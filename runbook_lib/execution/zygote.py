@@ -38,6 +38,9 @@ NOTEBOOK_IMPORTS = (
     "runbook_lib.diagnosis.resolution",
     "runbook_lib.evidence.containers",
 )
+# What a kernel imports as it starts (ipykernel's debugger brings debugpy, ~140 modules:
+# half a kernel's start-up CPU), imported once here instead of by every fork.
+KERNEL_IMPORTS = ("ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "pdb")
 # Chart figures made ahead, by axes count: what one record draws (the overview, pairs of
 # charts, single charts, the diagnosis' attribution); a record that draws more makes them.
 SPARE_FIGURES = {4: 1, 2: 3, 1: 4}
@@ -54,7 +57,7 @@ def warm() -> None:
     from runbook_lib.evidence.panels import PANELS, PanelData
     from runbook_lib.notebook import charts, figures
 
-    for module in NOTEBOOK_IMPORTS:  # the cells' library, or each run imports it anew
+    for module in (*KERNEL_IMPORTS, *NOTEBOOK_IMPORTS):  # else each run imports them anew
         importlib.import_module(module)
 
     # One chart end to end (lines, thresholds, the firing band, a date axis, an empty
