@@ -115,7 +115,7 @@ def test_the_default_page_has_the_code_a_chart_its_own_alt_text_and_focusable_ce
     assert '<img alt="Chart: Error rate &amp; latency" src="data:image/png;base64,' in page
     assert '<img alt="No description has been provided for this image" src=' in page
     assert page.count("<img ") == 2
-    # two cells' inputs, and the first cell's print, the chart and the bare image
+    # the two cells' inputs; the outputs: the chart and the bare image
     assert page.count('class="jp-Cell-inputWrapper" tabindex="0"') == 2
     assert len(re.findall(r'class="[^"]*jp-OutputArea-output[^"]*" tabindex="0"', page)) == 2
 
