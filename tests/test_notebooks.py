@@ -206,7 +206,7 @@ def test_unreachable_prometheus_still_writes_a_readable_record(tmp_path: Path) -
     )
     assert "<img" not in page
     # papermill's metadata names the runbook run; handed the notebook itself, papermill
-    # filed a copy of the whole notebook there, doubling every record
+    # filed a copy of the whole runbook there
     run_meta = nbformat.read(rec / "record.ipynb", as_version=4).metadata.papermill
     assert Path(run_meta.input_path).name == "high_latency.ipynb"
 

@@ -183,9 +183,9 @@ def in_memory(
     """`papermill.execute_notebook`'s steps on the notebook in memory (its metadata, its
     engine, its error cell on top of a failed run, raised as PapermillExecutionError with
     `nb` holding it), without its round trips through JSON: handed a notebook, papermill
-    serialises and parses it again, files all of it as `input_path` in the record's
-    metadata (doubling every record), and serialises and validates the result to write it.
-    `finish` writes the record once."""
+    serialises and parses it again, files a copy of it as `input_path` in the record's
+    metadata (the runbook's source, ~9 KB, in every record), and serialises and validates
+    the result to write it. `finish` writes the record once."""
     nb = remove_error_markers(prepare_notebook_metadata(nb, str(source), str(out)))
     nb = papermill_engines.execute_notebook_with_engine(
         None, nb, kernel_name=KERNEL_NAME, input_path=str(source), output_path=None,
