@@ -205,6 +205,10 @@ def test_unreachable_prometheus_still_writes_a_readable_record(tmp_path: Path) -
         in html.unescape(re.sub(r"<[^>]+>", "", page))
     )
     assert "<img" not in page
+    # papermill's metadata names the runbook run; handed the notebook itself, papermill
+    # filed a copy of the whole runbook there
+    run_meta = nbformat.read(rec / "record.ipynb", as_version=4).metadata.papermill
+    assert Path(run_meta.input_path).name == "high_latency.ipynb"
 
 
 def test_a_failing_notebook_leaves_a_failed_record_with_the_error_on_top(tmp_path) -> None:
@@ -217,6 +221,10 @@ def test_a_failing_notebook_leaves_a_failed_record_with_the_error_on_top(tmp_pat
     assert summ["status"] == "failed" and "ValueError" in summ["error"]
     nb = nbformat.read(rec / "record.ipynb", as_version=4)
     assert "Run failed" in nb.cells[0].source and "not-a-time" in nb.cells[0].source
+    # then papermill's error cell and every cell up to the failed one, its error shown
+    assert "papermill-error-cell-tag" in nb.cells[1].metadata.tags
+    [failed] = [c for c in nb.cells if c.get("outputs") and c.outputs[-1].output_type == "error"]
+    assert "notebook.start" in failed.source and failed.outputs[-1].ename == "ValueError"
     assert (rec / "record.html").exists()
     assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
 

@@ -307,3 +307,17 @@ def test_each_outcome_keeps_what_it_knows(broken) -> None:
     assert empty.failure is Failure.NO_DATA and empty.labels == ("job",)
     gone = Prom("http://127.0.0.1:1", timeout=1).instant("up", AT)
     assert gone.query == "up" and gone.step_s is None
+
+
+def test_the_environment_s_proxy_settings_still_apply(broken, monkeypatch) -> None:
+    """The proxies are read once per client instead of at every query: a proxy the
+    environment names is still used, and NO_PROXY still exempts Prometheus from it."""
+    broken.answer(200, success([{"metric": {}, "value": [T, "1"]}]))
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")  # a proxy that refuses
+    res = Prom(broken.url, timeout=2).instant("up", AT)
+    assert res.failure is Failure.UNREACHABLE and not broken.asked
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert Prom(broken.url, timeout=2).instant("up", AT).last() == 1.0
+    assert broken.asked[-1][0] == "/api/v1/query"

@@ -28,6 +28,12 @@ import nbformat
 import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_markdown_cell, new_notebook
+from papermill.engines import papermill_engines
+from papermill.execute import (
+    prepare_notebook_metadata,
+    raise_for_execution_errors,
+    remove_error_markers,
+)
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 from pydantic import BaseModel, ConfigDict, Field
@@ -139,30 +145,28 @@ class Engine:
     def _execute(
         self, nb: nbformat.NotebookNode, req: RunSpec, kernel: Kernel, out: Path
     ) -> tuple[nbformat.NotebookNode, str, str | None]:
-        """(executed notebook, status, error). Papermill writes `out` only at the end, or
-        with its error cell on top when a cell fails."""
+        """(executed notebook, status, error): a failed cell's notebook has papermill's
+        error cell on top; a run that timed out or lost its kernel has no cells. Nothing
+        is written here (`finish` writes `out`)."""
         overran = threading.Event()
         timer = None
         if req.run_timeout:
             timer = threading.Timer(req.run_timeout, lambda: (overran.set(), kernel.kill()))
             timer.daemon = True
             timer.start()
-        status, error = "completed", None
+        status, error, done = "completed", None, new_notebook(cells=[])
         try:
-            return (
-                papermill.execute_notebook(
-                    nb,
-                    str(out),
-                    km=kernel.km,
-                    kernel_name=KERNEL_NAME,
-                    request_save_on_cell_execute=False,
-                    execution_timeout=req.cell_timeout,
-                    progress_bar=req.progress,
-                ),
-                status,
-                error,
+            executed = in_memory(
+                nb,
+                self.path(req),
+                out,
+                km=kernel.km,
+                execution_timeout=req.cell_timeout,
+                progress_bar=req.progress,
             )
+            return executed, status, error
         except papermill.PapermillExecutionError as exc:
+            done = nb  # with papermill's error cell on top
             status, error = "failed", f"{exc.ename}: {exc.evalue}"
             if exc.ename in ("CellTimeoutError", "TimeoutError"):
                 status = "timed_out"
@@ -176,8 +180,25 @@ class Engine:
         if overran.is_set():
             status = "timed_out"
             error = f"the run exceeded its {req.run_timeout:.0f}s limit and was stopped"
-        done = nbformat.read(out, as_version=4) if out.exists() else new_notebook(cells=[])
         return done, status, error
+
+
+def in_memory(
+    nb: nbformat.NotebookNode, source: Path, out: Path, **engine_kwargs: Any
+) -> nbformat.NotebookNode:
+    """`papermill.execute_notebook`'s steps on the notebook in memory (its metadata, its
+    engine, its error cell on top of a failed run, raised as PapermillExecutionError with
+    `nb` holding it), without its round trips through JSON: handed a notebook, papermill
+    serialises and parses it again, files a copy of it as `input_path` in the record's
+    metadata (the runbook's source, ~9 KB, in every record), and serialises and validates
+    the result to write it. `finish` writes the record once."""
+    nb = remove_error_markers(prepare_notebook_metadata(nb, str(source), str(out)))
+    nb = papermill_engines.execute_notebook_with_engine(
+        None, nb, kernel_name=KERNEL_NAME, input_path=str(source), output_path=None,
+        **engine_kwargs,
+    )  # fmt: skip
+    raise_for_execution_errors(nb, None)  # its write goes nowhere (output_path None)
+    return nb
 
 
 def record_name_for(req: RunSpec) -> tuple[str, bool]:

@@ -6,7 +6,7 @@ label stays inside the frame; a y-axis spans at least a fifth of its values (a f
 stays flat instead of magnifying noise in its fourth digit); health and up/down series are
 state timelines, a band per component. Each chart stays small (about 100 KB as PNG) so the
 HTML record remains light. Layout is computed, not searched for: each row's height is its
-chart, its tick labels and its legend's rows, so no layout pass runs.
+chart, its tick labels and its legend's rows, so no layout pass runs (`figures`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import math
 import textwrap
-from dataclasses import dataclass
 from datetime import datetime
 
 import matplotlib.dates as mdates
@@ -26,23 +25,18 @@ from matplotlib.ticker import Formatter, FuncFormatter
 
 from runbook_lib.evidence.panels import PanelData, Scope, fetch
 from runbook_lib.evidence.prom import Prom
+from runbook_lib.notebook.figures import (
+    AXES_IN,
+    CHARS_PER_IN,
+    LEGEND_ROW_IN,
+    LEGEND_TOP,
+    STYLE,
+    columns,
+    figure,
+)
 from runbook_lib.notebook.wording import cause_name
 
 OVERVIEW = ("error_rate", "latency", "cache_hit_rate", "memory")
-STYLE = {
-    "figure.dpi": 90,
-    "savefig.dpi": 90,
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.titleweight": "bold",
-    "axes.titley": 1.0,  # where matplotlib would put it (no top ticks): no search at draw
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "legend.fontsize": 8,
-    "legend.frameon": False,
-}
 WARN, CRIT, ALERT, FIRING = "#e69f00", "#d62728", "#000000", "#fde8e8"
 # Series colours: none is black, orange, red or purple, nor close to them.
 SERIES = ("#1f77b4", "#2ca02c", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -221,23 +215,6 @@ def overview(
     return grid([fetch(prom, name, scope, start, end) for name in OVERVIEW], alert_start, alert_end)
 
 
-# -- layout (inches) ------------------------------------------------------------------------
-WIDTH_IN = 11.0
-LEFT_IN, RIGHT_IN, GAP_IN = 0.8, 0.3, 0.75  # margins, and between two charts of a row
-TITLE_IN, AXES_IN, TICKS_IN, LEGEND_ROW_IN, AFTER_IN = 0.32, 2.2, 0.3, 0.17, 0.12
-LEGEND_TOP = TICKS_IN / AXES_IN  # the legend's top, under the tick labels (axes fraction)
-CHARS_PER_IN = 13  # legend text at 8 pt, with its handle
-
-
-@dataclass(frozen=True)
-class Cell:
-    """Where one chart goes: its row, left edge and width (inches)."""
-
-    row: int
-    left: float
-    width: float
-
-
 def legend_columns(ax: Axes) -> int:
     """How many legend entries fit side by side under `ax`."""
     width = ax.get_position().width * ax.figure.get_figwidth()
@@ -269,32 +246,6 @@ def legend_rows(data: PanelData | None, width_in: float) -> int:
     return _rows_of(labels, width_in) if len(labels) > 1 else 0
 
 
-def _figure(rows: list[list[tuple[float, float]]], legend: list[int]) -> tuple[Figure, list[Axes]]:
-    """A figure whose row r holds axes at the (left, width) pairs of `rows[r]`, with room
-    for `legend[r]` legend rows under it."""
-    heights = [TITLE_IN + AXES_IN + TICKS_IN + n * LEGEND_ROW_IN + AFTER_IN for n in legend]
-    total = sum(heights)
-    fig = plt.figure(figsize=(WIDTH_IN, total))
-    axes, top = [], total
-    for cells, height in zip(rows, heights, strict=True):
-        bottom = top - TITLE_IN - AXES_IN
-        for left, width in cells:
-            axes.append(fig.add_axes((left / WIDTH_IN, bottom / total, width / WIDTH_IN,
-                                      AXES_IN / total)))  # fmt: skip
-        top -= height
-    return fig, axes
-
-
-def _columns(ratios: tuple[float, ...]) -> list[tuple[float, float]]:
-    usable = WIDTH_IN - LEFT_IN - RIGHT_IN - GAP_IN * (len(ratios) - 1)
-    out, left = [], LEFT_IN
-    for r in ratios:
-        width = usable * r / sum(ratios)
-        out.append((left, width))
-        left += width + GAP_IN
-    return out
-
-
 def grid(
     datas: list[PanelData],
     alert_start: datetime | None = None,
@@ -302,7 +253,7 @@ def grid(
     ncols: int = 2,
 ) -> Figure:
     """Several already-fetched panels side by side, `ncols` per row."""
-    cols = _columns((1.0,) * ncols)
+    cols = columns((1.0,) * ncols)
     nrows = -(-len(datas) // ncols)
     rows = [cols[: min(ncols, len(datas) - r * ncols)] for r in range(nrows)]
     legend = [
@@ -310,7 +261,7 @@ def grid(
         for r in range(nrows)
     ]
     with plt.rc_context(STYLE):
-        fig, axes = _figure(rows, legend)
+        fig, axes = figure(rows, legend)
         for data, ax in zip(datas, axes, strict=True):
             draw(data, ax, alert_start, alert_end)
     return fig
@@ -345,13 +296,13 @@ def attribution(
 ) -> Figure:
     """The alerting series (left) and how its symptom splits among the causes (right): one
     stacked bar, a segment per cause that claims a part, grey for what nothing explains."""
-    (left_cell, right_cell) = _columns((1.4, 1.0))
+    (left_cell, right_cell) = columns((1.4, 1.0))
     of_what = textwrap.wrap(str(att.get("of_what", "")), int(right_cell[1] * CHARS_PER_IN))
     labels = [*(att.get("parts") or {}), *(["unexplained"] if att.get("unexplained") else [])]
     rows = len(of_what) + _rows_of([f"{cause_name(c)} 100%" for c in labels], right_cell[1])
     legend = max(legend_rows(symptom, left_cell[1]), rows)
     with plt.rc_context(STYLE):
-        fig, (left, right) = _figure([[left_cell, right_cell]], [legend])
+        fig, (left, right) = figure([[left_cell, right_cell]], [legend])
         if symptom is not None:
             draw(symptom, left, alert_start, alert_end)
         else:

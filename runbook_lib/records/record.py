@@ -8,7 +8,6 @@ notebook's parameters replay it from its own `data/` (a path relative to the not
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -20,12 +19,11 @@ from functools import cached_property
 from pathlib import Path
 
 import nbformat
-from nbconvert import HTMLExporter
 from papermill.translators import translate_parameters
 
 from runbook_lib.contract.config import Settings
 from runbook_lib.contract.summary import Summary
-from runbook_lib.records.report import ReportCells, absolute_links
+from runbook_lib.records.report import PageExporter, ReportCells, absolute_links
 
 SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -135,13 +133,6 @@ def remove(rec: Path) -> None:
     shutil.rmtree(rec)
 
 
-class _NoAltTextWarning(logging.Filter):
-    """nbconvert gives every chart a generic alt text and warns each time, once per page."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Alternative text is missing" not in record.getMessage()
-
-
 TEMPLATES = Path(__file__).with_name("templates")  # `runbook`: lab's look, no script
 
 
@@ -157,27 +148,25 @@ class Exporters:
         self.base_url = Settings().external_url if base_url is None else base_url
 
     @cached_property
-    def full(self) -> HTMLExporter:
-        return _quiet(
-            HTMLExporter(
-                template_name="runbook",
-                extra_template_basedirs=[str(TEMPLATES)],
-                optimistic_validation=True,
-            )
+    def full(self) -> PageExporter:
+        return PageExporter(
+            template_name="runbook",
+            extra_template_basedirs=[str(TEMPLATES)],
+            optimistic_validation=True,
         )
 
     @cached_property
-    def report(self) -> HTMLExporter:
+    def report(self) -> PageExporter:
         exporter = self._outputs_only()
         exporter.register_preprocessor(ReportCells(), enabled=True)
-        return _quiet(exporter)
+        return exporter
 
     @cached_property
-    def outputs(self) -> HTMLExporter:
-        return _quiet(self._outputs_only())
+    def outputs(self) -> PageExporter:
+        return self._outputs_only()
 
-    def _outputs_only(self) -> HTMLExporter:
-        return HTMLExporter(template_name="runbook", extra_template_basedirs=[str(TEMPLATES)],
+    def _outputs_only(self) -> PageExporter:
+        return PageExporter(template_name="runbook", extra_template_basedirs=[str(TEMPLATES)],
                             exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, optimistic_validation=True)  # fmt: skip
 
@@ -190,11 +179,6 @@ class Exporters:
         exporter = self.full if code else self.report if report else self.outputs
         page = exporter.from_notebook_node(nb, {"metadata": {"name": name or "incident record"}})[0]
         return absolute_links(page, self.base_url, name) if self.base_url and name else page
-
-
-def _quiet(exporter: HTMLExporter) -> HTMLExporter:
-    exporter.log.addFilter(_NoAltTextWarning())
-    return exporter
 
 
 def html(
