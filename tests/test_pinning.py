@@ -142,8 +142,8 @@ def test_a_worker_runs_its_pinned_runbooks_until_sighup(tmp_path: Path) -> None:
 
         def hash_of_run(i: int) -> str:
             assert post(receiver, group(i, "p")) == 200
-            latest = max(settle(index, i + 1, 180), key=lambda r: r["id"])
-            return record_hash(cluster.records / latest["record"])
+            latest = max(settle(index, i + 1, 180), key=lambda r: r.id)
+            return record_hash(cluster.records / latest.record)
 
         assert hash_of_run(0) == h1
         _save(work, "lookback_minutes: int = 15", "lookback_minutes: int = 5")
