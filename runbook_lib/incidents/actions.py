@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from runbook_lib.contract.incident import IncidentAction
 from runbook_lib.incidents.grouping import Enqueue, lead_alert
 from runbook_lib.incidents.jobs import Queued
-from runbook_lib.storage.database import Database
+from runbook_lib.storage.database import Database, by_incident
 from runbook_lib.storage.migrations.schema import ACTIONS as actions_t
 from runbook_lib.storage.migrations.schema import INCIDENTS as incidents_t
 from runbook_lib.storage.migrations.schema import RUNS as runs_t
@@ -92,15 +92,10 @@ def set_run(conn: Connection, action_id: int, run_id: int) -> None:
 
 def of(conn: Connection, incident_ids: list[int]) -> dict[int, list[IncidentAction]]:
     """Each incident's actions, oldest first."""
-    out: dict[int, list[IncidentAction]] = {}
-    if not incident_ids:
-        return out
-    q = sa.select(actions_t).where(actions_t.c.incident_id.in_(incident_ids))
-    for r in conn.execute(q.order_by(actions_t.c.at, actions_t.c.id)):
-        out.setdefault(r.incident_id, []).append(
-            IncidentAction.model_validate({**r._mapping, "detail": json.loads(r.detail)})
-        )
-    return out
+    return by_incident(
+        conn, actions_t, incident_ids, (actions_t.c.at, actions_t.c.id),
+        lambda r: IncidentAction.model_validate({**r._mapping, "detail": json.loads(r.detail)}),
+    )  # fmt: skip
 
 
 def nonce_used(conn: Connection, nonce: str) -> bool:

@@ -15,7 +15,7 @@ from runbook_lib.contract.alerts import Alert, lead_rank, severity_rank
 from runbook_lib.contract.clock import utc
 from runbook_lib.contract.incident import IncidentAlert
 from runbook_lib.records import record
-from runbook_lib.storage.database import Database
+from runbook_lib.storage.database import Database, by_incident
 from runbook_lib.storage.migrations import schema
 from runbook_lib.storage.outbox import add_event
 
@@ -130,13 +130,10 @@ def lead_alert(conn: Connection, incident: int) -> Alert:
 
 def alerts_of(conn: Connection, incident_ids: list[int]) -> dict[int, list[IncidentAlert]]:
     """Each incident's alerts, the most severe first, then by start."""
-    out: dict[int, list[IncidentAlert]] = {}
-    if not incident_ids:
-        return out
-    q = sa.select(alerts_t).where(alerts_t.c.incident_id.in_(incident_ids))
-    for r in conn.execute(q.order_by(alerts_t.c.starts_at, alerts_t.c.id)):
-        row = IncidentAlert.model_validate({**r._mapping, "labels": json.loads(r.labels)})
-        out.setdefault(r.incident_id, []).append(row)
+    out = by_incident(
+        conn, alerts_t, incident_ids, (alerts_t.c.starts_at, alerts_t.c.id),
+        lambda r: IncidentAlert.model_validate({**r._mapping, "labels": json.loads(r.labels)}),
+    )  # fmt: skip
     for rows in out.values():
         rows.sort(key=lambda a: -severity_rank(a.severity))
     return out

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runbook_lib.contract.incident import IncidentRun
+from runbook_lib.storage.database import by_incident
 from runbook_lib.storage.migrations import schema
 
 incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
@@ -77,13 +78,8 @@ def best_finding(items: list[T], status: Callable[[T], str | None]) -> T | None:
 
 def runs_of(conn: Connection, incident_ids: list[int]) -> dict[int, list[IncidentRun]]:
     """Each incident's runs, oldest first."""
-    out: dict[int, list[IncidentRun]] = {}
-    if not incident_ids:
-        return out
-    q = sa.select(runs_t).where(runs_t.c.incident_id.in_(incident_ids)).order_by(runs_t.c.id)
-    for r in conn.execute(q):
-        out.setdefault(r.incident_id, []).append(IncidentRun.model_validate(r._mapping))
-    return out
+    return by_incident(conn, runs_t, incident_ids, (runs_t.c.id,),
+                       lambda r: IncidentRun.model_validate(r._mapping))  # fmt: skip
 
 
 def current_investigation(runs: Sequence[IncidentRun]) -> IncidentRun | None:

@@ -6,14 +6,17 @@ it; this module gives them transactions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runbook_lib.storage.migrations import schema
+
+T = TypeVar("T")
 
 
 class Database:
@@ -64,3 +67,21 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def by_incident(
+    conn: Connection,
+    table: sa.Table,
+    incident_ids: list[int],
+    order: tuple[sa.ColumnElement, ...],
+    build: Callable[[sa.Row], T],
+) -> dict[int, list[T]]:
+    """The rows of `table` of these incidents, in `order`, each built by `build`, grouped by
+    incident (one query for all: a page lists many incidents)."""
+    out: dict[int, list[T]] = {}
+    if not incident_ids:
+        return out
+    q = sa.select(table).where(table.c.incident_id.in_(incident_ids)).order_by(*order)
+    for r in conn.execute(q):
+        out.setdefault(r.incident_id, []).append(build(r))
+    return out
