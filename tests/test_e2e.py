@@ -233,13 +233,20 @@ def test_demo_uses_the_prometheus_it_is_given(tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert "Prometheus from RUNBOOK_PROMETHEUS_URL" in text
     assert "Stopped 4 processes." in text  # simulator, node exporter, Alertmanager, receiver
-    # the incident HighErrorRate joined (led by it, or by a warning of the same fault that
-    # came more than the correlation hold before it), and its one investigation's record
+    # the incident HighErrorRate joined, and the critical's investigation is its last: the one
+    # investigation, or the escalation after a warning's that had started before the critical
+    # was pending (as in test_scripts' demo)
     from runbook_lib.incidents.index import Index
 
     [inc] = Index(tmp_path / "out" / "index.sqlite").incidents()
     assert "GgenMcpHighErrorRate" in {a.alertname for a in inc.alerts}
-    [run] = inc.runs
+    *before, run = inc.runs
+    assert run.kind == "investigation" and run.alertname == "GgenMcpHighErrorRate"
+    assert run.trigger == "" or run.trigger.startswith("escalated:"), run.trigger
+    assert [(r.kind, r.alertname) for r in before] in (
+        [],
+        [("investigation", "GgenMcpElevatedErrorRate")],
+    )
     assert record.summary(tmp_path / "out" / run.record).top_cause == "invalid_input"
 
 
