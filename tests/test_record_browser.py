@@ -128,10 +128,10 @@ ERRORS = (
 
 
 @pytest.mark.parametrize("which", ["rec", "replay"])
-def test_restart_and_run_all_in_jupyterlab_replays_and_changes_no_byte(
+def test_run_all_in_jupyterlab_replays_and_changes_no_byte(
     published: Published, lab: str, which: str, tmp_path: Path
 ) -> None:
-    """Re-run from scratch (outputs cleared, kernel restarted, every cell run, saved), the
+    """Re-run from scratch (outputs cleared, every cell run in a new kernel, saved), the
     record's notebook answers from its own data/ and the output directory stays as it was."""
     from playwright.sync_api import sync_playwright
 
@@ -147,9 +147,13 @@ def test_restart_and_run_all_in_jupyterlab_replays_and_changes_no_byte(
             page.get_by_role("menuitem", name="Edit").click()
             page.get_by_role("menuitem", name="Clear Outputs of All Cells").click()
             assert page.locator(".jp-OutputArea-output").count() == 0
-            page.get_by_role("menuitem", name="Kernel").click()
-            page.get_by_role("menuitem", name="Restart Kernel and Run All Cells…").click()
-            page.get_by_role("button", name="Confirm Kernel Restart").click()
+            # The record just opened on a kernel of its own, started for it: Run All runs it
+            # from scratch. (Not "Restart Kernel and Run All": under load JupyterLab sent the
+            # cells on the websocket the restart was replacing; jupyter_server decoded them
+            # with the wrong protocol, logged `struct.error`, and every cell stayed [*], in 2
+            # of 5 `make test` runs here.)
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
             last = page.locator(".jp-CodeCell").last.locator(".jp-OutputArea-output")
             errors = page.locator(ERRORS)
             deadline = time.monotonic() + 300  # until the summary cell shows, or an error
