@@ -2,7 +2,9 @@
 the time goes.
 
 Starts the local stack (simulator, Prometheus, Alertmanager, receiver with its warm workers)
-in a private state directory, then:
+in a private state directory, the simulator failing requests so that every record is the
+full one people get when errors are present (`workload`: all its charts; the figures say
+how many each record drew), then:
 
 1. latency: N alerts posted one after another, each waiting for its record; webhook
    accepted -> record.html written (the receiver's own timestamps), median and p95, with
@@ -44,6 +46,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from benchmarks import workload
 from runbook_lib.contract.settings import ROOT
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import pids, stack
@@ -123,8 +126,8 @@ def kernels() -> int:
     return n
 
 
-def latency(rx: Receiver, instance: str, n: int) -> tuple[list[float], list[dict]]:
-    out, timings = [], []
+def latency(rx: Receiver, instance: str, n: int) -> tuple[list[float], list[dict], list[Path]]:
+    out, timings, records = [], [], []
     for i in range(n):
         rx.post(group(i, instance, "lat"))
         while True:
@@ -135,11 +138,12 @@ def latency(rx: Receiver, instance: str, n: int) -> tuple[list[float], list[dict
         run = max(done, key=lambda r: r["finished_at"])
         rec = Path(rx.index.path.parent) / run["record"]
         out.append(rx.time_to_record(run))
+        records.append(rec)
         if (rec / "timings.json").exists():
             timings.append(json.loads((rec / "timings.json").read_text()))
         print(f"  alert {i + 1:>3}/{n}: webhook accepted -> record.html {out[-1]:5.2f}s",
               flush=True)  # fmt: skip
-    return out, timings
+    return out, timings, records
 
 
 def phase_table(timings: list[dict]) -> list[tuple[str, float, float]]:
@@ -235,11 +239,13 @@ def storm(rx: Receiver, instance: str, n: int) -> dict:
             time.sleep(0.2)
         total = time.perf_counter() - t0
     per_fp: dict[str, int] = {}
+    records = []
     for d in rx.index.path.parent.iterdir():
         if d.is_dir() and not d.name.startswith("."):
             fp = record.summary(d).fingerprint
             if fp.startswith("st"):
                 per_fp[fp] = per_fp.get(fp, 0) + 1
+                records.append(d)
     return {
         "storm_alerts": n,
         "storm_posted_s": posted,
@@ -251,6 +257,7 @@ def storm(rx: Receiver, instance: str, n: int) -> dict:
         "storm_duplicates": sum(c - 1 for c in per_fp.values() if c > 1),
         "storm_losses": n - len(per_fp),
         "storm_statuses": {s: sum(r["status"] == s for r in runs) for s in {r["status"] for r in runs}},
+        "storm_charts_per_record": workload.chart_counts(records),
         "peak_rss_mb": mem.rss / 2**20,
         "peak_pss_mb": mem.pss / 2**20,
     }  # fmt: skip
@@ -277,15 +284,17 @@ def main() -> int:
     try:
         rx = Receiver(info)
         instance = f"127.0.0.1:{info.ports['ggen_mcp']}"
-        time.sleep(20)  # some history for the charts, and the workers warm
+        workload.set_errors(info)
+        time.sleep(20)  # some history for the charts, errors in it, and the workers warm
         print(f"[1/3] Latency over {args.alerts} alerts, one at a time", flush=True)
-        lat, timings = latency(rx, instance, args.alerts)
+        lat, timings, records = latency(rx, instance, args.alerts)
         print(f"[2/3] Plain papermill CLI, {args.plain_runs} runs of the same notebook", flush=True)
         plain = [papermill_cli(info, instance, work) for _ in range(args.plain_runs)]
         figures |= {
             "alert_to_record_p50_s": statistics.median(lat),
             "alert_to_record_p95_s": pct(lat, 95),
             "papermill_cli_p50_s": statistics.median(plain),
+            "charts_per_record": workload.chart_counts(records),
         }
         figures["ratio_to_papermill_cli"] = figures["alert_to_record_p50_s"] / statistics.median(
             plain

@@ -1,7 +1,8 @@
 """Profile: where a record's CPU goes on a warm worker, in the worker and in its kernel.
 
 Starts the local stack (simulator, Prometheus, Alertmanager; no receiver) in a private
-state directory, waits for some history, then runs the high_error_rate runbook N + 1 times
+state directory, the simulator failing requests (`workload`: every record draws all its
+charts), waits for some history, then runs the high_error_rate runbook N + 1 times
 on a `service.warm_worker.Worker` (the pool's own path: a kernel forked warm from its
 zygote, papermill, the export, the publish), with cProfile on in the worker process and
 inside each run's kernel (enabled by a silent request before the notebook's first cell,
@@ -35,8 +36,10 @@ from pathlib import Path
 
 from jupyter_client import BlockingKernelClient
 
+from benchmarks import workload
 from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.execution import runner
+from runbook_lib.execution.engine import RunSpec
 from runbook_lib.execution.kernels import Kernel
 from runbook_lib.lab import stack
 from runbook_lib.service import warm_worker
@@ -91,7 +94,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="runbook-profile-"))
     info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True))
     try:
-        time.sleep(20)  # some history for the charts
+        workload.set_errors(info)
+        time.sleep(20)  # some history for the charts, errors in it
         return profile(args, info, work)
     finally:
         stack.stop(work / "state")
@@ -112,16 +116,16 @@ def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
             params = runner.alert_params("GgenMcpHighErrorRate", labels, fp=f"prof{i:012x}",
                                          prometheus_url=info.urls["prometheus"],
                                          extra={"log_file": info.sim_log})  # fmt: skip
-            spec = {"params": params, "output_dir": str(work / "records"),
-                    "runbook": "high_error_rate", "record": f"prof-{i}", "extra": {},
-                    "cell_timeout": 120, "run_timeout": 300}  # fmt: skip
+            spec = RunSpec(params=params, output_dir=work / "records", runbook="high_error_rate",
+                           name=f"prof-{i}", cell_timeout=120, run_timeout=300)  # fmt: skip
             kernel_prof.append(work / f"kernel-{i}.prof")
             if i and not args.no_profile:
                 worker_prof.enable()
             rec = worker.run(spec)
             worker_prof.disable()
             timings = json.loads((rec / "timings.json").read_text())
-            print(f"  run {i}: cpu {timings['cpu']}, {timings['phases']['total']} s", flush=True)
+            print(f"  run {i}: cpu {timings['cpu']}, {timings['phases']['total']} s, "
+                  f"{workload.charts_drawn(rec)} charts", flush=True)  # fmt: skip
             if i:
                 cpu.append(timings["cpu"]["worker_s"] + timings["cpu"]["kernel_s"])
             worker.prepare()
