@@ -14,9 +14,10 @@ how many each record drew), then:
 2. storm: M distinct warning alerts posted within 10 s from 8 threads, and one critical
    alert posted in their middle; time until every record exists, records per second,
    webhook p99, duplicates and losses, the critical's time to its record (does it wait
-   behind the warnings queued before it?), and the peak memory of the receiver with all
+   behind the warnings queued before it?), the peak memory of the receiver with all
    its workers, zygotes and kernels (RSS summed, and PSS, which counts pages shared
-   copy-on-write once);
+   copy-on-write once), and the CPU seconds per record of each part (`StormCpu`): the
+   runs' kernels and workers, the receiver, Prometheus, the simulator ..., and the machine;
 3. kernels: Jupyter kernels on the machine before the stack starts and after it stops.
 
 CPU per record: the worker's process time from taking the kernel to publishing the record,
@@ -76,9 +77,10 @@ def group(i: int, instance: str, tag: str, warning: bool = False) -> dict:
 class Receiver:
     def __init__(self, info: stack.StackInfo) -> None:
         self.url = info.urls["runbook"]
+        self.state_dir = Path(info.state_dir)
         self.token = Path(info.token_file).read_text().strip()
         self.index = Index(Path(info.output_dir) / "index.sqlite")
-        [rec] = [r for r in pids.records(Path(info.state_dir) / "pids") if r.name == "runbook"]
+        [rec] = [r for r in pids.records(self.state_dir / "pids") if r.name == "runbook"]
         self.proc = psutil.Process(rec.pid)
         self.client = httpx.Client(timeout=30, headers={"Authorization": f"Bearer {self.token}"})
 
@@ -201,6 +203,51 @@ class MemorySampler:
         self._thread.join()
 
 
+class StormCpu:
+    """Where the storm's CPU goes, per record: the runs' kernels (from their timings.json)
+    and each long-lived process of the stack (its CPU time before and after: the workers,
+    the receiver, Prometheus ...), next to the whole machine's busy time (other work on it
+    included)."""
+
+    def __init__(self, rx: Receiver, state_dir: Path) -> None:
+        self.procs = {"receiver": [rx.proc]}
+        for rec in pids.records(state_dir / "pids") + pids.records(state_dir / "sim" / "pids"):
+            if rec.name != "runbook":
+                self.procs.setdefault(rec.name, []).append(psutil.Process(rec.pid))
+        for child in rx.proc.children(recursive=True):
+            cmd = " ".join(child.cmdline())
+            if "warm_worker" in cmd:
+                self.procs.setdefault("workers", []).append(child)  # their runs' share too
+            elif "execution.zygote" in cmd and "zygote" not in " ".join(child.parent().cmdline()):
+                self.procs.setdefault("zygotes (forks)", []).append(child)  # not its kernels
+        self.before = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        out = {}
+        for part, procs in self.procs.items():
+            out[part] = sum(_cpu(p) for p in procs)
+        times = psutil.cpu_times()
+        out["machine busy"] = sum(times) - times.idle - times.iowait
+        return out
+
+    def per_record(self, records: list[Path]) -> dict[str, float]:
+        after, n = self._sample(), len(records)
+        runs = [json.loads((d / "timings.json").read_text())["cpu"] for d in records
+                if (d / "timings.json").exists()]  # fmt: skip
+        out = {"kernels": sum(c["kernel_s"] for c in runs) / n}
+        for part in self.before:
+            out[part] = (after[part] - self.before[part]) / n
+        return {k: round(v, 3) for k, v in out.items()}
+
+
+def _cpu(p: psutil.Process) -> float:
+    try:
+        t = p.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return t.user + t.system
+
+
 def cpu_per_record(timings: list[dict]) -> list[float]:
     """CPU seconds of each record: its worker's and its kernel's (see timings.json)."""
     return [t["cpu"]["worker_s"] + t["cpu"]["kernel_s"] for t in timings if "cpu" in t]
@@ -209,6 +256,7 @@ def cpu_per_record(timings: list[dict]) -> list[float]:
 def storm(rx: Receiver, instance: str, n: int) -> dict:
     bodies = [group(i, instance, "st", warning=True) for i in range(n)]
     bodies.insert(n // 2, group(0, instance, "cr"))  # one critical in the middle
+    cpu = StormCpu(rx, rx.state_dir)
     with MemorySampler(rx) as mem:
         t0 = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:  # spread over 10 s, like Alertmanager flushing
@@ -258,6 +306,7 @@ def storm(rx: Receiver, instance: str, n: int) -> dict:
         "storm_losses": n - len(per_fp),
         "storm_statuses": {s: sum(r["status"] == s for r in runs) for s in {r["status"] for r in runs}},
         "storm_charts_per_record": workload.chart_counts(records),
+        "storm_cpu_s_per_record": cpu.per_record(records),
         "peak_rss_mb": mem.rss / 2**20,
         "peak_pss_mb": mem.pss / 2**20,
     }  # fmt: skip
@@ -272,12 +321,13 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="figures as JSON on the last line")
     # Each benchmark alert stands for a fault of its own (on the one simulator instance the
     # notebooks can query): the receiver must not join them into one incident.
-    os.environ["RUNBOOK_CORRELATION_WINDOW"] = "0"
+    workload.isolated()
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
     kernels_before = kernels()
     print(f"Starting the local stack in {work} ({args.workers} workers) ...", flush=True)
     info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True,
+                                          webhook_url=workload.NOWHERE,
                                           receiver=True, output_dir=work / "records",
                                           workers=args.workers))  # fmt: skip
     figures: dict = {}

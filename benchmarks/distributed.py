@@ -132,10 +132,11 @@ def main() -> int:
     ap.add_argument("--storm", type=int, default=200)
     ap.add_argument("--json", action="store_true", help="figures as JSON on the last line")
     args = ap.parse_args()
-    os.environ["RUNBOOK_CORRELATION_WINDOW"] = "0"  # each alert a fault of its own, as above
+    workload.isolated()  # each alert a fault of its own, as above
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-dist-"))
     print(f"Starting the local stack in {work} ...", flush=True)
-    info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True))
+    info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True,
+                                          webhook_url=workload.NOWHERE))  # fmt: skip
     figures: dict[str, dict] = {}
     try:
         prometheus = info.urls["prometheus"]

@@ -196,17 +196,15 @@ def ask_together(
         return {name: replace(res, query=query) for name, query in queries.items()}
     if res is None or not res.ok:
         return {name: ask(query) for name, query in queries.items()}
-    return {name: _part(res, name, query) for name, query in queries.items()}
-
-
-def _part(res: QueryResult, name: str, query: str) -> QueryResult:
-    """`query`'s own answer within the joined answer `res`."""
-    rows = res.frame[res.frame[SIGNAL_LABEL] == name].drop(columns=SIGNAL_LABEL)
-    rows = rows.reset_index(drop=True)  # the other queries' label columns empty in its rows
-    labels = tuple(c for c in res.labels if c != SIGNAL_LABEL)
-    if rows.empty:
-        return QueryResult(query, rows, Failure.NO_DATA, NO_DATA, res.step_s, labels)
-    return QueryResult(query, rows, None, "", res.step_s, labels)
+    parts = dict(tuple(res.frame.groupby(SIGNAL_LABEL, sort=False)))
+    labels = tuple(c for c in res.labels if c != SIGNAL_LABEL)  # others' empty in its rows
+    out = {}
+    for name, query in queries.items():
+        rows = parts.get(name, res.frame.iloc[:0]).drop(columns=SIGNAL_LABEL)
+        rows = rows.reset_index(drop=True)
+        failure, reason = (Failure.NO_DATA, NO_DATA) if rows.empty else (None, "")
+        out[name] = QueryResult(query, rows, failure, reason, res.step_s, labels)
+    return out
 
 
 def _baseline(frame: pd.DataFrame, label: str | None, healthy_high: bool) -> object | None:
