@@ -37,6 +37,7 @@ from pathlib import Path
 from jupyter_client import BlockingKernelClient
 
 from benchmarks import workload
+from benchmarks.alert_to_record import phase_table
 from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.execution import runner
 from runbook_lib.execution.engine import RunSpec
@@ -108,7 +109,7 @@ def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
     else:
         worker = profiled_worker(work, kernel_prof)
     worker.warm()
-    worker_prof, cpu = cProfile.Profile(time.process_time), []
+    worker_prof, cpu, timings = cProfile.Profile(time.process_time), [], []
     labels = {"job": "ggen-mcp", "instance": f"127.0.0.1:{info.ports['ggen_mcp']}",
               "severity": "critical"}  # fmt: skip
     try:
@@ -123,17 +124,20 @@ def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
                 worker_prof.enable()
             rec = worker.run(spec)
             worker_prof.disable()
-            timings = json.loads((rec / "timings.json").read_text())
-            print(f"  run {i}: cpu {timings['cpu']}, {timings['phases']['total']} s, "
+            timings.append(json.loads((rec / "timings.json").read_text()))
+            print(f"  run {i}: cpu {timings[-1]['cpu']}, {timings[-1]['phases']['total']} s, "
                   f"{workload.charts_drawn(rec)} charts", flush=True)  # fmt: skip
             if i:
-                cpu.append(timings["cpu"]["worker_s"] + timings["cpu"]["kernel_s"])
+                cpu.append(timings[-1]["cpu"]["worker_s"] + timings[-1]["cpu"]["kernel_s"])
             worker.prepare()
     finally:
         worker.close()
     how = "unprofiled" if args.no_profile else "profiled"
     print(f"\nCPU per record (worker + kernel, {how}), median of {len(cpu)}: "
           f"{statistics.median(cpu):.2f} s")  # fmt: skip
+    print(f"\nWhere a record's time goes ({how}; seconds, median and p95 of {len(cpu)})")
+    for name, p50, p95 in phase_table(timings[1:]):
+        print(f"  {name:<50} {p50:7.3f} {p95:7.3f}")
     if args.no_profile:
         return 0
     worker_prof.dump_stats(str(work / "worker.prof"))
