@@ -267,8 +267,8 @@ def grid(
     return fig
 
 
-# zlib level 3 rather than Pillow's 6: the same pixels, encoded in ~2/3 of the CPU
-# (8 ms less per chart), the file ~3% larger.
+# zlib level 3 rather than Pillow's 6: the same pixels, encoded in ~2/3 of the CPU (8 ms
+# less for a 990x540 chart of four panels), the file ~3% larger.
 PNG_OPTIONS = {"compress_level": 3}
 
 

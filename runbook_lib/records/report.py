@@ -113,7 +113,8 @@ class PageExporter(HTMLExporter):
 
 
 # A runbook's code cells are the same in every record: their highlighted, sanitised HTML is
-# made once per exporter (pygments and bleach were ~0.04 s of each record's worker CPU).
+# made once per exporter (pygments and bleach were a third of a record's worker CPU under
+# `benchmarks.record_profile`).
 CACHED_PIECES = 512
 
 
