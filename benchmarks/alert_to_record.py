@@ -320,7 +320,7 @@ def main() -> int:
     ap.add_argument("--plain-runs", type=int, default=3, help="plain papermill CLI runs")
     ap.add_argument("--json", action="store_true", help="figures as JSON on the last line")
     # Each benchmark alert stands for a fault of its own (on the one simulator instance the
-    # notebooks can query): the receiver must not join them into one incident.
+    # notebooks can query): not joined into one incident, nor held for a real alert.
     workload.isolated()
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
