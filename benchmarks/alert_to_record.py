@@ -2,7 +2,9 @@
 the time goes.
 
 Starts the local stack (simulator, Prometheus, Alertmanager, receiver with its warm workers)
-in a private state directory, then:
+in a private state directory, the simulator failing requests so that every record is the
+full one people get when errors are present (`workload`: all its charts; the figures say
+how many each record drew), then:
 
 1. latency: N alerts posted one after another, each waiting for its record; webhook
    accepted -> record.html written (the receiver's own timestamps), median and p95, with
@@ -12,9 +14,10 @@ in a private state directory, then:
 2. storm: M distinct warning alerts posted within 10 s from 8 threads, and one critical
    alert posted in their middle; time until every record exists, records per second,
    webhook p99, duplicates and losses, the critical's time to its record (does it wait
-   behind the warnings queued before it?), and the peak memory of the receiver with all
+   behind the warnings queued before it?), the peak memory of the receiver with all
    its workers, zygotes and kernels (RSS summed, and PSS, which counts pages shared
-   copy-on-write once);
+   copy-on-write once), and the CPU seconds per record of each part (`StormCpu`): the
+   runs' kernels and workers, the receiver, Prometheus, the simulator ..., and the machine;
 3. kernels: Jupyter kernels on the machine before the stack starts and after it stops.
 
 CPU per record: the worker's process time from taking the kernel to publishing the record,
@@ -44,6 +47,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from benchmarks import workload
 from runbook_lib.contract.settings import ROOT
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import pids, stack
@@ -73,9 +77,10 @@ def group(i: int, instance: str, tag: str, warning: bool = False) -> dict:
 class Receiver:
     def __init__(self, info: stack.StackInfo) -> None:
         self.url = info.urls["runbook"]
+        self.state_dir = Path(info.state_dir)
         self.token = Path(info.token_file).read_text().strip()
         self.index = Index(Path(info.output_dir) / "index.sqlite")
-        [rec] = [r for r in pids.records(Path(info.state_dir) / "pids") if r.name == "runbook"]
+        [rec] = [r for r in pids.records(self.state_dir / "pids") if r.name == "runbook"]
         self.proc = psutil.Process(rec.pid)
         self.client = httpx.Client(timeout=30, headers={"Authorization": f"Bearer {self.token}"})
 
@@ -123,8 +128,8 @@ def kernels() -> int:
     return n
 
 
-def latency(rx: Receiver, instance: str, n: int) -> tuple[list[float], list[dict]]:
-    out, timings = [], []
+def latency(rx: Receiver, instance: str, n: int) -> tuple[list[float], list[dict], list[Path]]:
+    out, timings, records = [], [], []
     for i in range(n):
         rx.post(group(i, instance, "lat"))
         while True:
@@ -135,11 +140,12 @@ def latency(rx: Receiver, instance: str, n: int) -> tuple[list[float], list[dict
         run = max(done, key=lambda r: r["finished_at"])
         rec = Path(rx.index.path.parent) / run["record"]
         out.append(rx.time_to_record(run))
+        records.append(rec)
         if (rec / "timings.json").exists():
             timings.append(json.loads((rec / "timings.json").read_text()))
         print(f"  alert {i + 1:>3}/{n}: webhook accepted -> record.html {out[-1]:5.2f}s",
               flush=True)  # fmt: skip
-    return out, timings
+    return out, timings, records
 
 
 def phase_table(timings: list[dict]) -> list[tuple[str, float, float]]:
@@ -197,6 +203,51 @@ class MemorySampler:
         self._thread.join()
 
 
+class StormCpu:
+    """Where the storm's CPU goes, per record: the runs' kernels (from their timings.json)
+    and each long-lived process of the stack (its CPU time before and after: the workers,
+    the receiver, Prometheus ...), next to the whole machine's busy time (other work on it
+    included)."""
+
+    def __init__(self, rx: Receiver, state_dir: Path) -> None:
+        self.procs = {"receiver": [rx.proc]}
+        for rec in pids.records(state_dir / "pids") + pids.records(state_dir / "sim" / "pids"):
+            if rec.name != "runbook":
+                self.procs.setdefault(rec.name, []).append(psutil.Process(rec.pid))
+        for child in rx.proc.children(recursive=True):
+            cmd = " ".join(child.cmdline())
+            if "warm_worker" in cmd:
+                self.procs.setdefault("workers", []).append(child)  # their runs' share too
+            elif "execution.zygote" in cmd and "zygote" not in " ".join(child.parent().cmdline()):
+                self.procs.setdefault("zygotes (forks)", []).append(child)  # not its kernels
+        self.before = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        out = {}
+        for part, procs in self.procs.items():
+            out[part] = sum(_cpu(p) for p in procs)
+        times = psutil.cpu_times()
+        out["machine busy"] = sum(times) - times.idle - times.iowait
+        return out
+
+    def per_record(self, records: list[Path]) -> dict[str, float]:
+        after, n = self._sample(), len(records)
+        runs = [json.loads((d / "timings.json").read_text())["cpu"] for d in records
+                if (d / "timings.json").exists()]  # fmt: skip
+        out = {"kernels": sum(c["kernel_s"] for c in runs) / n}
+        for part in self.before:
+            out[part] = (after[part] - self.before[part]) / n
+        return {k: round(v, 3) for k, v in out.items()}
+
+
+def _cpu(p: psutil.Process) -> float:
+    try:
+        t = p.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return t.user + t.system
+
+
 def cpu_per_record(timings: list[dict]) -> list[float]:
     """CPU seconds of each record: its worker's and its kernel's (see timings.json)."""
     return [t["cpu"]["worker_s"] + t["cpu"]["kernel_s"] for t in timings if "cpu" in t]
@@ -205,6 +256,7 @@ def cpu_per_record(timings: list[dict]) -> list[float]:
 def storm(rx: Receiver, instance: str, n: int) -> dict:
     bodies = [group(i, instance, "st", warning=True) for i in range(n)]
     bodies.insert(n // 2, group(0, instance, "cr"))  # one critical in the middle
+    cpu = StormCpu(rx, rx.state_dir)
     with MemorySampler(rx) as mem:
         t0 = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:  # spread over 10 s, like Alertmanager flushing
@@ -235,11 +287,13 @@ def storm(rx: Receiver, instance: str, n: int) -> dict:
             time.sleep(0.2)
         total = time.perf_counter() - t0
     per_fp: dict[str, int] = {}
+    records = []
     for d in rx.index.path.parent.iterdir():
         if d.is_dir() and not d.name.startswith("."):
             fp = record.summary(d).fingerprint
             if fp.startswith("st"):
                 per_fp[fp] = per_fp.get(fp, 0) + 1
+                records.append(d)
     return {
         "storm_alerts": n,
         "storm_posted_s": posted,
@@ -251,6 +305,8 @@ def storm(rx: Receiver, instance: str, n: int) -> dict:
         "storm_duplicates": sum(c - 1 for c in per_fp.values() if c > 1),
         "storm_losses": n - len(per_fp),
         "storm_statuses": {s: sum(r["status"] == s for r in runs) for s in {r["status"] for r in runs}},
+        "storm_charts_per_record": workload.chart_counts(records),
+        "storm_cpu_s_per_record": cpu.per_record(records),
         "peak_rss_mb": mem.rss / 2**20,
         "peak_pss_mb": mem.pss / 2**20,
     }  # fmt: skip
@@ -264,28 +320,31 @@ def main() -> int:
     ap.add_argument("--plain-runs", type=int, default=3, help="plain papermill CLI runs")
     ap.add_argument("--json", action="store_true", help="figures as JSON on the last line")
     # Each benchmark alert stands for a fault of its own (on the one simulator instance the
-    # notebooks can query): the receiver must not join them into one incident.
-    os.environ["RUNBOOK_CORRELATION_WINDOW"] = "0"
+    # notebooks can query): not joined into one incident, nor held for a real alert.
+    workload.isolated()
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
     kernels_before = kernels()
     print(f"Starting the local stack in {work} ({args.workers} workers) ...", flush=True)
     info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True,
+                                          webhook_url=workload.NOWHERE,
                                           receiver=True, output_dir=work / "records",
                                           workers=args.workers))  # fmt: skip
     figures: dict = {}
     try:
         rx = Receiver(info)
         instance = f"127.0.0.1:{info.ports['ggen_mcp']}"
-        time.sleep(20)  # some history for the charts, and the workers warm
+        workload.set_errors(info)
+        time.sleep(20)  # some history for the charts, errors in it, and the workers warm
         print(f"[1/3] Latency over {args.alerts} alerts, one at a time", flush=True)
-        lat, timings = latency(rx, instance, args.alerts)
+        lat, timings, records = latency(rx, instance, args.alerts)
         print(f"[2/3] Plain papermill CLI, {args.plain_runs} runs of the same notebook", flush=True)
         plain = [papermill_cli(info, instance, work) for _ in range(args.plain_runs)]
         figures |= {
             "alert_to_record_p50_s": statistics.median(lat),
             "alert_to_record_p95_s": pct(lat, 95),
             "papermill_cli_p50_s": statistics.median(plain),
+            "charts_per_record": workload.chart_counts(records),
         }
         figures["ratio_to_papermill_cli"] = figures["alert_to_record_p50_s"] / statistics.median(
             plain

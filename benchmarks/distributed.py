@@ -1,7 +1,8 @@
 """Benchmark: the 200-alert storm in distributed mode (Celery on Redis, the index in
 PostgreSQL) with 1 and with 2 worker processes, next to the embedded mode, in one run.
 
-Starts the local stack (simulator, Prometheus) once; then for each configuration a fresh
+Starts the local stack (simulator, Prometheus) once, the simulator failing requests
+(`workload`); then for each configuration a fresh
 Redis and PostgreSQL (or, for the embedded mode, a fresh SQLite index), one receiver and
 the workers, each a process of its own standing for a machine. For each it prints records
 per second (first alert posted -> last record filed), the p50 and p95 alert -> record
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks import workload
 from benchmarks.alert_to_record import group, pct
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import stack
@@ -130,15 +132,17 @@ def main() -> int:
     ap.add_argument("--storm", type=int, default=200)
     ap.add_argument("--json", action="store_true", help="figures as JSON on the last line")
     args = ap.parse_args()
-    os.environ["RUNBOOK_CORRELATION_WINDOW"] = "0"  # each alert a fault of its own, as above
+    workload.isolated()  # each alert a fault of its own, as above
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-dist-"))
     print(f"Starting the local stack in {work} ...", flush=True)
-    info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True))
+    info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True,
+                                          webhook_url=workload.NOWHERE))  # fmt: skip
     figures: dict[str, dict] = {}
     try:
         prometheus = info.urls["prometheus"]
         instance = f"127.0.0.1:{info.ports['ggen_mcp']}"
-        time.sleep(20)  # some history for the charts
+        workload.set_errors(info)  # every record the full one, as in alert_to_record
+        time.sleep(20)  # some history for the charts, errors in it
         runs = [("embedded, 2 workers", embedded, 2), ("distributed, 1 worker", distributed, 1),
                 ("distributed, 2 workers", distributed, 2)]  # fmt: skip
         for i, (name, fn, workers) in enumerate(runs, 1):

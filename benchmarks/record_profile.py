@@ -1,7 +1,8 @@
 """Profile: where a record's CPU goes on a warm worker, in the worker and in its kernel.
 
 Starts the local stack (simulator, Prometheus, Alertmanager; no receiver) in a private
-state directory, waits for some history, then runs the high_error_rate runbook N + 1 times
+state directory, the simulator failing requests (`workload`: every record draws all its
+charts), waits for some history, then runs the high_error_rate runbook N + 1 times
 on a `service.warm_worker.Worker` (the pool's own path: a kernel forked warm from its
 zygote, papermill, the export, the publish), with cProfile on in the worker process and
 inside each run's kernel (enabled by a silent request before the notebook's first cell,
@@ -35,8 +36,11 @@ from pathlib import Path
 
 from jupyter_client import BlockingKernelClient
 
+from benchmarks import workload
+from benchmarks.alert_to_record import phase_table
 from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.execution import runner
+from runbook_lib.execution.engine import RunSpec
 from runbook_lib.execution.kernels import Kernel
 from runbook_lib.lab import stack
 from runbook_lib.service import warm_worker
@@ -91,7 +95,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="runbook-profile-"))
     info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True))
     try:
-        time.sleep(20)  # some history for the charts
+        workload.set_errors(info)
+        time.sleep(20)  # some history for the charts, errors in it
         return profile(args, info, work)
     finally:
         stack.stop(work / "state")
@@ -104,7 +109,7 @@ def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
     else:
         worker = profiled_worker(work, kernel_prof)
     worker.warm()
-    worker_prof, cpu = cProfile.Profile(time.process_time), []
+    worker_prof, cpu, timings = cProfile.Profile(time.process_time), [], []
     labels = {"job": "ggen-mcp", "instance": f"127.0.0.1:{info.ports['ggen_mcp']}",
               "severity": "critical"}  # fmt: skip
     try:
@@ -112,24 +117,27 @@ def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
             params = runner.alert_params("GgenMcpHighErrorRate", labels, fp=f"prof{i:012x}",
                                          prometheus_url=info.urls["prometheus"],
                                          extra={"log_file": info.sim_log})  # fmt: skip
-            spec = {"params": params, "output_dir": str(work / "records"),
-                    "runbook": "high_error_rate", "record": f"prof-{i}", "extra": {},
-                    "cell_timeout": 120, "run_timeout": 300}  # fmt: skip
+            spec = RunSpec(params=params, output_dir=work / "records", runbook="high_error_rate",
+                           name=f"prof-{i}", cell_timeout=120, run_timeout=300)  # fmt: skip
             kernel_prof.append(work / f"kernel-{i}.prof")
             if i and not args.no_profile:
                 worker_prof.enable()
             rec = worker.run(spec)
             worker_prof.disable()
-            timings = json.loads((rec / "timings.json").read_text())
-            print(f"  run {i}: cpu {timings['cpu']}, {timings['phases']['total']} s", flush=True)
+            timings.append(json.loads((rec / "timings.json").read_text()))
+            print(f"  run {i}: cpu {timings[-1]['cpu']}, {timings[-1]['phases']['total']} s, "
+                  f"{workload.charts_drawn(rec)} charts", flush=True)  # fmt: skip
             if i:
-                cpu.append(timings["cpu"]["worker_s"] + timings["cpu"]["kernel_s"])
+                cpu.append(timings[-1]["cpu"]["worker_s"] + timings[-1]["cpu"]["kernel_s"])
             worker.prepare()
     finally:
         worker.close()
     how = "unprofiled" if args.no_profile else "profiled"
     print(f"\nCPU per record (worker + kernel, {how}), median of {len(cpu)}: "
           f"{statistics.median(cpu):.2f} s")  # fmt: skip
+    print(f"\nWhere a record's time goes ({how}; seconds, median and p95 of {len(cpu)})")
+    for name, p50, p95 in phase_table(timings[1:]):
+        print(f"  {name:<50} {p50:7.3f} {p95:7.3f}")
     if args.no_profile:
         return 0
     worker_prof.dump_stats(str(work / "worker.prof"))

@@ -126,6 +126,31 @@ def test_processes_finds_exactly_the_spawned_ones(faults: Faults) -> None:
     assert by_name[faults.hung].parent_name == psutil.Process().name()
 
 
+def test_named_takes_the_processes_of_exactly_those_names_in_their_order(tmp_path) -> None:
+    """host_state's watched processes, from one pass over the process table: a process is
+    taken by its name, not because its command line mentions one."""
+    from runbook_lib.evidence import host_state
+
+    token = secrets.token_hex(4)
+    first, second = f"rba{token}", f"rbb{token}"  # under 15 characters: the kernel's name
+    for name in (first, second):
+        shutil.copy(shutil.which("sleep"), tmp_path / name)
+    procs = [subprocess.Popen([tmp_path / name, "30"]) for name in (first, second, first)]
+    procs.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", first]))
+    try:
+        found = host.named([second, first])
+        assert found.error is None
+        assert [(p.name, p.pid) for p in found] == [
+            (second, procs[1].pid), (first, procs[0].pid), (first, procs[2].pid)
+        ]  # fmt: skip
+        snap = host_state.take(names=(first,))
+        assert [p["pid"] for p in snap["processes"]] == [procs[0].pid, procs[2].pid]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 def test_processes_reads_the_real_numbers(faults: Faults) -> None:
     now = time.time()
     (p,) = [p for p in host.processes(faults.token, now=now + FUTURE) if p.pid == faults.hung]

@@ -3,6 +3,7 @@ and both HTML pages written from the notebook in memory."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -118,6 +119,33 @@ def test_the_default_page_has_the_code_a_chart_its_own_alt_text_and_focusable_ce
     # the two cells' inputs; the outputs: the chart and the bare image
     assert page.count('class="jp-Cell-inputWrapper" tabindex="0"') == 2
     assert len(re.findall(r'class="[^"]*jp-OutputArea-output[^"]*" tabindex="0"', page)) == 2
+
+
+def test_a_code_cell_is_highlighted_and_sanitised_once_per_exporter(monkeypatch) -> None:
+    """The runbook's code is the same in every record: a worker's exporter highlights and
+    sanitises a cell's source once; a changed source is its own page, a cell's run times
+    (different in every record) are not."""
+    import bleach
+
+    from runbook_lib.records import report
+
+    cleaned: list[str] = []
+    clean = bleach.clean
+    monkeypatch.setattr(
+        bleach, "clean", lambda text, **kw: cleaned.append(text) or clean(text, **kw)
+    )
+    report._clean_html.cache_clear()
+    exporters = record.Exporters()
+    first = executed(source="cached_marker = 1")
+    page = exporters.html(first)
+    assert "cached_marker" in page and any("cached_marker" in t for t in cleaned)
+    cleaned.clear()
+    again = copy.deepcopy(first)
+    again.cells[1].metadata["execution"] = {"iopub.execute_input": "2026-12-02T10:00:00Z"}
+    assert exporters.html(again) == page
+    assert not any("cached_marker" in t for t in cleaned)  # no second bleach pass
+    changed = exporters.html(executed(source="cached_marker = 2"))
+    assert "cached_marker" in changed and "2</span>" in changed and "1</span>" not in changed
 
 
 # --------------------------------------------------------------------------- immutability

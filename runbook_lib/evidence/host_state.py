@@ -31,12 +31,9 @@ def take(
         snap["listeners"] = [{"port": x.port, "pid": x.pid, "name": x.name} for x in ls]
         _note(snap, ls.error)
         snap["service_pid"] = snap["listeners"][0]["pid"] if snap["listeners"] else None
-    procs = []
-    for name in names:
-        found = host.processes(name)
-        _note(snap, found.error)
-        procs += [_proc(p) for p in found if p.name == name]
-    snap["processes"] = procs
+    found = host.named(names)
+    _note(snap, found.error)
+    snap["processes"] = [_proc(p) for p in found]
     oom = host.oom_events(since=since)
     if oom.error:
         _note(snap, oom.error)

@@ -19,6 +19,7 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 MAX_POINTS = 500
+NO_DATA = "no data for this query in the window"
 
 
 class Failure(StrEnum):
@@ -130,9 +131,7 @@ class Prom:
             )
         frame, labels = _frame(data)
         if frame.empty:
-            return QueryResult(
-                query, frame, Failure.NO_DATA, "no data for this query in the window", step, labels
-            )
+            return QueryResult(query, frame, Failure.NO_DATA, NO_DATA, step, labels)
         return QueryResult(query, frame, None, "", step, labels)
 
 

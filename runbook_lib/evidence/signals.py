@@ -6,7 +6,8 @@ window; a signal Prometheus could not give is None, with the reason kept beside 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -22,7 +23,7 @@ from runbook_lib.evidence.panels import (
     quantile_q,
     trend,
 )
-from runbook_lib.evidence.prom import Prom
+from runbook_lib.evidence.prom import NO_DATA, Failure, Prom, QueryResult
 
 TREND_WINDOW = timedelta(minutes=60)  # a leak shows as a steady climb over this
 TREND_STEP_S = 15.0  # one point per scrape: jumps between scrapes stay visible
@@ -33,6 +34,9 @@ BASELINE_STEP_S = 60.0
 # ... as a low quantile of what rises with trouble (latency) and a high one of what falls
 # (the hit rate): the quiet stretch of the window, not one lucky scrape.
 BASELINE_QUANTILE = 0.1
+# Queries of one kind are sent as one request (`ask_together`), each one's series marked
+# with its name in this label.
+SIGNAL_LABEL = "runbook_signal"
 
 
 @dataclass
@@ -130,12 +134,11 @@ def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) 
     w = f"{int(lookback_minutes)}m"
     out = Signals(window=w)
     start = at - TREND_WINDOW
-    for name, (query, label) in _queries(scope, w).items():
-        out.series[name] = series_in(query)
-        if lacking := not_exposed(out.series[name]):
-            out.missing[name] = lacking
-            continue
-        res = prom.instant(query, at)
+    queries = _queries(scope, w)
+    answers = ask_together(lambda q: prom.instant(q, at), _exposed(out, {
+        name: query for name, (query, _) in queries.items()}))  # fmt: skip
+    for name, res in answers.items():
+        label = queries[name][1]
         if not res.ok:
             out.missing[name] = res.reason
             continue
@@ -151,17 +154,56 @@ def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) 
             out.missing[level] = res.reason or "no data in the baseline window"
         else:
             out.values[level] = found
-    for name, query in _range_queries(scope).items():
-        out.series[name] = series_in(query)
-        if lacking := not_exposed(out.series[name]):
-            out.missing[name] = lacking
-            continue
-        res = prom.range(query, start, at, step=TREND_STEP_S)
+    trends = ask_together(lambda q: prom.range(q, start, at, step=TREND_STEP_S),
+                          _exposed(out, _range_queries(scope)))  # fmt: skip
+    for name, res in trends.items():
         if res.ok and len(res.frame) >= 3:
             out.values[name] = res.frame[["timestamp", "value"]]
         else:
             out.missing[name] = res.reason or "fewer than 3 points in the last hour"
     _derive(out, scope, lookback_minutes)
+    return out
+
+
+def _exposed(out: Signals, queries: dict[str, str]) -> dict[str, str]:
+    """The queries whose series the metrics profile exposes; the others missing in `out`,
+    naming what they lack."""
+    sent = {}
+    for name, query in queries.items():
+        out.series[name] = series_in(query)
+        if lacking := not_exposed(out.series[name]):
+            out.missing[name] = lacking
+        else:
+            sent[name] = query
+    return sent
+
+
+def ask_together(
+    ask: Callable[[str], QueryResult], queries: dict[str, str]
+) -> dict[str, QueryResult]:
+    """Each query's answer, from one request for all of them: each query's series marked with
+    its name by `label_replace` and the queries joined by `or` (their series never share a
+    label set), as Prometheus would have answered each alone (a record's requests: 54 -> 21,
+    less client and server work per request). When the joined query fails
+    though Prometheus answered (a record saved before, which asked one query at a time; no
+    series at all; a query refused), each query is asked alone."""
+    joined = " or ".join(
+        f'label_replace({query}, "{SIGNAL_LABEL}", "{name}", "", "")'
+        for name, query in queries.items()
+    )
+    res = ask(joined) if len(queries) > 1 else None
+    if res is not None and res.failure is Failure.UNREACHABLE:
+        return {name: replace(res, query=query) for name, query in queries.items()}
+    if res is None or not res.ok:
+        return {name: ask(query) for name, query in queries.items()}
+    parts = dict(tuple(res.frame.groupby(SIGNAL_LABEL, sort=False)))
+    labels = tuple(c for c in res.labels if c != SIGNAL_LABEL)  # others' empty in its rows
+    out = {}
+    for name, query in queries.items():
+        rows = parts.get(name, res.frame.iloc[:0]).drop(columns=SIGNAL_LABEL)
+        rows = rows.reset_index(drop=True)
+        failure, reason = (Failure.NO_DATA, NO_DATA) if rows.empty else (None, "")
+        out[name] = QueryResult(query, rows, failure, reason, res.step_s, labels)
     return out
 
 

@@ -267,9 +267,14 @@ def grid(
     return fig
 
 
+# zlib level 3 rather than Pillow's 6: the same pixels, encoded in ~2/3 of the CPU (8 ms
+# less for a 990x540 chart of four panels), the file ~3% larger.
+PNG_OPTIONS = {"compress_level": 3}
+
+
 def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", pil_kwargs=PNG_OPTIONS)
     return buf.getvalue()
 
 

@@ -12,6 +12,7 @@ external URL is known, so a page attached to a post-mortem or a ticket still lea
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -20,6 +21,7 @@ import nbformat
 from nbconvert import HTMLExporter
 from nbconvert.exporters.templateexporter import TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
+from nbconvert.filters.strings import clean_html
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbconvert.preprocessors import Preprocessor
 
@@ -92,15 +94,53 @@ class PageExporter(HTMLExporter):
         # HTMLExporter.from_notebook_node's set-up, up to its soup (nbconvert 7)
         info = nb.metadata.get("language_info", {})
         lexer = info.get("pygments_lexer", info.get("name", None))
-        highlight = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer,
-                                                                       parent=self))  # fmt: skip
+        highlight = self.filters.get("highlight_code") or self._highlight(lexer)
         resources = self._init_resources(resources)
         widgets = WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self,
                                         resources=resources)  # fmt: skip
         self.register_filter("highlight_code", highlight)
+        self.register_filter("clean_html", cached_clean_html)
         self.register_filter("filter_data_type", widgets)
         page, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
         return accessible(page), resources
+
+    def _highlight(self, lexer: str | None) -> CachedHighlight:
+        """nbconvert's highlighter for `lexer`, kept with its answers for the next pages."""
+        kept = self.__dict__.setdefault("_highlighters", {})
+        if lexer not in kept:
+            kept[lexer] = CachedHighlight(Highlight2HTML(pygments_lexer=lexer, parent=self))
+        return kept[lexer]
+
+
+# A runbook's code cells are the same in every record: their highlighted, sanitised HTML is
+# made once per exporter (pygments and bleach were a third of a record's worker CPU under
+# `benchmarks.record_profile`).
+CACHED_PIECES = 512
+
+
+class CachedHighlight:
+    """nbconvert's `highlight_code` filter, its answers kept by what they depend on: the
+    source, the language and the cell's `magics_language` (not the cell's run times)."""
+
+    def __init__(self, highlight: Highlight2HTML) -> None:
+        self.highlight = highlight
+        self._render = functools.lru_cache(CACHED_PIECES)(self._uncached)
+
+    def __call__(self, source: str, language: str | None = None, metadata: Any = None) -> str:
+        return self._render(source, language, (metadata or {}).get("magics_language"))
+
+    def _uncached(self, source: str, language: str | None, magics: str | None) -> str:
+        return self.highlight(source, language, {"magics_language": magics} if magics else None)
+
+
+def cached_clean_html(element: str | bytes) -> str:
+    """nbconvert's `clean_html` (bleach), kept by its input."""
+    return _clean_html(element.decode() if isinstance(element, bytes) else str(element))
+
+
+@functools.lru_cache(CACHED_PIECES)
+def _clean_html(element: str) -> str:
+    return clean_html(element)
 
 
 def accessible(page: str) -> str:

@@ -4,7 +4,7 @@ hung ones, descriptor counts against the limit."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -161,6 +161,28 @@ def processes(match: str | None = None, *, now: float | None = None) -> ProcessL
     except (psutil.Error, OSError) as exc:
         return ProcessList(tuple(found), f"process table: {why(exc)}")
     return ProcessList(tuple(found), None)
+
+
+def named(names: Iterable[str], *, now: float | None = None) -> ProcessList:
+    """Processes whose name is one of `names`, in `names`' order, from one pass over the
+    process table (`processes` per name read every process's name and command line once
+    per name)."""
+    now = time.time() if now is None else now
+    order = {name: i for i, name in enumerate(names)}
+    found: list[ProcInfo] = []
+    try:
+        for proc in psutil.process_iter(["name"]):
+            if proc.info["name"] not in order:
+                continue
+            try:
+                info = _info(proc, now)
+            except psutil.NoSuchProcess:
+                continue
+            if info is not None and info.name in order:
+                found.append(info)
+    except (psutil.Error, OSError) as exc:
+        return ProcessList(tuple(found), f"process table: {why(exc)}")
+    return ProcessList(tuple(sorted(found, key=lambda p: order[p.name])), None)
 
 
 def _where(result: ProcessList, keep: Callable[[ProcInfo], bool]) -> ProcessList:
