@@ -37,19 +37,21 @@ rules-check: system $(STAMP)
 # no service, so in the fast tier; one notebook's cells share a kernel (one xdist group).
 NBVAL := --nbval runbook_lib/notebooks --ignore=runbook_lib/notebooks/postmortem.ipynb
 
-# Everything: the fast tier on every core, then the tests that start real services, their
-# modules side by side (one xdist group each, see tests/conftest.py): they mostly wait on
-# Prometheus, Alertmanager and runs, so more workers than cores. The slowest 15 are listed
-# (issue 25 tracks them).
-STACK_WORKERS ?= 4
+# Everything, both tiers at once (scripts/test-tiers.sh): the tests that start real services,
+# their modules side by side (one xdist group each, longest first: see tests/conftest.py),
+# mostly waiting on Prometheus, Alertmanager and runs, so more workers than cores; and the
+# fast tier, niced, on the CPU they leave idle. The slowest 15 are listed (issue 25).
+STACK_WORKERS ?= 5
+FAST_TIER := $(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup tests $(NBVAL)
+STACK_TIER := $(VENV)/bin/pytest -q -m stack -n $(STACK_WORKERS) --dist loadgroup \
+	--no-loadscope-reorder --durations=15 tests
 test: setup docker lint
-	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup tests $(NBVAL)
-	$(VENV)/bin/pytest -q -m stack -n $(STACK_WORKERS) --dist loadgroup --durations=15 tests
+	@bash scripts/test-tiers.sh '$(FAST_TIER)' '$(STACK_TIER)'
 
 # Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped),
 # on every core; tests that look at host-wide processes share one xdist group.
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup tests $(NBVAL)
+	$(FAST_TIER)
 
 # Mutation testing of the core modules against the fast tier (minutes; not part of `make test`).
 mutation: setup

@@ -3,6 +3,7 @@ for tests that start real services, and a guard that keeps the fast tier honest.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -65,6 +66,22 @@ SHARED_GROUPS = {"scenario_set": "scenario_set", "scenario_set_server": "scenari
 # waits on real alerts, runs and module fixtures (counted in its first test's time) that
 # take minutes on a loaded machine, so it gets longer unless it carries a mark of its own.
 STACK_TIMEOUT_S = 1800
+# Seconds each stack group took in `make test` on 2 cores (its tests' setup, call and
+# teardown in --durations=0; rounded): the longest groups start first, so the tier ends on
+# short ones. Unlisted groups count as short.
+STACK_GROUP_S = {
+    "scenario_set": 250, "soffice": 220, "stack-test_distributed": 190,
+    "stack-test_jupyterlab": 180, "stack-test_escalation_stack": 130,
+    "stack-test_production_install": 115, "stack-test_record_browser": 90,
+    "stack-test_escalation_stack-b": 75, "stack-test_containers": 65, "stack-test_pinning": 60,
+    "stack-test_scripts": 55, "stack-test_postmortem_stack": 50, "stack-test_receiver_log": 50,
+    "stack-test_server_profile": 40, "stack-test_correlation_stack": 40,
+    "stack-test_connect": 40, "stack-test_stack": 25, "stack-test_crash": 25,
+}  # fmt: skip
+# Groups that start or judge processes host-wide (soffice): never beside each other, also
+# not across the two tiers `make test` runs at once (an flock on one file both share).
+HOST_WIDE_GROUPS = {"host", "soffice"}
+HOST_LOCK = Path(os.environ.get("RUNBOOK_TEST_HOST_LOCK", str(_SESSION_HOME / "host.lock")))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
@@ -79,6 +96,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(_stack_group(item, fixtures)))
         if not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(STACK_TIMEOUT_S))
+    items[:] = _longest_groups_first(items)
+
+
+def _group(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("xdist_group")
+    return (marker.args[0] if marker.args else marker.kwargs.get("name")) if marker else None
+
+
+def _longest_groups_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """`items` with the stack tests' groups by their STACK_GROUP_S, longest first, in the
+    places stack tests held (the other tests keep theirs). `make test` passes
+    --no-loadscope-reorder, else xdist orders groups by their number of tests. xdist hands a
+    worker its next group as soon as its current one is down to its last tests, and that
+    group waits behind them: so each group of one or two tests is followed by the shortest
+    group left, which rides along instead of a long one."""
+    order: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        if item.get_closest_marker("stack"):
+            order.setdefault(_group(item) or "", []).append(item)
+    groups = sorted(order, key=lambda g: -STACK_GROUP_S.get(g, 0))
+    ranked: list[pytest.Item] = []
+    while groups:
+        group = groups.pop(0)
+        ranked += order[group]
+        if len(order[group]) <= 2 and groups:
+            ranked += order[groups.pop()]
+    stack = iter(ranked)
+    return [next(stack) if item.get_closest_marker("stack") else item for item in items]
 
 
 def _stack_group(item: pytest.Item, fixtures: set[str]) -> str:
@@ -90,9 +135,12 @@ def _stack_group(item: pytest.Item, fixtures: set[str]) -> str:
     return shared[0] if shared else f"stack-{item.path.stem}"
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # the lock's wait before pytest-timeout's clock
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     fast = item.get_closest_marker("stack") is None
+    host_wide = _group(item) in HOST_WIDE_GROUPS
+    if host_wide:
+        _host_lock(True)
     if fast:
         _fast_test.append(item.nodeid)
     try:
@@ -100,6 +148,22 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     finally:
         if fast:
             _fast_test.pop()
+        if host_wide and (nextitem is None or _group(nextitem) != _group(item)):
+            _host_lock(False)  # the group's module fixtures are torn down by now
+
+
+_host_fd: list[int] = []  # the lock file's descriptor while this process holds it
+
+
+def _host_lock(take: bool) -> None:
+    """Take (waiting) or release the host-wide lock; taken, it is held until released."""
+    if take and not _host_fd:
+        HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _host_fd.append(fd)
+    elif not take and _host_fd:
+        os.close(_host_fd.pop())  # closing releases the flock
 
 
 def _guard(event: str, args: tuple) -> None:
