@@ -37,16 +37,16 @@ rules-check: system $(STAMP)
 # no service, so in the fast tier; one notebook's cells share a kernel (one xdist group).
 NBVAL := --nbval runbook_lib/notebooks --ignore=runbook_lib/notebooks/postmortem.ipynb
 
-# Everything, both tiers at once (scripts/test-tiers.sh): the tests that start real services,
-# their modules side by side (one xdist group each, longest first: see tests/conftest.py),
-# mostly waiting on Prometheus, Alertmanager and runs, so more workers than cores; and the
-# fast tier, niced, on the CPU they leave idle. The slowest 15 are listed (issue 25).
-STACK_WORKERS ?= 5
+# Everything: the fast tier on every core, then the tests that start real services, their
+# modules side by side (one xdist group each, the longest first: see tests/conftest.py
+# STACK_GROUP_S; --no-loadscope-reorder keeps that order): they mostly wait on Prometheus,
+# Alertmanager and runs, so more workers than cores. The slowest 15 are listed (issue 25).
+STACK_WORKERS ?= 4
 FAST_TIER := $(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup tests $(NBVAL)
-STACK_TIER := $(VENV)/bin/pytest -q -m stack -n $(STACK_WORKERS) --dist loadgroup \
-	--no-loadscope-reorder --durations=15 tests
 test: setup docker lint
-	@bash scripts/test-tiers.sh '$(FAST_TIER)' '$(STACK_TIER)'
+	$(FAST_TIER)
+	$(VENV)/bin/pytest -q -m stack -n $(STACK_WORKERS) --dist loadgroup --no-loadscope-reorder \
+		--durations=15 tests
 
 # Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped),
 # on every core; tests that look at host-wide processes share one xdist group.

@@ -3,7 +3,6 @@ for tests that start real services, and a guard that keeps the fast tier honest.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -70,18 +69,14 @@ STACK_TIMEOUT_S = 1800
 # teardown in --durations=0; rounded): the longest groups start first, so the tier ends on
 # short ones. Unlisted groups count as short.
 STACK_GROUP_S = {
-    "scenario_set": 250, "soffice": 220, "stack-test_distributed": 190,
+    "scenario_set": 250, "stack-test_distributed": 190, "soffice": 175,
     "stack-test_jupyterlab": 180, "stack-test_escalation_stack": 130,
     "stack-test_production_install": 115, "stack-test_record_browser": 90,
     "stack-test_escalation_stack-b": 75, "stack-test_containers": 65, "stack-test_pinning": 60,
     "stack-test_scripts": 55, "stack-test_postmortem_stack": 50, "stack-test_receiver_log": 50,
     "stack-test_server_profile": 40, "stack-test_correlation_stack": 40,
-    "stack-test_connect": 40, "stack-test_stack": 25, "stack-test_crash": 25,
+    "stack-test_connect": 40, "stack-test_e2e-demo": 45, "stack-test_stack": 25, "stack-test_crash": 25,
 }  # fmt: skip
-# Groups that start or judge processes host-wide (soffice): never beside each other, also
-# not across the two tiers `make test` runs at once (an flock on one file both share).
-HOST_WIDE_GROUPS = {"host", "soffice"}
-HOST_LOCK = Path(os.environ.get("RUNBOOK_TEST_HOST_LOCK", str(_SESSION_HOME / "host.lock")))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
@@ -135,12 +130,9 @@ def _stack_group(item: pytest.Item, fixtures: set[str]) -> str:
     return shared[0] if shared else f"stack-{item.path.stem}"
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)  # the lock's wait before pytest-timeout's clock
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     fast = item.get_closest_marker("stack") is None
-    host_wide = _group(item) in HOST_WIDE_GROUPS
-    if host_wide:
-        _host_lock(True)
     if fast:
         _fast_test.append(item.nodeid)
     try:
@@ -148,22 +140,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     finally:
         if fast:
             _fast_test.pop()
-        if host_wide and (nextitem is None or _group(nextitem) != _group(item)):
-            _host_lock(False)  # the group's module fixtures are torn down by now
-
-
-_host_fd: list[int] = []  # the lock file's descriptor while this process holds it
-
-
-def _host_lock(take: bool) -> None:
-    """Take (waiting) or release the host-wide lock; taken, it is held until released."""
-    if take and not _host_fd:
-        HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        _host_fd.append(fd)
-    elif not take and _host_fd:
-        os.close(_host_fd.pop())  # closing releases the flock
 
 
 def _guard(event: str, args: tuple) -> None:
