@@ -75,7 +75,7 @@ STACK_GROUP_S = {
     "stack-test_escalation_stack-b": 75, "stack-test_containers": 65, "stack-test_pinning": 60,
     "stack-test_scripts": 55, "stack-test_postmortem_stack": 50, "stack-test_receiver_log": 50,
     "stack-test_server_profile": 40, "stack-test_correlation_stack": 40,
-    "stack-test_connect": 40, "stack-test_e2e-demo": 45, "stack-test_stack": 25, "stack-test_crash": 25,
+    "stack-test_connect": 40, "soffice_stack-test_e2e-demo": 45, "stack-test_stack": 25, "stack-test_crash": 25,
 }  # fmt: skip
 
 
@@ -95,8 +95,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _group(item: pytest.Item) -> str | None:
-    marker = item.get_closest_marker("xdist_group")
-    return (marker.args[0] if marker.args else marker.kwargs.get("name")) if marker else None
+    """The item's xdist group as xdist names it: its xdist_group markers' names joined."""
+    names = {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+             for m in item.iter_markers("xdist_group")}  # fmt: skip
+    return "_".join(sorted(names)) or None
 
 
 def _longest_groups_first(items: list[pytest.Item]) -> list[pytest.Item]:
