@@ -70,9 +70,9 @@ STACK_TIMEOUT_S = 1800
 # short ones. Unlisted groups count as short.
 STACK_GROUP_S = {
     "scenario_set": 250, "stack-test_distributed": 190, "soffice": 175,
-    "stack-test_jupyterlab": 180, "stack-test_escalation_stack": 130,
+    "stack-test_jupyterlab": 180, "stack-test_escalation_stack": 200,
     "stack-test_production_install": 115, "stack-test_record_browser": 90,
-    "stack-test_escalation_stack-b": 75, "stack-test_containers": 65, "stack-test_pinning": 60,
+    "stack-test_containers": 65, "stack-test_pinning": 60,
     "stack-test_scripts": 55, "stack-test_postmortem_stack": 50, "stack-test_receiver_log": 50,
     "stack-test_server_profile": 40, "stack-test_correlation_stack": 40,
     "stack-test_connect": 40, "soffice_stack-test_e2e-demo": 45, "stack-test_stack": 25, "stack-test_crash": 25,
