@@ -38,18 +38,20 @@ rules-check: system $(STAMP)
 NBVAL := --nbval runbook_lib/notebooks --ignore=runbook_lib/notebooks/postmortem.ipynb
 
 # Everything: the fast tier on every core, then the tests that start real services, their
-# modules side by side (one xdist group each, see tests/conftest.py): they mostly wait on
-# Prometheus, Alertmanager and runs, so more workers than cores. The slowest 15 are listed
-# (issue 25 tracks them).
+# modules side by side (one xdist group each, the longest first: see tests/conftest.py
+# STACK_GROUP_S; --no-loadscope-reorder keeps that order): they mostly wait on Prometheus,
+# Alertmanager and runs, so more workers than cores. The slowest 15 are listed (issue 25).
 STACK_WORKERS ?= 4
+FAST_TIER := $(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup tests $(NBVAL)
 test: setup docker lint
-	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup tests $(NBVAL)
-	$(VENV)/bin/pytest -q -m stack -n $(STACK_WORKERS) --dist loadgroup --durations=15 tests
+	$(FAST_TIER)
+	$(VENV)/bin/pytest -q -m stack -n $(STACK_WORKERS) --dist loadgroup --no-loadscope-reorder \
+		--durations=15 tests
 
 # Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped),
 # on every core; tests that look at host-wide processes share one xdist group.
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not stack" -n auto --dist loadgroup tests $(NBVAL)
+	$(FAST_TIER)
 
 # Mutation testing of the core modules against the fast tier (minutes; not part of `make test`).
 mutation: setup

@@ -65,6 +65,18 @@ SHARED_GROUPS = {"scenario_set": "scenario_set", "scenario_set_server": "scenari
 # waits on real alerts, runs and module fixtures (counted in its first test's time) that
 # take minutes on a loaded machine, so it gets longer unless it carries a mark of its own.
 STACK_TIMEOUT_S = 1800
+# Seconds each stack group took in `make test` on 2 cores (its tests' setup, call and
+# teardown in --durations=0; rounded): the longest groups start first, so the tier ends on
+# short ones. Unlisted groups count as short.
+STACK_GROUP_S = {
+    "scenario_set": 250, "stack-test_distributed": 190, "soffice": 175,
+    "stack-test_jupyterlab": 180, "stack-test_escalation_stack": 200,
+    "stack-test_production_install": 115, "stack-test_record_browser": 90,
+    "stack-test_containers": 65, "stack-test_pinning": 60,
+    "stack-test_scripts": 55, "stack-test_postmortem_stack": 50, "stack-test_receiver_log": 50,
+    "stack-test_server_profile": 40, "stack-test_correlation_stack": 40,
+    "stack-test_connect": 40, "soffice_stack-test_e2e-demo": 45, "stack-test_stack": 25, "stack-test_crash": 25,
+}  # fmt: skip
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
@@ -79,6 +91,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(_stack_group(item, fixtures)))
         if not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(STACK_TIMEOUT_S))
+    items[:] = _longest_groups_first(items)
+
+
+def _group(item: pytest.Item) -> str | None:
+    """The item's xdist group as xdist names it: its xdist_group markers' names joined."""
+    names = {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+             for m in item.iter_markers("xdist_group")}  # fmt: skip
+    return "_".join(sorted(names)) or None
+
+
+def _longest_groups_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """`items` with the stack tests' groups by their STACK_GROUP_S, longest first, in the
+    places stack tests held (the other tests keep theirs). `make test` passes
+    --no-loadscope-reorder, else xdist orders groups by their number of tests. xdist hands a
+    worker its next group as soon as its current one is down to its last tests, and that
+    group waits behind them: so each group of one or two tests is followed by the shortest
+    group left, which rides along instead of a long one."""
+    order: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        if item.get_closest_marker("stack"):
+            order.setdefault(_group(item) or "", []).append(item)
+    groups = sorted(order, key=lambda g: -STACK_GROUP_S.get(g, 0))
+    ranked: list[pytest.Item] = []
+    while groups:
+        group = groups.pop(0)
+        ranked += order[group]
+        if len(order[group]) <= 2 and groups:
+            ranked += order[groups.pop()]
+    stack = iter(ranked)
+    return [next(stack) if item.get_closest_marker("stack") else item for item in items]
 
 
 def _stack_group(item: pytest.Item, fixtures: set[str]) -> str:

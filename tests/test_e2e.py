@@ -195,6 +195,9 @@ def test_postmortem_from_the_records_after_prometheus_is_gone(e2e: Incident) -> 
     ]
 
 
+# No soffice leak: a group of its own (xdist joins both names) beside soffice, as the demo of
+# test_scripts.
+@pytest.mark.xdist_group("stack-test_e2e-demo")
 def test_demo_uses_the_prometheus_it_is_given(tmp_path: Path) -> None:
     """RUNBOOK_PROMETHEUS_URL: the demo starts no Prometheus of its own, leaves that one
     running, and still gets from the fault to a record through it."""

@@ -29,7 +29,7 @@ from tests.polling import wait_for
 from tests.test_package import wheel  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.stack
-FIRE_S = 240.0  # for: 1m at a 15 s evaluation, Alertmanager's 30 s group_wait, one run
+FIRE_S = 240.0  # for: 1m at a 5 s evaluation, Alertmanager's 30 s group_wait, one run
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_from_the_wheel_init_serve_and_the_delivered_link_leads_to_the_record(
 
     down = stack.free_port()  # GGEN MCP's target: nothing listens there
     (tmp_path / "prometheus.yml").write_text(json.dumps({
-        "global": {"scrape_interval": "5s", "evaluation_interval": "15s"},
+        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
         "rule_files": rule_files,
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}]},
         "scrape_configs": [{"job_name": "ggen-mcp", "static_configs": [{"targets": [f"127.0.0.1:{down}"]}]}],
