@@ -23,6 +23,7 @@ from runbook_lib.lab import demo, deploy, stack
 from runbook_lib.lab.chat_sink import ChatSink
 from runbook_lib.lab.sim.modes import EXPECTED_ALERT, EXPECTED_CAUSES
 from runbook_lib.records import record
+from tests.conftest import fault_incidents
 from tests.polling import wait_for
 
 # Starts or ends soffice processes, and test_live_run judges every soffice on the host:
@@ -140,7 +141,12 @@ def test_the_finding_reaches_the_team_with_a_link_that_opens_the_record(
     top = record.summary(e2e.out / e2e.investigation.record).top_cause
     first = wait_for(
         lambda: next(
-            (r.json() for r in chat.delivered if r.json()["title"].startswith("🚨")), None
+            (
+                r.json()
+                for r in chat.delivered
+                if r.json()["title"].startswith(f"🚨 {EXPECTED_ALERT[MODE]} · ")
+            ),
+            None,
         ),
         30,
         "the investigation's message",
@@ -241,7 +247,7 @@ def test_demo_uses_the_prometheus_it_is_given(tmp_path: Path) -> None:
     # was pending (as in test_scripts' demo)
     from runbook_lib.incidents.index import Index
 
-    [inc] = Index(tmp_path / "out" / "index.sqlite").incidents()
+    [inc] = fault_incidents(Index(tmp_path / "out" / "index.sqlite").incidents())
     assert "GgenMcpHighErrorRate" in {a.alertname for a in inc.alerts}
     *before, run = inc.runs
     assert run.kind == "investigation" and run.alertname == "GgenMcpHighErrorRate"

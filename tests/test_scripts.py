@@ -14,7 +14,7 @@ import pytest
 
 from runbook_lib.contract.settings import ROOT
 from runbook_lib.lab import pids
-from tests.conftest import named
+from tests.conftest import fault_incidents, named
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack
@@ -90,7 +90,7 @@ def test_demo_fires_delivers_and_cleans_up(tmp_path: Path) -> None:
     # when the warning's had started before the critical was pending
     from runbook_lib.incidents.index import Index
 
-    [inc] = Index(tmp_path / "out" / "index.sqlite").incidents()
+    [inc] = fault_incidents(Index(tmp_path / "out" / "index.sqlite").incidents())
     names = {a.alertname for a in inc.alerts}
     assert inc.alertname == led_by and names <= ERROR_RATE_ALERTS
     # the warning twin joins when it reached the receiver before Alertmanager inhibited it
