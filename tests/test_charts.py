@@ -134,3 +134,20 @@ def test_a_figure_made_ahead_draws_the_same_pixels_as_a_new_one() -> None:
     assert ahead is spare and spare not in figures._spares[2]  # taken, and taken once
     assert charts.png_bytes(ahead) == fresh
     assert charts.png_bytes(charts.grid(pair, ALERT_AT)) == fresh  # none left: a new one
+
+
+def test_a_timelines_labels_stay_out_of_the_chart_beside_it() -> None:
+    """ "workbook_cache" (0.92 in at 8 pt) is wider than the 0.75 in gap between two charts:
+    it ran into the Request rate chart to its left, over its peak label."""
+    health = {n: [1.0] * 60 for n in ("database", "storage", "workbook_cache")}
+    fig = charts.grid(
+        [PanelData(PANELS["request_rate"], frame({"requests/s": [0.2 + 0.05 * i for i in range(60)]})),
+         PanelData(PANELS["component_health"], frame(health))],
+        ALERT_AT,
+    )  # fmt: skip
+    fig.canvas.draw()
+    left, right = fig.axes
+    labels = [t.get_window_extent() for t in right.get_yticklabels()]
+    assert min(box.x0 for box in labels) > left.get_window_extent().x1
+    assert right.get_window_extent().x1 == pytest.approx(fig.bbox.x1 - 0.3 * fig.dpi)  # same right
+    plt.close(fig)

@@ -28,6 +28,8 @@ from runbook_lib.evidence.prom import Prom
 from runbook_lib.notebook.figures import (
     AXES_IN,
     CHARS_PER_IN,
+    GAP_IN,
+    LEFT_IN,
     LEGEND_ROW_IN,
     LEGEND_TOP,
     STYLE,
@@ -46,6 +48,8 @@ STATES = {"component_health": ("healthy", "unhealthy"), "up": ("up", "down")}
 OK_STATE, BAD_STATE = "#2ca02c", "#d62728"
 MIN_SPAN = 0.2  # a y-axis spans at least this share of its largest value
 HEADROOM = 0.18  # above the highest value, for the peak's label
+LABEL_CHARS_PER_IN = 14  # 8 pt tick labels, widest letters ("workbook_cache" is 1.0 in)
+TICK_PAD_IN = 0.15  # the tick, its pad, and a little air beside the next chart
 
 
 def draw(
@@ -132,9 +136,21 @@ def _timeline(data: PanelData, ax: Axes) -> None:
             labelled.add(ok)
             ax.broken_barh([(start, width)], (row - 0.35, 0.7), label=label,
                            color=OK_STATE if ok else BAD_STATE)  # fmt: skip
-    ax.set_yticks(range(len(names)), [n or data.panel.title for n in names], fontsize=8)
+    labels = [n or data.panel.title for n in names]
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylim(-0.6, len(names) - 0.4)
     ax.grid(False, axis="y")
+    _room_for(ax, labels)
+
+
+def _room_for(ax: Axes, labels: list[str]) -> None:
+    """Narrow `ax` from the left until its tick labels fit the margin or the gap beside it:
+    "workbook_cache" is wider than the gap and ran into the chart to its left."""
+    box, fig_w = ax.get_position(), ax.figure.get_figwidth()
+    room = (LEFT_IN if box.x0 * fig_w < LEFT_IN + 0.01 else GAP_IN) - TICK_PAD_IN
+    need = max(map(len, labels), default=0) / LABEL_CHARS_PER_IN - room
+    if need > 0:
+        ax.set_position((box.x0 + need / fig_w, box.y0, box.width - need / fig_w, box.height))
 
 
 def _runs(f: pd.DataFrame) -> list[tuple[float, float, bool]]:
