@@ -151,3 +151,30 @@ def test_a_timelines_labels_stay_out_of_the_chart_beside_it() -> None:
     assert min(box.x0 for box in labels) > left.get_window_extent().x1
     assert right.get_window_extent().x1 == pytest.approx(fig.bbox.x1 - 0.3 * fig.dpi)  # same right
     plt.close(fig)
+
+
+def test_a_key_shows_each_entry_in_its_series_style_side_by_side_without_overlap() -> None:
+    """Legends are drawn as plain artists (`key`): each entry's swatch must be its series'
+    colour and line style, and entries must neither overlap nor leave the figure."""
+    lat = {"p50": [1.0] * 60, "p95": [2.0] * 60, "p99": [3.0] * 60}
+    fig, ax = drawn("latency", lat, ncols=2)
+    key = ax.get_legend()
+    texts = [t.get_text() for t in key.get_texts()]
+    assert texts == ["p50", "p95", "p99", "warning 5", "critical 10", "alert fired"]
+    swatches = {t: s for t, s in zip(texts, key._parts, strict=True)}
+    assert distance(swatches["critical 10"].get_color(), charts.CRIT) < 1
+    assert swatches["critical 10"].get_linestyle() == "--"
+    assert distance(swatches["alert fired"].get_color(), charts.ALERT) < 1
+    assert swatches["alert fired"].get_linestyle() == "-"
+    boxes = [t.get_window_extent() for t in key.get_texts()]
+    for i, a in enumerate(boxes):
+        assert fig.bbox.x0 <= a.x0 and a.x1 <= fig.bbox.x1 and fig.bbox.y0 <= a.y0
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+    # a chart 4.6 in wide fits 4 columns of "critical 10" (11 + 4 chars at 13 per inch):
+    # 6 entries take 2 rows (3 columns), filled top to bottom as legends are
+    ys = [round(t.get_position()[1], 4) for t in key.get_texts()]  # baselines
+    assert ys[0] == ys[2] == ys[4] > ys[1] == ys[3] == ys[5]
+    xs = [round(t.get_position()[0], 4) for t in key.get_texts()]
+    assert xs[0] == xs[1] < xs[2] == xs[3] < xs[4] == xs[5]  # three columns, left to right
+    plt.close(fig)

@@ -34,6 +34,7 @@ LEFT_IN, RIGHT_IN, GAP_IN = 0.8, 0.3, 0.75  # margins, and between two charts of
 TITLE_IN, AXES_IN, TICKS_IN, LEGEND_ROW_IN, AFTER_IN = 0.32, 2.2, 0.3, 0.17, 0.12
 LEGEND_TOP = TICKS_IN / AXES_IN  # the legend's top, under the tick labels (axes fraction)
 CHARS_PER_IN = 13  # legend text at 8 pt, with its handle
+TEXT_CHARS_PER_IN = 14  # 8 pt text alone, wide letters ("workbook_cache" is 0.92 in)
 
 
 def figure(rows: list[list[tuple[float, float]]], legend: list[int]) -> tuple[Figure, list[Axes]]:
