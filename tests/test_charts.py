@@ -178,3 +178,22 @@ def test_a_key_shows_each_entry_in_its_series_style_side_by_side_without_overlap
     xs = [round(t.get_position()[0], 4) for t in key.get_texts()]
     assert xs[0] == xs[1] < xs[2] == xs[3] < xs[4] == xs[5]  # three columns, left to right
     plt.close(fig)
+
+
+def test_axis_labels_clear_the_widest_tick_labels_and_the_chart_beside() -> None:
+    """Axis labels sit at fixed places (`figures`: no second measure of the tick labels):
+    beside the widest tick labels `compact` writes ("-14.5k") they must still not touch them."""
+    values = [-14_000.0 + 40 * i for i in range(60)]
+    fig = charts.grid(
+        [PanelData(PANELS["request_rate"], frame({"requests/s": values}))] * 2, ALERT_AT
+    )
+    fig.canvas.draw()
+    left, right = fig.axes
+    for ax in (left, right):
+        label = ax.yaxis.label.get_window_extent()
+        ticks = [t.get_window_extent() for t in ax.get_yticklabels() if t.get_text()]
+        assert "-14.5k" in [t.get_text() for t in ax.get_yticklabels()]
+        assert label.x1 < min(b.x0 for b in ticks)
+    assert right.yaxis.label.get_window_extent().x0 > left.get_window_extent().x1
+    assert left.yaxis.label.get_window_extent().x0 > fig.bbox.x0
+    plt.close(fig)
