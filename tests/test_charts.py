@@ -161,7 +161,7 @@ def test_a_key_shows_each_entry_in_its_series_style_side_by_side_without_overlap
     key = ax.get_legend()
     texts = [t.get_text() for t in key.get_texts()]
     assert texts == ["p50", "p95", "p99", "warning 5", "critical 10", "alert fired"]
-    swatches = {t: s for t, s in zip(texts, key._parts, strict=True)}
+    swatches = {t: s for t, s in zip(texts, key.get_swatches(), strict=True)}
     assert distance(swatches["critical 10"].get_color(), charts.CRIT) < 1
     assert swatches["critical 10"].get_linestyle() == "--"
     assert distance(swatches["alert fired"].get_color(), charts.ALERT) < 1
