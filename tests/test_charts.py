@@ -134,3 +134,66 @@ def test_a_figure_made_ahead_draws_the_same_pixels_as_a_new_one() -> None:
     assert ahead is spare and spare not in figures._spares[2]  # taken, and taken once
     assert charts.png_bytes(ahead) == fresh
     assert charts.png_bytes(charts.grid(pair, ALERT_AT)) == fresh  # none left: a new one
+
+
+def test_a_timelines_labels_stay_out_of_the_chart_beside_it() -> None:
+    """ "workbook_cache" (0.92 in at 8 pt) is wider than the 0.75 in gap between two charts:
+    it ran into the Request rate chart to its left, over its peak label."""
+    health = {n: [1.0] * 60 for n in ("database", "storage", "workbook_cache")}
+    fig = charts.grid(
+        [PanelData(PANELS["request_rate"], frame({"requests/s": [0.2 + 0.05 * i for i in range(60)]})),
+         PanelData(PANELS["component_health"], frame(health))],
+        ALERT_AT,
+    )  # fmt: skip
+    fig.canvas.draw()
+    left, right = fig.axes
+    labels = [t.get_window_extent() for t in right.get_yticklabels()]
+    assert min(box.x0 for box in labels) > left.get_window_extent().x1
+    assert right.get_window_extent().x1 == pytest.approx(fig.bbox.x1 - 0.3 * fig.dpi)  # same right
+    plt.close(fig)
+
+
+def test_a_key_shows_each_entry_in_its_series_style_side_by_side_without_overlap() -> None:
+    """Legends are drawn as plain artists (`key`): each entry's swatch must be its series'
+    colour and line style, and entries must neither overlap nor leave the figure."""
+    lat = {"p50": [1.0] * 60, "p95": [2.0] * 60, "p99": [3.0] * 60}
+    fig, ax = drawn("latency", lat, ncols=2)
+    key = ax.get_legend()
+    texts = [t.get_text() for t in key.get_texts()]
+    assert texts == ["p50", "p95", "p99", "warning 5", "critical 10", "alert fired"]
+    swatches = {t: s for t, s in zip(texts, key.get_swatches(), strict=True)}
+    assert distance(swatches["critical 10"].get_color(), charts.CRIT) < 1
+    assert swatches["critical 10"].get_linestyle() == "--"
+    assert distance(swatches["alert fired"].get_color(), charts.ALERT) < 1
+    assert swatches["alert fired"].get_linestyle() == "-"
+    boxes = [t.get_window_extent() for t in key.get_texts()]
+    for i, a in enumerate(boxes):
+        assert fig.bbox.x0 <= a.x0 and a.x1 <= fig.bbox.x1 and fig.bbox.y0 <= a.y0
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+    # a chart 4.6 in wide fits 4 columns of "critical 10" (11 + 4 chars at 13 per inch):
+    # 6 entries take 2 rows (3 columns), filled top to bottom as legends are
+    ys = [round(t.get_position()[1], 4) for t in key.get_texts()]  # baselines
+    assert ys[0] == ys[2] == ys[4] > ys[1] == ys[3] == ys[5]
+    xs = [round(t.get_position()[0], 4) for t in key.get_texts()]
+    assert xs[0] == xs[1] < xs[2] == xs[3] < xs[4] == xs[5]  # three columns, left to right
+    plt.close(fig)
+
+
+def test_axis_labels_clear_the_widest_tick_labels_and_the_chart_beside() -> None:
+    """Axis labels sit at fixed places (`figures`: no second measure of the tick labels):
+    beside the widest tick labels `compact` writes ("-14.5k") they must still not touch them."""
+    values = [-14_000.0 + 40 * i for i in range(60)]
+    fig = charts.grid(
+        [PanelData(PANELS["request_rate"], frame({"requests/s": values}))] * 2, ALERT_AT
+    )
+    fig.canvas.draw()
+    left, right = fig.axes
+    for ax in (left, right):
+        label = ax.yaxis.label.get_window_extent()
+        ticks = [t.get_window_extent() for t in ax.get_yticklabels() if t.get_text()]
+        assert "-14.5k" in [t.get_text() for t in ax.get_yticklabels()]
+        assert label.x1 < min(b.x0 for b in ticks)
+    assert right.yaxis.label.get_window_extent().x0 > left.get_window_extent().x1
+    assert left.yaxis.label.get_window_extent().x0 > fig.bbox.x0
+    plt.close(fig)

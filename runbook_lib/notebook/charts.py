@@ -28,12 +28,16 @@ from runbook_lib.evidence.prom import Prom
 from runbook_lib.notebook.figures import (
     AXES_IN,
     CHARS_PER_IN,
+    GAP_IN,
+    LEFT_IN,
     LEGEND_ROW_IN,
     LEGEND_TOP,
     STYLE,
+    TEXT_CHARS_PER_IN,
     columns,
     figure,
 )
+from runbook_lib.notebook.key import Key, columns_of
 from runbook_lib.notebook.wording import cause_name
 
 OVERVIEW = ("error_rate", "latency", "cache_hit_rate", "memory")
@@ -46,6 +50,7 @@ STATES = {"component_health": ("healthy", "unhealthy"), "up": ("up", "down")}
 OK_STATE, BAD_STATE = "#2ca02c", "#d62728"
 MIN_SPAN = 0.2  # a y-axis spans at least this share of its largest value
 HEADROOM = 0.18  # above the highest value, for the peak's label
+TICK_PAD_IN = 0.15  # the tick, its pad, and a little air beside the next chart
 
 
 def draw(
@@ -132,9 +137,21 @@ def _timeline(data: PanelData, ax: Axes) -> None:
             labelled.add(ok)
             ax.broken_barh([(start, width)], (row - 0.35, 0.7), label=label,
                            color=OK_STATE if ok else BAD_STATE)  # fmt: skip
-    ax.set_yticks(range(len(names)), [n or data.panel.title for n in names], fontsize=8)
+    labels = [n or data.panel.title for n in names]
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylim(-0.6, len(names) - 0.4)
     ax.grid(False, axis="y")
+    _room_for(ax, labels)
+
+
+def _room_for(ax: Axes, labels: list[str]) -> None:
+    """Narrow `ax` from the left until its tick labels fit the margin or the gap beside it:
+    "workbook_cache" is wider than the gap and ran into the chart to its left."""
+    box, fig_w = ax.get_position(), ax.figure.get_figwidth()
+    room = (LEFT_IN if box.x0 * fig_w < LEFT_IN + 0.01 else GAP_IN) - TICK_PAD_IN
+    need = max(map(len, labels), default=0) / TEXT_CHARS_PER_IN - room
+    if need > 0:
+        ax.set_position((box.x0 + need / fig_w, box.y0, box.width - need / fig_w, box.height))
 
 
 def _runs(f: pd.DataFrame) -> list[tuple[float, float, bool]]:
@@ -167,8 +184,7 @@ def _legend(ax: Axes) -> None:
     """The legend under the chart (below its time labels), in as many columns as fit."""
     handles, labels = ax.get_legend_handles_labels()
     if len(handles) > 1:
-        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(0, -LEGEND_TOP),
-                  ncols=legend_columns(ax), borderaxespad=0, handlelength=1.6)  # fmt: skip
+        Key(ax, handles, labels, LEGEND_TOP)
 
 
 class DistinctTimes(Formatter):
@@ -215,19 +231,8 @@ def overview(
     return grid([fetch(prom, name, scope, start, end) for name in OVERVIEW], alert_start, alert_end)
 
 
-def legend_columns(ax: Axes) -> int:
-    """How many legend entries fit side by side under `ax`."""
-    width = ax.get_position().width * ax.figure.get_figwidth()
-    return _columns_of(ax.get_legend_handles_labels()[1], width)
-
-
-def _columns_of(labels: list[str], width_in: float) -> int:
-    widest = max((len(x) for x in labels), default=1) + 4  # the handle and the gap
-    return max(1, min(len(labels), int(width_in * CHARS_PER_IN // widest)))
-
-
 def _rows_of(labels: list[str], width_in: float) -> int:
-    return math.ceil(len(labels) / _columns_of(labels, width_in)) if labels else 0
+    return math.ceil(len(labels) / columns_of(labels, width_in)) if labels else 0
 
 
 def legend_rows(data: PanelData | None, width_in: float) -> int:
@@ -340,5 +345,4 @@ def _stacked(att: dict, ax: Axes, of_what: list[str]) -> None:
     ax.grid(False)
     ax.set_xlabel("\n".join(of_what), fontsize=8, loc="left")
     below = LEGEND_TOP + len(of_what) * LEGEND_ROW_IN / AXES_IN
-    ax.legend(loc="upper left", bbox_to_anchor=(0, -below), borderaxespad=0,
-              ncols=legend_columns(ax))  # fmt: skip
+    Key(ax, *ax.get_legend_handles_labels(), below)
