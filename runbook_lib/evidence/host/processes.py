@@ -149,9 +149,27 @@ def processes(match: str | None = None, *, now: float | None = None) -> ProcessL
     these look in an hour". Processes that end while being read are left out."""
     now = time.time() if now is None else now
     needle = None if match is None else match.lower()
+    return _collect(psutil.process_iter(), now, needle)
+
+
+def named(names: Iterable[str], *, now: float | None = None) -> ProcessList:
+    """Processes whose name is one of `names`, in `names`' order, from one pass over the
+    process table (`processes` per name read every process's name and command line once
+    per name)."""
+    now = time.time() if now is None else now
+    order = {name: i for i, name in enumerate(names)}
+    listed = (p for p in psutil.process_iter(["name"]) if p.info["name"] in order)
+    result = _collect(listed, now)
+    found = sorted((p for p in result if p.name in order), key=lambda p: order[p.name])
+    return ProcessList(tuple(found), result.error)
+
+
+def _collect(procs: Iterable[psutil.Process], now: float, needle: str | None = None) -> ProcessList:
+    """The ProcInfo of each of `procs` that matches `needle`; those that end while being
+    read are left out, and a process table that cannot be read is the list's error."""
     found: list[ProcInfo] = []
     try:
-        for proc in psutil.process_iter():
+        for proc in procs:
             try:
                 info = _info(proc, now, needle)
             except psutil.NoSuchProcess:
@@ -161,28 +179,6 @@ def processes(match: str | None = None, *, now: float | None = None) -> ProcessL
     except (psutil.Error, OSError) as exc:
         return ProcessList(tuple(found), f"process table: {why(exc)}")
     return ProcessList(tuple(found), None)
-
-
-def named(names: Iterable[str], *, now: float | None = None) -> ProcessList:
-    """Processes whose name is one of `names`, in `names`' order, from one pass over the
-    process table (`processes` per name read every process's name and command line once
-    per name)."""
-    now = time.time() if now is None else now
-    order = {name: i for i, name in enumerate(names)}
-    found: list[ProcInfo] = []
-    try:
-        for proc in psutil.process_iter(["name"]):
-            if proc.info["name"] not in order:
-                continue
-            try:
-                info = _info(proc, now)
-            except psutil.NoSuchProcess:
-                continue
-            if info is not None and info.name in order:
-                found.append(info)
-    except (psutil.Error, OSError) as exc:
-        return ProcessList(tuple(found), f"process table: {why(exc)}")
-    return ProcessList(tuple(sorted(found, key=lambda p: order[p.name])), None)
 
 
 def _where(result: ProcessList, keep: Callable[[ProcInfo], bool]) -> ProcessList:
