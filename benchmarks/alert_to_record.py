@@ -209,9 +209,10 @@ class StormCpu:
     the receiver, Prometheus ...), next to the whole machine's busy time (other work on it
     included)."""
 
-    def __init__(self, rx: Receiver, state_dir: Path) -> None:
+    def __init__(self, rx: Receiver) -> None:
         self.procs = {"receiver": [rx.proc]}
-        for rec in pids.records(state_dir / "pids") + pids.records(state_dir / "sim" / "pids"):
+        state = rx.state_dir
+        for rec in pids.records(state / "pids") + pids.records(state / "sim" / "pids"):
             if rec.name != "runbook":
                 self.procs.setdefault(rec.name, []).append(psutil.Process(rec.pid))
         for child in rx.proc.children(recursive=True):
@@ -223,9 +224,7 @@ class StormCpu:
         self.before = self._sample()
 
     def _sample(self) -> dict[str, float]:
-        out = {}
-        for part, procs in self.procs.items():
-            out[part] = sum(_cpu(p) for p in procs)
+        out = {part: sum(map(_cpu, procs)) for part, procs in self.procs.items()}
         times = psutil.cpu_times()
         out["machine busy"] = sum(times) - times.idle - times.iowait
         return out
@@ -256,7 +255,7 @@ def cpu_per_record(timings: list[dict]) -> list[float]:
 def storm(rx: Receiver, instance: str, n: int) -> dict:
     bodies = [group(i, instance, "st", warning=True) for i in range(n)]
     bodies.insert(n // 2, group(0, instance, "cr"))  # one critical in the middle
-    cpu = StormCpu(rx, rx.state_dir)
+    cpu = StormCpu(rx)
     with MemorySampler(rx) as mem:
         t0 = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:  # spread over 10 s, like Alertmanager flushing
