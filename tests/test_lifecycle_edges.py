@@ -252,3 +252,23 @@ def test_a_script_s_retry_with_the_same_idempotency_key_acts_once(
     again = c.post("/incidents/1/actions/reinvestigate", headers=headers)
     assert again.status_code == 409 and "submitted already" in again.text
     assert [r.trigger[:9] for r in index.incident(1).runs] == ["", "operator:"]
+
+
+def test_a_symptom_run_held_beside_the_held_slow_burn_run_folds_into_it(index: Index) -> None:
+    """make test's order (two workers): the SLO lead's run and the symptom's run are claimed
+    at once and both held, so neither saw the other queued. The symptom's hold folds its run
+    into the lead's held run; the critical then leads that one run: no symptom run after it."""
+    index.accept([alert("GgenMcpErrorRateSLOViolation", "warning", slow_burn=True)], 0, NOW)
+    lead = index.claim(NOW)
+    index.accept([alert("GgenMcpElevatedErrorRate", "warning", 5)], 0, NOW + 1)
+    symptom = index.claim(NOW + 1)  # the second worker
+    assert symptom.incident.trigger == "symptom:elevatederrorrate"
+    index.defer(lead, NOW + 45, "waited for GgenMcpElevatedErrorRate", now=NOW + 2)
+    index.defer(symptom, NOW + 50, "waited for GgenMcpHighErrorRate", now=NOW + 2)
+    [run] = index.incident(1).runs
+    assert (run.trigger, run.alertname, run.state, run.not_before, run.hold_note) == (
+        "", "GgenMcpElevatedErrorRate", "queued", NOW + 50, "waited for GgenMcpHighErrorRate",
+    )  # fmt: skip
+    index.accept([alert("GgenMcpHighErrorRate", "critical", 9)], 0, NOW + 3)
+    [run] = index.incident(1).runs
+    assert (run.trigger, run.alertname) == ("", "GgenMcpHighErrorRate")

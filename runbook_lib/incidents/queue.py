@@ -200,10 +200,38 @@ class RunQueue:
                     values.update(trigger=later.trigger)
                 values.update(record=later.record, alertname=later.alertname,
                               severity=later.severity, not_before=now)  # fmt: skip
+            if job.incident.trigger.startswith("symptom:") and self._fold_into_held(
+                conn, job, values
+            ):
+                return
             conn.execute(
                 sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
                 .values(**values)
             )  # fmt: skip
+
+    def _fold_into_held(self, conn: Connection, job: RunRequest, values: dict) -> bool:
+        """A symptom's run held while the incident's first run is held too (two workers
+        claimed both at once, so neither saw the other queued): the first run takes this
+        one's alert and hold, and this one goes, so the critical later leads one run."""
+        c = runs_t.c
+        held = conn.execute(
+            sa.select(c.id).where((c.incident_id == job.incident.id) & (c.id < job.run_id)
+                                  & (c.state == "queued") & c.held_since.is_not(None)
+                                  & (c.trigger == "") & (c.kind == "investigation"))
+            .limit(1)
+        ).scalar()  # fmt: skip
+        if held is None:
+            return False
+        mine = conn.execute(
+            sa.select(c.record, c.alertname, c.severity).where(c.id == job.run_id)
+        ).one()
+        conn.execute(sa.delete(runs_t).where(c.id == job.run_id))
+        conn.execute(
+            sa.update(runs_t).where(c.id == held)
+            .values(record=mine.record, alertname=mine.alertname, severity=mine.severity,
+                    not_before=values["not_before"], hold_note=values["hold_note"])
+        )  # fmt: skip
+        return True
 
     def in_flight(self) -> list[RunRequest]:
         """Runs marked running: after a crash, the ones no worker will finish."""
