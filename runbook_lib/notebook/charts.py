@@ -103,7 +103,7 @@ def _lines(data: PanelData, ax: Axes) -> None:
         left = ts - times.min() > (times.max() - ts)  # in the right half: label to its left
         label = PeakLabel(
             f"{'min' if p.below_is_bad else 'peak'} {value:.3g} {p.unit}",
-            (ts, value),
+            (mdates.date2num(ts), value),
             xytext=(-6 if left else 6, 6),
             textcoords="offset points",
             ha="right" if left else "left",
@@ -212,8 +212,8 @@ def _firing(data: PanelData, ax: Axes, start: datetime | None, end: datetime | N
     """The alert's firing window, shaded, and a black line where it fired."""
     if start is None:
         return
-    begin = pd.Timestamp(start)
-    until = pd.Timestamp(end) if end else data.frame["timestamp"].max()
+    begin = mdates.date2num(pd.Timestamp(start))  # numbers, as the series (`days`)
+    until = mdates.date2num(pd.Timestamp(end) if end else data.frame["timestamp"].max())
     ax.axvspan(begin, max(until, begin), color=FIRING, zorder=0)
     ax.axvline(begin, color=ALERT, linewidth=1.2, label="alert fired")
 
