@@ -111,3 +111,15 @@ def test_a_change_of_font_settings_empties_the_caches(cold: None) -> None:
         assert png(fig) == ours
         assert all(p.get_family() == ["monospace"] for p in rendering.TEXT.fonts)
     plt.close("all")
+
+
+def test_the_caches_empty_past_their_limit(cold: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long interactive session does not keep every string it ever drew."""
+    monkeypatch.setattr(rendering, "LIMIT", 3)
+    rendering.TEXT.check()
+    rendering.TEXT.sizes.update({(str(n), None, 90, 0): (1.0, 1.0, 0.0) for n in range(3)})
+    rendering.TEXT.check()
+    assert len(rendering.TEXT.sizes) == 3  # at the limit: kept
+    rendering.TEXT.glyphs[("x", None, 90, 0)] = []
+    rendering.TEXT.check()
+    assert not rendering.TEXT.sizes and not rendering.TEXT.glyphs

@@ -14,7 +14,7 @@ them. Each value is what matplotlib computes, by its own calls, so a chart's pix
 same as with `FigureCanvasAgg` (tests/notebook/test_rendering.py compares them).
 
 The caches hold only what depends on the font settings (`FONT_RC`); a change of those
-rcParams empties them.
+rcParams empties them, as does passing `LIMIT` strings.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ HEIGHT_TABLES = (
     ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
     ("hhea", "lineGap", "ascent", "descent"),
 )
+# Strings kept: a record draws about 200 different ones; a long JupyterLab session stays
+# bounded (a few MB) instead of growing with every label it ever drew.
+LIMIT = 20_000
 
 
 class TextCache:
@@ -53,9 +56,10 @@ class TextCache:
         self.glyphs: dict[tuple, list[tuple[FT2Font, int, float, float]]] = {}
 
     def check(self) -> None:
-        """Empty the caches when a font setting changed since they were filled."""
+        """Empty the caches when a font setting changed since they were filled, or when
+        they hold more than `LIMIT` entries."""
         settings = [dict.__getitem__(mpl.rcParams, key) for key in FONT_RC]
-        if settings != self.settings:
+        if settings != self.settings or len(self.sizes) + len(self.glyphs) > LIMIT:
             self.__init__()
             self.settings = settings
 
