@@ -197,3 +197,38 @@ def test_axis_labels_clear_the_widest_tick_labels_and_the_chart_beside() -> None
     assert right.yaxis.label.get_window_extent().x0 > left.get_window_extent().x1
     assert left.yaxis.label.get_window_extent().x0 > fig.bbox.x0
     plt.close(fig)
+
+
+def test_days_are_matplotlibs_date_numbers_of_utc_timestamps() -> None:
+    """2026-01-15 is day 20468 after 1970-01-01; 09:15 is 0.385416... of a day."""
+    got = charts.days(pd.Series([pd.Timestamp(T0), pd.Timestamp(T0 + timedelta(seconds=30))]))
+    assert got.tolist() == pytest.approx([20468 + 9.25 / 24, 20468 + 9.25 / 24 + 30 / 86400],
+                                         abs=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_a_peak_label_draws_what_axes_annotate_draws(left: bool) -> None:
+    """The label's line is clipped at its box by arithmetic rather than `Rectangle.contains`:
+    the same pixels as matplotlib's own annotation."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    def drawn(own: bool) -> bytes:
+        fig = Figure(figsize=(3, 2), dpi=90)
+        ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+        ax.plot([0, 1, 2], [0, 5, 1])
+        kwargs = {"xytext": (-6 if left else 6, 6), "textcoords": "offset points",
+                  "ha": "right" if left else "left", "fontsize": 8,
+                  "arrowprops": {"arrowstyle": "-", "color": "gray"}}  # fmt: skip
+        if own:
+            label = charts.PeakLabel("peak 5 errors/s", (1, 5), **kwargs)
+            label.set_transform(matplotlib.transforms.IdentityTransform())
+            ax._add_text(label)
+        else:
+            ax.annotate("peak 5 errors/s", (1, 5), **kwargs)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+    assert drawn(own=True) == drawn(own=False)

@@ -18,10 +18,14 @@ from datetime import datetime
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.text import Annotation
 from matplotlib.ticker import Formatter, FuncFormatter
+from matplotlib.transforms import IdentityTransform
 
 from runbook_lib.evidence.panels import PanelData, Scope, fetch
 from runbook_lib.evidence.prom import Prom
@@ -84,7 +88,7 @@ def _lines(data: PanelData, ax: Axes) -> None:
     p = data.panel
     for i, (series, f) in enumerate(data.frame.groupby("series", sort=True)):
         f = f.sort_values("timestamp")
-        ax.plot(f["timestamp"], f["value"], linewidth=1.4, label=str(series) or p.title,
+        ax.plot(days(f["timestamp"]), f["value"], linewidth=1.4, label=str(series) or p.title,
                 color=SERIES[i % len(SERIES)])  # fmt: skip
     levels = [(p.warn, WARN, "warning"), (p.crit, CRIT, "critical")]
     for value, color, label in levels:
@@ -97,17 +101,44 @@ def _lines(data: PanelData, ax: Axes) -> None:
         ts, value = peak
         times = data.frame["timestamp"]
         left = ts - times.min() > (times.max() - ts)  # in the right half: label to its left
-        ax.annotate(
+        label = PeakLabel(
             f"{'min' if p.below_is_bad else 'peak'} {value:.3g} {p.unit}",
-            (ts, value),
+            (mdates.date2num(ts), value),
             xytext=(-6 if left else 6, 6),
             textcoords="offset points",
             ha="right" if left else "left",
             fontsize=8,
             arrowprops={"arrowstyle": "-", "color": "gray"},
         )
+        label.set_transform(IdentityTransform())  # as `Axes.annotate` does
+        ax._add_text(label)
     ax.set_ylabel(p.unit)
     ax.yaxis.set_major_formatter(FuncFormatter(compact))
+
+
+class PeakLabel(Annotation):
+    """The peak's label and its short grey line to the point, as `Axes.annotate` draws it,
+    with the box the line starts from answering the line's clipping by arithmetic: the
+    clipping bisects the line, asking at each step whether a point lies in the box, and
+    each `Rectangle.contains` builds its transforms and a path for a point-in-path test
+    (half the CPU of drawing a chart's peak label, profiled)."""
+
+    def update_positions(self, renderer) -> None:
+        super().update_positions(renderer)
+        box = self.arrow_patch.patchA if self.arrow_patch is not None else None
+        if type(box) is Rectangle:
+            self.arrow_patch.set_patchA(TextBox(box))
+
+
+class TextBox:
+    """An unstroked box as an arrow's clipping asks it (`contains`): the answer of its
+    `Rectangle`, whose edge adds no margin: strictly inside its extents."""
+
+    def __init__(self, box: Rectangle) -> None:
+        (self.x0, self.y0), (self.x1, self.y1) = box.get_xy(), box.get_corners()[2]
+
+    def contains(self, point) -> tuple[bool, dict]:
+        return (self.x0 < point.x < self.x1 and self.y0 < point.y < self.y1), {}
 
 
 def y_limits(values: list[float]) -> tuple[float, float]:
@@ -158,7 +189,7 @@ def _runs(f: pd.DataFrame) -> list[tuple[float, float, bool]]:
     """(start, width, state) in Matplotlib's date units, one per run of equal states, each
     lasting to its last sample and one step more; samples further apart than three steps
     end a run, and the gap stays blank."""
-    times = mdates.date2num(f["timestamp"].dt.tz_convert(None).to_numpy())
+    times = days(f["timestamp"])
     states = (f["value"].to_numpy() >= 1).tolist()
     step = float(pd.Series(times).diff().median()) if len(times) > 1 else 30 / 86400
     runs: list[list] = []
@@ -170,12 +201,19 @@ def _runs(f: pd.DataFrame) -> list[tuple[float, float, bool]]:
     return [(first, last - first + step, ok) for first, last, ok in runs]
 
 
+def days(times: pd.Series) -> np.ndarray:
+    """UTC timestamps as Matplotlib's date numbers, converted as one array: the values
+    Matplotlib's own conversion gives, which goes through a Python datetime per sample (a
+    tenth of making a chart's lines, profiled)."""
+    return mdates.date2num(times.dt.tz_convert(None).to_numpy())
+
+
 def _firing(data: PanelData, ax: Axes, start: datetime | None, end: datetime | None) -> None:
     """The alert's firing window, shaded, and a black line where it fired."""
     if start is None:
         return
-    begin = pd.Timestamp(start)
-    until = pd.Timestamp(end) if end else data.frame["timestamp"].max()
+    begin = mdates.date2num(pd.Timestamp(start))  # numbers, as the series (`days`)
+    until = mdates.date2num(pd.Timestamp(end) if end else data.frame["timestamp"].max())
     ax.axvspan(begin, max(until, begin), color=FIRING, zorder=0)
     ax.axvline(begin, color=ALERT, linewidth=1.2, label="alert fired")
 

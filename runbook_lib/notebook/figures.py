@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import ScaledTranslation
+
+from runbook_lib.notebook.rendering import ChartCanvas
 
 STYLE = {
     "figure.dpi": 90,
@@ -76,7 +77,7 @@ def _blank(n_axes: int, ticks: tuple[int, int] | None = None) -> Figure:
     inline backend would show it a second time."""
     with plt.rc_context(STYLE):
         fig = Figure()
-        FigureCanvasAgg(fig)
+        ChartCanvas(fig)
         for _ in range(n_axes):
             ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
             _fixed_labels(ax)

@@ -1,0 +1,175 @@
+"""The Agg canvas the charts draw on: matplotlib's, with what it looks up for every text
+remembered for the life of the kernel instead of for one figure.
+
+Matplotlib resolves a text's font (`findfont`: eleven rcParams read and a FontProperties
+hashed per call), reads the font's height tables and measures the string each time it lays
+a text out, and a tick label is laid out twice per draw (its axis measures it, then draws
+it); its measurement cache lives with one renderer, that is one figure. Profiled over the
+charts of every runbook's record (`benchmarks.record_profile` and a replay of the fixture
+records' charts), those lookups were about a fifth of drawing a chart. `ChartRenderer`
+keeps the font, the font's height metrics, each string's size and its shaped glyphs in
+caches shared by every chart of the process: the zygote's warm-up chart fills them with the
+texts every record repeats (titles, legends, time ticks) and each forked kernel inherits
+them. Each value is what matplotlib computes, by its own calls, so a chart's pixels are the
+same as with `FigureCanvasAgg` (tests/notebook/test_rendering.py compares them).
+
+The caches hold only what depends on the font settings (`FONT_RC`); a change of those
+rcParams empties them, as does passing `LIMIT` strings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
+from matplotlib.font_manager import FontProperties, fontManager, get_font
+from matplotlib.ft2font import FT2Font, RenderMode
+
+# The rcParams a font lookup reads (`FontManager.findfont`): what the caches depend on.
+FONT_RC = tuple(
+    f"font.{key}"
+    for key in ("family", "style", "variant", "weight", "stretch", "size", "serif",
+                "sans-serif", "cursive", "fantasy", "monospace")
+)  # fmt: skip
+# Font height tables in the order `Text._get_layout` tries them: (table, gap, ascent, descent).
+HEIGHT_TABLES = (
+    ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+    ("hhea", "lineGap", "ascent", "descent"),
+)
+# Strings kept: a record draws about 200 different ones; a long JupyterLab session stays
+# bounded (a few MB) instead of growing with every label it ever drew.
+LIMIT = 20_000
+
+
+class TextCache:
+    """Fonts by properties, height metrics by (properties, dpi), sizes and shaped glyphs
+    by (string, properties, dpi, ...): one per process, emptied when `FONT_RC` changes."""
+
+    def __init__(self) -> None:
+        self.settings: list[Any] = []
+        self.fonts: dict[FontProperties, FT2Font] = {}
+        self.heights: dict[tuple, tuple[float, float, float] | None] = {}
+        self.sizes: dict[tuple, tuple[float, float, float]] = {}
+        self.glyphs: dict[tuple, list[tuple[FT2Font, int, float, float]]] = {}
+
+    def check(self) -> None:
+        """Empty the caches when a font setting changed since they were filled, or when
+        they hold more than `LIMIT` entries."""
+        settings = [dict.__getitem__(mpl.rcParams, key) for key in FONT_RC]
+        if settings != self.settings or len(self.sizes) + len(self.glyphs) > LIMIT:
+            self.__init__()
+            self.settings = settings
+
+    def font(self, prop: FontProperties) -> FT2Font:
+        """The font matplotlib draws `prop` with (its fallbacks included)."""
+        font = self.fonts.get(prop)
+        if font is None:
+            font = self.fonts[prop.copy()] = get_font(fontManager._find_fonts_by_props(prop))
+        return font
+
+
+TEXT = TextCache()
+
+
+class ChartRenderer(RendererAgg):
+    """`RendererAgg` whose font lookups, text sizes and glyph shaping come from `TEXT`."""
+
+    def _prepare_font(self, font_prop: FontProperties) -> FT2Font:
+        font = TEXT.font(font_prop)
+        font.clear()
+        font.set_size(font_prop.get_size_in_points(), self.dpi)
+        return font
+
+    def _get_font_height_metrics(
+        self, prop: FontProperties
+    ) -> tuple[float, float, float] | tuple[None, None, None]:
+        """The ascent, descent and line gap `Text._get_layout` reads from the font's tables
+        (its own formula, which it applies when a renderer has no such method), kept."""
+        key = (prop, self.dpi)
+        if key not in TEXT.heights:
+            TEXT.heights[(prop.copy(), self.dpi)] = self._height_metrics(prop)
+        return TEXT.heights[key] or (None, None, None)
+
+    def _height_metrics(self, prop: FontProperties) -> tuple[float, float, float] | None:
+        font = TEXT.font(prop)
+        for table_name, gap_key, ascent_key, descent_key in HEIGHT_TABLES:
+            table = font.get_sfnt_table(table_name)
+            if table is None:
+                continue
+            units_per_em = font.get_sfnt_table("head")["unitsPerEm"]
+            scale = 1 / units_per_em * prop.get_size_in_points() * self.dpi / 72
+            return table[ascent_key] * scale, -table[descent_key] * scale, table[gap_key] * scale
+        return None
+
+    def get_text_width_height_descent(
+        self, s: str, prop: FontProperties, ismath: bool | str
+    ) -> tuple[float, float, float]:
+        if ismath:
+            return super().get_text_width_height_descent(s, prop, ismath)
+        key = (s, prop, self.dpi, get_hinting_flag())
+        size = TEXT.sizes.get(key)
+        if size is None:
+            size = super().get_text_width_height_descent(s, prop, ismath)
+            TEXT.sizes[(s, prop.copy(), *key[2:])] = size
+        return size
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None) -> None:
+        """As `RendererAgg.draw_text`, the glyphs shaped once per string and font."""
+        features = mtext.get_fontfeatures() if mtext is not None else None
+        language = mtext.get_language() if mtext is not None else None
+        if ismath or features is not None or language is not None:
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        font = self._prepare_font(prop)
+        key = (s, prop, self.dpi, get_hinting_flag())
+        glyphs = TEXT.glyphs.get(key)
+        if glyphs is None:
+            items = font._layout(s, flags=key[3], features=None, language=None)
+            glyphs = [(i.ft_object, i.glyph_index, i.x, i.y) for i in items]
+            TEXT.glyphs[(s, prop.copy(), *key[2:])] = glyphs
+        self._draw_glyphs(gc, x, y, angle, prop.get_size_in_points(), glyphs)
+        return None
+
+    def _draw_glyphs(self, gc, x: float, y: float, angle: float, size: float, glyphs) -> None:
+        """`RendererAgg._draw_text_glyphs_and_boxes` for a plain text (no slant, no
+        stretch, no boxes): the same calls with the same values, its rotation matrix made
+        once per text instead of once per glyph (numpy's matrix product, rounding and cast
+        per glyph were a tenth of drawing a text, profiled)."""
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        matrix = (0x10000 * np.array([[cos, -sin], [sin, cos]]) @ [[1, 0], [0, 1]]).round()
+        matrix = matrix.astype(int)
+        flags = get_hinting_flag()
+        antialiased = gc.get_antialiased()
+        mode = RenderMode.NORMAL if antialiased else RenderMode.MONO
+        top = self.height - y
+        for font, index, dx, dy in glyphs:  # dy is upwards, y downwards
+            font.set_size(size, self.dpi)
+            font._set_transform(
+                matrix,
+                [
+                    round(0x40 * (x + dx * cos - dy * sin)),
+                    round(0x40 * (top + dx * sin + dy * cos)),
+                ],
+            )
+            bitmap = font._render_glyph(index, flags, mode)
+            buffer = bitmap.buffer
+            if not antialiased:
+                buffer *= 0xFF
+            self._renderer.draw_text_image(
+                buffer, bitmap.left, int(self.height) - bitmap.top + buffer.shape[0], 0, gc
+            )
+
+
+class ChartCanvas(FigureCanvasAgg):
+    """`FigureCanvasAgg` drawing with a `ChartRenderer`."""
+
+    def get_renderer(self) -> ChartRenderer:
+        w, h = self.get_width_height(physical=True)
+        key = w, h, self.figure.dpi
+        if self._lastKey != key:
+            self.renderer = ChartRenderer(w, h, self.figure.dpi)
+            self._lastKey = key
+        TEXT.check()
+        return self.renderer
