@@ -14,7 +14,9 @@ them. Each value is what matplotlib computes, by its own calls, so a chart's pix
 same as with `FigureCanvasAgg` (tests/notebook/test_rendering.py compares them).
 
 The caches hold only what depends on the font settings (`FONT_RC`); a change of those
-rcParams empties them, as does passing `LIMIT` strings.
+rcParams empties them, as does passing `LIMIT` strings. The glyph drawing calls
+matplotlib's private font methods (`_layout`, `_set_transform`, `_render_glyph`), so
+pyproject.toml holds matplotlib to 3.11.x; the tests compare PNGs with FigureCanvasAgg's.
 """
 
 from __future__ import annotations
