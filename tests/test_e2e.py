@@ -270,7 +270,8 @@ def pages(e2e: Incident, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     proc = subprocess.Popen(cmd, env=env, stderr=open(tmp_path / "serve.log", "w"))
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(f"{url}/health"), 30, "runbook serve")
+        # its imports take seconds of CPU: in a loaded stack tier, 30 s were too short once
+        wait_for(lambda: _answers(f"{url}/health"), 90, "runbook serve")
         yield url
     finally:
         proc.terminate()
