@@ -259,9 +259,10 @@ def test_demo_uses_the_prometheus_it_is_given(tmp_path: Path) -> None:
     assert record.summary(tmp_path / "out" / run.record).top_cause == "invalid_input"
 
 
-@pytest.fixture
-def pages(e2e: Incident, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")  # its tests only read: one server for them all
+def pages(e2e: Incident, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`runbook serve` over the end-to-end incident's records (pages only, no workers)."""
+    tmp_path = tmp_path_factory.mktemp("pages")
     port = stack.free_port()
     env = {**os.environ, "RUNBOOK_WEBHOOK_TOKEN": "hook-token", "RUNBOOK_VIEWER_TOKEN": "viewer"}
     cmd = [str(Path(sys.executable).with_name("runbook")), "serve", "--port", str(port)]
@@ -269,7 +270,8 @@ def pages(e2e: Incident, tmp_path: Path) -> Iterator[str]:
     proc = subprocess.Popen(cmd, env=env, stderr=open(tmp_path / "serve.log", "w"))
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(f"{url}/health"), 30, "runbook serve")
+        # its imports take seconds of CPU: in a loaded stack tier, 30 s were too short once
+        wait_for(lambda: _answers(f"{url}/health"), 90, "runbook serve")
         yield url
     finally:
         proc.terminate()

@@ -71,12 +71,14 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
         stderr=log,
     )
     rcv = Receiver(f"http://127.0.0.1:{port}", out / "records", proc)
-    wait_for(lambda: httpx.get(f"{rcv.url}/health").status_code == 200, 30, "the receiver")
-    yield rcv
-    rcv.client.close()
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    try:  # stopped also when it never answers (a failed set-up has no teardown)
+        wait_for(lambda: httpx.get(f"{rcv.url}/health").status_code == 200, 30, "the receiver")
+        yield rcv
+    finally:
+        rcv.client.close()
+        proc.terminate()
+        proc.wait(10)
+        log.close()
 
 
 # -- what arrives ---------------------------------------------------------------------------

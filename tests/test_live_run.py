@@ -1,5 +1,6 @@
 """Runbooks with live=True against the real local stack: host and container findings
-(real pids, real exit state) appear in the record."""
+(real pids, real exit state) appear in the record. (Every runbook run with its defaults
+against a local stack, as Run All does: tests/test_jupyterlab.py, in JupyterLab itself.)"""
 
 from __future__ import annotations
 
@@ -99,30 +100,3 @@ def test_crashed_container_exit_state_is_in_the_record(live_stack, tmp_path: Pat
         assert any("fatal" in line.lower() for line in crashed["evidence"])
     finally:
         c.remove(force=True)
-
-
-def test_every_notebook_runs_all_with_its_defaults(live_stack, tmp_path: Path, monkeypatch) -> None:
-    """What "Run All" in JupyterLab does: no parameters given, only the local stack's URL."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import nbformat
-    import papermill
-
-    from runbook_lib.contract.alerts import RUNBOOKS
-    from runbook_lib.contract.settings import NOTEBOOKS
-
-    monkeypatch.setenv("RUNBOOK_PROMETHEUS_URL", live_stack.urls["prometheus"])
-
-    def execute(runbook: str) -> dict | None:
-        out = tmp_path / f"{runbook}.ipynb"
-        papermill.execute_notebook(
-            str(NOTEBOOKS / f"{runbook}.ipynb"), str(out), kernel_name="python3", progress_bar=False
-        )
-        found = record.summary_from_notebook(nbformat.read(out, as_version=4))
-        return found.as_json() if found else None
-
-    with ThreadPoolExecutor(2) as pool:
-        summaries = dict(zip(RUNBOOKS, pool.map(execute, RUNBOOKS), strict=True))
-    for runbook, summ in summaries.items():
-        assert summ is not None and summ["status"] == "completed", runbook
-        assert summ["runbook"] == runbook

@@ -195,8 +195,8 @@ def pages(published: Published, tmp_path_factory: pytest.TempPathFactory) -> Ite
            "--no-workers"]  # fmt: skip
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, stderr=open(log, "wb"))
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
+    try:  # its imports take seconds of CPU: in a loaded stack tier, 30 s ran out once
+        deadline = time.monotonic() + 90
         while not _answers(f"{url}/health"):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.3)
