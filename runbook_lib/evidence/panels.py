@@ -17,7 +17,7 @@ import pandas as pd
 from runbook_lib.contract.names import NAMES, in_profile, not_exposed, series_in
 from runbook_lib.contract.settings import MEMORY_LIMIT_BYTES
 from runbook_lib.contract.thresholds import THRESHOLDS, Threshold
-from runbook_lib.evidence.prom import Prom, QueryResult, escape
+from runbook_lib.evidence.prom import Prom, QueryResult, ask_ranges, escape
 
 GiB = 1 << 30
 N = NAMES
@@ -321,12 +321,33 @@ def fetch_panel(
     prom: Prom, panel: Panel, scope: Scope, start: datetime, end: datetime
 ) -> PanelData:
     """`panel` (a named one, or one a notebook cell defined) over [start, end]."""
+    return fetch_panels(prom, [panel], scope, start, end)[0]
+
+
+def fetch_panels(
+    prom: Prom, chosen: list[Panel], scope: Scope, start: datetime, end: datetime
+) -> list[PanelData]:
+    """Each of `chosen` over [start, end], their queries asked together (`ask_ranges`: one
+    request instead of one per query); a query the metrics profile does not expose is not
+    sent, and is named in its panel's `errors`."""
+    asked: dict[str, str] = {}  # query -> its name in the joined request
+    for panel in chosen:
+        for query in panel.queries(scope).values():
+            if not not_exposed(series_in(query)):
+                asked.setdefault(query, str(len(asked)))
+    named = ask_ranges(prom, {name: query for query, name in asked.items()}, start, end)
+    answers = {query: named[name] for query, name in asked.items()}
+    return [_panel_data(panel, scope, answers) for panel in chosen]
+
+
+def _panel_data(panel: Panel, scope: Scope, answers: dict[str, QueryResult]) -> PanelData:
+    """`panel`'s series from the answers to its queries; what is missing in `errors`."""
     frames, errors = [], []
     for legend, query in panel.queries(scope).items():
         if lacking := not_exposed(series_in(query)):
             errors.append(f"{legend or panel.title}: {lacking}")
             continue
-        res = prom.range(query, start, end)
+        res = answers[query]
         if not res.ok:
             errors.append(f"{legend or panel.title}: {res.reason}")
             continue
