@@ -157,7 +157,9 @@ def test_a_joined_query_refused_or_not_split_asks_each_alone(fake, refused: str)
 
 
 def test_an_unreachable_prometheus_is_asked_once_for_all() -> None:
-    got = Prom("http://127.0.0.1:1", timeout=2).ranges(QUERIES, START, END)
+    prom = Counted("http://127.0.0.1:1")
+    got = prom.ranges(QUERIES, START, END)
+    assert len(prom.sent) == 1
     assert [r.query for r in got.values()] == [ERRORS, RATE, NOTHING]
     for res in got.values():
         assert res.failure is Failure.UNREACHABLE and "connection refused" in res.reason
