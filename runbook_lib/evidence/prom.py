@@ -229,10 +229,13 @@ def _frame(data: list[dict]) -> tuple[pd.DataFrame, tuple[str, ...]]:
             columns[name] += [metric.get(name, np.nan)] * len(points)
     if not times:
         return pd.DataFrame(columns=["timestamp", *labels, "value"]), labels
+    numbers = np.asarray(values, dtype=float)
     frame = pd.DataFrame(
         {"timestamp": pd.to_datetime(np.asarray(times), unit="s", utc=True), **columns,
-         "value": np.asarray(values, dtype=float)}
+         "value": numbers}
     )  # fmt: skip
+    if not np.isnan(numbers).any():  # most answers: nothing to drop, no copy to make
+        return frame, labels
     return frame[~frame["value"].isna()].reset_index(drop=True), labels
 
 
