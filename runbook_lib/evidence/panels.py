@@ -341,23 +341,18 @@ def fetch_panels(
 
 
 def _panel_data(panel: Panel, scope: Scope, answers: dict[str, QueryResult]) -> PanelData:
-    """`panel`'s series from the answers to its queries; what is missing in `errors`."""
+    """`panel`'s series from the answers to its queries (a query not sent has none); what
+    is missing in `errors`."""
     frames, errors = [], []
     for legend, query in panel.queries(scope).items():
-        if lacking := not_exposed(series_in(query)):
-            errors.append(f"{legend or panel.title}: {lacking}")
-            continue
-        res = answers[query]
-        if not res.ok:
-            errors.append(f"{legend or panel.title}: {res.reason}")
-            continue
-        frames.append(_legend(res, legend, panel.split_by))
-    frame = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame(columns=["timestamp", "series", "value"])
-    )
-    return PanelData(panel, frame, errors)
+        res = answers.get(query)
+        if res is None or not res.ok:
+            why = res.reason if res else not_exposed(series_in(query))
+            errors.append(f"{legend or panel.title}: {why}")
+        else:
+            frames.append(_legend(res, legend, panel.split_by))
+    empty = pd.DataFrame(columns=["timestamp", "series", "value"])
+    return PanelData(panel, pd.concat(frames, ignore_index=True) if frames else empty, errors)
 
 
 def _legend(res: QueryResult, legend: str, split_by: str | None) -> pd.DataFrame:
