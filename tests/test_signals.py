@@ -35,12 +35,20 @@ class Counting:
     def range(self, query, start, end, step=None):
         return self._ask("range", query, lambda: self.prom.range(query, start, end, step))
 
+    def ranges(self, queries, start, end, step=None):
+        """One request for all (`Prom.ranges`); with `alone`, one per query."""
+        if self.alone:
+            return {name: self.range(q, start, end, step) for name, q in queries.items()}
+        self.asked.append("range")
+        return self.prom.ranges(queries, start, end, step)
+
 
 def test_an_unreachable_prometheus_is_asked_once_per_kind_and_named_for_every_figure() -> None:
     prom = Counting(Prom("http://127.0.0.1:1", timeout=2))
     sig = signals.collect(prom, Scope("127.0.0.1:9464"), AT)
-    # one joined request for the 31 instant figures, one per baseline (2), one for the 4 trends
-    assert prom.asked == ["instant", "range", "range", "range"]
+    # one joined request for the 31 instant figures, one for the 2 baselines, one for the 4
+    # trends
+    assert prom.asked == ["instant", "range", "range"]
     assert not sig.values
     assert len(sig.missing) == 31 + 2 + 4 + 6  # and the 6 figures derived from the trends
     for name, why in sig.missing.items():
@@ -49,8 +57,9 @@ def test_an_unreachable_prometheus_is_asked_once_per_kind_and_named_for_every_fi
 
 def test_each_joined_figure_is_what_its_query_alone_answers(scenario_set) -> None:
     """On the scenarios' Prometheus (a fault of each kind, and a healthy service), every
-    figure, by-label table and trend from the joined requests equals the one its query gives
-    asked alone; one instant request instead of 31."""
+    figure, by-label table, baseline and trend from the joined requests equals the one its
+    query gives asked alone; one instant request instead of 31, one range request for the
+    baselines and one for the trends instead of 6."""
     prom, scenarios, _ = scenario_set
     first = {}  # runbook -> its first scenario of seed 0 (the healthy baseline's is None)
     for s in scenarios:
@@ -64,6 +73,7 @@ def test_each_joined_figure_is_what_its_query_alone_answers(scenario_set) -> Non
         got = signals.collect(joined, scope, sc.at)
         want = signals.collect(alone, scope, sc.at)
         assert joined.asked.count("instant") == 1 and alone.asked.count("instant") == 1 + 31
+        assert joined.asked.count("range") == 2 and alone.asked.count("range") == 2 + 1 + 4
         assert got.missing == want.missing, sc.name
         assert got.values.keys() == want.values.keys(), sc.name
         for name, value in want.values.items():

@@ -163,10 +163,45 @@ def series_in(query: str) -> tuple[str, ...]:
     return _series_in(query, frozenset(NAMES.metrics().values()))
 
 
+# A run of name characters; a metric name is read where such a run starts.
+_RUN = re.compile(r"(?<![\w:])[\w:]+")
+# Inside a run, where a name may end: a word boundary (between a word character and a
+# colon, or after the run's last word character).
+_END = re.compile(r"\b")
+SUFFIXES = ("_bucket", "_count", "_sum")  # a histogram's series, read as its base name
+
+
 @functools.lru_cache(maxsize=1024)
 def _series_in(query: str, names: frozenset[str]) -> tuple[str, ...]:
     """Cached within a kernel: a run asks it of every query it sends and again of those it
-    repeats (a fifth of its ~160 calls); each miss is a regex scan per metric name."""
+    repeats. One pass over the query's names (its runs of name characters, each cut where a
+    name may end), looked up in `names`, instead of a regex scan per metric name."""
+    if not _tokens_hold(names):
+        return _scanned(query, names)
+    found = set()
+    for run in set(_RUN.findall(query)):
+        for token in _ends(run) if ":" in run else (run,):
+            if token in names:
+                found.add(token)
+            if token.endswith(SUFFIXES):
+                found.update(b for s in SUFFIXES if (b := token.removesuffix(s)) in names)
+    return tuple(sorted(found))
+
+
+@functools.cache
+def _tokens_hold(names: frozenset[str]) -> bool:
+    """Whether every name is a run of name characters (else each is scanned for)."""
+    return all(_RUN.fullmatch(n) for n in names)
+
+
+def _ends(run: str) -> list[str]:
+    """The names a run with colons may start with: its prefixes ending at a word boundary."""
+    return [run[: m.start()] for m in _END.finditer(run) if m.start()]
+
+
+def _scanned(query: str, names: frozenset[str]) -> tuple[str, ...]:
+    """The names `query` reads, a regex scan per name: a name may start at the start of a
+    run of name characters and end at a word boundary, its histogram suffix between."""
     found = {
         n for n in names if re.search(rf"(?<![\w:]){re.escape(n)}(?:_bucket|_count|_sum)?\b", query)
     }

@@ -29,7 +29,7 @@ from runbook_lib.evidence.logs import (
     parse_ts,
     source_for,
 )
-from runbook_lib.evidence.prom import Failure, Prom, QueryResult
+from runbook_lib.evidence.prom import Failure, Prom, QueryResult, ask_ranges
 
 INDEX = "queries.jsonl"
 # No answer: typed like one, so frames of answers and non-answers combine without pandas'
@@ -68,6 +68,16 @@ class Recording:
         res = self.prom.range(query, start, end, step)
         self._save(key("range", query, start.timestamp(), end.timestamp(), step), res)
         return res
+
+    def ranges(
+        self, queries: dict[str, str], start: datetime, end: datetime, step: float | None = None
+    ) -> dict[str, QueryResult]:
+        """The queries asked together, each answer saved as its own (as `range` saves it):
+        a replay, or a chart redrawn later, asks each query alone."""
+        answers = ask_ranges(self.prom, queries, start, end, step)
+        for name, query in queries.items():
+            self._save(key("range", query, start.timestamp(), end.timestamp(), step), answers[name])
+        return answers
 
     def _save(self, k: str, res: QueryResult) -> None:
         """The answer, a failure included: a replay of a run whose Prometheus did not
@@ -151,6 +161,12 @@ class Replay:
         if not same:
             return self._load(exact, query)
         return self._load(max(same, key=lambda k: json.loads(k)[3] - json.loads(k)[2]), query)
+
+    def ranges(
+        self, queries: dict[str, str], start: datetime, end: datetime, step: float | None = None
+    ) -> dict[str, QueryResult]:
+        """Each query's saved answer, as `range` finds it: a record saves them one by one."""
+        return {name: self.range(query, start, end, step) for name, query in queries.items()}
 
     def _load(self, k: str, query: str) -> QueryResult:
         entry = self._entries.get(k)

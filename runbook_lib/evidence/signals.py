@@ -23,7 +23,15 @@ from runbook_lib.evidence.panels import (
     quantile_q,
     trend,
 )
-from runbook_lib.evidence.prom import NO_DATA, Failure, Prom, QueryResult
+from runbook_lib.evidence.prom import (
+    NO_DATA,
+    SIGNAL_LABEL,
+    Failure,
+    Prom,
+    QueryResult,
+    ask_ranges,
+    joined,
+)
 
 TREND_WINDOW = timedelta(minutes=60)  # a leak shows as a steady climb over this
 TREND_STEP_S = 15.0  # one point per scrape: jumps between scrapes stay visible
@@ -34,9 +42,6 @@ BASELINE_STEP_S = 60.0
 # ... as a low quantile of what rises with trouble (latency) and a high one of what falls
 # (the hit rate): the quiet stretch of the window, not one lucky scrape.
 BASELINE_QUANTILE = 0.1
-# Queries of one kind are sent as one request (`ask_together`), each one's series marked
-# with its name in this label.
-SIGNAL_LABEL = "runbook_signal"
 
 
 @dataclass
@@ -143,12 +148,11 @@ def collect(prom: Prom, scope: Scope, at: datetime, lookback_minutes: int = 15) 
             out.missing[name] = res.reason
             continue
         out.values[name] = res.by(label) if label else res.last()
-    for level, (query, label, healthy_high) in _history_queries(scope).items():
-        out.series[level] = series_in(query)
-        if lacking := not_exposed(out.series[level]):
-            out.missing[level] = lacking
-            continue
-        res = prom.range(query, at - BASELINE_WINDOW, at, step=BASELINE_STEP_S)
+    history = _history_queries(scope)
+    levels = ask_ranges(prom, _exposed(out, {name: q for name, (q, _, _) in history.items()}),
+                        at - BASELINE_WINDOW, at, step=BASELINE_STEP_S)  # fmt: skip
+    for level, res in levels.items():
+        _, label, healthy_high = history[level]
         found = _baseline(res.frame, label, healthy_high) if res.ok else None
         if found is None:
             out.missing[level] = res.reason or "no data in the baseline window"
@@ -187,11 +191,7 @@ def ask_together(
     less client and server work per request). When the joined query fails
     though Prometheus answered (a record saved before, which asked one query at a time; no
     series at all; a query refused), each query is asked alone."""
-    joined = " or ".join(
-        f'label_replace({query}, "{SIGNAL_LABEL}", "{name}", "", "")'
-        for name, query in queries.items()
-    )
-    res = ask(joined) if len(queries) > 1 else None
+    res = ask(joined(queries)) if len(queries) > 1 else None
     if res is not None and res.failure is Failure.UNREACHABLE:
         return {name: replace(res, query=query) for name, query in queries.items()}
     if res is None or not res.ok:

@@ -152,7 +152,9 @@ class IncidentRecords:
             start = min(f["starts_at"], at) - CHART_HISTORY
             replay = Replay(data)
             fig = charts.grid(
-                [panels.fetch(replay, n, scope, start, at) for n in charts.OVERVIEW],
+                panels.fetch_panels(
+                    replay, [panels.PANELS[n] for n in charts.OVERVIEW], scope, start, at
+                ),
                 f["starts_at"],
                 f["ends_at"],
             )

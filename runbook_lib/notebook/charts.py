@@ -27,7 +27,7 @@ from matplotlib.text import Annotation
 from matplotlib.ticker import Formatter, FuncFormatter
 from matplotlib.transforms import IdentityTransform
 
-from runbook_lib.evidence.panels import PanelData, Scope, fetch
+from runbook_lib.evidence.panels import PANELS, PanelData, Scope, fetch_panels
 from runbook_lib.evidence.prom import Prom
 from runbook_lib.notebook.figures import (
     AXES_IN,
@@ -266,7 +266,8 @@ def overview(
     alert_end: datetime | None = None,
 ) -> Figure:
     """The four-panel overview: error rate, latency, cache hit rate, memory trend."""
-    return grid([fetch(prom, name, scope, start, end) for name in OVERVIEW], alert_start, alert_end)
+    chosen = [PANELS[name] for name in OVERVIEW]
+    return grid(fetch_panels(prom, chosen, scope, start, end), alert_start, alert_end)
 
 
 def _rows_of(labels: list[str], width_in: float) -> int:

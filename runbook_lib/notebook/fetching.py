@@ -5,7 +5,7 @@ the run, never an exception in the cell."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from runbook_lib import diagnosis
 from runbook_lib.diagnosis import investigate
@@ -16,13 +16,27 @@ from runbook_lib.notebook.state import Session
 
 def data(s: Session, name: str) -> panels.PanelData:
     """A panel's series over the window: as a cell last defined it, else the default."""
-    if name not in s.panel_cache:
+    prefetch(s, name)
+    return s.panel_cache[name]
+
+
+def prefetch(s: Session, *names: str) -> None:
+    """The panels `names` not fetched yet, each as a cell last defined it (else the
+    default), asked together: one request per window instead of one per query."""
+    fresh = list(dict.fromkeys(n for n in names if n not in s.panel_cache))
+    windows: dict[tuple[datetime, datetime], list[panels.Panel]] = {}
+    for name in fresh:
         if name in s.panel_defs:
             panel, before = s.panel_defs[name]
-            _fetch(s, panel, (min(s.starts_at, s.at) - before, s.at))
+            window = (min(s.starts_at, s.at) - before, s.at)
         else:
-            _fetch(s, panels.PANELS[name], s.window)
-    return s.panel_cache[name]
+            panel, window = panels.PANELS[name], s.window
+        windows.setdefault(window, []).append(panel)
+    for window, chosen in windows.items():
+        for got in panels.fetch_panels(s.prom, chosen, s.scope, *window):
+            s.panel_cache[got.panel.name] = got
+    for name in fresh:  # their gaps in the order they were asked for
+        _gap_of(s, s.panel_cache[name])
 
 
 def define_panel(
@@ -51,13 +65,11 @@ def define_panel(
     data(s, name)
 
 
-def _fetch(s: Session, panel: panels.Panel, window: tuple) -> None:
-    got = panels.fetch_panel(s.prom, panel, s.scope, *window)
-    s.panel_cache[panel.name] = got
+def _gap_of(s: Session, got: panels.PanelData) -> None:
     if not got.ok:
         kept = [e for e in got.errors if not s.unreachable(e)]
         if kept or not got.errors:  # a panel lost to a silent Prometheus is said once
-            s.gap(f"panel {panel.name}: {'; '.join(kept) or 'no data'}")
+            s.gap(f"panel {got.panel.name}: {'; '.join(kept) or 'no data'}")
 
 
 def gather(s: Session) -> diagnosis.Evidence:

@@ -23,7 +23,7 @@ from runbook_lib.notebook.display import (
     status_of,
     why_md,
 )
-from runbook_lib.notebook.fetching import data
+from runbook_lib.notebook.fetching import data, prefetch
 from runbook_lib.notebook.state import Session
 
 ESCALATE_AFTER = timedelta(minutes=30)
@@ -111,6 +111,7 @@ def alertmanager_url(s: Session) -> str:
 
 def assess(s: Session) -> None:
     """Current figures against thresholds, then the four-panel overview."""
+    prefetch(s, *FIGURES, *charting.OVERVIEW)
     rows = []
     for name, key in FIGURES.items():
         got = data(s, name)
@@ -133,5 +134,6 @@ def assess(s: Session) -> None:
 
 def charts(s: Session, *names: str) -> None:
     """The runbook's own charts."""
+    prefetch(s, *names)
     datas = [data(s, n) for n in names]
     show_panels(datas, s.alert_start, s.ends_at, ncols=2 if len(names) > 1 else 1)
