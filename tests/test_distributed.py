@@ -173,9 +173,13 @@ def test_a_worker_killed_mid_run_hands_the_run_to_the_other(cluster, tmp_path) -
     index = Index(url=cluster.postgres.url)
     assert post(a, group(0, "k")) == 200
 
-    def started() -> bool:  # its notebook, not the hold's question (Prometheus is unreachable
-        runs = [r for i in index.incidents() for r in i.runs]  # here: one 10 s hold first)
-        return bool(runs) and runs[0].state == "running" and runs[0].held_since is not None
+    def started() -> bool:
+        """Its notebook runs: the worker said so. Not the hold's question before it (with
+        Prometheus unreachable, a 10 s hold from the alert's arrival, or none at all when
+        the worker took longer than that to start: `held_since` cannot tell)."""
+        runs = [r for i in index.incidents() for r in i.runs]
+        return (bool(runs) and runs[0].state == "running"
+                and f"run {runs[0].id} started:" in first.log.read_text())  # fmt: skip
 
     wait_for(started, 60, "worker-1 to start the run")
     first.kill9()
