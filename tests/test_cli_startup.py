@@ -68,6 +68,21 @@ def test_building_the_parser_imports_no_heavy_library(tmp_path: Path) -> None:
     assert out.split() == []
 
 
+def test_the_incidents_command_reads_the_index_without_the_diagnosis_or_nbconvert(
+    tmp_path: Path,
+) -> None:
+    """`runbook incidents` (the index, the incidents' messages) is run once a command by
+    people and scripts: it loads the index and its views, not what runs a notebook."""
+    out = _python(
+        "import sys\n"
+        "from runbook_lib.incidents.index import Index\n"
+        "from runbook_lib.service import incident_view\n"
+        f"print(' '.join(m for m in {HEAVY[:5]!r} if m in sys.modules))\n",
+        tmp_path,
+    )
+    assert out.split() == []
+
+
 def test_help_text_of_a_command_whose_work_is_imported_late(tmp_path: Path) -> None:
     code = "import sys\nfrom runbook_lib.cli import main\nsys.exit(main([{!r}, '--help']))\n"
     assert _python(code.format("incidents"), tmp_path) == INCIDENTS_HELP
