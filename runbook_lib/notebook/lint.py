@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,13 +68,16 @@ def lint(paths: list[Path]) -> list[Problem]:
     files = []
     for path in map(Path, paths):
         files += sorted(path.glob("*.ipynb")) if path.is_dir() else [path]
-    return [p for f in files for p in check_file(f)]
+    committed = stripped_together(files)
+    return [p for f in files for p in check_file(f, committed.get(f))]
 
 
-def check_file(path: Path) -> list[Problem]:
+def check_file(path: Path, committed: str | None = None) -> list[Problem]:
+    """The problems of one notebook, read as git would commit it (`committed`: that text,
+    when the caller has it already)."""
     shown = str(path)
     try:
-        nb = nbformat.reads(as_committed(path), as_version=4)
+        nb = nbformat.reads(as_committed(path) if committed is None else committed, as_version=4)
         nbformat.validate(nb)
     except (OSError, ValueError, nbformat.ValidationError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -340,8 +344,37 @@ def result_labels(expr: object) -> frozenset[str] | None:
 # -- as git would commit it ------------------------------------------------------------
 def as_committed(path: Path) -> str:
     """The notebook's text as git would commit it: through the clean filter the checkout
-    configures for it (`git check-attr filter`), else as it is on disk."""
+    configures for it (`git check-attr filter`), run where git runs it (the top of the work
+    tree: `make setup` names the interpreter relative to it), else as it is on disk."""
     text = path.read_text()
+    found = _clean_filter(path)
+    if found is None:
+        return text
+    top, clean = found
+    done = subprocess.run(clean, shell=True, input=text, capture_output=True, text=True,
+                          cwd=top, timeout=60)  # fmt: skip
+    return done.stdout if done.returncode == 0 and done.stdout else text
+
+
+def stripped_together(files: list[Path]) -> dict[Path, str]:
+    """The committed text of those of `files` whose clean filter is nbstripout, from one
+    nbstripout process per work tree (`--textconv` over the files: its start costs ~2 s of
+    CPU, once instead of once a notebook). A notebook its output does not account for is
+    left out: `as_committed` filters it alone."""
+    groups: dict[tuple[Path, str], list[Path]] = {}
+    for f in files:
+        found = _clean_filter(f) if f.is_file() else None
+        if found and _runs_nbstripout(found[1]):
+            groups.setdefault(found, []).append(f)
+    texts: dict[Path, str] = {}
+    for (top, clean), group in groups.items():
+        if len(group) > 1:
+            texts.update(_textconv(top, clean, group))
+    return texts
+
+
+def _clean_filter(path: Path) -> tuple[Path, str] | None:
+    """The clean command git runs on `path` and the top of its work tree, or None."""
     where, name = path.resolve().parent, path.resolve().name
 
     def git(*args: str) -> str:
@@ -354,10 +387,45 @@ def as_committed(path: Path) -> str:
 
     driver = git("check-attr", "filter", "--", name).rpartition(": ")[2]
     if driver in ("", "unspecified", "unset", "set"):
-        return text
+        return None
     clean = git("config", "--get", f"filter.{driver}.clean")
-    if not clean:
-        return text
-    done = subprocess.run(clean, shell=True, input=text, capture_output=True, text=True,
-                          cwd=where, timeout=60)  # fmt: skip
-    return done.stdout if done.returncode == 0 and done.stdout else text
+    top = git("rev-parse", "--show-toplevel")
+    return (Path(top), clean) if clean and top else None
+
+
+def _runs_nbstripout(clean: str) -> bool:
+    """Whether the clean command is nbstripout (`python -m nbstripout ...`, `nbstripout ...`)."""
+    try:
+        words = shlex.split(clean)
+    except ValueError:
+        return False
+    return "nbstripout" in words or any(Path(w).name == "nbstripout" for w in words)
+
+
+def _textconv(top: Path, clean: str, files: list[Path]) -> dict[Path, str]:
+    """nbstripout's output for each of `files`, from one run: it prints each stripped
+    notebook in turn (as the filter would, a JSON document and a newline). Empty when that
+    run fails or its output is not one notebook per file."""
+    names = " ".join(shlex.quote(str(f.resolve())) for f in files)
+    try:
+        done = subprocess.run(f"{clean} --textconv {names}", shell=True, capture_output=True,
+                              text=True, cwd=top, timeout=60 + 5 * len(files))  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {}
+    if done.returncode != 0:
+        return {}
+    try:
+        texts = _documents(done.stdout)
+    except ValueError:
+        return {}
+    return dict(zip(files, texts, strict=True)) if len(texts) == len(files) else {}
+
+
+def _documents(out: str) -> list[str]:
+    """The JSON documents of `out` in turn, each with the newline that ends it."""
+    found, at, decoder = [], 0, json.JSONDecoder()
+    while (at := len(out) - len(out[at:].lstrip())) < len(out):  # past the whitespace
+        _, end = decoder.raw_decode(out, at)
+        found.append(out[at:end] + "\n")
+        at = end
+    return found
