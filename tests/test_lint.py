@@ -230,3 +230,58 @@ def test_the_parameters_doc_is_written_from_the_notebooks() -> None:
     assert block == parameters.doc_block(NOTEBOOKS, list(RUNBOOKS)), "run `make docs`"
     row = "| `lookback_minutes` | `int` | `15` | the window the diagnosis reads signals and"
     assert row in block and "| `records` | `list[str]` | `[]` |" in block
+
+
+def _checkout(tmp_path: Path, runbooks: list[str]) -> tuple[Path, list[Path]]:
+    """A git checkout with the project's .gitattributes and copies of `runbooks` saved
+    after a run (outputs, execution counts, language_info): what git must strip."""
+    repo = tmp_path / "repo"
+    (repo / "runbook_lib" / "notebooks").mkdir(parents=True)
+    shutil.copy(ROOT / ".gitattributes", repo / ".gitattributes")
+    _git(repo, "init", "-q")
+    paths = []
+    for runbook in runbooks:
+        path, nb = _copy(repo / "runbook_lib" / "notebooks", runbook)
+        i = _cell(nb, "run.header()")
+        nb.cells[i].outputs = [nbformat.v4.new_output("stream", text="hello\n")]
+        nb.cells[i].execution_count = 3
+        nb.metadata["language_info"] = {"name": "python", "version": "3.11.2"}
+        nbformat.write(nb, path)
+        paths.append(path)
+    return repo, paths
+
+
+def test_the_filter_runs_from_the_top_of_the_work_tree_as_git_runs_it(tmp_path: Path) -> None:
+    """`make setup` names the interpreter relative to the checkout's top (.venv/bin/python),
+    where git runs the filter: lint runs it there too, not beside the notebook."""
+    repo, [path] = _checkout(tmp_path, ["high_error_rate"])
+    python = repo / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    subprocess.run(["bash", str(ROOT / "scripts" / "install-git-filter.sh")], cwd=repo,
+                   check=True, capture_output=True)  # fmt: skip
+    assert lint.lint([path]) == []
+
+
+def test_one_nbstripout_strips_every_notebook_and_each_keeps_its_own_problems(
+    tmp_path: Path,
+) -> None:
+    repo, paths = _checkout(tmp_path, ["disk_usage", "high_error_rate", "memory"])
+    nb = nbformat.read(paths[2], as_version=4)
+    start = nb.cells[_cell(nb, "notebook.start(")]
+    start.source = start.source.replace('"memory"', '"high_latency"')
+    nbformat.write(nb, paths[2])
+    runs = tmp_path / "nbstripout-runs"
+    stripper = tmp_path / "bin" / "nbstripout"  # nbstripout, counting its runs
+    stripper.parent.mkdir()
+    stripper.write_text(
+        f'#!/bin/sh\necho run >> {runs}\nexec {sys.executable} -m nbstripout "$@"\n'
+    )
+    stripper.chmod(0o755)
+    _git(repo, "config", "filter.nbstripout.clean",
+         f"{stripper} --keep-id --extra-keys 'metadata.language_info cell.metadata.trusted'")  # fmt: skip
+    [problem] = lint.lint([repo / "runbook_lib" / "notebooks"])
+    assert problem.notebook == str(paths[2])
+    assert 'run = notebook.start("memory", globals())' in str(problem)
+    assert runs.read_text() == "run\n"

@@ -9,13 +9,14 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runbook_lib.cli import flags
 from runbook_lib.contract.config import Settings
-from runbook_lib.contract.incident import Incident
-from runbook_lib.incidents.actions import Closed
-from runbook_lib.incidents.index import Index
-from runbook_lib.service import incident_view
+
+if TYPE_CHECKING:  # the index and its views import pandas and nbconvert: only when run
+    from runbook_lib.contract.incident import Incident
+    from runbook_lib.incidents.index import Index
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -36,6 +37,8 @@ class _NoIndex(LookupError):
 
 def _open(args: argparse.Namespace, output: Path) -> Index:
     """The index the receiver writes: --database (distributed), else the output's file."""
+    from runbook_lib.incidents.index import Index
+
     if args.database_url:
         return Index(url=args.database_url)
     path = output / "index.sqlite"
@@ -75,6 +78,8 @@ def ref_problem(ref: str) -> str:
 def link(inc: Incident, output: Path, external_url: str) -> str:
     """Where a person reads the incident: its page when the receiver has a known address,
     else the investigation's report."""
+    from runbook_lib.service import incident_view
+
     if external_url:
         return f"{external_url.rstrip('/')}/incidents/{inc.id}"
     inv = incident_view.current_investigation(inc.runs)
@@ -116,6 +121,7 @@ def incidents(args: argparse.Namespace) -> int:
 
 
 def _about_one(args: argparse.Namespace, index: Index, output: Path, settings: Settings) -> int:
+    from runbook_lib.incidents.actions import Closed
     from runbook_lib.service.incident_view import load, message_of
 
     if args.mitigated:

@@ -114,11 +114,6 @@ def _site_params(items: list[str], runbooks_dir: Path) -> dict:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from runbook_lib.incidents.index import Index
-    from runbook_lib.service.server import create_app
-
     given = flags.given(args, "serve")
     token = _webhook_token(args.token_file, given)
     output = given.output_dir
@@ -133,6 +128,12 @@ def _serve(args: argparse.Namespace) -> int:
     notify, notify_says = _notify_config(given)
     sock = _bind("runbook serve", given.host, given.port)  # all checked before anything is made
     _make_output("runbook serve", output, sock)
+    # The server's libraries (~2 s of CPU) once the operator's settings are known good
+    import uvicorn
+
+    from runbook_lib.incidents.index import Index
+    from runbook_lib.service.server import create_app
+
     dispatcher = None
     if database:
         from runbook_lib.service import distributed

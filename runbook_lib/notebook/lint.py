@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import nbformat
 import promql_parser
 
 from runbook_lib.notebook import parameters
+from runbook_lib.notebook.committed import as_committed, stripped_together
 from runbook_lib.notebook.parameters import CONTRACT, KERNELSPEC, POSTMORTEM_CONTRACT
 
 # The runbook's sections, in its order, by the calls on `run` that make them.
@@ -67,13 +67,16 @@ def lint(paths: list[Path]) -> list[Problem]:
     files = []
     for path in map(Path, paths):
         files += sorted(path.glob("*.ipynb")) if path.is_dir() else [path]
-    return [p for f in files for p in check_file(f)]
+    committed = stripped_together(files)
+    return [p for f in files for p in check_file(f, committed.get(f))]
 
 
-def check_file(path: Path) -> list[Problem]:
+def check_file(path: Path, committed: str | None = None) -> list[Problem]:
+    """The problems of one notebook, read as git would commit it (`committed`: that text,
+    when the caller has it already)."""
     shown = str(path)
     try:
-        nb = nbformat.reads(as_committed(path), as_version=4)
+        nb = nbformat.reads(as_committed(path) if committed is None else committed, as_version=4)
         nbformat.validate(nb)
     except (OSError, ValueError, nbformat.ValidationError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -335,29 +338,3 @@ def result_labels(expr: object) -> frozenset[str] | None:
     if isinstance(expr, p.NumberLiteral):
         return frozenset()
     return None
-
-
-# -- as git would commit it ------------------------------------------------------------
-def as_committed(path: Path) -> str:
-    """The notebook's text as git would commit it: through the clean filter the checkout
-    configures for it (`git check-attr filter`), else as it is on disk."""
-    text = path.read_text()
-    where, name = path.resolve().parent, path.resolve().name
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(["git", "-C", str(where), *args], capture_output=True,
-                                  text=True, timeout=30)  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    driver = git("check-attr", "filter", "--", name).rpartition(": ")[2]
-    if driver in ("", "unspecified", "unset", "set"):
-        return text
-    clean = git("config", "--get", f"filter.{driver}.clean")
-    if not clean:
-        return text
-    done = subprocess.run(clean, shell=True, input=text, capture_output=True, text=True,
-                          cwd=where, timeout=60)  # fmt: skip
-    return done.stdout if done.returncode == 0 and done.stdout else text

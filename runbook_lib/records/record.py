@@ -17,13 +17,15 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-
-import nbformat
-from papermill.translators import translate_parameters
+from typing import TYPE_CHECKING
 
 from runbook_lib.contract.config import Settings
 from runbook_lib.contract.summary import Summary
-from runbook_lib.records.report import PageExporter, ReportCells, absolute_links
+
+if TYPE_CHECKING:  # nbformat and nbconvert cost ~0.5 s to import: only where a record is read
+    import nbformat
+
+    from runbook_lib.records.report import PageExporter
 
 SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -61,6 +63,8 @@ def summary(record: Path) -> Summary:
     record = Path(record)
     if (record / "summary.json").exists():
         return Summary.load(record / "summary.json")
+    import nbformat
+
     nb = nbformat.read(record / "record.ipynb", as_version=4)
     found = summary_from_notebook(nb)
     if found is None:
@@ -85,6 +89,8 @@ def as_replay(nb: nbformat.NotebookNode) -> None:
     record was written under: re-executed as it was, the notebook queried the live
     Prometheus and wrote into that path inside the record. The run's parameters stay in the
     notebook's papermill metadata, their data path made relative to the record."""
+    from papermill.translators import translate_parameters
+
     meta = nb.metadata.get("papermill", {})
     params = dict(meta.get("parameters") or {})
     cell = next((c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])), None)
@@ -149,6 +155,8 @@ class Exporters:
 
     @cached_property
     def full(self) -> PageExporter:
+        from runbook_lib.records.report import PageExporter
+
         return PageExporter(
             template_name="runbook",
             extra_template_basedirs=[str(TEMPLATES)],
@@ -157,6 +165,8 @@ class Exporters:
 
     @cached_property
     def report(self) -> PageExporter:
+        from runbook_lib.records.report import ReportCells
+
         exporter = self._outputs_only()
         exporter.register_preprocessor(ReportCells(), enabled=True)
         return exporter
@@ -166,6 +176,8 @@ class Exporters:
         return self._outputs_only()
 
     def _outputs_only(self) -> PageExporter:
+        from runbook_lib.records.report import PageExporter
+
         return PageExporter(template_name="runbook", extra_template_basedirs=[str(TEMPLATES)],
                             exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, optimistic_validation=True)  # fmt: skip
@@ -176,6 +188,8 @@ class Exporters:
         """The notebook as one HTML page; without `code`, an incident record's report (see
         `report.py`), or with `report=False` every output as it is (a post-mortem). `name`
         is the record's directory name: the page's title, and where its links lead."""
+        from runbook_lib.records.report import absolute_links
+
         exporter = self.full if code else self.report if report else self.outputs
         page = exporter.from_notebook_node(nb, {"metadata": {"name": name or "incident record"}})[0]
         return absolute_links(page, self.base_url, name) if self.base_url and name else page
@@ -195,6 +209,8 @@ def write_html(
 ) -> None:
     """record.html and report.html, from `nb` in memory (else from record.ipynb); `name` is
     the record's published name (default: its directory's)."""
+    import nbformat
+
     nb = nb if nb is not None else nbformat.read(record / "record.ipynb", as_version=4)
     exporters = exporters or Exporters()
     name = name or record.name

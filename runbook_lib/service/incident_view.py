@@ -9,7 +9,6 @@ from typing import Any
 
 from runbook_lib.contract.clock import utc
 from runbook_lib.contract.incident import Incident, IncidentRun
-from runbook_lib.diagnosis.mitigation import proposed
 from runbook_lib.incidents import actions
 from runbook_lib.incidents.index import Index
 from runbook_lib.incidents.jobs import READABLE, current_investigation
@@ -74,6 +73,8 @@ def recall(index: Index, inc: Described) -> str:
 def proposals(output_dir: Path, inc: Incident) -> list[dict[str, str]]:
     """The mitigations the incident's current investigation proposed but did not run (only
     because no operator allowed them): [{action, would}]."""
+    from runbook_lib.diagnosis.mitigation import proposed  # the diagnosis imports pandas
+
     inv = current_investigation(inc.runs)
     if not inv or inv.state != "done":
         return []
