@@ -148,6 +148,43 @@ def test_a_code_cell_is_highlighted_and_sanitised_once_per_exporter(monkeypatch)
     assert "cached_marker" in changed and "2</span>" in changed and "1</span>" not in changed
 
 
+def test_a_markdown_cell_is_rendered_once_per_exporter(monkeypatch) -> None:
+    """The runbook's Markdown is the same in every record: a worker's exporter renders a
+    cell's Markdown once and gives the same page again; a changed text is rendered anew,
+    and a cell with an attachment is never taken from what was kept."""
+    from nbconvert.exporters import html as nbconvert_html
+    from nbformat.v4 import new_markdown_cell
+
+    rendered: list[str] = []
+    render = nbconvert_html.MarkdownWithMath.render
+    monkeypatch.setattr(
+        nbconvert_html.MarkdownWithMath,
+        "render",
+        lambda self, text: rendered.append(text) or render(self, text),
+    )
+    exporters = record.Exporters()
+
+    def page(text: str, attachments: dict | None = None) -> str:
+        nb = executed()
+        cell = new_markdown_cell(text)
+        if attachments:
+            cell.attachments = attachments
+        nb.cells.insert(0, cell)
+        for i, one in enumerate(nb.cells):
+            one.id = f"cell-{i}"  # the same page for the same cells
+        return exporters.html(nb)
+
+    first = page("**Kept** marker")
+    assert "<strong>Kept</strong> marker" in first and rendered == ["**Kept** marker"]
+    assert page("**Kept** marker") == first and rendered == ["**Kept** marker"]
+    assert "<em>Other</em>" in page("*Other* marker") and len(rendered) == 2
+    image = {"a.png": {"image/png": PNG}}
+    with_attachment = "![a](attachment:a.png) marker"
+    page(with_attachment, image)
+    page(with_attachment, image)
+    assert rendered.count(with_attachment) == 2
+
+
 # --------------------------------------------------------------------------- immutability
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import nbformat
+from jinja2 import pass_context
 from nbconvert import HTMLExporter
 from nbconvert.exporters.templateexporter import TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
@@ -103,6 +104,24 @@ class PageExporter(HTMLExporter):
         self.register_filter("filter_data_type", widgets)
         page, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
         return accessible(page), resources
+
+    @pass_context
+    def markdown2html(self, context: Any, source: str) -> str:
+        """nbconvert's Markdown filter, its answer kept by the source for this exporter: a
+        runbook's Markdown cells are the same in every record (mistune rendered each twice a
+        record, once per page). A cell with attachments is rendered every time."""
+        cell = context.get("cell", {})
+        path = context.get("resources", {}).get("metadata", {}).get("path", "")
+        if cell.get("attachments"):
+            return super().markdown2html(context, source)
+        kept = self.__dict__.setdefault("_markdown", {})
+        options = (self.embed_images, self.anchor_link_text, self.exclude_anchor_links)
+        key = (source, path, options, repr(self.lexer_options))
+        if key not in kept:
+            if len(kept) >= CACHED_PIECES:
+                kept.clear()
+            kept[key] = super().markdown2html(context, source)
+        return kept[key]
 
     def _highlight(self, lexer: str | None) -> CachedHighlight:
         """nbconvert's highlighter for `lexer`, kept with its answers for the next pages."""
