@@ -185,6 +185,31 @@ def test_a_markdown_cell_is_rendered_once_per_exporter(monkeypatch) -> None:
     assert rendered.count(with_attachment) == 2
 
 
+def test_a_page_copies_the_notebook_once_and_leaves_it_as_it_was(monkeypatch) -> None:
+    """nbconvert copied the notebook twice per page (once more before its preprocessors);
+    one copy is enough for the report's preprocessor to drop cells and outputs in, and the
+    notebook handed in keeps them all."""
+    import copy as copy_module
+
+    from nbconvert.exporters import exporter as nbconvert_exporter
+
+    copies: list[object] = []
+    deepcopy = copy_module.deepcopy
+
+    def counted(value, memo=None):
+        if isinstance(value, nbformat.NotebookNode) and "cells" in value:
+            copies.append(value)
+        return deepcopy(value, memo)
+
+    nb = executed(summary_output(SUMMARY), new_output("stream", text="shown marker\n"))
+    before = copy_module.deepcopy(nb)
+    monkeypatch.setattr(nbconvert_exporter.copy, "deepcopy", counted)
+    page = record.Exporters().html(nb, code=False)
+    assert "shown marker" in page and "top_cause" not in page  # the summary left out
+    assert len(copies) == 1 and copies[0] is nb
+    assert nb == before
+
+
 # --------------------------------------------------------------------------- immutability
 
 
