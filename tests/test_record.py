@@ -148,6 +148,68 @@ def test_a_code_cell_is_highlighted_and_sanitised_once_per_exporter(monkeypatch)
     assert "cached_marker" in changed and "2</span>" in changed and "1</span>" not in changed
 
 
+def test_a_markdown_cell_is_rendered_once_per_exporter(monkeypatch) -> None:
+    """The runbook's Markdown is the same in every record: a worker's exporter renders a
+    cell's Markdown once and gives the same page again; a changed text is rendered anew,
+    and a cell with an attachment is never taken from what was kept."""
+    from nbconvert.exporters import html as nbconvert_html
+    from nbformat.v4 import new_markdown_cell
+
+    rendered: list[str] = []
+    render = nbconvert_html.MarkdownWithMath.render
+    monkeypatch.setattr(
+        nbconvert_html.MarkdownWithMath,
+        "render",
+        lambda self, text: rendered.append(text) or render(self, text),
+    )
+    exporters = record.Exporters()
+
+    def page(text: str, attachments: dict | None = None) -> str:
+        nb = executed()
+        cell = new_markdown_cell(text)
+        if attachments:
+            cell.attachments = attachments
+        nb.cells.insert(0, cell)
+        for i, one in enumerate(nb.cells):
+            one.id = f"cell-{i}"  # the same page for the same cells
+        return exporters.html(nb)
+
+    first = page("**Kept** marker")
+    assert "<strong>Kept</strong> marker" in first and rendered == ["**Kept** marker"]
+    assert page("**Kept** marker") == first and rendered == ["**Kept** marker"]
+    assert "<em>Other</em>" in page("*Other* marker") and len(rendered) == 2
+    image = {"a.png": {"image/png": PNG}}
+    with_attachment = "![a](attachment:a.png) marker"
+    page(with_attachment, image)
+    page(with_attachment, image)
+    assert rendered.count(with_attachment) == 2
+
+
+def test_a_page_copies_the_notebook_once_and_leaves_it_as_it_was(monkeypatch) -> None:
+    """nbconvert copied the notebook twice per page (once more before its preprocessors);
+    one copy is enough for the report's preprocessor to drop cells and outputs in, and the
+    notebook handed in keeps them all."""
+    import copy as copy_module
+
+    from nbconvert.exporters import exporter as nbconvert_exporter
+
+    copies: list[object] = []
+    deepcopy = copy_module.deepcopy
+
+    def counted(value, memo=None):
+        if isinstance(value, nbformat.NotebookNode) and "cells" in value:
+            copies.append(value)
+        return deepcopy(value, memo)
+
+    nb = executed(summary_output(SUMMARY), new_output("stream", text="shown marker\n"))
+    before = copy_module.deepcopy(nb)
+    monkeypatch.setattr(nbconvert_exporter.copy, "deepcopy", counted)
+    page = record.Exporters().html(nb, code=False)
+    assert "shown marker" in page and "top_cause" not in page  # the summary left out
+    assert len(copies) == 1 and copies[0] is nb
+    assert nb == before
+
+
 # --------------------------------------------------------------------------- immutability
 
 

@@ -83,6 +83,25 @@ def test_the_log_lines_read_are_saved_and_replayed_after_the_log_is_gone(tmp_pat
     assert later.lines == () and "has no log lines for 10:02-10:12 UTC" in later.error
 
 
+def test_a_line_is_saved_as_it_was_read_field_by_field(tmp_path: Path) -> None:
+    """The saved line file: each line's time, level, message, fields (nested ones whole)
+    and raw text, in that order; a line without a time saved with none."""
+    log = tmp_path / "service.log"
+    log.write_text(
+        '{"ts": "2026-01-15T09:58:00Z", "level": "ERROR", "msg": "boom",'
+        ' "err": {"type": "Timeout", "codes": [1, 2]}}\n'
+    )
+    rec = Recording(Answers({}), tmp_path / "data")
+    log_source(rec, str(log)).read(AT - timedelta(minutes=15), AT)
+    entry = json.loads((tmp_path / "data" / "logs.jsonl").read_text())
+    saved = (tmp_path / "data" / entry["file"]).read_text()
+    raw = json.dumps(log.read_text().strip())
+    assert saved == (
+        '{"ts": "2026-01-15T09:58:00+00:00", "level": "error", "msg": "boom", '
+        '"fields": {"err": {"type": "Timeout", "codes": [1, 2]}}, "raw": ' + raw + "}\n"
+    )
+
+
 def test_the_same_window_is_read_once_and_saved_once(tmp_path: Path) -> None:
     log = _log(tmp_path / "service.log")
     rec = Recording(Answers({}), tmp_path / "data")

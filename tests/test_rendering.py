@@ -4,18 +4,21 @@ the same pixels as matplotlib's own Agg canvas."""
 from __future__ import annotations
 
 import io
+import math
 from datetime import UTC, datetime, timedelta
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.backends import backend_agg  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.font_manager import fontManager  # noqa: E402
+from matplotlib.font_manager import FontProperties, fontManager  # noqa: E402
+from matplotlib.ft2font import RenderMode  # noqa: E402
 
 from runbook_lib.evidence.panels import PANELS, PanelData  # noqa: E402
 from runbook_lib.notebook import charts, rendering  # noqa: E402
@@ -123,3 +126,54 @@ def test_the_caches_empty_past_their_limit(cold: None, monkeypatch: pytest.Monke
     rendering.TEXT.glyphs[("x", None, 90, 0)] = []
     rendering.TEXT.check()
     assert not rendering.TEXT.sizes and not rendering.TEXT.glyphs
+
+
+def test_a_glyph_is_rendered_once_per_offset_within_a_pixel(
+    cold: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The charts of a record repeat titles, legends and time ticks: drawn again, no glyph
+    is rendered again; drawn elsewhere, glyphs kept from other places (moved by whole
+    pixels) give matplotlib's pixels."""
+    for fig in record_charts():
+        png(fig)
+        plt.close(fig)
+    rendered: list[tuple] = []
+    bitmap = rendering.ChartRenderer._bitmap
+    monkeypatch.setattr(rendering.ChartRenderer, "_bitmap",
+                        lambda self, font, key, matrix: rendered.append(key)
+                        or bitmap(self, font, key, matrix))  # fmt: skip
+    for fig in record_charts():
+        png(fig)
+        plt.close(fig)
+    assert rendered == []
+    for scale in (1.37, 0.83):
+        for fig in record_charts():
+            fig.set_size_inches(fig.get_size_inches() * scale)  # every text elsewhere
+            ours = png(fig)
+            FigureCanvasAgg(fig)
+            assert png(fig) == ours
+            plt.close(fig)
+    kept = len(rendering.TEXT.bitmaps)
+    assert 0 < len(rendered) < kept  # some glyphs came from other places
+
+
+def test_a_glyph_moved_by_whole_pixels_is_the_same_bitmap_moved() -> None:
+    """What the cache of bitmaps rests on (FreeType hints a glyph, then moves it): a glyph
+    rendered at an offset and at that offset plus whole pixels, in each direction and at
+    the angles the charts use, has the same bitmap, its left and top moved by the pixels."""
+    font = rendering.TEXT.font(FontProperties(size=9))
+    flags = backend_agg.get_hinting_flag()
+    for angle in (0, 90, 30):
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        matrix = (0x10000 * np.array([[cos, -sin], [sin, cos]])).round().astype(int)
+        for index in (19, 36, 68, 72):  # "0", "A", "a", "e"
+            for offset, pixels in (((5, 41), (3, 7)), ((63, 0), (-12, 250)), ((0, 63), (40, -9))):
+                font.set_size(9, 100)
+                font._set_transform(matrix, list(offset))
+                here = font._render_glyph(index, flags, RenderMode.NORMAL)
+                font._set_transform(
+                    matrix, [o + 64 * p for o, p in zip(offset, pixels, strict=True)]
+                )
+                there = font._render_glyph(index, flags, RenderMode.NORMAL)
+                assert here.buffer.size and (there.buffer == here.buffer).all()
+                assert (there.left, there.top) == (here.left + pixels[0], here.top + pixels[1])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -240,9 +239,11 @@ def log_source(client: Prom | Recording | Replay, spec: str) -> LogSource:
 
 
 def _line_row(line: LogLine) -> dict:
-    row = asdict(line)
-    row["ts"] = line.ts.isoformat() if line.ts else None
-    return row
+    """A line as saved in the record: its fields in `LogLine`'s order, the time as ISO text.
+    Built by hand, not by `dataclasses.asdict`: its deep copy of every line's fields, only
+    to be serialised at once, was a tenth of reading a record's logs (record_profile)."""
+    ts = line.ts.isoformat() if line.ts else None
+    return {"ts": ts, "level": line.level, "msg": line.msg, "fields": line.fields, "raw": line.raw}
 
 
 def _line(row: dict) -> LogLine:

@@ -2,21 +2,23 @@
 remembered for the life of the kernel instead of for one figure.
 
 Matplotlib resolves a text's font (`findfont`: eleven rcParams read and a FontProperties
-hashed per call), reads the font's height tables and measures the string each time it lays
-a text out, and a tick label is laid out twice per draw (its axis measures it, then draws
-it); its measurement cache lives with one renderer, that is one figure. Profiled over the
-charts of every runbook's record (`benchmarks.record_profile` and a replay of the fixture
-records' charts), those lookups were about a fifth of drawing a chart. `ChartRenderer`
-keeps the font, the font's height metrics, each string's size and its shaped glyphs in
-caches shared by every chart of the process: the zygote's warm-up chart fills them with the
-texts every record repeats (titles, legends, time ticks) and each forked kernel inherits
-them. Each value is what matplotlib computes, by its own calls, so a chart's pixels are the
-same as with `FigureCanvasAgg` (tests/notebook/test_rendering.py compares them).
+hashed per call), reads the font's height tables and measures the string each time it lays a
+text out, and a tick label is laid out twice per draw (its axis measures it, then draws it);
+its measurement cache lives with one renderer, that is one figure. Profiled over the charts
+of every runbook's record (`benchmarks.record_profile` and a replay of the fixture records'
+charts), those lookups were about a fifth of drawing a chart. `ChartRenderer` keeps the
+font, the font's height metrics, each string's size, its shaped glyphs and each glyph's
+bitmap at each offset within a pixel in caches shared by every chart of the process: the
+zygote's warm-up chart fills them with the texts every record repeats (titles, legends, time
+ticks) and each forked kernel inherits them. Each value is what matplotlib computes, by its
+own calls, so a chart's pixels are the same as with `FigureCanvasAgg`
+(tests/test_rendering.py compares them).
 
 The caches hold only what depends on the font settings (`FONT_RC`); a change of those
-rcParams empties them, as does passing `LIMIT` strings. The glyph drawing calls
-matplotlib's private font methods (`_layout`, `_set_transform`, `_render_glyph`), so
-pyproject.toml holds matplotlib to 3.11.x; the tests compare PNGs with FigureCanvasAgg's.
+rcParams empties them, as does passing `LIMIT` strings or `LIMIT` glyph bitmaps. The glyph
+drawing calls matplotlib's private font methods (`_layout`, `_set_transform`,
+`_render_glyph`), so pyproject.toml holds matplotlib to 3.11.x; the tests compare PNGs with
+FigureCanvasAgg's.
 """
 
 from __future__ import annotations
@@ -56,12 +58,14 @@ class TextCache:
         self.heights: dict[tuple, tuple[float, float, float] | None] = {}
         self.sizes: dict[tuple, tuple[float, float, float]] = {}
         self.glyphs: dict[tuple, list[tuple[FT2Font, int, float, float]]] = {}
+        self.bitmaps: dict[tuple, tuple[np.ndarray, int, int]] = {}
 
     def check(self) -> None:
         """Empty the caches when a font setting changed since they were filled, or when
-        they hold more than `LIMIT` entries."""
+        they hold more than `LIMIT` strings or `LIMIT` glyph bitmaps."""
         settings = [dict.__getitem__(mpl.rcParams, key) for key in FONT_RC]
-        if settings != self.settings or len(self.sizes) + len(self.glyphs) > LIMIT:
+        strings = len(self.sizes) + len(self.glyphs)
+        if settings != self.settings or strings > LIMIT or len(self.bitmaps) > LIMIT:
             self.__init__()
             self.settings = settings
 
@@ -138,30 +142,49 @@ class ChartRenderer(RendererAgg):
         """`RendererAgg._draw_text_glyphs_and_boxes` for a plain text (no slant, no
         stretch, no boxes): the same calls with the same values, its rotation matrix made
         once per text instead of once per glyph (numpy's matrix product, rounding and cast
-        per glyph were a tenth of drawing a text, profiled)."""
+        per glyph were a tenth of drawing a text, profiled), and each glyph's bitmap
+        rendered once per font, size, angle and offset in 1/64 pixel (`_bitmap`)."""
         cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
         matrix = (0x10000 * np.array([[cos, -sin], [sin, cos]]) @ [[1, 0], [0, 1]]).round()
         matrix = matrix.astype(int)
-        flags = get_hinting_flag()
-        antialiased = gc.get_antialiased()
-        mode = RenderMode.NORMAL if antialiased else RenderMode.MONO
+        antialiased, flags = gc.get_antialiased(), get_hinting_flag()
         top = self.height - y
         for font, index, dx, dy in glyphs:  # dy is upwards, y downwards
-            font.set_size(size, self.dpi)
-            font._set_transform(
-                matrix,
-                [
-                    round(0x40 * (x + dx * cos - dy * sin)),
-                    round(0x40 * (top + dx * sin + dy * cos)),
-                ],
+            delta = (
+                round(0x40 * (x + dx * cos - dy * sin)),
+                round(0x40 * (top + dx * sin + dy * cos)),
             )
-            bitmap = font._render_glyph(index, flags, mode)
-            buffer = bitmap.buffer
-            if not antialiased:
-                buffer *= 0xFF
+            pixel, offset = (delta[0] >> 6, delta[1] >> 6), (delta[0] & 0x3F, delta[1] & 0x3F)
+            key = (font, index, size, self.dpi, angle, antialiased, flags, offset)
+            bitmap = TEXT.bitmaps.get(key)
+            if bitmap is None:
+                bitmap = TEXT.bitmaps[key] = self._bitmap(font, key, matrix)
+            buffer, left, glyph_top = bitmap
             self._renderer.draw_text_image(
-                buffer, bitmap.left, int(self.height) - bitmap.top + buffer.shape[0], 0, gc
+                buffer,
+                left + pixel[0],
+                int(self.height) - glyph_top - pixel[1] + buffer.shape[0],
+                0,
+                gc,
             )
+
+    def _bitmap(self, font: FT2Font, key: tuple, matrix: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """A glyph as FreeType renders it at `key`'s offset within a pixel (its buffer, and
+        its left and top from the pixel the offset is in), a function of what `key` holds
+        (`matrix` is its angle's). FreeType hints a glyph before it moves it, so moved by
+        whole pixels a glyph's bitmap is the same, its left and top moved by as many pixels
+        (tests/test_rendering.py checks it); a record draws the same digits and letters in
+        one size at most of the 64 x 64 offsets a few times over. Rendering was a quarter
+        of drawing a record's texts, profiled."""
+        _, index, size, dpi, _, antialiased, flags, offset = key
+        font.set_size(size, dpi)
+        font._set_transform(matrix, list(offset))
+        mode = RenderMode.NORMAL if antialiased else RenderMode.MONO
+        bitmap = font._render_glyph(index, flags, mode)
+        buffer = bitmap.buffer  # its own array, not FreeType's slot
+        if not antialiased:
+            buffer *= 0xFF
+        return buffer, bitmap.left, bitmap.top
 
 
 class ChartCanvas(FigureCanvasAgg):
