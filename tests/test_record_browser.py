@@ -144,6 +144,9 @@ def test_run_all_in_jupyterlab_replays_and_changes_no_byte(
             page.goto(lab.format(f"{rec.name}/record.ipynb"))
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
             page.get_by_text("notebook is read-only").wait_for(timeout=30_000)
+            # Its kernel answers first: Run All before it had connected left every cell
+            # unrun ([ ], the kernel idle, nothing logged) in a stack tier here at load 10.
+            page.get_by_text("| Idle").first.wait_for(timeout=120_000)
             page.get_by_role("menuitem", name="Edit").click()
             page.get_by_role("menuitem", name="Clear Outputs of All Cells").click()
             assert page.locator(".jp-OutputArea-output").count() == 0
