@@ -18,9 +18,10 @@ from runbook_lib.incidents import history
 from runbook_lib.incidents.actions import DoneAlready
 from runbook_lib.incidents.index import Index
 from runbook_lib.incidents.jobs import current_investigation
+from runbook_lib.service.holds import HoldPolicy
 from runbook_lib.service.operators import Operators
 from runbook_lib.service.server import create_app
-from runbook_lib.service.workers import RunConfig, job_params
+from runbook_lib.service.workers import RunConfig, held, job_params
 from runbook_lib.storage.outbox import Outbox
 from tests.conftest import summary_of
 
@@ -115,6 +116,47 @@ def test_a_symptom_that_arrives_while_the_slow_burn_run_asks_prometheus_leads_th
     [run] = index.incident(1).runs
     assert (run.trigger, run.alertname) == ("", "GgenMcpHighErrorRate")
     assert index.incident(1).escalated_at is None
+
+
+def test_a_symptom_that_arrives_as_the_held_run_is_claimed_again_leads_that_run(
+    index: Index,
+) -> None:
+    """The order a stack tier met at load 12: the SLO alert's run is held, its hold ends and
+    a worker claims it again; the symptom arrives before it begins (so it gets a run of its
+    own), and Prometheus no longer holds the run back. It takes the symptom's lead and runs
+    once, instead of beside the symptom's run."""
+    blind = HoldPolicy("", fallback_s=10)  # Prometheus cannot say: a 10 s hold from queueing
+    index.accept([alert("GgenMcpErrorRateSLOViolation", "warning", slow_burn=True)], 0, NOW)
+    job = index.claim(NOW)
+    assert held(index, job, blind, NOW) is not None  # held until NOW + 10
+    job = index.claim(NOW + 11)  # its hold is over: claimed again
+    assert job is not None and job.alert.name == "GgenMcpErrorRateSLOViolation"
+    assert index.accept([alert("GgenMcpElevatedErrorRate", "warning", 5)], 0, NOW + 11.5) == [
+        "correlated"
+    ]
+    assert held(index, job, blind, NOW + 12) is not None  # not begun: the symptom leads it
+    [run] = index.incident(1).runs
+    assert (run.trigger, run.alertname, run.state, run.not_before) == (
+        "", "GgenMcpElevatedErrorRate", "queued", NOW + 12,
+    )  # fmt: skip
+    assert run.hold_note.startswith("Prometheus could not say"), run.hold_note  # kept
+    again = index.claim(NOW + 12)
+    assert again.alert.name == "GgenMcpElevatedErrorRate" and again.incident.trigger == ""
+    assert held(index, again, blind, NOW + 12) is None  # and now it runs
+    assert [r.state for r in index.incident(1).runs] == ["running"]
+
+
+def test_a_run_that_began_keeps_a_symptom_that_arrives_later_apart(index: Index) -> None:
+    """Past its hold, the slow-burn lead's run begins; a symptom arriving after that gets
+    its own investigation, as before."""
+    blind = HoldPolicy("", fallback_s=10)
+    index.accept([alert("GgenMcpErrorRateSLOViolation", "warning", slow_burn=True)], 0, NOW)
+    job = index.claim(NOW + 11)
+    assert held(index, job, blind, NOW + 11) is None  # begins
+    index.accept([alert("GgenMcpElevatedErrorRate", "warning", 5)], 0, NOW + 12)
+    runs = [(r.trigger, r.alertname, r.state) for r in index.incident(1).runs]
+    assert runs == [("", "GgenMcpErrorRateSLOViolation", "running"),
+                    ("symptom:elevatederrorrate", "GgenMcpElevatedErrorRate", "queued")]  # fmt: skip
 
 
 def test_a_critical_that_arrives_while_the_symptom_run_asks_prometheus_escalates_that_run(

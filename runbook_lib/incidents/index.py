@@ -50,6 +50,7 @@ class Index(Database):
     request = _by("queue", RunQueue.request)
     finish = _by("queue", RunQueue.finish)
     defer = _by("queue", RunQueue.defer)
+    overtaken = _by("queue", RunQueue.overtaken)
     in_flight = _by("queue", RunQueue.in_flight)
     requeue = _by("queue", RunQueue.requeue)
     queue_stats = _by("queue", RunQueue.queue_stats)

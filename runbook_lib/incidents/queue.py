@@ -183,15 +183,9 @@ class RunQueue:
         values = dict(state="queued", not_before=until, attempts=c.attempts - 1,
                       held_since=sa.func.coalesce(c.held_since, now), hold_note=note)  # fmt: skip
         with self.db.tx() as conn:
-            later = conn.execute(
-                sa.select(c.id, c.record, c.alertname, c.severity, c.trigger)
-                .where((c.incident_id == job.incident.id) & (c.id > job.run_id)
-                       & (c.state == "queued") & (c.trigger.startswith("escalated:")
-                                                  | c.trigger.startswith("symptom:")))
-                .order_by(c.id.desc()).limit(1)
-            ).first()  # fmt: skip
+            later = _later_lead(conn, job)
             first = job.incident.trigger == ""
-            if later is not None and (first or job.incident.trigger.startswith("symptom:")):
+            if later is not None:
                 conn.execute(sa.delete(runs_t).where(c.id == later.id))
                 if first:  # nothing was escalated
                     conn.execute(sa.update(incidents_t).where(incidents_t.c.id == job.incident.id)
@@ -208,6 +202,17 @@ class RunQueue:
                 sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
                 .values(**values)
             )  # fmt: skip
+
+    def overtaken(self, job: RunRequest) -> bool:
+        """Whether an alert that outranks `job`'s lead arrived while a worker held `job`
+        claimed and asked Prometheus (an escalation's or a symptom's run queued behind it):
+        `defer` hands that run's lead to `job`, which has not begun. Without it, a run whose
+        hold had just ended would start beside the newcomer's: two investigations of one
+        fault before either began."""
+        if job.kind != "investigation":
+            return False
+        with self.db.read() as conn:
+            return _later_lead(conn, job) is not None
 
     def _fold_into_held(self, conn: Connection, job: RunRequest, values: dict) -> bool:
         """A symptom's run held while the incident's first run is held too (two workers
@@ -317,3 +322,19 @@ def _request(conn: Connection, run_id: int) -> RunRequest:
         ),
         verification_of=earlier[-1]["record"] if r.kind == "verification" and earlier else None,
     )  # fmt: skip
+
+
+def _later_lead(conn: Connection, job: RunRequest) -> sa.Row | None:
+    """The escalation's or symptom's run queued behind `job` in its incident, which `job`
+    takes over while it has not begun (its incident's first run, or a symptom's over a
+    slow-burn lead); None when there is none."""
+    if job.incident.trigger != "" and not job.incident.trigger.startswith("symptom:"):
+        return None
+    c = runs_t.c
+    return conn.execute(
+        sa.select(c.id, c.record, c.alertname, c.severity, c.trigger)
+        .where((c.incident_id == job.incident.id) & (c.id > job.run_id)
+               & (c.state == "queued") & (c.trigger.startswith("escalated:")
+                                          | c.trigger.startswith("symptom:")))
+        .order_by(c.id.desc()).limit(1)
+    ).first()  # fmt: skip

@@ -257,6 +257,9 @@ def held(
     service/holds.py); the hold, or None when the job runs now."""
     now = time.time() if now is None else now
     hold = holds.decide(job, policy, now)
+    if hold is None and index.overtaken(job):  # it arrived while we asked: it leads, now
+        said = job.queue.hold_note or "a stronger alert of its fault arrived before it began"
+        hold = holds.Hold(now, said)  # what it waited for, if it did: the record says so
     if hold is not None:
         index.defer(job, hold.until, hold.note, now)
         logs.run_held(job, hold.until, hold.note)
