@@ -275,7 +275,6 @@ def scenario_set(tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("scenarios")
     scenarios = all_scenarios(seeds=(0, 1)) + mixed_scenarios(seeds=(0, 1, 2))
     backfill(scenarios, work / "data", work / "work")
-    (work / "work" / "scenarios.om.txt").unlink()  # large; the blocks hold the data now
     prom = ScenarioPrometheus(work / "data", work / "prometheus.log").start()
     try:
         yield prom, scenarios, work
@@ -294,7 +293,6 @@ def scenario_set_server(tmp_path_factory: pytest.TempPathFactory):
     with use("server"):
         scenarios = all_scenarios(seeds=(0,))
         backfill(scenarios, work / "data", work / "work")
-    (work / "work" / "scenarios.om.txt").unlink()
     prom = ScenarioPrometheus(work / "data", work / "prometheus.log").start()
     try:
         yield prom, scenarios, work

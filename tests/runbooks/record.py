@@ -72,7 +72,6 @@ def incident_params(runbook: str, fixture_dir: Path) -> dict:
 def record_data(runbooks: list[str], work: Path) -> None:
     """Run each runbook against its scenario in a real Prometheus; keep params and data/."""
     backfill([INCIDENTS[rb][0] for rb in runbooks], work / "tsdb", work / "work")
-    (work / "work" / "scenarios.om.txt").unlink()
     prom = ScenarioPrometheus(work / "tsdb", work / "prometheus.log").start()
     try:
         for runbook in runbooks:

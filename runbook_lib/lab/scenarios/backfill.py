@@ -4,10 +4,13 @@ retention (retention counts back from the newest block, not from now)."""
 
 from __future__ import annotations
 
+import math
+import os
 import shutil
 import subprocess
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -23,8 +26,32 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+# promtool's block range: it reads its whole input once to find the first and last sample,
+# then once more for each two-hour block it writes (`create-blocks-from openmetrics`).
+BLOCK_S = 2 * 3600
+
+
 def write_openmetrics(scenarios: list[Scenario], path: Path) -> Path:
     """One OpenMetrics file with every scenario's series; families are not interleaved."""
+    _write(scenarios, {path: (-math.inf, math.inf)})
+    return path
+
+
+def write_blocks(scenarios: list[Scenario], work_dir: Path) -> list[Path]:
+    """The scenarios' series as one OpenMetrics file per promtool block (`BLOCK_S`, from a
+    multiple of it, as promtool aligns them), written in one pass: promtool then reads each
+    file twice instead of reading all of it twice per block (the scenario set spans five
+    blocks: 31 s of CPU on one file, measured)."""
+    times = [t for sc in scenarios for t in (sc.timeline.times[0], sc.timeline.times[-1])]
+    first = math.floor(min(times) / BLOCK_S) * BLOCK_S
+    starts = range(int(first), int(max(times)) + 1, BLOCK_S)
+    outs = {work_dir / f"block-{start}.om.txt": (start, start + BLOCK_S) for start in starts}
+    _write(scenarios, outs)
+    return list(outs)
+
+
+def _write(scenarios: list[Scenario], outs: dict[Path, tuple[float, float]]) -> None:
+    """Each file of `outs` gets every family's samples in its [from, to) seconds."""
     grouped: dict[str, tuple[str, list]] = {}
     order: list[str] = []
     for sc in scenarios:
@@ -35,11 +62,14 @@ def write_openmetrics(scenarios: list[Scenario], path: Path) -> Path:
                 order.append(fam.name)
             grouped[fam.name][1].extend((s, lab, vals, times) for s, lab, vals in fam.samples)
     errors = NAMES.errors.removesuffix("_total")
-    stamp_text: dict[int, list[str]] = {}
-    with open(path, "w", encoding="utf-8") as fh:
+    # per timeline: its times formatted once, and where each file's window starts and ends
+    stamp_text: dict[int, tuple[list[str], list[tuple[int, int]]]] = {}
+    handles = [(open(path, "w", encoding="utf-8"), window) for path, window in outs.items()]
+    try:
         for name in order:
             kind, samples = grouped[name]
-            fh.write(f"# TYPE {name} {kind}\n")
+            for fh, _ in handles:
+                fh.write(f"# TYPE {name} {kind}\n")
             by_series: dict[str, list] = defaultdict(list)
             for sample, labels, values, times in samples:
                 lab = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
@@ -48,35 +78,51 @@ def write_openmetrics(scenarios: list[Scenario], path: Path) -> Path:
                 for values, times in chunks:
                     if name == errors and not np.nanmax(values, initial=0.0):
                         continue  # an error type a tool never had: a quarter of all series
-
                     stamps = stamp_text.get(id(times))
                     if stamps is None:  # one timeline per scenario: format its times once
-                        stamps = stamp_text[id(times)] = [f"{t:.3f}" for t in times]
-                    fh.writelines(
-                        f"{series} {v:.10g} {t}\n"
-                        for v, t in zip(values.tolist(), stamps, strict=True)
-                        if v == v  # not NaN: the target was down
-                    )
-        fh.write("# EOF\n")
-    return path
+                        cuts = [tuple(np.searchsorted(times, w, side="left")) for _, w in handles]
+                        stamps = stamp_text[id(times)] = ([f"{t:.3f}" for t in times], cuts)
+                    text, cuts = stamps
+                    vals = values.tolist()
+                    for (fh, _), (lo, hi) in zip(handles, cuts, strict=True):
+                        fh.writelines(
+                            f"{series} {v:.10g} {t}\n"
+                            for v, t in zip(vals[lo:hi], text[lo:hi], strict=True)
+                            if v == v  # not NaN: the target was down
+                        )
+        for fh, _ in handles:
+            fh.write("# EOF\n")
+    finally:
+        for fh, _ in handles:
+            fh.close()
 
 
 def backfill(scenarios: list[Scenario], data_dir: Path, work_dir: Path) -> Path:
-    """Write the scenarios' history into TSDB blocks under `data_dir`."""
+    """Write the scenarios' history into TSDB blocks under `data_dir`: a promtool per block,
+    as many at once as there are cores. The intermediate files are removed."""
     promtool = shutil.which("promtool")
     if promtool is None:
         raise stack.StackError("promtool is not installed: run `make setup`")
     work_dir.mkdir(parents=True, exist_ok=True)
     data_dir.mkdir(parents=True, exist_ok=True)
-    om = write_openmetrics(scenarios, work_dir / "scenarios.om.txt")
-    proc = subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(om), str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        raise stack.StackError(f"promtool backfill failed:\n{proc.stderr[-2000:]}")
+    files = write_blocks(scenarios, work_dir)
+
+    def create(om: Path) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(
+                [promtool, "tsdb", "create-blocks-from", "openmetrics", str(om), str(data_dir)],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        finally:
+            om.unlink()
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        done = list(pool.map(create, files))
+    for om, proc in zip(files, done, strict=True):
+        if proc.returncode != 0:
+            raise stack.StackError(f"promtool backfill of {om.name} failed:\n{proc.stderr[-2000:]}")
     return data_dir
 
 
