@@ -99,8 +99,11 @@ def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_
     # Nothing more severe was pending: no wait for a critical (an SLO alert that came first
     # may have waited for the warning, the symptom, to lead).
     assert "critical" not in (first.hold_note or ""), first.hold_note
-    gap = escalation.fired_at(inc, CRITICAL) - escalation.fired_at(inc, WARNING)
-    assert gap >= 55, gap  # beyond any hold: the first investigation had finished
+    # The critical fired after the warning's investigation had finished (so beyond any
+    # hold): an escalation, not a wait. Asked of the run's own end rather than of the
+    # scenario's 60 s gap, which Prometheus' evaluations may shorten by a second or two
+    # on a loaded machine (54 s was seen).
+    assert escalation.fired_at(inc, CRITICAL) > first.finished_at, (first, inc.alerts)
     assert second.trigger.startswith("escalated:")
     assert (second.alertname, second.severity) == (CRITICAL, "critical")
     assert inc.severity == "critical" and inc.alertname == CRITICAL
