@@ -59,10 +59,12 @@ def test_fork_leak_leaves_zombies_and_orphans(sim: SimProcess) -> None:
     sim.set_mode("fork_leak")
     wait_for(lambda: sim.metric("ggen_mcp_active_forks") > 10, 30, "active forks > 10")
     procs = _children_named(sim, "ggen-mcp-fork")
+    # A fork just started to become a zombie is still running, its parent the simulator (seen
+    # under load): orphans are told by their parent, zombies by their status.
     zombies = [p for p in procs if p.status() == psutil.STATUS_ZOMBIE]
-    orphans = [p for p in procs if p.status() != psutil.STATUS_ZOMBIE]
-    assert zombies and all(p.ppid() == sim.proc.pid for p in zombies)
-    assert orphans and all(p.ppid() != sim.proc.pid for p in orphans)
+    orphans = [p for p in procs if p.ppid() != sim.proc.pid]
+    assert zombies and all(p.ppid() == sim.proc.pid for p in zombies)  # never reaped
+    assert orphans and all(p.status() != psutil.STATUS_ZOMBIE for p in orphans)  # live on
 
 
 @pytest.mark.sim_max_fds(160)  # the leak opens 60 a second: a small limit is reached soon
