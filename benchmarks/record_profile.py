@@ -16,6 +16,12 @@ runs; the first run is left out (warm-up).
 With --no-profile nothing is profiled: the CPU seconds per record of the same runs, as the
 pool pays them. The profiles are kept (kernel-N.prof, worker.prof) in the directory printed.
 
+With --cells nothing is profiled either: the kernel's CPU seconds per cell (IPython's
+pre/post_run_cell events, process time), what it spent before the first cell (its start after
+the fork) and between cells (the kernel's messaging), median over the runs. cProfile slows
+Python far more than the C it calls (Agg, zlib), so its shares mislead: the charts' PNGs
+(`charts.png_bytes`) were 32% of a record's kernel CPU profiled, 39% timed by process time.
+
 Figures depend on the machine and its load. cProfile slows what it profiles, so the CPU
 seconds printed are the profiled runs'; `alert_to_record` gives the unprofiled figure.
 """
@@ -50,6 +56,22 @@ KERNEL_ON = (
 )
 SORTS = (("tottime", "own CPU time"), ("cumulative", "CPU time with callees"))
 KERNEL_OFF = "_rb_prof.disable(); _rb_prof.dump_stats({path!r})"
+# Per cell: its first line and the kernel's process time it took; the start, read at the end.
+CELLS_ON = """
+import time as _rb_t
+_rb_cells, _rb_at = [], [None, ""]
+def _rb_pre(info):
+    _rb_at[:] = [_rb_t.process_time(), (info.raw_cell or "").strip().split("\\n")[0][:40]]
+def _rb_post(result):
+    _rb_cells.append((_rb_at[1], _rb_t.process_time() - _rb_at[0]))
+get_ipython().events.register("pre_run_cell", _rb_pre)
+get_ipython().events.register("post_run_cell", _rb_post)
+_rb_start = _rb_t.process_time()
+"""
+CELLS_OFF = (
+    "import json; json.dump({{'start': _rb_start, 'cells': _rb_cells, "
+    "'window': _rb_t.process_time() - _rb_start}}, open({path!r}, 'w'))"
+)
 
 
 def silent(kernel: Kernel, code: str) -> None:
@@ -65,22 +87,24 @@ def silent(kernel: Kernel, code: str) -> None:
         kc.stop_channels()
 
 
-def profiled_worker(work: Path, kernel_prof: list[Path]) -> warm_worker.Worker:
-    """A warm worker whose kernels profile themselves, each into the next of `kernel_prof`'s
-    paths (appended by the caller before each run)."""
+def profiled_worker(
+    work: Path, kernel_prof: list[Path], on: str = KERNEL_ON, off: str = KERNEL_OFF
+) -> warm_worker.Worker:
+    """A warm worker whose kernels run `on` before a run and `off` after it, which writes
+    into the next of `kernel_prof`'s paths (appended by the caller before each run)."""
     worker = warm_worker.Worker(f"{work}#", NOTEBOOKS, 60.0)
     acquire, execute = worker.acquire, worker.engine.run
 
     def acquire_profiled() -> Kernel:
         kernel = acquire()
-        silent(kernel, KERNEL_ON)
+        silent(kernel, on)
         return kernel
 
     def execute_then_dump(req, kernel: Kernel):
         try:
             return execute(req, kernel)
         finally:  # the worker kills the kernel next
-            silent(kernel, KERNEL_OFF.format(path=str(kernel_prof[-1])))
+            silent(kernel, off.format(path=str(kernel_prof[-1])))
 
     worker.acquire, worker.engine.run = acquire_profiled, execute_then_dump
     return worker
@@ -91,6 +115,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="profiled runs after the warm-up run")
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--no-profile", action="store_true", help="only CPU seconds per record")
+    ap.add_argument("--cells", action="store_true", help="the kernel's CPU seconds per cell")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runbook-profile-"))
     info = stack.start(stack.StackOptions(state_dir=work / "state", any_free_port=True))
@@ -104,7 +129,9 @@ def main() -> int:
 
 def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
     kernel_prof: list[Path] = []
-    if args.no_profile:
+    if args.cells:
+        worker = profiled_worker(work, kernel_prof, CELLS_ON, CELLS_OFF)
+    elif args.no_profile:
         worker = warm_worker.Worker(f"{work}#", runner.NOTEBOOKS, 60.0)
     else:
         worker = profiled_worker(work, kernel_prof)
@@ -120,7 +147,7 @@ def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
             spec = RunSpec(params=params, output_dir=work / "records", runbook="high_error_rate",
                            name=f"prof-{i}", cell_timeout=120, run_timeout=300)  # fmt: skip
             kernel_prof.append(work / f"kernel-{i}.prof")
-            if i and not args.no_profile:
+            if i and not (args.no_profile or args.cells):
                 worker_prof.enable()
             rec = worker.run(spec)
             worker_prof.disable()
@@ -132,13 +159,15 @@ def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
             worker.prepare()
     finally:
         worker.close()
-    how = "unprofiled" if args.no_profile else "profiled"
+    how = "unprofiled" if args.no_profile or args.cells else "profiled"
     print(f"\nCPU per record (worker + kernel, {how}), median of {len(cpu)}: "
           f"{statistics.median(cpu):.2f} s")  # fmt: skip
     print(f"\nWhere a record's time goes ({how}; seconds, median and p95 of {len(cpu)})")
     for name, p50, p95 in phase_table(timings[1:]):
         print(f"  {name:<50} {p50:7.3f} {p95:7.3f}")
-    if args.no_profile:
+    if args.cells:
+        print_cells([json.loads(p.read_text()) for p in kernel_prof[1:]], timings[1:])
+    if args.no_profile or args.cells:
         return 0
     worker_prof.dump_stats(str(work / "worker.prof"))
     sides = {
@@ -154,6 +183,22 @@ def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
         print("   ncalls" + body.rstrip())
     print(f"\nprofiles: {work}")
     return 0
+
+
+def print_cells(kernels: list[dict], timings: list[dict]) -> None:
+    """The kernel's CPU seconds by cell, with its start and what the cells leave over."""
+    rows: dict[str, list[float]] = {}
+    for k, t in zip(kernels, timings, strict=True):
+        cells = sum(c for _, c in k["cells"])
+        for i, (first, cpu) in enumerate(k["cells"]):
+            rows.setdefault(f"code cell {i + 1:>2} {first}", []).append(cpu)
+        rows.setdefault("cells, all", []).append(cells)
+        rows.setdefault("start (after the fork, before the run)", []).append(k["start"])
+        rows.setdefault("between cells (messaging)", []).append(k["window"] - cells)
+        rows.setdefault("kernel, in all", []).append(t["cpu"]["kernel_s"])
+    print(f"\nThe kernel's CPU seconds (process time, unprofiled), median of {len(kernels)}")
+    for name, cpu in rows.items():
+        print(f"  {name:<50} {statistics.median(cpu):7.3f}")
 
 
 if __name__ == "__main__":
