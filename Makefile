@@ -42,9 +42,10 @@ NBVAL := --nbval runbook_lib/notebooks --ignore=runbook_lib/notebooks/postmortem
 # STACK_GROUP_S; --no-loadscope-reorder keeps that order): they mostly wait on Prometheus,
 # Alertmanager and runs, so more workers than cores. The slowest 15 are listed (issue 25).
 STACK_WORKERS ?= 4
-# The fast tier, two xdist workers a core: a third of its time is spent waiting on kernels and
-# subprocesses (one per core used 1.3 of 2 cores: 189 s; two per core 163-165 s, issue 25).
-FAST_WORKERS ?= $(shell echo $$(( 2 * $$(nproc) )))
+# The fast tier, two xdist workers a core (at most 8: each is a Python of ~300 MB): a third
+# of its time is spent waiting on kernels and subprocesses (one per core used 1.3 of 2 cores:
+# 189 s; two per core 163-165 s, issue 25).
+FAST_WORKERS ?= $(shell n=$$(( 2 * $$(nproc) )); echo $$(( n < 8 ? n : 8 )))
 FAST_TIER := $(VENV)/bin/pytest -q -m "not stack" -n $(FAST_WORKERS) --dist loadgroup tests $(NBVAL)
 test: setup docker lint
 	$(FAST_TIER)

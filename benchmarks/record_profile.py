@@ -56,7 +56,8 @@ KERNEL_ON = (
 )
 SORTS = (("tottime", "own CPU time"), ("cumulative", "CPU time with callees"))
 KERNEL_OFF = "_rb_prof.disable(); _rb_prof.dump_stats({path!r})"
-# Per cell: its first line and the kernel's process time it took; the start, read at the end.
+# Per cell: its first line and the kernel's process time it took; the kernel's start: its
+# process time when this runs (a forked process starts from zero).
 CELLS_ON = """
 import time as _rb_t
 _rb_cells, _rb_at = [], [None, ""]
@@ -87,7 +88,7 @@ def silent(kernel: Kernel, code: str) -> None:
         kc.stop_channels()
 
 
-def profiled_worker(
+def instrumented_worker(
     work: Path, kernel_prof: list[Path], on: str = KERNEL_ON, off: str = KERNEL_OFF
 ) -> warm_worker.Worker:
     """A warm worker whose kernels run `on` before a run and `off` after it, which writes
@@ -130,11 +131,11 @@ def main() -> int:
 def profile(args: argparse.Namespace, info: stack.StackInfo, work: Path) -> int:
     kernel_prof: list[Path] = []
     if args.cells:
-        worker = profiled_worker(work, kernel_prof, CELLS_ON, CELLS_OFF)
+        worker = instrumented_worker(work, kernel_prof, CELLS_ON, CELLS_OFF)
     elif args.no_profile:
         worker = warm_worker.Worker(f"{work}#", runner.NOTEBOOKS, 60.0)
     else:
-        worker = profiled_worker(work, kernel_prof)
+        worker = instrumented_worker(work, kernel_prof)
     worker.warm()
     worker_prof, cpu, timings = cProfile.Profile(time.process_time), [], []
     labels = {"job": "ggen-mcp", "instance": f"127.0.0.1:{info.ports['ggen_mcp']}",
