@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runbook_lib.evidence import host
+from runbook_lib.evidence import host, host_state
 from runbook_lib.lab.sim.faults import ProcessFaults
 from tests.polling import wait_for
 
@@ -333,6 +333,19 @@ def test_load_sees_a_busy_core(start) -> None:
     assert host.LoadInfo(4.0, 1.0, 1.0, 2, 50.0).saturated
     assert not host.LoadInfo(1.5, 1.0, 1.0, 2, 50.0).saturated
     assert host.LoadInfo(3.0, 1.0, 1.0, 2, 50.0).load_per_cpu == 1.5
+
+
+def test_a_snapshot_reads_the_load_averages_without_sampling_cpu_use(monkeypatch) -> None:
+    """The diagnosis reads load1 and the core count only: `take` must not sleep 0.2 s per
+    record in psutil.cpu_percent (it was a fifth of a second of every record's wall time)."""
+    quick = host.load(interval_s=None)
+    assert quick.cpu_percent is None and quick.error is None
+    assert quick.load1 == pytest.approx(os.getloadavg()[0], abs=1.0)
+    asked: list = []
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: asked.append(interval))
+    snap = host_state.take()
+    assert asked == [] and snap["load"]["cpu_count"] == os.cpu_count(), (asked, snap["load"])
+    assert snap["load"]["load1"] == pytest.approx(os.getloadavg()[0], abs=1.0)
 
 
 def test_disks_include_root_consistent_with_shutil() -> None:

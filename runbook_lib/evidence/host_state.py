@@ -39,7 +39,7 @@ def take(
         _note(snap, oom.error)
     else:
         snap["oom_events"] = list(oom.lines)
-    mem, load = host.memory(), host.load()
+    mem, load = host.memory(), host.load(interval_s=None)  # the load averages, no 0.2 s sample
     snap["memory"] = {"swap_percent": mem.swap_percent, "used_percent": mem.used_percent}
     snap["load"] = {"load1": load.load1, "cpu_count": load.cpu_count}
     dirs = [str(d) for d in dirs]

@@ -84,8 +84,10 @@ class LoadInfo(_Single):
         return self.load1 is not None and bool(self.cpu_count) and self.load1 > self.cpu_count
 
 
-def load(interval_s: float = 0.2) -> LoadInfo:
-    """Load averages, logical CPU count and system-wide CPU use measured over `interval_s`."""
+def load(interval_s: float | None = 0.2) -> LoadInfo:
+    """Load averages, logical CPU count and system-wide CPU use measured over `interval_s`
+    (the call sleeps that long); with None, CPU use is not measured (`cpu_percent` None), for
+    a caller that needs only the load averages and must not wait."""
     errors: list[str] = []
     loads: tuple[float | None, ...] = (None, None, None)
     count = percent = None
@@ -98,7 +100,7 @@ def load(interval_s: float = 0.2) -> LoadInfo:
     except (psutil.Error, OSError) as exc:
         errors.append(f"cpu_count: {why(exc)}")
     try:
-        percent = psutil.cpu_percent(interval=interval_s)
+        percent = None if interval_s is None else psutil.cpu_percent(interval=interval_s)
     except (psutil.Error, OSError) as exc:
         errors.append(f"cpu_percent: {why(exc)}")
     return LoadInfo(*loads, cpu_count=count, cpu_percent=percent, error=join_errors(errors))
