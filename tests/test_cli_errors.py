@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from socket import IPPROTO_TCP, TCP_NODELAY
 
 import pytest
 
@@ -226,3 +228,28 @@ def test_a_broker_url_celery_cannot_use_is_named_before_anything_starts(
         "(RUNBOOK_BROKER_URL, broker_url in runbook.toml)"
     )
     assert not out.exists()
+
+
+def test_the_served_socket_turns_nagle_off_on_each_connection() -> None:
+    """uvicorn serves on `_bind`'s socket, and asyncio sets TCP_NODELAY on an accepted
+    connection only when the listening socket says it is TCP. Without it every answer on a
+    kept-alive connection (Alertmanager's, a browser's) waited 40 ms for the client's
+    delayed ACK: the fuzz tests' 1,200 requests took 43 ms each."""
+    sock = serving._bind("runbook serve", "127.0.0.1", 0)
+    seen: list[int] = []
+
+    async def main() -> None:
+        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(writer.get_extra_info("socket").getsockopt(IPPROTO_TCP, TCP_NODELAY))
+            writer.close()
+
+        async with await asyncio.start_server(accepted, sock=sock):
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            for _ in range(200):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(main())
+    assert seen == [1], seen
