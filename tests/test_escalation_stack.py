@@ -12,7 +12,8 @@ outlast it by minutes and a later fault's incident would not get them.
 (b) The error rate is 3%; as soon as the warning (> 1%) is pending it rises to 10%: the
     warning fires while the critical (> 5%) is still pending; the warning's investigation
     waits for it, and the critical leads the one investigation.
-(a) The error rate is 3% (warning only), then rises to 10% a minute after the warning fired:
+(a) The error rate is 3% (warning only), then rises to 10% 40 s after the warning fired (its
+    investigation long done):
     the critical escalates the incident; a second investigation and one `escalated` message
     to the critical-only target; lead, page and message say critical.
 (c) The fault ends: the symptom alerts resolve while the SLO alerts still fire, and the
@@ -93,7 +94,7 @@ def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_
     lab: Lab,
 ) -> None:
     sent_before = len(lab.critical_only.delivered)
-    inc = escalation.warning_then_critical(lab.sc, gap_s=60)
+    inc = escalation.warning_then_critical(lab.sc, gap_s=40)
     first, second = escalation.done(inc)
     assert (first.alertname, first.severity) == (WARNING, "warning")
     # Nothing more severe was pending: no wait for a critical (an SLO alert that came first
@@ -101,7 +102,7 @@ def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_
     assert "critical" not in (first.hold_note or ""), first.hold_note
     # The critical fired after the warning's investigation had finished (so beyond any
     # hold): an escalation, not a wait. Asked of the run's own end rather than of the
-    # scenario's 60 s gap, which Prometheus' evaluations may shorten by a second or two
+    # scenario's 40 s gap, which Prometheus' evaluations may shorten by a second or two
     # on a loaded machine (54 s was seen).
     assert escalation.fired_at(inc, CRITICAL) > first.finished_at, (first, inc.alerts)
     assert second.trigger.startswith("escalated:")
