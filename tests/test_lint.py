@@ -4,6 +4,7 @@ the cell and what to fix; a save with outputs passes only where git strips them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import nbformat
 import pytest
 
 from runbook_lib.contract.settings import NOTEBOOKS, ROOT
-from runbook_lib.notebook import lint
+from runbook_lib.notebook import committed, lint
 
 RUNBOOK_CLI = Path(sys.executable).with_name("runbook")
 
@@ -200,6 +201,25 @@ def test_a_save_with_outputs_lints_as_git_would_commit_it(tmp_path: Path) -> Non
     _git(repo, "add", ".")
     stored = _git(repo, "show", ":runbook_lib/notebooks/high_error_rate.ipynb")
     assert stored == (NOTEBOOKS / "high_error_rate.ipynb").read_text()  # byte for byte
+
+
+def test_the_installed_filter_strips_as_nbstripout_without_building_the_iri_grammar(
+    tmp_path: Path,
+) -> None:
+    """The clean command `make setup` installs gives nbstripout's own output, lint knows it
+    for nbstripout (one run for many notebooks), and its process never imports
+    rfc3987_syntax's grammar (a second and more of CPU in each of git's filter runs)."""
+    repo, [path] = _checkout(tmp_path, ["high_error_rate"])
+    subprocess.run(["bash", str(ROOT / "scripts" / "install-git-filter.sh"), sys.executable],
+                   cwd=repo, check=True, capture_output=True)  # fmt: skip
+    clean = _git(repo, "config", "--get", "filter.nbstripout.clean").strip()
+    assert committed._runs_nbstripout(clean)
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}  # each import, on stderr
+    done = subprocess.run(clean, shell=True, cwd=repo, env=env, input=path.read_text(),
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert done.stdout == (NOTEBOOKS / "high_error_rate.ipynb").read_text()
+    imported = {line.rpartition("|")[2].strip() for line in done.stderr.splitlines()}
+    assert "nbformat" in imported and "rfc3987_syntax.syntax_helpers" not in imported
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+STRIPOUT = "runbook_lib.notebook.stripout"  # nbstripout started through runbook_lib (its module)
+
 
 def as_committed(path: Path) -> str:
     """The notebook's text as git would commit it: through the clean filter the checkout
@@ -62,12 +64,14 @@ def _clean_filter(path: Path) -> tuple[Path, str] | None:
 
 
 def _runs_nbstripout(clean: str) -> bool:
-    """Whether the clean command is nbstripout (`python -m nbstripout ...`, `nbstripout ...`)."""
+    """Whether the clean command is nbstripout (`python -m nbstripout ...`, `nbstripout ...`,
+    or `python -m runbook_lib.notebook.stripout ...`, which `make setup` installs)."""
     try:
         words = shlex.split(clean)
     except ValueError:
         return False
-    return "nbstripout" in words or any(Path(w).name == "nbstripout" for w in words)
+    names = {"nbstripout", STRIPOUT}
+    return bool(names & set(words)) or any(Path(w).name == "nbstripout" for w in words)
 
 
 def _textconv(top: Path, clean: str, files: list[Path]) -> dict[Path, str]:
