@@ -1,6 +1,6 @@
 """Executable notebook runbooks for GGEN MCP incidents."""
 
-from runbook_lib.startup import lean
+from runbook_lib.contract.startup import lean
 
 __version__ = "0.1.0"
 

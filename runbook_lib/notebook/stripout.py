@@ -9,7 +9,7 @@ took 1.5-2.1 s of CPU a notebook here, this 0.2-0.3 s, with the same output
 
 from __future__ import annotations
 
-from runbook_lib.startup import lean
+from runbook_lib.contract.startup import lean
 
 lean()  # git runs this from the top of a work tree: runbook_lib/__init__.py may not have run
 
