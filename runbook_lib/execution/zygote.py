@@ -39,8 +39,14 @@ NOTEBOOK_IMPORTS = (
     "runbook_lib.evidence.containers",
 )
 # What a kernel imports as it starts (ipykernel's debugger brings debugpy, ~140 modules:
-# half a kernel's start-up CPU), imported once here instead of by every fork.
-KERNEL_IMPORTS = ("ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "pdb")
+# half a kernel's start-up CPU; the shell's own, from IPython.core.completerlib on, were what
+# a fork still imported in `IPKernelApp.initialize`), imported once here instead of by every fork.
+KERNEL_IMPORTS = (
+    "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "pdb",
+    "IPython.core.completerlib", "IPython.core.debugger", "IPython.core.oinspect",
+    "IPython.extensions.storemagic", "IPython.utils.wildcard", "faulthandler",
+    "tornado.platform.asyncio",
+)  # fmt: skip
 # Chart figures made ahead, by axes count: what one record draws (the overview, pairs of
 # charts, single charts, the diagnosis' attribution); a record that draws more makes them.
 SPARE_FIGURES = {4: 1, 2: 3, 1: 4}

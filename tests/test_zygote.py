@@ -1,0 +1,42 @@
+"""The kernel zygote: a kernel forked from it starts with what it needs already imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+# In a process of its own (a fork of a pytest worker would inherit its threads): the zygote's
+# warm-up, then a fork that becomes a kernel as `zygote._become_kernel` does, up to the start
+# of its loop, and reports the modules it had to import.
+FORK_AND_INITIALIZE = """
+import json, os, sys
+from jupyter_client.connect import write_connection_file
+from runbook_lib.execution import zygote
+zygote.warm()
+work, report = sys.argv[1], sys.argv[2]
+connection, _ = write_connection_file(os.path.join(work, "k.json"), transport="ipc",
+                                      ip=os.path.join(work, "k"))
+before = set(sys.modules)
+pid = os.fork()
+if pid == 0:
+    from ipykernel.kernelapp import IPKernelApp
+    IPKernelApp.instance().initialize(["-f", connection, *zygote.KERNEL_ARGS])
+    with open(report, "w") as f:
+        json.dump(sorted(set(sys.modules) - before), f)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_forked_kernel_imports_nothing_as_it_starts(tmp_path: Path) -> None:
+    """Each module a fork imports is paid by every run (the shell's completer, debugger and
+    inspector, tornado's asyncio platform were: ~10 ms and 650 page faults a run)."""
+    report = tmp_path / "imported.json"
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_AND_INITIALIZE, str(tmp_path), str(report)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(report.read_text()) == []
