@@ -72,8 +72,7 @@ STACK_TIMEOUT_S = 1800
 STACK_GROUP_S = {
     "scenario_set": 860, "stack-test_jupyterlab": 690, "stack-test_distributed": 330,
     "soffice": 280, "stack-test_production_install": 270, "stack-test_record_browser": 215,
-    "stack-test_escalation_stack": 210, "stack-test_escalation_stack-b": 180,
-    "stack-test_pinning": 190,
+    "stack-test_escalation_stack": 210, "stack-test_pinning": 190,
     "stack-test_doctor_wiring": 130, "stack-test_doctor_rules_stack": 110,
     "stack-test_server_profile": 90, "stack-test_receiver_log": 90,
     "stack-test_correlation_stack": 80, "stack-test_postmortem_stack": 80,

@@ -6,9 +6,8 @@ The rules' windows are divided by 10 (`[5m]` -> `[30s]`, `[1h]` -> `[6m]`) and t
 by 30 (the fast profile: 10 s), so a fault's alerts come and go within a minute while the
 slow-burn SLO alerts stay firing after the fault is over.
 
-Each test has a stack of its own (the SLO alerts of a fault outlast it by minutes, and a
-later fault's incident on the same stack would not get them), and they run side by side (two
-xdist groups): one after the other on one stack, they were the stack tier's longest group.
+The tests run in this order on one stack: (a) and (c) first, as the SLO alerts of a fault
+outlast it by minutes and a later fault's incident would not get them.
 
 (b) The error rate is 3%; as soon as the warning (> 1%) is pending it rises to 10%: the
     warning fires while the critical (> 5%) is still pending; the warning's investigation
@@ -58,7 +57,7 @@ class Lab:
         return self.sc.out
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     state = tmp_path_factory.mktemp("escalation")
     critical_only, team = ChatSink(), ChatSink()
@@ -149,7 +148,6 @@ def test_a_and_c_a_later_critical_escalates_and_slow_burn_alerts_do_not_hold_it_
     assert check.started_at >= inc.resolved_at + 3
 
 
-@pytest.mark.xdist_group("stack-test_escalation_stack-b")  # beside (a) and (c)
 def test_b_a_critical_pending_when_the_warning_fires_leads_the_one_investigation(
     lab: Lab,
 ) -> None:
