@@ -12,7 +12,7 @@ if ! git rev-parse --git-dir >/dev/null 2>&1; then
   exit 0
 fi
 # nbstripout, started through runbook_lib (runbook_lib/notebook/stripout.py: 0.3 s of CPU a
-# notebook instead of 1.5-2 s; git starts one for every notebook it reads)
+# notebook instead of 1.6-2.2 s; git starts one for every notebook it reads)
 git config filter.nbstripout.clean \
   "$python -m runbook_lib.notebook.stripout --keep-id --extra-keys 'metadata.language_info cell.metadata.trusted'"
 git config filter.nbstripout.smudge cat

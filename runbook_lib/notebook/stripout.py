@@ -1,7 +1,7 @@
 """The runbooks' git clean filter: nbstripout itself (its `main`, its arguments), started
 without jsonschema's IRI grammar (`startup.lean`). Git starts the filter once for every
 notebook it reads (`git add`, `status` and `diff` after a save): `python -m nbstripout`
-took 1.5-2.1 s of CPU a notebook here, this 0.2-0.3 s, with the same output
+took 1.6-2.2 s of CPU a notebook here, this 0.3 s, with the same output
 (tests/test_lint.py).
 
     python -m runbook_lib.notebook.stripout [nbstripout's arguments]
