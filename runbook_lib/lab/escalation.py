@@ -126,8 +126,8 @@ def warning_then_critical(sc: Scenario, gap_s: float = 60.0) -> Incident:
         # The fault's newest incident: at ~2% errors against the warning's 1%, the warning can
         # dip under its threshold, resolve its incident and fire again in a new one (seen in
         # a `make test`: 0.97% for one evaluation); the critical then escalates that one.
-        newest = max((i for i in sc.incidents() if i.id not in known), key=lambda i: i.id)
-        return len(done(newest)) >= 2 and newest
+        newest = sc.new_incident(known)()  # incidents come newest first
+        return newest is not None and len(done(newest)) >= 2 and newest
 
     return sc.wait("the escalation's investigation", escalated)
 
