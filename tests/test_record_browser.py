@@ -269,6 +269,7 @@ def test_a_replay_says_so_on_its_pages_and_on_its_incident_page(
             inside = page.frame_locator("#record").locator(".runbook-replay")
             assert inside.inner_text().startswith(label)
             inside.locator("a").click()  # leads to the record it replayed
+            inside.wait_for(state="detached")  # the replay's page has gone (it has an answer too)
             report = page.frame_locator("#record").locator(".runbook-answer")
             report.wait_for()
             assert "Replay" not in page.frame_locator("#record").locator("body").inner_text()[:200]
