@@ -41,3 +41,16 @@ def test_a_forked_kernel_imports_nothing_as_it_starts(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(report.read_text()) == []
+
+
+def test_a_runbooks_first_cell_leaves_the_engine_to_the_engine() -> None:
+    """A kernel not forked from the zygote (JupyterLab's, nbval's, `runbook run`'s) pays for
+    every module the first cell imports: papermill, nbformat and jsonschema, which only the
+    engine and `runbook lint` use, cost ~0.3 CPU-s of a fresh kernel's start."""
+    probe = ("import sys; import runbook_lib.notebook.run; "
+             "print(sorted(m for m in ('papermill', 'nbformat', 'jsonschema', 'nbclient')"
+             " if m in sys.modules))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -28,9 +28,9 @@ os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy's frozen-module note
 
 MARK = "RUNBOOK_RUN_MARK"
-# What a runbook's cells import: the first cell's `notebook.start` (papermill, nbformat and
-# jsonschema with it: ~0.5 s of CPU a run when left to the kernel), then what the cells
-# import on first use (resolution, mitigation, containers; notebook.run itself imports the
+# What a runbook's cells import: the first cell's `notebook.start` (pandas, matplotlib and
+# the library: ~0.7 s of CPU a run when left to the kernel), then what the cells import on
+# first use (resolution, mitigation, containers; notebook.run itself imports the
 # message and the summary cells' modules).
 NOTEBOOK_IMPORTS = (
     "runbook_lib.notebook.run",

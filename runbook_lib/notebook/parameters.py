@@ -18,7 +18,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import papermill
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from runbook_lib.contract.request import RelatedAlert, RunIncident
@@ -114,7 +113,11 @@ def type_of(text: str) -> Any:
 
 
 def declared(path: Path) -> dict[str, Declared]:
-    """The parameters `path` declares, in order, as papermill reads them."""
+    """The parameters `path` declares, in order, as papermill reads them. (papermill is
+    imported here, not by the module: a kernel's `notebook.start` reads its parameters from
+    its namespace, and papermill with nbformat and jsonschema cost a fresh kernel ~0.5 s.)"""
+    import papermill
+
     found = papermill.inspect_notebook(str(path))
     return {name: Declared(p["name"], p["inferred_type_name"], p["default"], p["help"])
             for name, p in found.items()}  # fmt: skip
