@@ -263,14 +263,19 @@ class RunQueue:
         return n, (now - oldest) if oldest is not None else 0.0
 
     # -- distributed mode: which runs' Celery tasks were sent -------------------------------
-    def dispatched(self, run_ids: Sequence[int], now: float | None = None) -> None:
-        """Note that tasks were sent for these runs (the sweeper leaves them alone a while)."""
+    def dispatched(
+        self, run_ids: Sequence[int], now: float | None = None, *, sent: bool = True
+    ) -> None:
+        """Note that tasks are sent for these runs (the sweeper leaves them alone a while);
+        with `sent=False`, that they were not after all (the sweeper sends them)."""
         if not run_ids:
             return
         now = time.time() if now is None else now
         with self.db.tx() as conn:
             conn.execute(
-                sa.update(runs_t).where(runs_t.c.id.in_(run_ids)).values(dispatched_at=now)
+                sa.update(runs_t)
+                .where(runs_t.c.id.in_(run_ids))
+                .values(dispatched_at=now if sent else None)
             )
 
     def undispatched(

@@ -146,8 +146,8 @@ def _run_task(task, run_id: int) -> str:
     started = time.monotonic()
     hold = held(ctx.index, job, cfg.hold)
     if hold is not None:  # a more severe alert is on its way: ask again when it should be here
+        ctx.index.dispatched([job.run_id])  # first: see CeleryDispatcher.send
         task.app.send_task(TASK, args=[job.run_id], countdown=max(0.0, hold.until - time.time()))
-        ctx.index.dispatched([job.run_id])
         return f"held: {hold.note}"
     published = cfg.output_dir / job.record
     if published.exists():  # an earlier delivery published it, then died before filing
@@ -243,6 +243,10 @@ class CeleryDispatcher:
         restarted empty would otherwise drop messages routed to a queue it no longer knows."""
         if not runs:
             return
+        # Noted before the tasks go out, and committed: a worker takes a task at once and
+        # claims with FOR UPDATE SKIP LOCKED, which passed over a run this receiver was
+        # still noting as sent (after the send); the run then waited for the sweep, a minute.
+        self.index.dispatched([run.run_id for run in runs])
         sent = []
         now = time.time()
         try:
@@ -260,7 +264,7 @@ class CeleryDispatcher:
         except Exception as exc:  # kombu's OperationalError and friends
             log.error("cannot send %d runs to the broker: %s; the sweep sends them later",
                       len(runs) - len(sent), exc)  # fmt: skip
-        self.index.dispatched(sent)
+            self.index.dispatched([r.run_id for r in runs if r.run_id not in sent], sent=False)
 
     def sweep(self) -> int:
         """Send again the runs whose tasks are lost. A run sent but not started is lost
