@@ -29,6 +29,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 from jupyter_core.utils import run_sync
 
+from runbook_lib.contract.environ import TEXT_SPOOL
 from runbook_lib.execution.lifetime import MARK, kill_group, sweep
 
 # Registers the inline figure formatters in the new shell; silent: execution counts stay 1..n.
@@ -179,10 +180,13 @@ class Zygote:
     log: IO | int | None = None
     start_timeout: float = 60.0
     proc: subprocess.Popen | None = None
+    spool: Path | None = None
     _ready: bool = field(default=False, repr=False)
 
     def start(self) -> Zygote:
-        env = {**os.environ, "RUNBOOK_PARENT_PID": str(os.getpid())}
+        if self.spool is None:  # where its kernels leave the texts their charts drew
+            self.spool = Path(tempfile.mkdtemp(prefix="rbk-text-"))
+        env = {**os.environ, "RUNBOOK_PARENT_PID": str(os.getpid()), TEXT_SPOOL: str(self.spool)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runbook_lib.execution.zygote"],
             stdin=subprocess.PIPE,
@@ -233,6 +237,9 @@ class Zygote:
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream:
                 stream.close()
+        if self.spool is not None:
+            shutil.rmtree(self.spool, ignore_errors=True)
+            self.spool = None
 
 
 def start_fresh(mark: str, cwd: str | None = None, start_timeout: float = 60.0) -> Kernel:

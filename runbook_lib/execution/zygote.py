@@ -19,6 +19,9 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
+
+from runbook_lib.contract.environ import TEXT_SPOOL
 
 # Forking is safe only while this process has one thread: numerical libraries must not
 # start thread pools at import.
@@ -78,15 +81,32 @@ def warm() -> None:
     figures.make_spares(SPARE_FIGURES)
 
 
-def serve(requests, replies) -> None:
+def serve(requests, replies, spool: str | None = None) -> None:
+    """Fork a kernel per request; before each, take in the texts the earlier kernels drew
+    (`rendering.TEXT.absorb`), so that the next one finds them ready."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernels reap themselves
     for line in requests:
         req = json.loads(line)
+        if spool:
+            _absorb(spool)
         pid = os.fork()
         if pid == 0:
+            if spool:
+                os.environ[TEXT_SPOOL] = spool  # where it hands its own (`rendering.hand_over`)
             _become_kernel(req["connection_file"], req["mark"], req.get("cwd"), os.getppid())
         replies.write(json.dumps({"pid": pid}) + "\n")
         replies.flush()
+
+
+def _absorb(spool: str) -> None:
+    from runbook_lib.notebook.rendering import TEXT
+
+    try:
+        TEXT.absorb(Path(spool))
+        TEXT.hand_down()
+    except Exception as exc:  # a file cut short, a spool removed: the kernels draw all the same
+        print(f"zygote: texts in {spool} not taken in: {exc!r}", file=sys.stderr)
+    gc.freeze()  # what the next kernels inherit: out of their collections (see `main`)
 
 
 def _become_kernel(connection_file: str, mark: str, cwd: str | None, zygote: int) -> None:
@@ -116,7 +136,11 @@ def main() -> int:
     from runbook_lib.execution.lifetime import die_with_parent
 
     die_with_parent(int(os.environ.get("RUNBOOK_PARENT_PID", os.getppid())))
+    spool = os.environ.pop(TEXT_SPOOL, None)  # the kernels', not the warm-up's
     warm()
+    from runbook_lib.notebook.rendering import TEXT
+
+    TEXT.hand_down()
     # What the kernels inherit is never garbage: kept out of their collections, which would
     # otherwise walk (and so copy, page by page) the whole inherited heap: ~0.1 s a run.
     gc.collect()
@@ -126,7 +150,7 @@ def main() -> int:
     sys.stdout = sys.stderr
     replies.write(json.dumps({"ready": os.getpid()}) + "\n")
     replies.flush()
-    serve(sys.stdin, replies)
+    serve(sys.stdin, replies, spool)
     return 0
 
 

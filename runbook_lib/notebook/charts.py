@@ -28,7 +28,7 @@ from matplotlib.transforms import IdentityTransform
 
 from runbook_lib.evidence.panels import PANELS, PanelData, Scope, fetch_panels
 from runbook_lib.evidence.prom import Prom
-from runbook_lib.notebook import png
+from runbook_lib.notebook import png, rendering
 from runbook_lib.notebook.figures import (
     AXES_IN,
     CHARS_PER_IN,
@@ -315,7 +315,9 @@ def png_bytes(fig: Figure) -> bytes:
     """The figure as a PNG file: drawn by its Agg canvas as `savefig` would (the charts'
     style sets the same dpi for both; no tight box), encoded by `png.encode`."""
     fig.canvas.draw()
-    return png.encode(np.asarray(fig.canvas.buffer_rgba()))
+    data = png.encode(np.asarray(fig.canvas.buffer_rgba()))
+    rendering.hand_over()  # the texts it drew, to the kernels forked after this one
+    return data
 
 
 # The series each runbook's alert fires on, charted beside the attribution of its symptom.

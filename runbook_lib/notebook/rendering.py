@@ -14,6 +14,11 @@ ticks) and each forked kernel inherits them. Each value is what matplotlib compu
 own calls, so a chart's pixels are the same as with `FigureCanvasAgg`
 (tests/test_rendering.py compares them).
 
+A forked kernel's additions would die with it, and each record of a storm would render its
+glyphs at the offsets its ticks fall on anew (500-800 bitmaps a record, a third of drawing
+its charts): a kernel forked by the zygote writes what it added to the zygote's spool
+(`share`, after each chart), and the zygote takes it in before its next fork (`absorb`).
+
 The caches hold only what depends on the font settings (`FONT_RC`); a change of those
 rcParams empties them, as does passing `LIMIT` strings or `LIMIT` glyph bitmaps. The glyph
 drawing calls matplotlib's private font methods (`_layout`, `_set_transform`,
@@ -24,6 +29,10 @@ FigureCanvasAgg's.
 from __future__ import annotations
 
 import math
+import os
+import pickle
+import time
+from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
@@ -31,6 +40,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.font_manager import FontProperties, fontManager, get_font
 from matplotlib.ft2font import FT2Font, RenderMode
+
+from runbook_lib.contract.environ import TEXT_SPOOL
 
 # The rcParams a font lookup reads (`FontManager.findfont`): what the caches depend on.
 FONT_RC = tuple(
@@ -59,6 +70,8 @@ class TextCache:
         self.sizes: dict[tuple, tuple[float, float, float]] = {}
         self.glyphs: dict[tuple, list[tuple[FT2Font, int, float, float]]] = {}
         self.bitmaps: dict[tuple, tuple[np.ndarray, int, int]] = {}
+        self.fresh: list[tuple[str, tuple]] = []  # (cache, key) added since `share`
+        self.rendered = 0  # glyph bitmaps rendered by this process (not found in `bitmaps`)
 
     def check(self) -> None:
         """Empty the caches when a font setting changed since they were filled, or when
@@ -76,8 +89,74 @@ class TextCache:
             font = self.fonts[prop.copy()] = get_font(fontManager._find_fonts_by_props(prop))
         return font
 
+    def share(self, spool: Path) -> None:
+        """Write what this process added since the last call (sizes, shaped strings, glyph
+        bitmaps) to a file of its own in `spool`, for `absorb`. Fonts travel as the
+        properties they were looked up by; an entry of another font (a fallback's glyph)
+        stays here."""
+        if not self.fresh:
+            return
+        props = {id(font): prop for prop, font in self.fonts.items()}
+        entries = []
+        for cache, key in self.fresh:
+            value = getattr(self, cache)[key]
+            if cache == "glyphs":
+                if any(id(g[0]) not in props for g in value):
+                    continue
+                value = [(props[id(f)], *rest) for f, *rest in value]
+            elif cache == "bitmaps":
+                if id(key[0]) not in props:
+                    continue
+                key = (props[id(key[0])], *key[1:])
+            entries.append((cache, key, value))
+        self.fresh.clear()
+        path = spool / f"{os.getpid()}-{time.monotonic_ns()}.texts"
+        part = path.with_suffix(".part")
+        part.write_bytes(pickle.dumps((self.settings, entries), pickle.HIGHEST_PROTOCOL))
+        part.rename(path)  # whole or not at all
+
+    def absorb(self, spool: Path) -> int:
+        """Take in the files forked kernels wrote to `spool` (`share`) and remove them; up
+        to half of `LIMIT`, so that a kernel's own additions do not empty the caches.
+        Returns the entries taken in."""
+        taken = 0
+        for path in sorted(spool.glob("*.texts")):
+            settings, entries = pickle.loads(path.read_bytes())
+            path.unlink()
+            if settings != self.settings:
+                continue  # drawn with other font settings: not what these caches hold
+            for cache, key, value in entries:
+                if self._half_full():
+                    break
+                if cache == "glyphs":
+                    value = [(self.font(prop), *rest) for prop, *rest in value]
+                elif cache == "bitmaps":
+                    key = (self.font(key[0]), *key[1:])
+                taken += getattr(self, cache).setdefault(key, value) is value
+        return taken
+
+    def hand_down(self) -> None:
+        """What this process holds is for its forks to inherit (the zygote after its
+        warm-up and each `absorb`): none of it is theirs to hand over or count."""
+        self.fresh.clear()
+        self.rendered = 0
+
+    def _half_full(self) -> bool:
+        return len(self.bitmaps) >= LIMIT // 2 or len(self.sizes) + len(self.glyphs) >= LIMIT // 2
+
 
 TEXT = TextCache()
+
+
+def hand_over() -> None:
+    """In a kernel forked by the zygote (`TEXT_SPOOL` set), `TEXT.share` with it; elsewhere
+    nothing. A spool gone (the zygote closed) only ends the sharing, never a chart."""
+    spool = os.environ.get(TEXT_SPOOL)
+    if spool:
+        try:
+            TEXT.share(Path(spool))
+        except OSError:
+            pass
 
 
 class ChartRenderer(RendererAgg):
@@ -119,7 +198,9 @@ class ChartRenderer(RendererAgg):
         size = TEXT.sizes.get(key)
         if size is None:
             size = super().get_text_width_height_descent(s, prop, ismath)
-            TEXT.sizes[(s, prop.copy(), *key[2:])] = size
+            key = (s, prop.copy(), *key[2:])
+            TEXT.sizes[key] = size
+            TEXT.fresh.append(("sizes", key))
         return size
 
     def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None) -> None:
@@ -134,7 +215,9 @@ class ChartRenderer(RendererAgg):
         if glyphs is None:
             items = font._layout(s, flags=key[3], features=None, language=None)
             glyphs = [(i.ft_object, i.glyph_index, i.x, i.y) for i in items]
-            TEXT.glyphs[(s, prop.copy(), *key[2:])] = glyphs
+            key = (s, prop.copy(), *key[2:])
+            TEXT.glyphs[key] = glyphs
+            TEXT.fresh.append(("glyphs", key))
         self._draw_glyphs(gc, x, y, angle, prop.get_size_in_points(), glyphs)
         return None
 
@@ -159,6 +242,8 @@ class ChartRenderer(RendererAgg):
             bitmap = TEXT.bitmaps.get(key)
             if bitmap is None:
                 bitmap = TEXT.bitmaps[key] = self._bitmap(font, key, matrix)
+                TEXT.fresh.append(("bitmaps", key))
+                TEXT.rendered += 1
             buffer, left, glyph_top = bitmap
             self._renderer.draw_text_image(
                 buffer,
