@@ -115,7 +115,8 @@ def type_of(text: str) -> Any:
 def declared(path: Path) -> dict[str, Declared]:
     """The parameters `path` declares, in order, as papermill reads them. (papermill is
     imported here, not by the module: a kernel's `notebook.start` reads its parameters from
-    its namespace, and papermill with nbformat and jsonschema cost a fresh kernel ~0.5 s.)"""
+    its namespace, and papermill with nbformat and jsonschema cost a fresh kernel ~0.3 s of
+    CPU.)"""
     import papermill
 
     found = papermill.inspect_notebook(str(path))
