@@ -118,6 +118,44 @@ def test_a_symptom_that_arrives_while_the_slow_burn_run_asks_prometheus_leads_th
     assert index.incident(1).escalated_at is None
 
 
+PENDING_WARNING = ("waited for GgenMcpElevatedErrorRate (warning), pending since 04:00:05 UTC "
+                   "with for: 10 s")  # fmt: skip
+
+
+def test_a_held_run_led_by_another_alert_than_it_waited_for_names_both(index: Index) -> None:
+    """The SLO alert's run waits for the pending warning; the critical fires instead
+    (Alertmanager inhibits the warning once it does) and leads the run: the record and the
+    page must not say only that it waited for the warning."""
+    index.accept([alert("GgenMcpErrorRateSLOViolation", "warning", slow_burn=True)], 0, NOW)
+    job = index.claim(NOW)
+    index.defer(job, NOW + 60, PENDING_WARNING, now=NOW + 1)
+    assert index.accept([alert("GgenMcpHighErrorRate", "critical", 9)], 0, NOW + 3) == [
+        "correlated"
+    ]
+    [run] = index.incident(1).runs
+    assert (run.alertname, run.state, run.not_before) == ("GgenMcpHighErrorRate", "queued", NOW + 3)
+    assert run.hold_note == (
+        "waited for GgenMcpElevatedErrorRate (warning), pending since 04:00:05 UTC with for: "
+        "10 s; then GgenMcpHighErrorRate (critical) arrived and leads"
+    )
+
+
+def test_a_held_run_led_by_the_alert_it_waited_for_keeps_its_note(index: Index) -> None:
+    index.accept([alert("GgenMcpErrorRateSLOViolation", "warning", slow_burn=True)], 0, NOW)
+    job = index.claim(NOW)
+    index.defer(job, NOW + 60, PENDING_WARNING, now=NOW + 1)
+    index.accept([alert("GgenMcpElevatedErrorRate", "warning", 9)], 0, NOW + 3)
+    [run] = index.incident(1).runs
+    assert (run.alertname, run.hold_note) == ("GgenMcpElevatedErrorRate", PENDING_WARNING)
+
+
+def test_a_run_never_held_gets_no_note_when_another_alert_leads_it(index: Index) -> None:
+    index.accept([alert("GgenMcpElevatedErrorRate", "warning")], 0, NOW)
+    index.accept([alert("GgenMcpHighErrorRate", "critical", 9)], 0, NOW + 3)
+    [run] = index.incident(1).runs
+    assert (run.alertname, run.hold_note) == ("GgenMcpHighErrorRate", None)
+
+
 def test_a_symptom_that_arrives_as_the_held_run_is_claimed_again_leads_that_run(
     index: Index,
 ) -> None:

@@ -94,7 +94,8 @@ def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> tuple[st
             name = f"{name}-i{incident}"
         conn.execute(
             sa.update(runs_t).where((c.id == waiting) & (c.state == "queued"))
-            .values(record=name, alertname=a.name, severity=a.severity, not_before=now)
+            .values(record=name, alertname=a.name, severity=a.severity, not_before=now,
+                    hold_note=_led_note(a))
         )  # fmt: skip
         _lead(conn, incident, a)
         return "led", waiting
@@ -103,6 +104,18 @@ def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> tuple[st
     if severity_rank(a.severity) > severity_rank(lead.severity):
         return "escalated", None
     return ("symptom" if lead.context else "listed"), None
+
+
+def _led_note(a: Alert) -> sa.ColumnElement:
+    """A held run's note once `a` leads it: as it was when it names `a` (the run waited for
+    it), else with `a` added (it waited for another, or for Prometheus, and `a` came)."""
+    c = runs_t.c
+    came = f"; then {a.name} ({a.severity or 'unknown'}) arrived and leads"
+    return sa.case(
+        (c.hold_note.is_(None), None),
+        (c.hold_note.contains(f"waited for {a.name} (", autoescape=True), c.hold_note),
+        else_=c.hold_note + came,
+    )
 
 
 def _lead(conn: Connection, incident: int, a: Alert, **more: object) -> None:
