@@ -48,8 +48,9 @@ STACK_WORKERS ?= 4
 FAST_WORKERS ?= $(shell n=$$(( 2 * $$(nproc) )); echo $$(( n < 8 ? n : 8 )))
 # Both tiers write Python's byte-code caches (__pycache__, gitignored) even where
 # PYTHONDONTWRITEBYTECODE is set: without them every process compiled each module it imports
-# from source (0.3-0.5 s of CPU to import the service, the command line and the notebook API) and pytest rewrote every test module's
-# assertions in each worker (9 s of CPU to collect the suite instead of 4).
+# from source (0.3-0.5 s of CPU to import the service, the command line and the notebook
+# API) and pytest rewrote every test module's assertions in each worker (9 s of CPU to
+# collect the suite instead of 4).
 PYTEST := PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pytest
 FAST_TIER := $(PYTEST) -q -m "not stack" -n $(FAST_WORKERS) --dist loadgroup tests $(NBVAL)
 test: setup docker lint

@@ -85,6 +85,7 @@ def test_without_a_spool_nothing_is_written(tmp_path: Path, monkeypatch) -> None
     assert rendering.TEXT.fresh != []  # kept for no one: JupyterLab's kernel, a test
     monkeypatch.setenv(TEXT_SPOOL, str(tmp_path / "gone"))  # the zygote closed its spool
     chart()  # drawn all the same
+    assert list(tmp_path.iterdir()) == []  # and nothing written, nor the spool made again
 
 
 FORKS = """
