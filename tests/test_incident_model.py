@@ -97,6 +97,7 @@ EXPECTED = [
                 "hold_note": None,
                 "verified": None,
                 "requested_by": None,
+                "begun_at": None,
             }
         ],
         "alerts": [

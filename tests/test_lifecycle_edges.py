@@ -184,6 +184,105 @@ def test_a_symptom_that_arrives_as_the_held_run_is_claimed_again_leads_that_run(
     assert [r.state for r in index.incident(1).runs] == ["running"]
 
 
+ON_ITS_WAY = ("waited for GgenMcpElevatedErrorRate (warning), firing since 04:00:05 UTC, on "
+              "its way")  # fmt: skip
+
+
+def _twins(index: Index, blind: HoldPolicy) -> tuple:
+    """Worker A claims the SLO lead's run and asks Prometheus; the warning fires meanwhile
+    (so it gets a symptom's run of its own), and worker B claims that one at once."""
+    index.accept([alert("GgenMcpErrorRateSLOViolation", "warning", slow_burn=True)], 0, NOW)
+    lead = index.claim(NOW + 11)
+    assert index.accept([alert("GgenMcpElevatedErrorRate", "warning", 5)], 0, NOW + 11.2) == [
+        "correlated"
+    ]
+    symptom = index.claim(NOW + 11.5)
+    assert (lead.incident.trigger, symptom.incident.trigger) == ("", "symptom:elevatederrorrate")
+    return lead, symptom
+
+
+def test_a_symptom_run_claimed_while_the_lead_run_is_decided_waits_then_leads_it(
+    index: Index,
+) -> None:
+    """The demo's race (two workers; it failed test_scripts twice): B would begin the
+    symptom's run while A still asks Prometheus about the SLO lead's run, which A then
+    holds: two investigations of one fault, the symptom's and later the critical's. B puts
+    its run back for a second instead; A's hold hands the lead run the warning, due now."""
+    blind = HoldPolicy("", fallback_s=10)
+    lead, symptom = _twins(index, blind)
+    hold = held(index, symptom, blind, NOW + 25)  # no hold of its own: it would begin
+    assert hold is not None and hold.until == NOW + 26, hold
+    assert f"run {lead.run_id} of its incident is claimed, not begun" in hold.note
+    assert [(r.trigger[:8], r.state) for r in index.incident(1).runs] == [
+        ("", "running"), ("symptom:", "queued"),
+    ]  # fmt: skip
+    index.defer(lead, NOW + 60, ON_ITS_WAY, now=NOW + 25.5)  # A's answer: hold it
+    [run] = index.incident(1).runs
+    assert (run.trigger, run.alertname, run.state, run.not_before) == (
+        "", "GgenMcpElevatedErrorRate", "queued", NOW + 25.5,
+    )  # fmt: skip
+    index.accept([alert("GgenMcpHighErrorRate", "critical", 30)], 0, NOW + 30)
+    [run] = index.incident(1).runs
+    assert (run.trigger, run.alertname) == ("", "GgenMcpHighErrorRate")
+
+
+def test_a_symptom_run_that_would_begin_beside_the_held_lead_run_folds_into_it(
+    index: Index,
+) -> None:
+    """The other order: A holds the lead run before B decides on the symptom's run, which
+    has no hold of its own. It folds into the held run (due now, its note kept: it waited
+    for this warning) instead of beginning beside it."""
+    blind = HoldPolicy("", fallback_s=10)
+    lead, symptom = _twins(index, blind)
+    index.defer(lead, NOW + 60, ON_ITS_WAY, now=NOW + 12)
+    hold = held(index, symptom, blind, NOW + 25)
+    assert hold is not None and hold.until == NOW + 25
+    [run] = index.incident(1).runs
+    assert (run.id, run.trigger, run.alertname, run.state, run.not_before, run.hold_note) == (
+        lead.run_id, "", "GgenMcpElevatedErrorRate", "queued", NOW + 25, ON_ITS_WAY,
+    )  # fmt: skip
+    again = index.claim(NOW + 25)
+    assert again.run_id == lead.run_id and again.alert.name == "GgenMcpElevatedErrorRate"
+    assert held(index, again, blind, NOW + 25) is None  # and it begins
+    assert [(r.state, r.alertname) for r in index.incident(1).runs] == [
+        ("running", "GgenMcpElevatedErrorRate")
+    ]
+
+
+def test_a_lead_run_that_would_begin_beside_the_claimed_symptom_run_waits(index: Index) -> None:
+    """A decides to begin the lead run while B still decides on the symptom's run: A puts
+    its run back for a second; B's run then folds into it, and one run begins."""
+    blind = HoldPolicy("", fallback_s=10)
+    lead, symptom = _twins(index, blind)
+    hold = held(index, lead, blind, NOW + 12)  # past its 10 s: no hold of its own
+    assert hold is not None and hold.until == NOW + 13
+    assert f"run {symptom.run_id} of its incident is claimed, not begun" in hold.note
+    assert held(index, symptom, blind, NOW + 25) is not None  # folds into the lead run
+    [run] = index.incident(1).runs
+    assert (run.id, run.alertname, run.state) == (lead.run_id, "GgenMcpElevatedErrorRate", "queued")
+
+
+def test_twins_do_not_wait_on_a_worker_gone_or_a_run_begun(index: Index) -> None:
+    """A symptom's run waits neither for a lead run claimed 30 s ago and never decided (its
+    worker is gone), nor for one that began: it begins."""
+    blind = HoldPolicy("", fallback_s=10)
+    lead, symptom = _twins(index, blind)
+    assert held(index, symptom, blind, NOW + 11 + 31) is None
+    states = [r.state for r in index.incident(1).runs]
+    assert states == ["running", "running"]
+    fresh = Index(index.path.parent / "other.sqlite", correlation_window=300)
+    lead, symptom = _twins(fresh, blind)
+    assert held(fresh, lead, blind, NOW + 11) is not None  # its own 10 s hold (from NOW)
+    lead = fresh.claim(NOW + 12)  # the lead run (due first: the oldest) ...
+    assert held(fresh, lead, blind, NOW + 12) is not None  # ... waits for B, claimed at 11.5
+    assert held(fresh, symptom, blind, NOW + 22) is not None  # which folds into it
+    lead = fresh.claim(NOW + 22)
+    assert held(fresh, lead, blind, NOW + 22) is None  # one run begins
+    assert [(r.state, r.alertname) for r in fresh.incident(1).runs] == [
+        ("running", "GgenMcpElevatedErrorRate")
+    ]
+
+
 def test_a_run_that_began_keeps_a_symptom_that_arrives_later_apart(index: Index) -> None:
     """Past its hold, the slow-burn lead's run begins; a symptom arriving after that gets
     its own investigation, as before."""

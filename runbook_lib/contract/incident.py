@@ -63,6 +63,7 @@ class IncidentRun(_Row):
     hold_note: str | None = None
     verified: bool | None = None
     requested_by: str | None = None
+    begun_at: float | None = None  # its worker passed the hold (started_at: claimed)
 
 
 class IncidentAction(_Row):

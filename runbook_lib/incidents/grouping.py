@@ -95,7 +95,7 @@ def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> tuple[st
         conn.execute(
             sa.update(runs_t).where((c.id == waiting) & (c.state == "queued"))
             .values(record=name, alertname=a.name, severity=a.severity, not_before=now,
-                    hold_note=_led_note(a))
+                    hold_note=led_note(a.name, a.severity))
         )  # fmt: skip
         _lead(conn, incident, a)
         return "led", waiting
@@ -106,14 +106,15 @@ def take_lead(conn: Connection, incident: int, a: Alert, now: float) -> tuple[st
     return ("symptom" if lead.context else "listed"), None
 
 
-def _led_note(a: Alert) -> sa.ColumnElement:
-    """A held run's note once `a` leads it: as it was when it names `a` (the run waited for
-    it), else with `a` added (it waited for another, or for Prometheus, and `a` came)."""
+def led_note(alertname: str, severity: str | None) -> sa.ColumnElement:
+    """A held run's note once alert `alertname` leads it: as it was when it names the alert
+    (the run waited for it), else with the alert added (it waited for another, or for
+    Prometheus, and this one came)."""
     c = runs_t.c
-    came = f"; then {a.name} ({a.severity or 'unknown'}) arrived and leads"
+    came = f"; then {alertname} ({severity or 'unknown'}) arrived and leads"
     return sa.case(
         (c.hold_note.is_(None), None),
-        (c.hold_note.contains(f"waited for {a.name} (", autoescape=True), c.hold_note),
+        (c.hold_note.contains(f"waited for {alertname} (", autoescape=True), c.hold_note),
         else_=c.hold_note + came,
     )
 

@@ -51,6 +51,7 @@ class Index(Database):
     finish = _by("queue", RunQueue.finish)
     defer = _by("queue", RunQueue.defer)
     overtaken = _by("queue", RunQueue.overtaken)
+    begin = _by("queue", RunQueue.begin)
     in_flight = _by("queue", RunQueue.in_flight)
     requeue = _by("queue", RunQueue.requeue)
     queue_stats = _by("queue", RunQueue.queue_stats)

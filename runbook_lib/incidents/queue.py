@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from runbook_lib.contract.alerts import SEVERITY_RANK, Alert
 from runbook_lib.contract.request import IncidentContext, LeadAlert, QueueState, RunRequest
 from runbook_lib.contract.summary import Summary
-from runbook_lib.incidents import actions, grouping, history
+from runbook_lib.incidents import actions, grouping, history, twins
 from runbook_lib.incidents.jobs import (
     INVESTIGATING,
     Queued,
@@ -126,8 +126,9 @@ class RunQueue:
             conn.execute(
                 sa.update(runs_t)
                 .where(runs_t.c.id == run_id)
-                .values(state="running", started_at=now, attempts=runs_t.c.attempts + 1)
-            )
+                .values(state="running", started_at=now, begun_at=None,
+                        attempts=runs_t.c.attempts + 1)
+            )  # fmt: skip
             return _request(conn, run_id)
 
     def request(self, run_id: int) -> RunRequest:
@@ -179,29 +180,68 @@ class RunQueue:
         leads this run instead, due now: the incident's first investigation has not begun,
         so nothing was escalated and no second run is due."""
         now = time.time() if now is None else now
+        with self.db.tx() as conn:
+            self._defer(conn, job, until, note, now)
+
+    def _defer(
+        self, conn: Connection, job: RunRequest, until: float, note: str, now: float
+    ) -> None:
         c = runs_t.c
         values = dict(state="queued", not_before=until, attempts=c.attempts - 1,
                       held_since=sa.func.coalesce(c.held_since, now), hold_note=note)  # fmt: skip
-        with self.db.tx() as conn:
-            later = _later_lead(conn, job)
-            first = job.incident.trigger == ""
-            if later is not None:
-                conn.execute(sa.delete(runs_t).where(c.id == later.id))
-                if first:  # nothing was escalated
-                    conn.execute(sa.update(incidents_t).where(incidents_t.c.id == job.incident.id)
-                                 .values(escalated_at=None))  # fmt: skip
-                else:  # a symptom's run after the slow-burn lead's: the critical escalates it
-                    values.update(trigger=later.trigger)
-                values.update(record=later.record, alertname=later.alertname,
-                              severity=later.severity, not_before=now)  # fmt: skip
-            if job.incident.trigger.startswith("symptom:") and self._fold_into_held(
-                conn, job, values
-            ):
+        later = _later_lead(conn, job)
+        first = job.incident.trigger == ""
+        if later is not None:
+            conn.execute(sa.delete(runs_t).where(c.id == later.id))
+            if first:  # nothing was escalated
+                conn.execute(sa.update(incidents_t).where(incidents_t.c.id == job.incident.id)
+                             .values(escalated_at=None))  # fmt: skip
+            else:  # a symptom's run after the slow-burn lead's: the critical escalates it
+                values.update(trigger=later.trigger)
+            values.update(record=later.record, alertname=later.alertname,
+                          severity=later.severity, not_before=now)  # fmt: skip
+        if job.incident.trigger.startswith("symptom:"):
+            held = twins.first_not_begun(conn, job, now, queued_only=True, held_only=True)
+            if held is not None:  # it was held too: it takes this run's alert and hold
+                twins.fold(conn, job, held.id, not_before=values["not_before"], note=note)
                 return
+        conn.execute(
+            sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
+            .values(**values)
+        )  # fmt: skip
+
+    def begin(self, job: RunRequest, now: float | None = None) -> tuple[float, str] | None:
+        """Mark claimed `job` begun (its worker passed the hold and runs the notebook); or,
+        when its twin has not begun either, hand it over and return when to ask again and
+        why. The twins are an incident's first investigation and the run a symptom alert got
+        beside it while a worker held that one claimed (asking Prometheus whether to wait):
+        two workers claim them at once, and only one may begin, led by the symptom. A
+        symptom's run folds into a queued first run (due now); a first run goes back behind
+        a queued symptom's run, which it then takes over (`defer`); either asks again after
+        `YIELD_S` while the other's worker still decides (for `DECIDING_S` at most)."""
+        now = time.time() if now is None else now
+        c = runs_t.c
+        with self.db.tx() as conn:
+            if self.db.postgres:  # the twins' workers begin one after the other
+                conn.execute(sa.select(incidents_t.c.id)
+                             .where(incidents_t.c.id == job.incident.id).with_for_update())  # fmt: skip
+            twin = twins.twin(conn, job, now)
+            if twin is None:
+                conn.execute(sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
+                             .values(begun_at=now))  # fmt: skip
+                return None
+            symptom = job.incident.trigger.startswith("symptom:")
+            if twin.state == "queued" and symptom:
+                twins.fold(conn, job, twin.id, not_before=now, note=None)
+                return now, f"folded into run {twin.id}, its incident's first, not begun"
+            if twin.state == "queued":  # the symptom's run waits: this run takes its lead
+                self._defer(conn, job, now, job.queue.hold_note or twins.ARRIVED, now)
+                return now, f"takes the lead of run {twin.id}, a symptom's, not begun"
             conn.execute(
                 sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
-                .values(**values)
+                .values(state="queued", not_before=now + twins.YIELD_S, attempts=c.attempts - 1)
             )  # fmt: skip
+            return now + twins.YIELD_S, f"run {twin.id} of its incident is claimed, not begun"
 
     def overtaken(self, job: RunRequest) -> bool:
         """Whether an alert that outranks `job`'s lead arrived while a worker held `job`
@@ -214,30 +254,6 @@ class RunQueue:
         with self.db.read() as conn:
             return _later_lead(conn, job) is not None
 
-    def _fold_into_held(self, conn: Connection, job: RunRequest, values: dict) -> bool:
-        """A symptom's run held while the incident's first run is held too (two workers
-        claimed both at once, so neither saw the other queued): the first run takes this
-        one's alert and hold, and this one goes, so the critical later leads one run."""
-        c = runs_t.c
-        held = conn.execute(
-            sa.select(c.id).where((c.incident_id == job.incident.id) & (c.id < job.run_id)
-                                  & (c.state == "queued") & c.held_since.is_not(None)
-                                  & (c.trigger == "") & (c.kind == "investigation"))
-            .limit(1)
-        ).scalar()  # fmt: skip
-        if held is None:
-            return False
-        mine = conn.execute(
-            sa.select(c.record, c.alertname, c.severity).where(c.id == job.run_id)
-        ).one()
-        conn.execute(sa.delete(runs_t).where(c.id == job.run_id))
-        conn.execute(
-            sa.update(runs_t).where(c.id == held)
-            .values(record=mine.record, alertname=mine.alertname, severity=mine.severity,
-                    not_before=values["not_before"], hold_note=values["hold_note"])
-        )  # fmt: skip
-        return True
-
     def in_flight(self) -> list[RunRequest]:
         """Runs marked running: after a crash, the ones no worker will finish."""
         with self.db.tx() as conn:
@@ -249,7 +265,7 @@ class RunQueue:
             conn.execute(
                 sa.update(runs_t)
                 .where((runs_t.c.id == run_id) & (runs_t.c.state == "running"))
-                .values(state="queued")
+                .values(state="queued", begun_at=None)
             )
 
     def queue_stats(self, now: float | None = None) -> tuple[int, float]:

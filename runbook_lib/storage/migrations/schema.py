@@ -78,7 +78,7 @@ RUNS = sa.Table(
     sa.Column("record", sa.Text, nullable=False, unique=True),
     sa.Column("not_before", sa.Float, nullable=False),
     sa.Column("enqueued_at", sa.Float, nullable=False),
-    sa.Column("started_at", sa.Float),
+    sa.Column("started_at", sa.Float),  # claimed by a worker (it may still hold the run)
     sa.Column("finished_at", sa.Float),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("status", sa.Text),
@@ -95,6 +95,7 @@ RUNS = sa.Table(
     sa.Column("hold_note", sa.Text),  # what it waited for
     sa.Column("verified", sa.Boolean),  # a verification's answer: the fix held (None: unknown)
     sa.Column("requested_by", sa.Text),  # the operator who asked for it
+    sa.Column("begun_at", sa.Float),  # its worker passed the hold: the notebook runs
     sa.UniqueConstraint("incident_id", "kind", "trigger", name="uq_runs_incident_kind_trigger"),
 )
 

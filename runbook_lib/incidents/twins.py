@@ -1,0 +1,78 @@
+"""Twin runs: an incident's first investigation and the run a symptom alert got beside it
+while a worker held that one claimed, asking Prometheus whether to wait (a slow-burn alert's
+run, with the symptom on its way). Two workers may claim them at once; only one may begin,
+led by the symptom (`RunQueue.begin`)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from runbook_lib.contract.request import RunRequest
+from runbook_lib.incidents import grouping
+from runbook_lib.storage.migrations import schema
+
+runs_t = schema.RUNS
+# A claimed run whose worker is still asking Prometheus whether to hold it keeps its twin
+# (the incident's first run, or the symptom's run beside it) from beginning this long at
+# most (`begin`): a worker that took longer is taken for gone. The twin asks again after
+# `YIELD_S`.
+DECIDING_S = 30.0
+YIELD_S = 1.0
+ARRIVED = "a stronger alert of its fault arrived before it began"
+
+
+def first_not_begun(
+    conn: Connection, job: RunRequest, now: float, *, queued_only: bool, held_only: bool = False
+) -> sa.Row | None:
+    """The first investigation of `job`'s incident, queued or claimed by a worker still
+    deciding (not after `DECIDING_S`), and not begun."""
+    c = runs_t.c
+    deciding = (c.state == "running") & (c.started_at > now - DECIDING_S)
+    waits = (c.state == "queued") if queued_only else ((c.state == "queued") | deciding)
+    if held_only:
+        waits = waits & c.held_since.is_not(None)
+    return conn.execute(
+        sa.select(c.id, c.state)
+        .where((c.incident_id == job.incident.id) & (c.id < job.run_id) & (c.trigger == "")
+               & (c.kind == "investigation") & c.begun_at.is_(None) & waits)
+        .limit(1)
+    ).first()  # fmt: skip
+
+
+def twin(conn: Connection, job: RunRequest, now: float) -> sa.Row | None:
+    """The run `job` may not begin beside (see `RunQueue.begin`), or None."""
+    if job.kind != "investigation":
+        return None
+    if job.incident.trigger.startswith("symptom:"):
+        return first_not_begun(conn, job, now, queued_only=False)
+    if job.incident.trigger != "":
+        return None
+    c = runs_t.c
+    deciding = (c.state == "running") & (c.started_at > now - DECIDING_S)
+    return conn.execute(
+        sa.select(c.id, c.state)
+        .where((c.incident_id == job.incident.id) & (c.id > job.run_id)
+               & c.trigger.startswith("symptom:") & c.begun_at.is_(None)
+               & ((c.state == "queued") | deciding))
+        .limit(1)
+    ).first()  # fmt: skip
+
+
+def fold(
+    conn: Connection, job: RunRequest, first: int, *, not_before: float, note: str | None
+) -> None:
+    """A symptom's run `job` goes; the incident's first run `first` (not begun) takes its
+    alert and record, due at `not_before`, with `note` (the symptom run's hold) or, when
+    None, its own note saying that this alert came."""
+    c = runs_t.c
+    mine = conn.execute(
+        sa.select(c.record, c.alertname, c.severity).where(c.id == job.run_id)
+    ).one()
+    conn.execute(sa.delete(runs_t).where(c.id == job.run_id))
+    came = grouping.led_note(mine.alertname, mine.severity)
+    conn.execute(
+        sa.update(runs_t).where(c.id == first)
+        .values(record=mine.record, alertname=mine.alertname, severity=mine.severity,
+                not_before=not_before, hold_note=note if note is not None else came)
+    )  # fmt: skip
