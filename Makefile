@@ -37,7 +37,7 @@ rules-check: system $(STAMP)
 # no service, so in the fast tier; one notebook's cells share a kernel (one xdist group).
 NBVAL := --nbval runbook_lib/notebooks --ignore=runbook_lib/notebooks/postmortem.ipynb
 
-# Everything: the fast tier, and the tests that start real services, their
+# Everything: the fast tier on every core, then the tests that start real services, their
 # modules side by side (one xdist group each, the longest first: see tests/conftest.py
 # STACK_GROUP_S; --no-loadscope-reorder keeps that order): they mostly wait on Prometheus,
 # Alertmanager and runs, so more workers than cores. The slowest 15 are listed (issue 25).
@@ -53,20 +53,10 @@ FAST_WORKERS ?= $(shell n=$$(( 2 * $$(nproc) )); echo $$(( n < 8 ? n : 8 )))
 # collect the suite instead of 4).
 PYTEST := PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pytest
 FAST_TIER := $(PYTEST) -q -m "not stack" -n $(FAST_WORKERS) --dist loadgroup tests $(NBVAL)
-STACK_TIER := $(PYTEST) -q -m stack -n $(STACK_WORKERS) --dist loadgroup --no-loadscope-reorder \
-	--durations=15 tests
-# The two tiers side by side: the stack tier keeps 1.3-1.5 of 2 cores busy while it waits
-# on services, the fast tier is CPU-bound; run at a lower priority (nice) beside it, the fast
-# tier takes the CPU the stack tier leaves instead of 3 minutes of its own (issue 25). Its
-# output is printed after the stack tier's; both must pass.
-FAST_LOG := $(VENV)/fast-tier.log
 test: setup docker lint
-	@echo "fast tier: beside the stack tier, at nice 10; its output follows (and is in $(FAST_LOG))"
-	@nice -n 10 env $(FAST_TIER) > $(FAST_LOG) 2>&1 & fast=$$!; \
-	$(STACK_TIER); stack=$$?; \
-	wait $$fast; fast=$$?; \
-	echo; echo "== fast tier (exit $$fast)"; cat $(FAST_LOG); \
-	exit $$(( stack || fast ))
+	$(FAST_TIER)
+	$(PYTEST) -q -m stack -n $(STACK_WORKERS) --dist loadgroup --no-loadscope-reorder \
+		--durations=15 tests
 
 # Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped),
 # two workers a core; tests that look at host-wide processes share one xdist group.
