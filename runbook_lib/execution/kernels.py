@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from jupyter_client.connect import write_connection_file
 from jupyter_core.utils import run_sync
 
 from runbook_lib.contract.environ import TEXT_SPOOL
+from runbook_lib.execution import workdirs
 from runbook_lib.execution.lifetime import MARK, kill_group, sweep
 
 # Registers the inline figure formatters in the new shell; silent: execution counts stay 1..n.
@@ -185,7 +185,7 @@ class Zygote:
 
     def start(self) -> Zygote:
         if self.spool is None:  # where its kernels leave the texts their charts drew
-            self.spool = Path(tempfile.mkdtemp(prefix="rbk-text-"))
+            self.spool = workdirs.make("text")
         env = {**os.environ, "RUNBOOK_PARENT_PID": str(os.getpid()), TEXT_SPOOL: str(self.spool)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runbook_lib.execution.zygote"],
@@ -213,7 +213,7 @@ class Zygote:
         if not self._ready:
             self._reply()  # {"ready": pid}: the zygote has imported and warmed
             self._ready = True
-        workdir = Path(tempfile.mkdtemp(prefix="rbk-"))
+        workdir = workdirs.make("kernel")
         conn, _ = write_connection_file(
             str(workdir / "kernel.json"), transport="ipc", ip=str(workdir / "k")
         )
@@ -245,7 +245,7 @@ class Zygote:
 def start_fresh(mark: str, cwd: str | None = None, start_timeout: float = 60.0) -> Kernel:
     """A kernel started the ordinary way (its own interpreter), for a single run."""
     asked = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="rbk-"))
+    workdir = workdirs.make("kernel")
     km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(workdir / "k"))
     km.connection_file = str(workdir / "kernel.json")
     try:

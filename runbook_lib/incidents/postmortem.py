@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +27,7 @@ from runbook_lib.contract.clock import utc
 from runbook_lib.contract.incident import Incident
 from runbook_lib.contract.settings import NOTEBOOKS
 from runbook_lib.contract.summary import Summary
-from runbook_lib.execution import kernels
+from runbook_lib.execution import kernels, workdirs
 from runbook_lib.incidents import timeline
 from runbook_lib.incidents.index import Index
 from runbook_lib.incidents.jobs import best_finding
@@ -283,7 +282,7 @@ def write(
     output = Path(output) if output else default_output(paths)
     tmp = output.with_name(f".tmp-{output.name}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
-    ipc = Path(tempfile.mkdtemp(prefix="rbk-"))
+    ipc = workdirs.make("postmortem")
     # paths in the draft's own directory are relative (the notebook runs there): the
     # temporary directory it is written in is gone once the draft is published
     params: dict[str, Any] = {"records": [str(p) for p in paths], "output_dir": "."}
