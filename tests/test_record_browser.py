@@ -133,6 +133,7 @@ def test_run_all_in_jupyterlab_replays_and_changes_no_byte(
 ) -> None:
     """Re-run from scratch (outputs cleared, every cell run in a new kernel, saved), the
     record's notebook answers from its own data/ and the output directory stays as it was."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     rec = getattr(published, which)
@@ -146,7 +147,10 @@ def test_run_all_in_jupyterlab_replays_and_changes_no_byte(
             page.get_by_text("notebook is read-only").wait_for(timeout=30_000)
             # Its kernel answers first: Run All before it had connected left every cell
             # unrun ([ ], the kernel idle, nothing logged) in a stack tier here at load 10.
-            page.get_by_text("| Idle").first.wait_for(timeout=120_000)
+            try:
+                page.get_by_text("| Idle").first.wait_for(timeout=120_000)
+            except PlaywrightTimeout:  # seen once under load: say what JupyterLab showed
+                _fail_with_what_lab_shows(page, tmp_path, "its kernel was not idle in 120 s")
             page.get_by_role("menuitem", name="Edit").click()
             page.get_by_role("menuitem", name="Clear Outputs of All Cells").click()
             assert page.locator(".jp-OutputArea-output").count() == 0
@@ -164,16 +168,8 @@ def test_run_all_in_jupyterlab_replays_and_changes_no_byte(
                 time.sleep(0.5)
             assert errors.count() == 0, errors.all_inner_texts()
             if not last.count():  # what JupyterLab showed and logged (seen once under load)
-                page.screenshot(path=tmp_path / "not-run.png")
-                shown = page.locator(
-                    ".jp-Dialog, .jp-Notebook-ExecutionIndicator"
-                ).all_inner_texts()
-                logged = (tmp_path / "lab.log").read_text(errors="replace")[-3000:]
-                run = page.locator(".jp-InputPrompt").all_inner_texts()
-                pytest.fail(
-                    f"the last cell (the summary) was not run in 300 s; prompts {run}; "
-                    f"shown {shown}; screenshot {tmp_path}/not-run.png; lab.log:\n{logged}"
-                )
+                not_run = "the last cell (the summary) was not run in 300 s"
+                _fail_with_what_lab_shows(page, tmp_path, not_run)
             text = page.locator(".jp-Notebook").inner_text()
             # the run's answer, recomputed from the saved Prometheus answers and log lines
             assert "Top cause: Invalid input (100% of the symptom)." in text
@@ -275,3 +271,16 @@ def test_a_replay_says_so_on_its_pages_and_on_its_incident_page(
             assert "Replay" not in page.frame_locator("#record").locator("body").inner_text()[:200]
         finally:
             browser.close()
+
+
+def _fail_with_what_lab_shows(page, tmp_path: Path, what: str) -> None:
+    """Fail saying `what`, with the prompts, dialogs and status JupyterLab shows, a
+    screenshot and the end of its log."""
+    page.screenshot(path=tmp_path / "lab.png")
+    shown = page.locator(
+        ".jp-Dialog, .jp-Notebook-ExecutionIndicator, .jp-StatusBar-Widget"
+    ).all_inner_texts()
+    logged = (tmp_path / "lab.log").read_text(errors="replace")[-3000:]
+    run = page.locator(".jp-InputPrompt").all_inner_texts()
+    pytest.fail(f"{what}; prompts {run}; shown {shown}; screenshot {tmp_path}/lab.png; "
+                f"lab.log:\n{logged}")  # fmt: skip
