@@ -189,7 +189,7 @@ class RunQueue:
         c = runs_t.c
         values = dict(state="queued", not_before=until, attempts=c.attempts - 1,
                       held_since=sa.func.coalesce(c.held_since, now), hold_note=note)  # fmt: skip
-        later = _later_lead(conn, job)
+        later = _later_lead(conn, job, lock=True)
         first = job.incident.trigger == ""
         if later is not None:
             conn.execute(sa.delete(runs_t).where(c.id == later.id))
@@ -222,9 +222,9 @@ class RunQueue:
         now = time.time() if now is None else now
         c = runs_t.c
         with self.db.tx() as conn:
-            if self.db.postgres:  # the twins' workers begin one after the other
-                conn.execute(sa.select(incidents_t.c.id)
-                             .where(incidents_t.c.id == job.incident.id).with_for_update())  # fmt: skip
+            # the twins' workers one after the other, and after a receiver changing their leads
+            # (its lock, taken first by both: none waits on the other's rows)
+            self.db.lock(conn, {(job.runbook, job.alert.labels.get("instance", ""))})
             twin = twins.twin(conn, job, now)
             if twin is None:
                 conn.execute(sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
@@ -345,17 +345,20 @@ def _request(conn: Connection, run_id: int) -> RunRequest:
     )  # fmt: skip
 
 
-def _later_lead(conn: Connection, job: RunRequest) -> sa.Row | None:
+def _later_lead(conn: Connection, job: RunRequest, *, lock: bool = False) -> sa.Row | None:
     """The escalation's or symptom's run queued behind `job` in its incident, which `job`
     takes over while it has not begun (its incident's first run, or a symptom's over a
     slow-burn lead); None when there is none."""
     if job.incident.trigger != "" and not job.incident.trigger.startswith("symptom:"):
         return None
     c = runs_t.c
-    return conn.execute(
+    q = (
         sa.select(c.id, c.record, c.alertname, c.severity, c.trigger)
         .where((c.incident_id == job.incident.id) & (c.id > job.run_id)
                & (c.state == "queued") & (c.trigger.startswith("escalated:")
                                           | c.trigger.startswith("symptom:")))
         .order_by(c.id.desc()).limit(1)
-    ).first()  # fmt: skip
+    )  # fmt: skip
+    # to take it over: under a row lock (PostgreSQL), so a worker claiming it meanwhile
+    # is waited for, and then it is no longer queued
+    return conn.execute(q.with_for_update() if lock else q).first()

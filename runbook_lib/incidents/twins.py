@@ -1,7 +1,8 @@
 """Twin runs: an incident's first investigation and the run a symptom alert got beside it
 while a worker held that one claimed, asking Prometheus whether to wait (a slow-burn alert's
 run, with the symptom on its way). Two workers may claim them at once; only one may begin,
-led by the symptom (`RunQueue.begin`)."""
+led by the symptom (`RunQueue.begin`). The twin is read under a row lock (PostgreSQL; SQLite's
+BEGIN IMMEDIATE serializes writers), so a worker claiming it meanwhile waits, and is seen."""
 
 from __future__ import annotations
 
@@ -28,15 +29,14 @@ def first_not_begun(
     """The first investigation of `job`'s incident, queued or claimed by a worker still
     deciding (not after `DECIDING_S`), and not begun."""
     c = runs_t.c
-    deciding = (c.state == "running") & (c.started_at > now - DECIDING_S)
-    waits = (c.state == "queued") if queued_only else ((c.state == "queued") | deciding)
+    waits = (c.state == "queued") if queued_only else ((c.state == "queued") | _deciding(now))
     if held_only:
         waits = waits & c.held_since.is_not(None)
     return conn.execute(
         sa.select(c.id, c.state)
         .where((c.incident_id == job.incident.id) & (c.id < job.run_id) & (c.trigger == "")
                & (c.kind == "investigation") & c.begun_at.is_(None) & waits)
-        .limit(1)
+        .limit(1).with_for_update()
     ).first()  # fmt: skip
 
 
@@ -49,22 +49,21 @@ def twin(conn: Connection, job: RunRequest, now: float) -> sa.Row | None:
     if job.incident.trigger != "":
         return None
     c = runs_t.c
-    deciding = (c.state == "running") & (c.started_at > now - DECIDING_S)
     return conn.execute(
         sa.select(c.id, c.state)
         .where((c.incident_id == job.incident.id) & (c.id > job.run_id)
                & c.trigger.startswith("symptom:") & c.begun_at.is_(None)
-               & ((c.state == "queued") | deciding))
-        .limit(1)
+               & ((c.state == "queued") | _deciding(now)))
+        .limit(1).with_for_update()
     ).first()  # fmt: skip
 
 
 def fold(
     conn: Connection, job: RunRequest, first: int, *, not_before: float, note: str | None
 ) -> None:
-    """A symptom's run `job` goes; the incident's first run `first` (not begun) takes its
-    alert and record, due at `not_before`, with `note` (the symptom run's hold) or, when
-    None, its own note saying that this alert came."""
+    """A symptom's run `job` goes; the incident's first run `first` (not begun, queued: read
+    under a row lock) takes its alert and record, due at `not_before`, with `note` (the
+    symptom run's hold) or, when None, its own note saying that this alert came."""
     c = runs_t.c
     mine = conn.execute(
         sa.select(c.record, c.alertname, c.severity).where(c.id == job.run_id)
@@ -76,3 +75,9 @@ def fold(
         .values(record=mine.record, alertname=mine.alertname, severity=mine.severity,
                 not_before=not_before, hold_note=note if note is not None else came)
     )  # fmt: skip
+
+
+def _deciding(now: float) -> sa.ColumnElement:
+    """Claimed by a worker that may still be asking Prometheus whether to hold it."""
+    c = runs_t.c
+    return (c.state == "running") & (c.started_at > now - DECIDING_S)
