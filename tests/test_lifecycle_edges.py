@@ -262,6 +262,27 @@ def test_a_lead_run_that_would_begin_beside_the_claimed_symptom_run_waits(index:
     assert (run.id, run.alertname, run.state) == (lead.run_id, "GgenMcpElevatedErrorRate", "queued")
 
 
+def test_a_symptom_run_folding_into_a_lead_run_the_critical_leads_leaves_it_the_critical(
+    index: Index,
+) -> None:
+    """Found by a PostgreSQL stress run (/work/scratch/s11/pgstress.py): the critical led the
+    held lead run while the symptom's worker decided; the fold then gave that run the
+    warning back (and the worker that claimed it next ran the critical's investigation under
+    the warning's name). A weaker symptom's run only goes."""
+    blind = HoldPolicy("", fallback_s=10)
+    lead, symptom = _twins(index, blind)
+    index.defer(lead, NOW + 60, ON_ITS_WAY, now=NOW + 12)
+    assert index.accept([alert("GgenMcpHighErrorRate", "critical", 13)], 0, NOW + 13) == [
+        "correlated"
+    ]
+    assert held(index, symptom, blind, NOW + 25) is not None
+    [run] = index.incident(1).runs
+    assert (run.id, run.alertname, run.severity, run.state) == (
+        lead.run_id, "GgenMcpHighErrorRate", "critical", "queued",
+    )  # fmt: skip
+    assert "-GgenMcpHighErrorRate-" in run.record, run.record
+
+
 def test_twins_do_not_wait_on_a_worker_gone_or_a_run_begun(index: Index) -> None:
     """A symptom's run waits neither for a lead run claimed 30 s ago and never decided (its
     worker is gone), nor for one that began: it begins."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from runbook_lib.contract.alerts import lead_rank
 from runbook_lib.contract.request import RunRequest
 from runbook_lib.incidents import grouping
 from runbook_lib.storage.migrations import schema
 
-runs_t = schema.RUNS
+runs_t, alerts_t = schema.RUNS, schema.ALERTS
 # A claimed run whose worker is still asking Prometheus whether to hold it keeps its twin
 # (the incident's first run, or the symptom's run beside it) from beginning this long at
 # most (`begin`): a worker that took longer is taken for gone. The twin asks again after
@@ -63,18 +64,33 @@ def fold(
 ) -> None:
     """A symptom's run `job` goes; the incident's first run `first` (not begun, queued: read
     under a row lock) takes its alert and record, due at `not_before`, with `note` (the
-    symptom run's hold) or, when None, its own note saying that this alert came."""
+    symptom run's hold) or, when None, its own note saying that this alert came. When a
+    stronger alert leads `first` already (a critical that arrived while it was queued), it
+    keeps that lead: this run only goes."""
     c = runs_t.c
     mine = conn.execute(
         sa.select(c.record, c.alertname, c.severity).where(c.id == job.run_id)
     ).one()
     conn.execute(sa.delete(runs_t).where(c.id == job.run_id))
+    if _outranks(conn, job.incident.id, first, mine.severity):
+        return
     came = grouping.led_note(mine.alertname, mine.severity)
     conn.execute(
         sa.update(runs_t).where(c.id == first)
         .values(record=mine.record, alertname=mine.alertname, severity=mine.severity,
                 not_before=not_before, hold_note=note if note is not None else came)
     )  # fmt: skip
+
+
+def _outranks(conn: Connection, incident: int, run: int, severity: str | None) -> bool:
+    """Whether `run`'s lead alert outranks a symptom alert of `severity` (`lead_rank`)."""
+    c, a = runs_t.c, alerts_t.c
+    lead = conn.execute(sa.select(c.alertname, c.severity).where(c.id == run)).one()
+    slow_burn = conn.execute(
+        sa.select(a.context).where((a.incident_id == incident) & (a.alertname == lead.alertname))
+        .limit(1)
+    ).scalar()  # fmt: skip
+    return lead_rank(bool(slow_burn), lead.severity or "") >= lead_rank(False, severity or "")
 
 
 def _deciding(now: float) -> sa.ColumnElement:
