@@ -50,7 +50,6 @@ class Index(Database):
     request = _by("queue", RunQueue.request)
     finish = _by("queue", RunQueue.finish)
     defer = _by("queue", RunQueue.defer)
-    overtaken = _by("queue", RunQueue.overtaken)
     begin = _by("queue", RunQueue.begin)
     in_flight = _by("queue", RunQueue.in_flight)
     requeue = _by("queue", RunQueue.requeue)

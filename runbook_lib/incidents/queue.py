@@ -201,7 +201,7 @@ class RunQueue:
             values.update(record=later.record, alertname=later.alertname,
                           severity=later.severity, not_before=now)  # fmt: skip
         if job.incident.trigger.startswith("symptom:"):
-            held = twins.first_not_begun(conn, job, now, queued_only=True, held_only=True)
+            held = twins.first_not_begun(conn, job, now, held=True)
             if held is not None:  # it was held too: it takes this run's alert and hold
                 twins.fold(conn, job, held.id, not_before=values["not_before"], note=note)
                 return
@@ -211,48 +211,38 @@ class RunQueue:
         )  # fmt: skip
 
     def begin(self, job: RunRequest, now: float | None = None) -> tuple[float, str] | None:
-        """Mark claimed `job` begun (its worker passed the hold and runs the notebook); or,
-        when its twin has not begun either, hand it over and return when to ask again and
-        why. The twins are an incident's first investigation and the run a symptom alert got
-        beside it while a worker held that one claimed (asking Prometheus whether to wait):
-        two workers claim them at once, and only one may begin, led by the symptom. A
-        symptom's run folds into a queued first run (due now); a first run goes back behind
-        a queued symptom's run, which it then takes over (`defer`); either asks again after
-        `YIELD_S` while the other's worker still decides (for `DECIDING_S` at most)."""
+        """Mark claimed `job` begun (its worker passed the hold and runs the notebook); or
+        hand it over and return when to ask again and why. Not begun yet, `job` takes the
+        lead of a stronger alert that arrived while its worker asked Prometheus (an
+        escalation's or a symptom's run queued behind it, see `defer`): else a run whose hold
+        had just ended would start beside the newcomer's. And of twins, an incident's first
+        investigation and the run a symptom alert got beside it while a worker held that one
+        claimed, only one begins, led by the symptom: a symptom's run folds into a queued
+        first run (due now); either asks again after `YIELD_S` while the other's worker
+        still decides (for `DECIDING_S` at most)."""
         now = time.time() if now is None else now
         c = runs_t.c
         with self.db.tx() as conn:
             # the twins' workers one after the other, and after a receiver changing their leads
             # (its lock, taken first by both: none waits on the other's rows)
             self.db.lock(conn, {(job.runbook, job.alert.labels.get("instance", ""))})
+            if job.kind == "investigation" and _later_lead(conn, job, lock=True) is not None:
+                said = job.queue.hold_note or twins.ARRIVED  # the record says what it waited for
+                self._defer(conn, job, now, said, now)
+                return now, said
             twin = twins.twin(conn, job, now)
             if twin is None:
                 conn.execute(sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
                              .values(begun_at=now))  # fmt: skip
                 return None
-            symptom = job.incident.trigger.startswith("symptom:")
-            if twin.state == "queued" and symptom:
+            if twin.state == "queued":  # the incident's first run: this symptom's alert leads it
                 twins.fold(conn, job, twin.id, not_before=now, note=None)
                 return now, f"folded into run {twin.id}, its incident's first, not begun"
-            if twin.state == "queued":  # the symptom's run waits: this run takes its lead
-                self._defer(conn, job, now, job.queue.hold_note or twins.ARRIVED, now)
-                return now, f"takes the lead of run {twin.id}, a symptom's, not begun"
             conn.execute(
                 sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
                 .values(state="queued", not_before=now + twins.YIELD_S, attempts=c.attempts - 1)
             )  # fmt: skip
             return now + twins.YIELD_S, f"run {twin.id} of its incident is claimed, not begun"
-
-    def overtaken(self, job: RunRequest) -> bool:
-        """Whether an alert that outranks `job`'s lead arrived while a worker held `job`
-        claimed and asked Prometheus (an escalation's or a symptom's run queued behind it):
-        `defer` hands that run's lead to `job`, which has not begun. Without it, a run whose
-        hold had just ended would start beside the newcomer's: two investigations of one
-        fault before either began."""
-        if job.kind != "investigation":
-            return False
-        with self.db.read() as conn:
-            return _later_lead(conn, job) is not None
 
     def in_flight(self) -> list[RunRequest]:
         """Runs marked running: after a crash, the ones no worker will finish."""

@@ -25,14 +25,14 @@ ARRIVED = "a stronger alert of its fault arrived before it began"
 
 
 def first_not_begun(
-    conn: Connection, job: RunRequest, now: float, *, queued_only: bool, held_only: bool = False
+    conn: Connection, job: RunRequest, now: float, *, held: bool = False
 ) -> sa.Row | None:
-    """The first investigation of `job`'s incident, queued or claimed by a worker still
-    deciding (not after `DECIDING_S`), and not begun."""
+    """The first investigation of `job`'s incident, not begun: queued or claimed by a worker
+    still deciding (not after `DECIDING_S`); with `held`, queued with a hold only."""
     c = runs_t.c
-    waits = (c.state == "queued") if queued_only else ((c.state == "queued") | _deciding(now))
-    if held_only:
-        waits = waits & c.held_since.is_not(None)
+    waits = (c.state == "queued") & c.held_since.is_not(None) if held else (
+        (c.state == "queued") | _deciding(now)
+    )  # fmt: skip
     return conn.execute(
         sa.select(c.id, c.state)
         .where((c.incident_id == job.incident.id) & (c.id < job.run_id) & (c.trigger == "")
@@ -42,19 +42,20 @@ def first_not_begun(
 
 
 def twin(conn: Connection, job: RunRequest, now: float) -> sa.Row | None:
-    """The run `job` may not begin beside (see `RunQueue.begin`), or None."""
+    """The run `job` may not begin beside (see `RunQueue.begin`), or None: for a symptom's
+    run the first run, queued or deciding; for a first run a symptom's run still deciding
+    (a queued one it has taken over already)."""
     if job.kind != "investigation":
         return None
     if job.incident.trigger.startswith("symptom:"):
-        return first_not_begun(conn, job, now, queued_only=False)
+        return first_not_begun(conn, job, now)
     if job.incident.trigger != "":
         return None
     c = runs_t.c
     return conn.execute(
         sa.select(c.id, c.state)
         .where((c.incident_id == job.incident.id) & (c.id > job.run_id)
-               & c.trigger.startswith("symptom:") & c.begun_at.is_(None)
-               & ((c.state == "queued") | _deciding(now)))
+               & c.trigger.startswith("symptom:") & c.begun_at.is_(None) & _deciding(now))
         .limit(1).with_for_update()
     ).first()  # fmt: skip
 

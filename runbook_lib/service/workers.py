@@ -31,7 +31,6 @@ from runbook_lib.execution import engine, runner
 from runbook_lib.execution.lifetime import MARK, kill_group, sweep
 from runbook_lib.execution.pinning import Runbooks
 from runbook_lib.incidents.index import Index
-from runbook_lib.incidents.twins import ARRIVED
 from runbook_lib.records import record
 from runbook_lib.service import holds, logs
 from runbook_lib.service.holds import HoldPolicy
@@ -258,11 +257,9 @@ def held(
     service/holds.py); the hold, or None when the job runs now."""
     now = time.time() if now is None else now
     hold = holds.decide(job, policy, now)
-    if hold is None and index.overtaken(job):  # it arrived while we asked: it leads, now
-        hold = holds.Hold(now, job.queue.hold_note or ARRIVED)  # the record says what it was
     if hold is not None:
         index.defer(job, hold.until, hold.note, now)
-    elif handed := index.begin(job, now):  # its twin had not begun either: one run of two
+    elif handed := index.begin(job, now):  # a stronger alert came meanwhile, or a twin
         hold = holds.Hold(*handed)
     if hold is not None:
         logs.run_held(job, hold.until, hold.note)
