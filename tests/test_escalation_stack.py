@@ -40,7 +40,7 @@ from runbook_lib.records import record
 from tests.polling import wait_for
 from tests.test_e2e import scraped
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.waits]
 
 EVAL_S, GROUP_INTERVAL_S = 1.0, 2.0  # the fast profile's evaluation interval and group_interval
 SLACK_S = 2.0  # the webhook's way and our own transaction, on a busy 2-core machine

@@ -29,7 +29,7 @@ from runbook_lib.lab import pids, stack
 from tests.polling import wait_for
 from tests.test_package import wheel  # noqa: F401  (the fixture)
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.waits]
 FIRE_S = 240.0  # for: 1m at a 5 s evaluation, Alertmanager's 30 s group_wait, one run
 
 
