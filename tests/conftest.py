@@ -300,6 +300,18 @@ def scenario_set_server(tmp_path_factory: pytest.TempPathFactory):
         prom.stop()
 
 
+def docker_engine():
+    """A Docker client for a test's own set-up (starting its containers), with time for a
+    loaded machine: `containers.client`'s 5 s, right for a run's evidence, was not enough to
+    start a container beside the rest of the stack tier (test_live_run, 3 Dec)."""
+    from runbook_lib.evidence import containers
+
+    dc, err = containers.client(timeout=60)
+    if dc is None:
+        pytest.fail(f"{err}; run scripts/ensure-docker.sh")
+    return dc
+
+
 def summary_of(fields: dict | Summary) -> Summary:
     """A run's summary as a test writes it: the fields it cares about, with an alert, a
     runbook and a status (which every summary names)."""

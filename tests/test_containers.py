@@ -12,6 +12,7 @@ import pytest
 
 from runbook_lib.evidence import containers
 from runbook_lib.lab import images
+from tests.conftest import docker_engine
 
 pytestmark = pytest.mark.stack  # real services: see tests/conftest.py
 
@@ -22,9 +23,7 @@ NOWHERE = "unix:///nonexistent.sock"
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[docker.DockerClient]:
-    dc, err = containers.client()
-    if dc is None:
-        pytest.fail(f"{err}; run scripts/ensure-docker.sh")
+    dc = docker_engine()
     yield dc
     dc.close()
 

@@ -23,6 +23,7 @@ from runbook_lib.lab.scenarios import build
 from runbook_lib.lab.scenarios.build import gather as scenario_evidence
 from runbook_lib.lab.sim.faults import ProcessFaults
 from tests import listed_causes
+from tests.conftest import docker_engine
 from tests.polling import wait_for
 
 # docs/causes.md, the one list of the causes, written by hand: runbook -> its causes.
@@ -324,8 +325,7 @@ def test_live_container_state_decides_crash_versus_oom() -> None:
     from runbook_lib.lab import images
 
     tag = images.busybox_image()
-    client, err = containers.client()
-    assert client is not None, err
+    client = docker_engine()
     name = f"runbook-diag-{uuid.uuid4().hex[:8]}"
     c = client.containers.run(tag, ["sh", "-c", "echo FATAL boom; exit 2"], name=name, detach=True)
     try:

@@ -16,6 +16,7 @@ import pytest
 from runbook_lib.execution import runner
 from runbook_lib.lab import stack
 from runbook_lib.records import record
+from tests.conftest import docker_engine
 from tests.polling import wait_for
 
 # Starts or ends soffice processes, and test_live_run judges every soffice on the host:
@@ -77,12 +78,10 @@ def test_soffice_leak_record_names_real_pids(live_stack, tmp_path: Path) -> None
 
 
 def test_crashed_container_exit_state_is_in_the_record(live_stack, tmp_path: Path) -> None:
-    from runbook_lib.evidence import containers
     from runbook_lib.lab import images
 
     info = live_stack
-    client, err = containers.client()
-    assert client is not None, err
+    client = docker_engine()
     name = f"ggen-mcp-live-{uuid.uuid4().hex[:6]}"
     c = client.containers.run(
         images.busybox_image(), ["sh", "-c", "echo FATAL boom; exit 3"], name=name, detach=True

@@ -24,6 +24,7 @@ from runbook_lib.diagnosis.resolution import commands
 from runbook_lib.evidence.signals import Signals
 from runbook_lib.notebook.parameters import Params
 from runbook_lib.notebook.state import log_specs
+from tests.conftest import docker_engine
 from tests.polling import wait_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -94,11 +95,9 @@ def test_rotated_files_found_by_a_glob_are_read_together(tmp_path, monkeypatch) 
 
 @pytest.mark.stack
 def test_a_container_found_by_its_label(tmp_path, monkeypatch) -> None:
-    from runbook_lib.evidence import containers
     from runbook_lib.lab import images
 
-    dc, err = containers.client()
-    assert dc is not None, err
+    dc = docker_engine()
     label = f"rbtest-logs={uuid.uuid4().hex[:8]}"
     image = images.busybox_image()
     c = dc.containers.run(image, ["sh", "-c", f"echo '{LINE}'; echo '{LINE}' >&2; sleep 120"],
