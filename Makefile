@@ -59,6 +59,7 @@ FAST_TIER := $(PYTEST) -q -m "not stack" -n $(FAST_WORKERS) --dist loadgroup tes
 # after them is 283 worker-seconds shorter. Their report comes last.
 test: setup docker lint
 	@side=$$(mktemp -d); \
+	echo "The stack tests marked waits run beside the fast tier; their report comes last."; \
 	$(PYTEST) -q -m "stack and waits" -n 2 --dist loadgroup --durations=3 tests \
 		--basetemp=$$side/tmp > $$side/log 2>&1 & waits=$$!; \
 	$(FAST_TIER) && \
