@@ -60,7 +60,7 @@ FAST_TIER := $(PYTEST) -q -m "not stack" -n $(FAST_WORKERS) --dist loadgroup tes
 # beside the fast tier 184.2 + 352.7 s of pytest; beside the other stack tests, whose waits
 # on conditions their CPU delays, 161.2 + 415.8 s. Their report comes last.
 test: setup docker lint
-	@side=$$(mktemp -d); \
+	@side=$$(mktemp -d); trap 'rm -rf "$$side"' EXIT; \
 	echo "The stack tests marked waits run beside the fast tier; their report comes last."; \
 	$(PYTEST) -q -m "stack and waits" -n 2 --dist loadgroup --durations=3 tests \
 		--basetemp=$$side/tmp > $$side/log 2>&1 & waits=$$!; \
@@ -69,7 +69,7 @@ test: setup docker lint
 		--no-loadscope-reorder --durations=15 tests; tiers=$$?; \
 	wait $$waits; beside=$$?; \
 	echo "== beside the fast tier: the stack tests marked waits"; cat $$side/log; \
-	rm -rf $$side; exit $$(( tiers || beside ))
+	exit $$(( tiers || beside ))
 
 # Everyday: no Prometheus, Alertmanager, dockerd or browser (tests marked `stack` are skipped),
 # two workers a core; tests that look at host-wide processes share one xdist group.

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psutil
@@ -18,6 +19,9 @@ from runbook_lib.contract.summary import Summary
 from runbook_lib.lab import pids
 from runbook_lib.lab.stack import free_port
 from tests.polling import wait_for
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 # Fixtures that start Prometheus, Alertmanager, dockerd containers or a browser: a test using
 # one is a `stack` test wherever it lives (`make test-fast` runs `-m "not stack"`).
@@ -300,7 +304,7 @@ def scenario_set_server(tmp_path_factory: pytest.TempPathFactory):
         prom.stop()
 
 
-def docker_engine():
+def docker_engine() -> DockerClient:
     """A Docker client for a test's own set-up (starting its containers), with time for a
     loaded machine: `containers.client`'s 5 s, right for a run's evidence, was not enough to
     start a container beside the rest of the stack tier (test_live_run, 3 Dec)."""
