@@ -40,6 +40,8 @@ NOTEBOOK_IMPORTS = (
     "runbook_lib.diagnosis.mitigation",
     "runbook_lib.diagnosis.resolution",
     "runbook_lib.evidence.containers",
+    "pandas.io.formats.csvs",  # a record's saved answers (`recording`)
+    "pandas.io.formats.string",  # a table's text
 )
 # What a kernel imports as it starts (ipykernel's debugger brings debugpy, ~140 modules:
 # half a kernel's start-up CPU; the shell's own, from IPython.core.completerlib on, were what
@@ -49,6 +51,8 @@ KERNEL_IMPORTS = (
     "IPython.core.completerlib", "IPython.core.debugger", "IPython.core.oinspect",
     "IPython.extensions.storemagic", "IPython.utils.wildcard", "faulthandler",
     "tornado.platform.asyncio",
+    # and what the warm-up's `%matplotlib inline` loads (IPython 9 loads magics lazily)
+    "IPython.core.magics.pylab", "IPython.core.magics.execution",
 )  # fmt: skip
 # Chart figures made ahead, by axes count: what one record draws (the overview, pairs of
 # charts, single charts, the diagnosis' attribution); a record that draws more makes them.
