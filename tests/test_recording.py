@@ -135,6 +135,30 @@ def test_a_replay_of_a_replay_keeps_its_own_data(tmp_path: Path) -> None:
     assert str(third.frame["timestamp"].iloc[1]) == "2026-01-15 10:00:30.500000+00:00"
 
 
+def test_a_replayed_answer_is_the_answer_to_the_nanosecond_and_the_last_digit(tmp_path) -> None:
+    """What a chart redrawn from a record shows is what the run was answered: times with
+    and without fractions of a second, labels with commas, quotes and none, values to their
+    last digit."""
+    times = pd.to_datetime(
+        ["2026-01-15 10:00:00Z", "2026-01-15 10:00:15.25Z", "2026-01-15 10:00:30.000000001Z"],
+        utc=True,
+        format="ISO8601",
+    )
+    frame = pd.DataFrame({
+        "timestamp": times,
+        "tool": ['read,"table"', "ünïcode\nline", None],
+        "value": [1 / 3, 1e-300, 12345678901234.5],
+    })  # fmt: skip
+    Recording(Answers({"q": frame}), tmp_path / "data").range("q", AT, AT, 30.0)
+    saved = (tmp_path / "data" / "q0001.csv").read_text()
+    assert saved.splitlines()[2].startswith("2026-01-15T10:00:15.250")
+    again = Replay(tmp_path / "data").range("q", AT, AT, 30.0).frame
+    assert list(again["timestamp"]) == list(times)
+    assert str(again["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert list(again["value"]) == [1 / 3, 1e-300, 12345678901234.5]
+    assert list(again["tool"]) == ['read,"table"', "ünïcode\nline", ""]
+
+
 def test_an_answer_the_record_lacks_is_an_empty_typed_frame(tmp_path: Path) -> None:
     """Untyped empty frames made pandas warn (FutureWarning) when combined with answers;
     warnings in a kernel end up as text in the report."""

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from runbook_lib.evidence.logs import (
@@ -86,7 +87,7 @@ class Recording:
                 return
             self._seen.add(k)
             name = f"q{len(self._seen):04d}.csv"
-            res.frame.to_csv(self.dir / name, index=False)
+            _write_csv(res.frame, self.dir / name)
             entry = {
                 "key": k,
                 "file": name,
@@ -119,6 +120,16 @@ class Recording:
                      "source": read.source, "error": read.error, "truncated": read.truncated}  # fmt: skip
             _append(self.dir / LOG_INDEX, entry)
         return read
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """`frame` as CSV, its timestamps written by numpy as ISO 8601 in UTC (`...T12:00:05Z`,
+    what `Replay` reads back to the nanosecond): pandas formats a zoned timestamp one row at
+    a time, half the CPU of writing a record's answers."""
+    if "timestamp" in frame and isinstance(frame["timestamp"].dtype, pd.DatetimeTZDtype):
+        times = frame["timestamp"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+        frame = frame.assign(timestamp=np.datetime_as_string(times, unit="auto", timezone="UTC"))
+    frame.to_csv(path, index=False)
 
 
 class _RecordedLogs:
