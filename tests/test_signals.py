@@ -83,3 +83,29 @@ def test_each_joined_figure_is_what_its_query_alone_answers(scenario_set) -> Non
                 assert got.values[name] == value, (sc.name, name)
         if sc.runbook == "high_error_rate":  # tables by label came through
             assert len(got.values["errors_by_type"]) >= 2 and len(got.values["health"]) >= 3
+
+
+def test_a_joined_answer_is_split_back_into_each_querys_rows() -> None:
+    """Each query gets its own series' rows, in Prometheus' order, without the marking label,
+    numbered from 0; a query with no series has none (no data)."""
+    times = pd.to_datetime([1.7e9, 1.7e9 + 60], unit="s", utc=True)
+    frame = pd.DataFrame({
+        "timestamp": [times[0], times[1], times[0], times[1], times[0]],
+        signals.SIGNAL_LABEL: ["errors", "errors", "latency", "latency", "errors"],
+        "tool": ["read", "read", None, None, "write"],
+        "value": [1.0, 2.0, 0.25, 0.5, 7.0],
+    })  # fmt: skip
+    joined = QueryResult("joined", frame, None, "", 60.0, (signals.SIGNAL_LABEL, "tool"))
+    queries = {"latency": "q_latency", "errors": "q_errors", "cache": "q_cache"}
+    got = signals.ask_together(lambda q: joined, queries)
+    assert list(got) == ["latency", "errors", "cache"]
+    errors = got["errors"]
+    assert errors.query == "q_errors" and errors.ok and errors.labels == ("tool",)
+    assert list(errors.frame.columns) == ["timestamp", "tool", "value"]
+    assert list(errors.frame.index) == [0, 1, 2]
+    assert list(errors.frame["tool"]) == ["read", "read", "write"]
+    assert list(errors.frame["value"]) == [1.0, 2.0, 7.0]
+    assert list(got["latency"].frame["value"]) == [0.25, 0.5]
+    assert got["latency"].frame["timestamp"].tolist() == list(times)
+    assert got["cache"].failure is Failure.NO_DATA and got["cache"].frame.empty
+    assert list(got["cache"].frame.columns) == ["timestamp", "tool", "value"]

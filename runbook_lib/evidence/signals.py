@@ -196,12 +196,15 @@ def ask_together(
         return {name: replace(res, query=query) for name, query in queries.items()}
     if res is None or not res.ok:
         return {name: ask(query) for name, query in queries.items()}
-    parts = dict(tuple(res.frame.groupby(SIGNAL_LABEL, sort=False)))
+    # Each query's rows taken by position from the answer without its marking column
+    # (a pandas group, column drop and index per query: 13.5 ms for a record's two joined
+    # answers of 25 and 10 queries, 4.9 ms so; py-spy put the split at 3% of a kernel's CPU).
+    marks = res.frame[SIGNAL_LABEL].to_numpy()
+    rest = res.frame.drop(columns=SIGNAL_LABEL)
     labels = tuple(c for c in res.labels if c != SIGNAL_LABEL)  # others' empty in its rows
     out = {}
     for name, query in queries.items():
-        rows = parts.get(name, res.frame.iloc[:0]).drop(columns=SIGNAL_LABEL)
-        rows = rows.reset_index(drop=True)
+        rows = rest.take(np.flatnonzero(marks == name)).reset_index(drop=True)
         failure, reason = (Failure.NO_DATA, NO_DATA) if rows.empty else (None, "")
         out[name] = QueryResult(query, rows, failure, reason, res.step_s, labels)
     return out
