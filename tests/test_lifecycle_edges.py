@@ -5,6 +5,7 @@ and the post-mortem form."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,7 +203,7 @@ def _twins(index: Index, blind: HoldPolicy) -> tuple:
 
 
 def test_a_symptom_run_claimed_while_the_lead_run_is_decided_waits_then_leads_it(
-    index: Index,
+    index: Index, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The demo's race (two workers; it failed test_scripts twice): B would begin the
     symptom's run while A still asks Prometheus about the SLO lead's run, which A then
@@ -210,9 +211,12 @@ def test_a_symptom_run_claimed_while_the_lead_run_is_decided_waits_then_leads_it
     its run back for a second instead; A's hold hands the lead run the warning, due now."""
     blind = HoldPolicy("", fallback_s=10)
     lead, symptom = _twins(index, blind)
-    hold = held(index, symptom, blind, NOW + 25)  # no hold of its own: it would begin
+    with caplog.at_level(logging.INFO, logger="runbook.runs"):
+        hold = held(index, symptom, blind, NOW + 25)  # no hold of its own: it would begin
     assert hold is not None and hold.until == NOW + 26, hold
     assert f"run {lead.run_id} of its incident is claimed, not begun" in hold.note
+    [said] = [r for r in caplog.records if r.name == "runbook.runs"]
+    assert said.outcome == "held" and said.getMessage().startswith(f"run {symptom.run_id} held")
     assert [(r.trigger[:8], r.state) for r in index.incident(1).runs] == [
         ("", "running"), ("symptom:", "queued"),
     ]  # fmt: skip
@@ -227,16 +231,21 @@ def test_a_symptom_run_claimed_while_the_lead_run_is_decided_waits_then_leads_it
 
 
 def test_a_symptom_run_that_would_begin_beside_the_held_lead_run_folds_into_it(
-    index: Index,
+    index: Index, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The other order: A holds the lead run before B decides on the symptom's run, which
     has no hold of its own. It folds into the held run (due now, its note kept: it waited
-    for this warning) instead of beginning beside it."""
+    for this warning) instead of beginning beside it; the log says it went, not that it
+    is held."""
     blind = HoldPolicy("", fallback_s=10)
     lead, symptom = _twins(index, blind)
     index.defer(lead, NOW + 60, ON_ITS_WAY, now=NOW + 12)
-    hold = held(index, symptom, blind, NOW + 25)
+    with caplog.at_level(logging.INFO, logger="runbook.runs"):
+        hold = held(index, symptom, blind, NOW + 25)
     assert hold is not None and hold.until == NOW + 25
+    said = [(r.getMessage(), r.outcome) for r in caplog.records if r.name == "runbook.runs"]
+    assert said == [(f"run {symptom.run_id} folded into run {lead.run_id}, its incident's "
+                     "first, not begun", "folded")]  # fmt: skip
     [run] = index.incident(1).runs
     assert (run.id, run.trigger, run.alertname, run.state, run.not_before, run.hold_note) == (
         lead.run_id, "", "GgenMcpElevatedErrorRate", "queued", NOW + 25, ON_ITS_WAY,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -39,6 +40,15 @@ incidents_t, runs_t = schema.INCIDENTS, schema.RUNS
 # A run due for this long is taken as if it were critical: bounded waiting for every run,
 # while a burst of criticals (minutes of a storm) still jumps a warning backlog.
 AGE_BOUND_S = 300.0
+
+
+class Handover(NamedTuple):
+    """What `RunQueue.begin` did instead of beginning a run: when its worker may ask again
+    and why; `folded`: the run went, its alert now leading its incident's first run."""
+
+    until: float
+    note: str
+    folded: bool = False
 
 
 def urgency(now: float, age_bound: float) -> sa.ColumnElement:
@@ -210,7 +220,7 @@ class RunQueue:
             .values(**values)
         )  # fmt: skip
 
-    def begin(self, job: RunRequest, now: float | None = None) -> tuple[float, str] | None:
+    def begin(self, job: RunRequest, now: float | None = None) -> Handover | None:
         """Mark claimed `job` begun (its worker passed the hold and runs the notebook); or
         hand it over and return when to ask again and why. Not begun yet, `job` takes the
         lead of a stronger alert that arrived while its worker asked Prometheus (an
@@ -229,7 +239,7 @@ class RunQueue:
             if job.kind == "investigation" and _later_lead(conn, job, lock=True) is not None:
                 said = job.queue.hold_note or twins.ARRIVED  # the record says what it waited for
                 self._defer(conn, job, now, said, now)
-                return now, said
+                return Handover(now, said)
             twin = twins.twin(conn, job, now)
             if twin is None:
                 conn.execute(sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
@@ -237,12 +247,15 @@ class RunQueue:
                 return None
             if twin.state == "queued":  # the incident's first run: this symptom's alert leads it
                 twins.fold(conn, job, twin.id, not_before=now, note=None)
-                return now, f"folded into run {twin.id}, its incident's first, not begun"
+                return Handover(now, f"folded into run {twin.id}, its incident's first, not begun",
+                                folded=True)  # fmt: skip
             conn.execute(
                 sa.update(runs_t).where((c.id == job.run_id) & (c.state == "running"))
                 .values(state="queued", not_before=now + twins.YIELD_S, attempts=c.attempts - 1)
             )  # fmt: skip
-            return now + twins.YIELD_S, f"run {twin.id} of its incident is claimed, not begun"
+            return Handover(
+                now + twins.YIELD_S, f"run {twin.id} of its incident is claimed, not begun"
+            )
 
     def in_flight(self) -> list[RunRequest]:
         """Runs marked running: after a crash, the ones no worker will finish."""

@@ -90,6 +90,16 @@ def run_held(job: RunRequest, until: float, note: str) -> None:
     )  # fmt: skip
 
 
+def run_folded(job: RunRequest, note: str) -> None:
+    """A symptom's run that went instead of beginning beside its incident's first run (which
+    its alert leads, unless a stronger one does: `RunQueue.begin`); not held: it is gone."""
+    runs.info(
+        "run %d %s", job.run_id, note,
+        extra={**_about(job.run_id, job.kind, job.incident.id, job.alert.name, job.record),
+               "outcome": "folded", "note": note},
+    )  # fmt: skip
+
+
 def run_started(job: RunRequest) -> None:
     runs.info(
         "run %d started: %s of incident #%d (%s, runbook %s), attempt %d, %.1f s in the queue",

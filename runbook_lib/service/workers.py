@@ -260,7 +260,10 @@ def held(
     if hold is not None:
         index.defer(job, hold.until, hold.note, now)
     elif handed := index.begin(job, now):  # a stronger alert came meanwhile, or a twin
-        hold = holds.Hold(*handed)
+        hold = holds.Hold(handed.until, handed.note)
+        if handed.folded:  # gone, not held: nothing of it will run
+            logs.run_folded(job, handed.note)
+            return hold
     if hold is not None:
         logs.run_held(job, hold.until, hold.note)
     return hold
