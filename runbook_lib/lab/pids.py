@@ -1,7 +1,10 @@
 """A directory of the processes we started, so stopping kills exactly those (never by name).
 
 Each record is one JSON file holding the pid and its start time; a pid that was reused by an
-unrelated process has a different start time and is left alone.
+unrelated process has a different start time and is left alone. The start time that decides
+is the kernel's, counted from boot: psutil's wall-clock start time adds the boot time the
+clock gives now (/proc/stat's btime), which moves whenever the clock is set, and a process
+whose record then looked a second off was never stopped.
 """
 
 from __future__ import annotations
@@ -19,27 +22,36 @@ import psutil
 @dataclass(frozen=True)
 class PidRecord:
     pid: int
-    create_time: float
+    create_time: float  # its start by the wall clock, for people
     name: str
+    boot_s: float | None = None  # its start in seconds after boot, which identifies it
 
     def process(self) -> psutil.Process | None:
         """The live process this record names, or None if it ended or the pid was reused."""
         try:
             proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) > 0.05:
-                return None
-            return proc
+            if self.boot_s is None:  # recorded before boot_s was kept
+                same = abs(proc.create_time() - self.create_time) <= 0.05
+            else:
+                same = abs(since_boot(proc) - self.boot_s) <= 0.05
+            return proc if same else None
         except psutil.NoSuchProcess:
             return None
+
+
+def since_boot(proc: psutil.Process) -> float:
+    """When `proc` started, in seconds after boot, whatever the clock did since."""
+    return proc.create_time() - psutil.boot_time()
 
 
 def record(pid_dir: Path, pid: int, name: str) -> PidRecord | None:
     """Remember `pid` under `pid_dir`; None if it already ended."""
     try:
-        created = psutil.Process(pid).create_time()
+        proc = psutil.Process(pid)
+        created, boot_s = proc.create_time(), since_boot(proc)
     except psutil.NoSuchProcess:
         return None
-    rec = PidRecord(pid=pid, create_time=created, name=name)
+    rec = PidRecord(pid=pid, create_time=created, name=name, boot_s=round(boot_s, 2))
     pid_dir.mkdir(parents=True, exist_ok=True)
     tmp = pid_dir / f".{pid}.tmp"
     tmp.write_text(json.dumps(asdict(rec)))
