@@ -44,7 +44,8 @@ AGE_BOUND_S = 300.0
 
 class Handover(NamedTuple):
     """What `RunQueue.begin` did instead of beginning a run: when its worker may ask again
-    and why; `folded`: the run went, its alert now leading its incident's first run."""
+    and why; `folded`: the run went, its incident's first run taking its alert (unless a
+    stronger one leads that run already)."""
 
     until: float
     note: str
