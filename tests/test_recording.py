@@ -137,8 +137,8 @@ def test_a_replay_of_a_replay_keeps_its_own_data(tmp_path: Path) -> None:
 
 def test_a_replayed_answer_is_the_answer_to_the_nanosecond_and_the_last_digit(tmp_path) -> None:
     """What a chart redrawn from a record shows is what the run was answered: times with
-    and without fractions of a second, labels with commas, quotes and none, values to their
-    last digit."""
+    and without fractions of a second, labels with commas, quotes, a newline and none,
+    values to their last digit."""
     times = pd.to_datetime(
         ["2026-01-15 10:00:00Z", "2026-01-15 10:00:15.25Z", "2026-01-15 10:00:30.000000001Z"],
         utc=True,

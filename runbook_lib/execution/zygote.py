@@ -40,7 +40,6 @@ NOTEBOOK_IMPORTS = (
     "runbook_lib.diagnosis.mitigation",
     "runbook_lib.diagnosis.resolution",
     "runbook_lib.evidence.containers",
-    "pandas.io.formats.csvs",  # a record's saved answers (`recording`)
     "pandas.io.formats.string",  # a table's text
 )
 # What a kernel imports as it starts (ipykernel's debugger brings debugpy, ~140 modules:
