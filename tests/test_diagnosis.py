@@ -3,7 +3,6 @@ baseline, without Prometheus, and with live host and container evidence."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ from runbook_lib.diagnosis.model import Fact
 from runbook_lib.evidence import host_state as host_snapshot
 from runbook_lib.evidence.panels import Scope
 from runbook_lib.evidence.signals import Signals
+from runbook_lib.lab.ports import free_port
 from runbook_lib.lab.scenarios import build
 from runbook_lib.lab.scenarios.build import gather as scenario_evidence
 from runbook_lib.lab.sim.faults import ProcessFaults
@@ -292,9 +292,7 @@ def test_live_zombie_soffice_processes_are_judged_from_the_host(faults) -> None:
 
 
 def test_live_port_holder_is_named_for_eaddrinuse() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     holder = subprocess.Popen(
         [
             sys.executable,

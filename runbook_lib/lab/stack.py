@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import httpx
 
 from runbook_lib.contract.config import Settings
 from runbook_lib.lab import deploy, pids
+from runbook_lib.lab.ports import HOST, free_port, port_free
 
 DEFAULT_PORTS = {
     "prometheus": 9090,
@@ -28,27 +28,9 @@ DEFAULT_PORTS = {
     "ggen_mcp": 9464,
     "runbook": 8080,
 }
-HOST = "127.0.0.1"
-
 
 class StackError(RuntimeError):
     """A component did not start; the message names it and quotes its log."""
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def choose_ports(preferred: dict[str, int] | None = None, *, any_free: bool = False) -> dict:

@@ -1,0 +1,73 @@
+"""Free loopback ports for the services a stack or a test starts.
+
+A port is chosen here and bound later by another process, so two dangers lie between:
+the kernel handing the same number to an outgoing connection as its source port (bind
+to port 0 answers from the ephemeral range, the very range those come from), and another
+process choosing the same number at the same moment. Ports are therefore drawn below the
+ephemeral range, and each choice is claimed by a file that other processes respect for
+`CLAIM_S` seconds, long enough for the chooser's child to bind it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+HOST = "127.0.0.1"
+CLAIM_S = 120.0
+SPAN = 12000  # how many ports below the ephemeral range are drawn from
+CLAIMS = Path(tempfile.gettempdir()) / "runbook-ports"
+
+
+def port_free(port: int) -> bool:
+    """Whether a listener could bind `port` on loopback now."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's source ports for outgoing connections (Linux's default if unknown)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _claim(port: int, claims: Path) -> bool:
+    """Claim `port` for this process unless another claimed it within CLAIM_S."""
+    path = claims / str(port)
+    for _ in range(2):
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return True
+        except FileExistsError:
+            try:
+                if time.time() - path.stat().st_mtime < CLAIM_S:
+                    return False
+                path.unlink()  # an old claim: its service bound the port or never will
+            except FileNotFoundError:
+                pass
+    return False
+
+
+def free_port(claims: Path = CLAIMS) -> int:
+    """A loopback port nobody listens on, nobody else claimed, and the kernel will not
+    hand out as a source port."""
+    low = ephemeral_range()[0]
+    candidates = range(max(1024, low - SPAN), low)
+    claims.mkdir(parents=True, exist_ok=True)
+    for _ in range(200):
+        port = random.choice(candidates)
+        if port_free(port) and _claim(port, claims):
+            return port
+    raise OSError(f"no free loopback port in {candidates.start}-{candidates.stop - 1}")
