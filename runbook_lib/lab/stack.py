@@ -29,6 +29,7 @@ DEFAULT_PORTS = {
     "runbook": 8080,
 }
 
+
 class StackError(RuntimeError):
     """A component did not start; the message names it and quotes its log."""
 
