@@ -4,7 +4,7 @@ A port is chosen here and bound later by another process, so two dangers lie bet
 the kernel handing the same number to an outgoing connection as its source port (bind
 to port 0 answers from the ephemeral range, the very range those come from), and another
 process choosing the same number at the same moment. Ports are therefore drawn below the
-ephemeral range, and each choice is claimed by a file that other processes respect for
+ephemeral range, and each choice is claimed by a file that the user's other processes respect for
 `CLAIM_S` seconds, long enough for the chooser's child to bind it.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 HOST = "127.0.0.1"
 CLAIM_S = 120.0
 SPAN = 12000  # how many ports below the ephemeral range are drawn from
-CLAIMS = Path(tempfile.gettempdir()) / "runbook-ports"
+CLAIMS = Path(tempfile.gettempdir()) / f"runbook-ports-{os.getuid()}"  # a user's own
 
 
 def port_free(port: int) -> bool:
