@@ -7,11 +7,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runbook_lib.cli import flags, show
+from runbook_lib.cli import flags
 from runbook_lib.cli.errors import UsageError
 from runbook_lib.contract.config import Settings
-from runbook_lib.contract.summary import Summary
+
+if TYPE_CHECKING:  # its pydantic models are built at import: only for the commands that read one
+    from runbook_lib.contract.summary import Summary
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -191,6 +194,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """One runbook now: the record's path, then its answer; exit 0 only when it completed."""
+    from runbook_lib.cli import show
     from runbook_lib.contract.alerts import route
     from runbook_lib.execution import runner
     from runbook_lib.records import record
@@ -301,6 +305,8 @@ def record_summary(path: Path, command: str) -> Summary:
 
 def _summary(args: argparse.Namespace) -> int:
     """Everything a record's summary.json holds; --json prints the file as it is."""
+    from runbook_lib.cli import show
+
     path = Path(args.record)
     summ = record_summary(path, "summary")
     if args.json:

@@ -17,7 +17,7 @@ from runbook_lib.cli import flags
 from runbook_lib.cli.errors import UsageError
 from runbook_lib.contract import config, paths
 from runbook_lib.contract.settings import data_dir
-from runbook_lib.service import rulefiles, wiring
+from runbook_lib.service import wiring
 
 TOKEN_NAME = "webhook-token"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
@@ -147,6 +147,8 @@ def _write(
 ) -> Made:
     """The directories, the token, runbook.toml and the rule files; on a failure midway,
     what was made is removed again and the error is one line."""
+    from runbook_lib.service import rulefiles  # yaml: only what writes the rules
+
     created: list[Path] = []
     token = path.parent / TOKEN_NAME
     try:
@@ -178,6 +180,8 @@ def _write(
 
 
 def _explain(path: Path, made: Made, output: Path, listen: Listen, links: str, args) -> None:
+    from runbook_lib.service import rulefiles  # yaml: only what writes the rules
+
     print(f"wrote {path}")
     print(f"{'kept' if made.token_state == 'kept' else 'wrote'} {made.token} "
           "(the webhook token, mode 600)")  # fmt: skip
@@ -207,6 +211,8 @@ def _explain(path: Path, made: Made, output: Path, listen: Listen, links: str, a
 def rules_render(args: argparse.Namespace) -> int:
     """Rewrite the rule files for the settings as they are now (after an upgrade, or a new
     external URL or memory limit); say which changed."""
+    from runbook_lib.service import rulefiles  # yaml: only what writes the rules
+
     settings = config.Settings()
     links = wiring.receiver_url(settings.external_url, settings.host, settings.port)
     links = links.removesuffix("/alerts")

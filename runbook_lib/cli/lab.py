@@ -8,7 +8,6 @@ from pathlib import Path
 
 from runbook_lib.cli import flags
 from runbook_lib.contract.config import Settings
-from runbook_lib.lab import stack
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -49,6 +48,8 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
 
 
 def _stack_start(args: argparse.Namespace) -> int:
+    from runbook_lib.lab import stack
+
     opts = stack.StackOptions(
         state_dir=args.state_dir,
         profile=args.stack_profile,
@@ -69,6 +70,8 @@ def _stack_start(args: argparse.Namespace) -> int:
 
 
 def _stack_stop(args: argparse.Namespace) -> int:
+    from runbook_lib.lab import stack
+
     stopped = stack.stop(args.state_dir)
     for rec in stopped:
         print(f"stopped {rec.name} (pid {rec.pid})")
@@ -78,6 +81,8 @@ def _stack_stop(args: argparse.Namespace) -> int:
 
 
 def _stack_status(args: argparse.Namespace) -> int:
+    from runbook_lib.lab import stack
+
     info = stack.StackInfo.load(args.state_dir.resolve())
     print(json.dumps(info.urls, indent=2))
     return 0
@@ -93,6 +98,8 @@ def _sim_run(args: argparse.Namespace) -> int:
 
 
 def _sim_mode(args: argparse.Namespace) -> int:
+    from runbook_lib.lab import stack
+
     info = stack.StackInfo.load(args.state_dir.resolve())
     result = stack.set_mode(info, args.mode)
     print(f"GGEN MCP simulator: {result['previous']} -> {result['mode']}")

@@ -10,7 +10,7 @@ import sys
 from runbook_lib.cli import commands, configure, flags, incidents, lab, notify, operators, serving
 from runbook_lib.cli.errors import UsageError
 from runbook_lib.contract.config import ConfigError, Settings, require_file
-from runbook_lib.lab import stack
+from runbook_lib.lab.errors import StackError
 
 # The command modules, each registering its own subcommands, in the order help lists them.
 MODULES = (lab, serving, notify, incidents, operators, commands, configure)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"runbook: {exc}", file=sys.stderr)
         return 2
-    except stack.StackError as exc:
+    except StackError as exc:
         print(f"runbook: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ import httpx
 
 from runbook_lib.contract.config import Settings
 from runbook_lib.lab import deploy, pids
+from runbook_lib.lab.errors import StackError
 from runbook_lib.lab.ports import HOST, free_port, port_free
 
 DEFAULT_PORTS = {
@@ -28,10 +29,6 @@ DEFAULT_PORTS = {
     "ggen_mcp": 9464,
     "runbook": 8080,
 }
-
-
-class StackError(RuntimeError):
-    """A component did not start; the message names it and quotes its log."""
 
 
 def choose_ports(preferred: dict[str, int] | None = None, *, any_free: bool = False) -> dict:
