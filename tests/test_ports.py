@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from runbook_lib.lab import ports
+from runbook_lib.lab import ports, stack
 
 
 def test_a_port_is_drawn_below_the_kernels_source_ports(tmp_path: Path) -> None:
@@ -58,3 +60,63 @@ def test_no_port_left_is_an_error_naming_the_range(
     (tmp_path / str(low - 1)).touch()
     with pytest.raises(OSError, match=f"no free loopback port in {low - 1}-{low - 1}"):
         ports.free_port(tmp_path)
+
+
+def _stand_ins(info: stack.StackInfo, profile: object, opts: stack.StackOptions) -> list:
+    """Stand-ins for the stack's components (this tests the start, not them): a plain HTTP
+    server on each component's port, answering / with 200."""
+    names = [n for n in info.ports if n != "runbook"]
+    return [(n, [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(info.ports[n])],
+             f"http://127.0.0.1:{info.ports[n]}/") for n in names]  # fmt: skip
+
+
+def test_a_port_taken_before_its_component_binds_it_starts_the_stack_on_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As in CI: a port was free when chosen and taken when the simulator bound it."""
+    thief = socket.socket()
+    thief.bind(("127.0.0.1", 0))
+    thief.listen()
+    stolen = thief.getsockname()[1]
+    chosen: list[dict] = []
+    real = stack.choose_ports
+
+    def choose(preferred=None, *, any_free=False):
+        ports = real(preferred, any_free=any_free)
+        ports = {**ports, "ggen_mcp": stolen} if not chosen else ports
+        chosen.append(ports)
+        return ports
+
+    monkeypatch.setattr(stack, "choose_ports", choose)
+    monkeypatch.setattr(stack, "_components", _stand_ins)
+    state = tmp_path / "stack"
+    try:
+        info = stack.start(stack.StackOptions(state_dir=state, any_free_port=True,
+                                              output_dir=tmp_path / "records"))  # fmt: skip
+        assert len(chosen) == 2 and info.ports == chosen[1]
+        assert stolen not in info.ports.values()
+        for port in set(info.ports.values()) - {info.ports["runbook"]}:
+            assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        [warned] = [r.getMessage() for r in caplog.records if r.name == "runbook.lab"]
+        assert warned.startswith("ggen_mcp exited while starting: OSError: [Errno 98] Address")
+    finally:
+        stopped = stack.stop(state)
+        thief.close()
+    assert len(stopped) == 4  # the four stand-ins of the second start; the first's are gone
+
+
+def test_a_component_failing_otherwise_is_not_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts: list[int] = []
+
+    def failing(info, profile, opts):
+        starts.append(1)
+        return [("ggen-mcp", [sys.executable, "-c", "raise SystemExit('no licence')"],
+                 "http://127.0.0.1:1/")]  # fmt: skip
+
+    monkeypatch.setattr(stack, "_components", failing)
+    with pytest.raises(stack.StackError, match="ggen-mcp exited while starting:\n.*no licence"):
+        stack.start(stack.StackOptions(state_dir=tmp_path, any_free_port=True,
+                                       output_dir=tmp_path / "records"))  # fmt: skip
+    assert starts == [1]

@@ -6,6 +6,7 @@ under one state directory. `stop` ends exactly the processes recorded there.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -21,6 +22,8 @@ from runbook_lib.contract.config import Settings
 from runbook_lib.lab import deploy, pids
 from runbook_lib.lab.errors import StackError
 from runbook_lib.lab.ports import HOST, free_port, port_free
+
+log = logging.getLogger("runbook.lab")
 
 DEFAULT_PORTS = {
     "prometheus": 9090,
@@ -83,11 +86,28 @@ class StackOptions:
     receiver_args: list[str] = field(default_factory=list)  # more `runbook serve` flags
 
 
+# A port chosen free can be taken before its component binds it, by a process that does
+# not respect the claims of `ports.free_port`: the stack then starts once more on other ports.
+PORT_TAKEN = "address already in use"
+
+
 def start(opts: StackOptions) -> StackInfo:
     """Start every component and wait until each answers; on failure stop what started."""
     state = opts.state_dir.resolve()
     if (state / "stack.json").exists() and pids.records(state / "pids"):
         raise StackError(f"a stack is already running under {state}; stop it first")
+    try:
+        return _start_once(state, opts)
+    except StackError as exc:
+        if PORT_TAKEN not in str(exc).lower():
+            raise
+        lines = str(exc).splitlines()
+        taken = next(line.strip() for line in lines if PORT_TAKEN in line.lower())
+        log.warning("%s %s; starting the stack again on other ports", lines[0], taken)
+        return _start_once(state, opts)
+
+
+def _start_once(state: Path, opts: StackOptions) -> StackInfo:
     _fresh(state)
     ports = choose_ports(opts.ports, any_free=opts.any_free_port)
     token_file = state / "webhook-token"
@@ -305,12 +325,12 @@ def _bin(name: str) -> str:
 def _launch(state: Path, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
     logs = state / "logs"
     logs.mkdir(exist_ok=True)
-    with open(logs / f"{name}.log", "ab") as log:
+    with open(logs / f"{name}.log", "ab") as out:
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
+            stdout=out,
+            stderr=out,
             start_new_session=True,
             cwd=state,
             env=env,
