@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runbook_lib.lab import ports, stack
+from runbook_lib.lab import pids, ports, stack
 
 
 def test_a_port_is_drawn_below_the_kernels_source_ports(tmp_path: Path) -> None:
@@ -28,6 +28,7 @@ def test_a_claimed_port_is_skipped_until_its_claim_is_old(
 ) -> None:
     low = ports.ephemeral_range()[0]
     monkeypatch.setattr(ports, "SPAN", 3)
+    monkeypatch.setattr(ports, "port_free", lambda port: True)  # claims alone decide here
     a, b, c = low - 3, low - 2, low - 1
     for claimed in (a, b):
         (tmp_path / str(claimed)).touch()
@@ -57,6 +58,7 @@ def test_no_port_left_is_an_error_naming_the_range(
 ) -> None:
     low = ports.ephemeral_range()[0]
     monkeypatch.setattr(ports, "SPAN", 1)
+    monkeypatch.setattr(ports, "port_free", lambda port: True)
     (tmp_path / str(low - 1)).touch()
     with pytest.raises(OSError, match=f"no free loopback port in {low - 1}-{low - 1}"):
         ports.free_port(tmp_path)
@@ -82,10 +84,10 @@ def test_a_port_taken_before_its_component_binds_it_starts_the_stack_on_others(
     real = stack.choose_ports
 
     def choose(preferred=None, *, any_free=False):
-        ports = real(preferred, any_free=any_free)
-        ports = {**ports, "ggen_mcp": stolen} if not chosen else ports
-        chosen.append(ports)
-        return ports
+        picked = real(preferred, any_free=any_free)
+        picked = {**picked, "ggen_mcp": stolen} if not chosen else picked
+        chosen.append(picked)
+        return picked
 
     monkeypatch.setattr(stack, "choose_ports", choose)
     monkeypatch.setattr(stack, "_components", _stand_ins)
@@ -99,6 +101,8 @@ def test_a_port_taken_before_its_component_binds_it_starts_the_stack_on_others(
             assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
         [warned] = [r.getMessage() for r in caplog.records if r.name == "runbook.lab"]
         assert warned.startswith("ggen_mcp exited while starting: OSError: [Errno 98] Address")
+        first = (state / stack.FIRST_ATTEMPT / "ggen_mcp.log").read_text()
+        assert "Address already in use" in first  # what the warning quotes, kept
     finally:
         stopped = stack.stop(state)
         thief.close()
@@ -120,3 +124,44 @@ def test_a_component_failing_otherwise_is_not_started_again(
         stack.start(stack.StackOptions(state_dir=tmp_path, any_free_port=True,
                                        output_dir=tmp_path / "records"))  # fmt: skip
     assert starts == [1]
+
+
+@pytest.mark.parametrize(
+    "ephemeral,drawn",
+    [
+        ((32768, 60999), range(20768, 32768)),  # Linux's default: below it
+        ((1024, 40000), range(40001, 52001)),  # starting low: above it
+        ((1024, 65535), range(65536, 65536)),  # everything: nothing left
+    ],
+)
+def test_the_ports_drawn_from_avoid_the_ephemeral_range_wherever_it_lies(
+    ephemeral: tuple[int, int], drawn: range, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(ports, "ephemeral_range", lambda: ephemeral)
+    assert ports.candidates() == drawn
+    if not drawn:
+        with pytest.raises(
+            OSError, match="no loopback port outside the ephemeral range 1024-65535"
+        ):
+            ports.free_port(tmp_path)
+
+
+def test_a_component_that_says_so_but_does_not_exit_is_not_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a component that exited is retried: one that logs the phrase and hangs is not."""
+    starts: list[int] = []
+
+    def hanging(info, profile, opts):
+        starts.append(1)
+        code = "print('something: address already in use', flush=True); import time; time.sleep(60)"
+        return [
+            ("ggen-mcp", [sys.executable, "-c", code], f"http://127.0.0.1:{ports.free_port()}/")
+        ]
+
+    monkeypatch.setattr(stack, "_components", hanging)
+    with pytest.raises(stack.StackError, match="ggen-mcp did not answer"):
+        stack.start(stack.StackOptions(state_dir=tmp_path, any_free_port=True, start_timeout=1.0,
+                                       output_dir=tmp_path / "records"))  # fmt: skip
+    assert starts == [1]
+    assert not pids.records(tmp_path / "pids")  # stopped, not left hanging

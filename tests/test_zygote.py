@@ -41,11 +41,13 @@ os.waitpid(pid, 0)
 """
 
 
-def _fork(tmp_path: Path, cwd: str = "", env: dict[str, str] | None = None) -> dict:
+def _fork(tmp_path: Path, cwd: str = "") -> dict:
+    """The report of FORK_AND_INITIALIZE, with IPython's profile in tmp_path/ipython (not
+    the user's ~/.ipython)."""
     report = tmp_path / "report.json"
     done = subprocess.run(
         [sys.executable, "-c", FORK_AND_INITIALIZE, str(tmp_path), str(report), WARM_UP, cwd],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(report.read_text())
@@ -67,20 +69,21 @@ def test_a_fork_takes_the_command_line_the_zygote_read_and_its_own_connection(
     got = _fork(tmp_path)
     assert got["connection_file"] == str(tmp_path / "k.json")
     assert got["history"] is False  # --HistoryManager.enabled=False
-    assert got["banner2"] == ""
 
 
-def test_the_profiles_config_file_reaches_a_fork_in_another_directory(tmp_path: Path) -> None:
+def test_a_fork_elsewhere_has_the_profiles_config_and_not_the_directorys(tmp_path: Path) -> None:
     """What the zygote read includes the IPython profile's ipython_kernel_config.py, and a
-    fork asked to start in another directory has it too (IPython 9 reads no config file
-    from the working directory)."""
+    fork asked to start in another directory has just that: IPython 9 reads no config file
+    from the working directory, the zygote's or the fork's."""
     profile = tmp_path / "ipython" / "profile_default"
     profile.mkdir(parents=True)
-    (profile / "ipython_kernel_config.py").write_text("c.InteractiveShell.banner2 = 'here'\n")
+    (profile / "ipython_kernel_config.py").write_text("c.InteractiveShell.banner2 = 'profile'\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    got = _fork(tmp_path, str(elsewhere), env={"IPYTHONDIR": str(tmp_path / "ipython")})
-    assert got["banner2"] == "here" and got["history"] is False
+    for here in (tmp_path, elsewhere):
+        (here / "ipython_kernel_config.py").write_text("c.InteractiveShell.banner2 = 'cwd'\n")
+    got = _fork(tmp_path, str(elsewhere))
+    assert got["banner2"] == "profile" and got["history"] is False
     assert got["connection_file"] == str(tmp_path / "k.json")
 
 

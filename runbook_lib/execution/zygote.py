@@ -20,8 +20,12 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runbook_lib.contract.environ import TEXT_SPOOL
+
+if TYPE_CHECKING:
+    from ipykernel.kernelapp import IPKernelApp
 
 # Forking is safe only while this process has one thread: numerical libraries must not
 # start thread pools at import.
@@ -143,13 +147,14 @@ def prepare_kernel_app() -> None:
     hook = sys.excepthook
     BaseIPythonApplication.initialize(IPKernelApp.instance(), list(KERNEL_ARGS))
     sys.excepthook = hook  # IPython's crash handler is for the kernels (`_kernel_app`)
-    _prepared.append(True)
+    global _prepared
+    _prepared = True
 
 
-_prepared: list[bool] = []
+_prepared = False
 
 
-def _kernel_app(connection_file: str):
+def _kernel_app(connection_file: str) -> IPKernelApp:
     """The forked kernel's IPKernelApp, initialized from what `prepare_kernel_app` read
     (from the start when it did not run)."""
     from ipykernel.kernelapp import IPKernelApp

@@ -1,5 +1,7 @@
-"""The lab's one error: a component of the local stack did not start or answer."""
+"""The local stack's error, apart from the stack itself so that the command line can catch
+it without importing the stack (httpx, psutil)."""
 
 
 class StackError(RuntimeError):
-    """A component did not start; the message names it and quotes its log."""
+    """The local stack or one of its parts (a component, the simulator's mode, promtool's
+    backfill) failed; the message names it and, for a component, quotes its log."""

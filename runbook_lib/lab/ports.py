@@ -10,6 +10,7 @@ ephemeral range, and each choice is claimed by a file that the user's other proc
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import socket
@@ -44,30 +45,45 @@ def ephemeral_range() -> tuple[int, int]:
 
 
 def _claim(port: int, claims: Path) -> bool:
-    """Claim `port` for this process unless another claimed it within CLAIM_S."""
+    """Claim `port` for this process unless another claimed it within CLAIM_S: under a
+    lock, so two processes never both take over the same old claim."""
     path = claims / str(port)
-    for _ in range(2):
+    with open(claims / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            if path.exists() and time.time() - path.stat().st_mtime < CLAIM_S:
+                return False
+            path.touch()  # new, or an old claim renewed: its service bound the port or never will
             return True
-        except FileExistsError:
-            try:
-                if time.time() - path.stat().st_mtime < CLAIM_S:
-                    return False
-                path.unlink()  # an old claim: its service bound the port or never will
-            except FileNotFoundError:
-                pass
-    return False
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _claims_dir(claims: Path) -> Path:
+    """The claims directory, this user's alone (a shared name in /tmp could be another's)."""
+    claims.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if claims.stat().st_uid != os.getuid():
+        raise OSError(f"{claims} belongs to another user: port claims cannot be kept there")
+    return claims
+
+
+def candidates() -> range:
+    """The ports drawn from: below the ephemeral range, or above it where it starts low."""
+    low, high = ephemeral_range()
+    below = range(max(1024, low - SPAN), low)
+    return below if len(below) >= SPAN // 4 else range(high + 1, min(65536, high + 1 + SPAN))
 
 
 def free_port(claims: Path = CLAIMS) -> int:
     """A loopback port nobody listens on, nobody else claimed, and the kernel will not
     hand out as a source port."""
-    low = ephemeral_range()[0]
-    candidates = range(max(1024, low - SPAN), low)
-    claims.mkdir(parents=True, exist_ok=True)
+    ports = candidates()
+    if not ports:
+        raise OSError("no loopback port outside the ephemeral range "
+                      f"{'-'.join(map(str, ephemeral_range()))}")  # fmt: skip
+    _claims_dir(claims)
     for _ in range(200):
-        port = random.choice(candidates)
+        port = random.choice(ports)
         if port_free(port) and _claim(port, claims):
             return port
-    raise OSError(f"no free loopback port in {candidates.start}-{candidates.stop - 1}")
+    raise OSError(f"no free loopback port in {ports.start}-{ports.stop - 1}")

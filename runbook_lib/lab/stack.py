@@ -89,25 +89,40 @@ class StackOptions:
 # A port chosen free can be taken before its component binds it, by a process that does
 # not respect the claims of `ports.free_port`: the stack then starts once more on other ports.
 PORT_TAKEN = "address already in use"
+FIRST_ATTEMPT = "logs.first-attempt"  # the logs of a start given up for a taken port
 
 
 def start(opts: StackOptions) -> StackInfo:
-    """Start every component and wait until each answers; on failure stop what started."""
+    """Start every component and wait until each answers; on failure stop what started.
+    A component that exited because its port was taken is given one more start, on other
+    ports (the first attempt's logs are kept in logs.first-attempt/)."""
     state = opts.state_dir.resolve()
     if (state / "stack.json").exists() and pids.records(state / "pids"):
         raise StackError(f"a stack is already running under {state}; stop it first")
+    shutil.rmtree(state / FIRST_ATTEMPT, ignore_errors=True)  # an earlier start's
     try:
         return _start_once(state, opts)
     except StackError as exc:
-        if PORT_TAKEN not in str(exc).lower():
+        taken = _port_taken(str(exc))
+        if taken is None:
             raise
-        lines = str(exc).splitlines()
-        taken = next(line.strip() for line in lines if PORT_TAKEN in line.lower())
-        log.warning("%s %s; starting the stack again on other ports", lines[0], taken)
+        log.warning("%s; starting the stack again on other ports", taken)
+        (state / "logs").rename(state / FIRST_ATTEMPT)
         return _start_once(state, opts)
 
 
+def _port_taken(error: str) -> str | None:
+    """'NAME exited while starting: <its log line>' when a component's log says its port
+    was taken, else None (any other failure, a component that did not answer)."""
+    head, *tail = error.splitlines()
+    if not head.endswith(" exited while starting:"):
+        return None
+    said = next((line.strip() for line in tail if PORT_TAKEN in line.lower()), None)
+    return f"{head} {said}" if said else None
+
+
 def _start_once(state: Path, opts: StackOptions) -> StackInfo:
+    """One start on freshly chosen ports, from empty data."""
     _fresh(state)
     ports = choose_ports(opts.ports, any_free=opts.any_free_port)
     token_file = state / "webhook-token"
@@ -140,7 +155,7 @@ def _start_once(state: Path, opts: StackOptions) -> StackInfo:
         env = {**os.environ, "RUNBOOK_METRICS_PROFILE": opts.metrics_profile}
         _start_together(state, _components(info, profile, opts), env, opts.start_timeout)
     except BaseException:
-        pids.stop_all(state / "pids")
+        stop(state)  # the simulator's helpers too, before `_fresh` forgets them
         raise
     (state / "stack.json").write_text(json.dumps(asdict(info), indent=2))
     return info
