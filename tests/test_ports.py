@@ -109,21 +109,31 @@ def test_a_port_taken_before_its_component_binds_it_starts_the_stack_on_others(
     assert len(stopped) == 4  # the four stand-ins of the second start; the first's are gone
 
 
+@pytest.mark.parametrize(
+    "code,error",
+    [
+        ("raise SystemExit('no licence')", "ggen-mcp exited while starting:\n.*no licence"),
+        # it says the phrase but hangs: only a component that exited is retried
+        ("print('x: address already in use', flush=True); import time; time.sleep(60)",
+         "ggen-mcp did not answer"),
+    ],
+)  # fmt: skip
 def test_a_component_failing_otherwise_is_not_started_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    code: str, error: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     starts: list[int] = []
 
     def failing(info, profile, opts):
         starts.append(1)
-        return [("ggen-mcp", [sys.executable, "-c", "raise SystemExit('no licence')"],
-                 "http://127.0.0.1:1/")]  # fmt: skip
+        return [("ggen-mcp", [sys.executable, "-c", code],
+                 f"http://127.0.0.1:{ports.free_port()}/")]  # fmt: skip
 
     monkeypatch.setattr(stack, "_components", failing)
-    with pytest.raises(stack.StackError, match="ggen-mcp exited while starting:\n.*no licence"):
-        stack.start(stack.StackOptions(state_dir=tmp_path, any_free_port=True,
+    with pytest.raises(stack.StackError, match=error):
+        stack.start(stack.StackOptions(state_dir=tmp_path, any_free_port=True, start_timeout=1.0,
                                        output_dir=tmp_path / "records"))  # fmt: skip
     assert starts == [1]
+    assert not pids.records(tmp_path / "pids")  # stopped, not left hanging
 
 
 @pytest.mark.parametrize(
@@ -144,24 +154,3 @@ def test_the_ports_drawn_from_avoid_the_ephemeral_range_wherever_it_lies(
             OSError, match="no loopback port outside the ephemeral range 1024-65535"
         ):
             ports.free_port(tmp_path)
-
-
-def test_a_component_that_says_so_but_does_not_exit_is_not_started_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Only a component that exited is retried: one that logs the phrase and hangs is not."""
-    starts: list[int] = []
-
-    def hanging(info, profile, opts):
-        starts.append(1)
-        code = "print('something: address already in use', flush=True); import time; time.sleep(60)"
-        return [
-            ("ggen-mcp", [sys.executable, "-c", code], f"http://127.0.0.1:{ports.free_port()}/")
-        ]
-
-    monkeypatch.setattr(stack, "_components", hanging)
-    with pytest.raises(stack.StackError, match="ggen-mcp did not answer"):
-        stack.start(stack.StackOptions(state_dir=tmp_path, any_free_port=True, start_timeout=1.0,
-                                       output_dir=tmp_path / "records"))  # fmt: skip
-    assert starts == [1]
-    assert not pids.records(tmp_path / "pids")  # stopped, not left hanging
