@@ -147,23 +147,15 @@ def prepare_kernel_app() -> None:
     hook = sys.excepthook
     BaseIPythonApplication.initialize(IPKernelApp.instance(), list(KERNEL_ARGS))
     sys.excepthook = hook  # IPython's crash handler is for the kernels (`_kernel_app`)
-    global _prepared
-    _prepared = True
-
-
-_prepared = False
 
 
 def _kernel_app(connection_file: str) -> IPKernelApp:
     """The forked kernel's IPKernelApp, initialized from what `prepare_kernel_app` read
-    (from the start when it did not run)."""
+    in the zygote (`main` runs it before the first fork)."""
     from ipykernel.kernelapp import IPKernelApp
     from IPython.core.application import BaseIPythonApplication
 
     app = IPKernelApp.instance()
-    if not _prepared:
-        app.initialize(["-f", connection_file, *KERNEL_ARGS])
-        return app
     app.connection_file = connection_file
     sys.excepthook = app.excepthook
     read = BaseIPythonApplication.initialize

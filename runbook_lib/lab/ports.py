@@ -20,7 +20,7 @@ from pathlib import Path
 
 HOST = "127.0.0.1"
 CLAIM_S = 120.0
-SPAN = 12000  # how many ports below the ephemeral range are drawn from
+SPAN = 12000  # how many ports beside the ephemeral range are drawn from (`candidates`)
 CLAIMS = Path(tempfile.gettempdir()) / f"runbook-ports-{os.getuid()}"  # a user's own
 
 
