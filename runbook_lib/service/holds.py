@@ -17,6 +17,8 @@ twin from the same burst still leads it).
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -114,7 +116,7 @@ def stronger(
     say."""
     if not policy.prometheus_url:
         raise ValueError("no Prometheus URL is configured")
-    resp = httpx.get(
+    resp = client().get(
         f"{policy.prometheus_url.rstrip('/')}/api/v1/rules",
         params={"type": "alert"},
         timeout=policy.timeout_s,
@@ -135,3 +137,16 @@ def stronger(
                                        utc(alert["activeAt"]), rule["duration"],
                                        firing=state == "firing"))  # fmt: skip
     return out
+
+
+_clients = threading.local()
+
+
+def client() -> httpx.Client:
+    """This thread's client for the questions to Prometheus, made once per thread and
+    process (a forked worker makes its own), its connection kept open. `httpx.get` built a
+    client for every question, loading the CA bundle into a new TLS context each time: 25 ms
+    of CPU, a third of the receiver's CPU per record under a storm of warnings."""
+    if getattr(_clients, "pid", None) != os.getpid():
+        _clients.client, _clients.pid = httpx.Client(), os.getpid()
+    return _clients.client
