@@ -47,12 +47,14 @@ from pathlib import Path
 
 import httpx
 import psutil
+import sqlalchemy as sa
 
 from benchmarks import workload
 from runbook_lib.contract.settings import ROOT
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import pids, stack
 from runbook_lib.records import record
+from runbook_lib.storage.migrations.schema import INCIDENTS, RUNS
 
 PHASES = ("queue", "handoff", "kernel", "parameterize", "execute", "export", "publish")
 
@@ -95,6 +97,16 @@ class Receiver:
         """Webhook accepted -> record.html written, by the receiver's own timestamps."""
         rec = Path(self.index.path.parent) / run["record"]
         return (rec / "record.html").stat().st_mtime - run["received_at"]
+
+    def done(self) -> dict[str, int]:
+        """Runs done so far by their fingerprint's tag ("st", "cr", ...): one counting query,
+        for the storm's poll (reading every run, `runs`, took the benchmark ~25 ms a poll
+        at the end of a storm: CPU taken from the machine it measures)."""
+        tag = sa.func.substr(INCIDENTS.c.fingerprint, 1, 2)
+        query = (sa.select(tag, sa.func.count()).select_from(RUNS.join(INCIDENTS))
+                 .where(RUNS.c.state == "done").group_by(tag))  # fmt: skip
+        with self.index.read() as conn:
+            return dict(conn.execute(query).all())
 
     def runs(self) -> list[dict]:
         return [r.model_dump() | {"received_at": i.received_at, "fp": i.fingerprint}
@@ -279,21 +291,22 @@ def storm(rx: Receiver, instance: str, n: int) -> dict:
               "records ...", flush=True)  # fmt: skip
         last, critical = -1, []
         while True:
-            every = rx.runs()
-            runs = [r for r in every if r["fp"].startswith("st")]
-            done = sum(r["state"] == "done" for r in runs)
+            counts = rx.done()
+            done = counts.get("st", 0)
             if done != last and done % 20 == 0:
                 print(f"  {done}/{n} records after {time.perf_counter() - t0:.0f}s", flush=True)
                 last = done
-            if not critical:
-                critical = [r for r in every if r["fp"].startswith("cr") and r["state"] == "done"]
-                if critical:
-                    print(f"  the critical alert's record: {rx.time_to_record(critical[0]):.1f}s "
-                          f"after it was accepted ({done}/{n} warnings' records done by then)",
-                          flush=True)  # fmt: skip
+            if not critical and counts.get("cr"):
+                critical = [
+                    r for r in rx.runs() if r["fp"].startswith("cr") and r["state"] == "done"
+                ]
+                print(f"  the critical alert's record: {rx.time_to_record(critical[0]):.1f}s "
+                      f"after it was accepted ({done}/{n} warnings' records done by then)",
+                      flush=True)  # fmt: skip
             if done >= n and critical:
                 break
-            time.sleep(0.5)  # reading every run costs ~25 ms at the end: polled less, stolen less
+            time.sleep(0.5)
+        runs = [r for r in rx.runs() if r["fp"].startswith("st")]
         total = max(r["finished_at"] for r in [*runs, *critical]) - t0_wall  # not the poll's
     per_fp: dict[str, int] = {}
     records = []
