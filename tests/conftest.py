@@ -23,6 +23,8 @@ from tests.polling import wait_for
 if TYPE_CHECKING:
     from docker import DockerClient
 
+    from runbook_lib.execution.kernels import Zygote
+
 # Fixtures that start Prometheus, Alertmanager, dockerd containers or a browser: a test using
 # one is a `stack` test wherever it lives (`make test-fast` runs `-m "not stack"`).
 SERVICE_FIXTURES = {
@@ -262,6 +264,21 @@ def named(name: str) -> list[psutil.Process]:
         if p.info["name"] == name:
             out.append(p)
     return out
+
+
+@pytest.fixture(scope="session")
+def zygote() -> Iterator[Zygote]:
+    """A kernel zygote for this test process's scenario runs: each run's kernel is forked
+    from it, as the service's workers fork theirs (a kernel started afresh costs a run ~0.9
+    CPU-s more). `runbook run`'s kernel of its own runs in the CLI tests and nbval. Its runs
+    go one at a time, as a worker's do: kernels forked from one zygote share its open font
+    files, file offsets included, and two drawing at once failed with "failed to load glyph"."""
+    from runbook_lib.execution.kernels import Zygote
+    from runbook_lib.execution.runner import MARK_PREFIX
+
+    z = Zygote(f"{MARK_PREFIX}tests-{os.getpid()}#").start()
+    yield z
+    z.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import html
 import json
 import re
 import shlex
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from runbook_lib.contract.alerts import RUNBOOKS
 from runbook_lib.contract.settings import NOTEBOOKS as NOTEBOOK_DIR
 from runbook_lib.execution import runner
+from runbook_lib.execution.kernels import Zygote
 from runbook_lib.records import record
 
 
@@ -76,6 +76,8 @@ def scenario_run(
     runbook: str | None = None,
     alert: str | None = None,
     notebook_dir: Path | None = None,
+    *,
+    zygote: Zygote,
 ) -> dict:
     log = sc.write_logs(tmp / f"{sc.instance}.log", since=sc.at - timedelta(minutes=20))
     snap = sc.write_host(tmp / f"{sc.instance}.json")
@@ -93,7 +95,8 @@ def scenario_run(
             "node_instance": sc.instance + "-node",
         },
     )
-    rec = runner.run(params, tmp / "records", runbook=runbook, notebook_dir=notebook_dir)
+    rec = runner.run(params, tmp / "records", runbook=runbook, notebook_dir=notebook_dir,
+                     zygote=zygote)  # fmt: skip
     return {**record.summary(rec).as_json(), "record": str(rec)}
 
 
@@ -126,7 +129,7 @@ ALERTS = {
 }  # fmt: skip
 
 
-def test_runbook_run_of_each_notebook_finds_its_cause(scenario_set, tmp_path) -> None:
+def test_runbook_run_of_each_notebook_finds_its_cause(scenario_set, zygote, tmp_path) -> None:
     prom, scenarios, _ = scenario_set
     assert set(NOTEBOOK_RUNS) == set(RUNBOOKS)
     jobs = []
@@ -137,9 +140,8 @@ def test_runbook_run_of_each_notebook_finds_its_cause(scenario_set, tmp_path) ->
             if s.seed == 1 and s.cause == cause and (cause is None or s.runbook == runbook)
         )
         jobs.append((sc, runbook, ALERTS[runbook]))
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda j: (j, scenario_run(prom.url, *j[:1], tmp_path, *j[1:])),
-                                jobs))  # fmt: skip
+    # one at a time: a zygote's kernels share its open font files (and their offsets)
+    results = [(j, scenario_run(prom.url, *j[:1], tmp_path, *j[1:], zygote=zygote)) for j in jobs]
     found = {rb: summ["top_cause"] for (_, rb, _), summ in results}
     assert found == NOTEBOOK_RUNS
     warned = {rb: stderr_of(Path(summ["record"])) for (_, rb, _), summ in results}
@@ -148,10 +150,10 @@ def test_runbook_run_of_each_notebook_finds_its_cause(scenario_set, tmp_path) ->
     assert {summ["runbook"] for _, summ in results} == set(RUNBOOKS)
 
 
-def test_record_shows_charts_diagnosis_commands_and_message(scenario_set, tmp_path) -> None:
+def test_record_shows_charts_diagnosis_commands_and_message(scenario_set, zygote, tmp_path) -> None:
     prom, scenarios, _ = scenario_set
     sc = next(s for s in scenarios if s.name == "high_error_rate/invalid_input/s1")
-    summ = scenario_run(prom.url, sc, tmp_path)
+    summ = scenario_run(prom.url, sc, tmp_path, zygote=zygote)
     rec = Path(summ["record"])
     assert {p.name for p in rec.iterdir()} == {
         "record.ipynb",
@@ -229,17 +231,19 @@ def test_a_failing_notebook_leaves_a_failed_record_with_the_error_on_top(tmp_pat
     assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
 
 
-def test_a_record_keeps_its_data_and_replays_without_prometheus(scenario_set, tmp_path) -> None:
+def test_a_record_keeps_its_data_and_replays_without_prometheus(
+    scenario_set, zygote, tmp_path
+) -> None:
     """The record's data/ answers every query the run asked: re-executed against it, with
     the Prometheus address pointing nowhere, the diagnosis and figures come out the same."""
     prom, scenarios, _ = scenario_set
     sc = next(s for s in scenarios if s.cause == "cache_too_small" and s.seed == 0)
-    first = scenario_run(prom.url, sc, tmp_path)
+    first = scenario_run(prom.url, sc, tmp_path, zygote=zygote)
     data = Path(first["record"]) / "data"
     saved = [json.loads(line) for line in (data / "queries.jsonl").read_text().splitlines()]
     assert len(saved) > 10 and all((data / e["file"]).exists() for e in saved)
     params = runner.replay_params(Path(first["record"]), prometheus_url="http://127.0.0.1:1")
-    again_rec = runner.run(params, tmp_path / "replayed")
+    again_rec = runner.run(params, tmp_path / "replayed", zygote=zygote)
     again = record.summary(again_rec).as_json()
     assert again["status"] == "completed" and again["top_cause"] == "cache_too_small"
     assert again["figures"] == first["figures"]
@@ -272,7 +276,9 @@ def _cell(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
     return next(c for c in nb.cells if c.cell_type == "code" and text in c.source)
 
 
-def test_an_edited_query_changes_the_chart_the_data_and_the_evidence(scenario_set, tmp_path):
+def test_an_edited_query_changes_the_chart_the_data_and_the_evidence(
+    scenario_set, zygote, tmp_path
+):
     """What an engineer does in JupyterLab: change a cell's PromQL and run it again."""
     prom, scenarios, _ = scenario_set
     sc = next(s for s in scenarios if s.name == "high_error_rate/invalid_input/s1")
@@ -290,9 +296,11 @@ def test_an_edited_query_changes_the_chart_the_data_and_the_evidence(scenario_se
 
     (tmp_path / "plain").mkdir()
     (tmp_path / "edited").mkdir()
-    plain = Path(scenario_run(prom.url, sc, tmp_path / "plain")["record"])
+    plain = Path(scenario_run(prom.url, sc, tmp_path / "plain", zygote=zygote)["record"])
     edited = Path(
-        scenario_run(prom.url, sc, tmp_path / "edited", notebook_dir=edited_dir)["record"]
+        scenario_run(prom.url, sc, tmp_path / "edited", notebook_dir=edited_dir, zygote=zygote)[
+            "record"
+        ]
     )
 
     def range_queries(rec: Path) -> list[str]:

@@ -8,7 +8,7 @@ from runbook_lib.evidence.panels import Scope
 from tests.test_notebooks import scenario_run
 
 
-def test_each_alert_blames_its_own_instance(scenario_set, tmp_path) -> None:
+def test_each_alert_blames_its_own_instance(scenario_set, zygote, tmp_path) -> None:
     prom, scenarios, _ = scenario_set
     a, b = (
         next(s for s in scenarios if s.name == f"high_error_rate/{cause}/s0")
@@ -17,7 +17,7 @@ def test_each_alert_blames_its_own_instance(scenario_set, tmp_path) -> None:
     assert a.alert_at == b.alert_at and a.instance != b.instance  # the same window, side by side
     for sc in (a, b):
         (tmp_path / sc.instance).mkdir()
-        summ = scenario_run(prom.url, sc, tmp_path / sc.instance)
+        summ = scenario_run(prom.url, sc, tmp_path / sc.instance, zygote=zygote)
         assert summ["labels"]["instance"] == sc.instance
         assert summ["top_cause"] == sc.cause, (sc.instance, summ["top_cause"])
 

@@ -72,9 +72,11 @@ def run(
     name: str | None = None,
     extra: dict[str, Any] | None = None,
     notebook_dir: Path | None = None,
+    zygote: kernels.Zygote | None = None,
 ) -> Path:
     """Execute the routed notebook (from `notebook_dir`, by default notebooks/) in a kernel of
-    its own; returns the record directory.
+    its own, started for it or, given a `zygote`, forked from it as the service's workers do;
+    returns the record directory.
 
     With `name` the record's directory name is fixed (the queue fixes it when it accepts
     the alert, so a re-run after a crash finds the record instead of making a second one);
@@ -93,7 +95,12 @@ def run(
         return req.output_dir / name
     started = time.monotonic()
     try:
-        kernel = kernels.start_fresh(f"{MARK_PREFIX}{uuid.uuid4().hex[:12]}", cwd, start_timeout)
+        if zygote is not None:
+            kernel = zygote.fork(cwd)
+        else:
+            kernel = kernels.start_fresh(
+                f"{MARK_PREFIX}{uuid.uuid4().hex[:12]}", cwd, start_timeout
+            )
     except kernels.KernelError as exc:
         return failure_record(params, req.output_dir, runbook=req.runbook,
                               name=engine.record_name_for(req)[0], status="failed",
