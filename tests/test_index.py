@@ -289,6 +289,46 @@ def test_the_tables_the_code_queries_are_the_tables_the_migrations_make(tmp_path
     assert ("fingerprint", "starts_at") in uniques
 
 
+def test_an_index_a_revision_behind_is_upgraded_and_one_up_to_date_is_opened_without_alembic(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+    from alembic import command
+
+    from runbook_lib.storage.migrations import schema
+
+    path = tmp_path / "index.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        command.upgrade(schema.alembic_config(conn), "0005")
+    assert "begun_at" not in {c["name"] for c in sa.inspect(engine).get_columns("runs")}
+    engine.dispose()
+    index = Index(path)  # 0006 adds runs.begun_at
+    assert "begun_at" in {c["name"] for c in sa.inspect(index.engine).get_columns("runs")}
+    with index.read() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [("0006",)]
+    opened = (
+        "import sys; from runbook_lib.incidents.index import Index; "
+        f"Index({str(path)!r}); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", opened], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from runbook_lib.storage.migrations import schema
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(schema.HERE))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [schema.head()] == ["0006"]
+
+
 LEGACY_SCHEMA = """
 CREATE TABLE incidents (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL,
   starts_at TEXT NOT NULL, alertname TEXT NOT NULL, runbook TEXT NOT NULL,
