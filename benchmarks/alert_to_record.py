@@ -99,9 +99,10 @@ class Receiver:
         return (rec / "record.html").stat().st_mtime - run["received_at"]
 
     def done(self) -> dict[str, int]:
-        """Runs done so far by their fingerprint's tag ("st", "cr", ...): one counting query,
-        for the storm's poll (reading every run, `runs`, took the benchmark ~25 ms a poll
-        at the end of a storm: CPU taken from the machine it measures)."""
+        """Runs done so far by their fingerprint's first two characters (the storm's tags,
+        "st" and "cr"): one counting query for the storm's poll (reading every run, `runs`,
+        took the benchmark ~25 ms a poll at the end of a storm: CPU taken from the machine it
+        measures)."""
         tag = sa.func.substr(INCIDENTS.c.fingerprint, 1, 2)
         query = (sa.select(tag, sa.func.count()).select_from(RUNS.join(INCIDENTS))
                  .where(RUNS.c.state == "done").group_by(tag))  # fmt: skip

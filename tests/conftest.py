@@ -273,12 +273,20 @@ def zygote() -> Iterator[Zygote]:
     CPU-s more). `runbook run`'s kernel of its own runs in the CLI tests and nbval. Its runs
     go one at a time, as a worker's do: kernels forked from one zygote share its open font
     files, file offsets included, and two drawing at once failed with "failed to load glyph"."""
+    z = start_zygote("scenarios")
+    yield z
+    z.close()
+
+
+def start_zygote(tag: str) -> Zygote:
+    """A zygote whose kernels carry a mark of this test process (`tag` tells whose). It
+    takes the environment as it is now: a test that sets a variable its kernels read starts
+    its own. Its kernels share one text spool, as a worker's do, so what one drew the next
+    may reuse."""
     from runbook_lib.execution.kernels import Zygote
     from runbook_lib.execution.runner import MARK_PREFIX
 
-    z = Zygote(f"{MARK_PREFIX}tests-{os.getpid()}#").start()
-    yield z
-    z.close()
+    return Zygote(f"{MARK_PREFIX}tests-{tag}-{os.getpid()}#").start()
 
 
 @pytest.fixture(scope="session")

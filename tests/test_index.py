@@ -289,6 +289,17 @@ def test_the_tables_the_code_queries_are_the_tables_the_migrations_make(tmp_path
     assert ("fingerprint", "starts_at") in uniques
 
 
+def alembic_script():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from runbook_lib.storage.migrations import schema
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(schema.HERE))
+    return ScriptDirectory.from_config(cfg)
+
+
 def test_an_index_a_revision_behind_is_upgraded_and_one_up_to_date_is_opened_without_alembic(
     tmp_path: Path,
 ) -> None:
@@ -300,16 +311,20 @@ def test_an_index_a_revision_behind_is_upgraded_and_one_up_to_date_is_opened_wit
 
     from runbook_lib.storage.migrations import schema
 
+    script = alembic_script()
+    newest = script.get_current_head()
+    behind = script.get_revision(newest).down_revision
     path = tmp_path / "index.sqlite"
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
-        command.upgrade(schema.alembic_config(conn), "0005")
-    assert "begun_at" not in {c["name"] for c in sa.inspect(engine).get_columns("runs")}
+        command.upgrade(schema.alembic_config(conn), behind)
     engine.dispose()
-    index = Index(path)  # 0006 adds runs.begun_at
-    assert "begun_at" in {c["name"] for c in sa.inspect(index.engine).get_columns("runs")}
+    index = Index(path)
     with index.read() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [("0006",)]
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [(newest,)]
+    made = sa.inspect(index.engine)
+    for table in (schema.INCIDENTS, schema.RUNS, schema.ALERTS):  # the newest one's columns
+        assert [c["name"] for c in made.get_columns(table.name)] == [c.name for c in table.c]
     opened = (
         "import sys; from runbook_lib.incidents.index import Index; "
         f"Index({str(path)!r}); print('alembic' in sys.modules)"
@@ -318,15 +333,27 @@ def test_an_index_a_revision_behind_is_upgraded_and_one_up_to_date_is_opened_wit
     assert out.stdout.strip() == "False"
 
 
-def test_the_head_read_from_the_migration_files_is_alembics() -> None:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
+def test_the_head_read_from_the_migration_files_is_alembics(tmp_path: Path, monkeypatch) -> None:
     from runbook_lib.storage.migrations import schema
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(schema.HERE))
-    assert ScriptDirectory.from_config(cfg).get_heads() == [schema.head()] == ["0006"]
+    assert [schema.head()] == alembic_script().get_heads()
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    for name, text in {
+        "a.py": 'revision = "a"\ndown_revision = None\n',
+        "b.py": 'revision: str = "b"\ndown_revision: str | None = "a"\n',
+        ".#c.py": 'revision = "c"\ndown_revision = "b"\n',  # an editor's lock file
+    }.items():
+        (versions / name).write_text(text)
+    monkeypatch.setattr(schema, "HERE", tmp_path)
+    schema.head.cache_clear()
+    try:
+        assert schema.head() == "b"
+        (versions / "d.py").write_text('revision = "d"\ndown_revision = "a"\n')  # a branch
+        schema.head.cache_clear()
+        assert schema.head() is None  # Alembic decides
+    finally:
+        schema.head.cache_clear()
 
 
 LEGACY_SCHEMA = """

@@ -4,7 +4,6 @@ doctor` naming the profile and what goes blind, and every runbook completing on 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +11,10 @@ import httpx
 import pytest
 
 from runbook_lib.execution import runner
-from runbook_lib.execution.kernels import Zygote
 from runbook_lib.lab import stack
 from runbook_lib.records import record
 from runbook_lib.service import doctor
+from tests.conftest import start_zygote
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack
@@ -112,7 +111,7 @@ def test_every_runbook_completes_on_the_server_profile(
     server_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     monkeypatch.setenv("RUNBOOK_METRICS_PROFILE", "server")  # the kernels' zygote reads it
-    zygote = Zygote(f"{runner.MARK_PREFIX}tests-server-profile-{os.getpid()}#").start()
+    zygote = start_zygote("server-profile")
     request.addfinalizer(zygote.close)
     labels = {"job": "ggen-mcp", "instance": f"127.0.0.1:{server_stack.ports['ggen_mcp']}"}
 

@@ -75,8 +75,8 @@ def run(
     zygote: kernels.Zygote | None = None,
 ) -> Path:
     """Execute the routed notebook (from `notebook_dir`, by default notebooks/) in a kernel of
-    its own, started for it or, given a `zygote`, forked from it as the service's workers do;
-    returns the record directory.
+    its own, started for it (within `start_timeout`) or, given a `zygote`, forked from it as
+    the service's workers do (within the zygote's own timeout); returns the record directory.
 
     With `name` the record's directory name is fixed (the queue fixes it when it accepts
     the alert, so a re-run after a crash finds the record instead of making a second one);
@@ -96,7 +96,7 @@ def run(
     started = time.monotonic()
     try:
         if zygote is not None:
-            kernel = zygote.fork(cwd)
+            kernel = zygote.fork(str(cwd) if cwd else None)
         else:
             kernel = kernels.start_fresh(
                 f"{MARK_PREFIX}{uuid.uuid4().hex[:12]}", cwd, start_timeout

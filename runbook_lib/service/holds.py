@@ -143,10 +143,10 @@ _clients = threading.local()
 
 
 def client() -> httpx.Client:
-    """This thread's client for the questions to Prometheus, made once per thread and
-    process (a forked worker makes its own), its connection kept open. `httpx.get` built a
-    client for every question, loading the CA bundle into a new TLS context each time: 25 ms
-    of CPU, a third of the receiver's CPU per record under a storm of warnings."""
+    """This thread's client for the questions to Prometheus: made once per thread (and per
+    process, should one ever fork), so its TLS context is built once and an idle connection
+    is reused. `httpx.get` built a client for every question, loading the CA bundle each
+    time: 25 ms of CPU; the receiver's CPU per storm record went from 0.060 to 0.034 s."""
     if getattr(_clients, "pid", None) != os.getpid():
         _clients.client, _clients.pid = httpx.Client(), os.getpid()
     return _clients.client

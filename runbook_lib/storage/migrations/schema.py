@@ -183,6 +183,8 @@ def head() -> str | None:
     branch: Alembic decides)."""
     revisions, follow = set(), set()
     for path in (HERE / "versions").glob("*.py"):
+        if path.name.startswith((".#", "__init__")):
+            continue  # an editor's lock file, the package: Alembic passes them over too
         found = dict(m.groups() for m in REVISION.finditer(path.read_text(encoding="utf-8")))
         if "revision" in found:
             revisions.add(found["revision"])
@@ -192,6 +194,7 @@ def head() -> str | None:
 
 
 def _at(conn: Connection) -> set[str]:
+    """The revisions the database says it is at (one, unless branches were merged)."""
     return {row[0] for row in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
 
 
@@ -203,7 +206,8 @@ def upgrade(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7349102)")  # one migrator
         tables = set(sa.inspect(conn).get_table_names())
-        if "alembic_version" in tables and _at(conn) == {head()} != {None}:
+        newest = head()
+        if newest is not None and "alembic_version" in tables and _at(conn) == {newest}:
             return
         from alembic import command
 
