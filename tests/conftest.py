@@ -270,9 +270,7 @@ def named(name: str) -> list[psutil.Process]:
 def zygote() -> Iterator[Zygote]:
     """A kernel zygote for this test process's scenario runs: each run's kernel is forked
     from it, as the service's workers fork theirs (a kernel started afresh costs a run ~0.9
-    CPU-s more). `runbook run`'s kernel of its own runs in the CLI tests and nbval. Its runs
-    go one at a time, as a worker's do: kernels forked from one zygote share its open font
-    files, file offsets included, and two drawing at once failed with "failed to load glyph"."""
+    CPU-s more). `runbook run`'s kernel of its own runs in the CLI tests and nbval."""
     z = start_zygote("scenarios")
     yield z
     z.close()
@@ -282,7 +280,9 @@ def start_zygote(tag: str) -> Zygote:
     """A zygote whose kernels carry a mark of this test process (`tag` tells whose). It
     takes the environment as it is now: a test that sets a variable its kernels read starts
     its own. Its kernels share one text spool, as a worker's do, so what one drew the next
-    may reuse."""
+    may reuse; and they run one at a time, as a worker's do: kernels forked from one zygote
+    share its open font files, file offsets included, and two drawing at once failed with
+    "failed to load glyph"."""
     from runbook_lib.execution.kernels import Zygote
     from runbook_lib.execution.runner import MARK_PREFIX
 

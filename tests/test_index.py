@@ -290,14 +290,12 @@ def test_the_tables_the_code_queries_are_the_tables_the_migrations_make(tmp_path
 
 
 def alembic_script():
-    from alembic.config import Config
+    """Alembic's own reading of the migrations, with the index's configuration."""
     from alembic.script import ScriptDirectory
 
     from runbook_lib.storage.migrations import schema
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(schema.HERE))
-    return ScriptDirectory.from_config(cfg)
+    return ScriptDirectory.from_config(schema.alembic_config(None))
 
 
 def test_an_index_a_revision_behind_is_upgraded_and_one_up_to_date_is_opened_without_alembic(

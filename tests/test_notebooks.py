@@ -140,7 +140,7 @@ def test_runbook_run_of_each_notebook_finds_its_cause(scenario_set, zygote, tmp_
             if s.seed == 1 and s.cause == cause and (cause is None or s.runbook == runbook)
         )
         jobs.append((sc, runbook, ALERTS[runbook]))
-    # one at a time: a zygote's kernels share its open font files (and their offsets)
+    # one at a time (conftest.start_zygote says why)
     results = [(j, scenario_run(prom.url, *j[:1], tmp_path, *j[1:], zygote=zygote)) for j in jobs]
     found = {rb: summ["top_cause"] for (_, rb, _), summ in results}
     assert found == NOTEBOOK_RUNS

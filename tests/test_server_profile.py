@@ -124,7 +124,7 @@ def test_every_runbook_completes_on_the_server_profile(
         )
         return record.summary(runner.run(params, tmp_path / runbook, zygote=zygote)).as_json()
 
-    # one at a time: the kernels of one zygote share its open font files (and their offsets)
+    # one at a time (conftest.start_zygote says why)
     summaries = {runbook: run(runbook) for runbook in ALERTS}
     done = {}
     for runbook, summ in summaries.items():
