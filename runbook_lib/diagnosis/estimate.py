@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from runbook_lib.diagnosis.constants import (
     DRIFT_POINTS,
@@ -23,6 +21,10 @@ from runbook_lib.diagnosis.constants import (
     PROCESS_FIT_R2,
 )
 
+if TYPE_CHECKING:  # numpy and pandas are imported where a rule runs, not where it registers
+    import numpy as np  # (`diagnosis/__init__.py`)
+    import pandas as pd
+
 
 # ---------------------------------------------------------------- what a stage adds
 def stage_costs(
@@ -32,6 +34,8 @@ def stage_costs(
     best fit (least squares, weighted by traffic) what each tool gained, a tool's gain being
     the sum of its stages' costs. Tools no stage covers take no part. A tool only one stage
     covers fixes that stage's cost; the others are told apart by the tools they share."""
+    import numpy as np
+
     names = list(stages)
     tools = [t for t in extra if any(t in stages[s] for s in names)]
     if not tools:
@@ -82,6 +86,8 @@ def climb(series: pd.DataFrame) -> Climb:
     """The stretch of `series` over which it climbed: the split into a level stretch, a line
     and a level stretch again that fits it best (either level stretch may be empty), so that
     how steadily it grew is judged where it grew, whenever that began and if it stopped."""
+    import numpy as np
+
     f = series.dropna(subset=["value"]).sort_values("timestamp").reset_index(drop=True)
     y = f["value"].to_numpy(dtype=float)
     n, shortest = len(y), int(MIN_CLIMB_POINTS)
@@ -109,6 +115,8 @@ def _seg(sums: list[np.ndarray], a, b) -> list[np.ndarray]:
 
 def _sse_level(sums: list[np.ndarray], a, b) -> np.ndarray:
     """Squared error of each stretch [a, b) about its mean (0 for an empty stretch)."""
+    import numpy as np
+
     n, _, sy, _, _, syy = _seg(sums, a, b)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(n > 0, syy - np.where(n > 0, sy * sy / np.maximum(n, 1), 0.0), 0.0)
@@ -116,6 +124,8 @@ def _sse_level(sums: list[np.ndarray], a, b) -> np.ndarray:
 
 def _sse_line(sums: list[np.ndarray], a, b) -> np.ndarray:
     """Squared error of each stretch [a, b) about its least-squares line."""
+    import numpy as np
+
     n, sx, sy, sxx, sxy, syy = _seg(sums, a, b)
     vx = sxx - sx * sx / n
     cov = sxy - sx * sy / n
@@ -146,6 +156,8 @@ def per_process(
     count over the window (the slope of memory's moves on the count's moves, so that a steady
     leak, which moves memory at every scrape, stays in the intercept), else the host's
     measured processes, else `default`, saying which."""
+    import numpy as np
+
     fitted = _regressed(memory, count)
     if fitted is not None:
         size, r2, steps = fitted
@@ -168,6 +180,9 @@ def _regressed(
     count moved, less the drift of the scrapes around it where the count did not (a leak
     moves memory at every scrape), over the count's move. None when the count moved too
     little or memory does not follow it."""
+    import numpy as np
+    import pandas as pd
+
     if not isinstance(memory, pd.DataFrame) or not isinstance(count, pd.DataFrame):
         return None
     both = memory.merge(count, on="timestamp", suffixes=("_mem", "_n")).sort_values("timestamp")
@@ -196,6 +211,8 @@ def _drift(d_mem: np.ndarray, quiet: np.ndarray) -> np.ndarray:
     """At each scrape, how memory moved when no process started or ended: the median move of
     the quiet scrapes within `DRIFT_POINTS` of it (of all quiet scrapes when none is near;
     none when there is no quiet scrape)."""
+    import numpy as np
+
     idx = np.flatnonzero(quiet)
     if not len(idx):
         return np.zeros_like(d_mem)

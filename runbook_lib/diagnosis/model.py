@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import KW_ONLY, asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runbook_lib.diagnosis.attribution import Attribution
-from runbook_lib.evidence.signals import Signals
+
+if TYPE_CHECKING:
+    from runbook_lib.evidence.signals import Signals
 
 VERDICTS = ("likely", "possible", "ruled_out", "unknown")
 

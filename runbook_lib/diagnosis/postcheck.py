@@ -4,18 +4,15 @@ evaluation time; the rest are listed for a person."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from runbook_lib.contract.names import NAMES as N
 from runbook_lib.contract.summary import PostCheck
 from runbook_lib.contract.thresholds import THRESHOLDS as T
-from runbook_lib.evidence.panels import (
-    Scope,
-    cache_hit_q,
-    error_rate_q,
-    memory_percent_q,
-    quantile_q,
-)
-from runbook_lib.evidence.prom import Prom
+
+if TYPE_CHECKING:
+    from runbook_lib.evidence.panels import Scope
+    from runbook_lib.evidence.prom import Prom
 
 # (check as the runbook words it, PromQL giving 1 when it holds, or None for a person)
 Check = tuple[str, str | None]
@@ -25,6 +22,9 @@ def checks(runbook: str, s: Scope) -> list[Check]:
     """Gauges are read raw (`max_over_time(x[15m])` sees every sample); derived series use
     subqueries at the evaluation interval (`[15m:]`), so a spike shorter than a minute
     still fails the check (a `[15m:1m]` subquery would step over it)."""
+    # here, not at the top: the service reads `HELD` and `verified` without pandas
+    from runbook_lib.evidence.panels import cache_hit_q, error_rate_q, memory_percent_q, quantile_q
+
     sel = s.sel()
     err, p95, mem = T["error_rate"].warn_value, T["latency_p95"].warn_value, T["memory"].warn_value
     hits, soffice = T["cache_hit_rate"].warn_value, T["libreoffice_processes"].warn_value

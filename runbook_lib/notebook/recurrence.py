@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from runbook_lib.diagnosis.postcheck import HELD
+
 HISTORY_DAYS = 90  # how far back the index is asked
 RECENT_DAYS = 7  # a recurrence within this is called out at the top
 
@@ -52,8 +54,6 @@ def summarize(
 def headline(h: dict[str, Any] | None) -> str:
     """What a person reads first: the recurrence (when there is one), how often this cause
     was seen here and on the fleet, and the last one's fix and whether it held."""
-    from runbook_lib.diagnosis.postcheck import HELD  # the diagnosis package imports pandas
-
     if not h:
         return ""
     cause, here = h["cause"].replace("_", " "), h["instance"] or "this instance"

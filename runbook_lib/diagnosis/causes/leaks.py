@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from datetime import UTC, datetime
 
 from runbook_lib.contract.thresholds import THRESHOLDS as T
 from runbook_lib.diagnosis.attribution import Attribution, ends
@@ -22,7 +22,6 @@ from runbook_lib.diagnosis.facts import (
     processes_named,
 )
 from runbook_lib.diagnosis.model import Evidence, Fact
-from runbook_lib.evidence.panels import trend
 
 LEAK_NAMES = {"libreoffice_leak": "soffice", "fork_leak": "ggen-mcp-fork"}
 PIDS_SHOWN = 8  # pids listed in the evidence line, not a threshold
@@ -145,6 +144,8 @@ for _rb in LEAK_NAMES:
 def fd_attribution(ev: Evidence) -> Attribution | None:
     """The descriptors open now: the steady growth since it began (a leak) and the level the
     service held before it, which only a limit below the runbook's 4096 makes a problem."""
+    from runbook_lib.evidence.panels import trend  # pandas: see `diagnosis/__init__.py`
+
     frame, limit = ev.sig("fds_series"), ev.sig("max_fds")
     level = ends(frame)
     if level is None:
@@ -178,7 +179,7 @@ def _fds_fit(ev: Evidence, holds, text: str, weight: float) -> Fact:
     att = ev.attribution
     if att is not None and "fds_r2" in att.extra:
         r2 = att.extra["fds_r2"]
-        since = pd.Timestamp(att.extra["fds_since"], unit="s", tz="UTC")
+        since = datetime.fromtimestamp(att.extra["fds_since"], UTC)
         return Fact(
             holds(r2), f"{text} since {since:%H:%M} (linear fit R² {r2:.2f})", weight=weight
         )

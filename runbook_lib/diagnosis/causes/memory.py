@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from runbook_lib.contract.thresholds import THRESHOLDS as T
 from runbook_lib.diagnosis.attribution import Attribution, ends, minutes, pct
@@ -30,7 +31,9 @@ from runbook_lib.diagnosis.facts import (
     processes_named,
 )
 from runbook_lib.diagnosis.model import Evidence, Fact
-from runbook_lib.evidence.panels import trend
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CAUSES = ("memory_leak", "cache_too_large", "large_payloads", "too_many_libreoffice_processes")
 
@@ -40,6 +43,8 @@ def memory_attribution(ev: Evidence) -> Attribution | None:
     """Resident memory gained over the hour, split into the cache's growth, the LibreOffice
     processes spawned (count x typical size), memory that comes and goes with large requests,
     and a leak: the remainder, when it is still growing steadily."""
+    import pandas as pd  # here, not where the rule registers (`diagnosis/__init__.py`)
+
     rss = ev.sig("memory_series")
     level = ends(rss)
     if level is None:
@@ -121,6 +126,8 @@ def _leak(att: Attribution, remainder: pd.DataFrame, jumpy: bool) -> None:
     remainder (resident memory less the cache's and the processes' growth, under its spikes)
     since it began to climb (over the whole window under spikes, whose rolling minimum lags),
     when it climbed steadily. It cannot claim while a component is unmeasured."""
+    from runbook_lib.evidence.panels import trend  # pandas: see `diagnosis/__init__.py`
+
     if att.unjudged:
         if att.unexplained < LITTLE * att.total:  # whatever the unmeasured parts hold
             att.notes.append(
@@ -281,7 +288,7 @@ def _steady(ev: Evidence) -> Fact:
     att = ev.attribution
     if att is not None and "leak_r2" in att.extra:
         r2 = att.extra["leak_r2"]
-        since = pd.Timestamp(att.extra["leak_since"], unit="s", tz="UTC").strftime("%H:%M")
+        since = datetime.fromtimestamp(att.extra["leak_since"], UTC).strftime("%H:%M")
         return Fact(
             r2 >= STEADY_R2,
             f"what nothing else explains grows steadily since {since} (linear fit R² {r2:.2f})",
