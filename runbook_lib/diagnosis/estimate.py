@@ -21,8 +21,10 @@ from runbook_lib.diagnosis.constants import (
     PROCESS_FIT_R2,
 )
 
-if TYPE_CHECKING:  # numpy and pandas are imported where a rule runs, not where it registers
-    import numpy as np  # (`diagnosis/__init__.py`)
+# numpy and pandas are imported where a rule runs, not where it registers: see
+# `diagnosis/__init__.py`
+if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 
