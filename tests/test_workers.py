@@ -238,6 +238,36 @@ def test_timings_count_the_cpu_seconds_of_the_kernel_and_the_worker(tmp_path: Pa
     assert 0 < cpu["worker_s"] < 30  # papermill, the export and the publish, in the worker
 
 
+# Reports the zygote's other child while this run executes: the kernel forked for the next run.
+SIBLING = """import os, time, psutil
+from IPython.display import display
+me, zygote = os.getpid(), psutil.Process(os.getppid())
+deadline, others = time.monotonic() + 20, []
+while not others and time.monotonic() < deadline:
+    others = [p.pid for p in zygote.children() if p.pid != me]
+    time.sleep(0.05)
+summary = {"alert": alert_name, "runbook": "triage", "status": "completed", "top_cause": None,
+           "kernel": me, "sibling": others[0] if others else None}
+display({"application/json": summary}, raw=True, metadata={"runbook_summary": True})
+"""
+
+
+def test_the_next_kernel_is_forked_and_warmed_while_a_run_executes(tmp_path: Path) -> None:
+    """Under a backlog the next job starts in a kernel already forked, not after a fork."""
+    out = tmp_path / "out"
+    index = Index(out / "index.sqlite")
+    index.accept([alert(alertname="ProbeOne", instance="a")], verify_delay=0)
+    index.accept([alert(alertname="ProbeTwo", instance="b")], verify_delay=0)
+    cfg = RunConfig(output_dir=out, workers=1, notebook_dir=probe_notebooks(tmp_path, SIBLING))
+    done = drain(Pool(index, cfg), index, 2, 120)
+    first, second = (
+        record.summary(out / r.record).as_json() for r in sorted(done, key=lambda r: r.id)
+    )
+    assert first["sibling"] is not None  # a second kernel existed during the first run ...
+    assert first["sibling"] == second["kernel"]  # ... and ran the second job
+    assert second["kernel"] != first["kernel"]
+
+
 def _cmdline(p: psutil.Process) -> list[str]:
     """A child's argv, or [] for one that exited (zombies are not yet reaped)."""
     try:

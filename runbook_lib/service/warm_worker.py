@@ -2,8 +2,10 @@
 
 It pays start-up once: papermill, nbclient and the exporters are imported and built, the
 notebooks read, and a kernel is forked from its zygote and warmed before any alert arrives.
-For each job it runs the notebook in that kernel, publishes the record, kills the kernel
-(with whatever its cells started) and forks the next one, so no run can see another's state.
+For each job it runs the notebook in that kernel, publishes the record and kills the kernel
+(with whatever its cells started), so no run can see another's state. The next kernel is
+forked and warmed in the background while a run executes: under a backlog the next job
+starts at once instead of waiting for it.
 
 Protocol: one JSON job per line on stdin (see `Pool.spec`); one JSON reply per job on
 stdout, `{"record": PATH}`. Everything else this process prints goes to stderr.
@@ -16,6 +18,7 @@ import logging
 import os
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -32,6 +35,9 @@ class Worker:
         self.zygote = kernels.Zygote(mark_prefix, log=None, start_timeout=start_timeout)
         self.start_timeout = start_timeout
         self.kernel: kernels.Kernel | None = None
+        # one fork at a time: only this thread talks to the zygote
+        self._forker = ThreadPoolExecutor(1, thread_name_prefix="fork")
+        self._forking: Future[kernels.Kernel] | None = None
 
     def warm(self) -> None:
         """Exporters and a first kernel, before the first job."""
@@ -40,7 +46,8 @@ class Worker:
         self.prepare()
 
     def prepare(self) -> None:
-        """Fork the next kernel now, while no job waits for it."""
+        """Have the next kernel ready: the one forked in the background, else one now."""
+        self._collect()
         if self.kernel is None or not self.kernel.alive():
             try:
                 self.kernel = self.zygote.fork()
@@ -48,8 +55,30 @@ class Worker:
                 log.error("no warm kernel: %s; the next run starts one", exc)
                 self.kernel = None
 
+    def fork_ahead(self) -> None:
+        """Start forking the next kernel in the background (its start-up overlaps a run;
+        kernels of one zygote draw nothing as they start, so no two draw at once)."""
+        if self.kernel is None and self._forking is None:
+            self._forking = self._forker.submit(self.zygote.fork)
+
+    def _collect(self) -> None:
+        """The kernel forked in the background, once it is ready (or why it is not)."""
+        forking, self._forking = self._forking, None
+        if forking is None:
+            return
+        try:
+            kernel = forking.result()
+        except kernels.KernelError as exc:
+            log.error("no warm kernel: %s; the next run starts one", exc)
+            return
+        if self.kernel is None:
+            self.kernel = kernel
+        else:
+            kernel.kill()
+
     def acquire(self) -> kernels.Kernel:
         """The warm kernel; a new one if it died while idle (or could not be had before)."""
+        self._collect()
         if self.kernel is not None and not self.kernel.alive():
             self.kernel.kill()
             self.kernel = None
@@ -80,6 +109,7 @@ class Worker:
         started, cpu_started = time.monotonic(), time.process_time()
         kernel = self.acquire()
         waited = time.monotonic() - started
+        self.fork_ahead()
         try:
             rec, timings = self.engine.run(spec, kernel)
         finally:
@@ -101,6 +131,8 @@ class Worker:
         return rec
 
     def close(self) -> None:
+        self._collect()
+        self._forker.shutdown()
         if self.kernel:
             self.kernel.kill()
         self.zygote.close()
