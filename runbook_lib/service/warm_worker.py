@@ -35,7 +35,8 @@ class Worker:
         self.zygote = kernels.Zygote(mark_prefix, log=None, start_timeout=start_timeout)
         self.start_timeout = start_timeout
         self.kernel: kernels.Kernel | None = None
-        # one fork at a time: only this thread talks to the zygote
+        # the next kernel, forked in the background; this thread forks only when none is
+        # pending (`_collect` first), so the zygote is asked for one kernel at a time
         self._forker = ThreadPoolExecutor(1, thread_name_prefix="fork")
         self._forking: Future[kernels.Kernel] | None = None
 
