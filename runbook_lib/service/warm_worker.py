@@ -35,8 +35,8 @@ class Worker:
         self.zygote = kernels.Zygote(mark_prefix, log=None, start_timeout=start_timeout)
         self.start_timeout = start_timeout
         self.kernel: kernels.Kernel | None = None
-        # the next kernel, forked in the background; this thread forks only when none is
-        # pending (`_collect` first), so the zygote is asked for one kernel at a time
+        # the next kernel, forked in the background (`prepare` waits for it); `acquire` forks
+        # on this thread only after collecting it: the zygote is asked for one at a time
         self._forker = ThreadPoolExecutor(1, thread_name_prefix="fork")
         self._forking: Future[kernels.Kernel] | None = None
 
@@ -49,12 +49,9 @@ class Worker:
     def prepare(self) -> None:
         """Have the next kernel ready: the one forked in the background, else one now."""
         self._collect()
-        if self.kernel is None or not self.kernel.alive():
-            try:
-                self.kernel = self.zygote.fork()
-            except kernels.KernelError as exc:
-                log.error("no warm kernel: %s; the next run starts one", exc)
-                self.kernel = None
+        self._drop_dead()
+        self.fork_ahead()
+        self._collect()
 
     def fork_ahead(self) -> None:
         """Start forking the next kernel in the background (its start-up overlaps a run;
@@ -77,12 +74,16 @@ class Worker:
         else:
             kernel.kill()
 
-    def acquire(self) -> kernels.Kernel:
-        """The warm kernel; a new one if it died while idle (or could not be had before)."""
-        self._collect()
+    def _drop_dead(self) -> None:
+        """Forget the warm kernel if it died while idle."""
         if self.kernel is not None and not self.kernel.alive():
             self.kernel.kill()
             self.kernel = None
+
+    def acquire(self) -> kernels.Kernel:
+        """The warm kernel; a new one if it died while idle (or could not be had before)."""
+        self._collect()
+        self._drop_dead()
         if self.kernel is None:
             self.kernel = self.zygote.fork()
         kernel, self.kernel = self.kernel, None
