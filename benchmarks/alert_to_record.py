@@ -98,17 +98,6 @@ class Receiver:
         rec = Path(self.index.path.parent) / run["record"]
         return (rec / "record.html").stat().st_mtime - run["received_at"]
 
-    def done(self) -> dict[str, int]:
-        """Runs done so far by their fingerprint's first two characters (the storm's tags,
-        "st" and "cr"): one counting query for the storm's poll (reading every run, `runs`,
-        took the benchmark ~25 ms a poll at the end of a storm: CPU taken from the machine it
-        measures)."""
-        tag = sa.func.substr(INCIDENTS.c.fingerprint, 1, 2)
-        query = (sa.select(tag, sa.func.count()).select_from(RUNS.join(INCIDENTS))
-                 .where(RUNS.c.state == "done").group_by(tag))  # fmt: skip
-        with self.index.read() as conn:
-            return dict(conn.execute(query).all())
-
     def runs(self) -> list[dict]:
         return [r.model_dump() | {"received_at": i.received_at, "fp": i.fingerprint}
                 for i in self.index.incidents(100_000) for r in i.runs]  # fmt: skip
@@ -119,6 +108,17 @@ class Receiver:
             return [self.proc, *self.proc.children(recursive=True)]
         except psutil.Error:
             return []
+
+
+def done(index: Index) -> dict[str, int]:
+    """Runs done so far by their fingerprint's first two characters (the storm's tags, "st"
+    and "cr"): one counting query for a storm's poll (reading every run took the benchmark
+    ~25 ms a poll at the end of a storm: CPU taken from the machine it measures)."""
+    tag = sa.func.substr(INCIDENTS.c.fingerprint, 1, 2)
+    query = (sa.select(tag, sa.func.count()).select_from(RUNS.join(INCIDENTS))
+             .where(RUNS.c.state == "done").group_by(tag))  # fmt: skip
+    with index.read() as conn:
+        return dict(conn.execute(query).all())
 
 
 def pct(values: list[float], q: float) -> float:
@@ -292,19 +292,19 @@ def storm(rx: Receiver, instance: str, n: int) -> dict:
               "records ...", flush=True)  # fmt: skip
         last, critical = -1, []
         while True:
-            counts = rx.done()
-            done = counts.get("st", 0)
-            if done != last and done % 20 == 0:
-                print(f"  {done}/{n} records after {time.perf_counter() - t0:.0f}s", flush=True)
-                last = done
+            counts = done(rx.index)
+            finished = counts.get("st", 0)
+            if finished != last and finished % 20 == 0:
+                print(f"  {finished}/{n} records after {time.perf_counter() - t0:.0f}s", flush=True)
+                last = finished
             if not critical and counts.get("cr"):
                 critical = [
                     r for r in rx.runs() if r["fp"].startswith("cr") and r["state"] == "done"
                 ]
                 print(f"  the critical alert's record: {rx.time_to_record(critical[0]):.1f}s "
-                      f"after it was accepted ({done}/{n} warnings' records done by then)",
+                      f"after it was accepted ({finished}/{n} warnings' records done by then)",
                       flush=True)  # fmt: skip
-            if done >= n and critical:
+            if finished >= n and critical:
                 break
             time.sleep(0.5)
         runs = [r for r in rx.runs() if r["fp"].startswith("st")]

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks import workload
-from benchmarks.alert_to_record import group, pct
+from benchmarks.alert_to_record import done, group, pct
 from runbook_lib.incidents.index import Index
 from runbook_lib.lab import stack
 from runbook_lib.lab.backing import LocalCluster, Node
@@ -40,7 +40,7 @@ TOKEN = "bench-token"
 def storm(url: str, index: Index, records: Path, instance: str, n: int) -> dict:
     client = httpx.Client(timeout=30, headers={"Authorization": f"Bearer {TOKEN}"})
     bodies = [group(i, instance, "st") for i in range(n)]
-    t0 = time.perf_counter()
+    t0, t0_wall = time.perf_counter(), time.time()
 
     def send(body: dict) -> float:
         t = time.perf_counter()
@@ -55,16 +55,16 @@ def storm(url: str, index: Index, records: Path, instance: str, n: int) -> dict:
         webhook = [f.result() for f in futures]
     last = -1
     while True:
-        runs = [r.model_dump() | {"received_at": i.received_at} for i in index.incidents(10_000)
-                for r in i.runs]  # fmt: skip
-        done = sum(r["state"] == "done" for r in runs)
-        if done != last and done % 50 == 0:
-            print(f"    {done}/{n} records after {time.perf_counter() - t0:.0f}s", flush=True)
-            last = done
-        if done >= n:
+        finished = done(index).get("st", 0)
+        if finished != last and finished % 50 == 0:
+            print(f"    {finished}/{n} records after {time.perf_counter() - t0:.0f}s", flush=True)
+            last = finished
+        if finished >= n:
             break
         time.sleep(0.5)
-    total = time.perf_counter() - t0
+    runs = [r.model_dump() | {"received_at": i.received_at} for i in index.incidents(10_000)
+            for r in i.runs]  # fmt: skip
+    total = max(r["finished_at"] for r in runs) - t0_wall  # not the poll's
     latency = [(records / r["record"] / "record.html").stat().st_mtime - r["received_at"]
                for r in runs]  # fmt: skip
     per_fp: dict[str, int] = {}
