@@ -6,7 +6,9 @@ Starts the local stack (simulator, Prometheus) once, the simulator failing reque
 Redis and PostgreSQL (or, for the embedded mode, a fresh SQLite index), one receiver and
 the workers, each a process of its own standing for a machine. For each it prints records
 per second (first alert posted -> last record filed), the p50 and p95 alert -> record
-(webhook accepted -> record.html), duplicates and losses (records per fingerprint).
+(webhook accepted -> record.html), duplicates and losses (records per fingerprint); then
+2 workers' records per second over 1 worker's, with the workers sharing the machine's cores
+and with each on a core of its own (`RUNS`).
 
     .venv/bin/python -m benchmarks.distributed --storm 200 [--json]
 """
@@ -14,6 +16,7 @@ per second (first alert posted -> last record filed), the p50 and p95 alert -> r
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -103,17 +106,39 @@ def embedded(work: Path, prometheus: str, instance: str, n: int, workers: int) -
         log.close()
 
 
-def distributed(work: Path, prometheus: str, instance: str, n: int, workers: int) -> dict:
+def distributed(
+    work: Path, prometheus: str, instance: str, n: int, workers: int, own_core: bool = False
+) -> dict:
+    """`workers` worker processes; with `own_core`, each on a core of its own (worker i on
+    core i), as machines would be, instead of all sharing the machine's cores."""
     cluster = LocalCluster(work, token=TOKEN, run_args=["--prometheus-url", prometheus])
     cluster.start()
+    cores = sorted(os.sched_getaffinity(0))
     try:
         rx = cluster.receiver("receiver")
         for i in range(workers):
-            cluster.worker(f"worker-{i + 1}", 1)
+            cpus = {cores[i % len(cores)]} if own_core else None
+            cluster.worker(f"worker-{i + 1}", 1, cpus=cpus)
         time.sleep(8)  # the workers warm their kernels
         return storm(rx.url, Index(url=cluster.postgres.url), cluster.records, instance, n)
     finally:
         cluster.stop()
+
+
+# (name, how, workers). "1 worker" alone on a 2-core machine also borrows the other core
+# (its next kernel starts beside its run), which a machine of its own would not have: the
+# "a core each" pair compares workers as machines, each with its core
+RUNS = [
+    ("embedded, 2 workers", embedded, 2),
+    ("distributed, 1 worker", distributed, 1),
+    ("distributed, 2 workers", distributed, 2),
+    ("1 worker, a core", functools.partial(distributed, own_core=True), 1),
+    ("2 workers, a core each", functools.partial(distributed, own_core=True), 2),
+]
+SCALING = {
+    "sharing the cores": ("distributed, 1 worker", "distributed, 2 workers"),
+    "a core each": ("1 worker, a core", "2 workers, a core each"),
+}
 
 
 def _up(url: str, timeout: float = 60) -> None:
@@ -143,21 +168,25 @@ def main() -> int:
         instance = f"127.0.0.1:{info.ports['ggen_mcp']}"
         workload.set_errors(info)  # every record the full one, as in alert_to_record
         time.sleep(20)  # some history for the charts, errors in it
-        runs = [("embedded, 2 workers", embedded, 2), ("distributed, 1 worker", distributed, 1),
-                ("distributed, 2 workers", distributed, 2)]  # fmt: skip
-        for i, (name, fn, workers) in enumerate(runs, 1):
-            print(f"[{i}/{len(runs)}] {name}: storm of {args.storm} alerts", flush=True)
+        for i, (name, fn, workers) in enumerate(RUNS, 1):
+            print(f"[{i}/{len(RUNS)}] {name}: storm of {args.storm} alerts", flush=True)
             sub = work / name.replace(", ", "-").replace(" ", "-")
             sub.mkdir()
             figures[name] = fn(sub, prometheus, instance, args.storm, workers)
     finally:
         stack.stop(work / "state")
     keys = list(next(iter(figures.values())))
-    print(f"\n{'':<26}" + "".join(f"{k:>24}" for k in figures))
+    print(f"\n{'':<22}" + "".join(f"{k:>25}" for k in figures))
     for k in keys:
-        print(f"{k:<26}" + "".join(f"{f[k]:>24}" for f in figures.values()))
+        print(f"{k:<22}" + "".join(f"{f[k]:>25}" for f in figures.values()))
+    scaling = {
+        how: round(figures[two]["records_per_s"] / figures[one]["records_per_s"], 2)
+        for how, (one, two) in SCALING.items()
+    }
+    for how, ratio in scaling.items():
+        print(f"2 workers / 1 worker, {how}: {ratio:.2f}x")
     if args.json:
-        print(json.dumps(figures))
+        print(json.dumps({**figures, "two_workers_over_one": scaling}))
     return 0
 
 

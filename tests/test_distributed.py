@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import nbformat
+import psutil
 import pytest
 from celery import Celery
 from nbformat.v4 import new_code_cell, new_notebook
@@ -116,7 +118,10 @@ def own_redis_cluster(tmp_path: Path, servers: tuple[Redis, Postgres]) -> Iterat
 def test_two_receivers_get_every_alert_and_make_one_incident_and_one_record(cluster) -> None:
     a = cluster.receiver("receiver-a")
     b = cluster.receiver("receiver-b")
-    workers = [cluster.worker(f"worker-{i}", 1, "--log-format", "json") for i in (1, 2)]
+    # each worker on a core of its own, as the benchmark's "a core each" pair runs them
+    first, last = min(os.sched_getaffinity(0)), max(os.sched_getaffinity(0))
+    workers = [cluster.worker(f"worker-{i}", 1, "--log-format", "json", cpus={core})
+               for i, core in ((1, first), (2, last))]  # fmt: skip
     bodies = [group(i) for i in range(STORM)]
     with ThreadPoolExecutor(8) as pool:  # Alertmanager delivers each alert to both
         codes = list(pool.map(lambda x: post(*x), [(n, body) for body in bodies for n in (a, b)]))
@@ -142,6 +147,11 @@ def test_two_receivers_get_every_alert_and_make_one_incident_and_one_record(clus
     finished = [r for r in lines if r.get("outcome") == "finished"]
     assert {r["status"] for r in finished} == {"degraded"}
     assert all(r["logger"] == "runbook.runs" and r["duration_s"] > 0 for r in finished)
+    # a worker's pool process, its zygote and its warm kernel kept the worker's core
+    for worker, core in zip(workers, (first, last), strict=True):
+        family = psutil.Process(worker.proc.pid).children(recursive=True)
+        assert len(family) >= 3, worker.name  # the pool process, the zygote, a kernel
+        assert {p.pid: p.cpu_affinity() for p in family} == {p.pid: [core] for p in family}
 
 
 SLOW = """import time

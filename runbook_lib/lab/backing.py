@@ -240,7 +240,7 @@ class LocalCluster:
         self.postgres = self.postgres or Postgres(self.workdir / "postgres").start()
         return self
 
-    def _spawn(self, name: str, argv: list[str]) -> Node:
+    def _spawn(self, name: str, argv: list[str], cpus: set[int] | None = None) -> Node:
         import sys
 
         log = self.workdir / f"{name}.log"
@@ -251,6 +251,7 @@ class LocalCluster:
                  "--database", self.postgres.url, "--broker", self.redis.url,
                  "--output", str(self.records), *self.run_args],
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
             )  # fmt: skip
         node = Node(name, proc, log)
         self.nodes.append(node)
@@ -272,9 +273,13 @@ class LocalCluster:
         _wait(up, f"receiver {name}", node.log, node.proc, timeout=60)
         return node
 
-    def worker(self, name: str, concurrency: int = 1, *extra: str) -> Node:
+    def worker(
+        self, name: str, concurrency: int = 1, *extra: str, cpus: set[int] | None = None
+    ) -> Node:
+        """A worker; on the CPUs `cpus` only (with its kernels), when it stands for a machine
+        whose cores are its own."""
         return self._spawn(name, ["worker", "--workers", str(concurrency), "--name", name,
-                                  *extra])  # fmt: skip
+                                  *extra], cpus)  # fmt: skip
 
     def stop(self) -> None:
         for node in self.nodes:
