@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 import docker
 import pytest
 
+from runbook_lib.diagnosis import investigate
 from runbook_lib.evidence import containers
+from runbook_lib.evidence.panels import Scope
 from runbook_lib.lab import images
 from tests.conftest import docker_engine
 
@@ -154,6 +156,22 @@ def test_oom_killed_container(oomed: str) -> None:
     assert s.crashed and s.sigkilled
     assert s.memory_limit_bytes == 16 * MIB
     assert s.memory_usage_bytes is None  # not running: no stats sample
+
+
+def test_an_investigation_counts_the_oom_kills_of_its_window_only(oomed: str) -> None:
+    """The kernel log keeps every OOM kill since boot: one before the incident's window (here
+    dd's, 5 s before) is not evidence that this service was OOM-killed."""
+    killed = containers.state(oomed).finished_at
+    assert killed is not None
+
+    def kills(start: datetime) -> list[str]:
+        inputs = investigate.Inputs("", Scope("ggen-mcp"), datetime.now(UTC), live=True)
+        host, missing = investigate._host(inputs, start)
+        assert host is not None and "oom_events" in host, missing
+        return [line for line in host["oom_events"] if "(dd)" in line]
+
+    assert len(kills(killed - timedelta(minutes=1))) == 1
+    assert kills(killed + timedelta(seconds=5)) == []
 
 
 def test_running_container_and_restart(sleeper: str) -> None:

@@ -42,7 +42,7 @@ def gather(inp: Inputs) -> Evidence:
     ev = Evidence(signals.collect(prom, inp.scope, inp.at, inp.lookback_minutes))
     start = inp.at - timedelta(minutes=inp.lookback_minutes)
     ev.logs, ev.logs_missing = read_logs(inp.log_source, start, inp.at)
-    ev.host, ev.host_missing = _host(inp)
+    ev.host, ev.host_missing = _host(inp, start)
     ev.container, ev.container_missing = _container(inp)
     return ev
 
@@ -84,7 +84,9 @@ def log_facts(read: logs.LogRead) -> LogFacts:
     )
 
 
-def _host(inp: Inputs) -> tuple[dict | None, str]:
+def _host(inp: Inputs, start: datetime) -> tuple[dict | None, str]:
+    """The host now; its kernel's OOM kills only from `start` on, as the logs: a kill before
+    the window (another process's, hours ago) says nothing of this incident."""
     if inp.host_snapshot:
         path = Path(inp.host_snapshot)
         if not path.exists():
@@ -93,7 +95,10 @@ def _host(inp: Inputs) -> tuple[dict | None, str]:
     if not inp.live:
         return None, "replaying a past incident (live=False): the host now is not the host then"
     return host_snapshot.take(
-        service_port=inp.service_port, temp_dir=inp.temp_dir, dirs=inp.watch_dirs
+        service_port=inp.service_port,
+        temp_dir=inp.temp_dir,
+        dirs=inp.watch_dirs,
+        since=start.timestamp(),
     ), ""
 
 
