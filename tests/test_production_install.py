@@ -155,4 +155,8 @@ def test_from_the_wheel_init_serve_and_the_delivered_link_leads_to_the_record(
     assert f"#{incident['id']} GgenMcpServiceDown" in text
     # the record, shown in it: its header line, then the answer
     assert "🚨 GgenMcpServiceDown · critical · firing since " in record
-    assert "· runbook service_down\n" in record and "Top cause" in record
+    assert "· runbook service_down\n" in record
+    # then the answer, one of two: with GGEN MCP merely not listening and no logs, no cause is
+    # likely; an OOM kill in the kernel log in the incident's window (another test's container
+    # on this shared host may make one) makes "OOM killed" the top cause
+    assert ("No cause is likely" in record) != ("Top cause" in record), record[:400]
